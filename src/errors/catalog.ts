@@ -1,0 +1,148 @@
+/**
+ * The one error catalog: code -> HTTP status, OpenAI error type, retryable, and what a person can do.
+ * docs/errors.md is generated from this table and a test keeps the two in sync.
+ */
+export interface CatalogEntry {
+  status: number;
+  type: string;
+  retryable: boolean;
+  /** One line for docs/errors.md: when it happens and what to do. */
+  doc: string;
+}
+
+export const ERROR_CATALOG = {
+  invalid_json: {
+    status: 400,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: 'The body is not valid JSON. Send a JSON object with Content-Type: application/json.',
+  },
+  invalid_request: {
+    status: 400,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: 'A field is missing or has the wrong type or range; `param` names it.',
+  },
+  max_tokens_exceeded: {
+    status: 400,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: "max_tokens is above the tenant's cap. Lower it or ask an operator to raise the cap.",
+  },
+  invalid_api_key: {
+    status: 401,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: 'No API key, an unknown key, an expired or a revoked key. Send `Authorization: Bearer <key>`.',
+  },
+  admin_unauthorized: {
+    status: 401,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: 'The admin API needs `Authorization: Bearer <admin token>`.',
+  },
+  permission_denied: {
+    status: 403,
+    type: 'permission_error',
+    retryable: false,
+    doc: 'The key is valid but may not do this (e.g. a read-only tenant edited through the admin API).',
+  },
+  not_found: {
+    status: 404,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: 'No such endpoint or resource. See the API reference for the paths Portico serves.',
+  },
+  model_not_found: {
+    status: 404,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: 'The model does not exist or your tenant may not use it. GET /v1/models lists yours.',
+  },
+  method_not_allowed: {
+    status: 405,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: 'The endpoint exists but not for this HTTP method.',
+  },
+  conflict: {
+    status: 409,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: 'The resource already exists (e.g. a tenant id in use).',
+  },
+  payload_too_large: {
+    status: 413,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: 'The body is larger than server.body_limit_bytes. Send less or raise the limit.',
+  },
+  unsupported_media_type: {
+    status: 415,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: 'POST bodies must be JSON: set Content-Type: application/json.',
+  },
+  rate_limit_exceeded: {
+    status: 429,
+    type: 'rate_limit_error',
+    retryable: true,
+    doc: 'A requests/s, tokens/min or in-flight limit was hit. Wait for `retry-after` (seconds) / `retry-after-ms`.',
+  },
+  insufficient_quota: {
+    status: 429,
+    type: 'insufficient_quota',
+    retryable: false,
+    doc: 'The daily or monthly quota is spent (`x-should-retry: false`). It resets at the UTC day/month boundary.',
+  },
+  client_closed_request: {
+    status: 499,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: 'The client went away before the answer was ready; the upstream call was aborted. Only seen in logs.',
+  },
+  internal_error: {
+    status: 500,
+    type: 'api_error',
+    retryable: true,
+    doc: 'A bug in Portico. The response carries x-request-id: quote it in a report.',
+  },
+  unsupported_operation: {
+    status: 501,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: "The model's backend cannot do this operation (e.g. rerank on a chat-only provider).",
+  },
+  upstream_error: {
+    status: 502,
+    type: 'api_error',
+    retryable: true,
+    doc: 'The backend failed or answered with something Portico could not read. Retry; if it persists, check the backend.',
+  },
+  upstream_unavailable: {
+    status: 503,
+    type: 'api_error',
+    retryable: true,
+    doc: 'The backend is overloaded or down (its 503/529), or no backend of the model is healthy. Retry after `retry-after`.',
+  },
+  queue_timeout: {
+    status: 503,
+    type: 'api_error',
+    retryable: true,
+    doc: "The tenant's in-flight cap was reached and the request waited in the queue past its timeout. Retry after `retry-after`.",
+  },
+  draining: {
+    status: 503,
+    type: 'api_error',
+    retryable: true,
+    doc: 'This gateway replica is shutting down. Retry; another replica will answer.',
+  },
+  upstream_timeout: {
+    status: 504,
+    type: 'api_error',
+    retryable: true,
+    doc: "The backend did not answer within the route's timeout.",
+  },
+} as const satisfies Record<string, CatalogEntry>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;

@@ -1,0 +1,67 @@
+/**
+ * The provider adapter interface (versioned). A provider turns canonical (OpenAI-shaped) requests
+ * into calls on one upstream backend and back. Adapters translate, nothing more: no retries, no
+ * quotas, no metrics — those are wrappers in routing/ and stages in pipeline/.
+ *
+ * Streaming contract: `chatStream` resolves only once the upstream has accepted the request
+ * (status and headers received, or the in-process engine has started), so the router can still
+ * retry or fall back. After that, failures surface as errors thrown from the iterator and are no
+ * longer retried (bytes may have reached the client). Iteration ends when the upstream stream ends.
+ * Aborting `ctx.signal` must abort the upstream call at once and release its connection.
+ */
+import type {
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  ChatCompletionResponse,
+  CompletionChunk,
+  CompletionRequest,
+  CompletionResponse,
+  EmbeddingRequest,
+  EmbeddingResponse,
+  RerankRequest,
+  RerankResponse,
+} from './openai-types.js';
+
+export const PROVIDER_SPEC_VERSION = 1 as const;
+
+export interface ProviderCallContext {
+  /** Aborted when the client goes away, a deadline passes, or the gateway drains. */
+  signal: AbortSignal;
+  requestId: string;
+  correlationId: string;
+  /** Extra headers to send upstream (e.g. x-correlation-id, traceparent). */
+  headers?: Record<string, string>;
+  /** Per-attempt timeout in ms (the router sets it); adapters may ignore it if `signal` covers it. */
+  timeoutMs?: number;
+}
+
+export interface ProviderStream<T> extends AsyncIterable<T> {
+  /** Response headers from upstream that callers may want (e.g. x-request-id), lower-case. */
+  readonly upstreamHeaders?: Record<string, string>;
+}
+
+export interface HealthResult {
+  ok: boolean;
+  latencyMs: number;
+  detail?: string;
+}
+
+export interface Provider {
+  readonly specVersion: typeof PROVIDER_SPEC_VERSION;
+  /** Provider kind, e.g. 'openai', 'anthropic', 'engine', 'sim'. */
+  readonly kind: string;
+  /** Stable backend id (from config), used in metrics, logs and health. */
+  readonly id: string;
+
+  chat(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ChatCompletionResponse>;
+  chatStream(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<ChatCompletionChunk>>;
+  completion(req: CompletionRequest, ctx: ProviderCallContext): Promise<CompletionResponse>;
+  completionStream(req: CompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<CompletionChunk>>;
+  embeddings(req: EmbeddingRequest, ctx: ProviderCallContext): Promise<EmbeddingResponse>;
+  /** Optional: providers that cannot rerank throw PorticoError('unsupported_operation'). */
+  rerank(req: RerankRequest, ctx: ProviderCallContext): Promise<RerankResponse>;
+  /** Active health probe (cheap). */
+  health(signal: AbortSignal): Promise<HealthResult>;
+  /** Release pools, sequences, timers. */
+  close(): Promise<void>;
+}
