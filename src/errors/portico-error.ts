@@ -12,6 +12,16 @@ export interface PorticoErrorOptions {
   /** Override the catalog status (e.g. pass through an upstream 4xx). */
   status?: number;
   cause?: unknown;
+  /** For upstream failures: what kind, so the router can decide to retry or fail over. */
+  upstream?: UpstreamFailure;
+}
+
+export interface UpstreamFailure {
+  backend: string;
+  class: 'connect' | 'timeout' | 'status' | 'protocol' | 'stream_cut';
+  status?: number;
+  /** Upstream's retry-after hint in ms, if any. */
+  retryAfterMs?: number;
 }
 
 /** An error from the catalog. Anything else that escapes to the edge becomes internal_error. */
@@ -22,6 +32,7 @@ export class PorticoError extends Error {
   readonly retryable: boolean;
   readonly param: string | null;
   readonly headers: Record<string, string>;
+  readonly upstream: UpstreamFailure | undefined;
 
   constructor(code: ErrorCode, message: string, opts: PorticoErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
@@ -33,6 +44,7 @@ export class PorticoError extends Error {
     this.retryable = entry.retryable;
     this.param = opts.param ?? null;
     this.headers = opts.headers ?? {};
+    this.upstream = opts.upstream;
   }
 
   toBody(): ErrorBody {

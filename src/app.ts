@@ -1,0 +1,96 @@
+/**
+ * buildGateway: wiring only. Holds the current config snapshot (swapped atomically on reload),
+ * the provider registry, metrics and logger, and the pipeline's dependencies.
+ */
+import { randomBytes } from 'node:crypto';
+import type { LoadedConfig } from './config/load.js';
+import { compileSnapshot, type Snapshot } from './pipeline/snapshot.js';
+import type { PipelineDeps } from './pipeline/run.js';
+import { ProviderRegistry } from './routing/registry.js';
+import { GatewayMetrics } from './telemetry/metrics.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
+import { sha256Hex } from './lib/hash.js';
+import { VERSION } from './version.js';
+
+export interface GatewayOptions {
+  logger?: Logger;
+  /** Collect Node process metrics (off in tests that build many gateways). */
+  defaultMetrics?: boolean;
+}
+
+export class Gateway {
+  readonly logger: Logger;
+  readonly metrics: GatewayMetrics;
+  readonly deps: PipelineDeps;
+  readonly startedAt = Date.now();
+  #registry = new ProviderRegistry();
+  #snapshot: Snapshot;
+  #adminTokenHash: string;
+  #generatedAdminToken: string | undefined;
+  #version = 0;
+  #ready = false;
+  #draining = false;
+
+  constructor(loaded: LoadedConfig, opts: GatewayOptions = {}) {
+    this.logger = opts.logger ?? createLogger(loaded.config.logging.level);
+    this.metrics = new GatewayMetrics({ version: VERSION, defaultMetrics: opts.defaultMetrics ?? true });
+    this.deps = { metrics: this.metrics, logger: this.logger, onFinish: [] };
+    const { pools } = this.#registry.build(loaded.config);
+    this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
+    const token = loaded.config.admin.token;
+    if (token) {
+      this.#adminTokenHash = sha256Hex(token);
+    } else {
+      this.#generatedAdminToken = 'pt-admin-' + randomBytes(24).toString('base64url');
+      this.#adminTokenHash = sha256Hex(this.#generatedAdminToken);
+    }
+    this.#publishBackendGauges();
+  }
+
+  get snapshot(): Snapshot {
+    return this.#snapshot;
+  }
+  /** The admin token generated at start-up when none was configured (printed once by the CLI). */
+  get generatedAdminToken(): string | undefined {
+    return this.#generatedAdminToken;
+  }
+  get adminTokenHash(): string {
+    return this.#adminTokenHash;
+  }
+  get ready(): boolean {
+    return this.#ready && !this.#draining;
+  }
+  markReady(): void {
+    this.#ready = true;
+  }
+  get draining(): boolean {
+    return this.#draining;
+  }
+  startDrain(): void {
+    this.#draining = true;
+  }
+
+  /** Swap in a new validated config. Unchanged backends keep their providers (and connections). */
+  applyConfig(loaded: LoadedConfig): Snapshot {
+    const { pools, retired } = this.#registry.build(loaded.config);
+    this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
+    if (loaded.config.admin.token) this.#adminTokenHash = sha256Hex(loaded.config.admin.token);
+    this.metrics.backendUp.reset();
+    this.#publishBackendGauges();
+    // Let requests that already hold the retired providers finish before closing them.
+    if (retired.length > 0) {
+      setTimeout(() => void Promise.allSettled(retired.map((p) => p.close())), 60_000).unref();
+    }
+    return this.#snapshot;
+  }
+
+  #publishBackendGauges(): void {
+    for (const [alias, pool] of this.#snapshot.pools) {
+      for (const b of pool.backends) this.metrics.backendUp.labels(b.id, alias).set(b.healthy ? 1 : 0);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#registry.closeAll();
+  }
+}

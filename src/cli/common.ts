@@ -1,0 +1,32 @@
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type Env = Record<string, string | undefined>;
+
+export interface CliIO {
+  env: Env;
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+/** The package root (works from src/ under tsx and from dist/). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(resolve(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  return process.cwd();
+}
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export function parsePort(value: string | undefined, flag = '--port'): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${flag} must be a port number (0-65535), got "${value}"`);
+  return n;
+}

@@ -1,0 +1,179 @@
+/**
+ * The ONE config schema. Types are derived from it (z.infer); unknown keys are errors
+ * (strictObject everywhere); backends are discriminated by `provider`.
+ * docs/config.md documents every field; a test checks the two agree.
+ */
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const nonEmpty = z.string().min(1);
+const idString = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'use 1-63 lower-case letters, digits, ".", "_" or "-"');
+
+export const TlsSchema = z.strictObject({
+  cert_file: nonEmpty.describe('PEM certificate chain'),
+  key_file: nonEmpty.describe('PEM private key'),
+  min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+});
+
+export const UpstreamPoolSchema = z.strictObject({
+  connections: z.number().int().min(1).max(4096).default(128).describe('max sockets per backend origin'),
+  keep_alive_timeout_ms: z.number().int().min(100).default(30_000),
+  pipelining: z.number().int().min(1).max(16).default(1),
+});
+
+export const ServerSchema = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  port: port.default(8080),
+  body_limit_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024),
+  tls: TlsSchema.optional(),
+  compression: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      threshold_bytes: z.number().int().min(0).default(1024),
+    })
+    .default({ enabled: true, threshold_bytes: 1024 }),
+  upstream_pool: UpstreamPoolSchema.default({ connections: 128, keep_alive_timeout_ms: 30_000, pipelining: 1 }),
+  request_timeout_ms: z
+    .number()
+    .int()
+    .min(1)
+    .default(90 * 60 * 1000)
+    .describe('max total time for one request (default 90 min)'),
+  trust_proxy: z.boolean().default(false).describe('take the client IP from X-Forwarded-For'),
+});
+
+export const AdminSchema = z.strictObject({
+  token: z.string().default('').describe('admin bearer token; empty = generate one at start-up and print it'),
+});
+
+export const ApiKeySchema = z.union([
+  z.strictObject({
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex characters (sha256 of the key)'),
+    id: z.string().optional(),
+    label: z.string().optional(),
+  }),
+  z.strictObject({
+    value: nonEmpty.describe('the key itself, normally from ${ENV}; hashed at load, never kept'),
+    id: z.string().optional(),
+    label: z.string().optional(),
+  }),
+]);
+
+export const TenantSchema = z
+  .strictObject({
+    id: idString,
+    display_name: nonEmpty.optional(),
+    company: z.string().optional(),
+    industry: z.string().optional(),
+    system_prompt: z.string().optional(),
+    system_prompt_file: nonEmpty.optional().describe('path, relative to the config file'),
+    prompt_policy: z
+      .enum(['prepend', 'replace', 'none'])
+      .default('prepend')
+      .describe(
+        "prepend: tenant prompt goes before the caller's system messages; replace: caller system messages are dropped; none: not injected",
+      ),
+    allowed_models: z.array(nonEmpty).min(1).default(['*']).describe('model aliases, or "*" for all'),
+    default_model: nonEmpty.optional().describe('model used by /ask; defaults to the first allowed model'),
+    max_tokens_cap: z.number().int().min(1).optional().describe('requests asking for more get a 400'),
+    default_max_tokens: z.number().int().min(1).optional().describe('used when a request sets no max_tokens'),
+    api_keys: z.array(ApiKeySchema).default([]),
+  })
+  .refine((t) => !(t.system_prompt !== undefined && t.system_prompt_file !== undefined), {
+    message: 'set system_prompt or system_prompt_file, not both',
+    path: ['system_prompt_file'],
+  });
+
+const backendCommon = {
+  id: idString.optional().describe('defaults to <model alias>-<index>'),
+  weight: z.number().min(0).default(1),
+  model: z.string().optional().describe('upstream model name; defaults to the alias'),
+  timeout_ms: z.number().int().min(1).optional().describe('per-attempt timeout'),
+};
+
+export const SimOptionsSchema = z.strictObject({
+  mode: z.enum(['lorem', 'echo']).default('lorem').describe('echo answers with the messages it received'),
+  ttft_ms: z.number().min(0).default(0),
+  itl_ms: z.number().min(0).default(0).describe('inter-token delay when streaming'),
+  output_tokens: z.number().int().min(1).default(32).describe('answer length unless max_tokens is lower'),
+  jitter: z.number().min(0).max(1).default(0).describe('relative random variation of the delays'),
+  embedding_dimensions: z.number().int().min(1).max(8192).default(64),
+  seed: z.number().int().default(0),
+});
+
+export const BackendSchema = z.discriminatedUnion('provider', [
+  z.strictObject({
+    provider: z.literal('sim'),
+    ...backendCommon,
+    sim: SimOptionsSchema.optional(),
+  }),
+  z.strictObject({
+    provider: z.literal('openai'),
+    ...backendCommon,
+    base_url: z.url().describe('e.g. http://127.0.0.1:8000/v1'),
+    api_key: z.string().optional().describe('sent as Bearer; use ${ENV}'),
+    headers: z.record(z.string(), z.string()).optional(),
+    force_include_usage: z.boolean().default(true).describe('ask for usage on streams'),
+  }),
+]);
+
+export const ModelSchema = z.strictObject({
+  description: z.string().optional(),
+  backends: z.array(BackendSchema).min(1),
+  balance: z.enum(['round_robin', 'weighted_random']).default('round_robin'),
+});
+
+export const LoggingSchema = z.strictObject({
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export const ConfigSchema = z
+  .strictObject({
+    server: ServerSchema.default(ServerSchema.parse({})),
+    admin: AdminSchema.default({ token: '' }),
+    logging: LoggingSchema.default({ level: 'info' }),
+    tenants: z.array(TenantSchema).default([]),
+    models: z.record(idString, ModelSchema).default({}),
+  })
+  .superRefine((cfg, ctx) => {
+    const seen = new Set<string>();
+    cfg.tenants.forEach((t, i) => {
+      if (seen.has(t.id)) ctx.addIssue({ code: 'custom', path: ['tenants', i, 'id'], message: `duplicate tenant id "${t.id}"` });
+      seen.add(t.id);
+      if (t.default_model !== undefined && !(t.default_model in cfg.models)) {
+        ctx.addIssue({ code: 'custom', path: ['tenants', i, 'default_model'], message: `unknown model alias "${t.default_model}"` });
+      }
+      t.allowed_models.forEach((m, j) => {
+        if (m !== '*' && !(m in cfg.models)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['tenants', i, 'allowed_models', j],
+            message: `unknown model alias "${m}" (defined: ${Object.keys(cfg.models).join(', ') || 'none'})`,
+          });
+        }
+      });
+    });
+    const backendIds = new Set<string>();
+    for (const [alias, model] of Object.entries(cfg.models)) {
+      model.backends.forEach((b, i) => {
+        const id = b.id ?? `${alias}-${i}`;
+        if (backendIds.has(id)) {
+          ctx.addIssue({ code: 'custom', path: ['models', alias, 'backends', i, 'id'], message: `duplicate backend id "${id}"` });
+        }
+        backendIds.add(id);
+      });
+    }
+  });
+
+export type PorticoConfig = z.infer<typeof ConfigSchema>;
+export type TenantConfig = z.infer<typeof TenantSchema>;
+export type ModelConfig = z.infer<typeof ModelSchema>;
+export type BackendConfig = z.infer<typeof BackendSchema>;
+export type SimOptions = z.infer<typeof SimOptionsSchema>;
+export type ApiKeyConfig = z.infer<typeof ApiKeySchema>;

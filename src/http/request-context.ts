@@ -1,0 +1,40 @@
+/** Builds the RequestContext for a Fastify request and ties its AbortController to the client connection. */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { PorticoError } from '../errors/portico-error.js';
+import type { Gateway } from '../app.js';
+import { createContext, type RequestContext, type RouteName } from '../pipeline/context.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    porticoId: string;
+    correlationId: string;
+    porticoCtx: RequestContext | null;
+  }
+}
+
+export function contextFor(gw: Gateway, request: FastifyRequest, reply: FastifyReply, route: RouteName, endpoint: string): RequestContext {
+  const ctx = createContext({
+    requestId: request.porticoId,
+    correlationId: request.correlationId,
+    route,
+    method: request.method,
+    endpoint,
+    clientIp: request.ip,
+    snapshot: gw.snapshot,
+  });
+  request.porticoCtx = ctx;
+  const controller = ctx.controller;
+  // Client went away before we finished: abort upstream work at once.
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished && !controller.signal.aborted) controller.abort();
+  });
+  const maxMs = ctx.snapshot.config.server.request_timeout_ms;
+  const timer = setTimeout(() => {
+    if (!controller.signal.aborted) {
+      controller.abort(new PorticoError('upstream_timeout', `The request took longer than the maximum of ${Math.round(maxMs / 1000)} s and was stopped.`));
+    }
+  }, maxMs);
+  timer.unref();
+  reply.raw.once('close', () => clearTimeout(timer));
+  return ctx;
+}

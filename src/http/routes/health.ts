@@ -1,0 +1,35 @@
+/** Probes: /health (liveness), /ready (config loaded, a backend healthy, not draining), /startup; and /metrics. */
+import type { FastifyInstance } from 'fastify';
+import type { Gateway } from '../../app.js';
+
+export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
+  app.get('/health', async () => ({ status: 'ok', uptime_s: Math.round((Date.now() - gw.startedAt) / 1000) }));
+
+  app.get('/startup', async (_req, reply) => {
+    if (!gw.ready && !gw.draining) reply.code(503);
+    return { started: gw.ready || gw.draining };
+  });
+
+  app.get('/ready', async (_req, reply) => {
+    const snap = gw.snapshot;
+    const models: Record<string, Array<{ id: string; provider: string; state: string; in_flight: number; last_error: string | null }>> = {};
+    let healthy = 0;
+    for (const [alias, pool] of snap.pools) {
+      models[alias] = pool.backends.map((b) => {
+        if (b.healthy) healthy++;
+        return { id: b.id, provider: b.config.provider, state: b.healthy ? 'healthy' : 'ejected', in_flight: b.inFlight, last_error: b.lastError ?? null };
+      });
+    }
+    const reasons: string[] = [];
+    if (!gw.ready) reasons.push(gw.draining ? 'draining' : 'starting');
+    if (healthy === 0) reasons.push('no healthy backend');
+    const ready = reasons.length === 0;
+    if (!ready) reply.code(503);
+    return { ready, reasons, config_version: snap.version, config_loaded_at: snap.loadedAt.toISOString(), models };
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', gw.metrics.registry.contentType);
+    return gw.metrics.registry.metrics();
+  });
+}

@@ -1,0 +1,62 @@
+/** The OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/rerank, /v1/models. */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Gateway } from '../../app.js';
+import { extractKey } from '../../pipeline/authenticate.js';
+import type { RouteName } from '../../pipeline/context.js';
+import { tenantModels } from '../../pipeline/resolve-model.js';
+import { beginTenantRequest, runChat, runCompletion, runEmbeddings, runRerank } from '../../pipeline/run.js';
+import type { TenantRuntime } from '../../pipeline/snapshot.js';
+import type { RequestContext } from '../../pipeline/context.js';
+import { contextFor } from '../request-context.js';
+import { sendSse } from '../sse.js';
+
+type Handler = (ctx: RequestContext, tenant: TenantRuntime, request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+
+/** Wrap a tenant endpoint: context, authentication, then the route's pipeline. */
+export function tenantRoute(gw: Gateway, route: RouteName, endpoint: string, handler: Handler) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const ctx = contextFor(gw, request, reply, route, endpoint);
+    const tenant = await beginTenantRequest(gw.deps, ctx, extractKey(request.headers.authorization, request.headers['x-api-key']));
+    return handler(ctx, tenant, request, reply);
+  };
+}
+
+export function registerOpenAIRoutes(app: FastifyInstance, gw: Gateway): void {
+  const deps = gw.deps;
+  app.post(
+    '/v1/chat/completions',
+    tenantRoute(gw, 'chat', '/v1/chat/completions', async (ctx, tenant, request, reply) => {
+      const out = await runChat(deps, ctx, tenant, request.body);
+      if (out.kind === 'json') return out.body;
+      await sendSse(deps, reply, ctx, out.chunks);
+      return reply;
+    }),
+  );
+  app.post(
+    '/v1/completions',
+    tenantRoute(gw, 'completions', '/v1/completions', async (ctx, tenant, request, reply) => {
+      const out = await runCompletion(deps, ctx, tenant, request.body);
+      if (out.kind === 'json') return out.body;
+      await sendSse(deps, reply, ctx, out.chunks);
+      return reply;
+    }),
+  );
+  app.post(
+    '/v1/embeddings',
+    tenantRoute(gw, 'embeddings', '/v1/embeddings', (ctx, tenant, request) => runEmbeddings(deps, ctx, tenant, request.body)),
+  );
+  app.post(
+    '/v1/rerank',
+    tenantRoute(gw, 'rerank', '/v1/rerank', (ctx, tenant, request) => runRerank(deps, ctx, tenant, request.body)),
+  );
+  app.get(
+    '/v1/models',
+    tenantRoute(gw, 'models', '/v1/models', async (ctx, tenant) => {
+      const created = Math.floor(gw.snapshot.loadedAt.getTime() / 1000);
+      return {
+        object: 'list',
+        data: tenantModels(ctx, tenant).map((id) => ({ id, object: 'model', created, owned_by: 'portico' })),
+      };
+    }),
+  );
+}

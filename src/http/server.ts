@@ -1,0 +1,118 @@
+/**
+ * The Fastify edge: request ids and correlation ids, security headers, JSON-only bodies with a
+ * size limit, gzip for larger non-streaming responses, one error handler producing the OpenAI
+ * error shape, and the routes.
+ */
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import compress from '@fastify/compress';
+import type { Gateway } from '../app.js';
+import { PorticoError } from '../errors/portico-error.js';
+import { acceptCorrelationId, newRequestId } from '../lib/ids.js';
+import { finishRequest } from '../pipeline/run.js';
+import { toPorticoError } from './errors.js';
+import { registerHealthRoutes } from './routes/health.js';
+import { registerOpenAIRoutes } from './routes/openai.js';
+import { registerTenantRoutes } from './routes/tenant.js';
+
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+};
+
+export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
+  const cfg = gw.snapshot.config.server;
+  const opts: FastifyServerOptions & { https?: Record<string, unknown> } = {
+    logger: false,
+    bodyLimit: cfg.body_limit_bytes,
+    trustProxy: cfg.trust_proxy,
+    return503OnClosing: true,
+    forceCloseConnections: false,
+    keepAliveTimeout: 72_000,
+    // Our own ids; Fastify's are not used.
+    genReqId: () => '',
+  };
+  if (cfg.tls) {
+    opts.https = { cert: readFileSync(cfg.tls.cert_file), key: readFileSync(cfg.tls.key_file), minVersion: cfg.tls.min_version };
+  }
+  const app = Fastify(opts) as unknown as FastifyInstance;
+  const securityHeaders: Record<string, string> = cfg.tls ? { ...SECURITY_HEADERS, 'strict-transport-security': 'max-age=31536000; includeSubDomains' } : SECURITY_HEADERS;
+
+  app.decorateRequest('porticoId', '');
+  app.decorateRequest('correlationId', '');
+  app.decorateRequest('porticoCtx', null);
+
+  app.server.on('connection', (socket) => {
+    gw.metrics.openConnections.inc();
+    socket.once('close', () => gw.metrics.openConnections.dec());
+  });
+
+  app.addHook('onRequest', (request, reply, done) => {
+    const id = newRequestId();
+    const correlation = acceptCorrelationId(request.headers['x-correlation-id']) ?? id;
+    request.porticoId = id;
+    request.correlationId = correlation;
+    reply.headers(securityHeaders);
+    reply.header('x-request-id', id);
+    reply.header('x-correlation-id', correlation);
+    if (gw.draining) reply.header('connection', 'close');
+    done();
+  });
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const ctx = request.porticoCtx;
+    if (ctx) finishRequest(gw.deps, ctx, reply.statusCode);
+    done();
+  });
+
+  // JSON only. Anything else is a 415 from Fastify, mapped in the error handler.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = body as string;
+    if (text.length === 0) {
+      done(null, undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch (e) {
+      done(new PorticoError('invalid_json', `The body is not valid JSON: ${(e as Error).message}. Send a JSON object.`), undefined);
+    }
+  });
+
+  if (cfg.compression.enabled) {
+    await app.register(compress, { global: true, threshold: cfg.compression.threshold_bytes, encodings: ['gzip'] });
+  }
+
+  app.setErrorHandler((err, request, reply) => {
+    const pe = toPorticoError(err, request.porticoCtx?.controller.signal);
+    if (pe.code === 'internal_error') gw.logger.error({ err, requestId: request.porticoId, url: request.url }, 'internal error');
+    else if (pe.status >= 500) gw.logger.warn({ requestId: request.porticoId, code: pe.code, msg: pe.message }, 'request failed');
+    reply.code(pe.status).headers(pe.headers).send(pe.toBody());
+  });
+
+  const knownPaths = new Map<string, Set<string>>();
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const set = knownPaths.get(route.url) ?? new Set<string>();
+    methods.forEach((m) => set.add(m));
+    knownPaths.set(route.url, set);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = knownPaths.get(path);
+    const pe = allowed
+      ? new PorticoError('method_not_allowed', `${request.method} is not supported on ${path}; use ${[...allowed].filter((m) => m !== 'HEAD').join(', ')}.`, {
+          headers: { allow: [...allowed].join(', ') },
+        })
+      : new PorticoError('not_found', `No endpoint ${request.method} ${path.slice(0, 200)}. See GET /info for the endpoints available to your key.`);
+    reply.code(pe.status).headers(pe.headers).send(pe.toBody());
+  });
+
+  registerHealthRoutes(app, gw);
+  registerOpenAIRoutes(app, gw);
+  registerTenantRoutes(app, gw);
+  return app;
+}

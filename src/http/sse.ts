@@ -1,0 +1,64 @@
+/**
+ * Writes a stream of chunks to the client as Server-Sent Events. Handles backpressure, records
+ * time-to-first-token and inter-token latency, sends a well-formed error event if the upstream
+ * fails mid-stream, and aborts the upstream when the client goes away.
+ */
+import type { FastifyReply } from 'fastify';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { SSE_DONE } from '../lib/sse.js';
+import type { RequestContext } from '../pipeline/context.js';
+import { finishRequest, type PipelineDeps } from '../pipeline/run.js';
+import { ANONYMOUS_TENANT, UNKNOWN_MODEL } from '../telemetry/metrics.js';
+import { toPorticoError } from './errors.js';
+
+function waitDrain(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+export async function sendSse(deps: PipelineDeps, reply: FastifyReply, ctx: RequestContext, chunks: AsyncIterable<unknown>): Promise<void> {
+  reply.hijack();
+  const res = reply.raw;
+  const headers: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = typeof v === 'number' ? String(v) : v;
+  headers['content-type'] = 'text/event-stream; charset=utf-8';
+  headers['cache-control'] = 'no-cache';
+  headers['x-accel-buffering'] = 'no';
+  res.writeHead(200, headers);
+  const tenant = ctx.tenant?.id ?? ANONYMOUS_TENANT;
+  const model = ctx.model ?? UNKNOWN_MODEL;
+  const ttft = deps.metrics.ttft.labels(tenant, model);
+  const itl = deps.metrics.itl.labels(tenant, model);
+  let status = 200;
+  let last = 0;
+  try {
+    for await (const chunk of chunks) {
+      if (res.destroyed) break;
+      const now = performance.now();
+      if (ctx.firstTokenAt === undefined) {
+        ctx.firstTokenAt = now;
+        ttft.observe((now - ctx.startedAt) / 1000);
+      } else {
+        itl.observe((now - last) / 1000);
+      }
+      last = now;
+      if (!res.write(`data: ${JSON.stringify(chunk)}\n\n`)) await waitDrain(res);
+    }
+    if (res.destroyed) status = 499;
+    else res.end(SSE_DONE);
+  } catch (err) {
+    const pe = toPorticoError(err, ctx.controller.signal);
+    status = pe.status;
+    if (pe.status >= 500) deps.logger.warn({ requestId: ctx.requestId, code: pe.code, err: pe.message }, 'stream failed mid-way');
+    if (!res.destroyed) res.end(`data: ${JSON.stringify(pe.toBody())}\n\n`);
+  } finally {
+    finishRequest(deps, ctx, status);
+  }
+}

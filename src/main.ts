@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+/**
+ * The `portico` command. The only module that reads process.argv and process.env; each command
+ * lives in src/cli/ and gets its environment passed in.
+ */
+import { UsageError, type CliIO } from './cli/common.js';
+import { runConfigCommand } from './cli/config.js';
+import { runSimCommand } from './cli/sim.js';
+import { runStartCommand } from './cli/start.js';
+import { VERSION } from './version.js';
+
+const HELP = `portico ${VERSION} — multi-tenant LLM gateway
+
+Usage:
+  portico start [--config FILE] [--host H] [--port N]   run the gateway (default config: examples/demo.yaml)
+  portico sim [--port N] [--mode lorem|echo] [--ttft-ms N] [--itl-ms N] [--output-tokens N]
+                                                         run the backend simulator (OpenAI API)
+  portico config check FILE                              validate a config file, print every problem
+  portico --version | --help
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const io: CliIO = { env: process.env, out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') };
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'start':
+      await runStartCommand(rest, io);
+      return -1; // keeps running
+    case 'sim':
+      await runSimCommand(rest, io);
+      return -1;
+    case 'config':
+      return runConfigCommand(rest, io);
+    case '--version':
+    case '-v':
+      io.out(VERSION);
+      return 0;
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      io.out(HELP);
+      return 0;
+    default:
+      throw new UsageError(`unknown command "${cmd}"\n\n${HELP}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError || (err instanceof Error && 'code' in err && String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS'))) {
+      process.stderr.write(`portico: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`portico: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,209 @@
+/**
+ * Adapter for any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, OpenAI, OpenRouter,
+ * a remote `portico engine`, `portico sim`). One undici Pool per backend with keep-alive; SSE parsed
+ * into typed chunks; upstream errors mapped to the catalog; aborting ctx.signal destroys the socket.
+ */
+import { Pool, type Dispatcher } from 'undici';
+import { PorticoError } from '../../errors/portico-error.js';
+import { decodeSse, SseProtocolError } from '../../lib/sse.js';
+import { PROVIDER_SPEC_VERSION, type HealthResult, type Provider, type ProviderCallContext, type ProviderStream } from '../spec.js';
+import type {
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  ChatCompletionResponse,
+  CompletionChunk,
+  CompletionRequest,
+  CompletionResponse,
+  EmbeddingRequest,
+  EmbeddingResponse,
+  RerankRequest,
+  RerankResponse,
+} from '../openai-types.js';
+import { mapTransportError, mapUpstreamStatus } from './map-error.js';
+
+export interface OpenAICompatibleOptions {
+  id: string;
+  /** e.g. http://127.0.0.1:8000/v1 */
+  baseUrl: string;
+  /** Upstream model name; replaces the alias in requests. */
+  model: string;
+  apiKey?: string;
+  headers?: Record<string, string>;
+  forceIncludeUsage?: boolean;
+  connections?: number;
+  keepAliveTimeoutMs?: number;
+  pipelining?: number;
+  /** Time allowed for response headers (non-streaming: the whole generation). */
+  timeoutMs?: number;
+  /** Max silence between stream chunks (stream idle timeout). */
+  streamIdleTimeoutMs?: number;
+  /** Path probed by health(); default `/models` under the base URL. */
+  healthPath?: string;
+}
+
+const MAX_ERROR_BODY = 64 * 1024;
+
+export class OpenAICompatibleProvider implements Provider {
+  readonly specVersion = PROVIDER_SPEC_VERSION;
+  readonly kind: string = 'openai';
+  readonly id: string;
+  #pool: Pool;
+  #prefix: string;
+  #opts: OpenAICompatibleOptions;
+  #baseHeaders: Record<string, string>;
+
+  constructor(opts: OpenAICompatibleOptions) {
+    this.id = opts.id;
+    this.#opts = opts;
+    const url = new URL(opts.baseUrl);
+    this.#prefix = url.pathname.replace(/\/+$/, '');
+    this.#pool = new Pool(url.origin, {
+      connections: opts.connections ?? 128,
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
+      pipelining: opts.pipelining ?? 1,
+    });
+    this.#baseHeaders = { 'content-type': 'application/json', accept: 'application/json', ...(opts.headers ?? {}) };
+    if (opts.apiKey) this.#baseHeaders.authorization = `Bearer ${opts.apiKey}`;
+  }
+
+  async #post(path: string, body: unknown, ctx: ProviderCallContext, streaming: boolean): Promise<Dispatcher.ResponseData> {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.#pool.request({
+        method: 'POST',
+        path: this.#prefix + path,
+        headers: ctx.headers ? { ...this.#baseHeaders, ...ctx.headers } : this.#baseHeaders,
+        body: JSON.stringify(body),
+        signal: ctx.signal,
+        headersTimeout: ctx.timeoutMs ?? this.#opts.timeoutMs ?? 300_000,
+        bodyTimeout: streaming ? (this.#opts.streamIdleTimeoutMs ?? 180_000) : (ctx.timeoutMs ?? this.#opts.timeoutMs ?? 300_000),
+      });
+    } catch (err) {
+      throw mapTransportError(this.id, err, ctx.signal, 'request');
+    }
+    if (res.statusCode >= 400) {
+      let text = '';
+      try {
+        for await (const chunk of res.body) {
+          text += chunk.toString();
+          if (text.length > MAX_ERROR_BODY) break;
+        }
+      } catch {
+        // body cut while reading an error: the status is enough
+      } finally {
+        res.body.destroy();
+      }
+      throw mapUpstreamStatus(this.id, res.statusCode, text, res.headers);
+    }
+    return res;
+  }
+
+  async #json<T>(path: string, body: unknown, ctx: ProviderCallContext): Promise<T> {
+    const res = await this.#post(path, body, ctx, false);
+    let text: string;
+    try {
+      text = await res.body.text();
+    } catch (err) {
+      throw mapTransportError(this.id, err, ctx.signal, 'stream');
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new PorticoError('upstream_error', `backend ${this.id} returned malformed JSON`, { upstream: { backend: this.id, class: 'protocol' } });
+    }
+  }
+
+  async #stream<T extends { choices?: unknown[] }>(path: string, body: Record<string, unknown>, ctx: ProviderCallContext): Promise<ProviderStream<T>> {
+    const res = await this.#post(path, body, ctx, true);
+    const id = this.id;
+    const signal = ctx.signal;
+    const upstreamHeaders: Record<string, string> = {};
+    for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') upstreamHeaders[k] = v;
+    async function* iterate(): AsyncGenerator<T> {
+      let done = false;
+      try {
+        for await (const ev of decodeSse(res.body)) {
+          const data = ev.data;
+          if (data === '[DONE]') {
+            done = true;
+            return;
+          }
+          if (data === '') continue;
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(data);
+          } catch {
+            throw new PorticoError('upstream_error', `backend ${id} sent a malformed stream event`, { upstream: { backend: id, class: 'protocol' } });
+          }
+          const errObj = (parsed as { error?: unknown }).error;
+          if (errObj !== undefined && errObj !== null) {
+            throw mapUpstreamStatus(id, typeof (errObj as { code?: unknown }).code === 'number' ? ((errObj as { code: number }).code) : 502, data, {});
+          }
+          yield parsed as T;
+        }
+        throw new PorticoError('upstream_error', `backend ${id} ended the stream without [DONE]`, { upstream: { backend: id, class: 'stream_cut' } });
+      } catch (err) {
+        if (err instanceof PorticoError) throw err;
+        if (err instanceof SseProtocolError) throw new PorticoError('upstream_error', `backend ${id}: ${err.message}`, { upstream: { backend: id, class: 'protocol' } });
+        throw mapTransportError(id, err, signal, 'stream');
+      } finally {
+        if (!done) res.body.destroy();
+      }
+    }
+    const it = iterate() as AsyncGenerator<T> & { upstreamHeaders: Record<string, string> };
+    it.upstreamHeaders = upstreamHeaders;
+    return it;
+  }
+
+  #withModel<T extends { model: string }>(req: T): T {
+    return { ...req, model: this.#opts.model };
+  }
+
+  #streamBody<T extends { model: string; stream_options?: { include_usage?: boolean } | null }>(req: T): T {
+    const body = { ...req, model: this.#opts.model, stream: true };
+    if (this.#opts.forceIncludeUsage !== false) body.stream_options = { ...(req.stream_options ?? {}), include_usage: true };
+    return body;
+  }
+
+  chat(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ChatCompletionResponse> {
+    return this.#json('/chat/completions', { ...this.#withModel(req), stream: false }, ctx);
+  }
+  chatStream(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<ChatCompletionChunk>> {
+    return this.#stream('/chat/completions', this.#streamBody(req), ctx);
+  }
+  completion(req: CompletionRequest, ctx: ProviderCallContext): Promise<CompletionResponse> {
+    return this.#json('/completions', { ...this.#withModel(req), stream: false }, ctx);
+  }
+  completionStream(req: CompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<CompletionChunk>> {
+    return this.#stream('/completions', this.#streamBody(req), ctx);
+  }
+  embeddings(req: EmbeddingRequest, ctx: ProviderCallContext): Promise<EmbeddingResponse> {
+    return this.#json('/embeddings', this.#withModel(req), ctx);
+  }
+  rerank(req: RerankRequest, ctx: ProviderCallContext): Promise<RerankResponse> {
+    return this.#json('/rerank', this.#withModel(req), ctx);
+  }
+
+  async health(signal: AbortSignal): Promise<HealthResult> {
+    const started = performance.now();
+    try {
+      const res = await this.#pool.request({
+        method: 'GET',
+        path: this.#prefix + (this.#opts.healthPath ?? '/models'),
+        headers: this.#baseHeaders,
+        signal,
+        headersTimeout: 5_000,
+        bodyTimeout: 5_000,
+      });
+      await res.body.dump();
+      const ok = res.statusCode < 400;
+      return { ok, latencyMs: performance.now() - started, ...(ok ? {} : { detail: `HTTP ${res.statusCode}` }) };
+    } catch (err) {
+      return { ok: false, latencyMs: performance.now() - started, detail: (err as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Builds providers and pools from config. Providers are reused across hot reloads when their
+ * backend config is unchanged, so connection pools and in-process engines survive a reload.
+ */
+import type { PorticoConfig, BackendConfig } from '../config/schema.js';
+import type { Provider } from '../providers/spec.js';
+import { OpenAICompatibleProvider } from '../providers/openai-compatible/provider.js';
+import { Simulator } from '../sim/simulator.js';
+import { Pool, type Backend } from './pool.js';
+
+export interface ProviderFactoryContext {
+  config: PorticoConfig;
+  alias: string;
+}
+
+function createProvider(id: string, alias: string, b: BackendConfig, cfg: PorticoConfig): Provider {
+  switch (b.provider) {
+    case 'sim':
+      return new Simulator(id, b.sim ?? {});
+    case 'openai':
+      return new OpenAICompatibleProvider({
+        id,
+        baseUrl: b.base_url,
+        model: b.model ?? alias,
+        ...(b.api_key ? { apiKey: b.api_key } : {}),
+        ...(b.headers ? { headers: b.headers } : {}),
+        forceIncludeUsage: b.force_include_usage,
+        connections: cfg.server.upstream_pool.connections,
+        keepAliveTimeoutMs: cfg.server.upstream_pool.keep_alive_timeout_ms,
+        pipelining: cfg.server.upstream_pool.pipelining,
+        ...(b.timeout_ms ? { timeoutMs: b.timeout_ms } : {}),
+      });
+  }
+}
+
+export function backendId(alias: string, index: number, b: BackendConfig): string {
+  return b.id ?? `${alias}-${index}`;
+}
+
+export class ProviderRegistry {
+  #live = new Map<string, { signature: string; provider: Provider }>();
+
+  /** Build pools for a config, reusing unchanged providers; returns providers no longer used. */
+  build(cfg: PorticoConfig): { pools: Map<string, Pool>; retired: Provider[] } {
+    const next = new Map<string, { signature: string; provider: Provider }>();
+    const pools = new Map<string, Pool>();
+    for (const [alias, model] of Object.entries(cfg.models)) {
+      const backends: Backend[] = model.backends.map((b, i) => {
+        const id = backendId(alias, i, b);
+        const signature = JSON.stringify([alias, b, cfg.server.upstream_pool]);
+        const existing = this.#live.get(id);
+        const entry = existing && existing.signature === signature ? existing : { signature, provider: createProvider(id, alias, b, cfg) };
+        next.set(id, entry);
+        return { id, provider: entry.provider, weight: b.weight, config: b, upstreamModel: b.model ?? alias, inFlight: 0, healthy: true };
+      });
+      pools.set(alias, new Pool(alias, backends, model.balance));
+    }
+    const retired: Provider[] = [];
+    for (const [id, entry] of this.#live) if (next.get(id)?.provider !== entry.provider) retired.push(entry.provider);
+    this.#live = next;
+    return { pools, retired };
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.allSettled([...this.#live.values()].map((e) => e.provider.close()));
+    this.#live.clear();
+  }
+}

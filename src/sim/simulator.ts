@@ -1,0 +1,261 @@
+/**
+ * The backend simulator: an OpenAI-compatible "model" with a latency model (time to first token,
+ * inter-token delay, output length, jitter). Used in-process as provider kind `sim` and over HTTP by
+ * `portico sim`. Deterministic: the same request gives the same text.
+ */
+import { mulberry32 } from '../lib/prng.js';
+import { sleep } from '../lib/abort.js';
+import { newCompletionId } from '../lib/ids.js';
+import { PorticoError } from '../errors/portico-error.js';
+import { SimOptionsSchema, type SimOptions } from '../config/schema.js';
+import { PROVIDER_SPEC_VERSION, type HealthResult, type Provider, type ProviderCallContext, type ProviderStream } from '../providers/spec.js';
+import type {
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  ChatCompletionResponse,
+  ChatMessage,
+  CompletionChunk,
+  CompletionRequest,
+  CompletionResponse,
+  EmbeddingRequest,
+  EmbeddingResponse,
+  FinishReason,
+  RerankRequest,
+  RerankResponse,
+  ToolCall,
+  Usage,
+} from '../providers/openai-types.js';
+import {
+  buildToolCall,
+  chooseTool,
+  countPromptTokens,
+  countWords,
+  echoText,
+  embedText,
+  floatsToBase64,
+  loremText,
+  messageText,
+  rerankScore,
+  splitTokens,
+} from './generate.js';
+
+interface Plan {
+  text: string;
+  tokens: string[];
+  toolCall?: ToolCall;
+  finish: FinishReason;
+  usage: Usage;
+}
+
+export class Simulator implements Provider {
+  readonly specVersion = PROVIDER_SPEC_VERSION;
+  readonly kind = 'sim';
+  readonly id: string;
+  #opts: SimOptions;
+  #rnd: () => number;
+  #running = 0;
+  #served = 0;
+
+  constructor(id: string, opts: Partial<SimOptions> = {}) {
+    this.id = id;
+    this.#opts = SimOptionsSchema.parse(opts);
+    this.#rnd = mulberry32(this.#opts.seed + 1);
+  }
+
+  get options(): SimOptions {
+    return this.#opts;
+  }
+  /** Change the latency model at runtime (drills). */
+  configure(patch: Partial<SimOptions>): SimOptions {
+    this.#opts = SimOptionsSchema.parse({ ...this.#opts, ...patch });
+    return this.#opts;
+  }
+  get running(): number {
+    return this.#running;
+  }
+  get served(): number {
+    return this.#served;
+  }
+
+  #delay(base: number): number {
+    if (base <= 0) return 0;
+    const j = this.#opts.jitter;
+    return j > 0 ? base * (1 + j * (this.#rnd() * 2 - 1)) : base;
+  }
+
+  #plan(messages: ChatMessage[], req: { max_tokens?: number | null; max_completion_tokens?: number | null; tools?: ChatCompletionRequest['tools']; tool_choice?: ChatCompletionRequest['tool_choice']; seed?: number | null }): Plan {
+    const promptTokens = countPromptTokens(messages);
+    const limit = req.max_completion_tokens ?? req.max_tokens ?? undefined;
+    const lastUser = [...messages].reverse().find((m) => m.role === 'user');
+    const lastUserText = lastUser ? messageText(lastUser.content) : '';
+    const seedText = messages.map((m) => m.role + ':' + messageText(m.content)).join('\n');
+    const tool = chooseTool(req.tools, req.tool_choice, lastUserText);
+    if (tool) {
+      const toolCall = buildToolCall(tool, seedText);
+      const completion = Math.max(1, countWords(toolCall.function.arguments));
+      return { text: '', tokens: [], toolCall, finish: 'tool_calls', usage: usage(promptTokens, completion) };
+    }
+    let text = this.#opts.mode === 'echo' ? echoText(messages) : loremText(seedText, this.#opts.seed + (req.seed ?? 0), this.#opts.output_tokens);
+    let tokens = splitTokens(text);
+    let finish: FinishReason = 'stop';
+    if (limit !== undefined && limit !== null && tokens.length > limit) {
+      tokens = tokens.slice(0, limit);
+      text = tokens.join('');
+      finish = 'length';
+    }
+    return { text, tokens, finish, usage: usage(promptTokens, tokens.length) };
+  }
+
+  async #generationTime(tokens: number, signal: AbortSignal): Promise<void> {
+    const total = this.#delay(this.#opts.ttft_ms) + (tokens > 1 ? this.#delay(this.#opts.itl_ms) * (tokens - 1) : 0);
+    await sleep(total, signal);
+  }
+
+  async chat(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ChatCompletionResponse> {
+    this.#running++;
+    try {
+      const plan = this.#plan(req.messages, req);
+      await this.#generationTime(plan.tokens.length || 1, ctx.signal);
+      this.#served++;
+      return {
+        id: newCompletionId(),
+        object: 'chat.completion',
+        created: Math.floor(Date.now() / 1000),
+        model: req.model,
+        choices: [
+          {
+            index: 0,
+            message: plan.toolCall
+              ? { role: 'assistant', content: null, tool_calls: [plan.toolCall] }
+              : { role: 'assistant', content: plan.text },
+            finish_reason: plan.finish,
+          },
+        ],
+        usage: plan.usage,
+      };
+    } finally {
+      this.#running--;
+    }
+  }
+
+  async chatStream(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<ChatCompletionChunk>> {
+    const plan = this.#plan(req.messages, req);
+    const includeUsage = req.stream_options?.include_usage === true;
+    const id = newCompletionId();
+    const created = Math.floor(Date.now() / 1000);
+    const model = req.model;
+    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish: FinishReason = null): ChatCompletionChunk => ({
+      id,
+      object: 'chat.completion.chunk',
+      created,
+      model,
+      choices: [{ index: 0, delta, finish_reason: finish }],
+    });
+    const self = this;
+    async function* run(): AsyncGenerator<ChatCompletionChunk> {
+      self.#running++;
+      try {
+        await sleep(self.#delay(self.#opts.ttft_ms), ctx.signal);
+        if (plan.toolCall) {
+          const tc = plan.toolCall;
+          yield chunk({ role: 'assistant', content: null, tool_calls: [{ index: 0, id: tc.id, type: 'function', function: { name: tc.function.name, arguments: '' } }] });
+          // Argument fragments, like real providers send them.
+          const args = tc.function.arguments;
+          for (let i = 0; i < args.length; i += 8) {
+            if (i > 0) await sleep(self.#delay(self.#opts.itl_ms), ctx.signal);
+            yield chunk({ tool_calls: [{ index: 0, function: { arguments: args.slice(i, i + 8) } }] });
+          }
+        } else {
+          yield chunk({ role: 'assistant', content: '' });
+          for (let i = 0; i < plan.tokens.length; i++) {
+            if (i > 0) await sleep(self.#delay(self.#opts.itl_ms), ctx.signal);
+            yield chunk({ content: plan.tokens[i] as string });
+          }
+        }
+        yield chunk({}, plan.finish);
+        if (includeUsage) yield { id, object: 'chat.completion.chunk', created, model, choices: [], usage: plan.usage };
+        self.#served++;
+      } finally {
+        self.#running--;
+      }
+    }
+    return run();
+  }
+
+  async completion(req: CompletionRequest, ctx: ProviderCallContext): Promise<CompletionResponse> {
+    const prompts = Array.isArray(req.prompt) ? req.prompt : [req.prompt];
+    const choices: CompletionResponse['choices'] = [];
+    let prompt = 0;
+    let completion = 0;
+    let longest = 1;
+    for (const [index, p] of prompts.entries()) {
+      const plan = this.#plan([{ role: 'user', content: p }], { max_tokens: req.max_tokens ?? 16, seed: req.seed ?? null });
+      choices.push({ index, text: plan.text, finish_reason: plan.finish });
+      prompt += plan.usage.prompt_tokens;
+      completion += plan.usage.completion_tokens;
+      longest = Math.max(longest, plan.tokens.length);
+    }
+    await this.#generationTime(longest, ctx.signal);
+    this.#served++;
+    return { id: newCompletionId('cmpl'), object: 'text_completion', created: Math.floor(Date.now() / 1000), model: req.model, choices, usage: usage(prompt, completion) };
+  }
+
+  async completionStream(req: CompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<CompletionChunk>> {
+    const prompt = Array.isArray(req.prompt) ? (req.prompt[0] ?? '') : req.prompt;
+    const plan = this.#plan([{ role: 'user', content: prompt }], { max_tokens: req.max_tokens ?? 16, seed: req.seed ?? null });
+    const id = newCompletionId('cmpl');
+    const created = Math.floor(Date.now() / 1000);
+    const includeUsage = req.stream_options?.include_usage === true;
+    const self = this;
+    async function* run(): AsyncGenerator<CompletionChunk> {
+      await sleep(self.#delay(self.#opts.ttft_ms), ctx.signal);
+      for (let i = 0; i < plan.tokens.length; i++) {
+        if (i > 0) await sleep(self.#delay(self.#opts.itl_ms), ctx.signal);
+        yield { id, object: 'text_completion', created, model: req.model, choices: [{ index: 0, text: plan.tokens[i] as string, finish_reason: null }] };
+      }
+      yield { id, object: 'text_completion', created, model: req.model, choices: [{ index: 0, text: '', finish_reason: plan.finish }] };
+      if (includeUsage) yield { id, object: 'text_completion', created, model: req.model, choices: [], usage: plan.usage };
+      self.#served++;
+    }
+    return run();
+  }
+
+  async embeddings(req: EmbeddingRequest, ctx: ProviderCallContext): Promise<EmbeddingResponse> {
+    const inputs: unknown[] = Array.isArray(req.input) ? req.input : [req.input];
+    const dims = req.dimensions ?? this.#opts.embedding_dimensions;
+    let tokens = 0;
+    const data = inputs.map((input, index) => {
+      const text = typeof input === 'string' ? input : JSON.stringify(input);
+      tokens += typeof input === 'string' ? countWords(input) : Array.isArray(input) ? input.length : 1;
+      const v = embedText(text, dims, this.#opts.seed);
+      return { object: 'embedding' as const, index, embedding: req.encoding_format === 'base64' ? floatsToBase64(v) : v };
+    });
+    await sleep(this.#delay(this.#opts.ttft_ms), ctx.signal);
+    this.#served++;
+    return { object: 'list', data, model: req.model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
+  }
+
+  async rerank(req: RerankRequest, ctx: ProviderCallContext): Promise<RerankResponse> {
+    const scored = req.documents.map((d, index) => ({ index, relevance_score: rerankScore(req.query, d), ...(req.return_documents ? { document: { text: d } } : {}) }));
+    scored.sort((a, b) => b.relevance_score - a.relevance_score || a.index - b.index);
+    const tokens = countWords(req.query) + req.documents.reduce((n, d) => n + countWords(d), 0);
+    await sleep(this.#delay(this.#opts.ttft_ms), ctx.signal);
+    this.#served++;
+    return { id: newCompletionId('rerank'), model: req.model, results: req.top_n ? scored.slice(0, req.top_n) : scored, usage: { prompt_tokens: tokens, total_tokens: tokens } };
+  }
+
+  async health(): Promise<HealthResult> {
+    return { ok: true, latencyMs: 0 };
+  }
+
+  async close(): Promise<void> {}
+}
+
+function usage(prompt: number, completion: number): Usage {
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
+/** Thrown by the HTTP simulator for bad input, mapped to OpenAI error JSON. */
+export function simBadRequest(message: string, param?: string): PorticoError {
+  return new PorticoError('invalid_request', message, { param: param ?? null });
+}
