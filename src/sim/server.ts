@@ -15,6 +15,15 @@ import { Simulator } from './simulator.js';
 export interface SimServerOptions {
   sim?: Partial<SimOptions>;
   models?: string[];
+  /** How many received requests to remember (for tests and drills): method, path, headers, body. */
+  recordRequests?: number;
+}
+
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
 }
 
 async function writeStream(reply: FastifyReply, chunks: AsyncIterable<unknown>): Promise<void> {
@@ -32,10 +41,19 @@ async function writeStream(reply: FastifyReply, chunks: AsyncIterable<unknown>):
   }
 }
 
-export function buildSimServer(opts: SimServerOptions = {}): { app: FastifyInstance; sim: Simulator } {
+export function buildSimServer(opts: SimServerOptions = {}): { app: FastifyInstance; sim: Simulator; received: ReceivedRequest[] } {
   const sim = new Simulator('sim', opts.sim ?? {});
   const models = opts.models ?? ['sim'];
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, keepAliveTimeout: 72_000 });
+  const received: ReceivedRequest[] = [];
+  const keep = opts.recordRequests ?? 0;
+  if (keep > 0) {
+    app.addHook('preHandler', (req, _reply, done) => {
+      received.push({ method: req.method, path: req.url, headers: req.headers, body: req.body });
+      if (received.length > keep) received.shift();
+      done();
+    });
+  }
 
   const callCtx = (reply: FastifyReply): ProviderCallContext => {
     const controller = new AbortController();
@@ -77,5 +95,5 @@ export function buildSimServer(opts: SimServerOptions = {}): { app: FastifyInsta
     }
     return sim.configure(parsed.data as Partial<SimOptions>);
   });
-  return { app, sim };
+  return { app, sim, received };
 }

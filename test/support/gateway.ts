@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { Gateway } from '../../src/app.js';
 import { buildConfig } from '../../src/config/load.js';
 import { buildHttpServer } from '../../src/http/server.js';
-import { buildSimServer, type SimServerOptions } from '../../src/sim/server.js';
+import { buildSimServer, type ReceivedRequest, type SimServerOptions } from '../../src/sim/server.js';
 import type { Simulator } from '../../src/sim/simulator.js';
 import { startGateway, type RunningGateway } from '../../src/cli/start.js';
 import { createLogger } from '../../src/telemetry/logger.js';
@@ -63,6 +63,7 @@ export async function startTestGateway(raw: Record<string, unknown> = demoConfig
 }
 
 export interface TestSim {
+  received: ReceivedRequest[];
   url: string;
   baseURL: string;
   sim: Simulator;
@@ -71,9 +72,9 @@ export interface TestSim {
 }
 
 export async function startTestSim(opts: SimServerOptions = {}): Promise<TestSim> {
-  const { app, sim } = buildSimServer(opts);
+  const { app, sim, received } = buildSimServer({ recordRequests: 100, ...opts });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
-  return { url, baseURL: `${url}/v1`, sim, app, close: () => app.close() };
+  return { url, baseURL: `${url}/v1`, sim, app, received, close: () => app.close() };
 }
 
 /** Write a YAML config (and extra files) into a temp dir and start a watching gateway from it. */

@@ -1,0 +1,85 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildConfig, ConfigError, interpolateEnv, loadConfigFile } from './load.js';
+
+describe('config loading', () => {
+  it('interpolates ${VAR} and ${VAR:-default}, typed when the whole value is a reference', () => {
+    const problems: Array<{ path: string; message: string }> = [];
+    const out = interpolateEnv({ a: '${X}', b: 'pre-${X}-post', c: '${MISSING:-fallback}', d: '${PORT}', e: '$${literal}', f: ['${X}'] }, { X: 'x1', PORT: '8080' }, problems);
+    assert.deepEqual(out, { a: 'x1', b: 'pre-x1-post', c: 'fallback', d: 8080, e: '${literal}', f: ['x1'] });
+    assert.deepEqual(problems, []);
+  });
+
+  it('reports an unset variable with its path', () => {
+    const problems: Array<{ path: string; message: string }> = [];
+    interpolateEnv({ models: { m: { backends: [{ api_key: '${OPENAI_API_KEY}' }] } } }, {}, problems);
+    assert.equal(problems[0]?.path, 'models.m.backends[0].api_key');
+    assert.match(problems[0]?.message ?? '', /OPENAI_API_KEY is not set/);
+  });
+
+  it('rejects unknown keys and bad values, listing every problem with its path', async () => {
+    await assert.rejects(
+      buildConfig({
+        server: { port: 'eighty', nope: true },
+        tenants: [{ id: 'Bad Id', api_keys: [{ sha256: 'xyz' }] }],
+        models: { m: { backends: [{ provider: 'carrier-pigeon' }] } },
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        const paths = e.problems.map((p) => p.path);
+        for (const p of ['server', 'server.port', 'tenants[0].id', 'tenants[0].api_keys[0].sha256', 'models.m.backends[0].provider']) {
+          assert.ok(paths.includes(p), `expected a problem at ${p}; got ${paths.join(', ')}`);
+        }
+        return true;
+      },
+    );
+  });
+
+  it('checks cross references: allowed models, duplicate ids', async () => {
+    await assert.rejects(
+      buildConfig({
+        tenants: [
+          { id: 'a', allowed_models: ['ghost'] },
+          { id: 'a' },
+        ],
+        models: { m: { backends: [{ provider: 'sim', id: 'x' }, { provider: 'sim', id: 'x' }] } },
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        const text = e.message;
+        assert.match(text, /tenants\[0\]\.allowed_models\[0\]: unknown model alias "ghost"/);
+        assert.match(text, /tenants\[1\]\.id: duplicate tenant id "a"/);
+        assert.match(text, /duplicate backend id "x"/);
+        return true;
+      },
+    );
+  });
+
+  it('reads system_prompt_file relative to the config file; a missing file is a problem', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portico-cfg-'));
+    try {
+      await writeFile(join(dir, 'p.txt'), '  Be helpful.\n');
+      await writeFile(join(dir, 'c.yaml'), 'tenants:\n  - id: t\n    system_prompt_file: p.txt\n  - id: u\n    system_prompt_file: missing.txt\n');
+      await assert.rejects(loadConfigFile(join(dir, 'c.yaml'), {}), /tenants\[1\]\.system_prompt_file: cannot read missing\.txt/);
+      await writeFile(join(dir, 'c.yaml'), 'tenants:\n  - id: t\n    system_prompt_file: p.txt\n');
+      const loaded = await loadConfigFile(join(dir, 'c.yaml'), {});
+      assert.equal(loaded.prompts.get('t'), 'Be helpful.');
+      assert.equal(loaded.files.length, 2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports YAML syntax errors with a line', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portico-cfg-'));
+    try {
+      await writeFile(join(dir, 'c.yaml'), 'server:\n  port: 1\n  port: 2\n');
+      await assert.rejects(loadConfigFile(join(dir, 'c.yaml'), {}), /line 3/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * Hot reload: editing the config file (here a tenant's prompt file, then the YAML itself) changes
+ * /info and what reaches the backend within seconds, with no restart; a broken edit is rejected and
+ * the old config keeps serving.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, writeFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { ACME_KEY, demoConfig, startGatewayFromFile } from '../support/gateway.js';
+
+type Running = Awaited<ReturnType<typeof startGatewayFromFile>>;
+
+async function info(url: string): Promise<{ system_prompt: string; config_version: number }> {
+  const res = await fetch(`${url}/info`, { headers: { authorization: `Bearer ${ACME_KEY}` } });
+  assert.equal(res.status, 200);
+  return (await res.json()) as { system_prompt: string; config_version: number };
+}
+
+async function ask(url: string): Promise<string> {
+  const res = await fetch(`${url}/ask`, { method: 'POST', headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' }, body: '{"question":"q"}' });
+  return ((await res.json()) as { answer: string }).answer;
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`condition not met within ${timeoutMs} ms`);
+}
+
+function config(promptFile = 'acme.txt'): Record<string, unknown> {
+  const base = demoConfig();
+  const tenants = base.tenants as Array<Record<string, unknown>>;
+  const acme = { ...tenants[0] };
+  delete acme.system_prompt;
+  acme.system_prompt_file = promptFile;
+  return { ...base, tenants: [acme, tenants[1]], logging: { level: 'silent' } };
+}
+
+describe('hot reload', () => {
+  let gw: Running;
+  before(async () => {
+    gw = await startGatewayFromFile(config(), { 'acme.txt': 'Design first, always.' });
+  });
+  after(() => gw.cleanup());
+
+  it('editing a prompt file changes /info and what reaches the backend, no restart', async () => {
+    assert.equal((await info(gw.url)).system_prompt, 'Design first, always.');
+    const started = Date.now();
+    // Save like an editor does: write a temp file and rename it over the original.
+    const tmp = join(gw.dir, 'acme.txt.tmp');
+    await writeFile(tmp, 'Wireframes before code.');
+    await rename(tmp, join(gw.dir, 'acme.txt'));
+    await waitFor(async () => (await info(gw.url)).system_prompt === 'Wireframes before code.');
+    assert.ok(Date.now() - started < 5_000);
+    assert.ok((await ask(gw.url)).startsWith('[system] Wireframes before code.'));
+  });
+
+  it('editing the YAML (inline prompt) takes effect; a broken edit keeps the old config', async () => {
+    const cfg = config();
+    const tenants = cfg.tenants as Array<Record<string, unknown>>;
+    delete tenants[0]?.system_prompt_file;
+    (tenants[0] as Record<string, unknown>).system_prompt = 'Inline prompt v2.';
+    await writeFile(gw.file, stringify(cfg));
+    await waitFor(async () => (await info(gw.url)).system_prompt === 'Inline prompt v2.');
+    const version = (await info(gw.url)).config_version;
+    const rejectedBefore = await gw.gateway.metrics.configReloads.get();
+
+    // Broken: an unknown key, and YAML that does not parse.
+    await writeFile(gw.file, (await readFile(gw.file, 'utf8')).replace('server:', 'server:\n  bogus_key: 1'));
+    await new Promise((r) => setTimeout(r, 600));
+    await writeFile(gw.file, 'tenants: [ {');
+    await new Promise((r) => setTimeout(r, 600));
+    const now = await info(gw.url);
+    assert.equal(now.system_prompt, 'Inline prompt v2.');
+    assert.equal(now.config_version, version);
+    assert.ok((await ask(gw.url)).startsWith('[system] Inline prompt v2.'));
+    const rejected = (await gw.gateway.metrics.configReloads.get()).values.find((v) => v.labels.result === 'rejected')?.value ?? 0;
+    const rejectedPrev = rejectedBefore.values.find((v) => v.labels.result === 'rejected')?.value ?? 0;
+    assert.ok(rejected >= rejectedPrev + 1, 'rejection counted');
+
+    // Fixing the file applies again.
+    const fixed = config();
+    ((fixed.tenants as Array<Record<string, unknown>>)[0] as Record<string, unknown>).system_prompt_file = 'acme.txt';
+    await writeFile(gw.file, stringify(fixed));
+    await waitFor(async () => (await info(gw.url)).system_prompt === 'Wireframes before code.');
+  });
+});
