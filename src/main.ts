@@ -20,7 +20,11 @@ Usage:
 `;
 
 async function main(argv: string[]): Promise<number> {
-  const io: CliIO = { env: process.env, out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') };
+  const io: CliIO = {
+    env: process.env,
+    out: (l) => process.stdout.write(l + '\n'),
+    err: (l) => process.stderr.write(l + '\n'),
+  };
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'start':
@@ -51,7 +55,12 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof UsageError || (err instanceof Error && 'code' in err && String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS'))) {
+    if (
+      err instanceof UsageError ||
+      (err instanceof Error &&
+        'code' in err &&
+        String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS'))
+    ) {
       process.stderr.write(`portico: ${err.message}\n`);
       process.exitCode = 2;
       return;

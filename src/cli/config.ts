@@ -9,7 +9,9 @@ export async function runConfigCommand(argv: string[], io: CliIO): Promise<numbe
     const loaded = await loadConfigFile(file, io.env);
     const c = loaded.config;
     const backends = Object.values(c.models).reduce((n, m) => n + m.backends.length, 0);
-    io.out(`ok: ${file}: ${c.tenants.length} tenant(s), ${Object.keys(c.models).length} model(s), ${backends} backend(s)`);
+    io.out(
+      `ok: ${file}: ${c.tenants.length} tenant(s), ${Object.keys(c.models).length} model(s), ${backends} backend(s)`,
+    );
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {

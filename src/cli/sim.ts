@@ -24,7 +24,8 @@ export async function runSimCommand(argv: string[], io: CliIO): Promise<void> {
     },
     strict: true,
   });
-  if (values.mode !== undefined && values.mode !== 'lorem' && values.mode !== 'echo') throw new UsageError('--mode must be lorem or echo');
+  if (values.mode !== undefined && values.mode !== 'lorem' && values.mode !== 'echo')
+    throw new UsageError('--mode must be lorem or echo');
   const sim: Record<string, unknown> = {};
   if (values.mode) sim.mode = values.mode;
   const ttft = num(values['ttft-ms'], '--ttft-ms');

@@ -16,14 +16,25 @@ export interface RunningGateway {
   stop: (drainMs?: number) => Promise<void>;
 }
 
-function overrideServer(loaded: LoadedConfig, host: string | undefined, port: number | undefined): LoadedConfig {
+function overrideServer(
+  loaded: LoadedConfig,
+  host: string | undefined,
+  port: number | undefined,
+): LoadedConfig {
   if (host !== undefined) loaded.config.server.host = host;
   if (port !== undefined) loaded.config.server.port = port;
   return loaded;
 }
 
 /** Start a gateway from a config file; used by the CLI and by tests that need a real process-like server. */
-export async function startGateway(opts: { configFile: string; env: Record<string, string | undefined>; host?: string; port?: number; watch?: boolean; defaultMetrics?: boolean }): Promise<RunningGateway> {
+export async function startGateway(opts: {
+  configFile: string;
+  env: Record<string, string | undefined>;
+  host?: string;
+  port?: number;
+  watch?: boolean;
+  defaultMetrics?: boolean;
+}): Promise<RunningGateway> {
   const loaded = overrideServer(await loadConfigFile(opts.configFile, opts.env), opts.host, opts.port);
   const gateway = new Gateway(loaded, { defaultMetrics: opts.defaultMetrics ?? true });
   const app = await buildHttpServer(gateway);
@@ -37,10 +48,17 @@ export async function startGateway(opts: { configFile: string; env: Record<strin
           env: opts.env,
           initialFiles: loaded.files,
           apply: (next) => {
-            overrideServer(next, opts.host ?? loaded.config.server.host, opts.port ?? loaded.config.server.port);
+            overrideServer(
+              next,
+              opts.host ?? loaded.config.server.host,
+              opts.port ?? loaded.config.server.port,
+            );
             const snap = gateway.applyConfig(next);
             gateway.metrics.configReloads.labels('ok').inc();
-            gateway.logger.info({ version: snap.version, tenants: snap.tenants.size, models: snap.pools.size }, 'config reloaded');
+            gateway.logger.info(
+              { version: snap.version, tenants: snap.tenants.size, models: snap.pools.size },
+              'config reloaded',
+            );
           },
           onError: (problems) => {
             gateway.metrics.configReloads.labels('rejected').inc();
@@ -62,26 +80,44 @@ export async function startGateway(opts: { configFile: string; env: Record<strin
 export async function runStartCommand(argv: string[], io: CliIO): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      host: { type: 'string' },
+      port: { type: 'string', short: 'p' },
+    },
     strict: true,
   });
   const configFile = resolve(values.config ?? resolve(packageRoot(), 'examples/demo.yaml'));
-  const running = await startGateway({ configFile, env: io.env, ...(values.host ? { host: values.host } : {}), ...(parsePort(values.port) !== undefined ? { port: parsePort(values.port) as number } : {}) });
+  const running = await startGateway({
+    configFile,
+    env: io.env,
+    ...(values.host ? { host: values.host } : {}),
+    ...(parsePort(values.port) !== undefined ? { port: parsePort(values.port) as number } : {}),
+  });
   const { gateway, url } = running;
   const snap = gateway.snapshot;
-  gateway.logger.info({ url, config: configFile, tenants: snap.tenants.size, models: [...snap.pools.keys()] }, 'portico listening');
+  gateway.logger.info(
+    { url, config: configFile, tenants: snap.tenants.size, models: [...snap.pools.keys()] },
+    'portico listening',
+  );
   io.err(`\nPortico is listening on ${url}  (config: ${configFile})`);
   for (const t of snap.config.tenants) {
     for (const k of t.api_keys) {
       if ('value' in k && k.value.startsWith('sk-demo-')) {
-        io.err(`  WARNING: demo key for tenant ${t.id}: ${k.value} — public, for trying Portico only; never use it in production.`);
+        io.err(
+          `  WARNING: demo key for tenant ${t.id}: ${k.value} — public, for trying Portico only; never use it in production.`,
+        );
       }
     }
   }
   if (gateway.generatedAdminToken) {
-    io.err(`  Admin token (generated, set PORTICO_ADMIN_TOKEN to choose one): ${gateway.generatedAdminToken}`);
+    io.err(
+      `  Admin token (generated, set PORTICO_ADMIN_TOKEN to choose one): ${gateway.generatedAdminToken}`,
+    );
   }
-  io.err(`  Try: curl -s ${url}/ask -H 'Authorization: Bearer sk-demo-acme-corp' -H 'Content-Type: application/json' -d '{"question":"How should we build a real-time collaboration platform?"}'\n`);
+  io.err(
+    `  Try: curl -s ${url}/ask -H 'Authorization: Bearer sk-demo-acme-corp' -H 'Content-Type: application/json' -d '{"question":"How should we build a real-time collaboration platform?"}'\n`,
+  );
 
   let stopping = false;
   const shutdown = (signal: string): void => {

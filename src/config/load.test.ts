@@ -8,7 +8,18 @@ import { buildConfig, ConfigError, interpolateEnv, loadConfigFile } from './load
 describe('config loading', () => {
   it('interpolates ${VAR} and ${VAR:-default}, typed when the whole value is a reference', () => {
     const problems: Array<{ path: string; message: string }> = [];
-    const out = interpolateEnv({ a: '${X}', b: 'pre-${X}-post', c: '${MISSING:-fallback}', d: '${PORT}', e: '$${literal}', f: ['${X}'] }, { X: 'x1', PORT: '8080' }, problems);
+    const out = interpolateEnv(
+      {
+        a: '${X}',
+        b: 'pre-${X}-post',
+        c: '${MISSING:-fallback}',
+        d: '${PORT}',
+        e: '$${literal}',
+        f: ['${X}'],
+      },
+      { X: 'x1', PORT: '8080' },
+      problems,
+    );
     assert.deepEqual(out, { a: 'x1', b: 'pre-x1-post', c: 'fallback', d: 8080, e: '${literal}', f: ['x1'] });
     assert.deepEqual(problems, []);
   });
@@ -30,7 +41,13 @@ describe('config loading', () => {
       (e: unknown) => {
         assert.ok(e instanceof ConfigError);
         const paths = e.problems.map((p) => p.path);
-        for (const p of ['server', 'server.port', 'tenants[0].id', 'tenants[0].api_keys[0].sha256', 'models.m.backends[0].provider']) {
+        for (const p of [
+          'server',
+          'server.port',
+          'tenants[0].id',
+          'tenants[0].api_keys[0].sha256',
+          'models.m.backends[0].provider',
+        ]) {
           assert.ok(paths.includes(p), `expected a problem at ${p}; got ${paths.join(', ')}`);
         }
         return true;
@@ -41,11 +58,15 @@ describe('config loading', () => {
   it('checks cross references: allowed models, duplicate ids', async () => {
     await assert.rejects(
       buildConfig({
-        tenants: [
-          { id: 'a', allowed_models: ['ghost'] },
-          { id: 'a' },
-        ],
-        models: { m: { backends: [{ provider: 'sim', id: 'x' }, { provider: 'sim', id: 'x' }] } },
+        tenants: [{ id: 'a', allowed_models: ['ghost'] }, { id: 'a' }],
+        models: {
+          m: {
+            backends: [
+              { provider: 'sim', id: 'x' },
+              { provider: 'sim', id: 'x' },
+            ],
+          },
+        },
       }),
       (e: unknown) => {
         assert.ok(e instanceof ConfigError);
@@ -62,8 +83,14 @@ describe('config loading', () => {
     const dir = await mkdtemp(join(tmpdir(), 'portico-cfg-'));
     try {
       await writeFile(join(dir, 'p.txt'), '  Be helpful.\n');
-      await writeFile(join(dir, 'c.yaml'), 'tenants:\n  - id: t\n    system_prompt_file: p.txt\n  - id: u\n    system_prompt_file: missing.txt\n');
-      await assert.rejects(loadConfigFile(join(dir, 'c.yaml'), {}), /tenants\[1\]\.system_prompt_file: cannot read missing\.txt/);
+      await writeFile(
+        join(dir, 'c.yaml'),
+        'tenants:\n  - id: t\n    system_prompt_file: p.txt\n  - id: u\n    system_prompt_file: missing.txt\n',
+      );
+      await assert.rejects(
+        loadConfigFile(join(dir, 'c.yaml'), {}),
+        /tenants\[1\]\.system_prompt_file: cannot read missing\.txt/,
+      );
       await writeFile(join(dir, 'c.yaml'), 'tenants:\n  - id: t\n    system_prompt_file: p.txt\n');
       const loaded = await loadConfigFile(join(dir, 'c.yaml'), {});
       assert.equal(loaded.prompts.get('t'), 'Be helpful.');

@@ -16,7 +16,10 @@ export interface ConfigProblem {
 export class ConfigError extends Error {
   readonly problems: ConfigProblem[];
   constructor(source: string, problems: ConfigProblem[]) {
-    super(`${source}: ${problems.length} problem(s)\n` + problems.map((p) => `  ${p.path || '(root)'}: ${p.message}`).join('\n'));
+    super(
+      `${source}: ${problems.length} problem(s)\n` +
+        problems.map((p) => `  ${p.path || '(root)'}: ${p.message}`).join('\n'),
+    );
     this.name = 'ConfigError';
     this.problems = problems;
   }
@@ -58,7 +61,10 @@ export function interpolateEnv(
       const v = name === undefined ? undefined : env[name];
       if (v !== undefined && v !== '') return v;
       if (fallback !== undefined) return fallback;
-      problems.push({ path: formatPath(path), message: `environment variable ${name} is not set (use \${${name}:-default} for a default)` });
+      problems.push({
+        path: formatPath(path),
+        message: `environment variable ${name} is not set (use \${${name}:-default} for a default)`,
+      });
       return '';
     });
     // A value that is exactly one ${VAR} takes the YAML type of what it expands to (port: ${PORT}).
@@ -104,7 +110,10 @@ export async function buildConfig(
         try {
           prompts.set(t.id, (await readFile(file, 'utf8')).trim());
         } catch (e) {
-          problems.push({ path: `tenants[${i}].system_prompt_file`, message: `cannot read ${t.system_prompt_file}: ${(e as Error).message}` });
+          problems.push({
+            path: `tenants[${i}].system_prompt_file`,
+            message: `cannot read ${t.system_prompt_file}: ${(e as Error).message}`,
+          });
         }
       } else {
         prompts.set(t.id, t.system_prompt ?? '');
@@ -116,7 +125,10 @@ export async function buildConfig(
 }
 
 /** Read, parse and validate a YAML config file. Throws ConfigError listing every problem. */
-export async function loadConfigFile(file: string, env: Record<string, string | undefined>): Promise<LoadedConfig> {
+export async function loadConfigFile(
+  file: string,
+  env: Record<string, string | undefined>,
+): Promise<LoadedConfig> {
   const source = resolve(file);
   let text: string;
   try {
@@ -128,7 +140,10 @@ export async function loadConfigFile(file: string, env: Record<string, string | 
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
-      doc.errors.map((e) => ({ path: e.linePos ? `line ${e.linePos[0].line}` : '', message: e.message.split('\n')[0] ?? e.message })),
+      doc.errors.map((e) => ({
+        path: e.linePos ? `line ${e.linePos[0].line}` : '',
+        message: e.message.split('\n')[0] ?? e.message,
+      })),
     );
   }
   const loaded = await buildConfig(doc.toJS(), { env, baseDir: dirname(source), source });

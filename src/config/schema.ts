@@ -38,7 +38,11 @@ export const ServerSchema = z.strictObject({
       threshold_bytes: z.number().int().min(0).default(1024),
     })
     .default({ enabled: true, threshold_bytes: 1024 }),
-  upstream_pool: UpstreamPoolSchema.default({ connections: 128, keep_alive_timeout_ms: 30_000, pipelining: 1 }),
+  upstream_pool: UpstreamPoolSchema.default({
+    connections: 128,
+    keep_alive_timeout_ms: 30_000,
+    pipelining: 1,
+  }),
   request_timeout_ms: z
     .number()
     .int()
@@ -144,10 +148,19 @@ export const ConfigSchema = z
   .superRefine((cfg, ctx) => {
     const seen = new Set<string>();
     cfg.tenants.forEach((t, i) => {
-      if (seen.has(t.id)) ctx.addIssue({ code: 'custom', path: ['tenants', i, 'id'], message: `duplicate tenant id "${t.id}"` });
+      if (seen.has(t.id))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tenants', i, 'id'],
+          message: `duplicate tenant id "${t.id}"`,
+        });
       seen.add(t.id);
       if (t.default_model !== undefined && !(t.default_model in cfg.models)) {
-        ctx.addIssue({ code: 'custom', path: ['tenants', i, 'default_model'], message: `unknown model alias "${t.default_model}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tenants', i, 'default_model'],
+          message: `unknown model alias "${t.default_model}"`,
+        });
       }
       t.allowed_models.forEach((m, j) => {
         if (m !== '*' && !(m in cfg.models)) {
@@ -164,7 +177,11 @@ export const ConfigSchema = z
       model.backends.forEach((b, i) => {
         const id = b.id ?? `${alias}-${i}`;
         if (backendIds.has(id)) {
-          ctx.addIssue({ code: 'custom', path: ['models', alias, 'backends', i, 'id'], message: `duplicate backend id "${id}"` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['models', alias, 'backends', i, 'id'],
+            message: `duplicate backend id "${id}"`,
+          });
         }
         backendIds.add(id);
       });

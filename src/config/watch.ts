@@ -42,7 +42,11 @@ export class ConfigWatcher {
     for (const dir of dirs) {
       if (this.#watchers.has(dir)) continue;
       const w = watch(dir, { persistent: false }, (_event, name) => {
-        if (name === null || [...this.#names].some((f) => dirname(f) === dir && basename(f) === name.toString())) this.#schedule();
+        if (
+          name === null ||
+          [...this.#names].some((f) => dirname(f) === dir && basename(f) === name.toString())
+        )
+          this.#schedule();
       });
       w.on('error', () => undefined);
       this.#watchers.set(dir, w);

@@ -16,14 +16,23 @@ export function toPorticoError(err: unknown, signal?: AbortSignal): PorticoError
   if (isPorticoError(err)) return err;
   if (signal?.aborted) {
     if (signal.reason instanceof PorticoError) return signal.reason;
-    return new PorticoError('client_closed_request', 'The client closed the connection before the response was ready.');
+    return new PorticoError(
+      'client_closed_request',
+      'The client closed the connection before the response was ready.',
+    );
   }
   const e = (err ?? {}) as FastifyLikeError;
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new PorticoError('payload_too_large', 'The request body is too large. Send a smaller body, or ask the operator to raise server.body_limit_bytes.');
+      return new PorticoError(
+        'payload_too_large',
+        'The request body is too large. Send a smaller body, or ask the operator to raise server.body_limit_bytes.',
+      );
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new PorticoError('unsupported_media_type', 'Unsupported Content-Type. Send the body as JSON with "Content-Type: application/json".');
+      return new PorticoError(
+        'unsupported_media_type',
+        'Unsupported Content-Type. Send the body as JSON with "Content-Type: application/json".',
+      );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new PorticoError('invalid_json', 'The body is empty. Send a JSON object.');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
@@ -34,5 +43,9 @@ export function toPorticoError(err: unknown, signal?: AbortSignal): PorticoError
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     return new PorticoError('invalid_request', e.message ?? 'Bad request.', { status: e.statusCode });
   }
-  return new PorticoError('internal_error', 'Internal error in Portico. Quote the x-request-id header when you report it.', { cause: err });
+  return new PorticoError(
+    'internal_error',
+    'Internal error in Portico. Quote the x-request-id header when you report it.',
+    { cause: err },
+  );
 }

@@ -12,7 +12,13 @@ declare module 'fastify' {
   }
 }
 
-export function contextFor(gw: Gateway, request: FastifyRequest, reply: FastifyReply, route: RouteName, endpoint: string): RequestContext {
+export function contextFor(
+  gw: Gateway,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  route: RouteName,
+  endpoint: string,
+): RequestContext {
   const ctx = createContext({
     requestId: request.porticoId,
     correlationId: request.correlationId,
@@ -31,7 +37,12 @@ export function contextFor(gw: Gateway, request: FastifyRequest, reply: FastifyR
   const maxMs = ctx.snapshot.config.server.request_timeout_ms;
   const timer = setTimeout(() => {
     if (!controller.signal.aborted) {
-      controller.abort(new PorticoError('upstream_timeout', `The request took longer than the maximum of ${Math.round(maxMs / 1000)} s and was stopped.`));
+      controller.abort(
+        new PorticoError(
+          'upstream_timeout',
+          `The request took longer than the maximum of ${Math.round(maxMs / 1000)} s and was stopped.`,
+        ),
+      );
     }
   }, maxMs);
   timer.unref();

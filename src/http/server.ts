@@ -34,10 +34,16 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     genReqId: () => '',
   };
   if (cfg.tls) {
-    opts.https = { cert: readFileSync(cfg.tls.cert_file), key: readFileSync(cfg.tls.key_file), minVersion: cfg.tls.min_version };
+    opts.https = {
+      cert: readFileSync(cfg.tls.cert_file),
+      key: readFileSync(cfg.tls.key_file),
+      minVersion: cfg.tls.min_version,
+    };
   }
   const app = Fastify(opts) as unknown as FastifyInstance;
-  const securityHeaders: Record<string, string> = cfg.tls ? { ...SECURITY_HEADERS, 'strict-transport-security': 'max-age=31536000; includeSubDomains' } : SECURITY_HEADERS;
+  const securityHeaders: Record<string, string> = cfg.tls
+    ? { ...SECURITY_HEADERS, 'strict-transport-security': 'max-age=31536000; includeSubDomains' }
+    : SECURITY_HEADERS;
 
   app.decorateRequest('porticoId', '');
   app.decorateRequest('correlationId', '');
@@ -77,18 +83,30 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     try {
       done(null, JSON.parse(text));
     } catch (e) {
-      done(new PorticoError('invalid_json', `The body is not valid JSON: ${(e as Error).message}. Send a JSON object.`), undefined);
+      done(
+        new PorticoError(
+          'invalid_json',
+          `The body is not valid JSON: ${(e as Error).message}. Send a JSON object.`,
+        ),
+        undefined,
+      );
     }
   });
 
   if (cfg.compression.enabled) {
-    await app.register(compress, { global: true, threshold: cfg.compression.threshold_bytes, encodings: ['gzip'] });
+    await app.register(compress, {
+      global: true,
+      threshold: cfg.compression.threshold_bytes,
+      encodings: ['gzip'],
+    });
   }
 
   app.setErrorHandler((err, request, reply) => {
     const pe = toPorticoError(err, request.porticoCtx?.controller.signal);
-    if (pe.code === 'internal_error') gw.logger.error({ err, requestId: request.porticoId, url: request.url }, 'internal error');
-    else if (pe.status >= 500) gw.logger.warn({ requestId: request.porticoId, code: pe.code, msg: pe.message }, 'request failed');
+    if (pe.code === 'internal_error')
+      gw.logger.error({ err, requestId: request.porticoId, url: request.url }, 'internal error');
+    else if (pe.status >= 500)
+      gw.logger.warn({ requestId: request.porticoId, code: pe.code, msg: pe.message }, 'request failed');
     reply.code(pe.status).headers(pe.headers).send(pe.toBody());
   });
 
@@ -104,10 +122,17 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     const path = request.url.split('?')[0] ?? '';
     const allowed = knownPaths.get(path);
     const pe = allowed
-      ? new PorticoError('method_not_allowed', `${request.method} is not supported on ${path}; use ${[...allowed].filter((m) => m !== 'HEAD').join(', ')}.`, {
-          headers: { allow: [...allowed].join(', ') },
-        })
-      : new PorticoError('not_found', `No endpoint ${request.method} ${path.slice(0, 200)}. See GET /info for the endpoints available to your key.`);
+      ? new PorticoError(
+          'method_not_allowed',
+          `${request.method} is not supported on ${path}; use ${[...allowed].filter((m) => m !== 'HEAD').join(', ')}.`,
+          {
+            headers: { allow: [...allowed].join(', ') },
+          },
+        )
+      : new PorticoError(
+          'not_found',
+          `No endpoint ${request.method} ${path.slice(0, 200)}. See GET /info for the endpoints available to your key.`,
+        );
     reply.code(pe.status).headers(pe.headers).send(pe.toBody());
   });
 

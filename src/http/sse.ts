@@ -23,11 +23,17 @@ function waitDrain(res: ServerResponse): Promise<void> {
   });
 }
 
-export async function sendSse(deps: PipelineDeps, reply: FastifyReply, ctx: RequestContext, chunks: AsyncIterable<unknown>): Promise<void> {
+export async function sendSse(
+  deps: PipelineDeps,
+  reply: FastifyReply,
+  ctx: RequestContext,
+  chunks: AsyncIterable<unknown>,
+): Promise<void> {
   reply.hijack();
   const res = reply.raw;
   const headers: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = typeof v === 'number' ? String(v) : v;
+  for (const [k, v] of Object.entries(reply.getHeaders()))
+    if (v !== undefined) headers[k] = typeof v === 'number' ? String(v) : v;
   headers['content-type'] = 'text/event-stream; charset=utf-8';
   headers['cache-control'] = 'no-cache';
   headers['x-accel-buffering'] = 'no';
@@ -56,7 +62,8 @@ export async function sendSse(deps: PipelineDeps, reply: FastifyReply, ctx: Requ
   } catch (err) {
     const pe = toPorticoError(err, ctx.controller.signal);
     status = pe.status;
-    if (pe.status >= 500) deps.logger.warn({ requestId: ctx.requestId, code: pe.code, err: pe.message }, 'stream failed mid-way');
+    if (pe.status >= 500)
+      deps.logger.warn({ requestId: ctx.requestId, code: pe.code, err: pe.message }, 'stream failed mid-way');
     if (!res.destroyed) res.end(`data: ${JSON.stringify(pe.toBody())}\n\n`);
   } finally {
     finishRequest(deps, ctx, status);

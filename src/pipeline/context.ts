@@ -5,7 +5,8 @@
 import type { Snapshot, TenantRuntime } from './snapshot.js';
 import type { Usage } from '../providers/openai-types.js';
 
-export type RouteName = 'chat' | 'completions' | 'embeddings' | 'rerank' | 'messages' | 'ask' | 'predict' | 'models' | 'info';
+export type RouteName =
+  'chat' | 'completions' | 'embeddings' | 'rerank' | 'messages' | 'ask' | 'predict' | 'models' | 'info';
 
 export interface RequestContext {
   readonly requestId: string;

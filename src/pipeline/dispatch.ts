@@ -26,9 +26,13 @@ function callContext(ctx: RequestContext, backend: Backend): ProviderCallContext
 function pickBackend(ctx: RequestContext, pool: Pool): Backend {
   const backend = pool.pick();
   if (!backend) {
-    throw new PorticoError('upstream_unavailable', `No backend of model "${pool.alias}" is available right now. Retry shortly.`, {
-      headers: { 'retry-after': '1' },
-    });
+    throw new PorticoError(
+      'upstream_unavailable',
+      `No backend of model "${pool.alias}" is available right now. Retry shortly.`,
+      {
+        headers: { 'retry-after': '1' },
+      },
+    );
   }
   ctx.backend = backend.id;
   return backend;
@@ -42,12 +46,23 @@ function failureStatus(err: unknown): string {
   return err.code === 'client_closed_request' ? 'aborted' : String(err.status);
 }
 
-function recordFailure(deps: DispatchDeps, backend: Backend, model: string, err: unknown, seconds: number): void {
+function recordFailure(
+  deps: DispatchDeps,
+  backend: Backend,
+  model: string,
+  err: unknown,
+  seconds: number,
+): void {
   const status = failureStatus(err);
   deps.metrics.upstreamRequests.labels(backend.id, model, status).inc();
   deps.metrics.upstreamDuration.labels(backend.id, model).observe(seconds);
   if (isPorticoError(err) && err.upstream) {
-    const cls = err.upstream.class === 'status' ? (err.upstream.status === 429 ? 'status_429' : `status_${Math.floor((err.upstream.status ?? 500) / 100)}xx`) : err.upstream.class;
+    const cls =
+      err.upstream.class === 'status'
+        ? err.upstream.status === 429
+          ? 'status_429'
+          : `status_${Math.floor((err.upstream.status ?? 500) / 100)}xx`
+        : err.upstream.class;
     deps.metrics.upstreamErrors.labels(backend.id, model, cls).inc();
     backend.lastError = err.message;
   }
@@ -65,7 +80,9 @@ export async function dispatchUnary<T>(
   try {
     const result = await call(backend, callContext(ctx, backend));
     deps.metrics.upstreamRequests.labels(backend.id, pool.alias, '200').inc();
-    deps.metrics.upstreamDuration.labels(backend.id, pool.alias).observe((performance.now() - started) / 1000);
+    deps.metrics.upstreamDuration
+      .labels(backend.id, pool.alias)
+      .observe((performance.now() - started) / 1000);
     return result;
   } catch (err) {
     recordFailure(deps, backend, pool.alias, err, (performance.now() - started) / 1000);
@@ -104,7 +121,9 @@ export async function dispatchStream<T>(
       const seconds = (performance.now() - started) / 1000;
       if (failed !== undefined) recordFailure(deps, backend, pool.alias, failed, seconds);
       else {
-        deps.metrics.upstreamRequests.labels(backend.id, pool.alias, ctx.controller.signal.aborted ? 'aborted' : '200').inc();
+        deps.metrics.upstreamRequests
+          .labels(backend.id, pool.alias, ctx.controller.signal.aborted ? 'aborted' : '200')
+          .inc();
         deps.metrics.upstreamDuration.labels(backend.id, pool.alias).observe(seconds);
       }
     }

@@ -24,13 +24,25 @@ export function resolveModel(ctx: RequestContext, tenant: TenantRuntime, alias: 
 }
 
 /** Enforce the tenant's max_tokens cap and apply its default. Mutates and returns the request. */
-export function applyTokenPolicy<T extends { max_tokens?: number | null; max_completion_tokens?: number | null }>(tenant: TenantRuntime, req: T): T {
+export function applyTokenPolicy<
+  T extends { max_tokens?: number | null; max_completion_tokens?: number | null },
+>(tenant: TenantRuntime, req: T): T {
   const asked = req.max_completion_tokens ?? req.max_tokens ?? undefined;
-  if (asked !== undefined && asked !== null && tenant.maxTokensCap !== undefined && asked > tenant.maxTokensCap) {
-    throw new PorticoError('max_tokens_exceeded', `max_tokens ${asked} is above your limit of ${tenant.maxTokensCap}. Ask for ${tenant.maxTokensCap} or fewer.`, {
-      param: req.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens',
-    });
+  if (
+    asked !== undefined &&
+    asked !== null &&
+    tenant.maxTokensCap !== undefined &&
+    asked > tenant.maxTokensCap
+  ) {
+    throw new PorticoError(
+      'max_tokens_exceeded',
+      `max_tokens ${asked} is above your limit of ${tenant.maxTokensCap}. Ask for ${tenant.maxTokensCap} or fewer.`,
+      {
+        param: req.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens',
+      },
+    );
   }
-  if ((asked === undefined || asked === null) && tenant.defaultMaxTokens !== undefined) req.max_tokens = tenant.defaultMaxTokens;
+  if ((asked === undefined || asked === null) && tenant.defaultMaxTokens !== undefined)
+    req.max_tokens = tenant.defaultMaxTokens;
   return req;
 }

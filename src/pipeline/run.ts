@@ -9,7 +9,6 @@ import type {
   ChatCompletionRequest,
   ChatCompletionResponse,
   CompletionChunk,
-  CompletionRequest,
   CompletionResponse,
   EmbeddingRequest,
   EmbeddingResponse,
@@ -25,7 +24,12 @@ import { dispatchStream, dispatchUnary } from './dispatch.js';
 import { applyTokenPolicy, resolveModel } from './resolve-model.js';
 import { shapeMessages } from './shape-prompt.js';
 import type { TenantRuntime } from './snapshot.js';
-import { validateChatRequest, validateCompletionRequest, validateEmbeddingRequest, validateRerankRequest } from './validate.js';
+import {
+  validateChatRequest,
+  validateCompletionRequest,
+  validateEmbeddingRequest,
+  validateRerankRequest,
+} from './validate.js';
 
 export type FinishHook = (ctx: RequestContext, status: number) => void;
 
@@ -41,14 +45,22 @@ export interface PipelineDeps {
 export type Outcome<T, C> = { kind: 'json'; body: T } | { kind: 'stream'; chunks: AsyncIterable<C> };
 
 /** Stage 1 for every tenant endpoint. */
-export async function beginTenantRequest(deps: PipelineDeps, ctx: RequestContext, presentedKey: string | undefined): Promise<TenantRuntime> {
+export async function beginTenantRequest(
+  deps: PipelineDeps,
+  ctx: RequestContext,
+  presentedKey: string | undefined,
+): Promise<TenantRuntime> {
   const tenant = await authenticate(ctx, presentedKey, deps.lookupKey, deps.lookupTenant);
   deps.metrics.inFlight.labels(tenant.id).inc();
   return tenant;
 }
 
 /** Capture usage from a stream; hide the usage-only chunk unless the client asked for it. */
-async function* trackUsage<C extends { usage?: Usage | null; choices: unknown[] }>(ctx: RequestContext, chunks: AsyncIterable<C>, clientWantsUsage: boolean): AsyncGenerator<C> {
+async function* trackUsage<C extends { usage?: Usage | null; choices: unknown[] }>(
+  ctx: RequestContext,
+  chunks: AsyncIterable<C>,
+  clientWantsUsage: boolean,
+): AsyncGenerator<C> {
   for await (const c of chunks) {
     if (c.usage) ctx.usage = c.usage;
     if (!clientWantsUsage && c.choices.length === 0 && c.usage) continue;
@@ -57,7 +69,12 @@ async function* trackUsage<C extends { usage?: Usage | null; choices: unknown[] 
   }
 }
 
-export async function runChat(deps: PipelineDeps, ctx: RequestContext, tenant: TenantRuntime, body: unknown): Promise<Outcome<ChatCompletionResponse, ChatCompletionChunk>> {
+export async function runChat(
+  deps: PipelineDeps,
+  ctx: RequestContext,
+  tenant: TenantRuntime,
+  body: unknown,
+): Promise<Outcome<ChatCompletionResponse, ChatCompletionChunk>> {
   const req = validateChatRequest(body);
   const pool = resolveModel(ctx, tenant, req.model);
   applyTokenPolicy(tenant, req);
@@ -73,7 +90,12 @@ export async function runChat(deps: PipelineDeps, ctx: RequestContext, tenant: T
   return { kind: 'json', body: res };
 }
 
-export async function runCompletion(deps: PipelineDeps, ctx: RequestContext, tenant: TenantRuntime, body: unknown): Promise<Outcome<CompletionResponse, CompletionChunk>> {
+export async function runCompletion(
+  deps: PipelineDeps,
+  ctx: RequestContext,
+  tenant: TenantRuntime,
+  body: unknown,
+): Promise<Outcome<CompletionResponse, CompletionChunk>> {
   const req = validateCompletionRequest(body);
   const pool = resolveModel(ctx, tenant, req.model);
   applyTokenPolicy(tenant, req);
@@ -88,19 +110,37 @@ export async function runCompletion(deps: PipelineDeps, ctx: RequestContext, ten
   return { kind: 'json', body: res };
 }
 
-export async function runEmbeddings(deps: PipelineDeps, ctx: RequestContext, tenant: TenantRuntime, body: unknown): Promise<EmbeddingResponse> {
+export async function runEmbeddings(
+  deps: PipelineDeps,
+  ctx: RequestContext,
+  tenant: TenantRuntime,
+  body: unknown,
+): Promise<EmbeddingResponse> {
   const req: EmbeddingRequest = validateEmbeddingRequest(body);
   const pool = resolveModel(ctx, tenant, req.model);
   const res = await dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.embeddings(req, pctx));
-  ctx.usage = { prompt_tokens: res.usage.prompt_tokens, completion_tokens: 0, total_tokens: res.usage.total_tokens };
+  ctx.usage = {
+    prompt_tokens: res.usage.prompt_tokens,
+    completion_tokens: 0,
+    total_tokens: res.usage.total_tokens,
+  };
   return res;
 }
 
-export async function runRerank(deps: PipelineDeps, ctx: RequestContext, tenant: TenantRuntime, body: unknown): Promise<RerankResponse> {
+export async function runRerank(
+  deps: PipelineDeps,
+  ctx: RequestContext,
+  tenant: TenantRuntime,
+  body: unknown,
+): Promise<RerankResponse> {
   const req: RerankRequest = validateRerankRequest(body);
   const pool = resolveModel(ctx, tenant, req.model);
   const res = await dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.rerank(req, pctx));
-  ctx.usage = { prompt_tokens: res.usage.prompt_tokens, completion_tokens: 0, total_tokens: res.usage.total_tokens };
+  ctx.usage = {
+    prompt_tokens: res.usage.prompt_tokens,
+    completion_tokens: 0,
+    total_tokens: res.usage.total_tokens,
+  };
   return res;
 }
 
@@ -112,7 +152,15 @@ export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: n
   const model = ctx.model ?? UNKNOWN_MODEL;
   const seconds = (performance.now() - ctx.startedAt) / 1000;
   const m = deps.metrics;
-  m.recordRequest({ tenant, model, route: ctx.route, endpoint: ctx.endpoint, method: ctx.method, status, seconds });
+  m.recordRequest({
+    tenant,
+    model,
+    route: ctx.route,
+    endpoint: ctx.endpoint,
+    method: ctx.method,
+    status,
+    seconds,
+  });
   if (ctx.tenant) m.inFlight.labels(tenant).dec();
   if (ctx.usage && ctx.model) {
     m.tokens.labels(tenant, model, 'input').inc(ctx.usage.prompt_tokens);

@@ -43,7 +43,9 @@ export interface Snapshot {
 export function compileTenant(t: TenantConfig, prompt: string, models: readonly string[]): TenantRuntime {
   const all = t.allowed_models.includes('*');
   const allowed = all ? undefined : new Set(t.allowed_models);
-  const defaultModel = (t.default_model ?? (all ? (models.includes('default') ? 'default' : models[0]) : t.allowed_models[0])) || undefined;
+  const defaultModel =
+    (t.default_model ?? (all ? (models.includes('default') ? 'default' : models[0]) : t.allowed_models[0])) ||
+    undefined;
   return {
     id: t.id,
     displayName: t.display_name ?? t.id,

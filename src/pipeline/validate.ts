@@ -34,26 +34,30 @@ export function requireObject(body: unknown): Record<string, unknown> {
 function optInt(b: Record<string, unknown>, key: string, min: number, max = Number.MAX_SAFE_INTEGER): void {
   const v = b[key];
   if (v === undefined || v === null) return;
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw bad(key, `${key} must be an integer, got ${typeName(v)} ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v))
+    throw bad(key, `${key} must be an integer, got ${typeName(v)} ${JSON.stringify(v)}`);
   if (v < min || v > max) throw bad(key, `${key} must be between ${min} and ${max}, got ${v}`);
 }
 
 function optNumber(b: Record<string, unknown>, key: string, min: number, max: number): void {
   const v = b[key];
   if (v === undefined || v === null) return;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(key, `${key} must be a number, got ${typeName(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw bad(key, `${key} must be a number, got ${typeName(v)}`);
   if (v < min || v > max) throw bad(key, `${key} must be between ${min} and ${max}, got ${v}`);
 }
 
 function optBool(b: Record<string, unknown>, key: string): void {
   const v = b[key];
-  if (v !== undefined && v !== null && typeof v !== 'boolean') throw bad(key, `${key} must be true or false, got ${typeName(v)}`);
+  if (v !== undefined && v !== null && typeof v !== 'boolean')
+    throw bad(key, `${key} must be true or false, got ${typeName(v)}`);
 }
 
 function requireModel(b: Record<string, unknown>): void {
   const m = b.model;
   if (m === undefined) throw bad('model', 'model is required (GET /v1/models lists the models you may use)');
-  if (typeof m !== 'string' || m.length === 0 || m.length > 256) throw bad('model', 'model must be a non-empty string');
+  if (typeof m !== 'string' || m.length === 0 || m.length > 256)
+    throw bad('model', 'model must be a non-empty string');
 }
 
 function checkStop(b: Record<string, unknown>): void {
@@ -68,7 +72,8 @@ function checkStreamOptions(b: Record<string, unknown>): void {
   optBool(b, 'stream');
   const so = b.stream_options;
   if (so === undefined || so === null) return;
-  if (typeof so !== 'object' || Array.isArray(so)) throw bad('stream_options', 'stream_options must be an object');
+  if (typeof so !== 'object' || Array.isArray(so))
+    throw bad('stream_options', 'stream_options must be an object');
   optBool(so as Record<string, unknown>, 'include_usage');
 }
 
@@ -80,58 +85,86 @@ function checkContent(m: Record<string, unknown>, i: number): void {
     if (m.role === 'assistant' && (Array.isArray(m.tool_calls) || m.function_call !== undefined)) return;
     throw bad(p, `${p} is required for role "${String(m.role)}"`);
   }
-  if (!Array.isArray(c)) throw bad(p, `${p} must be a string or an array of content parts, got ${typeName(c)}`);
+  if (!Array.isArray(c))
+    throw bad(p, `${p} must be a string or an array of content parts, got ${typeName(c)}`);
   c.forEach((part: unknown, j) => {
     if (part === null || typeof part !== 'object' || typeof (part as { type?: unknown }).type !== 'string') {
-      throw bad(`${p}[${j}]`, `${p}[${j}] must be an object with a "type" (e.g. {"type":"text","text":"..."})`);
+      throw bad(
+        `${p}[${j}]`,
+        `${p}[${j}] must be an object with a "type" (e.g. {"type":"text","text":"..."})`,
+      );
     }
     const pt = part as { type: string; text?: unknown; image_url?: unknown };
-    if (pt.type === 'text' && typeof pt.text !== 'string') throw bad(`${p}[${j}].text`, `${p}[${j}].text must be a string`);
+    if (pt.type === 'text' && typeof pt.text !== 'string')
+      throw bad(`${p}[${j}].text`, `${p}[${j}].text must be a string`);
     if (pt.type === 'image_url') {
       const iu = pt.image_url as { url?: unknown } | undefined;
-      if (!iu || typeof iu.url !== 'string') throw bad(`${p}[${j}].image_url.url`, `${p}[${j}].image_url.url must be a string`);
+      if (!iu || typeof iu.url !== 'string')
+        throw bad(`${p}[${j}].image_url.url`, `${p}[${j}].image_url.url must be a string`);
     }
   });
 }
 
 function checkMessages(b: Record<string, unknown>): void {
   const msgs = b.messages;
-  if (msgs === undefined) throw bad('messages', 'messages is required: an array like [{"role":"user","content":"Hello"}]');
+  if (msgs === undefined)
+    throw bad('messages', 'messages is required: an array like [{"role":"user","content":"Hello"}]');
   if (!Array.isArray(msgs)) throw bad('messages', `messages must be an array, got ${typeName(msgs)}`);
   if (msgs.length === 0) throw bad('messages', 'messages must contain at least one message');
   msgs.forEach((m: unknown, i) => {
-    if (m === null || typeof m !== 'object' || Array.isArray(m)) throw bad(`messages[${i}]`, `messages[${i}] must be an object`);
+    if (m === null || typeof m !== 'object' || Array.isArray(m))
+      throw bad(`messages[${i}]`, `messages[${i}] must be an object`);
     const msg = m as Record<string, unknown>;
     if (typeof msg.role !== 'string' || !ROLES.has(msg.role)) {
-      throw bad(`messages[${i}].role`, `messages[${i}].role must be one of system, developer, user, assistant, tool; got ${JSON.stringify(msg.role)}`);
+      throw bad(
+        `messages[${i}].role`,
+        `messages[${i}].role must be one of system, developer, user, assistant, tool; got ${JSON.stringify(msg.role)}`,
+      );
     }
     checkContent(msg, i);
     if (msg.role === 'tool' && typeof msg.tool_call_id !== 'string') {
       throw bad(`messages[${i}].tool_call_id`, `messages[${i}].tool_call_id is required for role "tool"`);
     }
-    if (msg.tool_calls !== undefined && !Array.isArray(msg.tool_calls)) throw bad(`messages[${i}].tool_calls`, 'tool_calls must be an array');
+    if (msg.tool_calls !== undefined && !Array.isArray(msg.tool_calls))
+      throw bad(`messages[${i}].tool_calls`, 'tool_calls must be an array');
   });
 }
 
 function checkTools(b: Record<string, unknown>): void {
   const tools = b.tools;
   if (tools !== undefined && tools !== null) {
-    if (!Array.isArray(tools)) throw bad('tools', 'tools must be an array of {"type":"function","function":{...}}');
+    if (!Array.isArray(tools))
+      throw bad('tools', 'tools must be an array of {"type":"function","function":{...}}');
     tools.forEach((t: unknown, i) => {
       const fn = (t as { function?: { name?: unknown } } | null)?.function;
-      if (!t || typeof t !== 'object' || (t as { type?: unknown }).type !== 'function' || !fn || typeof fn.name !== 'string' || fn.name === '') {
-        throw bad(`tools[${i}]`, `tools[${i}] must be {"type":"function","function":{"name":"...","parameters":{...}}}`);
+      if (
+        !t ||
+        typeof t !== 'object' ||
+        (t as { type?: unknown }).type !== 'function' ||
+        !fn ||
+        typeof fn.name !== 'string' ||
+        fn.name === ''
+      ) {
+        throw bad(
+          `tools[${i}]`,
+          `tools[${i}] must be {"type":"function","function":{"name":"...","parameters":{...}}}`,
+        );
       }
     });
   }
   const tc = b.tool_choice;
   if (tc === undefined || tc === null) return;
   if (typeof tc === 'string') {
-    if (!['none', 'auto', 'required'].includes(tc)) throw bad('tool_choice', 'tool_choice must be "none", "auto", "required" or {"type":"function","function":{"name":"..."}}');
+    if (!['none', 'auto', 'required'].includes(tc))
+      throw bad(
+        'tool_choice',
+        'tool_choice must be "none", "auto", "required" or {"type":"function","function":{"name":"..."}}',
+      );
     return;
   }
   const name = (tc as { function?: { name?: unknown } }).function?.name;
-  if (typeof tc !== 'object' || typeof name !== 'string') throw bad('tool_choice', 'tool_choice object must be {"type":"function","function":{"name":"..."}}');
+  if (typeof tc !== 'object' || typeof name !== 'string')
+    throw bad('tool_choice', 'tool_choice object must be {"type":"function","function":{"name":"..."}}');
 }
 
 export function validateChatRequest(body: unknown): ChatCompletionRequest {
@@ -173,7 +206,8 @@ export function validateEmbeddingRequest(body: unknown, maxInputs = 2048): Embed
   const b = requireObject(body);
   requireModel(b);
   const input = b.input;
-  if (input === undefined) throw bad('input', 'input is required (a string, an array of strings, or token arrays)');
+  if (input === undefined)
+    throw bad('input', 'input is required (a string, an array of strings, or token arrays)');
   const ok =
     (typeof input === 'string' && input.length > 0) ||
     (Array.isArray(input) &&
@@ -181,10 +215,17 @@ export function validateEmbeddingRequest(body: unknown, maxInputs = 2048): Embed
       input.length <= maxInputs &&
       (input.every((x) => typeof x === 'string' && x.length > 0) ||
         input.every((x) => Number.isInteger(x)) ||
-        input.every((x) => Array.isArray(x) && x.length > 0 && x.every((y: unknown) => Number.isInteger(y)))));
-  if (!ok) throw bad('input', `input must be a non-empty string, or an array of 1-${maxInputs} non-empty strings or token arrays`);
+        input.every(
+          (x) => Array.isArray(x) && x.length > 0 && x.every((y: unknown) => Number.isInteger(y)),
+        )));
+  if (!ok)
+    throw bad(
+      'input',
+      `input must be a non-empty string, or an array of 1-${maxInputs} non-empty strings or token arrays`,
+    );
   const ef = b.encoding_format;
-  if (ef !== undefined && ef !== 'float' && ef !== 'base64') throw bad('encoding_format', 'encoding_format must be "float" or "base64"');
+  if (ef !== undefined && ef !== 'float' && ef !== 'base64')
+    throw bad('encoding_format', 'encoding_format must be "float" or "base64"');
   optInt(b, 'dimensions', 1, 65536);
   return b as unknown as EmbeddingRequest;
 }
@@ -194,11 +235,13 @@ export function validateRerankRequest(body: unknown, maxDocuments = 1000): Reran
   requireModel(b);
   if (typeof b.query !== 'string' || b.query === '') throw bad('query', 'query must be a non-empty string');
   const d = b.documents;
-  if (!Array.isArray(d) || d.length === 0 || d.length > maxDocuments) throw bad('documents', `documents must be an array of 1-${maxDocuments} strings`);
+  if (!Array.isArray(d) || d.length === 0 || d.length > maxDocuments)
+    throw bad('documents', `documents must be an array of 1-${maxDocuments} strings`);
   // Accept TEI/Cohere-style {text} objects too; normalise to strings.
   const docs = d.map((x: unknown, i) => {
     if (typeof x === 'string') return x;
-    if (x && typeof x === 'object' && typeof (x as { text?: unknown }).text === 'string') return (x as { text: string }).text;
+    if (x && typeof x === 'object' && typeof (x as { text?: unknown }).text === 'string')
+      return (x as { text: string }).text;
     throw bad(`documents[${i}]`, `documents[${i}] must be a string or {"text": "..."}`);
   });
   optInt(b, 'top_n', 1);
@@ -215,7 +258,8 @@ export interface AskRequest {
 
 export function validateAskRequest(body: unknown): AskRequest {
   const b = requireObject(body);
-  if (typeof b.question !== 'string' || b.question.trim() === '') throw bad('question', 'question is required: {"question": "...", "max_tokens": 512}');
+  if (typeof b.question !== 'string' || b.question.trim() === '')
+    throw bad('question', 'question is required: {"question": "...", "max_tokens": 512}');
   optInt(b, 'max_tokens', 1);
   if (b.model !== undefined && typeof b.model !== 'string') throw bad('model', 'model must be a string');
   optBool(b, 'stream');

@@ -42,7 +42,8 @@ export class Pool {
       return exclude?.has(only.id) ? undefined : only;
     }
     let candidates = this.backends.filter((b) => b.weight > 0 && b.healthy && !exclude?.has(b.id));
-    if (candidates.length === 0) candidates = this.backends.filter((b) => b.weight > 0 && !exclude?.has(b.id));
+    if (candidates.length === 0)
+      candidates = this.backends.filter((b) => b.weight > 0 && !exclude?.has(b.id));
     if (candidates.length === 0) return undefined;
     if (this.strategy === 'weighted_random') {
       const total = candidates.reduce((s, b) => s + b.weight, 0);

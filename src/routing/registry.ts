@@ -49,14 +49,26 @@ export class ProviderRegistry {
         const id = backendId(alias, i, b);
         const signature = JSON.stringify([alias, b, cfg.server.upstream_pool]);
         const existing = this.#live.get(id);
-        const entry = existing && existing.signature === signature ? existing : { signature, provider: createProvider(id, alias, b, cfg) };
+        const entry =
+          existing && existing.signature === signature
+            ? existing
+            : { signature, provider: createProvider(id, alias, b, cfg) };
         next.set(id, entry);
-        return { id, provider: entry.provider, weight: b.weight, config: b, upstreamModel: b.model ?? alias, inFlight: 0, healthy: true };
+        return {
+          id,
+          provider: entry.provider,
+          weight: b.weight,
+          config: b,
+          upstreamModel: b.model ?? alias,
+          inFlight: 0,
+          healthy: true,
+        };
       });
       pools.set(alias, new Pool(alias, backends, model.balance));
     }
     const retired: Provider[] = [];
-    for (const [id, entry] of this.#live) if (next.get(id)?.provider !== entry.provider) retired.push(entry.provider);
+    for (const [id, entry] of this.#live)
+      if (next.get(id)?.provider !== entry.provider) retired.push(entry.provider);
     this.#live = next;
     return { pools, retired };
   }

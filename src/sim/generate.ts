@@ -6,7 +6,13 @@
  */
 import { fnv1a32 } from '../lib/hash.js';
 import { mulberry32 } from '../lib/prng.js';
-import type { ChatMessage, ContentPart, ToolCall, ToolDefinition, ToolChoice } from '../providers/openai-types.js';
+import type {
+  ChatMessage,
+  ContentPart,
+  ToolCall,
+  ToolDefinition,
+  ToolChoice,
+} from '../providers/openai-types.js';
 
 const WORDS = (
   'the gateway routes each request to a healthy backend while tenants keep their own prompts quotas and ' +
@@ -18,7 +24,11 @@ export function messageText(content: ChatMessage['content']): string {
   if (content === null || content === undefined) return '';
   if (typeof content === 'string') return content;
   return content
-    .map((p: ContentPart) => (p.type === 'text' && typeof (p as { text?: unknown }).text === 'string' ? (p as { text: string }).text : `[${p.type}]`))
+    .map((p: ContentPart) =>
+      p.type === 'text' && typeof (p as { text?: unknown }).text === 'string'
+        ? (p as { text: string }).text
+        : `[${p.type}]`,
+    )
     .join('');
 }
 
@@ -60,9 +70,14 @@ export function echoText(messages: ChatMessage[]): string {
 }
 
 /** Which tool (if any) the simulator should call for this request. */
-export function chooseTool(tools: ToolDefinition[] | undefined, choice: ToolChoice | undefined, lastUser: string): ToolDefinition | undefined {
+export function chooseTool(
+  tools: ToolDefinition[] | undefined,
+  choice: ToolChoice | undefined,
+  lastUser: string,
+): ToolDefinition | undefined {
   if (!tools || tools.length === 0 || choice === 'none') return undefined;
-  if (typeof choice === 'object' && choice !== null) return tools.find((t) => t.function.name === choice.function.name);
+  if (typeof choice === 'object' && choice !== null)
+    return tools.find((t) => t.function.name === choice.function.name);
   if (choice === 'required') return tools[0];
   const lower = lastUser.toLowerCase();
   return tools.find((t) => lower.includes(t.function.name.toLowerCase()));
@@ -70,7 +85,12 @@ export function chooseTool(tools: ToolDefinition[] | undefined, choice: ToolChoi
 
 function sampleFromSchema(schema: unknown, depth = 0): unknown {
   if (depth > 4 || schema === null || typeof schema !== 'object') return null;
-  const s = schema as { type?: unknown; properties?: Record<string, unknown>; enum?: unknown[]; items?: unknown };
+  const s = schema as {
+    type?: unknown;
+    properties?: Record<string, unknown>;
+    enum?: unknown[];
+    items?: unknown;
+  };
   if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum[0];
   switch (s.type) {
     case 'string':
@@ -93,9 +113,14 @@ function sampleFromSchema(schema: unknown, depth = 0): unknown {
 
 export function buildToolCall(tool: ToolDefinition, seedText: string): ToolCall {
   return {
-    id: `call_${fnv1a32(seedText + tool.function.name).toString(16).padStart(8, '0')}`,
+    id: `call_${fnv1a32(seedText + tool.function.name)
+      .toString(16)
+      .padStart(8, '0')}`,
     type: 'function',
-    function: { name: tool.function.name, arguments: JSON.stringify(sampleFromSchema(tool.function.parameters ?? { type: 'object' })) },
+    function: {
+      name: tool.function.name,
+      arguments: JSON.stringify(sampleFromSchema(tool.function.parameters ?? { type: 'object' })),
+    },
   };
 }
 

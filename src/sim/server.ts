@@ -6,7 +6,12 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { PorticoError } from '../errors/portico-error.js';
 import { toPorticoError } from '../http/errors.js';
 import { SSE_DONE } from '../lib/sse.js';
-import { validateChatRequest, validateCompletionRequest, validateEmbeddingRequest, validateRerankRequest } from '../pipeline/validate.js';
+import {
+  validateChatRequest,
+  validateCompletionRequest,
+  validateEmbeddingRequest,
+  validateRerankRequest,
+} from '../pipeline/validate.js';
 import type { ProviderCallContext } from '../providers/spec.js';
 import { SimOptionsSchema, type SimOptions } from '../config/schema.js';
 import { formatPath } from '../config/load.js';
@@ -33,7 +38,11 @@ async function writeStream(reply: FastifyReply, chunks: AsyncIterable<unknown>):
   try {
     for await (const c of chunks) {
       if (res.destroyed) return;
-      if (!res.write(`data: ${JSON.stringify(c)}\n\n`)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r); });
+      if (!res.write(`data: ${JSON.stringify(c)}\n\n`))
+        await new Promise<void>((r) => {
+          res.once('drain', r);
+          res.once('close', r);
+        });
     }
     res.end(SSE_DONE);
   } catch (err) {
@@ -41,7 +50,11 @@ async function writeStream(reply: FastifyReply, chunks: AsyncIterable<unknown>):
   }
 }
 
-export function buildSimServer(opts: SimServerOptions = {}): { app: FastifyInstance; sim: Simulator; received: ReceivedRequest[] } {
+export function buildSimServer(opts: SimServerOptions = {}): {
+  app: FastifyInstance;
+  sim: Simulator;
+  received: ReceivedRequest[];
+} {
   const sim = new Simulator('sim', opts.sim ?? {});
   const models = opts.models ?? ['sim'];
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, keepAliveTimeout: 72_000 });
@@ -68,11 +81,16 @@ export function buildSimServer(opts: SimServerOptions = {}): { app: FastifyInsta
     reply.code(pe.status).send(pe.toBody());
   });
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send(new PorticoError('not_found', `simulator: no endpoint ${req.method} ${req.url}`).toBody());
+    reply
+      .code(404)
+      .send(new PorticoError('not_found', `simulator: no endpoint ${req.method} ${req.url}`).toBody());
   });
 
   app.get('/health', async () => ({ status: 'ok', running: sim.running, served: sim.served }));
-  app.get('/v1/models', async () => ({ object: 'list', data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'portico-sim' })) }));
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'portico-sim' })),
+  }));
   app.post('/v1/chat/completions', async (req, reply) => {
     const body = validateChatRequest(req.body);
     if (body.stream) return writeStream(reply, await sim.chatStream(body, callCtx(reply)));
@@ -83,15 +101,23 @@ export function buildSimServer(opts: SimServerOptions = {}): { app: FastifyInsta
     if (body.stream) return writeStream(reply, await sim.completionStream(body, callCtx(reply)));
     return sim.completion(body, callCtx(reply));
   });
-  app.post('/v1/embeddings', async (req, reply) => sim.embeddings(validateEmbeddingRequest(req.body), callCtx(reply)));
+  app.post('/v1/embeddings', async (req, reply) =>
+    sim.embeddings(validateEmbeddingRequest(req.body), callCtx(reply)),
+  );
   app.post('/v1/rerank', async (req, reply) => sim.rerank(validateRerankRequest(req.body), callCtx(reply)));
 
   app.get('/sim/config', async () => sim.options);
   app.patch('/sim/config', async (req) => {
-    const parsed = SimOptionsSchema.partial().strict().safeParse(req.body ?? {});
+    const parsed = SimOptionsSchema.partial()
+      .strict()
+      .safeParse(req.body ?? {});
     if (!parsed.success) {
       const first = parsed.error.issues[0];
-      throw new PorticoError('invalid_request', `${formatPath(first?.path ?? [])}: ${first?.message ?? 'invalid'}`, { param: formatPath(first?.path ?? []) });
+      throw new PorticoError(
+        'invalid_request',
+        `${formatPath(first?.path ?? [])}: ${first?.message ?? 'invalid'}`,
+        { param: formatPath(first?.path ?? []) },
+      );
     }
     return sim.configure(parsed.data as Partial<SimOptions>);
   });

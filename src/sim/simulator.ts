@@ -8,7 +8,13 @@ import { sleep } from '../lib/abort.js';
 import { newCompletionId } from '../lib/ids.js';
 import { PorticoError } from '../errors/portico-error.js';
 import { SimOptionsSchema, type SimOptions } from '../config/schema.js';
-import { PROVIDER_SPEC_VERSION, type HealthResult, type Provider, type ProviderCallContext, type ProviderStream } from '../providers/spec.js';
+import {
+  PROVIDER_SPEC_VERSION,
+  type HealthResult,
+  type Provider,
+  type ProviderCallContext,
+  type ProviderStream,
+} from '../providers/spec.js';
 import type {
   ChatCompletionChunk,
   ChatCompletionRequest,
@@ -83,7 +89,16 @@ export class Simulator implements Provider {
     return j > 0 ? base * (1 + j * (this.#rnd() * 2 - 1)) : base;
   }
 
-  #plan(messages: ChatMessage[], req: { max_tokens?: number | null; max_completion_tokens?: number | null; tools?: ChatCompletionRequest['tools']; tool_choice?: ChatCompletionRequest['tool_choice']; seed?: number | null }): Plan {
+  #plan(
+    messages: ChatMessage[],
+    req: {
+      max_tokens?: number | null;
+      max_completion_tokens?: number | null;
+      tools?: ChatCompletionRequest['tools'];
+      tool_choice?: ChatCompletionRequest['tool_choice'];
+      seed?: number | null;
+    },
+  ): Plan {
     const promptTokens = countPromptTokens(messages);
     const limit = req.max_completion_tokens ?? req.max_tokens ?? undefined;
     const lastUser = [...messages].reverse().find((m) => m.role === 'user');
@@ -95,7 +110,10 @@ export class Simulator implements Provider {
       const completion = Math.max(1, countWords(toolCall.function.arguments));
       return { text: '', tokens: [], toolCall, finish: 'tool_calls', usage: usage(promptTokens, completion) };
     }
-    let text = this.#opts.mode === 'echo' ? echoText(messages) : loremText(seedText, this.#opts.seed + (req.seed ?? 0), this.#opts.output_tokens);
+    let text =
+      this.#opts.mode === 'echo'
+        ? echoText(messages)
+        : loremText(seedText, this.#opts.seed + (req.seed ?? 0), this.#opts.output_tokens);
     let tokens = splitTokens(text);
     let finish: FinishReason = 'stop';
     if (limit !== undefined && limit !== null && tokens.length > limit) {
@@ -107,7 +125,8 @@ export class Simulator implements Provider {
   }
 
   async #generationTime(tokens: number, signal: AbortSignal): Promise<void> {
-    const total = this.#delay(this.#opts.ttft_ms) + (tokens > 1 ? this.#delay(this.#opts.itl_ms) * (tokens - 1) : 0);
+    const total =
+      this.#delay(this.#opts.ttft_ms) + (tokens > 1 ? this.#delay(this.#opts.itl_ms) * (tokens - 1) : 0);
     await sleep(total, signal);
   }
 
@@ -138,45 +157,65 @@ export class Simulator implements Provider {
     }
   }
 
-  async chatStream(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<ChatCompletionChunk>> {
+  async chatStream(
+    req: ChatCompletionRequest,
+    ctx: ProviderCallContext,
+  ): Promise<ProviderStream<ChatCompletionChunk>> {
     const plan = this.#plan(req.messages, req);
     const includeUsage = req.stream_options?.include_usage === true;
     const id = newCompletionId();
     const created = Math.floor(Date.now() / 1000);
     const model = req.model;
-    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish: FinishReason = null): ChatCompletionChunk => ({
+    const chunk = (
+      delta: ChatCompletionChunk['choices'][0]['delta'],
+      finish: FinishReason = null,
+    ): ChatCompletionChunk => ({
       id,
       object: 'chat.completion.chunk',
       created,
       model,
       choices: [{ index: 0, delta, finish_reason: finish }],
     });
-    const self = this;
+    const delay = (ms: number): number => this.#delay(ms);
+    const opts = (): SimOptions => this.#opts;
+    const track = (d: number): void => {
+      this.#running += d;
+    };
+    const served = (): void => {
+      this.#served++;
+    };
     async function* run(): AsyncGenerator<ChatCompletionChunk> {
-      self.#running++;
+      track(1);
       try {
-        await sleep(self.#delay(self.#opts.ttft_ms), ctx.signal);
+        await sleep(delay(opts().ttft_ms), ctx.signal);
         if (plan.toolCall) {
           const tc = plan.toolCall;
-          yield chunk({ role: 'assistant', content: null, tool_calls: [{ index: 0, id: tc.id, type: 'function', function: { name: tc.function.name, arguments: '' } }] });
+          yield chunk({
+            role: 'assistant',
+            content: null,
+            tool_calls: [
+              { index: 0, id: tc.id, type: 'function', function: { name: tc.function.name, arguments: '' } },
+            ],
+          });
           // Argument fragments, like real providers send them.
           const args = tc.function.arguments;
           for (let i = 0; i < args.length; i += 8) {
-            if (i > 0) await sleep(self.#delay(self.#opts.itl_ms), ctx.signal);
+            if (i > 0) await sleep(delay(opts().itl_ms), ctx.signal);
             yield chunk({ tool_calls: [{ index: 0, function: { arguments: args.slice(i, i + 8) } }] });
           }
         } else {
           yield chunk({ role: 'assistant', content: '' });
           for (let i = 0; i < plan.tokens.length; i++) {
-            if (i > 0) await sleep(self.#delay(self.#opts.itl_ms), ctx.signal);
+            if (i > 0) await sleep(delay(opts().itl_ms), ctx.signal);
             yield chunk({ content: plan.tokens[i] as string });
           }
         }
         yield chunk({}, plan.finish);
-        if (includeUsage) yield { id, object: 'chat.completion.chunk', created, model, choices: [], usage: plan.usage };
-        self.#served++;
+        if (includeUsage)
+          yield { id, object: 'chat.completion.chunk', created, model, choices: [], usage: plan.usage };
+        served();
       } finally {
-        self.#running--;
+        track(-1);
       }
     }
     return run();
@@ -189,7 +228,10 @@ export class Simulator implements Provider {
     let completion = 0;
     let longest = 1;
     for (const [index, p] of prompts.entries()) {
-      const plan = this.#plan([{ role: 'user', content: p }], { max_tokens: req.max_tokens ?? 16, seed: req.seed ?? null });
+      const plan = this.#plan([{ role: 'user', content: p }], {
+        max_tokens: req.max_tokens ?? 16,
+        seed: req.seed ?? null,
+      });
       choices.push({ index, text: plan.text, finish_reason: plan.finish });
       prompt += plan.usage.prompt_tokens;
       completion += plan.usage.completion_tokens;
@@ -197,25 +239,63 @@ export class Simulator implements Provider {
     }
     await this.#generationTime(longest, ctx.signal);
     this.#served++;
-    return { id: newCompletionId('cmpl'), object: 'text_completion', created: Math.floor(Date.now() / 1000), model: req.model, choices, usage: usage(prompt, completion) };
+    return {
+      id: newCompletionId('cmpl'),
+      object: 'text_completion',
+      created: Math.floor(Date.now() / 1000),
+      model: req.model,
+      choices,
+      usage: usage(prompt, completion),
+    };
   }
 
-  async completionStream(req: CompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<CompletionChunk>> {
+  async completionStream(
+    req: CompletionRequest,
+    ctx: ProviderCallContext,
+  ): Promise<ProviderStream<CompletionChunk>> {
     const prompt = Array.isArray(req.prompt) ? (req.prompt[0] ?? '') : req.prompt;
-    const plan = this.#plan([{ role: 'user', content: prompt }], { max_tokens: req.max_tokens ?? 16, seed: req.seed ?? null });
+    const plan = this.#plan([{ role: 'user', content: prompt }], {
+      max_tokens: req.max_tokens ?? 16,
+      seed: req.seed ?? null,
+    });
     const id = newCompletionId('cmpl');
     const created = Math.floor(Date.now() / 1000);
     const includeUsage = req.stream_options?.include_usage === true;
-    const self = this;
+    const delay = (ms: number): number => this.#delay(ms);
+    const opts = (): SimOptions => this.#opts;
+    const track = (d: number): void => {
+      this.#running += d;
+    };
+    const served = (): void => {
+      this.#served++;
+    };
     async function* run(): AsyncGenerator<CompletionChunk> {
-      await sleep(self.#delay(self.#opts.ttft_ms), ctx.signal);
-      for (let i = 0; i < plan.tokens.length; i++) {
-        if (i > 0) await sleep(self.#delay(self.#opts.itl_ms), ctx.signal);
-        yield { id, object: 'text_completion', created, model: req.model, choices: [{ index: 0, text: plan.tokens[i] as string, finish_reason: null }] };
+      track(1);
+      try {
+        await sleep(delay(opts().ttft_ms), ctx.signal);
+        for (let i = 0; i < plan.tokens.length; i++) {
+          if (i > 0) await sleep(delay(opts().itl_ms), ctx.signal);
+          yield {
+            id,
+            object: 'text_completion',
+            created,
+            model: req.model,
+            choices: [{ index: 0, text: plan.tokens[i] as string, finish_reason: null }],
+          };
+        }
+        yield {
+          id,
+          object: 'text_completion',
+          created,
+          model: req.model,
+          choices: [{ index: 0, text: '', finish_reason: plan.finish }],
+        };
+        if (includeUsage)
+          yield { id, object: 'text_completion', created, model: req.model, choices: [], usage: plan.usage };
+        served();
+      } finally {
+        track(-1);
       }
-      yield { id, object: 'text_completion', created, model: req.model, choices: [{ index: 0, text: '', finish_reason: plan.finish }] };
-      if (includeUsage) yield { id, object: 'text_completion', created, model: req.model, choices: [], usage: plan.usage };
-      self.#served++;
     }
     return run();
   }
@@ -228,7 +308,11 @@ export class Simulator implements Provider {
       const text = typeof input === 'string' ? input : JSON.stringify(input);
       tokens += typeof input === 'string' ? countWords(input) : Array.isArray(input) ? input.length : 1;
       const v = embedText(text, dims, this.#opts.seed);
-      return { object: 'embedding' as const, index, embedding: req.encoding_format === 'base64' ? floatsToBase64(v) : v };
+      return {
+        object: 'embedding' as const,
+        index,
+        embedding: req.encoding_format === 'base64' ? floatsToBase64(v) : v,
+      };
     });
     await sleep(this.#delay(this.#opts.ttft_ms), ctx.signal);
     this.#served++;
@@ -236,12 +320,21 @@ export class Simulator implements Provider {
   }
 
   async rerank(req: RerankRequest, ctx: ProviderCallContext): Promise<RerankResponse> {
-    const scored = req.documents.map((d, index) => ({ index, relevance_score: rerankScore(req.query, d), ...(req.return_documents ? { document: { text: d } } : {}) }));
+    const scored = req.documents.map((d, index) => ({
+      index,
+      relevance_score: rerankScore(req.query, d),
+      ...(req.return_documents ? { document: { text: d } } : {}),
+    }));
     scored.sort((a, b) => b.relevance_score - a.relevance_score || a.index - b.index);
     const tokens = countWords(req.query) + req.documents.reduce((n, d) => n + countWords(d), 0);
     await sleep(this.#delay(this.#opts.ttft_ms), ctx.signal);
     this.#served++;
-    return { id: newCompletionId('rerank'), model: req.model, results: req.top_n ? scored.slice(0, req.top_n) : scored, usage: { prompt_tokens: tokens, total_tokens: tokens } };
+    return {
+      id: newCompletionId('rerank'),
+      model: req.model,
+      results: req.top_n ? scored.slice(0, req.top_n) : scored,
+      usage: { prompt_tokens: tokens, total_tokens: tokens },
+    };
   }
 
   async health(): Promise<HealthResult> {

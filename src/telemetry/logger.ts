@@ -7,6 +7,9 @@ export function createLogger(level: LevelWithSilent = 'info'): Logger {
   return pino({
     level,
     base: { service: 'portico' },
-    redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.api_key', 'admin.token'], censor: '[redacted]' },
+    redact: {
+      paths: ['req.headers.authorization', 'headers.authorization', '*.api_key', 'admin.token'],
+      censor: '[redacted]',
+    },
   });
 }

@@ -5,7 +5,9 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320];
+export const LATENCY_BUCKETS = [
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320,
+];
 export const ITL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5];
 
 export const UNKNOWN_MODEL = '_unknown';
@@ -31,25 +33,112 @@ export class GatewayMetrics {
   constructor(opts: { version: string; defaultMetrics?: boolean }) {
     const r = (this.registry = new Registry());
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: r });
-    this.requests = new Counter({ name: 'portico_requests_total', help: 'Requests finished, by tenant, model alias, route and HTTP status', labelNames: ['tenant', 'model', 'route', 'status'], registers: [r] });
-    this.requestDuration = new Histogram({ name: 'portico_request_duration_seconds', help: 'End-to-end request time in the gateway', labelNames: ['tenant', 'model', 'route'], buckets: LATENCY_BUCKETS, registers: [r] });
-    this.ttft = new Histogram({ name: 'portico_time_to_first_token_seconds', help: 'Streaming: request start to first content sent to the client', labelNames: ['tenant', 'model'], buckets: LATENCY_BUCKETS, registers: [r] });
-    this.itl = new Histogram({ name: 'portico_inter_token_latency_seconds', help: 'Streaming: time between chunks sent to the client', labelNames: ['tenant', 'model'], buckets: ITL_BUCKETS, registers: [r] });
-    this.tokens = new Counter({ name: 'portico_tokens_total', help: 'Tokens accounted, by direction (input/output)', labelNames: ['tenant', 'model', 'direction'], registers: [r] });
-    this.inFlight = new Gauge({ name: 'portico_requests_in_flight', help: 'Requests being served', labelNames: ['tenant'], registers: [r] });
-    this.upstreamRequests = new Counter({ name: 'portico_upstream_requests_total', help: 'Upstream attempts by backend and outcome', labelNames: ['backend', 'model', 'status'], registers: [r] });
-    this.upstreamDuration = new Histogram({ name: 'portico_upstream_duration_seconds', help: 'Upstream attempt time', labelNames: ['backend', 'model'], buckets: LATENCY_BUCKETS, registers: [r] });
-    this.upstreamErrors = new Counter({ name: 'portico_upstream_errors_total', help: 'Failed upstream attempts by class', labelNames: ['backend', 'model', 'class'], registers: [r] });
-    this.backendUp = new Gauge({ name: 'portico_backend_up', help: '1 when the backend is healthy, 0 when ejected or down', labelNames: ['backend', 'model'], registers: [r] });
-    this.openConnections = new Gauge({ name: 'portico_open_connections', help: 'Client connections open', registers: [r] });
-    this.httpRequests = new Counter({ name: 'http_requests_total', help: 'HTTP requests (seed-compatible name)', labelNames: ['method', 'endpoint', 'tenant', 'status'], registers: [r] });
-    this.httpDuration = new Histogram({ name: 'http_request_duration_seconds', help: 'HTTP request duration (seed-compatible name)', labelNames: ['method', 'endpoint', 'tenant'], buckets: LATENCY_BUCKETS, registers: [r] });
-    this.configReloads = new Counter({ name: 'portico_config_reloads_total', help: 'Config reload attempts by result (ok/rejected)', labelNames: ['result'], registers: [r] });
-    new Gauge({ name: 'portico_build_info', help: 'Build information', labelNames: ['version', 'node_version'], registers: [r] }).set({ version: opts.version, node_version: process.version }, 1);
+    this.requests = new Counter({
+      name: 'portico_requests_total',
+      help: 'Requests finished, by tenant, model alias, route and HTTP status',
+      labelNames: ['tenant', 'model', 'route', 'status'],
+      registers: [r],
+    });
+    this.requestDuration = new Histogram({
+      name: 'portico_request_duration_seconds',
+      help: 'End-to-end request time in the gateway',
+      labelNames: ['tenant', 'model', 'route'],
+      buckets: LATENCY_BUCKETS,
+      registers: [r],
+    });
+    this.ttft = new Histogram({
+      name: 'portico_time_to_first_token_seconds',
+      help: 'Streaming: request start to first content sent to the client',
+      labelNames: ['tenant', 'model'],
+      buckets: LATENCY_BUCKETS,
+      registers: [r],
+    });
+    this.itl = new Histogram({
+      name: 'portico_inter_token_latency_seconds',
+      help: 'Streaming: time between chunks sent to the client',
+      labelNames: ['tenant', 'model'],
+      buckets: ITL_BUCKETS,
+      registers: [r],
+    });
+    this.tokens = new Counter({
+      name: 'portico_tokens_total',
+      help: 'Tokens accounted, by direction (input/output)',
+      labelNames: ['tenant', 'model', 'direction'],
+      registers: [r],
+    });
+    this.inFlight = new Gauge({
+      name: 'portico_requests_in_flight',
+      help: 'Requests being served',
+      labelNames: ['tenant'],
+      registers: [r],
+    });
+    this.upstreamRequests = new Counter({
+      name: 'portico_upstream_requests_total',
+      help: 'Upstream attempts by backend and outcome',
+      labelNames: ['backend', 'model', 'status'],
+      registers: [r],
+    });
+    this.upstreamDuration = new Histogram({
+      name: 'portico_upstream_duration_seconds',
+      help: 'Upstream attempt time',
+      labelNames: ['backend', 'model'],
+      buckets: LATENCY_BUCKETS,
+      registers: [r],
+    });
+    this.upstreamErrors = new Counter({
+      name: 'portico_upstream_errors_total',
+      help: 'Failed upstream attempts by class',
+      labelNames: ['backend', 'model', 'class'],
+      registers: [r],
+    });
+    this.backendUp = new Gauge({
+      name: 'portico_backend_up',
+      help: '1 when the backend is healthy, 0 when ejected or down',
+      labelNames: ['backend', 'model'],
+      registers: [r],
+    });
+    this.openConnections = new Gauge({
+      name: 'portico_open_connections',
+      help: 'Client connections open',
+      registers: [r],
+    });
+    this.httpRequests = new Counter({
+      name: 'http_requests_total',
+      help: 'HTTP requests (seed-compatible name)',
+      labelNames: ['method', 'endpoint', 'tenant', 'status'],
+      registers: [r],
+    });
+    this.httpDuration = new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request duration (seed-compatible name)',
+      labelNames: ['method', 'endpoint', 'tenant'],
+      buckets: LATENCY_BUCKETS,
+      registers: [r],
+    });
+    this.configReloads = new Counter({
+      name: 'portico_config_reloads_total',
+      help: 'Config reload attempts by result (ok/rejected)',
+      labelNames: ['result'],
+      registers: [r],
+    });
+    new Gauge({
+      name: 'portico_build_info',
+      help: 'Build information',
+      labelNames: ['version', 'node_version'],
+      registers: [r],
+    }).set({ version: opts.version, node_version: process.version }, 1);
   }
 
   /** Record one finished request (all per-request series in one call). */
-  recordRequest(r: { tenant: string; model: string; route: string; endpoint: string; method: string; status: number; seconds: number }): void {
+  recordRequest(r: {
+    tenant: string;
+    model: string;
+    route: string;
+    endpoint: string;
+    method: string;
+    status: number;
+    seconds: number;
+  }): void {
     const status = String(r.status);
     this.requests.labels(r.tenant, r.model, r.route, status).inc();
     this.requestDuration.labels(r.tenant, r.model, r.route).observe(r.seconds);

@@ -25,33 +25,178 @@ function assertErrorShape(body: unknown): asserts body is ErrorBody {
 describe('errors at the edge', () => {
   let gw: TestGateway;
   before(async () => {
-    gw = await startTestGateway(demoConfig({ server: { host: '127.0.0.1', port: 0, body_limit_bytes: 4096 } }));
+    gw = await startTestGateway(
+      demoConfig({ server: { host: '127.0.0.1', port: 0, body_limit_bytes: 4096 } }),
+    );
   });
   after(() => gw.close());
 
   const auth = { authorization: `Bearer ${ACME_KEY}` };
-  const cases: Array<{ name: string; path?: string; method?: 'GET' | 'POST' | 'PUT'; headers?: Record<string, string>; body?: string; status: number; code: string; param?: string }> = [
-    { name: 'malformed JSON', headers: { ...auth, 'content-type': 'application/json' }, body: '{"model": "default", ', status: 400, code: 'invalid_json' },
-    { name: 'JSON that is not an object', headers: { ...auth, 'content-type': 'application/json' }, body: '[1,2]', status: 400, code: 'invalid_request', param: 'body' },
-    { name: 'empty body', headers: { ...auth, 'content-type': 'application/json' }, body: '', status: 400, code: 'invalid_request' },
-    { name: 'missing messages', headers: { ...auth, 'content-type': 'application/json' }, body: '{"model":"default"}', status: 400, code: 'invalid_request', param: 'messages' },
-    { name: 'messages wrong type', headers: { ...auth, 'content-type': 'application/json' }, body: '{"model":"default","messages":"hi"}', status: 400, code: 'invalid_request', param: 'messages' },
-    { name: 'bad role', headers: { ...auth, 'content-type': 'application/json' }, body: '{"model":"default","messages":[{"role":"boss","content":"x"}]}', status: 400, code: 'invalid_request', param: 'messages[0].role' },
-    { name: 'max_tokens wrong type', headers: { ...auth, 'content-type': 'application/json' }, body: '{"model":"default","messages":[{"role":"user","content":"x"}],"max_tokens":"ten"}', status: 400, code: 'invalid_request', param: 'max_tokens' },
-    { name: 'stream wrong type', headers: { ...auth, 'content-type': 'application/json' }, body: '{"model":"default","messages":[{"role":"user","content":"x"}],"stream":"yes"}', status: 400, code: 'invalid_request', param: 'stream' },
-    { name: 'missing model', headers: { ...auth, 'content-type': 'application/json' }, body: '{"messages":[{"role":"user","content":"x"}]}', status: 400, code: 'invalid_request', param: 'model' },
-    { name: 'unknown model', headers: { ...auth, 'content-type': 'application/json' }, body: '{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}', status: 404, code: 'model_not_found', param: 'model' },
-    { name: 'no key', headers: { 'content-type': 'application/json' }, body: '{"model":"default","messages":[{"role":"user","content":"x"}]}', status: 401, code: 'invalid_api_key' },
-    { name: 'bad key', headers: { authorization: 'Bearer sk-nope-nope', 'content-type': 'application/json' }, body: '{}', status: 401, code: 'invalid_api_key' },
-    { name: 'malformed authorization', headers: { authorization: 'Basic abc', 'content-type': 'application/json' }, body: '{}', status: 401, code: 'invalid_api_key' },
-    { name: 'oversize body', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'x'.repeat(5000) }] }), status: 413, code: 'payload_too_large' },
-    { name: 'wrong content type', headers: { ...auth, 'content-type': 'text/plain' }, body: 'hello', status: 415, code: 'unsupported_media_type' },
-    { name: 'form content type', headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=b', status: 415, code: 'unsupported_media_type' },
+  const cases: Array<{
+    name: string;
+    path?: string;
+    method?: 'GET' | 'POST' | 'PUT';
+    headers?: Record<string, string>;
+    body?: string;
+    status: number;
+    code: string;
+    param?: string;
+  }> = [
+    {
+      name: 'malformed JSON',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"model": "default", ',
+      status: 400,
+      code: 'invalid_json',
+    },
+    {
+      name: 'JSON that is not an object',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '[1,2]',
+      status: 400,
+      code: 'invalid_request',
+      param: 'body',
+    },
+    {
+      name: 'empty body',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '',
+      status: 400,
+      code: 'invalid_request',
+    },
+    {
+      name: 'missing messages',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"model":"default"}',
+      status: 400,
+      code: 'invalid_request',
+      param: 'messages',
+    },
+    {
+      name: 'messages wrong type',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"model":"default","messages":"hi"}',
+      status: 400,
+      code: 'invalid_request',
+      param: 'messages',
+    },
+    {
+      name: 'bad role',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"model":"default","messages":[{"role":"boss","content":"x"}]}',
+      status: 400,
+      code: 'invalid_request',
+      param: 'messages[0].role',
+    },
+    {
+      name: 'max_tokens wrong type',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"model":"default","messages":[{"role":"user","content":"x"}],"max_tokens":"ten"}',
+      status: 400,
+      code: 'invalid_request',
+      param: 'max_tokens',
+    },
+    {
+      name: 'stream wrong type',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"model":"default","messages":[{"role":"user","content":"x"}],"stream":"yes"}',
+      status: 400,
+      code: 'invalid_request',
+      param: 'stream',
+    },
+    {
+      name: 'missing model',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"messages":[{"role":"user","content":"x"}]}',
+      status: 400,
+      code: 'invalid_request',
+      param: 'model',
+    },
+    {
+      name: 'unknown model',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}',
+      status: 404,
+      code: 'model_not_found',
+      param: 'model',
+    },
+    {
+      name: 'no key',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model":"default","messages":[{"role":"user","content":"x"}]}',
+      status: 401,
+      code: 'invalid_api_key',
+    },
+    {
+      name: 'bad key',
+      headers: { authorization: 'Bearer sk-nope-nope', 'content-type': 'application/json' },
+      body: '{}',
+      status: 401,
+      code: 'invalid_api_key',
+    },
+    {
+      name: 'malformed authorization',
+      headers: { authorization: 'Basic abc', 'content-type': 'application/json' },
+      body: '{}',
+      status: 401,
+      code: 'invalid_api_key',
+    },
+    {
+      name: 'oversize body',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'x'.repeat(5000) }] }),
+      status: 413,
+      code: 'payload_too_large',
+    },
+    {
+      name: 'wrong content type',
+      headers: { ...auth, 'content-type': 'text/plain' },
+      body: 'hello',
+      status: 415,
+      code: 'unsupported_media_type',
+    },
+    {
+      name: 'form content type',
+      headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'a=b',
+      status: 415,
+      code: 'unsupported_media_type',
+    },
     { name: 'unknown path', path: '/v2/everything', status: 404, code: 'not_found' },
-    { name: 'wrong method', path: '/v1/chat/completions', method: 'GET', headers: auth, status: 405, code: 'method_not_allowed' },
-    { name: 'ask without question', path: '/ask', headers: { ...auth, 'content-type': 'application/json' }, body: '{"max_tokens":5}', status: 400, code: 'invalid_request', param: 'question' },
-    { name: 'embeddings bad input', path: '/v1/embeddings', headers: { ...auth, 'content-type': 'application/json' }, body: '{"model":"default","input":[]}', status: 400, code: 'invalid_request', param: 'input' },
-    { name: 'tools malformed', headers: { ...auth, 'content-type': 'application/json' }, body: '{"model":"default","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]}', status: 400, code: 'invalid_request', param: 'tools[0]' },
+    {
+      name: 'wrong method',
+      path: '/v1/chat/completions',
+      method: 'GET',
+      headers: auth,
+      status: 405,
+      code: 'method_not_allowed',
+    },
+    {
+      name: 'ask without question',
+      path: '/ask',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"max_tokens":5}',
+      status: 400,
+      code: 'invalid_request',
+      param: 'question',
+    },
+    {
+      name: 'embeddings bad input',
+      path: '/v1/embeddings',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"model":"default","input":[]}',
+      status: 400,
+      code: 'invalid_request',
+      param: 'input',
+    },
+    {
+      name: 'tools malformed',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"model":"default","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]}',
+      status: 400,
+      code: 'invalid_request',
+      param: 'tools[0]',
+    },
   ];
 
   for (const c of cases) {
@@ -87,7 +232,9 @@ describe('errors at the edge', () => {
     });
     assert.equal(big.statusCode, 200);
     assert.equal(big.headers['content-encoding'], 'gzip');
-    const json = JSON.parse(gunzipSync(Buffer.from(await big.body.arrayBuffer())).toString()) as { data: unknown[] };
+    const json = JSON.parse(gunzipSync(Buffer.from(await big.body.arrayBuffer())).toString()) as {
+      data: unknown[];
+    };
     assert.equal(json.data.length, 4);
     const small = await request(`${gw.url}/health`, { headers: { 'accept-encoding': 'gzip' } });
     await small.body.dump();
@@ -107,7 +254,10 @@ describe('errors at the edge', () => {
     await health.body.dump();
     const ready = await request(`${gw.url}/ready`);
     assert.equal(ready.statusCode, 200);
-    const body = (await ready.body.json()) as { ready: boolean; models: Record<string, Array<{ id: string; state: string }>> };
+    const body = (await ready.body.json()) as {
+      ready: boolean;
+      models: Record<string, Array<{ id: string; state: string }>>;
+    };
     assert.equal(body.ready, true);
     assert.equal(body.models.default?.[0]?.state, 'healthy');
     const startup = await request(`${gw.url}/startup`);

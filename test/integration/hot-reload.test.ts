@@ -19,7 +19,11 @@ async function info(url: string): Promise<{ system_prompt: string; config_versio
 }
 
 async function ask(url: string): Promise<string> {
-  const res = await fetch(`${url}/ask`, { method: 'POST', headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' }, body: '{"question":"q"}' });
+  const res = await fetch(`${url}/ask`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+    body: '{"question":"q"}',
+  });
   return ((await res.json()) as { answer: string }).answer;
 }
 
@@ -79,13 +83,16 @@ describe('hot reload', () => {
     assert.equal(now.system_prompt, 'Inline prompt v2.');
     assert.equal(now.config_version, version);
     assert.ok((await ask(gw.url)).startsWith('[system] Inline prompt v2.'));
-    const rejected = (await gw.gateway.metrics.configReloads.get()).values.find((v) => v.labels.result === 'rejected')?.value ?? 0;
+    const rejected =
+      (await gw.gateway.metrics.configReloads.get()).values.find((v) => v.labels.result === 'rejected')
+        ?.value ?? 0;
     const rejectedPrev = rejectedBefore.values.find((v) => v.labels.result === 'rejected')?.value ?? 0;
     assert.ok(rejected >= rejectedPrev + 1, 'rejection counted');
 
     // Fixing the file applies again.
     const fixed = config();
-    ((fixed.tenants as Array<Record<string, unknown>>)[0] as Record<string, unknown>).system_prompt_file = 'acme.txt';
+    ((fixed.tenants as Array<Record<string, unknown>>)[0] as Record<string, unknown>).system_prompt_file =
+      'acme.txt';
     await writeFile(gw.file, stringify(fixed));
     await waitFor(async () => (await info(gw.url)).system_prompt === 'Wireframes before code.');
   });

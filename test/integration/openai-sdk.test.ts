@@ -7,14 +7,26 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { ACME_KEY, ACME_PROMPT, demoConfig, startTestGateway, startTestSim, type TestGateway, type TestSim } from '../support/gateway.js';
+import {
+  ACME_KEY,
+  ACME_PROMPT,
+  demoConfig,
+  startTestGateway,
+  startTestSim,
+  type TestGateway,
+  type TestSim,
+} from '../support/gateway.js';
 
 const weatherTool = {
   type: 'function' as const,
   function: {
     name: 'get_weather',
     description: 'Weather for a city',
-    parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } }, required: ['city'] },
+    parameters: {
+      type: 'object',
+      properties: { city: { type: 'string' }, days: { type: 'integer' } },
+      required: ['city'],
+    },
   },
 };
 
@@ -29,10 +41,17 @@ describe('openai SDK against Portico', () => {
       demoConfig({
         models: {
           default: { backends: [{ id: 'sim-echo', provider: 'sim', sim: { mode: 'echo' } }] },
-          remote: { backends: [{ id: 'http-sim', provider: 'openai', base_url: sim.baseURL, model: 'sim-model' }] },
+          remote: {
+            backends: [{ id: 'http-sim', provider: 'openai', base_url: sim.baseURL, model: 'sim-model' }],
+          },
         },
         tenants: [
-          { id: 'acme-corp', system_prompt: ACME_PROMPT, allowed_models: ['default', 'remote'], api_keys: [{ value: ACME_KEY }] },
+          {
+            id: 'acme-corp',
+            system_prompt: ACME_PROMPT,
+            allowed_models: ['default', 'remote'],
+            api_keys: [{ value: ACME_KEY }],
+          },
         ],
       }),
     );
@@ -45,7 +64,10 @@ describe('openai SDK against Portico', () => {
 
   for (const model of ['default', 'remote']) {
     it(`chat completion (${model})`, async () => {
-      const res = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Hello there' }] });
+      const res = await client.chat.completions.create({
+        model,
+        messages: [{ role: 'user', content: 'Hello there' }],
+      });
       assert.equal(res.object, 'chat.completion');
       assert.equal(res.choices[0]?.message.role, 'assistant');
       assert.ok((res.choices[0]?.message.content ?? '').length > 0);
@@ -54,9 +76,17 @@ describe('openai SDK against Portico', () => {
     });
 
     it(`streaming with usage equals the non-streamed answer (${model})`, async () => {
-      const params = { model, messages: [{ role: 'user' as const, content: 'Stream me an answer' }], max_tokens: 12 };
+      const params = {
+        model,
+        messages: [{ role: 'user' as const, content: 'Stream me an answer' }],
+        max_tokens: 12,
+      };
       const whole = await client.chat.completions.create(params);
-      const stream = await client.chat.completions.create({ ...params, stream: true, stream_options: { include_usage: true } });
+      const stream = await client.chat.completions.create({
+        ...params,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
       let text = '';
       let usage: OpenAI.CompletionUsage | null | undefined;
       let finish: string | null = null;
@@ -74,7 +104,11 @@ describe('openai SDK against Portico', () => {
     });
 
     it(`stream without include_usage has no usage chunk (${model})`, async () => {
-      const stream = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }], stream: true });
+      const stream = await client.chat.completions.create({
+        model,
+        messages: [{ role: 'user', content: 'hi' }],
+        stream: true,
+      });
       for await (const chunk of stream) {
         assert.equal(chunk.usage ?? undefined, undefined);
         assert.ok(chunk.choices.length > 0);
@@ -82,7 +116,12 @@ describe('openai SDK against Portico', () => {
     });
 
     it(`tools pass through: tool call, streamed tool call fragments reassemble (${model})`, async () => {
-      const params = { model, messages: [{ role: 'user' as const, content: 'What is the weather in Paris?' }], tools: [weatherTool], tool_choice: 'required' as const };
+      const params = {
+        model,
+        messages: [{ role: 'user' as const, content: 'What is the weather in Paris?' }],
+        tools: [weatherTool],
+        tool_choice: 'required' as const,
+      };
       const res = await client.chat.completions.create(params);
       const call = res.choices[0]?.message.tool_calls?.[0];
       assert.equal(res.choices[0]?.finish_reason, 'tool_calls');
@@ -104,7 +143,11 @@ describe('openai SDK against Portico', () => {
     });
 
     it(`embeddings: float and the SDK's default base64 decode to the same vector (${model})`, async () => {
-      const asFloat = await client.embeddings.create({ model, input: ['alpha beta', 'gamma'], encoding_format: 'float' });
+      const asFloat = await client.embeddings.create({
+        model,
+        input: ['alpha beta', 'gamma'],
+        encoding_format: 'float',
+      });
       const asDefault = await client.embeddings.create({ model, input: ['alpha beta', 'gamma'] });
       assert.equal(asFloat.data.length, 2);
       assert.equal(asDefault.data.length, 2);
@@ -120,20 +163,28 @@ describe('openai SDK against Portico', () => {
       const res = await client.completions.create({ model, prompt: 'Once upon a time', max_tokens: 5 });
       assert.equal(res.object, 'text_completion');
       assert.ok((res.choices[0]?.text ?? '').length > 0);
-      const stream = await client.completions.create({ model, prompt: 'Once upon a time', max_tokens: 5, stream: true });
+      const stream = await client.completions.create({
+        model,
+        prompt: 'Once upon a time',
+        max_tokens: 5,
+        stream: true,
+      });
       let text = '';
       for await (const c of stream) text += c.choices[0]?.text ?? '';
       assert.equal(text, res.choices[0]?.text);
     });
   }
 
-  it('lists only the tenant\'s models', async () => {
+  it("lists only the tenant's models", async () => {
     const list = await client.models.list();
     assert.deepEqual(list.data.map((m) => m.id).sort(), ['default', 'remote']);
   });
 
   it('the tenant system prompt reaches the backend first', async () => {
-    const res = await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Which approach?' }] });
+    const res = await client.chat.completions.create({
+      model: 'default',
+      messages: [{ role: 'user', content: 'Which approach?' }],
+    });
     const text = res.choices[0]?.message.content ?? '';
     assert.ok(text.startsWith(`[system] ${ACME_PROMPT}`), text);
     assert.ok(text.includes('[user] Which approach?'));
@@ -141,26 +192,36 @@ describe('openai SDK against Portico', () => {
 
   it('bad key -> AuthenticationError (401)', async () => {
     const bad = new OpenAI({ apiKey: 'sk-wrong', baseURL: gw.baseURL, maxRetries: 0 });
-    await assert.rejects(bad.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'x' }] }), (e: unknown) => {
-      assert.ok(e instanceof OpenAI.AuthenticationError);
-      assert.equal(e.status, 401);
-      assert.equal(e.code, 'invalid_api_key');
-      return true;
-    });
+    await assert.rejects(
+      bad.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'x' }] }),
+      (e: unknown) => {
+        assert.ok(e instanceof OpenAI.AuthenticationError);
+        assert.equal(e.status, 401);
+        assert.equal(e.code, 'invalid_api_key');
+        return true;
+      },
+    );
   });
 
   it('unknown model -> NotFoundError (404)', async () => {
-    await assert.rejects(client.chat.completions.create({ model: 'gpt-nope', messages: [{ role: 'user', content: 'x' }] }), (e: unknown) => {
-      assert.ok(e instanceof OpenAI.NotFoundError);
-      assert.equal(e.code, 'model_not_found');
-      assert.equal(e.param, 'model');
-      return true;
-    });
+    await assert.rejects(
+      client.chat.completions.create({ model: 'gpt-nope', messages: [{ role: 'user', content: 'x' }] }),
+      (e: unknown) => {
+        assert.ok(e instanceof OpenAI.NotFoundError);
+        assert.equal(e.code, 'model_not_found');
+        assert.equal(e.param, 'model');
+        return true;
+      },
+    );
   });
 
   it('bad input -> BadRequestError (400) naming the field', async () => {
     await assert.rejects(
-      client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'x' }], temperature: 7 }),
+      client.chat.completions.create({
+        model: 'default',
+        messages: [{ role: 'user', content: 'x' }],
+        temperature: 7,
+      }),
       (e: unknown) => {
         assert.ok(e instanceof OpenAI.BadRequestError);
         assert.equal(e.param, 'temperature');

@@ -5,7 +5,17 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ACME_KEY, ACME_PROMPT, CLOSED_KEY, CLOSED_PROMPT, demoConfig, startTestGateway, startTestSim, type TestGateway, type TestSim } from '../support/gateway.js';
+import {
+  ACME_KEY,
+  ACME_PROMPT,
+  CLOSED_KEY,
+  CLOSED_PROMPT,
+  demoConfig,
+  startTestGateway,
+  startTestSim,
+  type TestGateway,
+  type TestSim,
+} from '../support/gateway.js';
 
 interface AskBody {
   answer: string;
@@ -17,8 +27,17 @@ interface AskBody {
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 }
 
-async function post(url: string, key: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(url, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+async function post(
+  url: string,
+  key: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
 }
 
 describe('tenant endpoints', () => {
@@ -31,8 +50,23 @@ describe('tenant endpoints', () => {
     gw = await startTestGateway(
       demoConfig({
         tenants: [
-          { id: 'acme-corp', display_name: 'ACME Corp', company: 'ACME Corporation', system_prompt: ACME_PROMPT, allowed_models: ['default'], api_keys: [{ value: ACME_KEY }], max_tokens_cap: 100 },
-          { id: 'closed-ai', display_name: 'Closed AI', system_prompt: CLOSED_PROMPT, prompt_policy: 'replace', allowed_models: ['default', 'remote'], api_keys: [{ value: CLOSED_KEY }] },
+          {
+            id: 'acme-corp',
+            display_name: 'ACME Corp',
+            company: 'ACME Corporation',
+            system_prompt: ACME_PROMPT,
+            allowed_models: ['default'],
+            api_keys: [{ value: ACME_KEY }],
+            max_tokens_cap: 100,
+          },
+          {
+            id: 'closed-ai',
+            display_name: 'Closed AI',
+            system_prompt: CLOSED_PROMPT,
+            prompt_policy: 'replace',
+            allowed_models: ['default', 'remote'],
+            api_keys: [{ value: CLOSED_KEY }],
+          },
           { id: 'raw', system_prompt: 'never sent', prompt_policy: 'none', api_keys: [{ value: 'sk-raw' }] },
         ],
         models: {
@@ -49,7 +83,9 @@ describe('tenant endpoints', () => {
 
   it('the same question gets each tenant its own system prompt', async () => {
     const a = (await (await post(`${gw.url}/ask`, ACME_KEY, { question, max_tokens: 80 })).json()) as AskBody;
-    const c = (await (await post(`${gw.url}/ask`, CLOSED_KEY, { question, max_tokens: 80 })).json()) as AskBody;
+    const c = (await (
+      await post(`${gw.url}/ask`, CLOSED_KEY, { question, max_tokens: 80 })
+    ).json()) as AskBody;
     assert.equal(a.tenant, 'acme-corp');
     assert.equal(c.tenant, 'closed-ai');
     assert.equal(a.answer, `[system] ${ACME_PROMPT}\n[user] ${question}`);
@@ -63,12 +99,22 @@ describe('tenant endpoints', () => {
   it('/info shows the tenant, its prompt, backends and endpoints', async () => {
     const res = await fetch(`${gw.url}/info`, { headers: { authorization: `Bearer ${ACME_KEY}` } });
     assert.equal(res.status, 200);
-    const info = (await res.json()) as { tenant: string; name: string; company: string; system_prompt: string; models: Array<{ alias: string; backends: Array<{ id: string }> }>; endpoints: string[] };
+    const info = (await res.json()) as {
+      tenant: string;
+      name: string;
+      company: string;
+      system_prompt: string;
+      models: Array<{ alias: string; backends: Array<{ id: string }> }>;
+      endpoints: string[];
+    };
     assert.equal(info.tenant, 'acme-corp');
     assert.equal(info.name, 'ACME Corp');
     assert.equal(info.company, 'ACME Corporation');
     assert.equal(info.system_prompt, ACME_PROMPT);
-    assert.deepEqual(info.models.map((m) => m.alias), ['default']);
+    assert.deepEqual(
+      info.models.map((m) => m.alias),
+      ['default'],
+    );
     assert.equal(info.models[0]?.backends[0]?.id, 'sim-echo');
     assert.ok(info.endpoints.includes('POST /ask'));
   });
@@ -83,12 +129,21 @@ describe('tenant endpoints', () => {
       { role: 'system', content: 'caller says be terse' },
       { role: 'user', content: 'hello' },
     ];
-    const replaced = (await (await post(`${gw.baseURL}/chat/completions`, CLOSED_KEY, { model: 'default', messages })).json()) as { choices: Array<{ message: { content: string } }> };
+    const replaced = (await (
+      await post(`${gw.baseURL}/chat/completions`, CLOSED_KEY, { model: 'default', messages })
+    ).json()) as { choices: Array<{ message: { content: string } }> };
     assert.equal(replaced.choices[0]?.message.content, `[system] ${CLOSED_PROMPT}\n[user] hello`);
-    const untouched = (await (await post(`${gw.baseURL}/chat/completions`, 'sk-raw', { model: 'default', messages })).json()) as { choices: Array<{ message: { content: string } }> };
+    const untouched = (await (
+      await post(`${gw.baseURL}/chat/completions`, 'sk-raw', { model: 'default', messages })
+    ).json()) as { choices: Array<{ message: { content: string } }> };
     assert.equal(untouched.choices[0]?.message.content, '[system] caller says be terse\n[user] hello');
-    const acme = (await (await post(`${gw.baseURL}/chat/completions`, ACME_KEY, { model: 'default', messages })).json()) as { choices: Array<{ message: { content: string } }> };
-    assert.equal(acme.choices[0]?.message.content, `[system] ${ACME_PROMPT}\n[system] caller says be terse\n[user] hello`);
+    const acme = (await (
+      await post(`${gw.baseURL}/chat/completions`, ACME_KEY, { model: 'default', messages })
+    ).json()) as { choices: Array<{ message: { content: string } }> };
+    assert.equal(
+      acme.choices[0]?.message.content,
+      `[system] ${ACME_PROMPT}\n[system] caller says be terse\n[user] hello`,
+    );
   });
 
   it('max_tokens above the tenant cap is a 400 naming the cap', async () => {
@@ -101,7 +156,12 @@ describe('tenant endpoints', () => {
   });
 
   it('x-request-id on every response; X-Correlation-ID kept and propagated upstream', async () => {
-    const res = await post(`${gw.baseURL}/chat/completions`, CLOSED_KEY, { model: 'remote', messages: [{ role: 'user', content: 'trace me' }] }, { 'x-correlation-id': 'corr-test-001' });
+    const res = await post(
+      `${gw.baseURL}/chat/completions`,
+      CLOSED_KEY,
+      { model: 'remote', messages: [{ role: 'user', content: 'trace me' }] },
+      { 'x-correlation-id': 'corr-test-001' },
+    );
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('x-correlation-id'), 'corr-test-001');
     const requestId = res.headers.get('x-request-id');
@@ -115,8 +175,14 @@ describe('tenant endpoints', () => {
   });
 
   it('the upstream gets the upstream model name and the tenant prompt', async () => {
-    await post(`${gw.baseURL}/chat/completions`, CLOSED_KEY, { model: 'remote', messages: [{ role: 'user', content: 'hi' }] });
-    const body = sim.received.at(-1)?.body as { model: string; messages: Array<{ role: string; content: string }> };
+    await post(`${gw.baseURL}/chat/completions`, CLOSED_KEY, {
+      model: 'remote',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    const body = sim.received.at(-1)?.body as {
+      model: string;
+      messages: Array<{ role: string; content: string }>;
+    };
     assert.equal(body.model, 'remote');
     assert.deepEqual(body.messages[0], { role: 'system', content: CLOSED_PROMPT });
   });

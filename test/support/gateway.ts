@@ -27,8 +27,22 @@ export function demoConfig(overrides: Record<string, unknown> = {}): Record<stri
     logging: { level: 'silent' },
     admin: { token: 'test-admin-token' },
     tenants: [
-      { id: 'acme-corp', display_name: 'ACME Corp', company: 'ACME Corporation', system_prompt: ACME_PROMPT, allowed_models: ['default'], api_keys: [{ value: ACME_KEY }] },
-      { id: 'closed-ai', display_name: 'Closed AI', company: 'Closed AI Inc.', system_prompt: CLOSED_PROMPT, allowed_models: ['default'], api_keys: [{ value: CLOSED_KEY }] },
+      {
+        id: 'acme-corp',
+        display_name: 'ACME Corp',
+        company: 'ACME Corporation',
+        system_prompt: ACME_PROMPT,
+        allowed_models: ['default'],
+        api_keys: [{ value: ACME_KEY }],
+      },
+      {
+        id: 'closed-ai',
+        display_name: 'Closed AI',
+        company: 'Closed AI Inc.',
+        system_prompt: CLOSED_PROMPT,
+        allowed_models: ['default'],
+        api_keys: [{ value: CLOSED_KEY }],
+      },
     ],
     models: { default: { backends: [{ id: 'sim-echo', provider: 'sim', sim: { mode: 'echo' } }] } },
     ...overrides,
@@ -78,7 +92,10 @@ export async function startTestSim(opts: SimServerOptions = {}): Promise<TestSim
 }
 
 /** Write a YAML config (and extra files) into a temp dir and start a watching gateway from it. */
-export async function startGatewayFromFile(raw: Record<string, unknown>, files: Record<string, string> = {}): Promise<RunningGateway & { dir: string; file: string; cleanup: () => Promise<void> }> {
+export async function startGatewayFromFile(
+  raw: Record<string, unknown>,
+  files: Record<string, string> = {},
+): Promise<RunningGateway & { dir: string; file: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'portico-test-'));
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
   const file = join(dir, 'portico.yaml');

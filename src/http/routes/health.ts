@@ -3,7 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../app.js';
 
 export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
-  app.get('/health', async () => ({ status: 'ok', uptime_s: Math.round((Date.now() - gw.startedAt) / 1000) }));
+  app.get('/health', async () => ({
+    status: 'ok',
+    uptime_s: Math.round((Date.now() - gw.startedAt) / 1000),
+  }));
 
   app.get('/startup', async (_req, reply) => {
     if (!gw.ready && !gw.draining) reply.code(503);
@@ -12,12 +15,21 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
 
   app.get('/ready', async (_req, reply) => {
     const snap = gw.snapshot;
-    const models: Record<string, Array<{ id: string; provider: string; state: string; in_flight: number; last_error: string | null }>> = {};
+    const models: Record<
+      string,
+      Array<{ id: string; provider: string; state: string; in_flight: number; last_error: string | null }>
+    > = {};
     let healthy = 0;
     for (const [alias, pool] of snap.pools) {
       models[alias] = pool.backends.map((b) => {
         if (b.healthy) healthy++;
-        return { id: b.id, provider: b.config.provider, state: b.healthy ? 'healthy' : 'ejected', in_flight: b.inFlight, last_error: b.lastError ?? null };
+        return {
+          id: b.id,
+          provider: b.config.provider,
+          state: b.healthy ? 'healthy' : 'ejected',
+          in_flight: b.inFlight,
+          last_error: b.lastError ?? null,
+        };
       });
     }
     const reasons: string[] = [];
@@ -25,7 +37,13 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
     if (healthy === 0) reasons.push('no healthy backend');
     const ready = reasons.length === 0;
     if (!ready) reply.code(503);
-    return { ready, reasons, config_version: snap.version, config_loaded_at: snap.loadedAt.toISOString(), models };
+    return {
+      ready,
+      reasons,
+      config_version: snap.version,
+      config_loaded_at: snap.loadedAt.toISOString(),
+      models,
+    };
   });
 
   app.get('/metrics', async (_req, reply) => {

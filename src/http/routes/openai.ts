@@ -10,13 +10,22 @@ import type { RequestContext } from '../../pipeline/context.js';
 import { contextFor } from '../request-context.js';
 import { sendSse } from '../sse.js';
 
-type Handler = (ctx: RequestContext, tenant: TenantRuntime, request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+type Handler = (
+  ctx: RequestContext,
+  tenant: TenantRuntime,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) => Promise<unknown>;
 
 /** Wrap a tenant endpoint: context, authentication, then the route's pipeline. */
 export function tenantRoute(gw: Gateway, route: RouteName, endpoint: string, handler: Handler) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
     const ctx = contextFor(gw, request, reply, route, endpoint);
-    const tenant = await beginTenantRequest(gw.deps, ctx, extractKey(request.headers.authorization, request.headers['x-api-key']));
+    const tenant = await beginTenantRequest(
+      gw.deps,
+      ctx,
+      extractKey(request.headers.authorization, request.headers['x-api-key']),
+    );
     return handler(ctx, tenant, request, reply);
   };
 }
@@ -43,11 +52,15 @@ export function registerOpenAIRoutes(app: FastifyInstance, gw: Gateway): void {
   );
   app.post(
     '/v1/embeddings',
-    tenantRoute(gw, 'embeddings', '/v1/embeddings', (ctx, tenant, request) => runEmbeddings(deps, ctx, tenant, request.body)),
+    tenantRoute(gw, 'embeddings', '/v1/embeddings', (ctx, tenant, request) =>
+      runEmbeddings(deps, ctx, tenant, request.body),
+    ),
   );
   app.post(
     '/v1/rerank',
-    tenantRoute(gw, 'rerank', '/v1/rerank', (ctx, tenant, request) => runRerank(deps, ctx, tenant, request.body)),
+    tenantRoute(gw, 'rerank', '/v1/rerank', (ctx, tenant, request) =>
+      runRerank(deps, ctx, tenant, request.body),
+    ),
   );
   app.get(
     '/v1/models',

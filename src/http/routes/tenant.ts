@@ -24,7 +24,12 @@ export function registerTenantRoutes(app: FastifyInstance, gw: Gateway): void {
     tenantRoute(gw, 'ask', '/ask', async (ctx, tenant, request, reply) => {
       const ask = validateAskRequest(request.body);
       const model = ask.model ?? tenant.defaultModel;
-      if (!model) throw new PorticoError('model_not_found', 'Your tenant has no model to answer with. Ask your operator to allow one.', { param: 'model' });
+      if (!model)
+        throw new PorticoError(
+          'model_not_found',
+          'Your tenant has no model to answer with. Ask your operator to allow one.',
+          { param: 'model' },
+        );
       const out = await runChat(gw.deps, ctx, tenant, {
         model,
         messages: [{ role: 'user', content: ask.question }],

@@ -2,7 +2,10 @@
 import { PorticoError } from '../../errors/portico-error.js';
 import type { ErrorCode } from '../../errors/catalog.js';
 
-export function parseRetryAfterMs(value: string | string[] | undefined, now = Date.now()): number | undefined {
+export function parseRetryAfterMs(
+  value: string | string[] | undefined,
+  now = Date.now(),
+): number | undefined {
   const v = Array.isArray(value) ? value[0] : value;
   if (v === undefined || v === '') return undefined;
   const secs = Number(v);
@@ -18,7 +21,11 @@ export function upstreamMessage(bodyText: string): string {
     if (j && typeof j === 'object') {
       const o = j as { error?: unknown; message?: unknown; detail?: unknown };
       if (typeof o.error === 'string') return o.error;
-      if (o.error && typeof o.error === 'object' && typeof (o.error as { message?: unknown }).message === 'string') {
+      if (
+        o.error &&
+        typeof o.error === 'object' &&
+        typeof (o.error as { message?: unknown }).message === 'string'
+      ) {
         return (o.error as { message: string }).message;
       }
       if (typeof o.message === 'string') return o.message;
@@ -37,9 +44,16 @@ export function mapUpstreamStatus(
   headers: Record<string, string | string[] | undefined>,
 ): PorticoError {
   const msg = upstreamMessage(bodyText);
-  const retryAfterMs = parseRetryAfterMs(headers['retry-after-ms'] ?? undefined) ?? parseRetryAfterMs(headers['retry-after']);
-  const upstream = { backend, class: 'status' as const, status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
-  const retryHeaders: Record<string, string> = retryAfterMs !== undefined ? { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) } : {};
+  const retryAfterMs =
+    parseRetryAfterMs(headers['retry-after-ms'] ?? undefined) ?? parseRetryAfterMs(headers['retry-after']);
+  const upstream = {
+    backend,
+    class: 'status' as const,
+    status,
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+  };
+  const retryHeaders: Record<string, string> =
+    retryAfterMs !== undefined ? { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) } : {};
   let code: ErrorCode;
   let message: string;
   let passStatus: number | undefined;
@@ -69,22 +83,51 @@ export function mapUpstreamStatus(
     code = 'upstream_error';
     message = `backend ${backend} failed (${status}): ${msg}`;
   }
-  return new PorticoError(code, message, { upstream, headers: retryHeaders, ...(passStatus ? { status: passStatus } : {}) });
+  return new PorticoError(code, message, {
+    upstream,
+    headers: retryHeaders,
+    ...(passStatus ? { status: passStatus } : {}),
+  });
 }
 
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'EPIPE']);
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'EPIPE',
+]);
 
 /** Map a transport-level error (connect refused, timeout, socket closed) to the catalog. */
-export function mapTransportError(backend: string, err: unknown, signal: AbortSignal, phase: 'request' | 'stream'): PorticoError {
+export function mapTransportError(
+  backend: string,
+  err: unknown,
+  signal: AbortSignal,
+  phase: 'request' | 'stream',
+): PorticoError {
   if (err instanceof PorticoError) return err;
   const e = err as { code?: string; name?: string; message?: string };
   if (signal.aborted) {
     if (signal.reason instanceof PorticoError) return signal.reason;
-    return new PorticoError('client_closed_request', 'request aborted before the backend answered', { cause: err });
+    return new PorticoError('client_closed_request', 'request aborted before the backend answered', {
+      cause: err,
+    });
   }
-  if (e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.name === 'TimeoutError') {
-    const what = e.code === 'UND_ERR_BODY_TIMEOUT' ? 'stopped sending (idle timeout)' : 'did not answer in time';
-    return new PorticoError('upstream_timeout', `backend ${backend} ${what}`, { cause: err, upstream: { backend, class: 'timeout' } });
+  if (
+    e.code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    e.code === 'UND_ERR_BODY_TIMEOUT' ||
+    e.name === 'TimeoutError'
+  ) {
+    const what =
+      e.code === 'UND_ERR_BODY_TIMEOUT' ? 'stopped sending (idle timeout)' : 'did not answer in time';
+    return new PorticoError('upstream_timeout', `backend ${backend} ${what}`, {
+      cause: err,
+      upstream: { backend, class: 'timeout' },
+    });
   }
   if (phase === 'stream') {
     return new PorticoError('upstream_error', `backend ${backend} closed the stream before it finished`, {
@@ -93,7 +136,13 @@ export function mapTransportError(backend: string, err: unknown, signal: AbortSi
     });
   }
   if (e.code !== undefined && CONNECT_CODES.has(e.code)) {
-    return new PorticoError('upstream_unavailable', `cannot reach backend ${backend} (${e.code})`, { cause: err, upstream: { backend, class: 'connect' } });
+    return new PorticoError('upstream_unavailable', `cannot reach backend ${backend} (${e.code})`, {
+      cause: err,
+      upstream: { backend, class: 'connect' },
+    });
   }
-  return new PorticoError('upstream_error', `backend ${backend} failed: ${e.message ?? String(err)}`, { cause: err, upstream: { backend, class: 'connect' } });
+  return new PorticoError('upstream_error', `backend ${backend} failed: ${e.message ?? String(err)}`, {
+    cause: err,
+    upstream: { backend, class: 'connect' },
+  });
 }

@@ -6,7 +6,13 @@
 import { Pool, type Dispatcher } from 'undici';
 import { PorticoError } from '../../errors/portico-error.js';
 import { decodeSse, SseProtocolError } from '../../lib/sse.js';
-import { PROVIDER_SPEC_VERSION, type HealthResult, type Provider, type ProviderCallContext, type ProviderStream } from '../spec.js';
+import {
+  PROVIDER_SPEC_VERSION,
+  type HealthResult,
+  type Provider,
+  type ProviderCallContext,
+  type ProviderStream,
+} from '../spec.js';
 import type {
   ChatCompletionChunk,
   ChatCompletionRequest,
@@ -62,11 +68,20 @@ export class OpenAICompatibleProvider implements Provider {
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
       pipelining: opts.pipelining ?? 1,
     });
-    this.#baseHeaders = { 'content-type': 'application/json', accept: 'application/json', ...(opts.headers ?? {}) };
+    this.#baseHeaders = {
+      'content-type': 'application/json',
+      accept: 'application/json',
+      ...(opts.headers ?? {}),
+    };
     if (opts.apiKey) this.#baseHeaders.authorization = `Bearer ${opts.apiKey}`;
   }
 
-  async #post(path: string, body: unknown, ctx: ProviderCallContext, streaming: boolean): Promise<Dispatcher.ResponseData> {
+  async #post(
+    path: string,
+    body: unknown,
+    ctx: ProviderCallContext,
+    streaming: boolean,
+  ): Promise<Dispatcher.ResponseData> {
     let res: Dispatcher.ResponseData;
     try {
       res = await this.#pool.request({
@@ -76,7 +91,9 @@ export class OpenAICompatibleProvider implements Provider {
         body: JSON.stringify(body),
         signal: ctx.signal,
         headersTimeout: ctx.timeoutMs ?? this.#opts.timeoutMs ?? 300_000,
-        bodyTimeout: streaming ? (this.#opts.streamIdleTimeoutMs ?? 180_000) : (ctx.timeoutMs ?? this.#opts.timeoutMs ?? 300_000),
+        bodyTimeout: streaming
+          ? (this.#opts.streamIdleTimeoutMs ?? 180_000)
+          : (ctx.timeoutMs ?? this.#opts.timeoutMs ?? 300_000),
       });
     } catch (err) {
       throw mapTransportError(this.id, err, ctx.signal, 'request');
@@ -109,11 +126,17 @@ export class OpenAICompatibleProvider implements Provider {
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new PorticoError('upstream_error', `backend ${this.id} returned malformed JSON`, { upstream: { backend: this.id, class: 'protocol' } });
+      throw new PorticoError('upstream_error', `backend ${this.id} returned malformed JSON`, {
+        upstream: { backend: this.id, class: 'protocol' },
+      });
     }
   }
 
-  async #stream<T extends { choices?: unknown[] }>(path: string, body: Record<string, unknown>, ctx: ProviderCallContext): Promise<ProviderStream<T>> {
+  async #stream<T extends { choices?: unknown[] }>(
+    path: string,
+    body: Record<string, unknown>,
+    ctx: ProviderCallContext,
+  ): Promise<ProviderStream<T>> {
     const res = await this.#post(path, body, ctx, true);
     const id = this.id;
     const signal = ctx.signal;
@@ -133,18 +156,32 @@ export class OpenAICompatibleProvider implements Provider {
           try {
             parsed = JSON.parse(data);
           } catch {
-            throw new PorticoError('upstream_error', `backend ${id} sent a malformed stream event`, { upstream: { backend: id, class: 'protocol' } });
+            throw new PorticoError('upstream_error', `backend ${id} sent a malformed stream event`, {
+              upstream: { backend: id, class: 'protocol' },
+            });
           }
           const errObj = (parsed as { error?: unknown }).error;
           if (errObj !== undefined && errObj !== null) {
-            throw mapUpstreamStatus(id, typeof (errObj as { code?: unknown }).code === 'number' ? ((errObj as { code: number }).code) : 502, data, {});
+            throw mapUpstreamStatus(
+              id,
+              typeof (errObj as { code?: unknown }).code === 'number'
+                ? (errObj as { code: number }).code
+                : 502,
+              data,
+              {},
+            );
           }
           yield parsed as T;
         }
-        throw new PorticoError('upstream_error', `backend ${id} ended the stream without [DONE]`, { upstream: { backend: id, class: 'stream_cut' } });
+        throw new PorticoError('upstream_error', `backend ${id} ended the stream without [DONE]`, {
+          upstream: { backend: id, class: 'stream_cut' },
+        });
       } catch (err) {
         if (err instanceof PorticoError) throw err;
-        if (err instanceof SseProtocolError) throw new PorticoError('upstream_error', `backend ${id}: ${err.message}`, { upstream: { backend: id, class: 'protocol' } });
+        if (err instanceof SseProtocolError)
+          throw new PorticoError('upstream_error', `backend ${id}: ${err.message}`, {
+            upstream: { backend: id, class: 'protocol' },
+          });
         throw mapTransportError(id, err, signal, 'stream');
       } finally {
         if (!done) res.body.destroy();
@@ -161,20 +198,27 @@ export class OpenAICompatibleProvider implements Provider {
 
   #streamBody<T extends { model: string; stream_options?: { include_usage?: boolean } | null }>(req: T): T {
     const body = { ...req, model: this.#opts.model, stream: true };
-    if (this.#opts.forceIncludeUsage !== false) body.stream_options = { ...(req.stream_options ?? {}), include_usage: true };
+    if (this.#opts.forceIncludeUsage !== false)
+      body.stream_options = { ...(req.stream_options ?? {}), include_usage: true };
     return body;
   }
 
   chat(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ChatCompletionResponse> {
     return this.#json('/chat/completions', { ...this.#withModel(req), stream: false }, ctx);
   }
-  chatStream(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<ChatCompletionChunk>> {
+  chatStream(
+    req: ChatCompletionRequest,
+    ctx: ProviderCallContext,
+  ): Promise<ProviderStream<ChatCompletionChunk>> {
     return this.#stream('/chat/completions', this.#streamBody(req), ctx);
   }
   completion(req: CompletionRequest, ctx: ProviderCallContext): Promise<CompletionResponse> {
     return this.#json('/completions', { ...this.#withModel(req), stream: false }, ctx);
   }
-  completionStream(req: CompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<CompletionChunk>> {
+  completionStream(
+    req: CompletionRequest,
+    ctx: ProviderCallContext,
+  ): Promise<ProviderStream<CompletionChunk>> {
     return this.#stream('/completions', this.#streamBody(req), ctx);
   }
   embeddings(req: EmbeddingRequest, ctx: ProviderCallContext): Promise<EmbeddingResponse> {
@@ -197,7 +241,11 @@ export class OpenAICompatibleProvider implements Provider {
       });
       await res.body.dump();
       const ok = res.statusCode < 400;
-      return { ok, latencyMs: performance.now() - started, ...(ok ? {} : { detail: `HTTP ${res.statusCode}` }) };
+      return {
+        ok,
+        latencyMs: performance.now() - started,
+        ...(ok ? {} : { detail: `HTTP ${res.statusCode}` }),
+      };
     } catch (err) {
       return { ok: false, latencyMs: performance.now() - started, detail: (err as Error).message };
     }

@@ -1,0 +1,310 @@
+/**
+ * `npm run bench`: the gateway's added latency and throughput, measured against a direct
+ * connection to the same backend, in one run.
+ *
+ * Starts the simulator and the gateway as separate processes on loopback (from dist/, as in
+ * production), then for non-streaming and streaming (20 chunks) at concurrency 1 and 64 drives the
+ * same request directly to the simulator and through Portico (with authentication and system
+ * prompt injection on). Reports req/s, p50/p99 latency, time to first token, the ratios, gateway
+ * CPU per request (from /proc) and gateway RSS under load. Writes bench/report.json and
+ * bench/report.md.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const KEY = 'sk-bench-tenant';
+const CLK_TCK = 100;
+
+interface PhaseResult {
+  requests: number;
+  errors: number;
+  seconds: number;
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  ttft_p50_ms?: number;
+  ttft_p99_ms?: number;
+  gateway_cpu_us_per_req?: number;
+  gateway_rss_mb_max?: number;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => res(port));
+    });
+    s.on('error', rej);
+  });
+}
+
+function startProcess(args: string[]): ChildProcess {
+  const child = spawn(process.execPath, [join(root, 'dist/main.js'), ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, PORTICO_ADMIN_TOKEN: 'bench-admin' },
+  });
+  child.stderr?.on('data', () => undefined);
+  return child;
+}
+
+async function waitHttp(url: string, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+async function procStats(pid: number): Promise<{ cpuSeconds: number; rssMb: number }> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return { cpuSeconds: (utime + stime) / CLK_TCK, rssMb: rssKb / 1024 };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx] as number;
+}
+
+function round(x: number, d: number): number {
+  const f = 10 ** d;
+  return Math.round(x * f) / f;
+}
+
+async function runPhase(opts: {
+  origin: string;
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+  stream: boolean;
+  concurrency: number;
+  count: number;
+  maxSeconds: number;
+  gatewayPid?: number;
+}): Promise<PhaseResult> {
+  const pool = new Pool(opts.origin, { connections: opts.concurrency, keepAliveTimeout: 30_000 });
+  const latencies: number[] = [];
+  const ttfts: number[] = [];
+  let errors = 0;
+  let issued = 0;
+  const one = async (): Promise<void> => {
+    const t0 = performance.now();
+    const res = await pool.request({
+      method: 'POST',
+      path: opts.path,
+      headers: opts.headers,
+      body: opts.body,
+    });
+    if (opts.stream) {
+      let first = true;
+      for await (const _chunk of res.body) {
+        if (first) {
+          ttfts.push(performance.now() - t0);
+          first = false;
+        }
+      }
+    } else {
+      await res.body.arrayBuffer();
+    }
+    if (res.statusCode !== 200) errors++;
+    latencies.push(performance.now() - t0);
+  };
+  // Warm-up: connections, JIT.
+  for (let round = 0; round < 3; round++) {
+    await Promise.all(
+      Array.from({ length: Math.min(opts.concurrency * 4, 400) }, () => one().catch(() => undefined)),
+    );
+  }
+  latencies.length = 0;
+  ttfts.length = 0;
+  errors = 0;
+  let rssMax = 0;
+  const before = opts.gatewayPid ? await procStats(opts.gatewayPid) : undefined;
+  const sampler = opts.gatewayPid
+    ? setInterval(() => {
+        void procStats(opts.gatewayPid as number).then(
+          (s) => (rssMax = Math.max(rssMax, s.rssMb)),
+          () => undefined,
+        );
+      }, 100)
+    : undefined;
+  const started = performance.now();
+  const deadline = started + opts.maxSeconds * 1000;
+  const worker = async (): Promise<void> => {
+    while (issued < opts.count && performance.now() < deadline) {
+      issued++;
+      try {
+        await one();
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  if (sampler) clearInterval(sampler);
+  const after = opts.gatewayPid ? await procStats(opts.gatewayPid) : undefined;
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  ttfts.sort((a, b) => a - b);
+  const n = latencies.length;
+  const r: PhaseResult = {
+    requests: n,
+    errors,
+    seconds: round(seconds, 3),
+    rps: round(n / seconds, 1),
+    p50_ms: round(percentile(latencies, 50), 3),
+    p99_ms: round(percentile(latencies, 99), 3),
+  };
+  if (opts.stream) {
+    r.ttft_p50_ms = round(percentile(ttfts, 50), 3);
+    r.ttft_p99_ms = round(percentile(ttfts, 99), 3);
+  }
+  if (before && after) {
+    r.gateway_cpu_us_per_req = round(((after.cpuSeconds - before.cpuSeconds) / Math.max(1, n)) * 1e6, 1);
+    r.gateway_rss_mb_max = round(Math.max(rssMax, after.rssMb), 1);
+  }
+  return r;
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'portico-bench-'));
+  const simPort = await freePort();
+  const gwPort = await freePort();
+  const sim = startProcess(['sim', '--port', String(simPort), '--output-tokens', '20']);
+  const simUrl = `http://127.0.0.1:${simPort}`;
+  await waitHttp(`${simUrl}/health`);
+  const configFile = join(dir, 'bench.yaml');
+  await writeFile(
+    configFile,
+    [
+      `server: { host: 127.0.0.1, port: ${gwPort}, upstream_pool: { connections: 128 } }`,
+      'logging: { level: warn }',
+      'tenants:',
+      '  - id: bench',
+      '    system_prompt: "You are a helpful assistant for the benchmark tenant. Answer briefly."',
+      '    prompt_policy: prepend',
+      `    api_keys: [{ value: ${KEY} }]`,
+      'models:',
+      '  bench:',
+      `    backends: [{ id: sim, provider: openai, base_url: "${simUrl}/v1", model: sim }]`,
+    ].join('\n'),
+  );
+  const gw = startProcess(['start', '--config', configFile]);
+  const gwUrl = `http://127.0.0.1:${gwPort}`;
+  await waitHttp(`${gwUrl}/health`);
+  const gwPid = gw.pid as number;
+
+  const setSim = async (patch: Record<string, unknown>): Promise<void> => {
+    const r = await fetch(`${simUrl}/sim/config`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(patch),
+    });
+    if (!r.ok) throw new Error(`sim config failed: ${await r.text()}`);
+  };
+
+  const messages = [{ role: 'user', content: 'Summarise the benefits of an LLM gateway in one paragraph.' }];
+  const results: Record<string, { direct: PhaseResult; portico: PhaseResult }> = {};
+  const scenarios = [
+    { name: 'non-streaming c=1', stream: false, concurrency: 1, count: 3000, maxSeconds: 5 },
+    { name: 'non-streaming c=64', stream: false, concurrency: 64, count: 30000, maxSeconds: 5 },
+    { name: 'streaming (20 chunks) c=1', stream: true, concurrency: 1, count: 1000, maxSeconds: 5 },
+    { name: 'streaming (20 chunks) c=64', stream: true, concurrency: 64, count: 10000, maxSeconds: 5 },
+  ];
+  for (const s of scenarios) {
+    // Streams: 1 ms between chunks, like a fast GPU backend; non-streaming: answer at once.
+    await setSim({ ttft_ms: 0, itl_ms: s.stream ? 1 : 0, output_tokens: 20 });
+    const bodyFor = (model: string): string =>
+      JSON.stringify({
+        model,
+        messages,
+        max_tokens: 20,
+        stream: s.stream,
+        ...(s.stream ? { stream_options: { include_usage: true } } : {}),
+      });
+    const direct = await runPhase({
+      origin: simUrl,
+      path: '/v1/chat/completions',
+      headers: { 'content-type': 'application/json' },
+      body: bodyFor('sim'),
+      stream: s.stream,
+      concurrency: s.concurrency,
+      count: s.count,
+      maxSeconds: s.maxSeconds,
+    });
+    const portico = await runPhase({
+      origin: gwUrl,
+      path: '/v1/chat/completions',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+      body: bodyFor('bench'),
+      stream: s.stream,
+      concurrency: s.concurrency,
+      count: s.count,
+      maxSeconds: s.maxSeconds,
+      gatewayPid: gwPid,
+    });
+    results[s.name] = { direct, portico };
+    process.stderr.write(
+      `${s.name}: direct ${direct.rps} req/s p50 ${direct.p50_ms} ms | portico ${portico.rps} req/s p50 ${portico.p50_ms} ms, cpu ${portico.gateway_cpu_us_per_req} us/req\n`,
+    );
+  }
+  gw.kill('SIGTERM');
+  sim.kill('SIGTERM');
+  await rm(dir, { recursive: true, force: true });
+
+  const report = {
+    generated_at: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', node: process.version },
+    note: 'Load generator, simulator and gateway share this machine; ratios are what matter.',
+    results,
+  };
+  await writeFile(join(root, 'bench/report.json'), JSON.stringify(report, null, 2) + '\n');
+  const rows = Object.entries(results).map(([name, { direct, portico }]) => {
+    const ttft =
+      direct.ttft_p50_ms !== undefined
+        ? `${direct.ttft_p50_ms} / ${portico.ttft_p50_ms} (+${round((portico.ttft_p50_ms ?? 0) - direct.ttft_p50_ms, 3)})`
+        : '—';
+    return `| ${name} | ${direct.rps} | ${portico.rps} | ${round(portico.rps / direct.rps, 2)} | ${direct.p50_ms} / ${portico.p50_ms} (+${round(portico.p50_ms - direct.p50_ms, 3)}) | ${direct.p99_ms} / ${portico.p99_ms} | ${ttft} | ${portico.gateway_cpu_us_per_req} | ${portico.gateway_rss_mb_max} | ${portico.errors} |`;
+  });
+  const md = [
+    '# Gateway benchmark',
+    '',
+    `Generated by \`npm run bench\` on ${report.generated_at} — ${report.machine.cpus} × ${report.machine.cpu_model}, Node ${report.machine.node}.`,
+    'Simulator, gateway and load generator run as separate processes on loopback on the same machine.',
+    'Through Portico = authentication (hashed key) + system prompt injection + routing + OpenAI-compatible adapter (undici pool) + metrics.',
+    '',
+    '| scenario | direct req/s | Portico req/s | throughput ratio | p50 ms direct / Portico (added) | p99 ms direct / Portico | TTFT p50 ms direct / Portico (added) | gateway CPU µs/req | gateway RSS MB (max) | errors |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows,
+    '',
+    'Targets (goals, not tests): added p50 at concurrency 1 < 0.1 ms; gateway CPU per non-streaming request < 150 µs; streaming adds < 0.1 ms to TTFT; RSS under load < 100 MB.',
+    '',
+  ].join('\n');
+  await writeFile(join(root, 'bench/report.md'), md);
+  process.stdout.write(md);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
