@@ -80,7 +80,8 @@ export class BusCache<V> {
       const v = await this.#bus.version();
       if (this.#version !== undefined && v !== this.#version) this.clear();
       this.#version = v;
-      if (!this.#healthy) this.#opts.logger?.warn({ store: this.#opts.busStore }, 'invalidation bus back; key cache on');
+      if (!this.#healthy)
+        this.#opts.logger?.warn({ store: this.#opts.busStore }, 'invalidation bus back; key cache on');
       this.#healthy = true;
     } catch (error) {
       if (this.#healthy) {
@@ -148,13 +149,15 @@ export class KeyResolver {
   }
 
   async resolve(plaintext: string): Promise<KeyResolution> {
-    if (!plaintext.startsWith(API_KEY_PREFIX) || plaintext.length > 200) return { ok: false, reason: 'malformed' };
+    if (!plaintext.startsWith(API_KEY_PREFIX) || plaintext.length > 200)
+      return { ok: false, reason: 'malformed' };
     const hash = hashApiKey(plaintext);
     const rec = await this.#cache.get(hash, () => this.#keys.lookupByHash(hash));
     if (!rec) return { ok: false, reason: 'unknown' };
     const key = toKeyInfo(rec);
     if (rec.revoked_at !== null) return { ok: false, reason: 'revoked', key };
-    if (rec.expires_at !== null && Date.parse(rec.expires_at) <= this.#clock()) return { ok: false, reason: 'expired', key };
+    if (rec.expires_at !== null && Date.parse(rec.expires_at) <= this.#clock())
+      return { ok: false, reason: 'expired', key };
     return { ok: true, key };
   }
 

@@ -59,7 +59,14 @@ export class LedgerWriter {
   #backoffMs = 0;
   #retryAt = 0;
   #soon = false;
-  readonly #stats: LedgerWriterStats = { buffered: 0, written: 0, duplicates: 0, dropped: 0, flushes: 0, failedFlushes: 0 };
+  readonly #stats: LedgerWriterStats = {
+    buffered: 0,
+    written: 0,
+    duplicates: 0,
+    dropped: 0,
+    flushes: 0,
+    failedFlushes: 0,
+  };
 
   constructor(store: LedgerStore, opts: LedgerWriterOptions = {}) {
     this.#store = store;
@@ -133,7 +140,10 @@ export class LedgerWriter {
         this.#backoffMs = 0;
       } catch (error) {
         this.#stats.failedFlushes++;
-        this.#backoffMs = Math.min(this.#o.retryMaxMs, this.#backoffMs ? this.#backoffMs * 2 : this.#o.retryBaseMs);
+        this.#backoffMs = Math.min(
+          this.#o.retryMaxMs,
+          this.#backoffMs ? this.#backoffMs * 2 : this.#o.retryBaseMs,
+        );
         this.#retryAt = Date.now() + this.#backoffMs;
         const store = this.#opts.store ?? 'sqlite';
         this.#opts.hooks?.onError?.({ store, port: 'ledger', op: 'append', mode: 'retry', error });

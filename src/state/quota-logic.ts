@@ -12,7 +12,12 @@ export interface Tally {
   reservedRequests: number;
 }
 
-export const EMPTY_TALLY: Readonly<Tally> = { usedTokens: 0, usedRequests: 0, reservedTokens: 0, reservedRequests: 0 };
+export const EMPTY_TALLY: Readonly<Tally> = {
+  usedTokens: 0,
+  usedRequests: 0,
+  reservedTokens: 0,
+  reservedRequests: 0,
+};
 
 /** Kept after settle/expiry so a late or repeated commit is recognised. */
 export const SETTLED_RETENTION_MS = 86_400_000;

@@ -82,5 +82,6 @@ export function parseStringArray(s: string | null): string[] {
 
 /** Validate a token-bucket / window argument early: NaN or <= 0 limits are programming errors. */
 export function assertPositive(name: string, v: number): void {
-  if (!Number.isFinite(v) || v <= 0) throw new RangeError(`${name} must be a positive finite number, got ${v}`);
+  if (!Number.isFinite(v) || v <= 0)
+    throw new RangeError(`${name} must be a positive finite number, got ${v}`);
 }

@@ -73,7 +73,13 @@ export class MemoryTenantStore implements TenantStore {
   async update(id: string, patch: TenantPatch): Promise<TenantRecord | null> {
     const t = this.#tenants.get(id);
     if (!t) return null;
-    const next: TenantRecord = { ...t, ...clone(patch), id: t.id, created_at: t.created_at, source: t.source };
+    const next: TenantRecord = {
+      ...t,
+      ...clone(patch),
+      id: t.id,
+      created_at: t.created_at,
+      source: t.source,
+    };
     this.#tenants.set(id, next);
     return clone(next);
   }
@@ -91,7 +97,10 @@ export class MemoryTenantStore implements TenantStore {
     }
     for (const t of tenants) {
       const old = this.#tenants.get(t.id);
-      this.#tenants.set(t.id, tenantFromNew({ ...t, source: 'config' }, old?.created_at ?? isoNow(this.#clock())));
+      this.#tenants.set(
+        t.id,
+        tenantFromNew({ ...t, source: 'config' }, old?.created_at ?? isoNow(this.#clock())),
+      );
     }
   }
 
@@ -204,7 +213,15 @@ export class MemoryLedgerStore implements LedgerStore {
       const k = `${r.tenant}\u0000${group}`;
       let row = rows.get(k);
       if (!row) {
-        row = { tenant: r.tenant, group, requests: 0, tokens_in: 0, tokens_out: 0, cost_usd: 0, estimated: 0 };
+        row = {
+          tenant: r.tenant,
+          group,
+          requests: 0,
+          tokens_in: 0,
+          tokens_out: 0,
+          cost_usd: 0,
+          estimated: 0,
+        };
         rows.set(k, row);
       }
       row.requests++;

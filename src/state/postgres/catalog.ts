@@ -71,7 +71,10 @@ export class PgTenantStore implements TenantStore {
   }
 
   async get(id: string): Promise<TenantRecord | null> {
-    const r = await this.#ctx.pool.query<TenantRow>(`SELECT ${TENANT_SELECT} FROM ${this.#ctx.s}.tenants WHERE id = $1`, [id]);
+    const r = await this.#ctx.pool.query<TenantRow>(
+      `SELECT ${TENANT_SELECT} FROM ${this.#ctx.s}.tenants WHERE id = $1`,
+      [id],
+    );
     const row = r.rows[0];
     return row ? tenantFromRow(row) : null;
   }
@@ -85,11 +88,20 @@ export class PgTenantStore implements TenantStore {
 
   async update(id: string, patch: TenantPatch): Promise<TenantRecord | null> {
     return withTx(this.#ctx, async (c) => {
-      const r = await c.query<TenantRow>(`SELECT ${TENANT_SELECT} FROM ${this.#ctx.s}.tenants WHERE id = $1 FOR UPDATE`, [id]);
+      const r = await c.query<TenantRow>(
+        `SELECT ${TENANT_SELECT} FROM ${this.#ctx.s}.tenants WHERE id = $1 FOR UPDATE`,
+        [id],
+      );
       const row = r.rows[0];
       if (!row) return null;
       const cur = tenantFromRow(row);
-      const next: TenantRecord = { ...cur, ...patch, id: cur.id, created_at: cur.created_at, source: cur.source };
+      const next: TenantRecord = {
+        ...cur,
+        ...patch,
+        id: cur.id,
+        created_at: cur.created_at,
+        source: cur.source,
+      };
       const p = tenantParams(next, next.source, next.created_at);
       const u = await c.query<TenantRow>(
         `UPDATE ${this.#ctx.s}.tenants SET display_name=$2, company=$3, industry=$4, system_prompt=$5, prompt_policy=$6::jsonb,
@@ -110,9 +122,10 @@ export class PgTenantStore implements TenantStore {
   async syncFromConfig(tenants: NewTenant[]): Promise<void> {
     const now = isoNow(this.#clock());
     await withTx(this.#ctx, async (c) => {
-      await c.query(`DELETE FROM ${this.#ctx.s}.tenants WHERE source = 'config' AND NOT (id = ANY($1::text[]))`, [
-        tenants.map((t) => t.id),
-      ]);
+      await c.query(
+        `DELETE FROM ${this.#ctx.s}.tenants WHERE source = 'config' AND NOT (id = ANY($1::text[]))`,
+        [tenants.map((t) => t.id)],
+      );
       for (const t of tenants) {
         await c.query(
           `INSERT INTO ${this.#ctx.s}.tenants (${TENANT_COLUMNS.join(',')}) VALUES (${TENANT_PLACEHOLDERS})
@@ -162,7 +175,10 @@ export class PgKeyStore implements KeyStore {
   }
 
   async get(id: string): Promise<ApiKeyInfo | null> {
-    const r = await this.#ctx.pool.query<KeyRow>(`SELECT ${KEY_SELECT} FROM ${this.#ctx.s}.api_keys WHERE id = $1`, [id]);
+    const r = await this.#ctx.pool.query<KeyRow>(
+      `SELECT ${KEY_SELECT} FROM ${this.#ctx.s}.api_keys WHERE id = $1`,
+      [id],
+    );
     const row = r.rows[0];
     return row ? toKeyInfo(keyFromRow(row)) : null;
   }
@@ -191,7 +207,10 @@ export class PgKeyStore implements KeyStore {
   }
 
   async lookupByHash(hash: string): Promise<ApiKeyRecord | null> {
-    const r = await this.#ctx.pool.query<KeyRow>(`SELECT ${KEY_SELECT} FROM ${this.#ctx.s}.api_keys WHERE hash = $1`, [hash]);
+    const r = await this.#ctx.pool.query<KeyRow>(
+      `SELECT ${KEY_SELECT} FROM ${this.#ctx.s}.api_keys WHERE hash = $1`,
+      [hash],
+    );
     const row = r.rows[0];
     return row ? keyFromRow(row) : null;
   }
@@ -285,7 +304,10 @@ export class PgLedgerStore implements LedgerStore {
 
   async count(filter: LedgerFilter): Promise<number> {
     const w = whereOf(filter);
-    const r = await this.#ctx.pool.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${this.#ctx.s}.ledger ${w.sql}`, w.params);
+    const r = await this.#ctx.pool.query<{ n: string }>(
+      `SELECT COUNT(*) AS n FROM ${this.#ctx.s}.ledger ${w.sql}`,
+      w.params,
+    );
     return Number(r.rows[0]?.n ?? 0);
   }
 }

@@ -80,7 +80,8 @@ export async function runScript(
   try {
     return await r.evalsha(s.sha, keys.length, ...keys, ...args);
   } catch (e) {
-    if (e instanceof Error && e.message.startsWith('NOSCRIPT')) return r.eval(s.src, keys.length, ...keys, ...args);
+    if (e instanceof Error && e.message.startsWith('NOSCRIPT'))
+      return r.eval(s.src, keys.length, ...keys, ...args);
     throw e;
   }
 }
@@ -98,12 +99,21 @@ export function scopedKey(prefix: string, kind: string, k: ScopeKey): string {
  * Run a Redis operation under the failure mode. fail_open returns `open()` (a permissive answer
  * marked degraded); fail_closed throws StateUnavailableError. Either way: logged and counted.
  */
-export async function guarded<T>(ctx: RedisContext, port: PortName, op: string, fn: () => Promise<T>, open: () => T): Promise<T> {
+export async function guarded<T>(
+  ctx: RedisContext,
+  port: PortName,
+  op: string,
+  fn: () => Promise<T>,
+  open: () => T,
+): Promise<T> {
   try {
     return await fn();
   } catch (error) {
     ctx.hooks?.onError?.({ store: 'redis', port, op, mode: ctx.mode, error });
-    ctx.logger?.error({ err: error, store: 'redis', port, op, mode: ctx.mode }, `redis ${port}.${op} failed (${ctx.mode})`);
+    ctx.logger?.error(
+      { err: error, store: 'redis', port, op, mode: ctx.mode },
+      `redis ${port}.${op} failed (${ctx.mode})`,
+    );
     if (ctx.mode === 'fail_open') return open();
     throw new StateUnavailableError('redis', `redis unavailable for ${port}.${op}`, error);
   }

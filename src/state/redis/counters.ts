@@ -58,7 +58,14 @@ export class RedisCounterStore implements CounterStore {
           limit: opts.burst,
         };
       },
-      () => ({ allowed: true, remaining: opts.burst, retryAfterMs: 0, resetMs: 0, limit: opts.burst, degraded: true }),
+      () => ({
+        allowed: true,
+        remaining: opts.burst,
+        retryAfterMs: 0,
+        resetMs: 0,
+        limit: opts.burst,
+        degraded: true,
+      }),
     );
   }
 
@@ -77,7 +84,10 @@ export class RedisCounterStore implements CounterStore {
           await runScript(
             this.#ctx.redis,
             WINDOW,
-            [this.#windowKey(key, opts.windowMs, start), this.#windowKey(key, opts.windowMs, start - opts.windowMs)],
+            [
+              this.#windowKey(key, opts.windowMs, start),
+              this.#windowKey(key, opts.windowMs, start - opts.windowMs),
+            ],
             [now, opts.windowMs, opts.limit, cost, start],
           ),
         );
@@ -175,8 +185,17 @@ export class RedisCounterStore implements CounterStore {
     try {
       await this.#ctx.redis.zrem(scopedKey(this.#ctx.prefix, 'if', lease.key), lease.id);
     } catch (error) {
-      this.#ctx.hooks?.onError?.({ store: 'redis', port: 'inflight', op: 'release', mode: this.#ctx.mode, error });
-      this.#ctx.logger?.warn({ err: error, store: 'redis' }, 'redis inflight.release failed; lease will expire');
+      this.#ctx.hooks?.onError?.({
+        store: 'redis',
+        port: 'inflight',
+        op: 'release',
+        mode: this.#ctx.mode,
+        error,
+      });
+      this.#ctx.logger?.warn(
+        { err: error, store: 'redis' },
+        'redis inflight.release failed; lease will expire',
+      );
     }
   }
 
@@ -186,7 +205,14 @@ export class RedisCounterStore implements CounterStore {
       'inflight',
       'count',
       async () =>
-        num(await runScript(this.#ctx.redis, INFLIGHT, [scopedKey(this.#ctx.prefix, 'if', key)], [this.#now(undefined)])),
+        num(
+          await runScript(
+            this.#ctx.redis,
+            INFLIGHT,
+            [scopedKey(this.#ctx.prefix, 'if', key)],
+            [this.#now(undefined)],
+          ),
+        ),
       () => 0,
     );
   }

@@ -46,7 +46,10 @@ export class RedisInvalidationBus implements InvalidationBus {
     });
     // ioredis re-subscribes on reconnect by itself (autoResubscribe).
     sub.subscribe(this.#channel).catch((err: unknown) => {
-      ctx.logger?.warn({ err, store: 'redis' }, 'redis invalidation subscribe failed; relying on version polling');
+      ctx.logger?.warn(
+        { err, store: 'redis' },
+        'redis invalidation subscribe failed; relying on version polling',
+      );
     });
   }
 
@@ -55,7 +58,13 @@ export class RedisInvalidationBus implements InvalidationBus {
       await runScript(this.#ctx.redis, INVALIDATE, [this.#versionKey], [this.#channel, JSON.stringify(e)]);
     } catch (error) {
       // The change is already durable in Postgres; replicas whose poll also fails bypass their cache.
-      this.#ctx.hooks?.onError?.({ store: 'redis', port: 'invalidation', op: 'publish', mode: this.#ctx.mode, error });
+      this.#ctx.hooks?.onError?.({
+        store: 'redis',
+        port: 'invalidation',
+        op: 'publish',
+        mode: this.#ctx.mode,
+        error,
+      });
       this.#ctx.logger?.error({ err: error, store: 'redis', event: e }, 'redis invalidation publish failed');
     }
   }

@@ -14,13 +14,7 @@ import type {
   ReserveRequest,
   ReserveResult,
 } from '../ports.js';
-import {
-  DEFAULT_RESERVATION_TTL_MS,
-  newId,
-  QUOTA_WINDOWS,
-  windowId,
-  windowResetAt,
-} from '../util.js';
+import { DEFAULT_RESERVATION_TTL_MS, newId, QUOTA_WINDOWS, windowId, windowResetAt } from '../util.js';
 import { asArray, guarded, num, runScript, tenantTag, type RedisContext } from './client.js';
 import { QUOTA_COMMIT, QUOTA_RELEASE, QUOTA_RESERVE, QUOTA_USAGE } from './scripts.js';
 
@@ -74,7 +68,11 @@ export class RedisQuotaStore implements QuotaStore {
       expiresAt: now + ttl,
     };
     const limitArgs = req.scopes.flatMap((s) =>
-      QUOTA_WINDOWS.flatMap((w) => [s.limits[w]?.tokens ?? '', s.limits[w]?.requests ?? '', tallyExpireAt(windows[w])]),
+      QUOTA_WINDOWS.flatMap((w) => [
+        s.limits[w]?.tokens ?? '',
+        s.limits[w]?.requests ?? '',
+        tallyExpireAt(windows[w]),
+      ]),
     );
     return guarded(
       this.#ctx,
@@ -86,7 +84,16 @@ export class RedisQuotaStore implements QuotaStore {
             this.#ctx.redis,
             QUOTA_RESERVE,
             [this.#hold(r.tenant), this.#resPrefix(r.tenant) + r.id, ...this.#tallies(r)],
-            [now, tokens, requests, r.expiresAt, ttl + SETTLED_RETENTION_MS, this.#resPrefix(r.tenant), r.id, ...limitArgs],
+            [
+              now,
+              tokens,
+              requests,
+              r.expiresAt,
+              ttl + SETTLED_RETENTION_MS,
+              this.#resPrefix(r.tenant),
+              r.id,
+              ...limitArgs,
+            ],
           ),
         );
         if (num(out[0]) === 1) return { ok: true, reservation: r };

@@ -76,7 +76,13 @@ export class SqliteTenantStore implements TenantStore {
       .transaction((): TenantRecord | null => {
         const cur = this.#get(id);
         if (!cur) return null;
-        const next: TenantRecord = { ...cur, ...patch, id: cur.id, created_at: cur.created_at, source: cur.source };
+        const next: TenantRecord = {
+          ...cur,
+          ...patch,
+          id: cur.id,
+          created_at: cur.created_at,
+          source: cur.source,
+        };
         this.#db.prepare('DELETE FROM tenants WHERE id = ?').run(id);
         this.#db.prepare(TENANT_INSERT).run(...tenantParams(next, next.source, next.created_at));
         return this.#get(id);
@@ -98,7 +104,9 @@ export class SqliteTenantStore implements TenantStore {
     this.#db
       .transaction(() => {
         const ids = new Set(tenants.map((t) => t.id));
-        const stale = this.#db.prepare("SELECT id FROM tenants WHERE source = 'config'").all() as { id: string }[];
+        const stale = this.#db.prepare("SELECT id FROM tenants WHERE source = 'config'").all() as {
+          id: string;
+        }[];
         for (const { id } of stale) {
           if (ids.has(id)) continue;
           this.#db.prepare('DELETE FROM api_keys WHERE tenant_id = ?').run(id);
@@ -106,8 +114,7 @@ export class SqliteTenantStore implements TenantStore {
         }
         for (const t of tenants) {
           const old = this.#db.prepare('SELECT created_at FROM tenants WHERE id = ?').get(t.id) as
-            | { created_at: string }
-            | undefined;
+            { created_at: string } | undefined;
           this.#db.prepare('DELETE FROM tenants WHERE id = ?').run(t.id);
           this.#db.prepare(TENANT_INSERT).run(...tenantParams(t, 'config', old?.created_at ?? now));
         }
@@ -199,11 +206,15 @@ interface LedgerAggRow {
 function whereOf(f: LedgerFilter): { sql: string; params: (string | number)[] } {
   const parts: string[] = [];
   const params: (string | number)[] = [];
-  if (f.tenant !== undefined) (parts.push('tenant = ?'), params.push(f.tenant));
-  if (f.from !== undefined) (parts.push('time >= ?'), params.push(f.from));
-  if (f.to !== undefined) (parts.push('time < ?'), params.push(f.to));
-  if (f.model !== undefined) (parts.push('model = ?'), params.push(f.model));
-  if (f.key_id !== undefined) (parts.push('key_id = ?'), params.push(f.key_id));
+  const add = (sql: string, v: string | number): void => {
+    parts.push(sql);
+    params.push(v);
+  };
+  if (f.tenant !== undefined) add('tenant = ?', f.tenant);
+  if (f.from !== undefined) add('time >= ?', f.from);
+  if (f.to !== undefined) add('time < ?', f.to);
+  if (f.model !== undefined) add('model = ?', f.model);
+  if (f.key_id !== undefined) add('key_id = ?', f.key_id);
   return { sql: parts.length ? 'WHERE ' + parts.join(' AND ') : '', params };
 }
 
@@ -261,7 +272,9 @@ export class SqliteLedgerStore implements LedgerStore {
 
   async count(filter: LedgerFilter): Promise<number> {
     const w = whereOf(filter);
-    const row = this.#db.prepare(`SELECT COUNT(*) AS n FROM ledger ${w.sql}`).get(...w.params) as { n: number };
+    const row = this.#db.prepare(`SELECT COUNT(*) AS n FROM ledger ${w.sql}`).get(...w.params) as {
+      n: number;
+    };
     return row.n;
   }
 }

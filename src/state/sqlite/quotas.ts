@@ -72,16 +72,22 @@ export class SqliteQuotaStore implements QuotaStore {
          reserved_tokens = reserved_tokens + excluded.reserved_tokens,
          reserved_requests = reserved_requests + excluded.reserved_requests`,
     );
-    for (const s of scopes) for (const w of QUOTA_WINDOWS) st.run(tenant, s, windows[w], d.ut, d.ur, d.rt, d.rr);
+    for (const s of scopes)
+      for (const w of QUOTA_WINDOWS) st.run(tenant, s, windows[w], d.ut, d.ur, d.rt, d.rr);
   }
 
   #unhold(r: ResRow): void {
-    this.#add(r.tenant, JSON.parse(r.scopes) as string[], { day: r.day, month: r.month }, {
-      ut: 0,
-      ur: 0,
-      rt: -r.tokens,
-      rr: -r.requests,
-    });
+    this.#add(
+      r.tenant,
+      JSON.parse(r.scopes) as string[],
+      { day: r.day, month: r.month },
+      {
+        ut: 0,
+        ur: 0,
+        rt: -r.tokens,
+        rr: -r.requests,
+      },
+    );
   }
 
   #purge(now: number): void {
@@ -122,7 +128,16 @@ export class SqliteQuotaStore implements QuotaStore {
           .prepare(
             "INSERT INTO quota_reservations (id, tenant, scopes, day, month, tokens, requests, expires_at, state) VALUES (?,?,?,?,?,?,?,?,'held')",
           )
-          .run(r.id, r.tenant, JSON.stringify(r.scopes), windows.day, windows.month, r.tokens, r.requests, r.expiresAt);
+          .run(
+            r.id,
+            r.tenant,
+            JSON.stringify(r.scopes),
+            windows.day,
+            windows.month,
+            r.tokens,
+            r.requests,
+            r.expiresAt,
+          );
         return { ok: true, reservation: r };
       })
       .immediate();
@@ -133,7 +148,8 @@ export class SqliteQuotaStore implements QuotaStore {
     this.#db
       .transaction(() => {
         this.#purge(now);
-        const row = this.#db.prepare('SELECT * FROM quota_reservations WHERE id = ?').get(res.id) as ResRow | undefined;
+        const row = this.#db.prepare('SELECT * FROM quota_reservations WHERE id = ?').get(res.id) as
+          ResRow | undefined;
         if (row?.state === 'settled') return;
         if (row?.state === 'held') this.#unhold(row);
         this.#add(res.tenant, res.scopes, res.windows, {
@@ -166,7 +182,8 @@ export class SqliteQuotaStore implements QuotaStore {
     this.#db
       .transaction(() => {
         this.#purge(now);
-        const row = this.#db.prepare('SELECT * FROM quota_reservations WHERE id = ?').get(res.id) as ResRow | undefined;
+        const row = this.#db.prepare('SELECT * FROM quota_reservations WHERE id = ?').get(res.id) as
+          ResRow | undefined;
         if (row?.state !== 'held') return;
         this.#unhold(row);
         this.#db.prepare("UPDATE quota_reservations SET state = 'settled' WHERE id = ?").run(res.id);
