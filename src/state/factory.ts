@@ -1,0 +1,253 @@
+/**
+ * createStateBackends(cfg): the one place that picks a family and wires its stores.
+ *   embedded:    memory counters + SQLite (tenants, keys, ledger, quotas) under data_dir
+ *   distributed: Redis (counters, in-flight, quotas, invalidation) + Postgres (tenants, keys, ledger)
+ */
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import {
+  InvalidatingKeyStore,
+  InvalidatingTenantStore,
+  KeyResolver,
+  TenantResolver,
+  type BusCacheOptions,
+} from './key-cache.js';
+import { LedgerWriter, type LedgerWriterOptions } from './ledger-writer.js';
+import { MemoryCounterStore } from './memory/counters.js';
+import { MemoryKeyStore, MemoryLedgerStore, MemoryTenantStore } from './memory/catalog.js';
+import { MemoryInvalidationBus } from './memory/invalidation.js';
+import { MemoryQuotaStore } from './memory/quotas.js';
+import type {
+  BackendName,
+  Clock,
+  CounterStore,
+  FailureMode,
+  InvalidationBus,
+  KeyStore,
+  LedgerStore,
+  QuotaStore,
+  StateHooks,
+  StateLogger,
+  TenantStore,
+} from './ports.js';
+import { openPostgres } from './postgres/db.js';
+import { PgKeyStore, PgLedgerStore, PgTenantStore } from './postgres/catalog.js';
+import { connectRedis, waitReady, type RedisContext } from './redis/client.js';
+import { RedisCounterStore } from './redis/counters.js';
+import { RedisInvalidationBus } from './redis/invalidation.js';
+import { RedisQuotaStore } from './redis/quotas.js';
+import { openSqlite } from './sqlite/db.js';
+import { SqliteKeyStore, SqliteLedgerStore, SqliteTenantStore } from './sqlite/catalog.js';
+import { SqliteQuotaStore } from './sqlite/quotas.js';
+
+export type StateConfig =
+  | { kind: 'embedded'; data_dir: string }
+  | {
+      kind: 'distributed';
+      redis: { url: string; /** Default "portico:". */ key_prefix?: string };
+      postgres: { url: string; /** Default "portico". */ schema?: string };
+      redis_failure_mode: FailureMode;
+    };
+
+export interface StateOptions {
+  logger?: StateLogger;
+  hooks?: StateHooks;
+  /** Inject time (tests). Without it Redis counters use Redis TIME. */
+  clock?: Clock;
+  keyCache?: Omit<BusCacheOptions, 'clock' | 'logger' | 'hooks' | 'busStore'>;
+  ledgerWriter?: Omit<LedgerWriterOptions, 'logger' | 'hooks' | 'store'>;
+}
+
+export interface StateBackends {
+  kind: 'embedded' | 'distributed' | 'memory';
+  counters: CounterStore;
+  quotas: QuotaStore;
+  /** Writes announce themselves on the bus (admin API / CLI use these). */
+  tenants: TenantStore;
+  keys: KeyStore;
+  ledger: LedgerStore;
+  bus: InvalidationBus;
+  /** Per-request authentication: plaintext key -> key info, cached, invalidated across replicas. */
+  keyResolver: KeyResolver;
+  /** Per-request tenant lookup, cached the same way. */
+  tenantResolver: TenantResolver;
+  /** Per-request usage records go here (batched, off the request path). */
+  ledgerWriter: LedgerWriter;
+  /** Liveness of each backing service (for /readyz). */
+  ping(): Promise<Partial<Record<BackendName, boolean>>>;
+  /** Flush the ledger, stop timers, close connections. */
+  close(): Promise<void>;
+}
+
+interface Parts {
+  kind: StateBackends['kind'];
+  counters: CounterStore;
+  quotas: QuotaStore;
+  tenants: TenantStore;
+  keys: KeyStore;
+  ledger: LedgerStore;
+  bus: InvalidationBus;
+  busStore: BackendName;
+  ledgerStore: BackendName;
+  ping: () => Promise<Partial<Record<BackendName, boolean>>>;
+  closeConnections: () => Promise<void>;
+}
+
+function assemble(p: Parts, opts: StateOptions): StateBackends {
+  const cacheOpts: BusCacheOptions = {
+    ...opts.keyCache,
+    ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.hooks ? { hooks: opts.hooks } : {}),
+    busStore: p.busStore,
+  };
+  const keys = new InvalidatingKeyStore(p.keys, p.bus);
+  const tenants = new InvalidatingTenantStore(p.tenants, p.bus);
+  const keyResolver = new KeyResolver(p.keys, p.bus, cacheOpts);
+  const tenantResolver = new TenantResolver(p.tenants, p.bus, cacheOpts);
+  const ledgerWriter = new LedgerWriter(p.ledger, {
+    ...opts.ledgerWriter,
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.hooks ? { hooks: opts.hooks } : {}),
+    store: p.ledgerStore,
+  });
+  let closed = false;
+  return {
+    kind: p.kind,
+    counters: p.counters,
+    quotas: p.quotas,
+    tenants,
+    keys,
+    ledger: p.ledger,
+    bus: p.bus,
+    keyResolver,
+    tenantResolver,
+    ledgerWriter,
+    ping: p.ping,
+    async close() {
+      if (closed) return;
+      closed = true;
+      keyResolver.close();
+      tenantResolver.close();
+      await ledgerWriter.close();
+      await p.bus.close();
+      await p.closeConnections();
+    },
+  };
+}
+
+/** Everything in process memory: tests and throwaway demos. Nothing survives a restart. */
+export function createMemoryBackends(opts: StateOptions = {}): StateBackends {
+  const c = opts.clock ? { clock: opts.clock } : {};
+  const tenants = new MemoryTenantStore(c);
+  return assemble(
+    {
+      kind: 'memory',
+      counters: new MemoryCounterStore(c),
+      quotas: new MemoryQuotaStore(c),
+      tenants,
+      keys: new MemoryKeyStore(tenants, c),
+      ledger: new MemoryLedgerStore(),
+      bus: new MemoryInvalidationBus(),
+      busStore: 'memory',
+      ledgerStore: 'memory',
+      ping: async () => ({ memory: true }),
+      closeConnections: async () => undefined,
+    },
+    opts,
+  );
+}
+
+export async function createStateBackends(cfg: StateConfig, opts: StateOptions = {}): Promise<StateBackends> {
+  const c = opts.clock ? { clock: opts.clock } : {};
+  if (cfg.kind === 'embedded') {
+    const db = openSqlite(cfg.data_dir);
+    opts.hooks?.onBackendUp?.('sqlite', true);
+    return assemble(
+      {
+        kind: 'embedded',
+        // One replica: in-process counters are exact. Quotas persist so a restart keeps the totals.
+        counters: new MemoryCounterStore(c),
+        quotas: new SqliteQuotaStore(db, c),
+        tenants: new SqliteTenantStore(db, c),
+        keys: new SqliteKeyStore(db, c),
+        ledger: new SqliteLedgerStore(db),
+        bus: new MemoryInvalidationBus(),
+        busStore: 'memory',
+        ledgerStore: 'sqlite',
+        ping: async () => ({ sqlite: db.open }),
+        closeConnections: async () => {
+          db.close();
+        },
+      },
+      opts,
+    );
+  }
+
+  const pg = await openPostgres(cfg.postgres.url, {
+    ...(cfg.postgres.schema ? { schema: cfg.postgres.schema } : {}),
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.hooks ? { hooks: opts.hooks } : {}),
+  });
+  const redisOpts = { logger: opts.logger, hooks: opts.hooks };
+  const redis: Redis = connectRedis(cfg.redis.url, redisOpts);
+  const sub: Redis = connectRedis(cfg.redis.url, redisOpts);
+  const ready = await waitReady(redis);
+  await waitReady(sub);
+  if (!ready) {
+    opts.logger?.error(
+      { store: 'redis', mode: cfg.redis_failure_mode },
+      `redis unreachable at startup; counters and quotas are ${cfg.redis_failure_mode} until it is back`,
+    );
+  }
+  const ctx: RedisContext = {
+    redis,
+    prefix: cfg.redis.key_prefix ?? 'portico:',
+    mode: cfg.redis_failure_mode,
+    logger: opts.logger,
+    hooks: opts.hooks,
+  };
+  return assemble(
+    {
+      kind: 'distributed',
+      counters: new RedisCounterStore(ctx, c),
+      quotas: new RedisQuotaStore(ctx, c),
+      tenants: new PgTenantStore(pg, c),
+      keys: new PgKeyStore(pg, c),
+      ledger: new PgLedgerStore(pg),
+      bus: new RedisInvalidationBus(ctx, sub),
+      busStore: 'redis',
+      ledgerStore: 'postgres',
+      ping: async () => {
+        const [r, p] = await Promise.all([
+          redis.ping().then(
+            () => true,
+            () => false,
+          ),
+          pg.pool.query('SELECT 1').then(
+            () => true,
+            () => false,
+          ),
+        ]);
+        return { redis: r, postgres: p };
+      },
+      closeConnections: async () => {
+        redis.disconnect();
+        sub.disconnect();
+        await pg.pool.end();
+      },
+    },
+    opts,
+  );
+}
+
+/** A fresh, collision-free name (test schemas, key prefixes). */
+export function uniqueName(prefix: string): string {
+  return `${prefix}${randomBytes(6).toString('hex')}`;
+}
+
+/** The SQLite file a data_dir holds (for backup docs and tests). */
+export function sqlitePath(dataDir: string): string {
+  return join(dataDir, 'portico.db');
+}

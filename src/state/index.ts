@@ -1,0 +1,13 @@
+/** Public surface of the state layer: what the gateway, admin API and CLI import. */
+export type * from './ports.js';
+export { StateConflictError, StateNotFoundError, StateUnavailableError } from './errors.js';
+export {
+  createMemoryBackends,
+  createStateBackends,
+  type StateBackends,
+  type StateConfig,
+  type StateOptions,
+} from './factory.js';
+export { KeyResolver, TenantResolver, type KeyResolution, type BusCacheOptions } from './key-cache.js';
+export { LedgerWriter, type LedgerWriterOptions, type LedgerWriterStats } from './ledger-writer.js';
+export { API_KEY_PREFIX, generateApiKey, hashApiKey, windowId, windowResetAt } from './util.js';

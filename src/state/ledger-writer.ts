@@ -1,0 +1,186 @@
+/**
+ * Batches ledger appends off the request path. write() is synchronous and O(1); a timer (or a
+ * full batch) flushes to the LedgerStore. A failed flush keeps the records and retries with
+ * backoff; appends are idempotent by request id, so a retry after an ambiguous failure cannot
+ * duplicate. The buffer is bounded: past `maxBuffer` records are dropped and counted (that is a
+ * store outage long enough to threaten memory). close() flushes everything that is left.
+ */
+import type { BackendName, LedgerRecord, LedgerStore, StateHooks, StateLogger } from './ports.js';
+
+export interface LedgerWriterOptions {
+  /** Flush at least this often. Default 250 ms. */
+  flushIntervalMs?: number;
+  /** Records per append (and the size that triggers an early flush). Default 500. */
+  maxBatch?: number;
+  /** Hard cap on buffered records; beyond it writes are dropped and counted. Default 100 000. */
+  maxBuffer?: number;
+  /** write() returns false at or above this many buffered records (slow down). Default maxBuffer / 2. */
+  highWater?: number;
+  /** First retry delay after a failed flush; doubles up to retryMaxMs. Default 200 ms. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  logger?: StateLogger;
+  hooks?: StateHooks;
+  /** Backend behind the store (for error events). */
+  store?: BackendName;
+}
+
+export interface LedgerWriterStats {
+  buffered: number;
+  /** Records the store accepted as new. */
+  written: number;
+  /** Records the store already had (retried appends). */
+  duplicates: number;
+  /** Records lost because the buffer was full or the writer closed. */
+  dropped: number;
+  flushes: number;
+  failedFlushes: number;
+}
+
+function isValidRecord(r: LedgerRecord): boolean {
+  const nums = [r.time, r.tokens_in, r.tokens_out, r.cost_usd, r.latency_ms, r.status];
+  return (
+    typeof r.id === 'string' &&
+    r.id.length > 0 &&
+    typeof r.tenant === 'string' &&
+    typeof r.model === 'string' &&
+    nums.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0)
+  );
+}
+
+export class LedgerWriter {
+  readonly #store: LedgerStore;
+  readonly #o: Required<Omit<LedgerWriterOptions, 'logger' | 'hooks' | 'store'>>;
+  readonly #opts: LedgerWriterOptions;
+  #buf: LedgerRecord[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | undefined;
+  #closed = false;
+  #backoffMs = 0;
+  #retryAt = 0;
+  #soon = false;
+  readonly #stats: LedgerWriterStats = {
+    buffered: 0,
+    written: 0,
+    duplicates: 0,
+    dropped: 0,
+    flushes: 0,
+    failedFlushes: 0,
+  };
+
+  constructor(store: LedgerStore, opts: LedgerWriterOptions = {}) {
+    this.#store = store;
+    this.#opts = opts;
+    const maxBuffer = opts.maxBuffer ?? 100_000;
+    this.#o = {
+      flushIntervalMs: opts.flushIntervalMs ?? 250,
+      maxBatch: opts.maxBatch ?? 500,
+      maxBuffer,
+      highWater: opts.highWater ?? Math.floor(maxBuffer / 2),
+      retryBaseMs: opts.retryBaseMs ?? 200,
+      retryMaxMs: opts.retryMaxMs ?? 5000,
+    };
+    this.#timer = setInterval(() => void this.flush().catch(() => undefined), this.#o.flushIntervalMs);
+    this.#timer.unref();
+  }
+
+  /** Queue a record. False means "buffer above high water" (or dropped): shed load if you can. */
+  write(r: LedgerRecord): boolean {
+    if (!isValidRecord(r)) {
+      // A record the store would reject forever must not block the queue behind it.
+      this.#stats.dropped++;
+      this.#opts.logger?.error({ id: r.id, tenant: r.tenant }, 'invalid ledger record dropped');
+      return false;
+    }
+    if (this.#closed || this.#buf.length >= this.#o.maxBuffer) {
+      this.#stats.dropped++;
+      if (this.#stats.dropped === 1 || this.#stats.dropped % 1000 === 0) {
+        this.#opts.logger?.error(
+          { dropped: this.#stats.dropped, closed: this.#closed, store: this.#opts.store },
+          'ledger buffer full or closed; usage record dropped',
+        );
+      }
+      return false;
+    }
+    this.#buf.push(r);
+    if (this.#buf.length >= this.#o.maxBatch && !this.#soon) {
+      this.#soon = true;
+      setImmediate(() => {
+        this.#soon = false;
+        void this.flush().catch(() => undefined);
+      });
+    }
+    return this.#buf.length < this.#o.highWater;
+  }
+
+  stats(): LedgerWriterStats {
+    return { ...this.#stats, buffered: this.#buf.length };
+  }
+
+  /** Write out what is buffered now (one attempt per batch; failures stay buffered). */
+  flush(): Promise<void> {
+    if (this.#flushing) return this.#flushing;
+    const p = this.#drain().finally(() => {
+      this.#flushing = undefined;
+    });
+    this.#flushing = p;
+    return p;
+  }
+
+  async #drain(): Promise<void> {
+    if (Date.now() < this.#retryAt) return;
+    while (this.#buf.length > 0) {
+      const batch = this.#buf.slice(0, this.#o.maxBatch);
+      try {
+        const n = await this.#store.append(batch);
+        this.#buf.splice(0, batch.length);
+        this.#stats.flushes++;
+        this.#stats.written += n;
+        this.#stats.duplicates += batch.length - n;
+        this.#backoffMs = 0;
+      } catch (error) {
+        this.#stats.failedFlushes++;
+        this.#backoffMs = Math.min(
+          this.#o.retryMaxMs,
+          this.#backoffMs ? this.#backoffMs * 2 : this.#o.retryBaseMs,
+        );
+        this.#retryAt = Date.now() + this.#backoffMs;
+        const store = this.#opts.store ?? 'sqlite';
+        this.#opts.hooks?.onError?.({ store, port: 'ledger', op: 'append', mode: 'retry', error });
+        this.#opts.logger?.error(
+          { err: error, store, buffered: this.#buf.length, retryInMs: this.#backoffMs },
+          'ledger append failed; will retry',
+        );
+        throw error;
+      }
+    }
+  }
+
+  /** Stop the timer and flush everything, retrying until `timeoutMs`. Records still unwritten then are counted as dropped. */
+  async close(timeoutMs = 10_000): Promise<LedgerWriterStats> {
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    const deadline = Date.now() + timeoutMs;
+    while (this.#buf.length > 0 && Date.now() < deadline) {
+      try {
+        await this.flush();
+      } catch {
+        const wait = Math.max(0, Math.min(this.#retryAt, deadline) - Date.now());
+        await new Promise((r) => setTimeout(r, wait));
+      }
+      if (this.#buf.length > 0 && Date.now() < this.#retryAt) {
+        await new Promise((r) => setTimeout(r, Math.max(0, Math.min(this.#retryAt, deadline) - Date.now())));
+      }
+    }
+    if (this.#buf.length > 0) {
+      this.#stats.dropped += this.#buf.length;
+      this.#opts.logger?.error(
+        { lost: this.#buf.length, store: this.#opts.store },
+        'ledger writer closed with unwritten records',
+      );
+      this.#buf = [];
+    }
+    return this.stats();
+  }
+}

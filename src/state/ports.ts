@@ -1,0 +1,375 @@
+/**
+ * State ports: the interfaces the gateway talks to. Two families implement them:
+ *   embedded    = memory counters + SQLite (tenants, keys, ledger, quota usage) under a data dir
+ *   distributed = Redis (counters, in-flight leases, quota reservations, invalidation bus)
+ *                 + Postgres (tenants, keys, ledger)
+ * Every operation that decides admission is atomic inside the store (Lua in Redis, a transaction
+ * in SQL, one synchronous JS step in memory): never get-then-set across a network hop.
+ * Every key and record carries the tenant id (see ScopeKey), so one tenant's state never
+ * collides with another's and Redis keys hash by tenant ({tenant} hash tag).
+ * Nothing here knows about HTTP.
+ */
+
+/** Milliseconds since the epoch. Injected so tests can move time (UTC rollover, expiry). */
+export type Clock = () => number;
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [k: string]: JsonValue };
+export type JsonObject = { [k: string]: JsonValue };
+
+/** Minimal logger (pino fits). */
+export interface StateLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export type FailureMode = 'fail_open' | 'fail_closed';
+/** Which backing service; the label of portico_state_errors_total / portico_state_backend_up. */
+export type BackendName = 'memory' | 'sqlite' | 'redis' | 'postgres';
+/** Which port an operation belongs to (for logs). */
+export type PortName = 'counters' | 'inflight' | 'quotas' | 'tenants' | 'keys' | 'ledger' | 'invalidation';
+
+export interface StateErrorEvent {
+  store: BackendName;
+  port: PortName;
+  op: string;
+  /** fail_open: the request was let through; fail_closed: it was refused; retry: will be retried. */
+  mode: FailureMode | 'retry';
+  error: unknown;
+}
+
+/** Hooks the integrator wires to metrics. Never throw from them. */
+export interface StateHooks {
+  /** Count in portico_state_errors_total{store,mode}. */
+  onError?(e: StateErrorEvent): void;
+  /** Set portico_state_backend_up{store} to 1/0. */
+  onBackendUp?(store: BackendName, up: boolean): void;
+}
+
+/** A counter / quota key. `name` is free-form within the tenant, e.g. "key:key_abc:rps". */
+export interface ScopeKey {
+  tenant: string;
+  name: string;
+}
+
+// ---------------------------------------------------------------- counters (rate limiting)
+
+export interface BucketOptions {
+  /** Refill rate in tokens per second (requests/s when cost is 1). > 0. */
+  ratePerSec: number;
+  /** Bucket capacity. >= 1. */
+  burst: number;
+  /** Default 1. */
+  cost?: number;
+  /** Override the store's clock for this call (tests). */
+  now?: number;
+}
+
+export interface LimitResult {
+  allowed: boolean;
+  /** Whole units left after this call (floored). */
+  remaining: number;
+  /** 0 when allowed; else ms until this cost could be admitted (Infinity never happens: cost>limit gives time-to-full). */
+  retryAfterMs: number;
+  /** ms until the counter is back to full (X-RateLimit-Reset). */
+  resetMs: number;
+  limit: number;
+  /** True when the store was unreachable and fail_open let this through. */
+  degraded?: boolean;
+}
+
+export interface WindowOptions {
+  /** Budget per window (e.g. tokens per minute). */
+  limit: number;
+  windowMs: number;
+  /** Estimated cost to charge now (may be 0). */
+  cost: number;
+  now?: number;
+}
+
+/** What consumeWindow charged, so settle() can later apply (actual - estimate) to the same window. */
+export interface WindowCharge {
+  key: ScopeKey;
+  windowMs: number;
+  windowStart: number;
+  cost: number;
+}
+
+export interface WindowResult extends LimitResult {
+  /** Usage in the sliding window after this call (weighted previous window + current). */
+  used: number;
+  /** Present when allowed: pass to settleWindow with the real cost. */
+  charge?: WindowCharge;
+}
+
+export interface InflightLease {
+  key: ScopeKey;
+  id: string;
+  expiresAt: number;
+}
+
+export interface AcquireOptions {
+  max: number;
+  /** Lease time-to-live; a crashed replica's slots expire after this. Renew long streams. Default 120 s. */
+  leaseMs?: number;
+  now?: number;
+}
+
+export interface AcquireResult {
+  /** Null when the cap is reached. */
+  lease: InflightLease | null;
+  /** Slots held after this call (including the new one when acquired). */
+  current: number;
+  degraded?: boolean;
+}
+
+export interface CounterStore {
+  /** Token bucket: requests/s with burst. */
+  consume(key: ScopeKey, opts: BucketOptions): Promise<LimitResult>;
+  /** Sliding-window budget (e.g. tokens/min): charge an estimate now. Refused charges cost nothing. */
+  consumeWindow(key: ScopeKey, opts: WindowOptions): Promise<WindowResult>;
+  /** Settle a window charge with the real cost: adds (actual - charge.cost) to the charged window. */
+  settleWindow(charge: WindowCharge, actualCost: number): Promise<void>;
+  /** In-flight slot with a lease; null lease when `max` slots are held. */
+  acquire(key: ScopeKey, opts: AcquireOptions): Promise<AcquireResult>;
+  /** Extend a lease (long streams). Returns false when it had already expired. */
+  renew(lease: InflightLease, leaseMs?: number): Promise<boolean>;
+  release(lease: InflightLease): Promise<void>;
+  /** Current number of unexpired leases. */
+  inflight(key: ScopeKey): Promise<number>;
+}
+
+// ---------------------------------------------------------------- quotas
+
+export type QuotaWindow = 'day' | 'month';
+export type QuotaMetric = 'tokens' | 'requests';
+
+export interface QuotaLimits {
+  day?: { tokens?: number; requests?: number };
+  month?: { tokens?: number; requests?: number };
+}
+
+export interface QuotaScope {
+  /** Scope name within the tenant: "tenant" or "key:<key id>". */
+  name: string;
+  limits: QuotaLimits;
+}
+
+export interface ReserveRequest {
+  tenant: string;
+  /** All scopes are reserved atomically: all or none. */
+  scopes: QuotaScope[];
+  tokens: number;
+  /** Default 1. */
+  requests?: number;
+  /** How long an unsettled reservation holds budget (crash safety). Default 10 min. */
+  ttlMs?: number;
+  now?: number;
+}
+
+/** Opaque-ish handle: carries enough to settle even after the reservation expired. */
+export interface QuotaReservation {
+  id: string;
+  tenant: string;
+  scopes: string[];
+  /** Window ids this reservation counts in, e.g. {day:"2026-11-22", month:"2026-11"}. */
+  windows: { day: string; month: string };
+  tokens: number;
+  requests: number;
+  expiresAt: number;
+  degraded?: boolean;
+}
+
+export type ReserveResult =
+  | { ok: true; reservation: QuotaReservation }
+  | {
+      ok: false;
+      scope: string;
+      window: QuotaWindow;
+      metric: QuotaMetric;
+      limit: number;
+      /** Committed + reserved in that window before this request. */
+      used: number;
+      /** ms epoch of the UTC boundary when the window resets. */
+      resetAt: number;
+    };
+
+export interface QuotaUsage {
+  window: QuotaWindow;
+  /** e.g. "2026-11-22" or "2026-11". */
+  windowId: string;
+  usedTokens: number;
+  usedRequests: number;
+  reservedTokens: number;
+  reservedRequests: number;
+  resetAt: number;
+}
+
+export interface QuotaStore {
+  reserve(req: ReserveRequest): Promise<ReserveResult>;
+  /**
+   * Settle with the real usage: releases the hold and adds `actual` to the windows the reservation
+   * was made in. Settling an expired reservation still records the usage (the call did happen).
+   * Idempotent per reservation id.
+   */
+  commit(res: QuotaReservation, actual: { tokens: number; requests?: number }): Promise<void>;
+  /** Drop the hold without recording usage (the call failed before reaching upstream). */
+  release(res: QuotaReservation): Promise<void>;
+  usage(tenant: string, scope: string, window: QuotaWindow, now?: number): Promise<QuotaUsage>;
+}
+
+// ---------------------------------------------------------------- tenants and keys
+
+export type TenantSource = 'config' | 'api';
+
+export interface TenantRecord {
+  id: string;
+  display_name: string;
+  company: string | null;
+  industry: string | null;
+  system_prompt: string | null;
+  prompt_policy: JsonObject | null;
+  /** Empty = every model the gateway serves. */
+  allowed_models: string[];
+  /** Limits as JSON; the config schema parses them. */
+  limits: JsonObject | null;
+  /** Admission priority class (config names it; e.g. "high" | "normal" | "low"). */
+  priority: string;
+  source: TenantSource;
+  /** ISO-8601 UTC. */
+  created_at: string;
+}
+
+export type NewTenant = Omit<TenantRecord, 'created_at' | 'source'> & { source?: TenantSource };
+export type TenantPatch = Partial<Omit<TenantRecord, 'id' | 'created_at' | 'source'>>;
+
+export interface TenantStore {
+  /** Throws StateConflictError if the id exists. */
+  create(t: NewTenant): Promise<TenantRecord>;
+  get(id: string): Promise<TenantRecord | null>;
+  list(): Promise<TenantRecord[]>;
+  /** Null when absent. */
+  update(id: string, patch: TenantPatch): Promise<TenantRecord | null>;
+  /** Deletes the tenant and its keys. False when absent. */
+  delete(id: string): Promise<boolean>;
+  /**
+   * Make the config-declared tenants the `source:'config'` set: upsert these, delete config-sourced
+   * tenants no longer declared (API tenants untouched). A config id colliding with an API tenant
+   * takes it over (config wins). One transaction.
+   */
+  syncFromConfig(tenants: NewTenant[]): Promise<void>;
+}
+
+/** A key as stored (no plaintext ever). */
+export interface ApiKeyRecord {
+  id: string;
+  tenant_id: string;
+  label: string;
+  /** Hex SHA-256 of the plaintext key. */
+  hash: string;
+  /** First characters of the plaintext, for display ("sk-portico-AbC1"). */
+  prefix: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  limits: JsonObject | null;
+  created_at: string;
+}
+
+/** What lists show: no hash, no secret. */
+export type ApiKeyInfo = Omit<ApiKeyRecord, 'hash'>;
+
+export interface NewApiKey {
+  tenant_id: string;
+  label?: string;
+  expires_at?: string | null;
+  limits?: JsonObject | null;
+}
+
+export interface CreatedApiKey {
+  /** Shown once; never stored. */
+  plaintext: string;
+  key: ApiKeyInfo;
+}
+
+export interface KeyStore {
+  /** Throws StateNotFoundError when the tenant does not exist. */
+  create(k: NewApiKey): Promise<CreatedApiKey>;
+  get(id: string): Promise<ApiKeyInfo | null>;
+  list(tenantId?: string): Promise<ApiKeyInfo[]>;
+  /** Sets revoked_at (first revocation wins). Null when absent. */
+  revoke(id: string): Promise<ApiKeyInfo | null>;
+  lookupByHash(hash: string): Promise<ApiKeyRecord | null>;
+}
+
+// ---------------------------------------------------------------- invalidation bus
+
+export interface InvalidationEvent {
+  kind: 'key_revoked' | 'key_created' | 'tenant_changed';
+  tenant: string;
+  id: string;
+}
+
+/** Tells every replica that cached key/tenant lookups are stale. */
+export interface InvalidationBus {
+  publish(e: InvalidationEvent): Promise<void>;
+  /** Returns an unsubscribe function. */
+  subscribe(fn: (e: InvalidationEvent) => void): () => void;
+  /** A number that changes on every publish (polled to catch missed messages). */
+  version(): Promise<number>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- ledger
+
+export interface LedgerRecord {
+  /** Unique; the request id. A retried append with the same id is ignored. */
+  id: string;
+  /** ms epoch. */
+  time: number;
+  tenant: string;
+  key_id: string | null;
+  /** The model alias the client asked for. */
+  model: string;
+  backend: string | null;
+  tokens_in: number;
+  tokens_out: number;
+  /** Token counts came from a tokenizer, not upstream usage. */
+  estimated: boolean;
+  cost_usd: number;
+  latency_ms: number;
+  /** HTTP status returned to the client. */
+  status: number;
+  cache_hit: boolean;
+  request_id: string;
+}
+
+export type LedgerGroupBy = 'day' | 'month' | 'model' | 'key';
+
+export interface LedgerFilter {
+  tenant?: string;
+  /** ms epoch, inclusive. */
+  from?: number;
+  /** ms epoch, exclusive. */
+  to?: number;
+  model?: string;
+  key_id?: string;
+}
+
+export interface LedgerRow {
+  tenant: string;
+  /** The day ("2026-11-22"), month ("2026-11"), model alias or key id ("" for no key). */
+  group: string;
+  requests: number;
+  tokens_in: number;
+  tokens_out: number;
+  cost_usd: number;
+  /** How many of the requests have estimated token counts. */
+  estimated: number;
+}
+
+export interface LedgerStore {
+  /** Idempotent by id; returns how many were new. */
+  append(records: LedgerRecord[]): Promise<number>;
+  /** Rows ordered by tenant, then group. */
+  query(filter: LedgerFilter, groupBy: LedgerGroupBy): Promise<LedgerRow[]>;
+  count(filter: LedgerFilter): Promise<number>;
+}

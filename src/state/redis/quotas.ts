@@ -1,0 +1,188 @@
+/**
+ * Redis quota reservations (distributed family). Reserve checks and holds budget in every
+ * (scope, window) of the request in one Lua script, so concurrent reserves from any number of
+ * replicas cannot overshoot. Tally hashes live until their window's UTC boundary + 2 days.
+ */
+import { SETTLED_RETENTION_MS } from '../quota-logic.js';
+import type {
+  Clock,
+  QuotaMetric,
+  QuotaReservation,
+  QuotaStore,
+  QuotaUsage,
+  QuotaWindow,
+  ReserveRequest,
+  ReserveResult,
+} from '../ports.js';
+import { DEFAULT_RESERVATION_TTL_MS, newId, QUOTA_WINDOWS, windowId, windowResetAt } from '../util.js';
+import { asArray, guarded, num, runScript, tenantTag, type RedisContext } from './client.js';
+import { QUOTA_COMMIT, QUOTA_RELEASE, QUOTA_RESERVE, QUOTA_USAGE } from './scripts.js';
+
+const TALLY_GRACE_MS = 2 * 86_400_000;
+
+/** Expiry of a window's tally: its reset plus a grace for late commits. Parsed from the window id. */
+function tallyExpireAt(wid: string): number {
+  const [y, m, d] = wid.split('-').map(Number);
+  const start = d === undefined ? Date.UTC(y ?? 1970, (m ?? 1) - 1, 1) : Date.UTC(y ?? 1970, (m ?? 1) - 1, d);
+  return windowResetAt(d === undefined ? 'month' : 'day', start) + TALLY_GRACE_MS;
+}
+
+export class RedisQuotaStore implements QuotaStore {
+  readonly #ctx: RedisContext;
+  readonly #clock: Clock;
+
+  constructor(ctx: RedisContext, opts: { clock?: Clock } = {}) {
+    this.#ctx = ctx;
+    this.#clock = opts.clock ?? Date.now;
+  }
+
+  #tag(tenant: string): string {
+    return tenantTag(this.#ctx.prefix, tenant);
+  }
+  #tally(tenant: string, scope: string, wid: string): string {
+    return `${this.#tag(tenant)}:q:${encodeURIComponent(scope)}:${wid}`;
+  }
+  #hold(tenant: string): string {
+    return `${this.#tag(tenant)}:qh`;
+  }
+  #resPrefix(tenant: string): string {
+    return `${this.#tag(tenant)}:qr:`;
+  }
+  #tallies(r: { tenant: string; scopes: string[]; windows: { day: string; month: string } }): string[] {
+    return r.scopes.flatMap((s) => QUOTA_WINDOWS.map((w) => this.#tally(r.tenant, s, r.windows[w])));
+  }
+
+  async reserve(req: ReserveRequest): Promise<ReserveResult> {
+    const now = req.now ?? this.#clock();
+    const tokens = Math.max(0, Math.ceil(req.tokens));
+    const requests = req.requests ?? 1;
+    const windows = { day: windowId('day', now), month: windowId('month', now) };
+    const ttl = req.ttlMs ?? DEFAULT_RESERVATION_TTL_MS;
+    const r: QuotaReservation = {
+      id: newId(),
+      tenant: req.tenant,
+      scopes: req.scopes.map((s) => s.name),
+      windows,
+      tokens,
+      requests,
+      expiresAt: now + ttl,
+    };
+    const limitArgs = req.scopes.flatMap((s) =>
+      QUOTA_WINDOWS.flatMap((w) => [
+        s.limits[w]?.tokens ?? '',
+        s.limits[w]?.requests ?? '',
+        tallyExpireAt(windows[w]),
+      ]),
+    );
+    return guarded(
+      this.#ctx,
+      'quotas',
+      'reserve',
+      async (): Promise<ReserveResult> => {
+        const out = asArray(
+          await runScript(
+            this.#ctx.redis,
+            QUOTA_RESERVE,
+            [this.#hold(r.tenant), this.#resPrefix(r.tenant) + r.id, ...this.#tallies(r)],
+            [
+              now,
+              tokens,
+              requests,
+              r.expiresAt,
+              ttl + SETTLED_RETENTION_MS,
+              this.#resPrefix(r.tenant),
+              r.id,
+              ...limitArgs,
+            ],
+          ),
+        );
+        if (num(out[0]) === 1) return { ok: true, reservation: r };
+        const idx = num(out[1]) - 1;
+        const scope = req.scopes[Math.floor(idx / QUOTA_WINDOWS.length)]?.name ?? '';
+        const window: QuotaWindow = QUOTA_WINDOWS[idx % QUOTA_WINDOWS.length] ?? 'day';
+        const metric: QuotaMetric = num(out[2]) === 1 ? 'tokens' : 'requests';
+        return {
+          ok: false,
+          scope,
+          window,
+          metric,
+          limit: num(out[3]),
+          used: num(out[4]),
+          resetAt: windowResetAt(window, now),
+        };
+      },
+      () => ({ ok: true, reservation: { ...r, degraded: true } }),
+    );
+  }
+
+  async commit(res: QuotaReservation, actual: { tokens: number; requests?: number }): Promise<void> {
+    const tallies = this.#tallies(res);
+    const expiries = res.scopes.flatMap(() => QUOTA_WINDOWS.map((w) => tallyExpireAt(res.windows[w])));
+    await guarded(
+      this.#ctx,
+      'quotas',
+      'commit',
+      async () => {
+        await runScript(
+          this.#ctx.redis,
+          QUOTA_COMMIT,
+          [this.#hold(res.tenant), this.#resPrefix(res.tenant) + res.id, ...tallies],
+          [
+            res.id,
+            Math.max(0, Math.round(actual.tokens)),
+            actual.requests ?? res.requests,
+            SETTLED_RETENTION_MS,
+            ...expiries,
+          ],
+        );
+      },
+      () => undefined,
+    );
+  }
+
+  async release(res: QuotaReservation): Promise<void> {
+    await guarded(
+      this.#ctx,
+      'quotas',
+      'release',
+      async () => {
+        await runScript(
+          this.#ctx.redis,
+          QUOTA_RELEASE,
+          [this.#hold(res.tenant), this.#resPrefix(res.tenant) + res.id],
+          [res.id],
+        );
+      },
+      () => undefined,
+    );
+  }
+
+  async usage(tenant: string, scope: string, window: QuotaWindow, now?: number): Promise<QuotaUsage> {
+    const t = now ?? this.#clock();
+    const wid = windowId(window, t);
+    const v = await guarded(
+      this.#ctx,
+      'quotas',
+      'usage',
+      async () =>
+        asArray(
+          await runScript(
+            this.#ctx.redis,
+            QUOTA_USAGE,
+            [this.#hold(tenant), this.#tally(tenant, scope, wid)],
+            [t, this.#resPrefix(tenant)],
+          ),
+        ).map(num),
+      () => [0, 0, 0, 0],
+    );
+    return {
+      window,
+      windowId: wid,
+      usedTokens: v[0] ?? 0,
+      usedRequests: v[1] ?? 0,
+      reservedTokens: v[2] ?? 0,
+      reservedRequests: v[3] ?? 0,
+      resetAt: windowResetAt(window, t),
+    };
+  }
+}

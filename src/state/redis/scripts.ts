@@ -1,0 +1,238 @@
+/**
+ * Lua scripts: every admission decision in Redis is one script, so check-and-update is atomic
+ * (never get-then-set across the network). They mirror src/state/algorithms.ts and quota-logic.ts.
+ * "now" comes from the caller when a clock is injected, else from Redis TIME so all replicas
+ * share one clock.
+ */
+import { lua } from './client.js';
+
+const NOW = `
+local function now_ms(arg)
+  local n = tonumber(arg)
+  if n then return n end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
+`;
+
+/** KEYS[1]=bucket hash. ARGV: rate/s, burst, cost, now|''. -> {allowed, remaining, retryMs, resetMs} */
+export const BUCKET = lua(`${NOW}
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local now = now_ms(ARGV[4])
+local h = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = burst
+if h[1] then
+  local elapsed = now - tonumber(h[2])
+  if elapsed < 0 then elapsed = 0 end
+  tokens = math.min(burst, tonumber(h[1]) + elapsed * rate / 1000)
+end
+local allowed = 0
+local retry = 0
+if cost <= tokens then
+  allowed = 1
+  tokens = tokens - cost
+else
+  local need = math.min(cost, burst) - tokens
+  retry = math.max(1, math.ceil(need * 1000 / rate))
+end
+local reset = math.ceil((burst - tokens) * 1000 / rate)
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return {allowed, math.floor(tokens), retry, reset}
+`);
+
+/** KEYS[1]=current window, KEYS[2]=previous window. ARGV: now, windowMs, limit, cost, windowStart. */
+export const WINDOW = lua(`
+local now = tonumber(ARGV[1])
+local win = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+local start = tonumber(ARGV[5])
+local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local used = prev * (1 - (now - start) / win) + cur
+local allowed
+if cost == 0 then allowed = used < limit else allowed = used + cost <= limit end
+local retry = 0
+if not allowed then
+  if cur + cost <= limit and prev > 0 then
+    retry = start + (1 - (limit - cur - cost) / prev) * win - now
+  elseif cost <= limit and cur > 0 then
+    retry = start + win + (1 - (limit - cost) / cur) * win - now
+  else
+    retry = start + 2 * win - now
+  end
+  retry = math.max(1, math.ceil(retry))
+end
+local after = used
+local c = cur
+if allowed then
+  after = used + cost
+  c = cur + cost
+  if cost ~= 0 then
+    redis.call('INCRBYFLOAT', KEYS[1], cost)
+    redis.call('PEXPIRE', KEYS[1], 2 * win + 1000)
+  end
+end
+local reset
+if c > 0 then reset = math.ceil(start + 2 * win - now) else reset = math.ceil(start + win - now) end
+return {allowed and 1 or 0, string.format('%.17g', after), math.max(0, math.floor(limit - after)), retry, reset}
+`);
+
+/** KEYS[1]=window key. ARGV: delta. Clamped at 0; a vanished window is left alone. */
+export const WINDOW_SETTLE = lua(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = tonumber(redis.call('INCRBYFLOAT', KEYS[1], ARGV[1]))
+if v < 0 then redis.call('SET', KEYS[1], '0', 'KEEPTTL') end
+return 1
+`);
+
+/** KEYS[1]=lease zset. ARGV: now|'', max, leaseMs, id. -> {acquired, current, expiresAt} */
+export const ACQUIRE = lua(`${NOW}
+local now = now_ms(ARGV[1])
+local max = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local n = redis.call('ZCARD', KEYS[1])
+if n >= max then return {0, n, '0'} end
+local exp = now + lease
+redis.call('ZADD', KEYS[1], exp, ARGV[4])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < lease + 1000 then redis.call('PEXPIRE', KEYS[1], lease + 1000) end
+return {1, n + 1, string.format('%.17g', exp)}
+`);
+
+/** KEYS[1]=lease zset. ARGV: now|'', leaseMs, id. -> {renewed, expiresAt} */
+export const RENEW = lua(`${NOW}
+local now = now_ms(ARGV[1])
+local lease = tonumber(ARGV[2])
+local s = redis.call('ZSCORE', KEYS[1], ARGV[3])
+if not s or tonumber(s) <= now then return {0, '0'} end
+local exp = now + lease
+redis.call('ZADD', KEYS[1], 'XX', exp, ARGV[3])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < lease + 1000 then redis.call('PEXPIRE', KEYS[1], lease + 1000) end
+return {1, string.format('%.17g', exp)}
+`);
+
+/** KEYS[1]=lease zset. ARGV: now|''. -> live leases */
+export const INFLIGHT = lua(`${NOW}
+return redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%.17g', now_ms(ARGV[1])), '+inf')
+`);
+
+/**
+ * Quota helpers. A reservation is a hash {state, tokens, requests, tallies} where tallies are the
+ * (scope, window) hash keys it holds budget in, newline-separated; the per-tenant zset "hold"
+ * indexes held reservations by expiry so expired holds are returned lazily on the next call.
+ * Tally hashes: ut/ur = used tokens/requests, rt/rr = reserved (held) tokens/requests.
+ */
+const QUOTA_LIB = `
+local function unhold(rkey)
+  local f = redis.call('HMGET', rkey, 'state', 'tokens', 'requests', 'tallies')
+  if f[1] ~= 'held' then return false end
+  local t = tonumber(f[2])
+  local rq = tonumber(f[3])
+  for k in string.gmatch(f[4], '[^\\n]+') do
+    redis.call('HINCRBY', k, 'rt', -t)
+    redis.call('HINCRBY', k, 'rr', -rq)
+  end
+  return true
+end
+local function purge(hold, rprefix, now)
+  local ids = redis.call('ZRANGEBYSCORE', hold, '-inf', now, 'LIMIT', 0, 1000)
+  for _, id in ipairs(ids) do
+    local rkey = rprefix .. id
+    if unhold(rkey) then redis.call('HSET', rkey, 'state', 'expired') end
+    redis.call('ZREM', hold, id)
+  end
+end
+local function extend(key, ms)
+  local ttl = redis.call('PTTL', key)
+  if ttl < ms then redis.call('PEXPIRE', key, ms) end
+end
+`;
+
+/**
+ * KEYS[1]=hold zset, KEYS[2]=reservation hash, KEYS[3..]=tallies (scope x window).
+ * ARGV: now, tokens, requests, expiresAt, reservationKeepMs, reservationPrefix, id,
+ *       then per tally: tokenLimit|'', requestLimit|'', tallyExpireAt.
+ * -> {1} or {0, tallyIndex, metric(1 tokens, 2 requests), limit, used}
+ */
+export const QUOTA_RESERVE = lua(`${QUOTA_LIB}
+local hold = KEYS[1]
+local now = tonumber(ARGV[1])
+local tokens = tonumber(ARGV[2])
+local reqs = tonumber(ARGV[3])
+purge(hold, ARGV[6], now)
+local n = #KEYS - 2
+for i = 1, n do
+  local base = 8 + (i - 1) * 3
+  local lt = tonumber(ARGV[base])
+  local lr = tonumber(ARGV[base + 1])
+  if lt or lr then
+    local v = redis.call('HMGET', KEYS[i + 2], 'ut', 'ur', 'rt', 'rr')
+    local ut = tonumber(v[1] or '0') + tonumber(v[3] or '0')
+    local ur = tonumber(v[2] or '0') + tonumber(v[4] or '0')
+    if lt and (ut + tokens > lt or (tokens == 0 and ut >= lt)) then return {0, i, 1, lt, ut} end
+    if lr and (ur + reqs > lr or (reqs == 0 and ur >= lr)) then return {0, i, 2, lr, ur} end
+  end
+end
+for i = 1, n do
+  local k = KEYS[i + 2]
+  redis.call('HINCRBY', k, 'rt', tokens)
+  redis.call('HINCRBY', k, 'rr', reqs)
+  redis.call('PEXPIREAT', k, ARGV[8 + (i - 1) * 3 + 2])
+end
+redis.call('HSET', KEYS[2], 'state', 'held', 'tokens', tokens, 'requests', reqs, 'tallies', table.concat(KEYS, '\\n', 3))
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('ZADD', hold, ARGV[4], ARGV[7])
+extend(hold, tonumber(ARGV[5]))
+return {1}
+`);
+
+/**
+ * KEYS[1]=hold zset, KEYS[2]=reservation hash, KEYS[3..]=tallies from the handle.
+ * ARGV: id, actualTokens, actualRequests, keepMs, then per tally: tallyExpireAt.
+ * Idempotent: a settled reservation is not counted twice; an expired one still records usage.
+ */
+export const QUOTA_COMMIT = lua(`${QUOTA_LIB}
+local st = redis.call('HGET', KEYS[2], 'state')
+if st == 'settled' then return 0 end
+if st == 'held' then
+  unhold(KEYS[2])
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+for i = 3, #KEYS do
+  redis.call('HINCRBY', KEYS[i], 'ut', ARGV[2])
+  redis.call('HINCRBY', KEYS[i], 'ur', ARGV[3])
+  if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIREAT', KEYS[i], ARGV[5 + i - 3]) end
+end
+redis.call('HSET', KEYS[2], 'state', 'settled')
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+`);
+
+/** KEYS[1]=hold zset, KEYS[2]=reservation hash. ARGV: id. */
+export const QUOTA_RELEASE = lua(`${QUOTA_LIB}
+if unhold(KEYS[2]) then
+  redis.call('HSET', KEYS[2], 'state', 'settled')
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 1
+`);
+
+/** KEYS[1]=hold zset, KEYS[2]=tally. ARGV: now, reservationPrefix. -> {ut, ur, rt, rr} */
+export const QUOTA_USAGE = lua(`${QUOTA_LIB}
+purge(KEYS[1], ARGV[2], tonumber(ARGV[1]))
+local v = redis.call('HMGET', KEYS[2], 'ut', 'ur', 'rt', 'rr')
+return {tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0'), tonumber(v[4] or '0')}
+`);
+
+/** KEYS[1]=version counter. ARGV: channel, payload. Bump then publish, in one step. */
+export const INVALIDATE = lua(`
+local v = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return v
+`);

@@ -1,0 +1,203 @@
+/**
+ * SQLite quota store (embedded family): usage and reservations persist under the data directory,
+ * so a restart keeps the day/month totals. Each operation is one IMMEDIATE transaction.
+ */
+import { firstRefusal, SETTLED_RETENTION_MS, type Tally } from '../quota-logic.js';
+import type {
+  Clock,
+  QuotaReservation,
+  QuotaStore,
+  QuotaUsage,
+  QuotaWindow,
+  ReserveRequest,
+  ReserveResult,
+} from '../ports.js';
+import { DEFAULT_RESERVATION_TTL_MS, newId, QUOTA_WINDOWS, windowId, windowResetAt } from '../util.js';
+import type { SqliteDb } from './db.js';
+
+interface TallyRow {
+  used_tokens: number;
+  used_requests: number;
+  reserved_tokens: number;
+  reserved_requests: number;
+}
+
+interface ResRow {
+  id: string;
+  tenant: string;
+  scopes: string;
+  day: string;
+  month: string;
+  tokens: number;
+  requests: number;
+  state: string;
+}
+
+export class SqliteQuotaStore implements QuotaStore {
+  readonly #db: SqliteDb;
+  readonly #clock: Clock;
+
+  constructor(db: SqliteDb, opts: { clock?: Clock } = {}) {
+    this.#db = db;
+    this.#clock = opts.clock ?? Date.now;
+  }
+
+  #tally(tenant: string, scope: string, wid: string): Tally {
+    const r = this.#db
+      .prepare(
+        'SELECT used_tokens, used_requests, reserved_tokens, reserved_requests FROM quota_usage WHERE tenant = ? AND scope = ? AND window_id = ?',
+      )
+      .get(tenant, scope, wid) as TallyRow | undefined;
+    return {
+      usedTokens: r?.used_tokens ?? 0,
+      usedRequests: r?.used_requests ?? 0,
+      reservedTokens: r?.reserved_tokens ?? 0,
+      reservedRequests: r?.reserved_requests ?? 0,
+    };
+  }
+
+  /** Add to the counters of every (scope, window) of a reservation. */
+  #add(
+    tenant: string,
+    scopes: string[],
+    windows: { day: string; month: string },
+    d: { ut: number; ur: number; rt: number; rr: number },
+  ): void {
+    const st = this.#db.prepare(
+      `INSERT INTO quota_usage (tenant, scope, window_id, used_tokens, used_requests, reserved_tokens, reserved_requests)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, scope, window_id) DO UPDATE SET
+         used_tokens = used_tokens + excluded.used_tokens,
+         used_requests = used_requests + excluded.used_requests,
+         reserved_tokens = reserved_tokens + excluded.reserved_tokens,
+         reserved_requests = reserved_requests + excluded.reserved_requests`,
+    );
+    for (const s of scopes)
+      for (const w of QUOTA_WINDOWS) st.run(tenant, s, windows[w], d.ut, d.ur, d.rt, d.rr);
+  }
+
+  #unhold(r: ResRow): void {
+    this.#add(
+      r.tenant,
+      JSON.parse(r.scopes) as string[],
+      { day: r.day, month: r.month },
+      {
+        ut: 0,
+        ur: 0,
+        rt: -r.tokens,
+        rr: -r.requests,
+      },
+    );
+  }
+
+  #purge(now: number): void {
+    const expired = this.#db
+      .prepare("SELECT * FROM quota_reservations WHERE state = 'held' AND expires_at <= ?")
+      .all(now) as ResRow[];
+    for (const r of expired) {
+      this.#unhold(r);
+      this.#db.prepare("UPDATE quota_reservations SET state = 'expired' WHERE id = ?").run(r.id);
+    }
+    this.#db
+      .prepare("DELETE FROM quota_reservations WHERE state != 'held' AND expires_at <= ?")
+      .run(now - SETTLED_RETENTION_MS);
+  }
+
+  async reserve(req: ReserveRequest): Promise<ReserveResult> {
+    const now = req.now ?? this.#clock();
+    const requests = req.requests ?? 1;
+    const windows = { day: windowId('day', now), month: windowId('month', now) };
+    return this.#db
+      .transaction((): ReserveResult => {
+        this.#purge(now);
+        const refusal = firstRefusal(req.scopes, req.tokens, requests, now, (scope, w) =>
+          this.#tally(req.tenant, scope, windows[w]),
+        );
+        if (refusal) return refusal;
+        const r: QuotaReservation = {
+          id: newId(),
+          tenant: req.tenant,
+          scopes: req.scopes.map((s) => s.name),
+          windows,
+          tokens: req.tokens,
+          requests,
+          expiresAt: now + (req.ttlMs ?? DEFAULT_RESERVATION_TTL_MS),
+        };
+        this.#add(r.tenant, r.scopes, windows, { ut: 0, ur: 0, rt: r.tokens, rr: r.requests });
+        this.#db
+          .prepare(
+            "INSERT INTO quota_reservations (id, tenant, scopes, day, month, tokens, requests, expires_at, state) VALUES (?,?,?,?,?,?,?,?,'held')",
+          )
+          .run(
+            r.id,
+            r.tenant,
+            JSON.stringify(r.scopes),
+            windows.day,
+            windows.month,
+            r.tokens,
+            r.requests,
+            r.expiresAt,
+          );
+        return { ok: true, reservation: r };
+      })
+      .immediate();
+  }
+
+  async commit(res: QuotaReservation, actual: { tokens: number; requests?: number }): Promise<void> {
+    const now = this.#clock();
+    this.#db
+      .transaction(() => {
+        this.#purge(now);
+        const row = this.#db.prepare('SELECT * FROM quota_reservations WHERE id = ?').get(res.id) as
+          ResRow | undefined;
+        if (row?.state === 'settled') return;
+        if (row?.state === 'held') this.#unhold(row);
+        this.#add(res.tenant, res.scopes, res.windows, {
+          ut: Math.round(actual.tokens),
+          ur: actual.requests ?? res.requests,
+          rt: 0,
+          rr: 0,
+        });
+        this.#db
+          .prepare(
+            `INSERT INTO quota_reservations (id, tenant, scopes, day, month, tokens, requests, expires_at, state)
+             VALUES (?,?,?,?,?,?,?,?,'settled') ON CONFLICT (id) DO UPDATE SET state = 'settled'`,
+          )
+          .run(
+            res.id,
+            res.tenant,
+            JSON.stringify(res.scopes),
+            res.windows.day,
+            res.windows.month,
+            res.tokens,
+            res.requests,
+            Math.max(res.expiresAt, now),
+          );
+      })
+      .immediate();
+  }
+
+  async release(res: QuotaReservation): Promise<void> {
+    const now = this.#clock();
+    this.#db
+      .transaction(() => {
+        this.#purge(now);
+        const row = this.#db.prepare('SELECT * FROM quota_reservations WHERE id = ?').get(res.id) as
+          ResRow | undefined;
+        if (row?.state !== 'held') return;
+        this.#unhold(row);
+        this.#db.prepare("UPDATE quota_reservations SET state = 'settled' WHERE id = ?").run(res.id);
+      })
+      .immediate();
+  }
+
+  async usage(tenant: string, scope: string, window: QuotaWindow, now?: number): Promise<QuotaUsage> {
+    const t = now ?? this.#clock();
+    const wid = windowId(window, t);
+    const tally = this.#db.transaction((): Tally => {
+      this.#purge(t);
+      return this.#tally(tenant, scope, wid);
+    })();
+    return { window, windowId: wid, ...tally, resetAt: windowResetAt(window, t) };
+  }
+}

@@ -1,0 +1,87 @@
+/** Small pure helpers shared by every state implementation. */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { JsonObject, QuotaWindow } from './ports.js';
+
+const B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** Base62 of the bytes, fixed length for a given byte count (leading zeros kept). */
+export function base62(bytes: Uint8Array): string {
+  let n = 0n;
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  const len = Math.ceil((bytes.length * 8) / Math.log2(62));
+  let out = '';
+  for (let i = 0; i < len; i++) {
+    out = B62[Number(n % 62n)] + out;
+    n /= 62n;
+  }
+  return out;
+}
+
+export const API_KEY_PREFIX = 'sk-portico-';
+/** How many plaintext characters are kept for display. */
+const DISPLAY_CHARS = API_KEY_PREFIX.length + 4;
+
+/** A new API key: `sk-portico-` + 32 random bytes in base62 (43 chars). */
+export function generateApiKey(): { plaintext: string; hash: string; prefix: string } {
+  const plaintext = API_KEY_PREFIX + base62(randomBytes(32));
+  return { plaintext, hash: hashApiKey(plaintext), prefix: plaintext.slice(0, DISPLAY_CHARS) };
+}
+
+/** Hex SHA-256: keys are 256-bit random, so a fast unsalted hash is the right tool. */
+export function hashApiKey(plaintext: string): string {
+  return createHash('sha256').update(plaintext, 'utf8').digest('hex');
+}
+
+export function newKeyId(): string {
+  return 'key_' + base62(randomBytes(9));
+}
+
+export function newId(): string {
+  return randomUUID();
+}
+
+export function isoNow(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** "2026-11-22" / "2026-11" for the UTC window containing `ms`. */
+export function windowId(window: QuotaWindow, ms: number): string {
+  const iso = new Date(ms).toISOString();
+  return window === 'day' ? iso.slice(0, 10) : iso.slice(0, 7);
+}
+
+/** ms epoch of the next UTC day/month boundary after `ms`. */
+export function windowResetAt(window: QuotaWindow, ms: number): number {
+  const d = new Date(ms);
+  return window === 'day'
+    ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1)
+    : Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+}
+
+export const QUOTA_WINDOWS: readonly QuotaWindow[] = ['day', 'month'];
+
+export const DEFAULT_LEASE_MS = 120_000;
+export const DEFAULT_RESERVATION_TTL_MS = 600_000;
+
+/** Day/month group for ledger rows. */
+export function ledgerGroupOfTime(groupBy: 'day' | 'month', ms: number): string {
+  return windowId(groupBy, ms);
+}
+
+export function parseJsonObject(s: string | null): JsonObject | null {
+  if (s === null) return null;
+  const v: unknown = JSON.parse(s);
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
+}
+
+export function parseStringArray(s: string | null): string[] {
+  if (s === null) return [];
+  const v: unknown = JSON.parse(s);
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/** Validate a token-bucket / window argument early: NaN or <= 0 limits are programming errors. */
+export function assertPositive(name: string, v: number): void {
+  if (!Number.isFinite(v) || v <= 0)
+    throw new RangeError(`${name} must be a positive finite number, got ${v}`);
+}
