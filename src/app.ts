@@ -11,6 +11,7 @@ import { GatewayMetrics } from './telemetry/metrics.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { sha256Hex } from './lib/hash.js';
 import { VERSION } from './version.js';
+import { Tenancy } from './tenancy/tenancy.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -28,6 +29,8 @@ export class Gateway {
   #adminTokenHash: string;
   #generatedAdminToken: string | undefined;
   #version = 0;
+  #tenancy: Tenancy | undefined;
+  #prompts: ReadonlyMap<string, string>;
   #ready = false;
   #draining = false;
 
@@ -37,6 +40,7 @@ export class Gateway {
     this.deps = { metrics: this.metrics, logger: this.logger, onFinish: [] };
     const { pools } = this.#registry.build(loaded.config);
     this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
+    this.#prompts = loaded.prompts;
     const token = loaded.config.admin.token;
     if (token) {
       this.#adminTokenHash = sha256Hex(token);
@@ -45,6 +49,24 @@ export class Gateway {
       this.#adminTokenHash = sha256Hex(this.#generatedAdminToken);
     }
     this.#publishBackendGauges();
+  }
+
+  /**
+   * The full gateway: config plus state (tenants and keys as data, limits, quotas, ledger) as
+   * configured in `state:` (embedded SQLite by default).
+   */
+  static async create(loaded: LoadedConfig, opts: GatewayOptions = {}): Promise<Gateway> {
+    const gw = new Gateway(loaded, opts);
+    const tenancy = await Tenancy.create(loaded.config, { logger: gw.logger, metrics: gw.metrics });
+    gw.#tenancy = tenancy;
+    gw.deps.tenancy = tenancy;
+    gw.deps.lookupKey = (plaintext, ctx) => tenancy.lookupKey(plaintext, ctx.snapshot);
+    await tenancy.syncConfig(gw.#snapshot, gw.#prompts);
+    return gw;
+  }
+
+  get tenancy(): Tenancy | undefined {
+    return this.#tenancy;
   }
 
   get snapshot(): Snapshot {
@@ -74,6 +96,14 @@ export class Gateway {
   applyConfig(loaded: LoadedConfig): Snapshot {
     const { pools, retired } = this.#registry.build(loaded.config);
     this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
+    this.#prompts = loaded.prompts;
+    if (this.#tenancy) {
+      this.#tenancy
+        .syncConfig(this.#snapshot, loaded.prompts)
+        .catch((err: unknown) =>
+          this.logger.error({ err }, 'syncing config tenants into the tenant store failed'),
+        );
+    }
     if (loaded.config.admin.token) this.#adminTokenHash = sha256Hex(loaded.config.admin.token);
     this.metrics.backendUp.reset();
     this.#publishBackendGauges();
@@ -92,5 +122,6 @@ export class Gateway {
 
   async close(): Promise<void> {
     await this.#registry.closeAll();
+    await this.#tenancy?.close();
   }
 }

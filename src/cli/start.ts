@@ -36,7 +36,7 @@ export async function startGateway(opts: {
   defaultMetrics?: boolean;
 }): Promise<RunningGateway> {
   const loaded = overrideServer(await loadConfigFile(opts.configFile, opts.env), opts.host, opts.port);
-  const gateway = new Gateway(loaded, { defaultMetrics: opts.defaultMetrics ?? true });
+  const gateway = await Gateway.create(loaded, { defaultMetrics: opts.defaultMetrics ?? true });
   const app = await buildHttpServer(gateway);
   const address = await app.listen({ host: loaded.config.server.host, port: loaded.config.server.port });
   gateway.markReady();

@@ -56,16 +56,48 @@ export const AdminSchema = z.strictObject({
   token: z.string().default('').describe('admin bearer token; empty = generate one at start-up and print it'),
 });
 
+export const RateLimitsSchema = z.strictObject({
+  requests_per_second: z.number().positive().optional().describe('token bucket refill rate'),
+  burst: z.number().int().min(1).optional().describe('bucket size; default = max(1, requests_per_second)'),
+  tokens_per_minute: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe('sliding one-minute budget of prompt + completion tokens'),
+  max_in_flight: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe('concurrent requests; more wait in the priority queue'),
+});
+
+export const QuotaSchema = z.strictObject({
+  daily_tokens: z.number().int().min(1).optional(),
+  monthly_tokens: z.number().int().min(1).optional(),
+  daily_requests: z.number().int().min(1).optional(),
+  monthly_requests: z.number().int().min(1).optional(),
+});
+
+export const PRIORITY_CLASSES = ['critical', 'high', 'normal', 'low'] as const;
+export const PrioritySchema = z.enum(PRIORITY_CLASSES);
+export const PriorityClassesForDocs = PRIORITY_CLASSES;
+
 export const ApiKeySchema = z.union([
   z.strictObject({
     sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex characters (sha256 of the key)'),
     id: z.string().optional(),
     label: z.string().optional(),
+    limits: RateLimitsSchema.optional(),
+    quota: QuotaSchema.optional(),
   }),
   z.strictObject({
     value: nonEmpty.describe('the key itself, normally from ${ENV}; hashed at load, never kept'),
     id: z.string().optional(),
     label: z.string().optional(),
+    limits: RateLimitsSchema.optional(),
+    quota: QuotaSchema.optional(),
   }),
 ]);
 
@@ -88,6 +120,11 @@ export const TenantSchema = z
     max_tokens_cap: z.number().int().min(1).optional().describe('requests asking for more get a 400'),
     default_max_tokens: z.number().int().min(1).optional().describe('used when a request sets no max_tokens'),
     api_keys: z.array(ApiKeySchema).default([]),
+    limits: RateLimitsSchema.optional().describe('rate limits for the whole tenant'),
+    quota: QuotaSchema.optional().describe('daily/monthly budgets; reset at UTC day/month boundaries'),
+    priority: PrioritySchema.default('normal').describe(
+      'admission queue class; a request may lower it with x-portico-priority',
+    ),
   })
   .refine((t) => !(t.system_prompt !== undefined && t.system_prompt_file !== undefined), {
     message: 'set system_prompt or system_prompt_file, not both',
@@ -127,10 +164,67 @@ export const BackendSchema = z.discriminatedUnion('provider', [
   }),
 ]);
 
+export const PricingSchema = z.strictObject({
+  input_per_million: z.number().min(0).default(0).describe('USD per 1M prompt tokens'),
+  output_per_million: z.number().min(0).default(0).describe('USD per 1M completion tokens'),
+});
+
 export const ModelSchema = z.strictObject({
   description: z.string().optional(),
+  pricing: PricingSchema.optional(),
   backends: z.array(BackendSchema).min(1),
   balance: z.enum(['round_robin', 'weighted_random']).default('round_robin'),
+});
+
+export const StateSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('embedded'),
+    data_dir: z
+      .string()
+      .default('.portico-data')
+      .describe('SQLite file lives here; relative to the working directory'),
+  }),
+  z.strictObject({
+    kind: z.literal('distributed'),
+    redis: z.strictObject({
+      url: nonEmpty.describe('redis://host:6379/0'),
+      key_prefix: z.string().optional(),
+    }),
+    postgres: z.strictObject({
+      url: nonEmpty.describe('postgres://user@host:5432/db'),
+      schema: z.string().optional(),
+    }),
+    redis_failure_mode: z
+      .enum(['fail_open', 'fail_closed'])
+      .default('fail_closed')
+      .describe('what limits do while Redis is unreachable'),
+  }),
+  z.strictObject({ kind: z.literal('memory') }).describe('nothing persists; tests and throwaway demos'),
+]);
+
+export const AdmissionSchema = z.strictObject({
+  queue_timeout_ms: z
+    .number()
+    .int()
+    .min(0)
+    .default(2000)
+    .describe('how long a request may wait for an in-flight slot'),
+  max_queue: z
+    .number()
+    .int()
+    .min(0)
+    .default(1000)
+    .describe('waiting requests per replica; beyond it, rejected at once'),
+  default_output_tokens: z
+    .number()
+    .int()
+    .min(1)
+    .default(256)
+    .describe('completion tokens reserved when a request sets no max_tokens'),
+  per_ip: RateLimitsSchema.pick({ requests_per_second: true, burst: true })
+    .optional()
+    .describe('requests/s per client IP'),
+  count_cache_hits_against_quota: z.boolean().default(true),
 });
 
 export const LoggingSchema = z.strictObject({
@@ -142,6 +236,8 @@ export const ConfigSchema = z
     server: ServerSchema.default(ServerSchema.parse({})),
     admin: AdminSchema.default({ token: '' }),
     logging: LoggingSchema.default({ level: 'info' }),
+    state: StateSchema.default({ kind: 'embedded', data_dir: '.portico-data' }),
+    admission: AdmissionSchema.default(AdmissionSchema.parse({})),
     tenants: z.array(TenantSchema).default([]),
     models: z.record(idString, ModelSchema).default({}),
   })
@@ -194,3 +290,9 @@ export type ModelConfig = z.infer<typeof ModelSchema>;
 export type BackendConfig = z.infer<typeof BackendSchema>;
 export type SimOptions = z.infer<typeof SimOptionsSchema>;
 export type ApiKeyConfig = z.infer<typeof ApiKeySchema>;
+export type RateLimits = z.infer<typeof RateLimitsSchema>;
+export type Quota = z.infer<typeof QuotaSchema>;
+export type Priority = z.infer<typeof PrioritySchema>;
+export type StateConfigSchema = z.infer<typeof StateSchema>;
+export type AdmissionConfig = z.infer<typeof AdmissionSchema>;
+export type Pricing = z.infer<typeof PricingSchema>;

@@ -29,6 +29,8 @@ export function contextFor(
     snapshot: gw.snapshot,
   });
   request.porticoCtx = ctx;
+  const asked = request.headers['x-portico-priority'];
+  if (typeof asked === 'string') ctx.priority = asked;
   const controller = ctx.controller;
   // Client went away before we finished: abort upstream work at once.
   reply.raw.once('close', () => {

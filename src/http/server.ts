@@ -14,6 +14,7 @@ import { toPorticoError } from './errors.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerOpenAIRoutes } from './routes/openai.js';
 import { registerTenantRoutes } from './routes/tenant.js';
+import { registerAdminRoutes } from './routes/admin.js';
 
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
@@ -107,6 +108,8 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
       gw.logger.error({ err, requestId: request.porticoId, url: request.url }, 'internal error');
     else if (pe.status >= 500)
       gw.logger.warn({ requestId: request.porticoId, code: pe.code, msg: pe.message }, 'request failed');
+    const extra = request.porticoCtx?.responseHeaders;
+    if (extra) reply.headers(extra);
     reply.code(pe.status).headers(pe.headers).send(pe.toBody());
   });
 
@@ -139,5 +142,6 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   registerHealthRoutes(app, gw);
   registerOpenAIRoutes(app, gw);
   registerTenantRoutes(app, gw);
+  registerAdminRoutes(app, gw);
   return app;
 }

@@ -29,6 +29,7 @@ export async function sendSse(
   ctx: RequestContext,
   chunks: AsyncIterable<unknown>,
 ): Promise<void> {
+  if (ctx.responseHeaders) reply.headers(ctx.responseHeaders);
   reply.hijack();
   const res = reply.raw;
   const headers: OutgoingHttpHeaders = {};

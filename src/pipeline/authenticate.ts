@@ -1,21 +1,17 @@
 /**
- * Stage: authenticate. The presented key is hashed (sha256) and looked up; the stored digest is
- * compared in constant time. Plain keys are never stored or logged.
+ * Stage: authenticate. The presented key is hashed (sha256) and looked up — first in the config
+ * snapshot (no I/O), then in the key store (API-created keys, cached and invalidated across
+ * replicas on revocation); the stored digest is compared in constant time. Plain keys are never
+ * stored or logged.
  */
 import { PorticoError } from '../errors/portico-error.js';
 import { digestsEqual, sha256Hex } from '../lib/hash.js';
 import type { RequestContext } from './context.js';
 import type { KeyEntry, TenantRuntime } from './snapshot.js';
 
-/** Resolves a key hash to its entry; the default looks in the config snapshot. Later sources (a key store) chain here. */
-export type KeyLookup = (
-  hash: string,
-  ctx: RequestContext,
-) => KeyEntry | undefined | Promise<KeyEntry | undefined>;
-export type TenantLookup = (
-  id: string,
-  ctx: RequestContext,
-) => TenantRuntime | undefined | Promise<TenantRuntime | undefined>;
+export type KeyLookupResult = { entry: KeyEntry; tenant: TenantRuntime } | { rejected: string } | undefined;
+/** A further source of keys (the key store), asked when the snapshot does not know the key. */
+export type KeyLookup = (plaintext: string, ctx: RequestContext) => Promise<KeyLookupResult>;
 
 export function extractKey(
   authorization: string | undefined,
@@ -30,14 +26,10 @@ export function extractKey(
   return undefined;
 }
 
-export const snapshotKeyLookup: KeyLookup = (hash, ctx) => ctx.snapshot.keys.get(hash);
-export const snapshotTenantLookup: TenantLookup = (id, ctx) => ctx.snapshot.tenants.get(id);
-
 export async function authenticate(
   ctx: RequestContext,
   presented: string | undefined,
-  lookupKey: KeyLookup = snapshotKeyLookup,
-  lookupTenant: TenantLookup = snapshotTenantLookup,
+  lookup?: KeyLookup,
 ): Promise<TenantRuntime> {
   if (presented === undefined) {
     throw new PorticoError(
@@ -47,19 +39,28 @@ export async function authenticate(
   }
   if (presented.length > 512) throw new PorticoError('invalid_api_key', 'Invalid API key.');
   const hash = sha256Hex(presented);
-  const entry = await lookupKey(hash, ctx);
-  if (!entry || !digestsEqual(entry.hash, hash)) {
+  const entry = ctx.snapshot.keys.get(hash);
+  if (entry && digestsEqual(entry.hash, hash)) {
+    const tenant = ctx.snapshot.tenants.get(entry.tenantId);
+    if (!tenant)
+      throw new PorticoError('invalid_api_key', 'This API key belongs to a tenant that no longer exists.');
+    ctx.tenant = tenant;
+    ctx.keyId = entry.keyId;
+    ctx.key = entry;
+    return tenant;
+  }
+  const found = lookup ? await lookup(presented, ctx) : undefined;
+  if (found && 'rejected' in found) throw new PorticoError('invalid_api_key', found.rejected);
+  if (!found) {
     throw new PorticoError(
       'invalid_api_key',
       `Invalid API key (${redactKey(presented)}). Check the key, or ask your Portico operator for a new one.`,
     );
   }
-  const tenant = await lookupTenant(entry.tenantId, ctx);
-  if (!tenant)
-    throw new PorticoError('invalid_api_key', 'This API key belongs to a tenant that no longer exists.');
-  ctx.tenant = tenant;
-  ctx.keyId = entry.keyId;
-  return tenant;
+  ctx.tenant = found.tenant;
+  ctx.keyId = found.entry.keyId;
+  ctx.key = found.entry;
+  return found.tenant;
 }
 
 /** Show enough of a key to recognise it, never enough to use it. */

@@ -2,7 +2,8 @@
  * RequestContext: everything one request carries through the pipeline stages. Built once at the
  * edge, never shared between requests.
  */
-import type { Snapshot, TenantRuntime } from './snapshot.js';
+import type { KeyEntry, Snapshot, TenantRuntime } from './snapshot.js';
+import type { InflightLease, QuotaReservation, WindowCharge } from '../state/index.js';
 import type { Usage } from '../providers/openai-types.js';
 
 export type RouteName =
@@ -33,6 +34,30 @@ export interface RequestContext {
   firstTokenAt?: number;
   /** Set once when the request is finished (accounting runs exactly once). */
   finished: boolean;
+  key?: KeyEntry;
+  /** A lower priority class asked for by the request (x-portico-priority). */
+  priority?: string;
+  /** Admission holds to settle when the request finishes. */
+  admission?: AdmissionHolds;
+  /** Headers to add to the response whatever its outcome (rate-limit state, ...). */
+  responseHeaders?: Record<string, string>;
+  /** Streamed output text, kept only to estimate usage when the upstream reports none. */
+  outputChars?: string;
+  /** Prompt tokens as Portico counted them (for estimates), when it had to count. */
+  promptTokensEstimate?: number;
+  /** The cache answered (set by the cache stage). */
+  cacheHit?: 'l1' | 'l2';
+  /** Cost of this request in USD (set by accounting). */
+  costUsd?: number;
+}
+
+export interface AdmissionHolds {
+  leases: InflightLease[];
+  charges: WindowCharge[];
+  reservation?: QuotaReservation;
+  /** Tokens charged up front (prompt estimate + max output). */
+  estimate: number;
+  renew?: NodeJS.Timeout;
 }
 
 export function createContext(init: {

@@ -1,6 +1,6 @@
 /**
  * The pipeline, composed: authenticate -> validate -> resolve model -> token policy -> shape prompt
- * -> (admit) -> (cache) -> route + dispatch -> respond -> finish (account). Every entry point
+ * -> admit -> (cache) -> route + dispatch -> respond -> finish (account). Every entry point
  * (/v1/*, /ask, team routes, the console playground) goes through these functions; none has a
  * private path around them.
  */
@@ -18,7 +18,11 @@ import type {
 } from '../providers/openai-types.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ANONYMOUS_TENANT, UNKNOWN_MODEL, type GatewayMetrics } from '../telemetry/metrics.js';
-import { authenticate, type KeyLookup, type TenantLookup } from './authenticate.js';
+import type { Tenancy } from '../tenancy/tenancy.js';
+import { countEmbeddingInput, countMessages, countPrompt, countText } from '../tenancy/tokens.js';
+import { costUsd } from '../tenancy/cost.js';
+import { admitIp, admitRequestRate, admitWork, needsTokenEstimate, releaseHolds } from './admit.js';
+import { authenticate, type KeyLookup } from './authenticate.js';
 import type { RequestContext } from './context.js';
 import { dispatchStream, dispatchUnary } from './dispatch.js';
 import { applyTokenPolicy, resolveModel } from './resolve-model.js';
@@ -36,37 +40,69 @@ export type FinishHook = (ctx: RequestContext, status: number) => void;
 export interface PipelineDeps {
   metrics: GatewayMetrics;
   logger: Logger;
+  /** Keys beyond the config snapshot (the key store). */
   lookupKey?: KeyLookup;
-  lookupTenant?: TenantLookup;
-  /** Run once per finished request, after metrics (ledger, audit, ...). Must not throw. */
+  /** Limits, quotas, queue and ledger; absent = no admission control (tests of the bare core). */
+  tenancy?: Tenancy;
+  /** Run once per finished request, after metrics and accounting (audit, console stats, ...). Must not throw. */
   onFinish: FinishHook[];
 }
 
 export type Outcome<T, C> = { kind: 'json'; body: T } | { kind: 'stream'; chunks: AsyncIterable<C> };
 
-/** Stage 1 for every tenant endpoint. */
+/** Routes whose requests are accounted in the usage ledger. */
+const ACCOUNTED = new Set(['chat', 'completions', 'embeddings', 'rerank', 'messages', 'ask', 'predict']);
+
+/** Stage 1 for every tenant endpoint: per-IP limit, authentication, requests/s limits. */
 export async function beginTenantRequest(
   deps: PipelineDeps,
   ctx: RequestContext,
   presentedKey: string | undefined,
 ): Promise<TenantRuntime> {
-  const tenant = await authenticate(ctx, presentedKey, deps.lookupKey, deps.lookupTenant);
+  await admitIp(deps, ctx, ctx.snapshot.config.admission);
+  const tenant = await authenticate(ctx, presentedKey, deps.lookupKey);
   deps.metrics.inFlight.labels(tenant.id).inc();
+  await admitRequestRate(deps, ctx, tenant, ctx.key);
   return tenant;
 }
 
-/** Capture usage from a stream; hide the usage-only chunk unless the client asked for it. */
-async function* trackUsage<C extends { usage?: Usage | null; choices: unknown[] }>(
+/** Tokens/min, quotas, in-flight cap: only when the tenant or key has such limits. */
+async function admitTokens(
+  deps: PipelineDeps,
   ctx: RequestContext,
-  chunks: AsyncIterable<C>,
-  clientWantsUsage: boolean,
-): AsyncGenerator<C> {
+  tenant: TenantRuntime,
+  promptTokens: () => number,
+  maxTokens: number | null | undefined,
+): Promise<void> {
+  if (!deps.tenancy) return;
+  const cfg = ctx.snapshot.config.admission;
+  const key = ctx.key;
+  let estimate = 0;
+  if (needsTokenEstimate(tenant, key)) {
+    ctx.promptTokensEstimate = promptTokens();
+    estimate = ctx.promptTokensEstimate + (maxTokens ?? cfg.default_output_tokens);
+  }
+  if (estimate === 0 && !tenant.limits?.max_in_flight && !key?.limits?.max_in_flight) return;
+  await admitWork(deps, ctx, tenant, key, estimate, cfg, ctx.priority);
+}
+
+/** Capture usage from a stream; hide the usage-only chunk unless the client asked for it. */
+async function* trackUsage<
+  C extends { usage?: Usage | null; choices: Array<{ delta?: { content?: string | null }; text?: string }> },
+>(ctx: RequestContext, chunks: AsyncIterable<C>, clientWantsUsage: boolean): AsyncGenerator<C> {
+  let chars = '';
   for await (const c of chunks) {
     if (c.usage) ctx.usage = c.usage;
+    else if (ctx.usage === undefined) {
+      const choice = c.choices[0];
+      const piece = choice?.delta?.content ?? choice?.text;
+      if (piece && chars.length < 1_000_000) chars += piece;
+    }
     if (!clientWantsUsage && c.choices.length === 0 && c.usage) continue;
     if (!clientWantsUsage && c.usage === null) delete c.usage;
     yield c;
   }
+  if (ctx.usage === undefined) ctx.outputChars = chars;
 }
 
 export async function runChat(
@@ -79,6 +115,13 @@ export async function runChat(
   const pool = resolveModel(ctx, tenant, req.model);
   applyTokenPolicy(tenant, req);
   const shaped: ChatCompletionRequest = { ...req, messages: shapeMessages(tenant, req.messages) };
+  await admitTokens(
+    deps,
+    ctx,
+    tenant,
+    () => countMessages(shaped.messages),
+    req.max_completion_tokens ?? req.max_tokens,
+  );
   if (req.stream === true) {
     ctx.stream = true;
     const wantsUsage = req.stream_options?.include_usage === true;
@@ -87,6 +130,10 @@ export async function runChat(
   }
   const res = await dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.chat(shaped, pctx));
   if (res.usage) ctx.usage = res.usage;
+  else {
+    ctx.promptTokensEstimate ??= countMessages(shaped.messages);
+    ctx.outputChars = res.choices.map((c) => c.message.content ?? '').join('');
+  }
   return { kind: 'json', body: res };
 }
 
@@ -99,6 +146,7 @@ export async function runCompletion(
   const req = validateCompletionRequest(body);
   const pool = resolveModel(ctx, tenant, req.model);
   applyTokenPolicy(tenant, req);
+  await admitTokens(deps, ctx, tenant, () => countPrompt(req.prompt), req.max_tokens ?? 16);
   if (req.stream === true) {
     ctx.stream = true;
     const wantsUsage = req.stream_options?.include_usage === true;
@@ -107,6 +155,10 @@ export async function runCompletion(
   }
   const res = await dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.completion(req, pctx));
   if (res.usage) ctx.usage = res.usage;
+  else {
+    ctx.promptTokensEstimate ??= countPrompt(req.prompt);
+    ctx.outputChars = res.choices.map((c) => c.text).join('');
+  }
   return { kind: 'json', body: res };
 }
 
@@ -118,6 +170,7 @@ export async function runEmbeddings(
 ): Promise<EmbeddingResponse> {
   const req: EmbeddingRequest = validateEmbeddingRequest(body);
   const pool = resolveModel(ctx, tenant, req.model);
+  await admitTokens(deps, ctx, tenant, () => countEmbeddingInput(req.input), 0);
   const res = await dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.embeddings(req, pctx));
   ctx.usage = {
     prompt_tokens: res.usage.prompt_tokens,
@@ -135,6 +188,13 @@ export async function runRerank(
 ): Promise<RerankResponse> {
   const req: RerankRequest = validateRerankRequest(body);
   const pool = resolveModel(ctx, tenant, req.model);
+  await admitTokens(
+    deps,
+    ctx,
+    tenant,
+    () => countText(req.query) + req.documents.reduce((n, d) => n + countText(d), 0),
+    0,
+  );
   const res = await dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.rerank(req, pctx));
   ctx.usage = {
     prompt_tokens: res.usage.prompt_tokens,
@@ -144,13 +204,29 @@ export async function runRerank(
   return res;
 }
 
-/** Last stage, exactly once per request: metrics, then the finish hooks (ledger, audit, ...). */
+/** Usage for accounting: the upstream's, or Portico's count when the upstream gave none. */
+function accountedUsage(
+  ctx: RequestContext,
+  status: number,
+): { prompt: number; completion: number; estimated: boolean } | undefined {
+  if (ctx.usage)
+    return { prompt: ctx.usage.prompt_tokens, completion: ctx.usage.completion_tokens, estimated: false };
+  if (status >= 400 && ctx.outputChars === undefined) return undefined;
+  if (ctx.promptTokensEstimate === undefined && ctx.outputChars === undefined) return undefined;
+  return {
+    prompt: ctx.promptTokensEstimate ?? 0,
+    completion: countText(ctx.outputChars ?? ''),
+    estimated: true,
+  };
+}
+
+/** Last stage, exactly once per request: metrics, accounting (quota settle, ledger), then the finish hooks. */
 export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: number): void {
   if (ctx.finished) return;
   ctx.finished = true;
   const tenant = ctx.tenant?.id ?? ANONYMOUS_TENANT;
   const model = ctx.model ?? UNKNOWN_MODEL;
-  const seconds = (performance.now() - ctx.startedAt) / 1000;
+  const latencyMs = performance.now() - ctx.startedAt;
   const m = deps.metrics;
   m.recordRequest({
     tenant,
@@ -159,12 +235,40 @@ export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: n
     endpoint: ctx.endpoint,
     method: ctx.method,
     status,
-    seconds,
+    seconds: latencyMs / 1000,
   });
   if (ctx.tenant) m.inFlight.labels(tenant).dec();
-  if (ctx.usage && ctx.model) {
-    m.tokens.labels(tenant, model, 'input').inc(ctx.usage.prompt_tokens);
-    m.tokens.labels(tenant, model, 'output').inc(ctx.usage.completion_tokens);
+  const usage = ctx.model ? accountedUsage(ctx, status) : undefined;
+  if (usage) {
+    m.tokens.labels(tenant, model, 'input').inc(usage.prompt);
+    m.tokens.labels(tenant, model, 'output').inc(usage.completion);
+    const pricing = ctx.snapshot.config.models[model]?.pricing;
+    ctx.costUsd = ctx.cacheHit ? 0 : costUsd(pricing, usage.prompt, usage.completion);
+    if (ctx.costUsd > 0) m.cost.labels(tenant, model).inc(ctx.costUsd);
+  }
+  if (ctx.admission) {
+    const countsAgainstQuota = !ctx.cacheHit || ctx.snapshot.config.admission.count_cache_hits_against_quota;
+    const actual = usage && countsAgainstQuota ? usage.prompt + usage.completion : usage ? 0 : undefined;
+    void releaseHolds(deps, ctx, actual);
+  }
+  if (deps.tenancy && ctx.tenant && ctx.model && ACCOUNTED.has(ctx.route)) {
+    const ok = deps.tenancy.state.ledgerWriter.write({
+      id: ctx.requestId,
+      time: Date.now(),
+      tenant,
+      key_id: ctx.keyId ?? null,
+      model,
+      backend: ctx.backend ?? null,
+      tokens_in: usage?.prompt ?? 0,
+      tokens_out: usage?.completion ?? 0,
+      estimated: usage?.estimated ?? false,
+      cost_usd: ctx.costUsd ?? 0,
+      latency_ms: Math.round(latencyMs * 1000) / 1000,
+      status,
+      cache_hit: ctx.cacheHit !== undefined,
+      request_id: ctx.requestId,
+    });
+    if (!ok) deps.logger.warn({ requestId: ctx.requestId }, 'usage ledger buffer above its high-water mark');
   }
   for (const hook of deps.onFinish) {
     try {

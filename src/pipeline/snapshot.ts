@@ -4,7 +4,7 @@
  * they started with.
  */
 import type { LoadedConfig } from '../config/load.js';
-import type { PorticoConfig, TenantConfig } from '../config/schema.js';
+import type { PorticoConfig, Priority, Quota, RateLimits, TenantConfig } from '../config/schema.js';
 import { sha256Hex } from '../lib/hash.js';
 import type { Pool } from '../routing/pool.js';
 
@@ -21,6 +21,9 @@ export interface TenantRuntime {
   readonly maxTokensCap: number | undefined;
   readonly defaultMaxTokens: number | undefined;
   readonly source: 'config' | 'api';
+  readonly limits: RateLimits | undefined;
+  readonly quota: Quota | undefined;
+  readonly priority: Priority;
 }
 
 export interface KeyEntry {
@@ -29,6 +32,8 @@ export interface KeyEntry {
   readonly label: string;
   /** sha256 hex of the key */
   readonly hash: string;
+  readonly limits?: RateLimits | undefined;
+  readonly quota?: Quota | undefined;
 }
 
 export interface Snapshot {
@@ -58,6 +63,9 @@ export function compileTenant(t: TenantConfig, prompt: string, models: readonly 
     maxTokensCap: t.max_tokens_cap,
     defaultMaxTokens: t.default_max_tokens,
     source: 'config',
+    limits: t.limits,
+    quota: t.quota,
+    priority: t.priority,
   };
 }
 
@@ -70,7 +78,14 @@ export function compileSnapshot(loaded: LoadedConfig, pools: Map<string, Pool>, 
     tenants.set(t.id, compileTenant(t, loaded.prompts.get(t.id) ?? '', models));
     t.api_keys.forEach((k, i) => {
       const hash = 'sha256' in k ? k.sha256 : sha256Hex(k.value);
-      keys.set(hash, { tenantId: t.id, keyId: k.id ?? `${t.id}-cfg-${i}`, label: k.label ?? '', hash });
+      keys.set(hash, {
+        tenantId: t.id,
+        keyId: k.id ?? `${t.id}-cfg-${i}`,
+        label: k.label ?? '',
+        hash,
+        limits: k.limits,
+        quota: k.quota,
+      });
     });
   }
   return { version, loadedAt: new Date(), config: cfg, tenants, keys, pools };

@@ -29,6 +29,16 @@ export class GatewayMetrics {
   readonly httpRequests: Counter<'method' | 'endpoint' | 'tenant' | 'status'>;
   readonly httpDuration: Histogram<'method' | 'endpoint' | 'tenant'>;
   readonly configReloads: Counter<'result'>;
+  readonly cost: Counter<'tenant' | 'model'>;
+  readonly queueDepth: Gauge<'tenant'>;
+  readonly queueWait: Histogram<'tenant'>;
+  readonly rateLimitRejections: Counter<'tenant' | 'limit'>;
+  readonly quotaRejections: Counter<'tenant' | 'window'>;
+  readonly queueRejections: Counter<'tenant'>;
+  readonly stateErrors: Counter<'store' | 'mode'>;
+  readonly stateUp: Gauge<'store'>;
+  readonly dailyBudget: Gauge<'tenant'>;
+  readonly ledgerDropped: Counter;
 
   constructor(opts: { version: string; defaultMetrics?: boolean }) {
     const r = (this.registry = new Registry());
@@ -119,6 +129,66 @@ export class GatewayMetrics {
       name: 'portico_config_reloads_total',
       help: 'Config reload attempts by result (ok/rejected)',
       labelNames: ['result'],
+      registers: [r],
+    });
+    this.cost = new Counter({
+      name: 'portico_cost_usd_total',
+      help: 'Cost in USD from per-model prices',
+      labelNames: ['tenant', 'model'],
+      registers: [r],
+    });
+    this.queueDepth = new Gauge({
+      name: 'portico_queue_depth',
+      help: 'Requests waiting in the admission queue',
+      labelNames: ['tenant'],
+      registers: [r],
+    });
+    this.queueWait = new Histogram({
+      name: 'portico_queue_wait_seconds',
+      help: 'Time spent waiting in the admission queue',
+      labelNames: ['tenant'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+      registers: [r],
+    });
+    this.rateLimitRejections = new Counter({
+      name: 'portico_rate_limit_rejections_total',
+      help: 'Requests refused by a rate limit (429)',
+      labelNames: ['tenant', 'limit'],
+      registers: [r],
+    });
+    this.quotaRejections = new Counter({
+      name: 'portico_quota_rejections_total',
+      help: 'Requests refused because a quota is spent (429 insufficient_quota)',
+      labelNames: ['tenant', 'window'],
+      registers: [r],
+    });
+    this.queueRejections = new Counter({
+      name: 'portico_queue_rejections_total',
+      help: 'Requests that timed out in the admission queue (503)',
+      labelNames: ['tenant'],
+      registers: [r],
+    });
+    this.stateErrors = new Counter({
+      name: 'portico_state_errors_total',
+      help: 'State store operations that failed, by store and what was done (fail_open/fail_closed/retry)',
+      labelNames: ['store', 'mode'],
+      registers: [r],
+    });
+    this.stateUp = new Gauge({
+      name: 'portico_state_backend_up',
+      help: '1 when the state store is reachable',
+      labelNames: ['store'],
+      registers: [r],
+    });
+    this.dailyBudget = new Gauge({
+      name: 'portico_tenant_daily_budget_usd',
+      help: 'Configured daily budget per tenant',
+      labelNames: ['tenant'],
+      registers: [r],
+    });
+    this.ledgerDropped = new Counter({
+      name: 'portico_ledger_dropped_total',
+      help: 'Usage records lost because the ledger buffer was full',
       registers: [r],
     });
     new Gauge({

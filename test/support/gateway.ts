@@ -26,6 +26,7 @@ export function demoConfig(overrides: Record<string, unknown> = {}): Record<stri
     server: { host: '127.0.0.1', port: 0 },
     logging: { level: 'silent' },
     admin: { token: 'test-admin-token' },
+    state: { kind: 'memory' },
     tenants: [
       {
         id: 'acme-corp',
@@ -60,7 +61,7 @@ export interface TestGateway {
 /** Build a gateway from a config object and listen on 127.0.0.1:0. */
 export async function startTestGateway(raw: Record<string, unknown> = demoConfig()): Promise<TestGateway> {
   const loaded = await buildConfig(raw, { env: {} });
-  const gateway = new Gateway(loaded, { defaultMetrics: false, logger: createLogger('silent') });
+  const gateway = await Gateway.create(loaded, { defaultMetrics: false, logger: createLogger('silent') });
   const app = await buildHttpServer(gateway);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   gateway.markReady();

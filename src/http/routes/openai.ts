@@ -26,7 +26,9 @@ export function tenantRoute(gw: Gateway, route: RouteName, endpoint: string, han
       ctx,
       extractKey(request.headers.authorization, request.headers['x-api-key']),
     );
-    return handler(ctx, tenant, request, reply);
+    const result = await handler(ctx, tenant, request, reply);
+    if (ctx.responseHeaders && !reply.sent) reply.headers(ctx.responseHeaders);
+    return result;
   };
 }
 

@@ -1,0 +1,315 @@
+/**
+ * Admin API for tenants, keys and usage (Bearer admin token). Tenants declared in the config file
+ * are listed but read-only here; tenants and keys created here live in the state store. Keys are
+ * shown once, at creation. Reference: docs/admin-api.md.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Gateway } from '../../app.js';
+import { PriorityClassesForDocs, QuotaSchema, RateLimitsSchema } from '../../config/schema.js';
+import { formatPath } from '../../config/load.js';
+import { PorticoError } from '../../errors/portico-error.js';
+import {
+  StateConflictError,
+  StateNotFoundError,
+  type ApiKeyInfo,
+  type JsonObject,
+  type LedgerGroupBy,
+  type QuotaUsage,
+  type TenantRecord,
+} from '../../state/index.js';
+import { TenantPolicySchema, type Tenancy } from '../../tenancy/tenancy.js';
+import { requireAdmin } from '../admin-auth.js';
+
+const idString = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'use 1-63 lower-case letters, digits, ".", "_" or "-"');
+const tenantFields = {
+  display_name: z.string().min(1).max(200).optional(),
+  company: z.string().max(200).nullable().optional(),
+  industry: z.string().max(200).nullable().optional(),
+  system_prompt: z.string().max(100_000).nullable().optional(),
+  prompt_policy: z.enum(['prepend', 'replace', 'none']).optional(),
+  allowed_models: z.array(z.string().min(1)).optional(),
+  limits: RateLimitsSchema.optional(),
+  quota: QuotaSchema.optional(),
+  max_tokens_cap: z.number().int().min(1).optional(),
+  default_model: z.string().optional(),
+  priority: z.enum(PriorityClassesForDocs).optional(),
+};
+const NewTenantBody = z.strictObject({ id: idString, ...tenantFields });
+const PatchTenantBody = z.strictObject(tenantFields);
+const NewKeyBody = z.strictObject({
+  label: z.string().max(200).optional(),
+  expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
+  limits: RateLimitsSchema.optional(),
+  quota: QuotaSchema.optional(),
+});
+const UsageQuery = z.strictObject({
+  tenant: z.string().optional(),
+  from: z.string().optional(),
+  to: z.string().optional(),
+  model: z.string().optional(),
+  key: z.string().optional(),
+  group_by: z.enum(['day', 'month', 'model', 'key']).default('day'),
+});
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  const r = schema.safeParse(body ?? {});
+  if (!r.success) {
+    const first = r.error.issues[0];
+    const path = formatPath(first?.path ?? []);
+    throw new PorticoError('invalid_request', `${path ? path + ': ' : ''}${first?.message ?? 'invalid'}`, {
+      param: path || null,
+    });
+  }
+  return r.data;
+}
+
+function tenancyOf(gw: Gateway): Tenancy {
+  const t = gw.tenancy;
+  if (!t) throw new PorticoError('unsupported_operation', 'This gateway runs without a state store.');
+  return t;
+}
+
+/** The API view of a tenant. */
+export function tenantView(rec: TenantRecord): Record<string, unknown> {
+  const policy = TenantPolicySchema.safeParse(rec.limits ?? {});
+  const p = policy.success ? policy.data : {};
+  return {
+    id: rec.id,
+    display_name: rec.display_name,
+    company: rec.company,
+    industry: rec.industry,
+    system_prompt: rec.system_prompt ?? '',
+    prompt_policy: typeof rec.prompt_policy?.policy === 'string' ? rec.prompt_policy.policy : 'prepend',
+    allowed_models: rec.allowed_models,
+    limits: p.limits ?? null,
+    quota: p.quota ?? null,
+    max_tokens_cap: p.max_tokens_cap ?? null,
+    default_model: p.default_model ?? null,
+    priority: rec.priority,
+    source: rec.source,
+    read_only: rec.source === 'config',
+    created_at: rec.created_at,
+  };
+}
+
+function keyView(k: ApiKeyInfo): Record<string, unknown> {
+  const limits = (k.limits ?? {}) as { limits?: unknown; quota?: unknown };
+  return { ...k, limits: limits.limits ?? null, quota: limits.quota ?? null, source: 'api' };
+}
+
+function parseTime(v: string | undefined, name: string): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  const n = /^\d+$/.test(v)
+    ? Number(v)
+    : Date.parse(v.length === 7 ? `${v}-01T00:00:00Z` : v.length === 10 ? `${v}T00:00:00Z` : v);
+  if (!Number.isFinite(n))
+    throw new PorticoError(
+      'invalid_request',
+      `${name} must be an ISO date (2026-11-22), a month (2026-11) or epoch ms`,
+      { param: name },
+    );
+  return n;
+}
+
+async function usageOf(tenancy: Tenancy, rec: TenantRecord): Promise<Record<string, unknown>> {
+  const policy = TenantPolicySchema.safeParse(rec.limits ?? {});
+  const quota = policy.success ? policy.data.quota : undefined;
+  const [day, month] = await Promise.all([
+    tenancy.state.quotas.usage(rec.id, 'tenant', 'day'),
+    tenancy.state.quotas.usage(rec.id, 'tenant', 'month'),
+  ]);
+  const withLimits = (u: QuotaUsage, tokens?: number, requests?: number) => ({
+    ...u,
+    limitTokens: tokens ?? null,
+    limitRequests: requests ?? null,
+  });
+  return {
+    day: withLimits(day, quota?.daily_tokens, quota?.daily_requests),
+    month: withLimits(month, quota?.monthly_tokens, quota?.monthly_requests),
+  };
+}
+
+function policyJson(
+  body: { limits?: unknown; quota?: unknown; max_tokens_cap?: number; default_model?: string },
+  base: JsonObject | null,
+): JsonObject {
+  const out: Record<string, unknown> = { ...(base ?? {}) };
+  for (const k of ['limits', 'quota', 'max_tokens_cap', 'default_model'] as const)
+    if (body[k] !== undefined) out[k] = body[k];
+  return out as JsonObject;
+}
+
+export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
+  const admin = (request: FastifyRequest): Tenancy => {
+    requireAdmin(gw, request);
+    return tenancyOf(gw);
+  };
+  const getTenant = async (t: Tenancy, id: string): Promise<TenantRecord> => {
+    const rec = await t.state.tenants.get(id);
+    if (!rec) throw new PorticoError('not_found', `No tenant "${id.slice(0, 80)}".`, { param: 'id' });
+    return rec;
+  };
+
+  app.get('/admin/tenants', async (request) => {
+    const t = admin(request);
+    return { object: 'list', data: (await t.state.tenants.list()).map(tenantView) };
+  });
+
+  app.post('/admin/tenants', async (request, reply) => {
+    const t = admin(request);
+    const body = parse(NewTenantBody, request.body);
+    try {
+      const rec = await t.state.tenants.create({
+        id: body.id,
+        display_name: body.display_name ?? body.id,
+        company: body.company ?? null,
+        industry: body.industry ?? null,
+        system_prompt: body.system_prompt ?? null,
+        prompt_policy: { policy: body.prompt_policy ?? 'prepend' },
+        allowed_models: body.allowed_models ?? ['*'],
+        limits: policyJson(body, null),
+        priority: body.priority ?? 'normal',
+      });
+      reply.code(201);
+      return tenantView(rec);
+    } catch (err) {
+      if (err instanceof StateConflictError)
+        throw new PorticoError('conflict', `Tenant "${body.id}" already exists.`, { param: 'id' });
+      throw err;
+    }
+  });
+
+  app.get<{ Params: { id: string } }>('/admin/tenants/:id', async (request) => {
+    const t = admin(request);
+    const rec = await getTenant(t, request.params.id);
+    return { ...tenantView(rec), usage: await usageOf(t, rec) };
+  });
+
+  app.patch<{ Params: { id: string } }>('/admin/tenants/:id', async (request) => {
+    const t = admin(request);
+    const rec = await getTenant(t, request.params.id);
+    if (rec.source === 'config') {
+      throw new PorticoError(
+        'permission_denied',
+        `Tenant "${rec.id}" is declared in the config file and is read-only here; edit the file (it is reloaded automatically).`,
+      );
+    }
+    const body = parse(PatchTenantBody, request.body);
+    const updated = await t.state.tenants.update(rec.id, {
+      ...(body.display_name !== undefined ? { display_name: body.display_name } : {}),
+      ...(body.company !== undefined ? { company: body.company } : {}),
+      ...(body.industry !== undefined ? { industry: body.industry } : {}),
+      ...(body.system_prompt !== undefined ? { system_prompt: body.system_prompt } : {}),
+      ...(body.prompt_policy !== undefined ? { prompt_policy: { policy: body.prompt_policy } } : {}),
+      ...(body.allowed_models !== undefined ? { allowed_models: body.allowed_models } : {}),
+      ...(body.priority !== undefined ? { priority: body.priority } : {}),
+      limits: policyJson(body, rec.limits),
+    });
+    if (!updated) throw new PorticoError('not_found', `No tenant "${rec.id}".`);
+    return tenantView(updated);
+  });
+
+  app.delete<{ Params: { id: string } }>('/admin/tenants/:id', async (request, reply) => {
+    const t = admin(request);
+    const rec = await getTenant(t, request.params.id);
+    if (rec.source === 'config')
+      throw new PorticoError(
+        'permission_denied',
+        `Tenant "${rec.id}" is declared in the config file; remove it there.`,
+      );
+    await t.state.tenants.delete(rec.id);
+    reply.code(204);
+    return null;
+  });
+
+  app.get<{ Params: { id: string } }>('/admin/tenants/:id/keys', async (request) => {
+    const t = admin(request);
+    const rec = await getTenant(t, request.params.id);
+    const declared = gw.snapshot.config.tenants.find((x) => x.id === rec.id)?.api_keys ?? [];
+    const configKeys = declared.map((k, i) => ({
+      id: k.id ?? `${rec.id}-cfg-${i}`,
+      tenant_id: rec.id,
+      label: k.label ?? '',
+      prefix: null,
+      expires_at: null,
+      revoked_at: null,
+      limits: k.limits ?? null,
+      quota: k.quota ?? null,
+      created_at: null,
+      source: 'config',
+    }));
+    return { object: 'list', data: [...configKeys, ...(await t.state.keys.list(rec.id)).map(keyView)] };
+  });
+
+  app.post<{ Params: { id: string } }>('/admin/tenants/:id/keys', async (request, reply) => {
+    const t = admin(request);
+    const body = parse(NewKeyBody, request.body);
+    try {
+      const created = await t.state.keys.create({
+        tenant_id: request.params.id,
+        label: body.label ?? '',
+        expires_at: body.expires_at ?? null,
+        limits:
+          body.limits || body.quota
+            ? ({
+                ...(body.limits ? { limits: body.limits } : {}),
+                ...(body.quota ? { quota: body.quota } : {}),
+              } as JsonObject)
+            : null,
+      });
+      reply.code(201);
+      return {
+        key: created.plaintext,
+        ...keyView(created.key),
+        warning: 'Store this key now: it is shown only once.',
+      };
+    } catch (err) {
+      if (err instanceof StateNotFoundError)
+        throw new PorticoError('not_found', `No tenant "${request.params.id.slice(0, 80)}".`);
+      throw err;
+    }
+  });
+
+  app.get<{ Querystring: { tenant?: string } }>('/admin/keys', async (request) => {
+    const t = admin(request);
+    return { object: 'list', data: (await t.state.keys.list(request.query.tenant)).map(keyView) };
+  });
+
+  app.post<{ Params: { id: string } }>('/admin/keys/:id/revoke', async (request) => {
+    const t = admin(request);
+    const key = await t.state.keys.revoke(request.params.id);
+    if (!key)
+      throw new PorticoError(
+        'not_found',
+        `No key "${request.params.id.slice(0, 80)}" (config-declared keys are removed by editing the config file).`,
+      );
+    return keyView(key);
+  });
+
+  app.get('/admin/usage', async (request) => {
+    const t = admin(request);
+    const q = parse(UsageQuery, request.query);
+    const from = parseTime(q.from, 'from');
+    let to = parseTime(q.to, 'to');
+    // A bare month or day in `to` means "through the end of it".
+    if (to !== undefined && q.to && (q.to.length === 7 || q.to.length === 10)) {
+      const d = new Date(to);
+      to = q.to.length === 7 ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) : to + 86_400_000;
+    }
+    await t.state.ledgerWriter.flush();
+    const rows = await t.state.ledger.query(
+      {
+        ...(q.tenant ? { tenant: q.tenant } : {}),
+        ...(from !== undefined ? { from } : {}),
+        ...(to !== undefined ? { to } : {}),
+        ...(q.model ? { model: q.model } : {}),
+        ...(q.key ? { key_id: q.key } : {}),
+      },
+      q.group_by as LedgerGroupBy,
+    );
+    return { object: 'list', group_by: q.group_by, data: rows };
+  });
+}

@@ -1,0 +1,123 @@
+/**
+ * The admission queue: when an in-flight cap is reached, requests wait here by priority class
+ * (then arrival order) until a slot frees or their queue timeout passes. One queue per replica;
+ * across replicas the in-flight leases themselves are shared (Redis), and waiters also re-try on a
+ * short poll so a slot freed on another replica is seen.
+ */
+import { PRIORITY_CLASSES, type Priority } from '../config/schema.js';
+
+const RANK: Record<Priority, number> = Object.fromEntries(PRIORITY_CLASSES.map((p, i) => [p, i])) as Record<
+  Priority,
+  number
+>;
+
+export function priorityRank(p: Priority): number {
+  return RANK[p];
+}
+
+/** A request may lower its tenant's class, never raise it. */
+export function effectivePriority(tenantClass: Priority, asked: string | undefined): Priority {
+  if (asked === undefined || !(asked in RANK)) return tenantClass;
+  return RANK[asked as Priority] > RANK[tenantClass] ? (asked as Priority) : tenantClass;
+}
+
+interface Waiter {
+  rank: number;
+  seq: number;
+  /** Try to take a slot; true when it got one (the waiter then leaves the queue). */
+  attempt: () => Promise<boolean>;
+  resolve: (ok: boolean) => void;
+  busy: boolean;
+  done: boolean;
+}
+
+export class AdmissionQueue {
+  #waiters: Waiter[] = [];
+  #seq = 0;
+  #poll: NodeJS.Timeout | undefined;
+  readonly #pollMs: number;
+  readonly #maxQueue: number;
+
+  constructor(opts: { maxQueue: number; pollMs?: number }) {
+    this.#maxQueue = opts.maxQueue;
+    this.#pollMs = opts.pollMs ?? 25;
+  }
+
+  get depth(): number {
+    return this.#waiters.length;
+  }
+
+  /**
+   * Wait for `attempt` to succeed, trying again whenever a slot may have freed. Resolves true when
+   * admitted, false on timeout/abort/full queue.
+   */
+  wait(
+    priority: Priority,
+    timeoutMs: number,
+    attempt: () => Promise<boolean>,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    if (this.#waiters.length >= this.#maxQueue || timeoutMs <= 0) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const w: Waiter = {
+        rank: priorityRank(priority),
+        seq: this.#seq++,
+        attempt,
+        resolve,
+        busy: false,
+        done: false,
+      };
+      const finish = (ok: boolean): void => {
+        if (w.done) return;
+        w.done = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        const i = this.#waiters.indexOf(w);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        if (this.#waiters.length === 0 && this.#poll) {
+          clearInterval(this.#poll);
+          this.#poll = undefined;
+        }
+        resolve(ok);
+      };
+      w.resolve = finish;
+      const onAbort = (): void => finish(false);
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      signal.addEventListener('abort', onAbort, { once: true });
+      // Insert sorted by (rank, seq).
+      let i = this.#waiters.length;
+      while (i > 0 && (this.#waiters[i - 1] as Waiter).rank > w.rank) i--;
+      this.#waiters.splice(i, 0, w);
+      if (!this.#poll) {
+        this.#poll = setInterval(() => this.notify(), this.#pollMs);
+        this.#poll.unref();
+      }
+    });
+  }
+
+  /** A slot may have freed: let waiters try, highest priority first. */
+  notify(): void {
+    void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    for (const w of [...this.#waiters]) {
+      if (w.done || w.busy) continue;
+      w.busy = true;
+      let ok = false;
+      try {
+        ok = await w.attempt();
+      } catch {
+        ok = false;
+      }
+      w.busy = false;
+      if (ok) w.resolve(true);
+    }
+  }
+
+  close(): void {
+    for (const w of [...this.#waiters]) w.resolve(false);
+    if (this.#poll) clearInterval(this.#poll);
+    this.#poll = undefined;
+  }
+}

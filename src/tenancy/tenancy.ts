@@ -1,0 +1,197 @@
+/**
+ * Tenancy as data: config-declared tenants are synced into the tenant store (read-only there);
+ * tenants and keys created through the admin API live only in the store. Authentication looks in
+ * the config snapshot first (no I/O), then in the key store through a cache that every replica
+ * invalidates on revocation (pub/sub + a polled version).
+ */
+import { z } from 'zod';
+import {
+  QuotaSchema,
+  RateLimitsSchema,
+  PrioritySchema,
+  type PorticoConfig,
+  type Priority,
+} from '../config/schema.js';
+import type { Snapshot, TenantRuntime } from '../pipeline/snapshot.js';
+import type { KeyLookupResult } from '../pipeline/authenticate.js';
+import {
+  createMemoryBackends,
+  createStateBackends,
+  type StateBackends,
+  type TenantRecord,
+  type NewTenant,
+  type JsonObject,
+} from '../state/index.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { GatewayMetrics } from '../telemetry/metrics.js';
+import { AdmissionQueue } from './priority-queue.js';
+
+/** What an API tenant record keeps in its `limits` JSON. */
+export const TenantPolicySchema = z.strictObject({
+  limits: RateLimitsSchema.optional(),
+  quota: QuotaSchema.optional(),
+  max_tokens_cap: z.number().int().min(1).optional(),
+  default_max_tokens: z.number().int().min(1).optional(),
+  default_model: z.string().optional(),
+});
+export type TenantPolicy = z.infer<typeof TenantPolicySchema>;
+
+export const KeyPolicySchema = z.strictObject({
+  limits: RateLimitsSchema.optional(),
+  quota: QuotaSchema.optional(),
+});
+
+const POLICIES = new Set(['prepend', 'replace', 'none']);
+
+export function tenantRuntimeFromRecord(rec: TenantRecord): TenantRuntime {
+  const parsed = TenantPolicySchema.safeParse(rec.limits ?? {});
+  const policy = parsed.success ? parsed.data : {};
+  const promptPolicy =
+    typeof rec.prompt_policy?.policy === 'string' && POLICIES.has(rec.prompt_policy.policy)
+      ? (rec.prompt_policy.policy as TenantRuntime['promptPolicy'])
+      : 'prepend';
+  const priority = PrioritySchema.safeParse(rec.priority);
+  return {
+    id: rec.id,
+    displayName: rec.display_name,
+    company: rec.company ?? rec.display_name,
+    industry: rec.industry ?? '',
+    systemPrompt: rec.system_prompt ?? '',
+    promptPolicy,
+    allowedModels:
+      rec.allowed_models.length === 0 || rec.allowed_models.includes('*')
+        ? undefined
+        : new Set(rec.allowed_models),
+    defaultModel: policy.default_model ?? (rec.allowed_models.find((m) => m !== '*') || undefined),
+    maxTokensCap: policy.max_tokens_cap,
+    defaultMaxTokens: policy.default_max_tokens,
+    source: rec.source,
+    limits: policy.limits,
+    quota: policy.quota,
+    priority: priority.success ? priority.data : 'normal',
+  };
+}
+
+export function tenantRecordFromConfig(t: PorticoConfig['tenants'][number], prompt: string): NewTenant {
+  const policy: TenantPolicy = {};
+  if (t.limits) policy.limits = t.limits;
+  if (t.quota) policy.quota = t.quota;
+  if (t.max_tokens_cap) policy.max_tokens_cap = t.max_tokens_cap;
+  if (t.default_max_tokens) policy.default_max_tokens = t.default_max_tokens;
+  if (t.default_model) policy.default_model = t.default_model;
+  return {
+    id: t.id,
+    display_name: t.display_name ?? t.id,
+    company: t.company ?? null,
+    industry: t.industry ?? null,
+    system_prompt: prompt,
+    prompt_policy: { policy: t.prompt_policy },
+    allowed_models: t.allowed_models,
+    limits: policy as JsonObject,
+    priority: t.priority,
+    source: 'config',
+  };
+}
+
+export class Tenancy {
+  readonly state: StateBackends;
+  readonly queue: AdmissionQueue;
+  #apiTenants = new Map<string, { rec: TenantRecord; rt: TenantRuntime }>();
+
+  private constructor(state: StateBackends, queue: AdmissionQueue) {
+    this.state = state;
+    this.queue = queue;
+  }
+
+  static async create(
+    cfg: PorticoConfig,
+    deps: { logger: Logger; metrics: GatewayMetrics },
+  ): Promise<Tenancy> {
+    const hooks = {
+      onError: (e: { store: string; mode: string }) => deps.metrics.stateErrors.labels(e.store, e.mode).inc(),
+      onBackendUp: (store: string, up: boolean) => deps.metrics.stateUp.labels(store).set(up ? 1 : 0),
+    };
+    const logger = {
+      warn: (o: object, m: string) => deps.logger.warn(o, m),
+      error: (o: object, m: string) => deps.logger.error(o, m),
+    };
+    const s = cfg.state;
+    const state =
+      s.kind === 'memory'
+        ? createMemoryBackends({ logger, hooks })
+        : await createStateBackends(
+            s.kind === 'embedded'
+              ? { kind: 'embedded', data_dir: s.data_dir }
+              : {
+                  kind: 'distributed',
+                  redis: {
+                    url: s.redis.url,
+                    ...(s.redis.key_prefix !== undefined ? { key_prefix: s.redis.key_prefix } : {}),
+                  },
+                  postgres: {
+                    url: s.postgres.url,
+                    ...(s.postgres.schema !== undefined ? { schema: s.postgres.schema } : {}),
+                  },
+                  redis_failure_mode: s.redis_failure_mode,
+                },
+            { logger, hooks },
+          );
+    const t = new Tenancy(state, new AdmissionQueue({ maxQueue: cfg.admission.max_queue }));
+    state.bus.subscribe(() => t.#apiTenants.clear());
+    return t;
+  }
+
+  /** Make the store's config-sourced tenants match the config (called at start and on reload). */
+  async syncConfig(snapshot: Snapshot, prompts: ReadonlyMap<string, string>): Promise<void> {
+    await this.state.tenants.syncFromConfig(
+      snapshot.config.tenants.map((t) => tenantRecordFromConfig(t, prompts.get(t.id) ?? '')),
+    );
+  }
+
+  async tenant(id: string, snapshot: Snapshot): Promise<TenantRuntime | undefined> {
+    const fromConfig = snapshot.tenants.get(id);
+    if (fromConfig) return fromConfig;
+    const rec = await this.state.tenantResolver.get(id);
+    if (!rec) return undefined;
+    const cached = this.#apiTenants.get(id);
+    if (cached && cached.rec === rec) return cached.rt;
+    const rt = tenantRuntimeFromRecord(rec);
+    this.#apiTenants.set(id, { rec, rt });
+    return rt;
+  }
+
+  /** Keys created through the admin API (config keys are found in the snapshot before this runs). */
+  async lookupKey(plaintext: string, snapshot: Snapshot): Promise<KeyLookupResult> {
+    const r = await this.state.keyResolver.resolve(plaintext);
+    if (!r.ok) {
+      if (r.reason === 'revoked')
+        return { rejected: 'This API key was revoked. Ask your Portico operator for a new one.' };
+      if (r.reason === 'expired')
+        return {
+          rejected: `This API key expired at ${r.key?.expires_at ?? 'an earlier time'}. Ask your Portico operator for a new one.`,
+        };
+      return undefined;
+    }
+    const tenant = await this.tenant(r.key.tenant_id, snapshot);
+    if (!tenant) return { rejected: 'This API key belongs to a tenant that no longer exists.' };
+    const policy = KeyPolicySchema.safeParse(r.key.limits ?? {});
+    return {
+      tenant,
+      entry: {
+        tenantId: r.key.tenant_id,
+        keyId: r.key.id,
+        label: r.key.label,
+        hash: '',
+        limits: policy.success ? policy.data.limits : undefined,
+        quota: policy.success ? policy.data.quota : undefined,
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.queue.close();
+    await this.state.close();
+  }
+}
+
+export type { Priority };
