@@ -15,6 +15,7 @@ import {
   selectorsOf,
   substituteGrafanaVariables,
 } from './helpers.js';
+import { DASHBOARDS } from '../../scripts/monitoring/dashboards.js';
 
 const catalog = loadCatalog();
 
@@ -101,4 +102,17 @@ test('the checker itself catches unknown metrics, labels and values', () => {
   ]);
   assert.deepEqual(checkExpr(catalog, '{__name__="vllm:num_requests_running"}'), []);
   assert.deepEqual(checkExpr(catalog, 'time() - process_start_time_seconds{job="portico"}'), []);
+});
+
+test('docs/observability.md describes every alert, dashboard and panel', () => {
+  const doc = readFileSync(join(ROOT, 'docs/observability.md'), 'utf8');
+  for (const rule of loadAlertRules())
+    assert.ok(doc.includes(`| ${rule.alert} |`), `alert ${rule.alert} not in the table`);
+  for (const spec of DASHBOARDS) {
+    assert.ok(doc.includes(`### ${spec.title}`), `dashboard ${spec.title} not described`);
+    for (const row of spec.rows) {
+      for (const panel of row.panels)
+        assert.ok(doc.includes(`- *${panel.title}*:`), `${spec.title}: panel ${panel.title}`);
+    }
+  }
 });
