@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ALERTMANAGER_CONFIG, assertSucceeded, requireTool, run } from './helpers.js';
 
@@ -11,6 +12,25 @@ test('amtool check-config accepts alertmanager.yml and its templates', (t) => {
   assertSucceeded(r, 'amtool check-config');
   assert.match(r.stdout, /SUCCESS/);
   assert.match(r.stdout, /1 templates/);
+});
+
+test('every notification template the config references renders (amtool template render)', (t) => {
+  if (!requireTool(t, 'amtool')) return;
+  const names = new Set(
+    [...readFileSync(ALERTMANAGER_CONFIG, 'utf8').matchAll(/\{\{ template "([\w.]+)" \. \}\}/g)].map(
+      (m) => m[1],
+    ),
+  );
+  assert.ok(names.size >= 2, 'expected the portico.title and portico.text templates');
+  for (const name of names) {
+    const r = run('amtool', [
+      'template',
+      'render',
+      `--template.glob=${join(dirname(ALERTMANAGER_CONFIG), 'templates/*.tmpl')}`,
+      `--template.text={{ template "${String(name)}" . }}`,
+    ]);
+    assertSucceeded(r, `amtool template render ${String(name)}`);
+  }
 });
 
 const routing: { labels: string[]; receivers: string }[] = [
