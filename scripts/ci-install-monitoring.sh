@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Installs promtool and amtool (Debian packages prometheus and prometheus-alertmanager) when they
+# Installs prometheus, promtool and amtool (Debian packages prometheus and prometheus-alertmanager) when they
 # are missing, for test/monitoring. Idempotent; needs root (CI runs as root) or sudo.
 # The packages' services are not started (no systemd in CI containers).
 set -euo pipefail
 
 missing=()
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "ci-install-monitoring: promtool and amtool present"
+  echo "ci-install-monitoring: prometheus, promtool and amtool present"
   exit 0
 fi
 

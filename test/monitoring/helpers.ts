@@ -38,7 +38,7 @@ export function hasTool(name: string): boolean {
  * True when the tool is installed. Otherwise skips the test loudly, or fails it under CI=true
  * (CI installs the tools with scripts/ci-install-monitoring.sh).
  */
-export function requireTool(t: TestContext, name: 'promtool' | 'amtool'): boolean {
+export function requireTool(t: TestContext, name: 'promtool' | 'amtool' | 'prometheus'): boolean {
   if (hasTool(name)) return true;
   const reason = `${name} not found on PATH: install it with scripts/ci-install-monitoring.sh (Debian packages prometheus, prometheus-alertmanager)`;
   if (process.env.CI === 'true') assert.fail(reason);
@@ -307,12 +307,12 @@ export const GRAFANA_VARIABLES: Record<string, string> = {
 };
 
 /** Replaces $var, ${var}, ${var:format} and [[var]] with concrete values; throws on unknown ones. */
-export function substituteGrafanaVariables(expr: string): string {
+export function substituteGrafanaVariables(expr: string, overrides: Record<string, string> = {}): string {
   return expr.replace(
     /\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]/g,
     (whole, a?: string, b?: string, c?: string) => {
       const name = a ?? b ?? c ?? '';
-      const value = GRAFANA_VARIABLES[name];
+      const value = overrides[name] ?? GRAFANA_VARIABLES[name];
       if (value === undefined) throw new Error(`unknown Grafana variable ${whole} in ${expr}`);
       return value;
     },
