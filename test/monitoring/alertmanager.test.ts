@@ -1,8 +1,10 @@
 // Alertmanager configuration, checked offline with amtool.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ALERTMANAGER_CONFIG, assertSucceeded, requireTool, run } from './helpers.js';
 
@@ -80,4 +82,58 @@ test('critical inhibits warning of the same alertname and instance; secrets come
   assert.doesNotMatch(text, /^\s*(api_url|url|routing_key|service_key):/m);
   assert.match(text, /api_url_file:/);
   assert.match(text, /routing_key_file:/);
+});
+
+test('entrypoint.sh writes every secret file alertmanager.yml reads, from the environment, mode 0600', (t) => {
+  const config = readFileSync(ALERTMANAGER_CONFIG, 'utf8');
+  const wanted = [...config.matchAll(/_file: (\/etc\/alertmanager\/secrets\/[\w-]+)/g)].map((m) =>
+    String(m[1]),
+  );
+  assert.equal(wanted.length, 3);
+  const tmp = mkdtempSync(join(tmpdir(), 'portico-am-entrypoint-'));
+  t.after(() => rmSync(tmp, { recursive: true, force: true }));
+  const stub = join(tmp, 'alertmanager-stub.sh');
+  writeFileSync(stub, '#!/bin/sh\necho "started $*"\n', { mode: 0o755 });
+  const secrets = join(tmp, 'secrets');
+  const r = spawnSync('sh', [join(dirname(ALERTMANAGER_CONFIG), 'entrypoint.sh'), '--log.level=debug'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      ALERTMANAGER_SECRETS_DIR: secrets,
+      ALERTMANAGER_BIN: stub,
+      PORTICO_ALERT_CHAT_WEBHOOK_URL: 'https://chat.example/hook/1',
+      PORTICO_ALERT_FINANCE_WEBHOOK_URL: 'https://chat.example/hook/finance',
+      PORTICO_ALERT_PAGERDUTY_ROUTING_KEY: 'pd-key-123',
+    },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /started --config\.file=\/etc\/alertmanager\/alertmanager\.yml --storage\.path=\/alertmanager --log\.level=debug/,
+  );
+  assert.equal(r.stderr, '');
+  const expected: Record<string, string> = {
+    'chat-webhook-url': 'https://chat.example/hook/1',
+    'finance-webhook-url': 'https://chat.example/hook/finance',
+    'pagerduty-routing-key': 'pd-key-123',
+  };
+  for (const path of wanted) {
+    const name = basename(path);
+    const file = join(secrets, name);
+    assert.equal(readFileSync(file, 'utf8'), expected[name], name);
+    assert.equal(statSync(file).mode & 0o777, 0o600, `${name} mode`);
+  }
+  // Without the variables it warns for each missing secret and still starts.
+  const bare = spawnSync('sh', [join(dirname(ALERTMANAGER_CONFIG), 'entrypoint.sh')], {
+    encoding: 'utf8',
+    timeout: 10_000,
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      ALERTMANAGER_SECRETS_DIR: join(tmp, 'empty'),
+      ALERTMANAGER_BIN: stub,
+    },
+  });
+  assert.equal(bare.status, 0);
+  assert.equal(bare.stderr.match(/is not set/g)?.length, 3);
 });

@@ -4,11 +4,13 @@
 # Alertmanager. Use it as the entrypoint of the prom/alertmanager image, with
 # /etc/alertmanager/secrets on a writable volume (tmpfs). Extra arguments go to alertmanager.
 # When the files are mounted as secrets instead, this script only checks they are there.
+# ALERTMANAGER_SECRETS_DIR and ALERTMANAGER_BIN exist for tests; alertmanager.yml expects the
+# default directory.
 set -eu
 
-secrets_dir=/etc/alertmanager/secrets
-mkdir -p "$secrets_dir"
+secrets_dir=${ALERTMANAGER_SECRETS_DIR:-/etc/alertmanager/secrets}
 umask 077
+mkdir -p "$secrets_dir"
 
 write_secret() {
   # $1 file name, $2 environment variable name
@@ -24,7 +26,7 @@ write_secret chat-webhook-url PORTICO_ALERT_CHAT_WEBHOOK_URL
 write_secret finance-webhook-url PORTICO_ALERT_FINANCE_WEBHOOK_URL
 write_secret pagerduty-routing-key PORTICO_ALERT_PAGERDUTY_ROUTING_KEY
 
-exec /bin/alertmanager \
+exec "${ALERTMANAGER_BIN:-/bin/alertmanager}" \
   --config.file=/etc/alertmanager/alertmanager.yml \
   --storage.path=/alertmanager \
   "$@"
