@@ -77,8 +77,9 @@ export async function runBench(opts: RunOptions): Promise<RunResult> {
   const ticker = setInterval(() => progress.update(snapshot()), 250);
   ticker.unref();
 
+  const aborted = (): boolean => opts.signal?.aborted === true;
   const worker = async (): Promise<void> => {
-    while (issued < maxCount && performance.now() - t0 < durationMs && opts.signal?.aborted !== true) {
+    while (issued < maxCount && performance.now() - t0 < durationMs && !aborted()) {
       const seq = issued++;
       const idx = seq % opts.records.length;
       const rec = opts.records[idx] as PromptRecord;
@@ -92,6 +93,11 @@ export async function runBench(opts: RunOptions): Promise<RunResult> {
         ...(opts.signal ? { signal: opts.signal } : {}),
       };
       const r = await sendRecord(rec, { ...sendOpts, target: opts.target, stream: opts.stream === true });
+      if (r.error_class !== null && aborted()) {
+        // Cancelled by the caller (Ctrl-C): not a failure of the target, so not recorded.
+        inFlight--;
+        break;
+      }
       let error_class = r.error_class as Outcome['error_class'];
       let reason = r.reason;
       if (error_class === null) {

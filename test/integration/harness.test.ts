@@ -300,3 +300,50 @@ test('A/B split: compare finds B slower with a significant Mann-Whitney U, pass 
     await slow.close();
   }
 });
+
+test('bench CLI rejects bad arguments with messages a person can act on', async () => {
+  await assert.rejects(
+    runBenchCommand(['run', '--promptset', 'x.jsonl', '--target', 'http://127.0.0.1:1']),
+    /--run-id are required/,
+  );
+  await assert.rejects(
+    runBenchCommand([
+      'run',
+      '--promptset',
+      'x.jsonl',
+      '--target',
+      'http://127.0.0.1:1',
+      '--run-id',
+      'r',
+      '--model',
+      'm',
+      '--team',
+      't',
+    ]),
+    /exactly one of --model M or --team T/,
+  );
+  await assert.rejects(
+    runBenchCommand(['run', '--promptset', 'x.jsonl', '--target', 'nope', '--run-id', 'r', '--model', 'm']),
+    /not a URL/,
+  );
+  await assert.rejects(
+    runBenchCommand([
+      'run',
+      '--promptset',
+      'x.jsonl',
+      '--target',
+      'http://h',
+      '--run-id',
+      '../evil',
+      '--model',
+      'm',
+    ]),
+    /--run-id may use/,
+  );
+  await assert.rejects(runBenchCommand(['compare', 'only-one.json']), /two report files/);
+  await withTmp(async (dir) => {
+    const bad = join(dir, 'bad.json');
+    await writeFile(bad, '{"schema_version":1}');
+    await assert.rejects(runBenchCommand(['compare', bad, bad]), /not a bench report/);
+  });
+});
