@@ -36,7 +36,11 @@ export interface ToolDefinition {
   function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean };
 }
 
-export type ToolChoice = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
+export type ToolChoice =
+  | 'none'
+  | 'auto'
+  | 'required'
+  | { type: 'function'; function: { name: string } };
 
 export interface ChatCompletionRequest {
   model: string;
@@ -69,13 +73,7 @@ export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter' |
 
 export interface ChatCompletionChoice {
   index: number;
-  message: {
-    role: 'assistant';
-    content: string | null;
-    tool_calls?: ToolCall[];
-    refusal?: string | null;
-    [k: string]: unknown;
-  };
+  message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[]; refusal?: string | null; [k: string]: unknown };
   finish_reason: FinishReason;
   logprobs?: unknown;
 }
@@ -105,12 +103,7 @@ export interface ChatCompletionChunk {
   model: string;
   choices: Array<{
     index: number;
-    delta: {
-      role?: 'assistant';
-      content?: string | null;
-      tool_calls?: ToolCallDelta[];
-      [k: string]: unknown;
-    };
+    delta: { role?: 'assistant'; content?: string | null; tool_calls?: ToolCallDelta[]; [k: string]: unknown };
     finish_reason: FinishReason;
     logprobs?: unknown;
   }>;

@@ -54,15 +54,9 @@ export interface Provider {
   readonly id: string;
 
   chat(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ChatCompletionResponse>;
-  chatStream(
-    req: ChatCompletionRequest,
-    ctx: ProviderCallContext,
-  ): Promise<ProviderStream<ChatCompletionChunk>>;
+  chatStream(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<ChatCompletionChunk>>;
   completion(req: CompletionRequest, ctx: ProviderCallContext): Promise<CompletionResponse>;
-  completionStream(
-    req: CompletionRequest,
-    ctx: ProviderCallContext,
-  ): Promise<ProviderStream<CompletionChunk>>;
+  completionStream(req: CompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<CompletionChunk>>;
   embeddings(req: EmbeddingRequest, ctx: ProviderCallContext): Promise<EmbeddingResponse>;
   /** Optional: providers that cannot rerank throw PorticoError('unsupported_operation'). */
   rerank(req: RerankRequest, ctx: ProviderCallContext): Promise<RerankResponse>;
