@@ -47,6 +47,8 @@ export interface BenchReport {
     top_failure_reasons: Array<{ reason: string; count: number }>;
     latency_ms: Distribution;
     ttft_ms: Distribution;
+    /** Per streamed request: completion tokens / (latency - TTFT), the decode speed. */
+    decode_tokens_per_s: Distribution;
     throughput: { requests_per_s: number; completion_tokens_per_s: number };
     tokens: { prompt: number; completion: number };
     judge: JudgeSummary | null;
@@ -162,6 +164,11 @@ export function buildReport(run: RunResult, meta: ReportMeta): BenchReport {
         .map(([reason, count]) => ({ reason, count })),
       latency_ms: distribution(answered.map((x) => x.latency_ms)),
       ttft_ms: distribution(answered.map((x) => x.ttft_ms).filter((t): t is number => t !== null)),
+      decode_tokens_per_s: distribution(
+        answered
+          .filter((x) => x.ttft_ms !== null && x.latency_ms > x.ttft_ms && x.completion_tokens > 1)
+          .map((x) => (x.completion_tokens - 1) / ((x.latency_ms - (x.ttft_ms as number)) / 1000)),
+      ),
       throughput: {
         requests_per_s: wallS > 0 ? r2(o.length / wallS) : 0,
         completion_tokens_per_s: wallS > 0 ? r2(completion / wallS) : 0,
@@ -196,6 +203,7 @@ export function renderMarkdown(r: BenchReport): string {
     `| pass rate | ${pct(s.pass_rate)} |`,
     `| latency p50 / p95 / p99 | ${fmt(s.latency_ms.p50)} / ${fmt(s.latency_ms.p95)} / ${fmt(s.latency_ms.p99)} ms |`,
     `| time to first token p50 / p95 | ${fmt(s.ttft_ms.p50)} / ${fmt(s.ttft_ms.p95)} ms |`,
+    `| decode speed p50 (streamed) | ${fmt(s.decode_tokens_per_s.p50)} tokens/s |`,
     `| throughput | ${s.throughput.requests_per_s} req/s, ${s.throughput.completion_tokens_per_s} completion tokens/s |`,
     `| tokens (prompt / completion) | ${s.tokens.prompt} / ${s.tokens.completion} |`,
   ];

@@ -47,6 +47,7 @@ const SUMMARY_KEYS = [
   'top_failure_reasons',
   'latency_ms',
   'ttft_ms',
+  'decode_tokens_per_s',
   'throughput',
   'tokens',
   'judge',
