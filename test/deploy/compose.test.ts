@@ -92,7 +92,8 @@ test('bind-mounted files referenced by compose exist', (t) => {
   const sources: string[] = [];
   for (const svc of Object.values(doc.services)) {
     for (const v of svc.volumes ?? []) {
-      const src = typeof v === 'string' ? v.split(':')[0] : v.source;
+      // Short syntax SRC:DST[:MODE]; SRC may be ${VAR:-default}, which contains a colon itself.
+      const src = typeof v === 'string' ? /^(\$\{[^}]*\}|[^:]+)/.exec(v)?.[1] : v.source;
       if (!src) continue;
       // ${VAR:-default}: check the default path.
       const path = src.replace(/^\$\{[A-Z_]+:-([^}]+)\}$/, '$1');
@@ -100,6 +101,7 @@ test('bind-mounted files referenced by compose exist', (t) => {
     }
   }
   assert.ok(sources.includes('../monitoring/prometheus/prometheus.yml'));
+  assert.ok(sources.includes('../../examples/demo.yaml'), 'the default gateway config is checked too');
   const missing = sources.filter((p) => !existsSync(resolve(DIR, p)));
   if (missing.length > 0) {
     // deploy/monitoring and examples/ come from other branches; once merged they must exist.
