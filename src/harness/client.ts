@@ -225,7 +225,6 @@ export async function sendRecord(rec: PromptRecord, opts: SendOptions): Promise<
       });
     }
     const raw = await res.body.text();
-    ttft = null;
     let body: unknown;
     try {
       body = JSON.parse(raw);
