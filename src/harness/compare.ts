@@ -99,6 +99,8 @@ export interface Comparison {
 }
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
+/** p-values are rounded to 4 places; say "p<0.0001" rather than "p=0". */
+const fp = (p: number): string => (p < 0.0001 ? 'p<0.0001' : `p=${p}`);
 
 function delta(a: number | null, b: number | null): Delta {
   if (a === null || b === null) return { a, b, delta: null, delta_pct: null };
@@ -116,8 +118,8 @@ function latencyNote(
   return {
     significant,
     note: significant
-      ? `${what}: B is ${dir} (p50 ${d.delta_pct ?? '?'}%); Mann-Whitney U p=${t.p} < ${ALPHA}, significant (n=${t.n1}/${t.n2}, rank-biserial ${t.effect})`
-      : `${what}: no significant difference (Mann-Whitney U p=${t.p} ≥ ${ALPHA}, n=${t.n1}/${t.n2})`,
+      ? `${what}: B is ${dir} (p50 ${d.delta_pct ?? '?'}%); Mann-Whitney U ${fp(t.p)} < ${ALPHA}, significant (n=${t.n1}/${t.n2}, rank-biserial ${t.effect})`
+      : `${what}: no significant difference (Mann-Whitney U ${fp(t.p)} ≥ ${ALPHA}, n=${t.n1}/${t.n2})`,
   };
 }
 
@@ -148,8 +150,8 @@ export function compareReports(a: BenchReport, b: BenchReport): Comparison {
     pt === null
       ? 'pass rate: a run has no requests'
       : passSig
-        ? `pass rate: B is ${deltaPp > 0 ? 'better' : 'worse'} by ${Math.abs(deltaPp)} points; two-proportion z-test p=${pt.p} < ${ALPHA}, significant`
-        : `pass rate: difference of ${deltaPp} points is not significant (two-proportion z-test p=${pt.p} ≥ ${ALPHA}, n=${a.summary.total}/${b.summary.total})`;
+        ? `pass rate: B is ${deltaPp > 0 ? 'better' : 'worse'} by ${Math.abs(deltaPp)} points; two-proportion z-test ${fp(pt.p)} < ${ALPHA}, significant`
+        : `pass rate: difference of ${deltaPp} points is not significant (two-proportion z-test ${fp(pt.p)} ≥ ${ALPHA}, n=${a.summary.total}/${b.summary.total})`;
   const errors = Object.fromEntries(
     ERROR_CLASSES.map((c) => [
       c,
