@@ -6,7 +6,15 @@
  */
 import type { ChatCompletionRequest } from './openai-types.js';
 
-export const PRESET_NAMES = ['vllm', 'llamacpp', 'ollama', 'openai', 'openrouter', 'together', 'anthropic'] as const;
+export const PRESET_NAMES = [
+  'vllm',
+  'llamacpp',
+  'ollama',
+  'openai',
+  'openrouter',
+  'together',
+  'anthropic',
+] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 /** Which adapter speaks to it: src/providers/openai-compatible or src/providers/anthropic. */
@@ -248,7 +256,8 @@ export function applyChatQuirks(q: PresetQuirks, req: ChatCompletionRequest): Ch
     out.stream_options = { ...(out.stream_options ?? {}), include_usage: true };
   }
   if (q.maxTokensField === 'max_completion_tokens') {
-    if (out.max_tokens != null && out.max_completion_tokens == null) out.max_completion_tokens = out.max_tokens;
+    if (out.max_tokens != null && out.max_completion_tokens == null)
+      out.max_completion_tokens = out.max_tokens;
     delete out.max_tokens;
   } else if (out.max_tokens == null && out.max_completion_tokens != null) {
     out.max_tokens = out.max_completion_tokens;

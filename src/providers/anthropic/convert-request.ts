@@ -29,10 +29,15 @@ export function convertImageUrl(url: string, param: string): AnthropicImageBlock
   const m = DATA_URL.exec(url);
   if (m) return { type: 'image', source: { type: 'base64', media_type: m[1] ?? '', data: m[2] ?? '' } };
   if (/^https?:\/\//i.test(url)) return { type: 'image', source: { type: 'url', url } };
-  throw new PorticoError('invalid_request', 'image_url.url must be a base64 data: URL or an http(s) URL.', { param });
+  throw new PorticoError('invalid_request', 'image_url.url must be a base64 data: URL or an http(s) URL.', {
+    param,
+  });
 }
 
-function convertParts(content: ChatMessage['content'], param: string): Array<AnthropicTextBlock | AnthropicImageBlock> {
+function convertParts(
+  content: ChatMessage['content'],
+  param: string,
+): Array<AnthropicTextBlock | AnthropicImageBlock> {
   if (content === null || content === undefined) return [];
   if (typeof content === 'string') return content === '' ? [] : [{ type: 'text', text: content }];
   const out: Array<AnthropicTextBlock | AnthropicImageBlock> = [];
@@ -43,12 +48,17 @@ function convertParts(content: ChatMessage['content'], param: string): Array<Ant
     } else if (part.type === 'image_url') {
       const iu = part['image_url'];
       const url = typeof iu === 'object' && iu !== null ? (iu as { url?: unknown }).url : undefined;
-      if (typeof url !== 'string') throw new PorticoError('invalid_request', 'image_url.url must be a string.', { param: p });
+      if (typeof url !== 'string')
+        throw new PorticoError('invalid_request', 'image_url.url must be a string.', { param: p });
       out.push(convertImageUrl(url, `${p}.image_url.url`));
     } else {
-      throw new PorticoError('invalid_request', `Content part type '${part.type}' is not supported by this model's backend.`, {
-        param: p,
-      });
+      throw new PorticoError(
+        'invalid_request',
+        `Content part type '${part.type}' is not supported by this model's backend.`,
+        {
+          param: p,
+        },
+      );
     }
   });
   return out;
@@ -57,7 +67,8 @@ function convertParts(content: ChatMessage['content'], param: string): Array<Ant
 function textOf(content: ChatMessage['content'], param: string): string {
   return convertParts(content, param)
     .map((b) => {
-      if (b.type !== 'text') throw new PorticoError('invalid_request', 'System messages may only contain text.', { param });
+      if (b.type !== 'text')
+        throw new PorticoError('invalid_request', 'System messages may only contain text.', { param });
       return b.text;
     })
     .join('\n');
@@ -69,16 +80,26 @@ function parseArguments(args: string, param: string): Record<string, unknown> {
   try {
     v = JSON.parse(args);
   } catch {
-    throw new PorticoError('invalid_request', 'tool_calls[].function.arguments must be a JSON object string.', { param });
+    throw new PorticoError(
+      'invalid_request',
+      'tool_calls[].function.arguments must be a JSON object string.',
+      { param },
+    );
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw new PorticoError('invalid_request', 'tool_calls[].function.arguments must encode a JSON object.', { param });
+    throw new PorticoError('invalid_request', 'tool_calls[].function.arguments must encode a JSON object.', {
+      param,
+    });
   }
   return v as Record<string, unknown>;
 }
 
 /** Appends a turn, merging into the previous one when the role repeats (Anthropic wants alternation). */
-function pushTurn(turns: AnthropicMessageParam[], role: 'user' | 'assistant', blocks: AnthropicContentBlockParam[]): void {
+function pushTurn(
+  turns: AnthropicMessageParam[],
+  role: 'user' | 'assistant',
+  blocks: AnthropicContentBlockParam[],
+): void {
   if (blocks.length === 0) return;
   const last = turns[turns.length - 1];
   if (last && last.role === role && Array.isArray(last.content)) {
@@ -100,15 +121,27 @@ function convertToolChoice(tc: ToolChoice): AnthropicToolChoice {
   if (tc === 'auto') return { type: 'auto' };
   if (tc === 'none') return { type: 'none' };
   if (tc === 'required') return { type: 'any' };
-  if (typeof tc === 'object' && tc !== null && tc.type === 'function' && typeof tc.function?.name === 'string') {
+  if (
+    typeof tc === 'object' &&
+    tc !== null &&
+    tc.type === 'function' &&
+    typeof tc.function?.name === 'string'
+  ) {
     return { type: 'tool', name: tc.function.name };
   }
-  throw new PorticoError('invalid_request', "tool_choice must be 'auto', 'none', 'required' or {type:'function', function:{name}}.", {
-    param: 'tool_choice',
-  });
+  throw new PorticoError(
+    'invalid_request',
+    "tool_choice must be 'auto', 'none', 'required' or {type:'function', function:{name}}.",
+    {
+      param: 'tool_choice',
+    },
+  );
 }
 
-export function convertMessages(messages: ChatMessage[]): { system: string | undefined; messages: AnthropicMessageParam[] } {
+export function convertMessages(messages: ChatMessage[]): {
+  system: string | undefined;
+  messages: AnthropicMessageParam[];
+} {
   const system: string[] = [];
   const turns: AnthropicMessageParam[] = [];
   messages.forEach((m, i) => {
@@ -130,7 +163,10 @@ export function convertMessages(messages: ChatMessage[]): { system: string | und
             type: 'tool_use',
             id: tc.id,
             name: tc.function.name,
-            input: parseArguments(tc.function.arguments, `messages[${i}].tool_calls[${j}].function.arguments`),
+            input: parseArguments(
+              tc.function.arguments,
+              `messages[${i}].tool_calls[${j}].function.arguments`,
+            ),
           });
         });
         pushTurn(turns, 'assistant', blocks);
@@ -138,15 +174,23 @@ export function convertMessages(messages: ChatMessage[]): { system: string | und
       }
       case 'tool': {
         if (typeof m.tool_call_id !== 'string' || m.tool_call_id === '') {
-          throw new PorticoError('invalid_request', 'Tool messages need tool_call_id.', { param: `messages[${i}].tool_call_id` });
+          throw new PorticoError('invalid_request', 'Tool messages need tool_call_id.', {
+            param: `messages[${i}].tool_call_id`,
+          });
         }
         const parts = convertParts(m.content, param);
-        const block: AnthropicToolResultBlock = { type: 'tool_result', tool_use_id: m.tool_call_id, content: parts };
+        const block: AnthropicToolResultBlock = {
+          type: 'tool_result',
+          tool_use_id: m.tool_call_id,
+          content: parts,
+        };
         pushTurn(turns, 'user', [block]);
         break;
       }
       default:
-        throw new PorticoError('invalid_request', `Unknown message role '${String(m.role)}'.`, { param: `messages[${i}].role` });
+        throw new PorticoError('invalid_request', `Unknown message role '${String(m.role)}'.`, {
+          param: `messages[${i}].role`,
+        });
     }
   });
   return { system: system.length > 0 ? system.join('\n\n') : undefined, messages: turns };
@@ -157,13 +201,20 @@ export function clampTemperature(t: number): number {
   return Math.min(1, Math.max(0, t));
 }
 
-export function toAnthropicRequest(req: ChatCompletionRequest, opts: ConvertRequestOptions): AnthropicMessagesRequest {
+export function toAnthropicRequest(
+  req: ChatCompletionRequest,
+  opts: ConvertRequestOptions,
+): AnthropicMessagesRequest {
   if (typeof req.n === 'number' && req.n > 1) {
-    throw new PorticoError('invalid_request', 'n > 1 is not supported by this model\'s backend (Anthropic).', { param: 'n' });
+    throw new PorticoError('invalid_request', "n > 1 is not supported by this model's backend (Anthropic).", {
+      param: 'n',
+    });
   }
   const { system, messages } = convertMessages(req.messages);
   if (messages.length === 0) {
-    throw new PorticoError('invalid_request', 'At least one user or assistant message is required.', { param: 'messages' });
+    throw new PorticoError('invalid_request', 'At least one user or assistant message is required.', {
+      param: 'messages',
+    });
   }
   const maxTokens = req.max_completion_tokens ?? req.max_tokens ?? opts.defaultMaxTokens;
   const out: AnthropicMessagesRequest = { model: opts.model ?? req.model, max_tokens: maxTokens, messages };
@@ -176,13 +227,11 @@ export function toAnthropicRequest(req: ChatCompletionRequest, opts: ConvertRequ
     if (stops.length > 0) out.stop_sequences = stops;
   }
   if (req.tools && req.tools.length > 0) {
-    out.tools = req.tools.map(
-      (t): AnthropicTool => ({
-        name: t.function.name,
-        ...(t.function.description !== undefined ? { description: t.function.description } : {}),
-        input_schema: t.function.parameters ?? { type: 'object', properties: {} },
-      }),
-    );
+    out.tools = req.tools.map((t): AnthropicTool => ({
+      name: t.function.name,
+      ...(t.function.description !== undefined ? { description: t.function.description } : {}),
+      input_schema: t.function.parameters ?? { type: 'object', properties: {} },
+    }));
   }
   if (req.tool_choice !== undefined && out.tools !== undefined) {
     const choice = convertToolChoice(req.tool_choice);

@@ -2,7 +2,12 @@
  * Anthropic Messages response -> OpenAI chat completion (outbound direction).
  */
 import type { ChatCompletionResponse, FinishReason, ToolCall, Usage } from '../openai-types.js';
-import type { AnthropicMessage, AnthropicMessageDeltaUsage, AnthropicStopReason, AnthropicUsage } from './types.js';
+import type {
+  AnthropicMessage,
+  AnthropicMessageDeltaUsage,
+  AnthropicStopReason,
+  AnthropicUsage,
+} from './types.js';
 
 /** stop_reason -> finish_reason. pause_turn/refusal have no exact OpenAI twin (see docs/providers.md). */
 export function mapStopReason(r: AnthropicStopReason | string | null | undefined): FinishReason {
@@ -35,7 +40,11 @@ export function mapUsage(u: AnthropicUsage | AnthropicMessageDeltaUsage): Usage 
   const cacheCreation = u.cache_creation_input_tokens ?? 0;
   const prompt = (u.input_tokens ?? 0) + cacheRead + cacheCreation;
   const completion = u.output_tokens ?? 0;
-  const usage: Usage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  const usage: Usage = {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+  };
   if (cacheRead > 0 || cacheCreation > 0) {
     usage.prompt_tokens_details = { cached_tokens: cacheRead };
     if (cacheCreation > 0) usage.prompt_tokens_details['cache_creation_tokens'] = cacheCreation;
@@ -50,7 +59,10 @@ export interface ConvertResponseOptions {
   created?: number;
 }
 
-export function fromAnthropicResponse(msg: AnthropicMessage, opts: ConvertResponseOptions = {}): ChatCompletionResponse {
+export function fromAnthropicResponse(
+  msg: AnthropicMessage,
+  opts: ConvertResponseOptions = {},
+): ChatCompletionResponse {
   const texts: string[] = [];
   const toolCalls: ToolCall[] = [];
   for (const block of msg.content) {

@@ -34,7 +34,10 @@ export async function* anthropicEventsToChunks(
   const toolIndex = new Map<number, number>();
   let nextTool = 0;
 
-  const chunk = (delta: ChatCompletionChunk['choices'][number]['delta'], finishReason: FinishReason = null): ChatCompletionChunk => {
+  const chunk = (
+    delta: ChatCompletionChunk['choices'][number]['delta'],
+    finishReason: FinishReason = null,
+  ): ChatCompletionChunk => {
     const c: ChatCompletionChunk = {
       id,
       object: 'chat.completion.chunk',
@@ -98,10 +101,18 @@ export async function* anthropicEventsToChunks(
         break;
       }
       case 'message_stop': {
-        if (!started) throw new PorticoError('upstream_error', 'Anthropic stream ended before message_start.');
+        if (!started)
+          throw new PorticoError('upstream_error', 'Anthropic stream ended before message_start.');
         yield chunk({}, finish ?? 'stop');
         if (opts.includeUsage) {
-          yield { id, object: 'chat.completion.chunk', created, model, choices: [], usage: toOpenAIUsage(usage) };
+          yield {
+            id,
+            object: 'chat.completion.chunk',
+            created,
+            model,
+            choices: [],
+            usage: toOpenAIUsage(usage),
+          };
         }
         return;
       }

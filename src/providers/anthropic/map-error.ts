@@ -63,7 +63,8 @@ export function mapAnthropicError(
 ): PorticoError {
   const { type, message } = readAnthropicError(body);
   const code = codeFor(status, type);
-  const upstreamMsg = message ?? (typeof body === 'string' && body !== '' ? body.slice(0, 500) : `HTTP ${status}`);
+  const upstreamMsg =
+    message ?? (typeof body === 'string' && body !== '' ? body.slice(0, 500) : `HTTP ${status}`);
   let text: string;
   if (status === 401 || type === 'authentication_error') {
     text = `Backend '${backendId}' rejected Portico's credentials (upstream 401: ${upstreamMsg}). An operator must fix the backend api_key.`;
@@ -88,6 +89,13 @@ export function mapAnthropicError(
 /** An `event: error` inside a stream (status already 200). */
 export function mapAnthropicStreamError(data: unknown, backendId = 'anthropic'): PorticoError {
   const { type } = readAnthropicError(data);
-  const status = type === 'overloaded_error' ? 529 : type === 'rate_limit_error' ? 429 : type === 'invalid_request_error' ? 400 : 500;
+  const status =
+    type === 'overloaded_error'
+      ? 529
+      : type === 'rate_limit_error'
+        ? 429
+        : type === 'invalid_request_error'
+          ? 400
+          : 500;
   return mapAnthropicError(status, data, {}, backendId);
 }

@@ -15,7 +15,13 @@ import type {
   EmbeddingResponse,
   RerankResponse,
 } from '../openai-types.js';
-import { PROVIDER_SPEC_VERSION, type HealthResult, type Provider, type ProviderCallContext, type ProviderStream } from '../spec.js';
+import {
+  PROVIDER_SPEC_VERSION,
+  type HealthResult,
+  type Provider,
+  type ProviderCallContext,
+  type ProviderStream,
+} from '../spec.js';
 import { toAnthropicRequest } from './convert-request.js';
 import { fromAnthropicResponse } from './convert-response.js';
 import { anthropicEventsToChunks } from './convert-stream.js';
@@ -52,7 +58,9 @@ interface Upstream {
   signal: AbortSignal;
 }
 
-function flattenHeaders(h: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string> {
+function flattenHeaders(
+  h: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined) continue;
@@ -111,7 +119,13 @@ export class AnthropicProvider implements Provider {
    * Sends one request. The per-attempt timeout (ctx.timeoutMs) covers the whole call for plain
    * requests and the wait for response headers for streams (a long generation is not a timeout).
    */
-  async #send(method: 'GET' | 'POST', path: string, body: unknown, ctx: ProviderCallContext, stream: boolean): Promise<Upstream> {
+  async #send(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    ctx: ProviderCallContext,
+    stream: boolean,
+  ): Promise<Upstream> {
     const ac = new AbortController();
     const onAbort = (): void => ac.abort(ctx.signal.reason);
     if (ctx.signal.aborted) throw ctx.signal.reason;
@@ -119,7 +133,12 @@ export class AnthropicProvider implements Provider {
     let timer: NodeJS.Timeout | undefined;
     if (ctx.timeoutMs !== undefined && ctx.timeoutMs > 0) {
       timer = setTimeout(() => {
-        ac.abort(new PorticoError('upstream_timeout', `Backend '${this.id}' did not answer within ${ctx.timeoutMs} ms.`));
+        ac.abort(
+          new PorticoError(
+            'upstream_timeout',
+            `Backend '${this.id}' did not answer within ${ctx.timeoutMs} ms.`,
+          ),
+        );
       }, ctx.timeoutMs);
     }
     const done = (): void => {
@@ -139,7 +158,13 @@ export class AnthropicProvider implements Provider {
         clearTimeout(timer);
         timer = undefined;
       }
-      return { status: res.statusCode, headers: flattenHeaders(res.headers), body: res.body, done, signal: ac.signal };
+      return {
+        status: res.statusCode,
+        headers: flattenHeaders(res.headers),
+        body: res.body,
+        done,
+        signal: ac.signal,
+      };
     } catch (e) {
       done();
       throw this.#networkError(e, ac.signal);
@@ -151,8 +176,17 @@ export class AnthropicProvider implements Provider {
     if (isPorticoError(e)) return e;
     const code = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
     const msg = e instanceof Error ? e.message : String(e);
-    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-      return new PorticoError('upstream_unavailable', `Backend '${this.id}' is unreachable (${String(code)}).`, { cause: e });
+    if (
+      code === 'ECONNREFUSED' ||
+      code === 'ENOTFOUND' ||
+      code === 'EAI_AGAIN' ||
+      code === 'UND_ERR_CONNECT_TIMEOUT'
+    ) {
+      return new PorticoError(
+        'upstream_unavailable',
+        `Backend '${this.id}' is unreachable (${String(code)}).`,
+        { cause: e },
+      );
     }
     return new PorticoError('upstream_error', `Backend '${this.id}' connection failed: ${msg}`, { cause: e });
   }
@@ -193,11 +227,18 @@ export class AnthropicProvider implements Provider {
     } catch {
       throw new PorticoError('upstream_error', `Backend '${this.id}' answered with a body that is not JSON.`);
     }
-    if (!isMessage(msg)) throw new PorticoError('upstream_error', `Backend '${this.id}' answered with an unexpected body (not a message).`);
+    if (!isMessage(msg))
+      throw new PorticoError(
+        'upstream_error',
+        `Backend '${this.id}' answered with an unexpected body (not a message).`,
+      );
     return fromAnthropicResponse(msg, { model: req.model });
   }
 
-  async chatStream(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<ChatCompletionChunk>> {
+  async chatStream(
+    req: ChatCompletionRequest,
+    ctx: ProviderCallContext,
+  ): Promise<ProviderStream<ChatCompletionChunk>> {
     const body = toAnthropicRequest({ ...req, stream: true }, this.#convertOpts());
     const up = await this.#send('POST', this.#paths.messagesPath, body, ctx, true);
     if (up.status < 200 || up.status >= 300) throw await this.#readError(up);
@@ -232,19 +273,36 @@ export class AnthropicProvider implements Provider {
       object: 'text_completion',
       created: chat.created,
       model: chat.model,
-      choices: [{ index: 0, text: choice?.message.content ?? '', finish_reason: choice?.finish_reason ?? 'stop', logprobs: null }],
+      choices: [
+        {
+          index: 0,
+          text: choice?.message.content ?? '',
+          finish_reason: choice?.finish_reason ?? 'stop',
+          logprobs: null,
+        },
+      ],
     };
     if (chat.usage) res.usage = chat.usage;
     return res;
   }
 
-  async completionStream(req: CompletionRequest, ctx: ProviderCallContext): Promise<ProviderStream<CompletionChunk>> {
+  async completionStream(
+    req: CompletionRequest,
+    ctx: ProviderCallContext,
+  ): Promise<ProviderStream<CompletionChunk>> {
     const inner = await this.chatStream(completionToChat(req), ctx);
     async function* iterate(): AsyncGenerator<CompletionChunk> {
       for await (const c of inner) {
         const choice = c.choices[0];
         if (choice === undefined) {
-          yield { id: c.id, object: 'text_completion', created: c.created, model: c.model, choices: [], usage: c.usage ?? null };
+          yield {
+            id: c.id,
+            object: 'text_completion',
+            created: c.created,
+            model: c.model,
+            choices: [],
+            usage: c.usage ?? null,
+          };
           continue;
         }
         const text = typeof choice.delta.content === 'string' ? choice.delta.content : '';
@@ -264,11 +322,17 @@ export class AnthropicProvider implements Provider {
   }
 
   async embeddings(): Promise<EmbeddingResponse> {
-    throw new PorticoError('unsupported_operation', `Backend '${this.id}' (Anthropic) does not serve embeddings.`);
+    throw new PorticoError(
+      'unsupported_operation',
+      `Backend '${this.id}' (Anthropic) does not serve embeddings.`,
+    );
   }
 
   async rerank(): Promise<RerankResponse> {
-    throw new PorticoError('unsupported_operation', `Backend '${this.id}' (Anthropic) does not serve rerank.`);
+    throw new PorticoError(
+      'unsupported_operation',
+      `Backend '${this.id}' (Anthropic) does not serve rerank.`,
+    );
   }
 
   /** GET /v1/models?limit=1: cheap, authenticated, no tokens spent. */
@@ -283,9 +347,15 @@ export class AnthropicProvider implements Provider {
         up.done();
       }
       const latencyMs = performance.now() - t0;
-      return up.status === 200 ? { ok: true, latencyMs } : { ok: false, latencyMs, detail: `HTTP ${up.status}` };
+      return up.status === 200
+        ? { ok: true, latencyMs }
+        : { ok: false, latencyMs, detail: `HTTP ${up.status}` };
     } catch (e) {
-      return { ok: false, latencyMs: performance.now() - t0, detail: e instanceof Error ? e.message : String(e) };
+      return {
+        ok: false,
+        latencyMs: performance.now() - t0,
+        detail: e instanceof Error ? e.message : String(e),
+      };
     }
   }
 
@@ -313,8 +383,12 @@ function isMessage(v: unknown): v is AnthropicMessage {
 export function completionToChat(req: CompletionRequest): ChatCompletionRequest {
   let prompt: string;
   if (typeof req.prompt === 'string') prompt = req.prompt;
-  else if (Array.isArray(req.prompt) && req.prompt.length === 1 && typeof req.prompt[0] === 'string') prompt = req.prompt[0];
-  else throw new PorticoError('invalid_request', 'This backend accepts a single prompt string only.', { param: 'prompt' });
+  else if (Array.isArray(req.prompt) && req.prompt.length === 1 && typeof req.prompt[0] === 'string')
+    prompt = req.prompt[0];
+  else
+    throw new PorticoError('invalid_request', 'This backend accepts a single prompt string only.', {
+      param: 'prompt',
+    });
   const chat: ChatCompletionRequest = { model: req.model, messages: [{ role: 'user', content: prompt }] };
   if (req.max_tokens != null) chat.max_tokens = req.max_tokens;
   if (req.temperature != null) chat.temperature = req.temperature;

@@ -13,8 +13,7 @@ export interface AnthropicTextBlock {
 }
 
 export type AnthropicImageSource =
-  | { type: 'base64'; media_type: string; data: string }
-  | { type: 'url'; url: string };
+  { type: 'base64'; media_type: string; data: string } | { type: 'url'; url: string };
 
 export interface AnthropicImageBlock {
   type: 'image';
@@ -39,10 +38,7 @@ export interface AnthropicToolResultBlock {
 }
 
 export type AnthropicContentBlockParam =
-  | AnthropicTextBlock
-  | AnthropicImageBlock
-  | AnthropicToolUseBlock
-  | AnthropicToolResultBlock;
+  AnthropicTextBlock | AnthropicImageBlock | AnthropicToolUseBlock | AnthropicToolResultBlock;
 
 export interface AnthropicMessageParam {
   role: 'user' | 'assistant';
@@ -97,9 +93,7 @@ export interface AnthropicUsage {
 
 /** A response content block; thinking and server-tool blocks appear as other `type`s. */
 export type AnthropicResponseBlock =
-  | AnthropicTextBlock
-  | AnthropicToolUseBlock
-  | { type: string; [k: string]: unknown };
+  AnthropicTextBlock | AnthropicToolUseBlock | { type: string; [k: string]: unknown };
 
 export interface AnthropicMessage {
   id: string;

@@ -55,9 +55,14 @@ export function openAIErrorToAnthropic(err: unknown, status?: number): Anthropic
   }
   const b = fromBody(err);
   if (b) {
-    const type = (b.code !== undefined ? BY_CODE[b.code as ErrorCode] : undefined) ?? anthropicErrorTypeForStatus(status ?? 500);
+    const type =
+      (b.code !== undefined ? BY_CODE[b.code as ErrorCode] : undefined) ??
+      anthropicErrorTypeForStatus(status ?? 500);
     return { type: 'error', error: { type, message: b.message ?? 'error' } };
   }
   // Never leak internals of unknown errors to the client.
-  return { type: 'error', error: { type: anthropicErrorTypeForStatus(status ?? 500), message: 'Internal error.' } };
+  return {
+    type: 'error',
+    error: { type: anthropicErrorTypeForStatus(status ?? 500), message: 'Internal error.' },
+  };
 }

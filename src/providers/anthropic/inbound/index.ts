@@ -1,4 +1,9 @@
-export { anthropicRequestToOpenAI, parseAnthropicRequest, formatParam, type AnthropicInboundRequest } from './request.js';
+export {
+  anthropicRequestToOpenAI,
+  parseAnthropicRequest,
+  formatParam,
+  type AnthropicInboundRequest,
+} from './request.js';
 export {
   openAIResponseToAnthropic,
   finishReasonToStopReason,
@@ -7,5 +12,9 @@ export {
   messageId,
   type ToAnthropicOptions,
 } from './response.js';
-export { openAIChunksToAnthropicEvents, encodeAnthropicSse, type ToAnthropicStreamOptions } from './stream.js';
+export {
+  openAIChunksToAnthropicEvents,
+  encodeAnthropicSse,
+  type ToAnthropicStreamOptions,
+} from './stream.js';
 export { openAIErrorToAnthropic, anthropicErrorTypeForStatus } from './error.js';

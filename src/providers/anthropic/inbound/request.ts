@@ -6,14 +6,24 @@
  */
 import { z } from 'zod';
 import { PorticoError } from '../../../errors/portico-error.js';
-import type { ChatCompletionRequest, ChatMessage, ContentPart, ToolCall, ToolChoice, ToolDefinition } from '../../openai-types.js';
+import type {
+  ChatCompletionRequest,
+  ChatMessage,
+  ContentPart,
+  ToolCall,
+  ToolChoice,
+  ToolDefinition,
+} from '../../openai-types.js';
 
 const text = z.looseObject({ type: z.literal('text'), text: z.string() });
 const image = z.looseObject({
   type: z.literal('image'),
   source: z.discriminatedUnion('type', [
     z.looseObject({ type: z.literal('base64'), media_type: z.string().min(1), data: z.string().min(1) }),
-    z.looseObject({ type: z.literal('url'), url: z.string().regex(/^https?:\/\//i, 'must be an http(s) URL') }),
+    z.looseObject({
+      type: z.literal('url'),
+      url: z.string().regex(/^https?:\/\//i, 'must be an http(s) URL'),
+    }),
   ]),
 });
 const toolUse = z.looseObject({
@@ -54,7 +64,11 @@ const toolChoice = z.discriminatedUnion('type', [
   z.looseObject({ type: z.literal('auto'), disable_parallel_tool_use: z.boolean().optional() }),
   z.looseObject({ type: z.literal('any'), disable_parallel_tool_use: z.boolean().optional() }),
   z.looseObject({ type: z.literal('none') }),
-  z.looseObject({ type: z.literal('tool'), name: z.string().min(1), disable_parallel_tool_use: z.boolean().optional() }),
+  z.looseObject({
+    type: z.literal('tool'),
+    name: z.string().min(1),
+    disable_parallel_tool_use: z.boolean().optional(),
+  }),
 ]);
 
 const requestSchema = z.looseObject({
@@ -87,13 +101,20 @@ export function formatParam(path: ReadonlyArray<PropertyKey>): string {
 /** Validates an Anthropic request body; throws PorticoError('invalid_request') with `param`. */
 export function parseAnthropicRequest(body: unknown): AnthropicInboundRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new PorticoError('invalid_request', 'The body must be a JSON object (an Anthropic Messages request).');
+    throw new PorticoError(
+      'invalid_request',
+      'The body must be a JSON object (an Anthropic Messages request).',
+    );
   }
   const r = requestSchema.safeParse(body);
   if (!r.success) {
     const issue = r.error.issues[0];
     const param = issue ? formatParam(issue.path) : null;
-    throw new PorticoError('invalid_request', `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid request'}`, { param });
+    throw new PorticoError(
+      'invalid_request',
+      `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid request'}`,
+      { param },
+    );
   }
   return r.data;
 }
@@ -101,7 +122,8 @@ export function parseAnthropicRequest(body: unknown): AnthropicInboundRequest {
 type Block = z.infer<typeof block>;
 
 function imageToPart(b: z.infer<typeof image>): ContentPart {
-  const url = b.source.type === 'base64' ? `data:${b.source.media_type};base64,${b.source.data}` : b.source.url;
+  const url =
+    b.source.type === 'base64' ? `data:${b.source.media_type};base64,${b.source.data}` : b.source.url;
   return { type: 'image_url', image_url: { url } };
 }
 
@@ -111,9 +133,13 @@ function toolResultContent(b: z.infer<typeof toolResult>, param: string): string
   return b.content
     .map((c, i) => {
       if (c.type !== 'text') {
-        throw new PorticoError('invalid_request', 'Images inside tool_result are not supported by OpenAI-protocol backends.', {
-          param: `${param}.content[${i}]`,
-        });
+        throw new PorticoError(
+          'invalid_request',
+          'Images inside tool_result are not supported by OpenAI-protocol backends.',
+          {
+            param: `${param}.content[${i}]`,
+          },
+        );
       }
       return c.text;
     })
@@ -129,19 +155,26 @@ function convertUser(content: string | Block[], i: number, out: ChatMessage[]): 
   content.forEach((b, j) => {
     if (b.type === 'tool_result') {
       // Tool results become `tool` messages, which must directly follow the assistant's tool_calls.
-      out.push({ role: 'tool', tool_call_id: b.tool_use_id, content: toolResultContent(b, `messages[${i}].content[${j}]`) });
+      out.push({
+        role: 'tool',
+        tool_call_id: b.tool_use_id,
+        content: toolResultContent(b, `messages[${i}].content[${j}]`),
+      });
     } else if (b.type === 'text') {
       parts.push({ type: 'text', text: b.text });
     } else if (b.type === 'image') {
       parts.push(imageToPart(b));
     } else if (b.type === 'tool_use') {
-      throw new PorticoError('invalid_request', 'tool_use blocks belong in assistant messages.', { param: `messages[${i}].content[${j}]` });
+      throw new PorticoError('invalid_request', 'tool_use blocks belong in assistant messages.', {
+        param: `messages[${i}].content[${j}]`,
+      });
     }
     // thinking blocks: dropped
   });
   if (parts.length === 0) return;
   const only = parts[0];
-  if (parts.length === 1 && only?.type === 'text') out.push({ role: 'user', content: (only as { text: string }).text });
+  if (parts.length === 1 && only?.type === 'text')
+    out.push({ role: 'user', content: (only as { text: string }).text });
   else out.push({ role: 'user', content: parts });
 }
 
@@ -155,7 +188,11 @@ function convertAssistant(content: string | Block[], i: number, out: ChatMessage
   content.forEach((b, j) => {
     if (b.type === 'text') texts.push(b.text);
     else if (b.type === 'tool_use') {
-      calls.push({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input) } });
+      calls.push({
+        id: b.id,
+        type: 'function',
+        function: { name: b.name, arguments: JSON.stringify(b.input) },
+      });
     } else if (b.type === 'image' || b.type === 'tool_result') {
       throw new PorticoError('invalid_request', `${b.type} blocks are not allowed in assistant messages.`, {
         param: `messages[${i}].content[${j}]`,
@@ -199,24 +236,26 @@ export function anthropicRequestToOpenAI(body: unknown): ChatCompletionRequest {
   if (req.top_k !== undefined) out['top_k'] = req.top_k;
   if (req.stop_sequences !== undefined && req.stop_sequences.length > 0) out.stop = req.stop_sequences;
   if (req.tools !== undefined && req.tools.length > 0) {
-    out.tools = req.tools.map(
-      (t): ToolDefinition => ({
-        type: 'function',
-        function: {
-          name: t.name,
-          ...(t.description !== undefined ? { description: t.description } : {}),
-          parameters: t.input_schema,
-        },
-      }),
-    );
+    out.tools = req.tools.map((t): ToolDefinition => ({
+      type: 'function',
+      function: {
+        name: t.name,
+        ...(t.description !== undefined ? { description: t.description } : {}),
+        parameters: t.input_schema,
+      },
+    }));
   }
   if (req.tool_choice !== undefined) {
     out.tool_choice = convertToolChoice(req.tool_choice);
-    if ('disable_parallel_tool_use' in req.tool_choice && req.tool_choice.disable_parallel_tool_use === true) {
+    if (
+      'disable_parallel_tool_use' in req.tool_choice &&
+      req.tool_choice.disable_parallel_tool_use === true
+    ) {
       out['parallel_tool_calls'] = false;
     }
   }
-  if (typeof req.metadata?.user_id === 'string' && req.metadata.user_id !== '') out.user = req.metadata.user_id;
+  if (typeof req.metadata?.user_id === 'string' && req.metadata.user_id !== '')
+    out.user = req.metadata.user_id;
   if (req.stream === true) {
     out.stream = true;
     // Anthropic streams always end with usage; ask the backend for it.

@@ -3,7 +3,12 @@
  */
 import { PorticoError } from '../../../errors/portico-error.js';
 import type { ChatCompletionResponse, FinishReason, Usage } from '../../openai-types.js';
-import type { AnthropicMessage, AnthropicResponseBlock, AnthropicStopReason, AnthropicUsage } from '../types.js';
+import type {
+  AnthropicMessage,
+  AnthropicResponseBlock,
+  AnthropicStopReason,
+  AnthropicUsage,
+} from '../types.js';
 
 export function finishReasonToStopReason(f: FinishReason | undefined): AnthropicStopReason {
   switch (f) {
@@ -22,8 +27,12 @@ export function finishReasonToStopReason(f: FinishReason | undefined): Anthropic
 /** OpenAI prompt_tokens includes cached tokens; Anthropic reports them beside input_tokens. */
 export function usageToAnthropic(u: Usage | null | undefined): AnthropicUsage {
   if (!u) return { input_tokens: 0, output_tokens: 0 };
-  const cached = typeof u.prompt_tokens_details?.cached_tokens === 'number' ? u.prompt_tokens_details.cached_tokens : 0;
-  const out: AnthropicUsage = { input_tokens: Math.max(0, u.prompt_tokens - cached), output_tokens: u.completion_tokens };
+  const cached =
+    typeof u.prompt_tokens_details?.cached_tokens === 'number' ? u.prompt_tokens_details.cached_tokens : 0;
+  const out: AnthropicUsage = {
+    input_tokens: Math.max(0, u.prompt_tokens - cached),
+    output_tokens: u.completion_tokens,
+  };
   if (cached > 0) out.cache_read_input_tokens = cached;
   return out;
 }
@@ -35,10 +44,16 @@ export function parseToolInput(args: string, backendHint = 'backend'): Record<st
   try {
     v = JSON.parse(args);
   } catch {
-    throw new PorticoError('upstream_error', `The ${backendHint} returned tool-call arguments that are not valid JSON.`);
+    throw new PorticoError(
+      'upstream_error',
+      `The ${backendHint} returned tool-call arguments that are not valid JSON.`,
+    );
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw new PorticoError('upstream_error', `The ${backendHint} returned tool-call arguments that are not a JSON object.`);
+    throw new PorticoError(
+      'upstream_error',
+      `The ${backendHint} returned tool-call arguments that are not a JSON object.`,
+    );
   }
   return v as Record<string, unknown>;
 }
@@ -53,13 +68,21 @@ export interface ToAnthropicOptions {
   model?: string;
 }
 
-export function openAIResponseToAnthropic(resp: ChatCompletionResponse, opts: ToAnthropicOptions = {}): AnthropicMessage {
+export function openAIResponseToAnthropic(
+  resp: ChatCompletionResponse,
+  opts: ToAnthropicOptions = {},
+): AnthropicMessage {
   const choice = resp.choices[0];
   const content: AnthropicResponseBlock[] = [];
   const text = choice?.message.content;
   if (typeof text === 'string' && text !== '') content.push({ type: 'text', text });
   for (const tc of choice?.message.tool_calls ?? []) {
-    content.push({ type: 'tool_use', id: tc.id, name: tc.function.name, input: parseToolInput(tc.function.arguments) });
+    content.push({
+      type: 'tool_use',
+      id: tc.id,
+      name: tc.function.name,
+      input: parseToolInput(tc.function.arguments),
+    });
   }
   return {
     id: messageId(resp.id),

@@ -74,9 +74,17 @@ export async function* openAIChunksToAnthropicEvents(
         if (open?.kind !== 'text') {
           yield* close();
           open = { kind: 'text', index: nextBlock++ };
-          yield ev({ type: 'content_block_start', index: open.index, content_block: { type: 'text', text: '' } });
+          yield ev({
+            type: 'content_block_start',
+            index: open.index,
+            content_block: { type: 'text', text: '' },
+          });
         }
-        yield ev({ type: 'content_block_delta', index: open.index, delta: { type: 'text_delta', text: d.content } });
+        yield ev({
+          type: 'content_block_delta',
+          index: open.index,
+          delta: { type: 'text_delta', text: d.content },
+        });
       }
       for (const tc of d.tool_calls ?? []) {
         const known = toolBlocks.get(tc.index);
@@ -101,7 +109,11 @@ export async function* openAIChunksToAnthropicEvents(
         }
         const frag = tc.function?.arguments;
         if (typeof frag === 'string' && frag !== '' && open) {
-          yield ev({ type: 'content_block_delta', index: open.index, delta: { type: 'input_json_delta', partial_json: frag } });
+          yield ev({
+            type: 'content_block_delta',
+            index: open.index,
+            delta: { type: 'input_json_delta', partial_json: frag },
+          });
         }
       }
       if (choice.finish_reason) finish = choice.finish_reason;
