@@ -20,6 +20,8 @@ const BY_CODE: Partial<Record<ErrorCode, string>> = {
   queue_timeout: 'overloaded_error',
   draining: 'overloaded_error',
   upstream_timeout: 'timeout_error',
+  unsupported_operation: 'invalid_request_error',
+  client_closed_request: 'invalid_request_error',
 };
 
 /** Anthropic error type for an HTTP status (used when no catalog code is known). */

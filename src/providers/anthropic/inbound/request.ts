@@ -98,6 +98,31 @@ export function formatParam(path: ReadonlyArray<PropertyKey>): string {
   return out;
 }
 
+interface Problem {
+  path: PropertyKey[];
+  message: string;
+}
+
+/**
+ * A union failure (e.g. content: string | blocks[]) is reported by zod at the union's path with
+ * one issue list per branch; the useful problem is the deepest one in the branch that matched
+ * the input's shape, so descend into it.
+ */
+function deepest(issue: z.core.$ZodIssue): Problem {
+  const here: Problem = { path: [...issue.path], message: issue.message };
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return here;
+  let best: Problem | undefined;
+  for (const branch of issue.errors) {
+    const first = branch[0];
+    if (first === undefined) continue;
+    const p = deepest(first);
+    const wrongShape = first.code === 'invalid_type' && first.path.length === 0;
+    if (wrongShape && issue.errors.length > 1) continue;
+    if (best === undefined || p.path.length > best.path.length) best = p;
+  }
+  return best ? { path: [...here.path, ...best.path], message: best.message } : here;
+}
+
 /** Validates an Anthropic request body; throws PorticoError('invalid_request') with `param`. */
 export function parseAnthropicRequest(body: unknown): AnthropicInboundRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -108,8 +133,9 @@ export function parseAnthropicRequest(body: unknown): AnthropicInboundRequest {
   }
   const r = requestSchema.safeParse(body);
   if (!r.success) {
-    const issue = r.error.issues[0];
-    const param = issue ? formatParam(issue.path) : null;
+    const first = r.error.issues[0];
+    const issue = first ? deepest(first) : undefined;
+    const param = issue && issue.path.length > 0 ? formatParam(issue.path) : null;
     throw new PorticoError(
       'invalid_request',
       `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid request'}`,
