@@ -23,6 +23,8 @@ export interface RecordedRequest {
   headers: Record<string, string>;
   body: unknown;
   fixture: string | undefined;
+  /** Client port of the TCP connection (equal ports in a row = a reused keep-alive connection). */
+  remotePort: number | undefined;
   /** Set when the protocol validator refused the request (the reply was the API's 400). */
   validationError?: string;
 }
@@ -164,7 +166,14 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions): Promise<Fake
     const path = req.url.split('?')[0] ?? req.url;
     const model = isObj(body) && typeof body['model'] === 'string' ? body['model'] : undefined;
     const name = headers['x-fixture'] ?? model ?? defaultFixture;
-    const rec: RecordedRequest = { method: req.method, path, headers, body, fixture: name };
+    const rec: RecordedRequest = {
+      method: req.method,
+      path,
+      headers,
+      body,
+      fixture: name,
+      remotePort: req.socket.remotePort,
+    };
     requests.push(rec);
     if (req.method === 'POST') {
       const problem =
