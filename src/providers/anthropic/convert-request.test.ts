@@ -188,3 +188,25 @@ describe('toAnthropicRequest', () => {
     }
   });
 });
+
+describe('toAnthropicRequest tool results', () => {
+  it('sends an empty tool result without content', () => {
+    const out = toAnthropicRequest(
+      {
+        model: 'm',
+        messages: [
+          { role: 'user', content: 'x' },
+          {
+            role: 'assistant',
+            content: null,
+            tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '' } }],
+          },
+          { role: 'tool', tool_call_id: 'a', content: '' },
+        ],
+      },
+      opts,
+    );
+    assert.deepEqual(out.messages[1]?.content, [{ type: 'tool_use', id: 'a', name: 'f', input: {} }]);
+    assert.deepEqual(out.messages[2]?.content, [{ type: 'tool_result', tool_use_id: 'a' }]);
+  });
+});

@@ -179,11 +179,9 @@ export function convertMessages(messages: ChatMessage[]): {
           });
         }
         const parts = convertParts(m.content, param);
-        const block: AnthropicToolResultBlock = {
-          type: 'tool_result',
-          tool_use_id: m.tool_call_id,
-          content: parts,
-        };
+        const block: AnthropicToolResultBlock = { type: 'tool_result', tool_use_id: m.tool_call_id };
+        // An empty result is sent without content (empty text blocks are refused upstream).
+        if (parts.length > 0) block.content = parts;
         pushTurn(turns, 'user', [block]);
         break;
       }
