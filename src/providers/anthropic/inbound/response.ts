@@ -1,0 +1,97 @@
+/**
+ * Inbound direction: canonical OpenAI chat completion -> Anthropic Messages response.
+ */
+import { PorticoError } from '../../../errors/portico-error.js';
+import type { ChatCompletionResponse, FinishReason, Usage } from '../../openai-types.js';
+import type {
+  AnthropicMessage,
+  AnthropicResponseBlock,
+  AnthropicStopReason,
+  AnthropicUsage,
+} from '../types.js';
+
+export function finishReasonToStopReason(f: FinishReason | undefined): AnthropicStopReason {
+  switch (f) {
+    case 'length':
+      return 'max_tokens';
+    case 'tool_calls':
+    case 'function_call':
+      return 'tool_use';
+    case 'content_filter':
+      return 'refusal';
+    default:
+      return 'end_turn';
+  }
+}
+
+/** OpenAI prompt_tokens includes cached tokens; Anthropic reports them beside input_tokens. */
+export function usageToAnthropic(u: Usage | null | undefined): AnthropicUsage {
+  if (!u) return { input_tokens: 0, output_tokens: 0 };
+  const cached =
+    typeof u.prompt_tokens_details?.cached_tokens === 'number' ? u.prompt_tokens_details.cached_tokens : 0;
+  const out: AnthropicUsage = {
+    input_tokens: Math.max(0, u.prompt_tokens - cached),
+    output_tokens: u.completion_tokens,
+  };
+  if (cached > 0) out.cache_read_input_tokens = cached;
+  return out;
+}
+
+/** Tool arguments must decode to a JSON object (Anthropic's `input`); anything else is the backend's fault. */
+export function parseToolInput(args: string, backendHint = 'backend'): Record<string, unknown> {
+  if (args.trim() === '') return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(args);
+  } catch {
+    throw new PorticoError(
+      'upstream_error',
+      `The ${backendHint} returned tool-call arguments that are not valid JSON.`,
+    );
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new PorticoError(
+      'upstream_error',
+      `The ${backendHint} returned tool-call arguments that are not a JSON object.`,
+    );
+  }
+  return v as Record<string, unknown>;
+}
+
+export function messageId(id: string | undefined): string {
+  if (id && id.startsWith('msg_')) return id;
+  return `msg_${id && id !== '' ? id.replace(/^chatcmpl-/, '') : Math.random().toString(36).slice(2)}`;
+}
+
+export interface ToAnthropicOptions {
+  /** Model name to report (the one the client asked for); defaults to the response's. */
+  model?: string;
+}
+
+export function openAIResponseToAnthropic(
+  resp: ChatCompletionResponse,
+  opts: ToAnthropicOptions = {},
+): AnthropicMessage {
+  const choice = resp.choices[0];
+  const content: AnthropicResponseBlock[] = [];
+  const text = choice?.message.content;
+  if (typeof text === 'string' && text !== '') content.push({ type: 'text', text });
+  for (const tc of choice?.message.tool_calls ?? []) {
+    content.push({
+      type: 'tool_use',
+      id: tc.id,
+      name: tc.function.name,
+      input: parseToolInput(tc.function.arguments),
+    });
+  }
+  return {
+    id: messageId(resp.id),
+    type: 'message',
+    role: 'assistant',
+    model: opts.model ?? resp.model,
+    content,
+    stop_reason: finishReasonToStopReason(choice?.finish_reason),
+    stop_sequence: null,
+    usage: usageToAnthropic(resp.usage),
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * A byte stream of server-sent events -> parsed messages, with eventsource-parser (a real SSE
+ * decoder: CRLF, multi-line data, comments, split chunks), then Anthropic's JSON payloads typed.
+ */
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { PorticoError } from '../../errors/portico-error.js';
+import type { AnthropicStreamEvent } from './types.js';
+
+/** Upper bound on a single buffered event; a broken upstream must not grow memory without end. */
+const MAX_EVENT_CHARS = 8 * 1024 * 1024;
+
+export async function* readSseMessages(
+  body: AsyncIterable<Uint8Array | string>,
+): AsyncGenerator<EventSourceMessage> {
+  const queue: EventSourceMessage[] = [];
+  let parseError: Error | undefined;
+  const parser = createParser({
+    maxBufferSize: MAX_EVENT_CHARS,
+    onEvent: (m) => queue.push(m),
+    onError: (e) => {
+      parseError = e;
+    },
+  });
+  const decoder = new TextDecoder();
+  for await (const chunk of body) {
+    parser.feed(typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true }));
+    if (parseError)
+      throw new PorticoError('upstream_error', `Malformed event stream from backend: ${parseError.message}`);
+    while (queue.length > 0) yield queue.shift() as EventSourceMessage;
+  }
+  parser.feed(decoder.decode());
+  parser.reset({ consume: true });
+  while (queue.length > 0) yield queue.shift() as EventSourceMessage;
+}
+
+/** Parses each message's JSON; the `type` inside the data is authoritative (the event name mirrors it). */
+export async function* decodeAnthropicEvents(
+  messages: AsyncIterable<EventSourceMessage>,
+): AsyncGenerator<AnthropicStreamEvent> {
+  for await (const m of messages) {
+    if (m.data === '' || m.data === '[DONE]') continue;
+    let v: unknown;
+    try {
+      v = JSON.parse(m.data);
+    } catch {
+      throw new PorticoError(
+        'upstream_error',
+        `Backend sent an event that is not JSON (event: ${m.event ?? 'message'}).`,
+      );
+    }
+    if (typeof v !== 'object' || v === null || typeof (v as { type?: unknown }).type !== 'string') {
+      // `event: error` bodies always carry type 'error'; anything else without a type is noise.
+      if (m.event === 'error') yield { type: 'error', error: { type: 'api_error', message: m.data } };
+      continue;
+    }
+    yield v as AnthropicStreamEvent;
+  }
+}
