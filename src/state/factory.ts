@@ -101,6 +101,7 @@ function assemble(p: Parts, opts: StateOptions): StateBackends {
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.hooks ? { hooks: opts.hooks } : {}),
     busStore: p.busStore,
+    catalogStore: p.ledgerStore,
   };
   const keys = new InvalidatingKeyStore(p.keys, p.bus);
   const tenants = new InvalidatingTenantStore(p.tenants, p.bus);
@@ -124,7 +125,12 @@ function assemble(p: Parts, opts: StateOptions): StateBackends {
     keyResolver,
     tenantResolver,
     ledgerWriter,
-    ping: p.ping,
+    async ping() {
+      const r = await p.ping();
+      for (const [store, up] of Object.entries(r) as [BackendName, boolean][])
+        opts.hooks?.onBackendUp?.(store, up);
+      return r;
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -27,6 +27,20 @@ export function generateApiKey(): { plaintext: string; hash: string; prefix: str
   return { plaintext, hash: hashApiKey(plaintext), prefix: plaintext.slice(0, DISPLAY_CHARS) };
 }
 
+/** The key to store for a NewApiKey: the given secret (imports) or a fresh one. */
+export function keyMaterial(plaintext: string | undefined): {
+  plaintext: string;
+  hash: string;
+  prefix: string;
+} {
+  if (plaintext === undefined) return generateApiKey();
+  return {
+    plaintext,
+    hash: hashApiKey(plaintext),
+    prefix: plaintext.slice(0, Math.min(DISPLAY_CHARS, Math.max(4, plaintext.length - 8))),
+  };
+}
+
 /** Hex SHA-256: keys are 256-bit random, so a fast unsalted hash is the right tool. */
 export function hashApiKey(plaintext: string): string {
   return createHash('sha256').update(plaintext, 'utf8').digest('hex');

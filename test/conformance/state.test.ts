@@ -643,6 +643,19 @@ for (const fam of catalogFamilies) {
         assert.deepEqual(found?.limits, { requests_per_second: 1 });
         assert.equal(await keys.lookupByHash(hashApiKey('sk-portico-nope')), null);
         await assert.rejects(keys.create({ tenant_id: 'ghost' }), StateNotFoundError);
+        // Config-declared keys are imported with a known secret and a stable id.
+        const imported = await keys.create({
+          tenant_id: 'acme',
+          id: 'key_demo',
+          plaintext: 'sk-acme-demo-0001',
+        });
+        assert.deepEqual([imported.key.id, imported.key.prefix], ['key_demo', 'sk-acme-d']);
+        assert.equal((await keys.lookupByHash(hashApiKey('sk-acme-demo-0001')))?.id, 'key_demo');
+        await assert.rejects(
+          keys.create({ tenant_id: 'acme', plaintext: 'sk-acme-demo-0001' }),
+          StateConflictError,
+        );
+        await assert.rejects(keys.create({ tenant_id: 'acme', id: 'key_demo' }), StateConflictError);
 
         // Resolver over this store: ok, revoked, expired, unknown, malformed.
         const bus = new MemoryInvalidationBus();
@@ -676,7 +689,7 @@ for (const fam of catalogFamilies) {
         } finally {
           resolver.close();
         }
-        assert.equal((await keys.list()).length, 2);
+        assert.equal((await keys.list()).length, 3);
         await tenants.delete('acme');
         assert.equal((await keys.list('acme')).length, 0);
         assert.equal(await keys.get(created.key.id), null);
