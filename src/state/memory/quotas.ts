@@ -17,6 +17,9 @@ export class MemoryQuotaStore implements QuotaStore {
   readonly #clock: Clock;
   readonly #tallies = new Map<string, Tally>();
   readonly #res = new Map<string, { r: QuotaReservation; state: ResState }>();
+  /** Ids of held reservations: the purge walks only these. */
+  readonly #held = new Set<string>();
+  #ops = 0;
 
   constructor(opts: { clock?: Clock } = {}) {
     this.#clock = opts.clock ?? Date.now;
@@ -48,12 +51,20 @@ export class MemoryQuotaStore implements QuotaStore {
   }
 
   #purge(now: number): void {
-    for (const [id, e] of this.#res) {
-      if (e.state === 'held' && e.r.expiresAt <= now) {
+    for (const id of this.#held) {
+      const e = this.#res.get(id);
+      if (!e || e.state !== 'held') {
+        this.#held.delete(id);
+      } else if (e.r.expiresAt <= now) {
         this.#unhold(e.r);
         e.state = 'expired';
+        this.#held.delete(id);
       }
-      if (e.r.expiresAt + SETTLED_RETENTION_MS <= now) this.#res.delete(id);
+    }
+    if (++this.#ops % 1000 === 0) {
+      for (const [id, e] of this.#res) {
+        if (e.state !== 'held' && e.r.expiresAt + SETTLED_RETENTION_MS <= now) this.#res.delete(id);
+      }
     }
   }
 
@@ -80,6 +91,7 @@ export class MemoryQuotaStore implements QuotaStore {
       t.reservedRequests += r.requests;
     });
     this.#res.set(r.id, { r, state: 'held' });
+    this.#held.add(r.id);
     return { ok: true, reservation: { ...r, scopes: [...r.scopes], windows: { ...windows } } };
   }
 

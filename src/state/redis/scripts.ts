@@ -209,15 +209,19 @@ for i = 3, #KEYS do
   redis.call('HINCRBY', KEYS[i], 'ur', ARGV[3])
   if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIREAT', KEYS[i], ARGV[5 + i - 3]) end
 end
+-- Keep only a small marker (repeat commits are ignored until it expires).
+redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'state', 'settled')
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 1
 `);
 
-/** KEYS[1]=hold zset, KEYS[2]=reservation hash. ARGV: id. */
+/** KEYS[1]=hold zset, KEYS[2]=reservation hash. ARGV: id, keepMs. */
 export const QUOTA_RELEASE = lua(`${QUOTA_LIB}
 if unhold(KEYS[2]) then
+  redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[2], 'state', 'settled')
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
   redis.call('ZREM', KEYS[1], ARGV[1])
 end
 return 1
