@@ -40,6 +40,7 @@ import { RedisQuotaStore } from './redis/quotas.js';
 import { openSqlite } from './sqlite/db.js';
 import { SqliteKeyStore, SqliteLedgerStore, SqliteTenantStore } from './sqlite/catalog.js';
 import { SqliteQuotaStore } from './sqlite/quotas.js';
+import { SqliteInvalidationBus } from './sqlite/invalidation.js';
 
 export type StateConfig =
   | { kind: 'embedded'; data_dir: string }
@@ -179,8 +180,8 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
         tenants: new SqliteTenantStore(db, c),
         keys: new SqliteKeyStore(db, c),
         ledger: new SqliteLedgerStore(db),
-        bus: new MemoryInvalidationBus(),
-        busStore: 'memory',
+        bus: new SqliteInvalidationBus(db),
+        busStore: 'sqlite',
         ledgerStore: 'sqlite',
         ping: async () => ({ sqlite: db.open }),
         closeConnections: async () => {

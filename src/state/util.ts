@@ -54,6 +54,14 @@ export function newId(): string {
   return randomUUID();
 }
 
+/** Normalise a caller-given timestamp (ISO or anything Date parses) to ISO-8601 UTC; null stays null. */
+export function normalizeTime(v: string | null | undefined): string | null {
+  if (v === null || v === undefined) return null;
+  const ms = Date.parse(v);
+  if (!Number.isFinite(ms)) throw new RangeError(`not a valid time: ${v}`);
+  return new Date(ms).toISOString();
+}
+
 export function isoNow(ms: number): string {
   return new Date(ms).toISOString();
 }

@@ -933,4 +933,33 @@ describe('embedded family (SQLite under data_dir)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a revocation by another process on the same data_dir (the CLI) reaches the gateway within 1 s', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-state-'));
+    const opts = { keyCache: { ttlMs: 600_000 } };
+    const gateway = await createStateBackends({ kind: 'embedded', data_dir: dir }, opts);
+    const cli = await createStateBackends({ kind: 'embedded', data_dir: dir }, opts);
+    try {
+      await cli.tenants.create({ id: 'acme', ...baseTenant });
+      const k = await cli.keys.create({ tenant_id: 'acme' });
+      assert.equal((await gateway.keyResolver.resolve(k.plaintext)).ok, true);
+      assert.equal((await gateway.keyResolver.resolve(k.plaintext)).ok, true);
+      const t0 = performance.now();
+      await cli.keys.revoke(k.key.id);
+      let seenAfter = -1;
+      for (let i = 0; i < 100; i++) {
+        const r = await gateway.keyResolver.resolve(k.plaintext);
+        if (!r.ok) {
+          seenAfter = performance.now() - t0;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(seenAfter >= 0 && seenAfter < 1000, `revocation seen after ${seenAfter} ms`);
+    } finally {
+      await cli.close();
+      await gateway.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -17,7 +17,7 @@ import type {
   TenantRecord,
   TenantStore,
 } from '../ports.js';
-import { keyMaterial, isoNow, ledgerGroupOfTime, newKeyId } from '../util.js';
+import { keyMaterial, normalizeTime, isoNow, ledgerGroupOfTime, newKeyId } from '../util.js';
 
 export function toKeyInfo(k: ApiKeyRecord): ApiKeyInfo {
   const { hash: _hash, ...info } = k;
@@ -134,7 +134,7 @@ export class MemoryKeyStore implements KeyStore {
       label: k.label ?? '',
       hash: g.hash,
       prefix: g.prefix,
-      expires_at: k.expires_at ?? null,
+      expires_at: normalizeTime(k.expires_at),
       revoked_at: null,
       limits: k.limits ?? null,
       created_at: isoNow(this.#clock()),

@@ -28,7 +28,7 @@ import {
   type KeyRow,
   type TenantRow,
 } from '../sql-rows.js';
-import { keyMaterial, isoNow, newKeyId } from '../util.js';
+import { keyMaterial, normalizeTime, isoNow, newKeyId } from '../util.js';
 import { withTx, type PgContext } from './db.js';
 
 const ISO = (col: string): string => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
@@ -160,7 +160,7 @@ export class PgKeyStore implements KeyStore {
           k.label ?? '',
           g.hash,
           g.prefix,
-          k.expires_at ?? null,
+          normalizeTime(k.expires_at),
           k.limits ? JSON.stringify(k.limits) : null,
           isoNow(this.#clock()),
         ],

@@ -28,7 +28,7 @@ import {
   type KeyRow,
   type TenantRow,
 } from '../sql-rows.js';
-import { keyMaterial, isoNow, newKeyId } from '../util.js';
+import { keyMaterial, normalizeTime, isoNow, newKeyId } from '../util.js';
 import type { Statement } from 'better-sqlite3';
 import type { SqliteDb } from './db.js';
 
@@ -154,7 +154,7 @@ export class SqliteKeyStore implements KeyStore {
           k.label ?? '',
           g.hash,
           g.prefix,
-          k.expires_at ?? null,
+          normalizeTime(k.expires_at),
           k.limits ? JSON.stringify(k.limits) : null,
           isoNow(this.#clock()),
         );
