@@ -293,6 +293,22 @@ for (const fam of counterFamilies) {
     );
 
     it(
+      'token bucket: a clock step backwards does not refill',
+      withFamily(fam, async (s, c) => {
+        const key = { tenant: tenantId('skew'), name: 'rps' };
+        const opts = { ratePerSec: 1, burst: 2 };
+        assert.equal((await s.consume(key, opts)).allowed, true);
+        assert.equal((await s.consume(key, opts)).allowed, true);
+        c.add(-5000); // another replica's clock, behind
+        assert.equal((await s.consume(key, opts)).allowed, false);
+        c.add(5000);
+        assert.equal((await s.consume(key, opts)).allowed, false);
+        c.add(1000);
+        assert.equal((await s.consume(key, opts)).allowed, true);
+      }),
+    );
+
+    it(
       'token bucket: 50 concurrent consumes against a burst of 10 admit exactly 10',
       withFamily(fam, async (s) => {
         const key = { tenant: tenantId('conc'), name: 'rps' };

@@ -72,8 +72,10 @@ export class MemoryQuotaStore implements QuotaStore {
     const now = req.now ?? this.#clock();
     this.#purge(now);
     const requests = req.requests ?? 1;
+    // Whole tokens, as every backend stores them.
+    const tokens = Math.max(0, Math.ceil(req.tokens));
     const windows = { day: windowId('day', now), month: windowId('month', now) };
-    const refusal = firstRefusal(req.scopes, req.tokens, requests, now, (scope, w) =>
+    const refusal = firstRefusal(req.scopes, tokens, requests, now, (scope, w) =>
       this.#tally(req.tenant, scope, windows[w]),
     );
     if (refusal) return refusal;
@@ -82,7 +84,7 @@ export class MemoryQuotaStore implements QuotaStore {
       tenant: req.tenant,
       scopes: req.scopes.map((s) => s.name),
       windows,
-      tokens: req.tokens,
+      tokens,
       requests,
       expiresAt: now + (req.ttlMs ?? DEFAULT_RESERVATION_TTL_MS),
     };
@@ -102,7 +104,7 @@ export class MemoryQuotaStore implements QuotaStore {
     if (e?.state === 'held') this.#unhold(e.r);
     const requests = actual.requests ?? res.requests;
     this.#apply(res, (t) => {
-      t.usedTokens += actual.tokens;
+      t.usedTokens += Math.max(0, Math.round(actual.tokens));
       t.usedRequests += requests;
     });
     this.#res.set(res.id, { r: e?.r ?? res, state: 'settled' });

@@ -23,9 +23,12 @@ local cost = tonumber(ARGV[3])
 local now = now_ms(ARGV[4])
 local h = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = burst
+local ts = now
 if h[1] then
-  local elapsed = now - tonumber(h[2])
+  local prev = tonumber(h[2])
+  local elapsed = now - prev
   if elapsed < 0 then elapsed = 0 end
+  if prev > ts then ts = prev end
   tokens = math.min(burst, tonumber(h[1]) + elapsed * rate / 1000)
 end
 local allowed = 0
@@ -38,7 +41,7 @@ else
   retry = math.max(1, math.ceil(need * 1000 / rate))
 end
 local reset = math.ceil((burst - tokens) * 1000 / rate)
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', ts))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {allowed, math.floor(tokens), retry, reset}
 `);

@@ -123,11 +123,13 @@ export class SqliteQuotaStore implements QuotaStore {
   async reserve(req: ReserveRequest): Promise<ReserveResult> {
     const now = req.now ?? this.#clock();
     const requests = req.requests ?? 1;
+    // Whole tokens, as every backend stores them.
+    const tokens = Math.max(0, Math.ceil(req.tokens));
     const windows = { day: windowId('day', now), month: windowId('month', now) };
     return this.#db
       .transaction((): ReserveResult => {
         this.#purge(now);
-        const refusal = firstRefusal(req.scopes, req.tokens, requests, now, (scope, w) =>
+        const refusal = firstRefusal(req.scopes, tokens, requests, now, (scope, w) =>
           this.#tally(req.tenant, scope, windows[w]),
         );
         if (refusal) return refusal;
@@ -136,7 +138,7 @@ export class SqliteQuotaStore implements QuotaStore {
           tenant: req.tenant,
           scopes: req.scopes.map((s) => s.name),
           windows,
-          tokens: req.tokens,
+          tokens,
           requests,
           expiresAt: now + (req.ttlMs ?? DEFAULT_RESERVATION_TTL_MS),
         };
@@ -170,7 +172,7 @@ export class SqliteQuotaStore implements QuotaStore {
         if (row?.state === 'settled') return;
         if (row?.state === 'held') this.#unhold(row);
         this.#add(res.tenant, res.scopes, res.windows, {
-          ut: Math.round(actual.tokens),
+          ut: Math.max(0, Math.round(actual.tokens)),
           ur: actual.requests ?? res.requests,
           rt: 0,
           rr: 0,
