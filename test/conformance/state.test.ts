@@ -9,7 +9,9 @@
  */
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -38,7 +40,7 @@ import { MemoryInvalidationBus } from '../../src/state/memory/invalidation.js';
 import { openSqlite } from '../../src/state/sqlite/db.js';
 import { SqliteQuotaStore } from '../../src/state/sqlite/quotas.js';
 import { SqliteKeyStore, SqliteLedgerStore, SqliteTenantStore } from '../../src/state/sqlite/catalog.js';
-import { connectRedis, type RedisContext } from '../../src/state/redis/client.js';
+import { connectRedis, waitReady, type RedisContext } from '../../src/state/redis/client.js';
 import { RedisCounterStore } from '../../src/state/redis/counters.js';
 import { RedisQuotaStore } from '../../src/state/redis/quotas.js';
 import { dropSchema, openPostgres, type PgContext } from '../../src/state/postgres/db.js';
@@ -976,6 +978,107 @@ describe('embedded family (SQLite under data_dir)', () => {
       await cli.close();
       await gateway.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// ------------------------------------------------------------------ redis outage and recovery
+
+/** A private redis-server on a free port, so it can be stopped and started mid-test. */
+async function startPrivateRedis(port: number): Promise<ChildProcess> {
+  const p = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    p.once('error', reject);
+    p.once('spawn', () => resolve());
+  });
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createConnection({ port, host: '127.0.0.1' }, () => {
+        s.end();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return p;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  p.kill();
+  throw new Error('private redis-server did not start');
+}
+
+async function stopProcess(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    p.once('exit', () => resolve());
+    p.kill('SIGKILL');
+  });
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const addr = srv.address();
+  await new Promise<void>((r) => srv.close(() => r()));
+  if (addr === null || typeof addr === 'string') throw new Error('no port');
+  return addr.port;
+}
+
+describe('redis outage and recovery', () => {
+  it('reports down/up, fails per mode while down, and counts a degraded reservation once back', async (t) => {
+    const which = spawnSync('redis-server', ['--version']);
+    if (which.error) return unavailable(t, `redis-server binary not found: ${String(which.error)}`);
+    const port = await freePort();
+    let server = await startPrivateRedis(port);
+    const ups: boolean[] = [];
+    const events: StateErrorEvent[] = [];
+    const hooks = {
+      onError: (e: StateErrorEvent) => events.push(e),
+      onBackendUp: (store: string, up: boolean) => {
+        if (store === 'redis') ups.push(up);
+      },
+    };
+    const client = connectRedis(`redis://127.0.0.1:${port}`, { hooks });
+    try {
+      assert.equal(await waitReady(client), true);
+      const open = new RedisQuotaStore({ redis: client, prefix: 'o:', mode: 'fail_open', hooks });
+      const closed = new RedisCounterStore({ redis: client, prefix: 'o:', mode: 'fail_closed', hooks });
+      const scopes = [{ name: 'tenant', limits: { day: { tokens: 1000 } } }];
+      assert.equal(
+        (await closed.consume({ tenant: 't', name: 'rps' }, { ratePerSec: 1, burst: 5 })).allowed,
+        true,
+      );
+
+      await stopProcess(server);
+      for (let i = 0; i < 200 && client.status === 'ready'; i++) await new Promise((r) => setTimeout(r, 10));
+      await assert.rejects(
+        closed.consume({ tenant: 't', name: 'rps' }, { ratePerSec: 1, burst: 5 }),
+        StateUnavailableError,
+      );
+      const degraded = await open.reserve({ tenant: 't', scopes, tokens: 100 });
+      assert.ok(degraded.ok && degraded.reservation.degraded);
+
+      server = await startPrivateRedis(port);
+      assert.equal(await waitReady(client, 5000), true);
+      // The request let through while Redis was down is still accounted once Redis is back.
+      await open.commit(degraded.reservation, { tokens: 70 });
+      assert.equal((await open.usage('t', 'tenant', 'day')).usedTokens, 70);
+      assert.deepEqual(ups.slice(0, 3), [true, false, true]);
+      assert.deepEqual(
+        events.map((e) => [e.port, e.mode]),
+        [
+          ['counters', 'fail_closed'],
+          ['quotas', 'fail_open'],
+        ],
+      );
+    } finally {
+      client.disconnect();
+      await stopProcess(server);
     }
   });
 });
