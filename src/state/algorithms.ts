@@ -41,7 +41,8 @@ export function bucketStep(
   }
   const resetMs = Math.ceil(((burst - tokens) * 1000) / rate);
   return {
-    state: { tokens, ts: now },
+    // Never move ts backwards (clock skew), or the next call would refill twice.
+    state: { tokens, ts: prev ? Math.max(prev.ts, now) : now },
     allowed,
     remaining: Math.floor(tokens),
     retryAfterMs,

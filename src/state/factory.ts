@@ -40,6 +40,7 @@ import { RedisQuotaStore } from './redis/quotas.js';
 import { openSqlite } from './sqlite/db.js';
 import { SqliteKeyStore, SqliteLedgerStore, SqliteTenantStore } from './sqlite/catalog.js';
 import { SqliteQuotaStore } from './sqlite/quotas.js';
+import { SqliteInvalidationBus } from './sqlite/invalidation.js';
 
 export type StateConfig =
   | { kind: 'embedded'; data_dir: string }
@@ -101,6 +102,7 @@ function assemble(p: Parts, opts: StateOptions): StateBackends {
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.hooks ? { hooks: opts.hooks } : {}),
     busStore: p.busStore,
+    catalogStore: p.ledgerStore,
   };
   const keys = new InvalidatingKeyStore(p.keys, p.bus);
   const tenants = new InvalidatingTenantStore(p.tenants, p.bus);
@@ -124,7 +126,12 @@ function assemble(p: Parts, opts: StateOptions): StateBackends {
     keyResolver,
     tenantResolver,
     ledgerWriter,
-    ping: p.ping,
+    async ping() {
+      const r = await p.ping();
+      for (const [store, up] of Object.entries(r) as [BackendName, boolean][])
+        opts.hooks?.onBackendUp?.(store, up);
+      return r;
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -173,8 +180,8 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
         tenants: new SqliteTenantStore(db, c),
         keys: new SqliteKeyStore(db, c),
         ledger: new SqliteLedgerStore(db),
-        bus: new MemoryInvalidationBus(),
-        busStore: 'memory',
+        bus: new SqliteInvalidationBus(db),
+        busStore: 'sqlite',
         ledgerStore: 'sqlite',
         ping: async () => ({ sqlite: db.open }),
         closeConnections: async () => {

@@ -11,3 +11,4 @@ export {
 export { KeyResolver, TenantResolver, type KeyResolution, type BusCacheOptions } from './key-cache.js';
 export { LedgerWriter, type LedgerWriterOptions, type LedgerWriterStats } from './ledger-writer.js';
 export { API_KEY_PREFIX, generateApiKey, hashApiKey, windowId, windowResetAt } from './util.js';
+export { inflightKey, rpsKey, subjectName, tpmKey, type Subject } from './scopes.js';

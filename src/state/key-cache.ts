@@ -25,7 +25,8 @@ import type {
   TenantRecord,
   TenantStore,
 } from './ports.js';
-import { API_KEY_PREFIX, hashApiKey } from './util.js';
+import { hashApiKey } from './util.js';
+import { StateUnavailableError } from './errors.js';
 import { toKeyInfo } from './memory/catalog.js';
 
 export interface BusCacheOptions {
@@ -42,6 +43,10 @@ export interface BusCacheOptions {
   hooks?: StateHooks;
   /** Which backend carries the bus (for error events). */
   busStore?: BackendName;
+  /** Which backend the lookups read (for error events). */
+  catalogStore?: BackendName;
+  /** Port named in error events. Default 'keys'. */
+  port?: 'keys' | 'tenants';
 }
 
 /** A TTL map cleared on every bus event or version change. */
@@ -114,7 +119,22 @@ export class BusCache<V> {
     const hit = this.#entries.get(k);
     if (hit && hit.exp > now && this.#healthy) return hit.v;
     const gen = this.#gen;
-    const v = await load();
+    let v: V | null;
+    try {
+      v = await load();
+    } catch (error) {
+      // Authentication cannot fail open: report and refuse (the gateway answers 503).
+      const store = this.#opts.catalogStore ?? 'postgres';
+      this.#opts.hooks?.onError?.({
+        store,
+        port: this.#opts.port ?? 'keys',
+        op: 'lookup',
+        mode: 'fail_closed',
+        error,
+      });
+      this.#opts.logger?.error({ err: error, store }, 'key/tenant lookup failed');
+      throw new StateUnavailableError(store, 'key/tenant store unavailable', error);
+    }
     if (gen === this.#gen && this.#healthy) {
       if (this.#entries.size >= this.#max) {
         const oldest = this.#entries.keys().next();
@@ -149,8 +169,9 @@ export class KeyResolver {
   }
 
   async resolve(plaintext: string): Promise<KeyResolution> {
-    if (!plaintext.startsWith(API_KEY_PREFIX) || plaintext.length > 200)
+    if (plaintext.length < 8 || plaintext.length > 256 || /\s/.test(plaintext)) {
       return { ok: false, reason: 'malformed' };
+    }
     const hash = hashApiKey(plaintext);
     const rec = await this.#cache.get(hash, () => this.#keys.lookupByHash(hash));
     if (!rec) return { ok: false, reason: 'unknown' };
@@ -177,7 +198,7 @@ export class TenantResolver {
 
   constructor(tenants: TenantStore, bus: InvalidationBus, opts: BusCacheOptions = {}) {
     this.#tenants = tenants;
-    this.#cache = new BusCache(bus, opts);
+    this.#cache = new BusCache(bus, { ...opts, port: 'tenants' });
   }
 
   get(id: string): Promise<TenantRecord | null> {

@@ -279,6 +279,10 @@ export type ApiKeyInfo = Omit<ApiKeyRecord, 'hash'>;
 
 export interface NewApiKey {
   tenant_id: string;
+  /** Stable id for config-declared keys; default a fresh `key_...`. */
+  id?: string;
+  /** Import a known secret (config-declared demo keys); default: generate one. Only its hash is stored. */
+  plaintext?: string;
   label?: string;
   expires_at?: string | null;
   limits?: JsonObject | null;
@@ -291,7 +295,7 @@ export interface CreatedApiKey {
 }
 
 export interface KeyStore {
-  /** Throws StateNotFoundError when the tenant does not exist. */
+  /** Throws StateNotFoundError when the tenant does not exist, StateConflictError on a duplicate id or secret. */
   create(k: NewApiKey): Promise<CreatedApiKey>;
   get(id: string): Promise<ApiKeyInfo | null>;
   list(tenantId?: string): Promise<ApiKeyInfo[]>;

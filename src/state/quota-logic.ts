@@ -19,8 +19,12 @@ export const EMPTY_TALLY: Readonly<Tally> = {
   reservedRequests: 0,
 };
 
-/** Kept after settle/expiry so a late or repeated commit is recognised. */
-export const SETTLED_RETENTION_MS = 86_400_000;
+/**
+ * How long a settled or expired reservation is remembered, so a repeated commit is not counted
+ * twice and a late commit of an expired one is recognised. Bounded to keep Redis memory small
+ * (~100 bytes per request for this long).
+ */
+export const SETTLED_RETENTION_MS = 15 * 60_000;
 
 export type Refusal = Extract<ReserveResult, { ok: false }>;
 

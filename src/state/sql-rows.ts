@@ -99,7 +99,7 @@ export const LEDGER_COLUMNS = [
 export function ledgerParams(r: LedgerRecord): (string | number | boolean | null)[] {
   return [
     r.id,
-    r.time,
+    Math.round(r.time),
     r.tenant,
     r.key_id,
     r.model,
@@ -109,7 +109,7 @@ export function ledgerParams(r: LedgerRecord): (string | number | boolean | null
     r.estimated,
     r.cost_usd,
     Math.round(r.latency_ms),
-    r.status,
+    Math.round(r.status),
     r.cache_hit,
     r.request_id,
   ];

@@ -27,6 +27,20 @@ export function generateApiKey(): { plaintext: string; hash: string; prefix: str
   return { plaintext, hash: hashApiKey(plaintext), prefix: plaintext.slice(0, DISPLAY_CHARS) };
 }
 
+/** The key to store for a NewApiKey: the given secret (imports) or a fresh one. */
+export function keyMaterial(plaintext: string | undefined): {
+  plaintext: string;
+  hash: string;
+  prefix: string;
+} {
+  if (plaintext === undefined) return generateApiKey();
+  return {
+    plaintext,
+    hash: hashApiKey(plaintext),
+    prefix: plaintext.slice(0, Math.min(DISPLAY_CHARS, Math.max(4, plaintext.length - 8))),
+  };
+}
+
 /** Hex SHA-256: keys are 256-bit random, so a fast unsalted hash is the right tool. */
 export function hashApiKey(plaintext: string): string {
   return createHash('sha256').update(plaintext, 'utf8').digest('hex');
@@ -38,6 +52,14 @@ export function newKeyId(): string {
 
 export function newId(): string {
   return randomUUID();
+}
+
+/** Normalise a caller-given timestamp (ISO or anything Date parses) to ISO-8601 UTC; null stays null. */
+export function normalizeTime(v: string | null | undefined): string | null {
+  if (v === null || v === undefined) return null;
+  const ms = Date.parse(v);
+  if (!Number.isFinite(ms)) throw new RangeError(`not a valid time: ${v}`);
+  return new Date(ms).toISOString();
 }
 
 export function isoNow(ms: number): string {

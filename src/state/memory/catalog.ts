@@ -17,7 +17,7 @@ import type {
   TenantRecord,
   TenantStore,
 } from '../ports.js';
-import { generateApiKey, isoNow, ledgerGroupOfTime, newKeyId } from '../util.js';
+import { keyMaterial, normalizeTime, isoNow, ledgerGroupOfTime, newKeyId } from '../util.js';
 
 export function toKeyInfo(k: ApiKeyRecord): ApiKeyInfo {
   const { hash: _hash, ...info } = k;
@@ -124,14 +124,17 @@ export class MemoryKeyStore implements KeyStore {
 
   async create(k: NewApiKey): Promise<CreatedApiKey> {
     if (!this.#tenants.has(k.tenant_id)) throw new StateNotFoundError(`tenant ${k.tenant_id} does not exist`);
-    const g = generateApiKey();
+    const g = keyMaterial(k.plaintext);
+    for (const x of this.#keys.values()) {
+      if (x.id === k.id || x.hash === g.hash) throw new StateConflictError('key id or secret already exists');
+    }
     const rec: ApiKeyRecord = {
-      id: newKeyId(),
+      id: k.id ?? newKeyId(),
       tenant_id: k.tenant_id,
       label: k.label ?? '',
       hash: g.hash,
       prefix: g.prefix,
-      expires_at: k.expires_at ?? null,
+      expires_at: normalizeTime(k.expires_at),
       revoked_at: null,
       limits: k.limits ?? null,
       created_at: isoNow(this.#clock()),

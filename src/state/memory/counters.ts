@@ -66,7 +66,7 @@ export class MemoryCounterStore implements CounterStore {
     assertPositive('windowMs', opts.windowMs);
     const now = opts.now ?? this.#clock();
     this.#tick(now);
-    const k = flat(key);
+    const k = `${flat(key)}\u0000${opts.windowMs}`;
     let w = this.#windows.get(k);
     if (!w) {
       w = { counts: new Map(), expires: 0 };
@@ -101,7 +101,7 @@ export class MemoryCounterStore implements CounterStore {
   async settleWindow(charge: WindowCharge, actualCost: number): Promise<void> {
     const delta = actualCost - charge.cost;
     if (delta === 0) return;
-    const w = this.#windows.get(flat(charge.key));
+    const w = this.#windows.get(`${flat(charge.key)}\u0000${charge.windowMs}`);
     if (!w) return; // window already gone: nothing left to correct
     const cur = w.counts.get(charge.windowStart);
     if (cur === undefined) return;

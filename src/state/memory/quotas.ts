@@ -17,6 +17,9 @@ export class MemoryQuotaStore implements QuotaStore {
   readonly #clock: Clock;
   readonly #tallies = new Map<string, Tally>();
   readonly #res = new Map<string, { r: QuotaReservation; state: ResState }>();
+  /** Ids of held reservations: the purge walks only these. */
+  readonly #held = new Set<string>();
+  #ops = 0;
 
   constructor(opts: { clock?: Clock } = {}) {
     this.#clock = opts.clock ?? Date.now;
@@ -48,12 +51,20 @@ export class MemoryQuotaStore implements QuotaStore {
   }
 
   #purge(now: number): void {
-    for (const [id, e] of this.#res) {
-      if (e.state === 'held' && e.r.expiresAt <= now) {
+    for (const id of this.#held) {
+      const e = this.#res.get(id);
+      if (!e || e.state !== 'held') {
+        this.#held.delete(id);
+      } else if (e.r.expiresAt <= now) {
         this.#unhold(e.r);
         e.state = 'expired';
+        this.#held.delete(id);
       }
-      if (e.r.expiresAt + SETTLED_RETENTION_MS <= now) this.#res.delete(id);
+    }
+    if (++this.#ops % 1000 === 0) {
+      for (const [id, e] of this.#res) {
+        if (e.state !== 'held' && e.r.expiresAt + SETTLED_RETENTION_MS <= now) this.#res.delete(id);
+      }
     }
   }
 
@@ -61,8 +72,10 @@ export class MemoryQuotaStore implements QuotaStore {
     const now = req.now ?? this.#clock();
     this.#purge(now);
     const requests = req.requests ?? 1;
+    // Whole tokens, as every backend stores them.
+    const tokens = Math.max(0, Math.ceil(req.tokens));
     const windows = { day: windowId('day', now), month: windowId('month', now) };
-    const refusal = firstRefusal(req.scopes, req.tokens, requests, now, (scope, w) =>
+    const refusal = firstRefusal(req.scopes, tokens, requests, now, (scope, w) =>
       this.#tally(req.tenant, scope, windows[w]),
     );
     if (refusal) return refusal;
@@ -71,7 +84,7 @@ export class MemoryQuotaStore implements QuotaStore {
       tenant: req.tenant,
       scopes: req.scopes.map((s) => s.name),
       windows,
-      tokens: req.tokens,
+      tokens,
       requests,
       expiresAt: now + (req.ttlMs ?? DEFAULT_RESERVATION_TTL_MS),
     };
@@ -80,6 +93,7 @@ export class MemoryQuotaStore implements QuotaStore {
       t.reservedRequests += r.requests;
     });
     this.#res.set(r.id, { r, state: 'held' });
+    this.#held.add(r.id);
     return { ok: true, reservation: { ...r, scopes: [...r.scopes], windows: { ...windows } } };
   }
 
@@ -90,7 +104,7 @@ export class MemoryQuotaStore implements QuotaStore {
     if (e?.state === 'held') this.#unhold(e.r);
     const requests = actual.requests ?? res.requests;
     this.#apply(res, (t) => {
-      t.usedTokens += actual.tokens;
+      t.usedTokens += Math.max(0, Math.round(actual.tokens));
       t.usedRequests += requests;
     });
     this.#res.set(res.id, { r: e?.r ?? res, state: 'settled' });

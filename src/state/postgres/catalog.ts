@@ -28,7 +28,7 @@ import {
   type KeyRow,
   type TenantRow,
 } from '../sql-rows.js';
-import { generateApiKey, isoNow, newKeyId } from '../util.js';
+import { keyMaterial, normalizeTime, isoNow, newKeyId } from '../util.js';
 import { withTx, type PgContext } from './db.js';
 
 const ISO = (col: string): string => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
@@ -149,18 +149,18 @@ export class PgKeyStore implements KeyStore {
   }
 
   async create(k: NewApiKey): Promise<CreatedApiKey> {
-    const g = generateApiKey();
+    const g = keyMaterial(k.plaintext);
     try {
       const r = await this.#ctx.pool.query<KeyRow>(
         `INSERT INTO ${this.#ctx.s}.api_keys (id, tenant_id, label, hash, prefix, expires_at, revoked_at, limits, created_at)
          VALUES ($1,$2,$3,$4,$5,$6,NULL,$7::jsonb,$8) RETURNING ${KEY_SELECT}`,
         [
-          newKeyId(),
+          k.id ?? newKeyId(),
           k.tenant_id,
           k.label ?? '',
           g.hash,
           g.prefix,
-          k.expires_at ?? null,
+          normalizeTime(k.expires_at),
           k.limits ? JSON.stringify(k.limits) : null,
           isoNow(this.#clock()),
         ],
@@ -170,6 +170,7 @@ export class PgKeyStore implements KeyStore {
       return { plaintext: g.plaintext, key: toKeyInfo(keyFromRow(row)) };
     } catch (e) {
       if (pgCode(e) === '23503') throw new StateNotFoundError(`tenant ${k.tenant_id} does not exist`);
+      if (pgCode(e) === '23505') throw new StateConflictError('key id or secret already exists');
       throw e;
     }
   }

@@ -44,13 +44,18 @@ export class RedisInvalidationBus implements InvalidationBus {
       const e = parseEvent(msg);
       if (e) for (const fn of this.#subs) fn(e);
     });
-    // ioredis re-subscribes on reconnect by itself (autoResubscribe).
-    sub.subscribe(this.#channel).catch((err: unknown) => {
-      ctx.logger?.warn(
-        { err, store: 'redis' },
-        'redis invalidation subscribe failed; relying on version polling',
-      );
-    });
+    // ioredis re-subscribes on reconnect (autoResubscribe), but only channels it had subscribed;
+    // subscribing again on every 'ready' also covers a Redis that was down at startup.
+    const subscribe = (): void => {
+      sub.subscribe(this.#channel).catch((err: unknown) => {
+        ctx.logger?.warn(
+          { err, store: 'redis' },
+          'redis invalidation subscribe failed; relying on version polling',
+        );
+      });
+    };
+    sub.on('ready', subscribe);
+    if (sub.status === 'ready') subscribe();
   }
 
   async publish(e: InvalidationEvent): Promise<void> {

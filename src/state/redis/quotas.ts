@@ -150,7 +150,7 @@ export class RedisQuotaStore implements QuotaStore {
           this.#ctx.redis,
           QUOTA_RELEASE,
           [this.#hold(res.tenant), this.#resPrefix(res.tenant) + res.id],
-          [res.id],
+          [res.id, SETTLED_RETENTION_MS],
         );
       },
       () => undefined,

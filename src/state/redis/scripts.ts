@@ -23,9 +23,12 @@ local cost = tonumber(ARGV[3])
 local now = now_ms(ARGV[4])
 local h = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = burst
+local ts = now
 if h[1] then
-  local elapsed = now - tonumber(h[2])
+  local prev = tonumber(h[2])
+  local elapsed = now - prev
   if elapsed < 0 then elapsed = 0 end
+  if prev > ts then ts = prev end
   tokens = math.min(burst, tonumber(h[1]) + elapsed * rate / 1000)
 end
 local allowed = 0
@@ -38,7 +41,7 @@ else
   retry = math.max(1, math.ceil(need * 1000 / rate))
 end
 local reset = math.ceil((burst - tokens) * 1000 / rate)
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', ts))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {allowed, math.floor(tokens), retry, reset}
 `);
@@ -209,15 +212,19 @@ for i = 3, #KEYS do
   redis.call('HINCRBY', KEYS[i], 'ur', ARGV[3])
   if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIREAT', KEYS[i], ARGV[5 + i - 3]) end
 end
+-- Keep only a small marker (repeat commits are ignored until it expires).
+redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'state', 'settled')
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 1
 `);
 
-/** KEYS[1]=hold zset, KEYS[2]=reservation hash. ARGV: id. */
+/** KEYS[1]=hold zset, KEYS[2]=reservation hash. ARGV: id, keepMs. */
 export const QUOTA_RELEASE = lua(`${QUOTA_LIB}
 if unhold(KEYS[2]) then
+  redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[2], 'state', 'settled')
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
   redis.call('ZREM', KEYS[1], ARGV[1])
 end
 return 1

@@ -28,7 +28,7 @@ import {
   type KeyRow,
   type TenantRow,
 } from '../sql-rows.js';
-import { generateApiKey, isoNow, newKeyId } from '../util.js';
+import { keyMaterial, normalizeTime, isoNow, newKeyId } from '../util.js';
 import type { Statement } from 'better-sqlite3';
 import type { SqliteDb } from './db.js';
 
@@ -138,29 +138,35 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async create(k: NewApiKey): Promise<CreatedApiKey> {
-    const g = generateApiKey();
-    const id = newKeyId();
-    this.#db
-      .transaction(() => {
-        if (!this.#db.prepare('SELECT 1 FROM tenants WHERE id = ?').get(k.tenant_id)) {
-          throw new StateNotFoundError(`tenant ${k.tenant_id} does not exist`);
-        }
-        this.#db
-          .prepare(
-            'INSERT INTO api_keys (id, tenant_id, label, hash, prefix, expires_at, revoked_at, limits, created_at) VALUES (?,?,?,?,?,?,NULL,?,?)',
-          )
-          .run(
-            id,
-            k.tenant_id,
-            k.label ?? '',
-            g.hash,
-            g.prefix,
-            k.expires_at ?? null,
-            k.limits ? JSON.stringify(k.limits) : null,
-            isoNow(this.#clock()),
-          );
-      })
-      .immediate();
+    const g = keyMaterial(k.plaintext);
+    const id = k.id ?? newKeyId();
+    const tx = this.#db.transaction(() => {
+      if (!this.#db.prepare('SELECT 1 FROM tenants WHERE id = ?').get(k.tenant_id)) {
+        throw new StateNotFoundError(`tenant ${k.tenant_id} does not exist`);
+      }
+      this.#db
+        .prepare(
+          'INSERT INTO api_keys (id, tenant_id, label, hash, prefix, expires_at, revoked_at, limits, created_at) VALUES (?,?,?,?,?,?,NULL,?,?)',
+        )
+        .run(
+          id,
+          k.tenant_id,
+          k.label ?? '',
+          g.hash,
+          g.prefix,
+          normalizeTime(k.expires_at),
+          k.limits ? JSON.stringify(k.limits) : null,
+          isoNow(this.#clock()),
+        );
+    });
+    try {
+      tx.immediate();
+    } catch (e) {
+      if (e instanceof Error && 'code' in e && String(e.code).startsWith('SQLITE_CONSTRAINT')) {
+        throw new StateConflictError('key id or secret already exists');
+      }
+      throw e;
+    }
     const rec = this.#get(id);
     if (!rec) throw new Error('key vanished after insert');
     return { plaintext: g.plaintext, key: toKeyInfo(rec) };

@@ -74,7 +74,13 @@ const MIGRATIONS: readonly string[] = [
     expires_at INTEGER NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('held','settled','expired'))
   );
-  CREATE INDEX quota_reservations_exp ON quota_reservations (state, expires_at);
+  CREATE INDEX quota_reservations_held ON quota_reservations (expires_at) WHERE state = 'held';
+  CREATE INDEX quota_reservations_exp ON quota_reservations (expires_at);
+  CREATE TABLE state_meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  );
+  INSERT INTO state_meta (key, value) VALUES ('invalidation_version', 0);
   `,
 ];
 

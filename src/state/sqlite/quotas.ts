@@ -13,7 +13,10 @@ import type {
   ReserveResult,
 } from '../ports.js';
 import { DEFAULT_RESERVATION_TTL_MS, newId, QUOTA_WINDOWS, windowId, windowResetAt } from '../util.js';
+import type { Statement } from 'better-sqlite3';
 import type { SqliteDb } from './db.js';
+
+const CLEANUP_EVERY = 1000;
 
 interface TallyRow {
   used_tokens: number;
@@ -37,17 +40,28 @@ export class SqliteQuotaStore implements QuotaStore {
   readonly #db: SqliteDb;
   readonly #clock: Clock;
 
+  readonly #stmts = new Map<string, Statement<unknown[]>>();
+  #ops = 0;
+
   constructor(db: SqliteDb, opts: { clock?: Clock } = {}) {
     this.#db = db;
     this.#clock = opts.clock ?? Date.now;
   }
 
+  /** Prepared once, reused (this runs on every request). */
+  #st(sql: string): Statement<unknown[]> {
+    let st = this.#stmts.get(sql);
+    if (!st) {
+      st = this.#db.prepare(sql);
+      this.#stmts.set(sql, st);
+    }
+    return st;
+  }
+
   #tally(tenant: string, scope: string, wid: string): Tally {
-    const r = this.#db
-      .prepare(
-        'SELECT used_tokens, used_requests, reserved_tokens, reserved_requests FROM quota_usage WHERE tenant = ? AND scope = ? AND window_id = ?',
-      )
-      .get(tenant, scope, wid) as TallyRow | undefined;
+    const r = this.#st(
+      'SELECT used_tokens, used_requests, reserved_tokens, reserved_requests FROM quota_usage WHERE tenant = ? AND scope = ? AND window_id = ?',
+    ).get(tenant, scope, wid) as TallyRow | undefined;
     return {
       usedTokens: r?.used_tokens ?? 0,
       usedRequests: r?.used_requests ?? 0,
@@ -63,7 +77,7 @@ export class SqliteQuotaStore implements QuotaStore {
     windows: { day: string; month: string },
     d: { ut: number; ur: number; rt: number; rr: number },
   ): void {
-    const st = this.#db.prepare(
+    const st = this.#st(
       `INSERT INTO quota_usage (tenant, scope, window_id, used_tokens, used_requests, reserved_tokens, reserved_requests)
        VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (tenant, scope, window_id) DO UPDATE SET
@@ -91,26 +105,31 @@ export class SqliteQuotaStore implements QuotaStore {
   }
 
   #purge(now: number): void {
-    const expired = this.#db
-      .prepare("SELECT * FROM quota_reservations WHERE state = 'held' AND expires_at <= ?")
-      .all(now) as ResRow[];
+    const expired = this.#st("SELECT * FROM quota_reservations WHERE state = 'held' AND expires_at <= ?").all(
+      now,
+    ) as ResRow[];
     for (const r of expired) {
       this.#unhold(r);
-      this.#db.prepare("UPDATE quota_reservations SET state = 'expired' WHERE id = ?").run(r.id);
+      this.#st("UPDATE quota_reservations SET state = 'expired' WHERE id = ?").run(r.id);
     }
-    this.#db
-      .prepare("DELETE FROM quota_reservations WHERE state != 'held' AND expires_at <= ?")
-      .run(now - SETTLED_RETENTION_MS);
+    // Forget settled/expired markers now and then, not on every call.
+    if (++this.#ops % CLEANUP_EVERY === 0) {
+      this.#st("DELETE FROM quota_reservations WHERE state != 'held' AND expires_at <= ?").run(
+        now - SETTLED_RETENTION_MS,
+      );
+    }
   }
 
   async reserve(req: ReserveRequest): Promise<ReserveResult> {
     const now = req.now ?? this.#clock();
     const requests = req.requests ?? 1;
+    // Whole tokens, as every backend stores them.
+    const tokens = Math.max(0, Math.ceil(req.tokens));
     const windows = { day: windowId('day', now), month: windowId('month', now) };
     return this.#db
       .transaction((): ReserveResult => {
         this.#purge(now);
-        const refusal = firstRefusal(req.scopes, req.tokens, requests, now, (scope, w) =>
+        const refusal = firstRefusal(req.scopes, tokens, requests, now, (scope, w) =>
           this.#tally(req.tenant, scope, windows[w]),
         );
         if (refusal) return refusal;
@@ -119,7 +138,7 @@ export class SqliteQuotaStore implements QuotaStore {
           tenant: req.tenant,
           scopes: req.scopes.map((s) => s.name),
           windows,
-          tokens: req.tokens,
+          tokens,
           requests,
           expiresAt: now + (req.ttlMs ?? DEFAULT_RESERVATION_TTL_MS),
         };
@@ -148,12 +167,12 @@ export class SqliteQuotaStore implements QuotaStore {
     this.#db
       .transaction(() => {
         this.#purge(now);
-        const row = this.#db.prepare('SELECT * FROM quota_reservations WHERE id = ?').get(res.id) as
+        const row = this.#st('SELECT * FROM quota_reservations WHERE id = ?').get(res.id) as
           ResRow | undefined;
         if (row?.state === 'settled') return;
         if (row?.state === 'held') this.#unhold(row);
         this.#add(res.tenant, res.scopes, res.windows, {
-          ut: Math.round(actual.tokens),
+          ut: Math.max(0, Math.round(actual.tokens)),
           ur: actual.requests ?? res.requests,
           rt: 0,
           rr: 0,
@@ -182,11 +201,11 @@ export class SqliteQuotaStore implements QuotaStore {
     this.#db
       .transaction(() => {
         this.#purge(now);
-        const row = this.#db.prepare('SELECT * FROM quota_reservations WHERE id = ?').get(res.id) as
+        const row = this.#st('SELECT * FROM quota_reservations WHERE id = ?').get(res.id) as
           ResRow | undefined;
         if (row?.state !== 'held') return;
         this.#unhold(row);
-        this.#db.prepare("UPDATE quota_reservations SET state = 'settled' WHERE id = ?").run(res.id);
+        this.#st("UPDATE quota_reservations SET state = 'settled' WHERE id = ?").run(res.id);
       })
       .immediate();
   }

@@ -1,0 +1,1084 @@
+/**
+ * State conformance: the SAME cases run against every implementation of each port.
+ *   counters: memory, redis        quotas: memory, sqlite, redis
+ *   tenants/keys/ledger: memory, sqlite, postgres
+ * plus revocation propagation between two distributed replicas, Redis failure modes and an
+ * embedded restart. Redis (127.0.0.1:6379) and Postgres (127.0.0.1:5432, db test, user postgres
+ * or root) are used for real; each run uses its own key prefix / schemas and removes them.
+ * Unreachable services skip loudly, except under CI=true where they fail.
+ */
+import { after, before, describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import {
+  createStateBackends,
+  hashApiKey,
+  KeyResolver,
+  StateConflictError,
+  StateNotFoundError,
+  StateUnavailableError,
+  type Clock,
+  type CounterStore,
+  type KeyStore,
+  type LedgerRecord,
+  type LedgerStore,
+  type QuotaStore,
+  type StateBackends,
+  type StateErrorEvent,
+  type TenantStore,
+} from '../../src/state/index.js';
+import { MemoryCounterStore } from '../../src/state/memory/counters.js';
+import { MemoryQuotaStore } from '../../src/state/memory/quotas.js';
+import { MemoryKeyStore, MemoryLedgerStore, MemoryTenantStore } from '../../src/state/memory/catalog.js';
+import { MemoryInvalidationBus } from '../../src/state/memory/invalidation.js';
+import { openSqlite } from '../../src/state/sqlite/db.js';
+import { SqliteQuotaStore } from '../../src/state/sqlite/quotas.js';
+import { SqliteKeyStore, SqliteLedgerStore, SqliteTenantStore } from '../../src/state/sqlite/catalog.js';
+import { connectRedis, waitReady, type RedisContext } from '../../src/state/redis/client.js';
+import { RedisCounterStore } from '../../src/state/redis/counters.js';
+import { RedisQuotaStore } from '../../src/state/redis/quotas.js';
+import { dropSchema, openPostgres, type PgContext } from '../../src/state/postgres/db.js';
+import { PgKeyStore, PgLedgerStore, PgTenantStore } from '../../src/state/postgres/catalog.js';
+import { uniqueName } from '../../src/state/factory.js';
+
+const CI = process.env.CI === 'true';
+const REDIS_URL = process.env.PORTICO_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const PG_URLS = process.env.PORTICO_TEST_POSTGRES_URL
+  ? [process.env.PORTICO_TEST_POSTGRES_URL]
+  : ['postgres://postgres@127.0.0.1:5432/test', 'postgres://root@127.0.0.1:5432/test'];
+
+/** Skip loudly, or fail under CI. */
+function unavailable(t: TestContext, reason: string): void {
+  if (CI) assert.fail(`${reason} (CI=true: required)`);
+  t.skip(`SKIPPED: ${reason}`);
+}
+
+// ------------------------------------------------------------------ services
+
+let redis: Redis | undefined;
+let redisReason = 'redis not probed';
+const REDIS_PREFIX = `portico-test:${uniqueName('')}:`;
+let pgUrl: string | undefined;
+let pgReason = 'postgres not probed';
+const pgContexts: PgContext[] = [];
+const cleanups: (() => Promise<void> | void)[] = [];
+
+before(async () => {
+  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  r.on('error', () => undefined);
+  try {
+    await r.connect();
+    await r.ping();
+    redis = r;
+  } catch (e) {
+    redisReason = `redis unreachable at ${REDIS_URL}: ${String(e)}`;
+    r.disconnect();
+  }
+  for (const url of PG_URLS) {
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+    try {
+      await c.connect();
+      await c.query('SELECT 1');
+      pgUrl = url;
+      await c.end();
+      break;
+    } catch (e) {
+      pgReason = `postgres unreachable (${PG_URLS.join(', ')}): ${String(e)}`;
+      await c.end().catch(() => undefined);
+    }
+  }
+});
+
+after(async () => {
+  for (const f of cleanups.reverse()) await f();
+  for (const ctx of pgContexts) {
+    await dropSchema(ctx).catch(() => undefined);
+    await ctx.pool.end().catch(() => undefined);
+  }
+  if (redis) {
+    let cursor = '0';
+    for (let i = 0; i < 10_000; i++) {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${REDIS_PREFIX}*`, 'COUNT', 1000);
+      if (keys.length) await redis.del(...keys);
+      cursor = next;
+      if (cursor === '0') break;
+    }
+    redis.disconnect();
+  }
+});
+
+function redisCtx(mode: 'fail_open' | 'fail_closed' = 'fail_closed'): RedisContext {
+  if (!redis) throw new Error('no redis');
+  return { redis, prefix: REDIS_PREFIX, mode };
+}
+
+async function pgCtx(): Promise<PgContext> {
+  if (!pgUrl) throw new Error('no postgres');
+  const ctx = await openPostgres(pgUrl, { schema: uniqueName('portico_test_'), max: 4 });
+  pgContexts.push(ctx);
+  return ctx;
+}
+
+/** A settable test clock, starting on a minute boundary. */
+function testClock(start = Date.UTC(2026, 10, 22, 12, 0, 0)): {
+  clock: Clock;
+  set(ms: number): void;
+  add(ms: number): void;
+} {
+  let now = start;
+  return {
+    clock: () => now,
+    set: (ms) => {
+      now = ms;
+    },
+    add: (ms) => {
+      now += ms;
+    },
+  };
+}
+
+let seq = 0;
+/** Tenant ids unique across runs (Redis keys are shared between runs, only the prefix differs). */
+function tenantId(label: string): string {
+  return `t-${label}-${++seq}`;
+}
+
+// ------------------------------------------------------------------ families
+
+type Get<T> = (clock: Clock) => Promise<T>;
+interface CounterFamily {
+  name: string;
+  reason: () => string | null;
+  make: Get<CounterStore>;
+}
+interface QuotaFamily {
+  name: string;
+  reason: () => string | null;
+  make: Get<QuotaStore>;
+}
+interface Catalog {
+  tenants: TenantStore;
+  keys: KeyStore;
+  ledger: LedgerStore;
+}
+interface CatalogFamily {
+  name: string;
+  reason: () => string | null;
+  make: Get<Catalog>;
+}
+
+const counterFamilies: CounterFamily[] = [
+  { name: 'memory', reason: () => null, make: async (clock) => new MemoryCounterStore({ clock }) },
+  {
+    name: 'redis',
+    reason: () => (redis ? null : redisReason),
+    make: async (clock) => new RedisCounterStore(redisCtx(), { clock }),
+  },
+];
+
+const quotaFamilies: QuotaFamily[] = [
+  { name: 'memory', reason: () => null, make: async (clock) => new MemoryQuotaStore({ clock }) },
+  {
+    name: 'sqlite',
+    reason: () => null,
+    make: async (clock) => new SqliteQuotaStore(openSqlite(':memory:'), { clock }),
+  },
+  {
+    name: 'redis',
+    reason: () => (redis ? null : redisReason),
+    make: async (clock) => new RedisQuotaStore(redisCtx(), { clock }),
+  },
+];
+
+const catalogFamilies: CatalogFamily[] = [
+  {
+    name: 'memory',
+    reason: () => null,
+    make: async (clock) => {
+      const tenants = new MemoryTenantStore({ clock });
+      return { tenants, keys: new MemoryKeyStore(tenants, { clock }), ledger: new MemoryLedgerStore() };
+    },
+  },
+  {
+    name: 'sqlite',
+    reason: () => null,
+    make: async (clock) => {
+      const db = openSqlite(':memory:');
+      cleanups.push(() => {
+        db.close();
+      });
+      return {
+        tenants: new SqliteTenantStore(db, { clock }),
+        keys: new SqliteKeyStore(db, { clock }),
+        ledger: new SqliteLedgerStore(db),
+      };
+    },
+  },
+  {
+    name: 'postgres',
+    reason: () => (pgUrl ? null : pgReason),
+    make: async (clock) => {
+      const ctx = await pgCtx();
+      return {
+        tenants: new PgTenantStore(ctx, { clock }),
+        keys: new PgKeyStore(ctx, { clock }),
+        ledger: new PgLedgerStore(ctx),
+      };
+    },
+  },
+];
+
+/** Wrap a case so an unavailable family skips (or fails under CI). */
+function withFamily<T>(
+  fam: { reason: () => string | null; make: Get<T>; name: string },
+  body: (s: T, c: ReturnType<typeof testClock>) => Promise<void>,
+): (t: TestContext) => Promise<void> {
+  return async (t) => {
+    const why = fam.reason();
+    if (why !== null) return unavailable(t, `${fam.name}: ${why}`);
+    const c = testClock();
+    await body(await fam.make(c.clock), c);
+  };
+}
+
+// ------------------------------------------------------------------ counters
+
+for (const fam of counterFamilies) {
+  describe(`counters conformance: ${fam.name}`, () => {
+    it(
+      'token bucket allows the burst, then the rate',
+      withFamily(fam, async (s, c) => {
+        const key = { tenant: tenantId('tb'), name: 'key:k1:rps' };
+        const opts = { ratePerSec: 2, burst: 5 };
+        for (let i = 0; i < 5; i++) {
+          const r = await s.consume(key, opts);
+          assert.equal(r.allowed, true, `burst request ${i}`);
+          assert.equal(r.remaining, 4 - i);
+          assert.equal(r.limit, 5);
+        }
+        const refused = await s.consume(key, opts);
+        assert.equal(refused.allowed, false);
+        assert.equal(refused.remaining, 0);
+        assert.equal(refused.retryAfterMs, 500);
+        assert.equal(refused.resetMs, 2500);
+        c.add(499);
+        assert.equal((await s.consume(key, opts)).allowed, false);
+        c.add(1);
+        assert.equal((await s.consume(key, opts)).allowed, true);
+        assert.equal((await s.consume(key, opts)).allowed, false);
+        // Idle for long: back to the burst, never more.
+        c.add(60_000);
+        let n = 0;
+        for (let i = 0; i < 10; i++) if ((await s.consume(key, opts)).allowed) n++;
+        assert.equal(n, 5);
+      }),
+    );
+
+    it(
+      'token bucket: tenants are isolated and a cost above the burst never passes',
+      withFamily(fam, async (s) => {
+        const a = { tenant: tenantId('iso-a'), name: 'rps' };
+        const b = { tenant: tenantId('iso-b'), name: 'rps' };
+        assert.equal((await s.consume(a, { ratePerSec: 1, burst: 1 })).allowed, true);
+        assert.equal((await s.consume(a, { ratePerSec: 1, burst: 1 })).allowed, false);
+        assert.equal((await s.consume(b, { ratePerSec: 1, burst: 1 })).allowed, true);
+        const big = await s.consume({ tenant: a.tenant, name: 'big' }, { ratePerSec: 1, burst: 3, cost: 4 });
+        assert.equal(big.allowed, false);
+        assert.ok(big.retryAfterMs > 0);
+      }),
+    );
+
+    it(
+      'token bucket: a clock step backwards does not refill',
+      withFamily(fam, async (s, c) => {
+        const key = { tenant: tenantId('skew'), name: 'rps' };
+        const opts = { ratePerSec: 1, burst: 2 };
+        assert.equal((await s.consume(key, opts)).allowed, true);
+        assert.equal((await s.consume(key, opts)).allowed, true);
+        c.add(-5000); // another replica's clock, behind
+        assert.equal((await s.consume(key, opts)).allowed, false);
+        c.add(5000);
+        assert.equal((await s.consume(key, opts)).allowed, false);
+        c.add(1000);
+        assert.equal((await s.consume(key, opts)).allowed, true);
+      }),
+    );
+
+    it(
+      'token bucket: 50 concurrent consumes against a burst of 10 admit exactly 10',
+      withFamily(fam, async (s) => {
+        const key = { tenant: tenantId('conc'), name: 'rps' };
+        const rs = await Promise.all(
+          Array.from({ length: 50 }, () => s.consume(key, { ratePerSec: 0.001, burst: 10 })),
+        );
+        assert.equal(rs.filter((r) => r.allowed).length, 10);
+      }),
+    );
+
+    it(
+      'tokens/min sliding window: charge, refuse, settle, slide',
+      withFamily(fam, async (s, c) => {
+        const key = { tenant: tenantId('tpm'), name: 'tenant:tpm' };
+        const w = { limit: 1000, windowMs: 60_000 };
+        const first = await s.consumeWindow(key, { ...w, cost: 600 });
+        assert.equal(first.allowed, true);
+        assert.equal(first.used, 600);
+        assert.equal(first.remaining, 400);
+        assert.ok(first.charge);
+        const refused = await s.consumeWindow(key, { ...w, cost: 500 });
+        assert.equal(refused.allowed, false);
+        assert.equal(refused.charge, undefined);
+        assert.equal(refused.retryAfterMs, 70_000);
+        // The request used only 300: settle gives 300 back.
+        await s.settleWindow(first.charge, 300);
+        const second = await s.consumeWindow(key, { ...w, cost: 500 });
+        assert.equal(second.allowed, true);
+        assert.equal(second.used, 800);
+        // Half-way through the next window the previous one weighs 0.5: 400 used.
+        c.add(90_000);
+        const third = await s.consumeWindow(key, { ...w, cost: 600 });
+        assert.equal(third.allowed, true);
+        assert.equal(third.used, 1000);
+        assert.equal((await s.consumeWindow(key, { ...w, cost: 1 })).allowed, false);
+        // A settle can also charge more than estimated.
+        assert.ok(third.charge);
+        await s.settleWindow(third.charge, 700);
+        c.add(120_000);
+        assert.equal((await s.consumeWindow(key, { ...w, cost: 1000 })).allowed, true);
+      }),
+    );
+
+    it(
+      'in-flight: acquire up to max, release, lease expiry, renew',
+      withFamily(fam, async (s, c) => {
+        const key = { tenant: tenantId('inf'), name: 'tenant:inflight' };
+        const a = await s.acquire(key, { max: 2, leaseMs: 1000 });
+        const b = await s.acquire(key, { max: 2, leaseMs: 1000 });
+        assert.ok(a.lease && b.lease);
+        assert.equal(b.current, 2);
+        const full = await s.acquire(key, { max: 2, leaseMs: 1000 });
+        assert.equal(full.lease, null);
+        assert.equal(full.current, 2);
+        await s.release(a.lease);
+        assert.equal(await s.inflight(key), 1);
+        const d = await s.acquire(key, { max: 2, leaseMs: 1000 });
+        assert.ok(d.lease);
+        // Renew b; d's lease lapses (a crashed replica never releases).
+        c.add(600);
+        assert.equal(await s.renew(b.lease, 1000), true);
+        c.add(500);
+        assert.equal(await s.inflight(key), 1);
+        assert.equal(await s.renew(d.lease, 1000), false);
+        assert.ok((await s.acquire(key, { max: 2, leaseMs: 1000 })).lease);
+        c.add(5000);
+        assert.equal(await s.inflight(key), 0);
+      }),
+    );
+  });
+}
+
+// ------------------------------------------------------------------ quotas
+
+for (const fam of quotaFamilies) {
+  describe(`quotas conformance: ${fam.name}`, () => {
+    it(
+      'reserve, commit with real usage, refuse past the limit, release',
+      withFamily(fam, async (s) => {
+        const tenant = tenantId('q');
+        const scopes = [{ name: 'tenant', limits: { day: { tokens: 1000 } } }];
+        const r1 = await s.reserve({ tenant, scopes, tokens: 400 });
+        assert.ok(r1.ok);
+        let u = await s.usage(tenant, 'tenant', 'day');
+        assert.equal(u.reservedTokens, 400);
+        assert.equal(u.reservedRequests, 1);
+        await s.commit(r1.reservation, { tokens: 250 });
+        u = await s.usage(tenant, 'tenant', 'day');
+        assert.deepEqual(
+          [u.usedTokens, u.usedRequests, u.reservedTokens, u.reservedRequests],
+          [250, 1, 0, 0],
+        );
+        assert.equal(u.windowId, '2026-11-22');
+        const refused = await s.reserve({ tenant, scopes, tokens: 800 });
+        assert.equal(refused.ok, false);
+        if (!refused.ok) {
+          assert.deepEqual(
+            {
+              scope: refused.scope,
+              window: refused.window,
+              metric: refused.metric,
+              limit: refused.limit,
+              used: refused.used,
+            },
+            { scope: 'tenant', window: 'day', metric: 'tokens', limit: 1000, used: 250 },
+          );
+          assert.equal(refused.resetAt, Date.UTC(2026, 10, 23));
+        }
+        const r2 = await s.reserve({ tenant, scopes, tokens: 700 });
+        assert.ok(r2.ok);
+        await s.release(r2.reservation);
+        await s.release(r2.reservation);
+        u = await s.usage(tenant, 'tenant', 'day');
+        assert.deepEqual([u.usedTokens, u.reservedTokens], [250, 0]);
+        // Commit is idempotent; release after commit does nothing.
+        await s.commit(r1.reservation, { tokens: 250 });
+        await s.release(r1.reservation);
+        u = await s.usage(tenant, 'tenant', 'day');
+        assert.deepEqual([u.usedTokens, u.usedRequests, u.reservedTokens], [250, 1, 0]);
+        const m = await s.usage(tenant, 'tenant', 'month');
+        assert.equal(m.windowId, '2026-11');
+        assert.equal(m.usedTokens, 250);
+      }),
+    );
+
+    it(
+      'tenant and key scopes are reserved atomically (all or none)',
+      withFamily(fam, async (s) => {
+        const tenant = tenantId('scopes');
+        const scopes = [
+          { name: 'tenant', limits: { month: { tokens: 1000 } } },
+          { name: 'key:k1', limits: { day: { requests: 2 } } },
+        ];
+        assert.ok((await s.reserve({ tenant, scopes, tokens: 10 })).ok);
+        assert.ok((await s.reserve({ tenant, scopes, tokens: 10 })).ok);
+        const third = await s.reserve({ tenant, scopes, tokens: 10 });
+        assert.equal(third.ok, false);
+        if (!third.ok)
+          assert.deepEqual([third.scope, third.window, third.metric], ['key:k1', 'day', 'requests']);
+        const t = await s.usage(tenant, 'tenant', 'month');
+        assert.equal(t.reservedTokens, 20);
+        assert.equal(t.reservedRequests, 2);
+        // Another key of the same tenant is not limited by k1's budget.
+        assert.ok(
+          (await s.reserve({ tenant, scopes: [scopes[0]!, { name: 'key:k2', limits: {} }], tokens: 10 })).ok,
+        );
+      }),
+    );
+
+    it(
+      '200 concurrent reserves never overshoot the limit',
+      withFamily(fam, async (s) => {
+        const tenant = tenantId('burst');
+        const scopes = [
+          { name: 'tenant', limits: { day: { tokens: 1000, requests: 150 } } },
+          { name: 'key:k', limits: { month: { tokens: 5000 } } },
+        ];
+        const rs = await Promise.all(
+          Array.from({ length: 200 }, () => s.reserve({ tenant, scopes, tokens: 10 })),
+        );
+        const ok = rs.filter((r) => r.ok);
+        assert.equal(ok.length, 100);
+        const u = await s.usage(tenant, 'tenant', 'day');
+        assert.equal(u.reservedTokens, 1000);
+        // Settle all of them concurrently at 5 tokens each, then the budget frees up.
+        await Promise.all(ok.map((r) => (r.ok ? s.commit(r.reservation, { tokens: 5 }) : Promise.resolve())));
+        const after = await s.usage(tenant, 'tenant', 'day');
+        assert.deepEqual([after.usedTokens, after.usedRequests, after.reservedTokens], [500, 100, 0]);
+        const k = await s.usage(tenant, 'key:k', 'month');
+        assert.equal(k.usedTokens, 500);
+        const more = await Promise.all(
+          Array.from({ length: 200 }, () => s.reserve({ tenant, scopes, tokens: 10 })),
+        );
+        // 500 tokens left -> 50 more; the 150-request cap would allow 50 too.
+        assert.equal(more.filter((r) => r.ok).length, 50);
+      }),
+    );
+
+    it(
+      'windows roll over at UTC day and month boundaries',
+      withFamily(fam, async (s, c) => {
+        const tenant = tenantId('roll');
+        const scopes = [{ name: 'tenant', limits: { day: { tokens: 100 }, month: { tokens: 150 } } }];
+        c.set(Date.UTC(2026, 10, 22, 23, 59, 59, 0));
+        const a = await s.reserve({ tenant, scopes, tokens: 100 });
+        assert.ok(a.ok);
+        await s.commit(a.reservation, { tokens: 100 });
+        const dayOut = await s.reserve({ tenant, scopes, tokens: 1 });
+        assert.equal(dayOut.ok, false);
+        if (!dayOut.ok) assert.equal(dayOut.window, 'day');
+        c.add(1000); // 2026-11-23T00:00:00Z: new day, same month
+        const monthOut = await s.reserve({ tenant, scopes, tokens: 100 });
+        assert.equal(monthOut.ok, false);
+        if (!monthOut.ok) {
+          assert.equal(monthOut.window, 'month');
+          assert.equal(monthOut.used, 100);
+          assert.equal(monthOut.resetAt, Date.UTC(2026, 11, 1));
+        }
+        const b = await s.reserve({ tenant, scopes, tokens: 50 });
+        assert.ok(b.ok);
+        await s.commit(b.reservation, { tokens: 50 });
+        assert.equal((await s.usage(tenant, 'tenant', 'day')).usedTokens, 50);
+        c.set(Date.UTC(2026, 11, 1, 0, 0, 0, 0)); // new month
+        const fresh = await s.reserve({ tenant, scopes, tokens: 100 });
+        assert.ok(fresh.ok);
+        assert.equal(fresh.reservation.windows.month, '2026-12');
+        const m = await s.usage(tenant, 'tenant', 'month');
+        assert.deepEqual([m.windowId, m.usedTokens, m.reservedTokens], ['2026-12', 0, 100]);
+        // Last month's total is still there.
+        assert.equal((await s.usage(tenant, 'tenant', 'month', Date.UTC(2026, 10, 30))).usedTokens, 150);
+      }),
+    );
+
+    it(
+      'unsettled reservations expire; a late commit still records usage once',
+      withFamily(fam, async (s, c) => {
+        const tenant = tenantId('exp');
+        const scopes = [{ name: 'tenant', limits: { day: { tokens: 1000 } } }];
+        const held = await s.reserve({ tenant, scopes, tokens: 900, ttlMs: 1000 });
+        assert.ok(held.ok);
+        assert.equal((await s.reserve({ tenant, scopes, tokens: 200 })).ok, false);
+        c.add(1001);
+        const after = await s.reserve({ tenant, scopes, tokens: 200, ttlMs: 60_000 });
+        assert.ok(after.ok);
+        let u = await s.usage(tenant, 'tenant', 'day');
+        assert.deepEqual([u.reservedTokens, u.reservedRequests], [200, 1]);
+        // The crashed request did reach upstream after all: its usage counts, once.
+        await s.commit(held.reservation, { tokens: 900 });
+        await s.commit(held.reservation, { tokens: 900 });
+        u = await s.usage(tenant, 'tenant', 'day');
+        assert.deepEqual([u.usedTokens, u.usedRequests, u.reservedTokens], [900, 1, 200]);
+      }),
+    );
+  });
+}
+
+// ------------------------------------------------------------------ tenants, keys, ledger
+
+const baseTenant = {
+  display_name: 'Acme Corp',
+  company: 'Acme',
+  industry: 'retail',
+  system_prompt: 'You are Acme support.',
+  prompt_policy: { pii: 'redact', max_prompt_chars: 8000 },
+  allowed_models: ['gpt-4o-mini', 'llama-3'],
+  limits: { requests_per_second: 5, burst: 5, quota: { daily_tokens: 2000 } },
+  priority: 'normal',
+};
+
+function rec(id: string, tenant: string, time: number, over: Partial<LedgerRecord> = {}): LedgerRecord {
+  return {
+    id,
+    time,
+    tenant,
+    key_id: 'key_a',
+    model: 'gpt-4o-mini',
+    backend: 'sim-1',
+    tokens_in: 10,
+    tokens_out: 5,
+    estimated: false,
+    cost_usd: 0.0001,
+    latency_ms: 42,
+    status: 200,
+    cache_hit: false,
+    request_id: id,
+    ...over,
+  };
+}
+
+for (const fam of catalogFamilies) {
+  describe(`tenants/keys/ledger conformance: ${fam.name}`, () => {
+    it(
+      'tenant CRUD and config sync',
+      withFamily(fam, async ({ tenants }) => {
+        const t = await tenants.create({ id: 'acme', ...baseTenant });
+        assert.equal(t.source, 'api');
+        assert.equal(t.created_at, '2026-11-22T12:00:00.000Z');
+        assert.deepEqual(await tenants.get('acme'), t);
+        assert.deepEqual(t.prompt_policy, baseTenant.prompt_policy);
+        assert.deepEqual(t.limits, baseTenant.limits);
+        await assert.rejects(tenants.create({ id: 'acme', ...baseTenant }), StateConflictError);
+        await tenants.create({
+          id: 'beta',
+          ...baseTenant,
+          company: null,
+          prompt_policy: null,
+          limits: null,
+          allowed_models: [],
+        });
+        assert.deepEqual(
+          (await tenants.list()).map((x) => x.id),
+          ['acme', 'beta'],
+        );
+        const u = await tenants.update('acme', {
+          display_name: 'ACME',
+          allowed_models: ['x'],
+          limits: { burst: 1 },
+        });
+        assert.equal(u?.display_name, 'ACME');
+        assert.deepEqual(u?.allowed_models, ['x']);
+        assert.deepEqual(u?.limits, { burst: 1 });
+        assert.equal(u?.system_prompt, baseTenant.system_prompt);
+        assert.equal(u?.created_at, t.created_at);
+        assert.equal(await tenants.update('nope', { display_name: 'x' }), null);
+        // Config sync: declared tenants become source=config; a dropped config tenant goes; api ones stay.
+        await tenants.syncFromConfig([
+          { id: 'cfg-1', ...baseTenant },
+          { id: 'cfg-2', ...baseTenant },
+        ]);
+        await tenants.syncFromConfig([{ id: 'cfg-1', ...baseTenant, display_name: 'Cfg One' }]);
+        const all = await tenants.list();
+        assert.deepEqual(
+          all.map((x) => [x.id, x.source]),
+          [
+            ['acme', 'api'],
+            ['beta', 'api'],
+            ['cfg-1', 'config'],
+          ],
+        );
+        assert.equal(all[2]?.display_name, 'Cfg One');
+        assert.equal(await tenants.delete('beta'), true);
+        assert.equal(await tenants.delete('beta'), false);
+        assert.equal(await tenants.get('beta'), null);
+      }),
+    );
+
+    it(
+      'keys: create once, list without secrets, lookup by hash, revoke, expiry, cascade',
+      withFamily(fam, async ({ tenants, keys }, c) => {
+        await tenants.create({ id: 'acme', ...baseTenant });
+        const created = await keys.create({
+          tenant_id: 'acme',
+          label: 'ci',
+          limits: { requests_per_second: 1 },
+        });
+        assert.match(created.plaintext, /^sk-portico-[0-9A-Za-z]{43}$/);
+        assert.equal(created.key.prefix, created.plaintext.slice(0, 15));
+        assert.equal(created.key.tenant_id, 'acme');
+        assert.equal(created.key.revoked_at, null);
+        assert.ok(!('hash' in created.key));
+        const listed = await keys.list('acme');
+        assert.equal(listed.length, 1);
+        assert.deepEqual(listed[0], created.key);
+        assert.ok(!JSON.stringify(listed).includes(created.plaintext.slice(15)));
+        const found = await keys.lookupByHash(hashApiKey(created.plaintext));
+        assert.equal(found?.id, created.key.id);
+        assert.equal(found?.hash, hashApiKey(created.plaintext));
+        assert.deepEqual(found?.limits, { requests_per_second: 1 });
+        assert.equal(await keys.lookupByHash(hashApiKey('sk-portico-nope')), null);
+        await assert.rejects(keys.create({ tenant_id: 'ghost' }), StateNotFoundError);
+        // Config-declared keys are imported with a known secret and a stable id.
+        const imported = await keys.create({
+          tenant_id: 'acme',
+          id: 'key_demo',
+          plaintext: 'sk-acme-demo-0001',
+        });
+        assert.deepEqual([imported.key.id, imported.key.prefix], ['key_demo', 'sk-acme-d']);
+        assert.equal((await keys.lookupByHash(hashApiKey('sk-acme-demo-0001')))?.id, 'key_demo');
+        await assert.rejects(
+          keys.create({ tenant_id: 'acme', plaintext: 'sk-acme-demo-0001' }),
+          StateConflictError,
+        );
+        await assert.rejects(keys.create({ tenant_id: 'acme', id: 'key_demo' }), StateConflictError);
+
+        // Resolver over this store: ok, revoked, expired, unknown, malformed.
+        const bus = new MemoryInvalidationBus();
+        const resolver = new KeyResolver(keys, bus, { clock: c.clock });
+        try {
+          assert.equal((await resolver.resolve(created.plaintext)).ok, true);
+          c.add(1000);
+          const revoked = await keys.revoke(created.key.id);
+          assert.equal(revoked?.revoked_at, '2026-11-22T12:00:01.000Z');
+          c.add(1000);
+          assert.equal((await keys.revoke(created.key.id))?.revoked_at, '2026-11-22T12:00:01.000Z');
+          assert.equal(await keys.revoke('key_nope'), null);
+          await bus.publish({ kind: 'key_revoked', tenant: 'acme', id: created.key.id });
+          assert.deepEqual(
+            await resolver.resolve(created.plaintext).then((r) => !r.ok && r.reason),
+            'revoked',
+          );
+          const exp = await keys.create({
+            tenant_id: 'acme',
+            label: 'short',
+            expires_at: '2026-11-22T12:00:10.000Z',
+          });
+          assert.equal((await resolver.resolve(exp.plaintext)).ok, true);
+          c.add(10_000);
+          assert.deepEqual(await resolver.resolve(exp.plaintext).then((r) => !r.ok && r.reason), 'expired');
+          assert.deepEqual(
+            await resolver.resolve('sk-portico-unknown').then((r) => !r.ok && r.reason),
+            'unknown',
+          );
+          assert.deepEqual(await resolver.resolve('Bearer x').then((r) => !r.ok && r.reason), 'malformed');
+        } finally {
+          resolver.close();
+        }
+        assert.equal((await keys.list()).length, 3);
+        await tenants.delete('acme');
+        assert.equal((await keys.list('acme')).length, 0);
+        assert.equal(await keys.get(created.key.id), null);
+      }),
+    );
+
+    it(
+      'ledger: idempotent append, filters, group by day/month/model/key',
+      withFamily(fam, async ({ ledger }) => {
+        const d1 = Date.UTC(2026, 9, 31, 23, 30); // Oct 31
+        const d2 = Date.UTC(2026, 10, 1, 0, 30); // Nov 1
+        const d3 = Date.UTC(2026, 10, 2, 12, 0); // Nov 2
+        const batch1 = [
+          rec('r1', 'acme', d1),
+          rec('r2', 'acme', d2, {
+            model: 'llama-3',
+            tokens_in: 100,
+            tokens_out: 50,
+            cost_usd: 0.002,
+            estimated: true,
+          }),
+          rec('r3', 'acme', d3, { key_id: null, status: 429 }),
+          rec('r1', 'acme', d1), // duplicate in the same batch
+        ];
+        assert.equal(await ledger.append(batch1), 3);
+        // A retried batch with one new record.
+        assert.equal(
+          await ledger.append([rec('r2', 'acme', d2), rec('r4', 'other', d3, { cache_hit: true })]),
+          1,
+        );
+        assert.equal(await ledger.append([]), 0);
+        assert.equal(await ledger.count({}), 4);
+        assert.equal(await ledger.count({ tenant: 'acme' }), 3);
+        assert.equal(await ledger.count({ tenant: 'acme', from: d2, to: d3 }), 1);
+
+        const byDay = await ledger.query({ tenant: 'acme' }, 'day');
+        assert.deepEqual(byDay, [
+          {
+            tenant: 'acme',
+            group: '2026-10-31',
+            requests: 1,
+            tokens_in: 10,
+            tokens_out: 5,
+            cost_usd: 0.0001,
+            estimated: 0,
+          },
+          {
+            tenant: 'acme',
+            group: '2026-11-01',
+            requests: 1,
+            tokens_in: 100,
+            tokens_out: 50,
+            cost_usd: 0.002,
+            estimated: 1,
+          },
+          {
+            tenant: 'acme',
+            group: '2026-11-02',
+            requests: 1,
+            tokens_in: 10,
+            tokens_out: 5,
+            cost_usd: 0.0001,
+            estimated: 0,
+          },
+        ]);
+        const byMonth = await ledger.query({ tenant: 'acme' }, 'month');
+        assert.deepEqual(
+          byMonth.map((r) => [r.group, r.requests, r.tokens_in, r.cost_usd]),
+          [
+            ['2026-10', 1, 10, 0.0001],
+            ['2026-11', 2, 110, 0.0021],
+          ],
+        );
+        const byModel = await ledger.query(
+          { from: Date.UTC(2026, 10, 1), to: Date.UTC(2026, 11, 1) },
+          'model',
+        );
+        assert.deepEqual(
+          byModel.map((r) => [r.tenant, r.group, r.requests]),
+          [
+            ['acme', 'gpt-4o-mini', 1],
+            ['acme', 'llama-3', 1],
+            ['other', 'gpt-4o-mini', 1],
+          ],
+        );
+        const byKey = await ledger.query({ tenant: 'acme' }, 'key');
+        assert.deepEqual(
+          byKey.map((r) => [r.group, r.requests]),
+          [
+            ['', 1],
+            ['key_a', 2],
+          ],
+        );
+        assert.deepEqual(
+          (await ledger.query({ tenant: 'acme', model: 'llama-3', key_id: 'key_a' }, 'model')).map(
+            (r) => r.requests,
+          ),
+          [1],
+        );
+        assert.deepEqual(await ledger.query({ tenant: 'nobody' }, 'day'), []);
+      }),
+    );
+  });
+}
+
+// ------------------------------------------------------------------ distributed: revocation, failure modes
+
+describe('distributed family (redis + postgres)', () => {
+  it('a revocation on one replica is seen by another within 1 s', async (t) => {
+    if (!redis) return unavailable(t, redisReason);
+    if (!pgUrl) return unavailable(t, pgReason);
+    const schema = uniqueName('portico_test_');
+    const cfg = {
+      kind: 'distributed' as const,
+      redis: { url: REDIS_URL, key_prefix: REDIS_PREFIX },
+      postgres: { url: pgUrl, schema },
+      redis_failure_mode: 'fail_closed' as const,
+    };
+    // Positive cache entries live far longer than 1 s: only the invalidation can make this pass.
+    const opts = { keyCache: { ttlMs: 600_000 } };
+    const a = await createStateBackends(cfg, opts);
+    const b = await createStateBackends(cfg, opts);
+    try {
+      await a.tenants.create({ id: 'acme', ...baseTenant });
+      const k = await a.keys.create({ tenant_id: 'acme', label: 'x' });
+      assert.equal((await b.keyResolver.resolve(k.plaintext)).ok, true);
+      assert.equal((await b.keyResolver.resolve(k.plaintext)).ok, true); // cached now
+      const t0 = performance.now();
+      await a.keys.revoke(k.key.id);
+      let seenAfter = -1;
+      for (let i = 0; i < 100; i++) {
+        const r = await b.keyResolver.resolve(k.plaintext);
+        if (!r.ok && r.reason === 'revoked') {
+          seenAfter = performance.now() - t0;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(seenAfter >= 0 && seenAfter < 1000, `revocation seen after ${seenAfter} ms`);
+      // A key created on A is usable on B at once (no stale negative entry).
+      assert.equal((await b.keyResolver.resolve('sk-portico-nothere')).ok, false);
+      const k2 = await a.keys.create({ tenant_id: 'acme' });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await b.keyResolver.resolve(k2.plaintext)).ok, true);
+      // Ledger records written through either replica land once.
+      a.ledgerWriter.write(rec('req-1', 'acme', Date.now()));
+      b.ledgerWriter.write(rec('req-1', 'acme', Date.now()));
+      await a.ledgerWriter.flush();
+      await b.ledgerWriter.flush();
+      assert.equal(await a.ledger.count({ tenant: 'acme' }), 1);
+      assert.deepEqual(await a.ping(), { redis: true, postgres: true });
+    } finally {
+      await a.close();
+      await b.close();
+      const ctx = await openPostgres(pgUrl, { schema });
+      await dropSchema(ctx);
+      await ctx.pool.end();
+    }
+  });
+
+  it('redis down: fail_open lets through (degraded), fail_closed refuses; both logged and counted', async () => {
+    // A port nothing listens on: every command fails fast (no offline queue).
+    const events: StateErrorEvent[] = [];
+    const logged: string[] = [];
+    const logger = {
+      warn: (_o: object, m: string) => logged.push(m),
+      error: (_o: object, m: string) => logged.push(m),
+    };
+    const hooks = { onError: (e: StateErrorEvent) => events.push(e) };
+    const dead = connectRedis('redis://127.0.0.1:1', { logger, hooks });
+    try {
+      const open = new RedisCounterStore({ redis: dead, prefix: 'x:', mode: 'fail_open', logger, hooks });
+      const r = await open.consume({ tenant: 't', name: 'rps' }, { ratePerSec: 1, burst: 3 });
+      assert.deepEqual([r.allowed, r.degraded], [true, true]);
+      const qOpen = new RedisQuotaStore({ redis: dead, prefix: 'x:', mode: 'fail_open', logger, hooks });
+      const q = await qOpen.reserve({
+        tenant: 't',
+        scopes: [{ name: 'tenant', limits: { day: { tokens: 1 } } }],
+        tokens: 5,
+      });
+      assert.ok(q.ok && q.reservation.degraded);
+      await qOpen.commit(q.reservation, { tokens: 5 }); // swallowed in fail_open
+
+      const closed = new RedisCounterStore({ redis: dead, prefix: 'x:', mode: 'fail_closed', logger, hooks });
+      await assert.rejects(
+        closed.consume({ tenant: 't', name: 'rps' }, { ratePerSec: 1, burst: 3 }),
+        StateUnavailableError,
+      );
+      await assert.rejects(closed.acquire({ tenant: 't', name: 'inf' }, { max: 1 }), StateUnavailableError);
+      const qClosed = new RedisQuotaStore({ redis: dead, prefix: 'x:', mode: 'fail_closed', logger, hooks });
+      await assert.rejects(qClosed.reserve({ tenant: 't', scopes: [], tokens: 1 }), StateUnavailableError);
+
+      assert.deepEqual(
+        events.map((e) => [e.store, e.port, e.op, e.mode]),
+        [
+          ['redis', 'counters', 'consume', 'fail_open'],
+          ['redis', 'quotas', 'reserve', 'fail_open'],
+          ['redis', 'quotas', 'commit', 'fail_open'],
+          ['redis', 'counters', 'consume', 'fail_closed'],
+          ['redis', 'inflight', 'acquire', 'fail_closed'],
+          ['redis', 'quotas', 'reserve', 'fail_closed'],
+        ],
+      );
+      assert.ok(logged.some((m) => m.includes('fail_open')) && logged.some((m) => m.includes('fail_closed')));
+    } finally {
+      dead.disconnect();
+    }
+  });
+});
+
+// ------------------------------------------------------------------ embedded: restart keeps state
+
+describe('embedded family (SQLite under data_dir)', () => {
+  it('a restart keeps tenants, keys, quota usage and the ledger', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-state-'));
+    let s: StateBackends | undefined;
+    try {
+      const c = testClock();
+      s = await createStateBackends({ kind: 'embedded', data_dir: dir }, { clock: c.clock });
+      await s.tenants.create({ id: 'acme', ...baseTenant });
+      const key = await s.keys.create({ tenant_id: 'acme', label: 'demo' });
+      const scopes = [{ name: 'tenant', limits: { day: { tokens: 2000 } } }];
+      const r = await s.quotas.reserve({ tenant: 'acme', scopes, tokens: 500 });
+      assert.ok(r.ok);
+      await s.quotas.commit(r.reservation, { tokens: 1500 });
+      for (let i = 0; i < 3; i++) s.ledgerWriter.write(rec(`req-${i}`, 'acme', c.clock()));
+      await s.close(); // flushes the ledger writer
+      s = undefined;
+
+      s = await createStateBackends({ kind: 'embedded', data_dir: dir }, { clock: c.clock });
+      assert.equal((await s.tenants.get('acme'))?.display_name, 'Acme Corp');
+      assert.equal((await s.keyResolver.resolve(key.plaintext)).ok, true);
+      assert.equal((await s.quotas.usage('acme', 'tenant', 'day')).usedTokens, 1500);
+      const over = await s.quotas.reserve({ tenant: 'acme', scopes, tokens: 501 });
+      assert.equal(over.ok, false);
+      assert.equal(await s.ledger.count({ tenant: 'acme' }), 3);
+      await s.keys.revoke(key.key.id);
+      assert.equal((await s.keyResolver.resolve(key.plaintext)).ok, false);
+    } finally {
+      await s?.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a revocation by another process on the same data_dir (the CLI) reaches the gateway within 1 s', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-state-'));
+    const opts = { keyCache: { ttlMs: 600_000 } };
+    const gateway = await createStateBackends({ kind: 'embedded', data_dir: dir }, opts);
+    const cli = await createStateBackends({ kind: 'embedded', data_dir: dir }, opts);
+    try {
+      await cli.tenants.create({ id: 'acme', ...baseTenant });
+      const k = await cli.keys.create({ tenant_id: 'acme' });
+      assert.equal((await gateway.keyResolver.resolve(k.plaintext)).ok, true);
+      assert.equal((await gateway.keyResolver.resolve(k.plaintext)).ok, true);
+      const t0 = performance.now();
+      await cli.keys.revoke(k.key.id);
+      let seenAfter = -1;
+      for (let i = 0; i < 100; i++) {
+        const r = await gateway.keyResolver.resolve(k.plaintext);
+        if (!r.ok) {
+          seenAfter = performance.now() - t0;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(seenAfter >= 0 && seenAfter < 1000, `revocation seen after ${seenAfter} ms`);
+    } finally {
+      await cli.close();
+      await gateway.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// ------------------------------------------------------------------ redis outage and recovery
+
+/** A private redis-server on a free port, so it can be stopped and started mid-test. */
+async function startPrivateRedis(port: number): Promise<ChildProcess> {
+  const p = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    p.once('error', reject);
+    p.once('spawn', () => resolve());
+  });
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createConnection({ port, host: '127.0.0.1' }, () => {
+        s.end();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return p;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  p.kill();
+  throw new Error('private redis-server did not start');
+}
+
+async function stopProcess(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    p.once('exit', () => resolve());
+    p.kill('SIGKILL');
+  });
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const addr = srv.address();
+  await new Promise<void>((r) => srv.close(() => r()));
+  if (addr === null || typeof addr === 'string') throw new Error('no port');
+  return addr.port;
+}
+
+describe('redis outage and recovery', () => {
+  it('reports down/up, fails per mode while down, and counts a degraded reservation once back', async (t) => {
+    const which = spawnSync('redis-server', ['--version']);
+    if (which.error) return unavailable(t, `redis-server binary not found: ${String(which.error)}`);
+    const port = await freePort();
+    let server = await startPrivateRedis(port);
+    const ups: boolean[] = [];
+    const events: StateErrorEvent[] = [];
+    const hooks = {
+      onError: (e: StateErrorEvent) => events.push(e),
+      onBackendUp: (store: string, up: boolean) => {
+        if (store === 'redis') ups.push(up);
+      },
+    };
+    const client = connectRedis(`redis://127.0.0.1:${port}`, { hooks });
+    try {
+      assert.equal(await waitReady(client), true);
+      const open = new RedisQuotaStore({ redis: client, prefix: 'o:', mode: 'fail_open', hooks });
+      const closed = new RedisCounterStore({ redis: client, prefix: 'o:', mode: 'fail_closed', hooks });
+      const scopes = [{ name: 'tenant', limits: { day: { tokens: 1000 } } }];
+      assert.equal(
+        (await closed.consume({ tenant: 't', name: 'rps' }, { ratePerSec: 1, burst: 5 })).allowed,
+        true,
+      );
+
+      await stopProcess(server);
+      for (let i = 0; i < 200 && client.status === 'ready'; i++) await new Promise((r) => setTimeout(r, 10));
+      await assert.rejects(
+        closed.consume({ tenant: 't', name: 'rps' }, { ratePerSec: 1, burst: 5 }),
+        StateUnavailableError,
+      );
+      const degraded = await open.reserve({ tenant: 't', scopes, tokens: 100 });
+      assert.ok(degraded.ok && degraded.reservation.degraded);
+
+      server = await startPrivateRedis(port);
+      assert.equal(await waitReady(client, 5000), true);
+      // The request let through while Redis was down is still accounted once Redis is back.
+      await open.commit(degraded.reservation, { tokens: 70 });
+      assert.equal((await open.usage('t', 'tenant', 'day')).usedTokens, 70);
+      assert.deepEqual(ups.slice(0, 3), [true, false, true]);
+      assert.deepEqual(
+        events.map((e) => [e.port, e.mode]),
+        [
+          ['counters', 'fail_closed'],
+          ['quotas', 'fail_open'],
+        ],
+      );
+    } finally {
+      client.disconnect();
+      await stopProcess(server);
+    }
+  });
+});
