@@ -7,6 +7,8 @@ import { UsageError, type CliIO } from './cli/common.js';
 import { runConfigCommand } from './cli/config.js';
 import { runSimCommand } from './cli/sim.js';
 import { runStartCommand } from './cli/start.js';
+import { runPromptsetCommand } from './cli/promptset.js';
+import { runBenchCommand } from './cli/bench.js';
 import { VERSION } from './version.js';
 
 const HELP = `portico ${VERSION} — multi-tenant LLM gateway
@@ -16,6 +18,11 @@ Usage:
   portico sim [--port N] [--mode lorem|echo] [--ttft-ms N] [--itl-ms N] [--output-tokens N]
                                                          run the backend simulator (OpenAI API)
   portico config check FILE                              validate a config file, print every problem
+  portico promptset generate --seed N --scenario S --dataset D --out DIR
+                                                         reproducible promptset (jsonl + manifest)
+  portico bench run --promptset FILE --target URL --key KEY [--model M | --team T] --concurrency N
+                    [--duration S | --count N] --run-id ID   load harness with pass/fail checks
+  portico bench compare RUN_A.json RUN_B.json            latency and pass-rate deltas with significance
   portico --version | --help
 `;
 
@@ -35,6 +42,12 @@ async function main(argv: string[]): Promise<number> {
       return -1;
     case 'config':
       return runConfigCommand(rest, io);
+    case 'promptset':
+      await runPromptsetCommand(rest);
+      return 0;
+    case 'bench':
+      await runBenchCommand(rest);
+      return 0;
     case '--version':
     case '-v':
       io.out(VERSION);

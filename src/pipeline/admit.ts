@@ -216,7 +216,14 @@ export async function admitWork(
   const kq = quotaLimits(key?.quota);
   if (kq && key) scopes.push({ name: `key:${key.keyId}`, limits: kq });
   if (scopes.length > 0) {
-    const r = await guard(tenancy.state.quotas.reserve({ tenant: tenant.id, scopes, tokens: estimate }));
+    const r = await guard(
+      tenancy.state.quotas.reserve({
+        tenant: tenant.id,
+        scopes,
+        tokens: estimate,
+        ttlMs: ctx.snapshot.config.server.request_timeout_ms + 60_000,
+      }),
+    );
     if (!r.ok) {
       deps.metrics.quotaRejections.labels(tenant.id, r.window).inc();
       await releaseHolds(deps, ctx);
