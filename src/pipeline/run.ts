@@ -251,7 +251,14 @@ export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: n
     const actual = usage && countsAgainstQuota ? usage.prompt + usage.completion : usage ? 0 : undefined;
     void releaseHolds(deps, ctx, actual);
   }
-  if (deps.tenancy && ctx.tenant && ctx.model && ACCOUNTED.has(ctx.route)) {
+  // One ledger record per admitted request: it reached a backend (or the cache answered).
+  if (
+    deps.tenancy &&
+    ctx.tenant &&
+    ctx.model &&
+    (ctx.backend !== undefined || ctx.cacheHit !== undefined) &&
+    ACCOUNTED.has(ctx.route)
+  ) {
     const ok = deps.tenancy.state.ledgerWriter.write({
       id: ctx.requestId,
       time: Date.now(),
