@@ -1,14 +1,11 @@
 #!/usr/bin/env node
 /**
- * The `portico` command. The only module that reads process.argv and process.env; each command
+ * The `portico` command. Commands are imported on demand so a small command does not load the gateway.
+ * The only module that reads process.argv and process.env; each command
  * lives in src/cli/ and gets its environment passed in.
  */
 import { UsageError, type CliIO } from './cli/common.js';
-import { runConfigCommand } from './cli/config.js';
-import { runSimCommand } from './cli/sim.js';
-import { runStartCommand } from './cli/start.js';
-import { runPromptsetCommand } from './cli/promptset.js';
-import { runBenchCommand } from './cli/bench.js';
+import { AdminApiError } from './cli/admin-client.js';
 import { VERSION } from './version.js';
 
 const HELP = `portico ${VERSION} — multi-tenant LLM gateway
@@ -18,6 +15,11 @@ Usage:
   portico sim [--port N] [--mode lorem|echo] [--ttft-ms N] [--itl-ms N] [--output-tokens N]
                                                          run the backend simulator (OpenAI API)
   portico config check FILE                              validate a config file, print every problem
+  portico tenants add ID [--name N] [--prompt TEXT|--prompt-file F] [--models a,b] [--rps N] [--daily-tokens N] ...
+  portico tenants list
+  portico keys create --tenant ID [--label L] [--expires ISO] | keys list [--tenant ID] | keys revoke KEY_ID
+  portico usage report --tenant ID [--month 2026-11] [--group-by day|month|model|key] [--format table|csv|json]
+      (admin commands use a running gateway: --url URL (default http://127.0.0.1:8080), --admin-token T or PORTICO_ADMIN_TOKEN)
   portico promptset generate --seed N --scenario S --dataset D --out DIR
                                                          reproducible promptset (jsonl + manifest)
   portico bench run --promptset FILE --target URL --key KEY [--model M | --team T] --concurrency N
@@ -35,18 +37,24 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'start':
-      await runStartCommand(rest, io);
+      await (await import('./cli/start.js')).runStartCommand(rest, io);
       return -1; // keeps running
     case 'sim':
-      await runSimCommand(rest, io);
+      await (await import('./cli/sim.js')).runSimCommand(rest, io);
       return -1;
     case 'config':
-      return runConfigCommand(rest, io);
+      return (await import('./cli/config.js')).runConfigCommand(rest, io);
+    case 'tenants':
+      return (await import('./cli/tenants.js')).runTenantsCommand(rest, io);
+    case 'keys':
+      return (await import('./cli/tenants.js')).runKeysCommand(rest, io);
+    case 'usage':
+      return (await import('./cli/tenants.js')).runUsageCommand(rest, io);
     case 'promptset':
-      await runPromptsetCommand(rest);
+      await (await import('./cli/promptset.js')).runPromptsetCommand(rest);
       return 0;
     case 'bench':
-      await runBenchCommand(rest);
+      await (await import('./cli/bench.js')).runBenchCommand(rest);
       return 0;
     case '--version':
     case '-v':
@@ -79,6 +87,6 @@ main(process.argv.slice(2)).then(
       return;
     }
     process.stderr.write(`portico: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+    process.exitCode = err instanceof AdminApiError ? 3 : 1;
   },
 );

@@ -1,0 +1,78 @@
+/** The CLI's admin commands talk to a running gateway's admin API (so every replica sees the change). */
+import { UsageError, type CliIO } from './common.js';
+
+export interface AdminTarget {
+  url: string;
+  token: string;
+}
+
+export const ADMIN_OPTIONS = {
+  url: { type: 'string' },
+  'admin-token': { type: 'string' },
+} as const;
+
+export function adminTarget(values: { url?: string; 'admin-token'?: string }, io: CliIO): AdminTarget {
+  const token = values['admin-token'] ?? io.env.PORTICO_ADMIN_TOKEN;
+  if (!token) throw new UsageError('the admin token is needed: --admin-token TOKEN or PORTICO_ADMIN_TOKEN');
+  return { url: (values.url ?? io.env.PORTICO_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, ''), token };
+}
+
+export class AdminApiError extends Error {
+  override name = 'AdminApiError';
+}
+
+export async function adminRequest<T>(
+  t: AdminTarget,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(`${t.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${t.token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (err) {
+    throw new AdminApiError(
+      `cannot reach the gateway at ${t.url}: ${(err as Error).message} (start it, or pass --url)`,
+    );
+  }
+  const text = await res.text();
+  const json = text ? (JSON.parse(text) as unknown) : undefined;
+  if (!res.ok) {
+    const msg = (json as { error?: { message?: string } } | undefined)?.error?.message ?? text;
+    throw new AdminApiError(`${method} ${path}: HTTP ${res.status}: ${msg}`);
+  }
+  return json as T;
+}
+
+/** Render rows as an aligned text table. */
+export function table(rows: Array<Record<string, unknown>>, columns: string[]): string {
+  const cell = (v: unknown): string =>
+    v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd();
+  return [
+    line(columns),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map((r) => line(columns.map((c) => cell(r[c])))),
+  ].join('\n');
+}
+
+export function csv(rows: Array<Record<string, unknown>>, columns: string[]): string {
+  const esc = (v: unknown): string => {
+    const s = v === null || v === undefined ? '' : String(v);
+    return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+  };
+  return [columns.join(','), ...rows.map((r) => columns.map((c) => esc(r[c])).join(','))].join('\n');
+}

@@ -1,0 +1,101 @@
+/** `portico tenants|keys|usage` against a running gateway's admin API. */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
+
+const run = promisify(execFile);
+
+describe('admin CLI', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway(demoConfig());
+  });
+  after(() => gw.close());
+
+  const cli = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+    try {
+      const r = await run(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args, '--url', gw.url], {
+        env: { ...process.env, PORTICO_ADMIN_TOKEN: 'test-admin-token' },
+      });
+      return { code: 0, stdout: r.stdout, stderr: r.stderr };
+    } catch (e) {
+      const err = e as { code: number; stdout: string; stderr: string };
+      return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+    }
+  };
+
+  it('tenants add/list, keys create/list/revoke, usage report', async () => {
+    const add = await cli(
+      'tenants',
+      'add',
+      'initech',
+      '--name',
+      'Initech',
+      '--prompt',
+      'TPS reports first.',
+      '--models',
+      'default',
+      '--daily-tokens',
+      '100000',
+    );
+    assert.equal(add.code, 0, add.stderr);
+    const list = await cli('tenants', 'list');
+    assert.match(list.stdout, /initech\s+Initech/);
+    assert.match(list.stdout, /acme-corp/);
+
+    const created = await cli('keys', 'create', '--tenant', 'initech', '--label', 'laptop');
+    assert.equal(created.code, 0, created.stderr);
+    const key = created.stdout.trim();
+    assert.match(key, /^sk-portico-/);
+    assert.match(created.stderr, /shown only once/);
+
+    const res = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.equal(res.status, 200);
+
+    const keys = await cli('keys', 'list', '--tenant', 'initech', '--json');
+    const parsed = JSON.parse(keys.stdout) as Array<{ id: string; label: string }>;
+    assert.equal(parsed[0]?.label, 'laptop');
+    assert.ok(!keys.stdout.includes(key));
+
+    const month = new Date().toISOString().slice(0, 7);
+    const csv = await cli('usage', 'report', '--tenant', 'initech', '--month', month, '--format', 'csv');
+    assert.equal(csv.code, 0, csv.stderr);
+    const lines = csv.stdout.trim().split('\n');
+    assert.equal(lines[0], 'tenant,group,requests,tokens_in,tokens_out,cost_usd,estimated');
+    assert.match(lines[1] ?? '', /^initech,\d{4}-\d{2}-\d{2},1,/);
+    const table = await cli('usage', 'report', '--tenant', 'initech', '--month', month);
+    assert.match(table.stdout, /TOTAL/);
+
+    const revoked = await cli('keys', 'revoke', parsed[0]?.id ?? '');
+    assert.equal(revoked.code, 0, revoked.stderr);
+    const after = await fetch(`${gw.baseURL}/models`, { headers: { authorization: `Bearer ${key}` } });
+    assert.equal(after.status, 401);
+  });
+
+  it('explains a missing token and an unreachable gateway', async () => {
+    const noToken = await run(process.execPath, ['--import', 'tsx', 'src/main.ts', 'tenants', 'list'], {
+      env: { ...process.env, PORTICO_ADMIN_TOKEN: '' },
+    }).catch((e: { code: number; stderr: string }) => e);
+    assert.equal((noToken as { code: number }).code, 2);
+    assert.match((noToken as { stderr: string }).stderr, /admin token/);
+    const down = await run(process.execPath, [
+      '--import',
+      'tsx',
+      'src/main.ts',
+      'tenants',
+      'list',
+      '--url',
+      'http://127.0.0.1:9',
+      '--admin-token',
+      'x',
+    ]).catch((e: { code: number; stderr: string }) => e);
+    assert.equal((down as { code: number }).code, 3);
+    assert.match((down as { stderr: string }).stderr, /cannot reach the gateway/);
+  });
+});
