@@ -15,6 +15,8 @@ import { registerHealthRoutes } from './routes/health.js';
 import { registerOpenAIRoutes } from './routes/openai.js';
 import { registerTenantRoutes } from './routes/tenant.js';
 import { registerAdminRoutes } from './routes/admin.js';
+import { registerConsoleRoutes } from './routes/console.js';
+import { registerOpenApi } from './openapi.js';
 
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
@@ -139,9 +141,11 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     reply.code(pe.status).headers(pe.headers).send(pe.toBody());
   });
 
+  await registerOpenApi(app);
   registerHealthRoutes(app, gw);
   registerOpenAIRoutes(app, gw);
   registerTenantRoutes(app, gw);
   registerAdminRoutes(app, gw);
+  await registerConsoleRoutes(app, gw);
   return app;
 }

@@ -49,6 +49,10 @@ export interface RequestContext {
   cacheHit?: 'l1' | 'l2';
   /** Cost of this request in USD (set by accounting). */
   costUsd?: number;
+  /** Tokens as accounted (upstream usage or Portico's estimate), set by accounting. */
+  accountedTokens?: { input: number; output: number; estimated: boolean };
+  /** Request/response bodies for the audit trail, already redacted; set only when audit bodies are enabled. */
+  auditBodies?: { request?: string; response?: string };
 }
 
 export interface AdmissionHolds {

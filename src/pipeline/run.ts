@@ -240,6 +240,7 @@ export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: n
   if (ctx.tenant) m.inFlight.labels(tenant).dec();
   const usage = ctx.model ? accountedUsage(ctx, status) : undefined;
   if (usage) {
+    ctx.accountedTokens = { input: usage.prompt, output: usage.completion, estimated: usage.estimated };
     m.tokens.labels(tenant, model, 'input').inc(usage.prompt);
     m.tokens.labels(tenant, model, 'output').inc(usage.completion);
     const pricing = ctx.snapshot.config.models[model]?.pricing;

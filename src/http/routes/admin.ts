@@ -37,15 +37,15 @@ const tenantFields = {
   default_model: z.string().optional(),
   priority: z.enum(PriorityClassesForDocs).optional(),
 };
-const NewTenantBody = z.strictObject({ id: idString, ...tenantFields });
-const PatchTenantBody = z.strictObject(tenantFields);
-const NewKeyBody = z.strictObject({
+export const NewTenantBody = z.strictObject({ id: idString, ...tenantFields });
+export const PatchTenantBody = z.strictObject(tenantFields);
+export const NewKeyBody = z.strictObject({
   label: z.string().max(200).optional(),
   expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
   limits: RateLimitsSchema.optional(),
   quota: QuotaSchema.optional(),
 });
-const UsageQuery = z.strictObject({
+export const UsageQuery = z.strictObject({
   tenant: z.string().optional(),
   from: z.string().optional(),
   to: z.string().optional(),

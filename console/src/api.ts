@@ -1,0 +1,251 @@
+/** The admin API client: the token lives in sessionStorage only; every call sends it as a Bearer token. */
+import { createParser } from 'eventsource-parser';
+
+const TOKEN_KEY = 'portico.adminToken';
+
+export function getToken(): string | null {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+export function setToken(token: string): void {
+  sessionStorage.setItem(TOKEN_KEY, token);
+}
+export function clearToken(): void {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly param: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+let onUnauthorized: () => void = () => undefined;
+export function setUnauthorizedHandler(fn: () => void): void {
+  onUnauthorized = fn;
+}
+
+async function errorOf(res: Response): Promise<ApiError> {
+  let message = `${res.status} ${res.statusText}`;
+  let param: string | null = null;
+  try {
+    const body = (await res.json()) as { error?: { message?: string; param?: string | null } };
+    if (body.error?.message) message = body.error.message;
+    param = body.error?.param ?? null;
+  } catch {
+    // not JSON: keep the status line
+  }
+  if (res.status === 401) onUnauthorized();
+  return new ApiError(res.status, message, param);
+}
+
+export async function api<T>(method: string, path: string, body?: unknown, token = getToken()): Promise<T> {
+  const headers: Record<string, string> = { authorization: `Bearer ${token ?? ''}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(path, {
+    method,
+    headers,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  if (!res.ok) throw await errorOf(res);
+  if (res.status === 204) return undefined as T;
+  return (await res.json()) as T;
+}
+
+export function qs(params: Record<string, string | number | undefined>): string {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') u.set(k, String(v));
+  const s = u.toString();
+  return s ? `?${s}` : '';
+}
+
+export interface StreamEvents {
+  onDelta: (text: string) => void;
+  onUsage: (usage: Usage) => void;
+}
+
+/** POST /admin/playground and read the SSE stream; resolves with the request id when it ends. */
+export async function streamPlayground(
+  body: { tenant: string; model?: string; question: string; max_tokens?: number },
+  ev: StreamEvents,
+  signal?: AbortSignal,
+): Promise<{ requestId: string; firstByteMs: number | null }> {
+  const started = performance.now();
+  const res = await fetch('/admin/playground', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${getToken() ?? ''}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    ...(signal ? { signal } : {}),
+  });
+  if (!res.ok || !res.body) throw await errorOf(res);
+  const requestId = res.headers.get('x-request-id') ?? '';
+  let firstByteMs: number | null = null;
+  let failure: ApiError | undefined;
+  const parser = createParser({
+    onEvent(e) {
+      if (e.data === '[DONE]') return;
+      const chunk = JSON.parse(e.data) as {
+        choices?: Array<{ delta?: { content?: string | null } }>;
+        usage?: Usage | null;
+        error?: { message: string };
+      };
+      if (chunk.error) {
+        failure = new ApiError(502, chunk.error.message);
+        return;
+      }
+      const text = chunk.choices?.[0]?.delta?.content;
+      if (text) {
+        firstByteMs ??= performance.now() - started;
+        ev.onDelta(text);
+      }
+      if (chunk.usage) ev.onUsage(chunk.usage);
+    },
+  });
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parser.feed(value);
+  }
+  if (failure) throw failure;
+  return { requestId, firstByteMs };
+}
+
+// ---- response shapes (see docs/admin-api.md) ----
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export interface StatsRow {
+  requests: number;
+  rps: number;
+  errors: number;
+  error_rate: number;
+  p50_ms: number | null;
+  p95_ms: number | null;
+  mean_ms: number | null;
+  tokens_in: number;
+  tokens_out: number;
+  cost_usd: number;
+}
+export interface Stats {
+  now: number;
+  window_s: number;
+  step_s: number;
+  totals: StatsRow;
+  by_tenant: Array<StatsRow & { tenant: string }>;
+  by_model: Array<StatsRow & { model: string }>;
+  series: Array<{
+    t: number;
+    rps: number;
+    error_rate: number;
+    p50_ms: number | null;
+    p95_ms: number | null;
+    tokens: number;
+  }>;
+}
+
+export interface RateLimits {
+  requests_per_second?: number;
+  burst?: number;
+  tokens_per_minute?: number;
+  max_in_flight?: number;
+}
+export interface Quota {
+  daily_tokens?: number;
+  monthly_tokens?: number;
+  daily_requests?: number;
+  monthly_requests?: number;
+}
+export interface QuotaUse {
+  windowId: string;
+  usedTokens: number;
+  usedRequests: number;
+  reservedTokens: number;
+  reservedRequests: number;
+  resetAt: number;
+  limitTokens: number | null;
+  limitRequests: number | null;
+}
+export interface Tenant {
+  id: string;
+  display_name: string;
+  company: string | null;
+  industry: string | null;
+  system_prompt: string;
+  prompt_policy: string;
+  allowed_models: string[];
+  limits: RateLimits | null;
+  quota: Quota | null;
+  max_tokens_cap: number | null;
+  default_model: string | null;
+  priority: string;
+  source: 'config' | 'api';
+  read_only: boolean;
+  created_at: string;
+  usage?: { day: QuotaUse; month: QuotaUse };
+}
+export interface Key {
+  id: string;
+  tenant_id: string;
+  label: string;
+  prefix: string | null;
+  expires_at: string | null;
+  revoked_at: string | null;
+  created_at: string | null;
+  source: 'config' | 'api';
+}
+export interface UsageRow {
+  tenant: string;
+  group: string;
+  requests: number;
+  tokens_in: number;
+  tokens_out: number;
+  cost_usd: number;
+  estimated: number;
+}
+export interface ModelInfo {
+  id: string;
+  strategy: string;
+  pricing: { input_per_million: number; output_per_million: number } | null;
+  backends: Array<{
+    id: string;
+    provider: string;
+    model: string;
+    weight: number;
+    healthy: boolean;
+    in_flight: number;
+    last_error: string | null;
+  }>;
+}
+export interface RequestRecord {
+  request_id: string;
+  correlation_id: string;
+  time: string;
+  tenant: string | null;
+  key_id: string | null;
+  model: string | null;
+  backend: string | null;
+  route: string;
+  endpoint: string;
+  status: number;
+  stream: boolean;
+  latency_ms: number;
+  ttft_ms: number | null;
+  tokens_in: number;
+  tokens_out: number;
+  tokens_estimated: boolean;
+  cost_usd: number;
+  cache_hit: string | null;
+  request_body?: string;
+  response_body?: string;
+}
+export interface List<T> {
+  data: T[];
+}

@@ -1,0 +1,328 @@
+/**
+ * The admin API as OpenAPI 3, served at /docs (Swagger UI) and /docs/json, /docs/yaml.
+ *
+ * Route schemas are attached here, by method and path, as the admin routes are registered. The
+ * handlers keep validating with their zod schemas (the request schemas below are generated from
+ * those same zod schemas), so the attached schemas are documentation only: these routes get a
+ * pass-through validator and plain JSON.stringify serialization, and behave exactly as without
+ * them. A route under /admin without an entry here fails start-up, so the document stays complete.
+ */
+import type { FastifyInstance, FastifySchema } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { z } from 'zod';
+import { VERSION } from '../version.js';
+import { NewKeyBody, NewTenantBody, PatchTenantBody, UsageQuery } from './routes/admin.js';
+import { PlaygroundBody, RequestsQuery, StatsQuery } from './routes/console.js';
+
+type Json = Record<string, unknown>;
+
+const fromZod = (s: z.ZodType): Json =>
+  z.toJSONSchema(s, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' }) as Json;
+
+const str = { type: 'string' };
+const nstr = { type: 'string', nullable: true };
+const num = { type: 'number' };
+const nnum = { type: 'number', nullable: true };
+const int = { type: 'integer' };
+const obj = (properties: Json, extra: Json = {}): Json => ({ type: 'object', properties, ...extra });
+const list = (items: Json): Json =>
+  obj({ object: { type: 'string', enum: ['list'] }, data: { type: 'array', items } });
+
+const ErrorBody = obj({
+  error: obj({ message: str, type: str, param: nstr, code: str }),
+});
+const Limits = obj(
+  { requests_per_second: num, burst: int, tokens_per_minute: int, max_in_flight: int },
+  { nullable: true },
+);
+const QuotaObj = obj(
+  { daily_tokens: int, monthly_tokens: int, daily_requests: int, monthly_requests: int },
+  { nullable: true },
+);
+const Tenant = obj({
+  id: str,
+  display_name: str,
+  company: nstr,
+  industry: nstr,
+  system_prompt: str,
+  prompt_policy: { type: 'string', enum: ['prepend', 'replace', 'none'] },
+  allowed_models: { type: 'array', items: str },
+  limits: Limits,
+  quota: QuotaObj,
+  max_tokens_cap: { type: 'integer', nullable: true },
+  default_model: nstr,
+  priority: str,
+  source: { type: 'string', enum: ['config', 'api'] },
+  read_only: { type: 'boolean', description: 'declared in the config file: edit the file instead' },
+  created_at: str,
+});
+const QuotaUse = obj({
+  window: str,
+  windowId: str,
+  usedTokens: int,
+  usedRequests: int,
+  reservedTokens: int,
+  reservedRequests: int,
+  resetAt: { type: 'integer', description: 'epoch ms' },
+  limitTokens: { type: 'integer', nullable: true },
+  limitRequests: { type: 'integer', nullable: true },
+});
+const Key = obj({
+  id: str,
+  tenant_id: str,
+  label: str,
+  prefix: nstr,
+  expires_at: nstr,
+  revoked_at: nstr,
+  limits: Limits,
+  quota: QuotaObj,
+  created_at: nstr,
+  source: { type: 'string', enum: ['config', 'api'] },
+});
+const UsageRow = obj({
+  tenant: str,
+  group: { type: 'string', description: 'day, month, model alias or key id' },
+  requests: int,
+  tokens_in: int,
+  tokens_out: int,
+  cost_usd: num,
+  estimated: { type: 'integer', description: 'requests with estimated token counts' },
+});
+const statsRowProps = {
+  requests: int,
+  rps: num,
+  errors: int,
+  error_rate: num,
+  p50_ms: nnum,
+  p95_ms: nnum,
+  mean_ms: nnum,
+  tokens_in: int,
+  tokens_out: int,
+  cost_usd: num,
+};
+const Stats = obj({
+  object: { type: 'string', enum: ['stats'] },
+  now: int,
+  window_s: int,
+  step_s: int,
+  totals: obj(statsRowProps),
+  by_tenant: { type: 'array', items: obj({ tenant: str, ...statsRowProps }) },
+  by_model: { type: 'array', items: obj({ model: str, ...statsRowProps }) },
+  series: {
+    type: 'array',
+    items: obj({ t: int, rps: num, error_rate: num, p50_ms: nnum, p95_ms: nnum, tokens: int }),
+  },
+});
+const RequestRecord = obj({
+  request_id: str,
+  correlation_id: str,
+  time: str,
+  tenant: nstr,
+  key_id: nstr,
+  model: nstr,
+  backend: nstr,
+  route: str,
+  endpoint: str,
+  status: int,
+  stream: { type: 'boolean' },
+  latency_ms: num,
+  ttft_ms: nnum,
+  tokens_in: int,
+  tokens_out: int,
+  tokens_estimated: { type: 'boolean' },
+  cost_usd: num,
+  cache_hit: nstr,
+  request_body: { type: 'string', description: 'redacted; only when audit bodies are enabled' },
+  response_body: { type: 'string', description: 'redacted; only when audit bodies are enabled' },
+});
+const Model = obj({
+  id: str,
+  strategy: str,
+  pricing: obj({ input_per_million: num, output_per_million: num }, { nullable: true }),
+  backends: {
+    type: 'array',
+    items: obj({
+      id: str,
+      provider: str,
+      model: str,
+      weight: num,
+      healthy: { type: 'boolean' },
+      in_flight: int,
+      last_error: nstr,
+    }),
+  },
+});
+const idParam = (what: string): Json =>
+  obj({ id: { type: 'string', description: what } }, { required: ['id'] });
+
+interface Doc {
+  tags: string[];
+  summary: string;
+  description?: string;
+  params?: Json;
+  querystring?: Json;
+  body?: Json;
+  response: Record<number, Json>;
+  produces?: string[];
+}
+
+const T = ['tenants'];
+const K = ['keys'];
+const C = ['console'];
+const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody };
+
+export const ADMIN_DOCS: Record<string, Doc> = {
+  'GET /admin/tenants': {
+    tags: T,
+    summary: 'List tenants (config and API)',
+    response: { 200: list(Tenant) },
+  },
+  'POST /admin/tenants': {
+    tags: T,
+    summary: 'Create a tenant',
+    body: fromZod(NewTenantBody),
+    response: { 201: Tenant, 409: ErrorBody, ...errors },
+  },
+  'GET /admin/tenants/:id': {
+    tags: T,
+    summary: 'A tenant with its quota use today and this month',
+    params: idParam('tenant id'),
+    response: {
+      200: {
+        ...Tenant,
+        properties: { ...(Tenant.properties as Json), usage: obj({ day: QuotaUse, month: QuotaUse }) },
+      },
+      ...errors,
+    },
+  },
+  'PATCH /admin/tenants/:id': {
+    tags: T,
+    summary: 'Update a tenant (403 for tenants declared in the config file)',
+    params: idParam('tenant id'),
+    body: fromZod(PatchTenantBody),
+    response: { 200: Tenant, 403: ErrorBody, ...errors },
+  },
+  'DELETE /admin/tenants/:id': {
+    tags: T,
+    summary: 'Delete a tenant and its keys (403 for config tenants)',
+    params: idParam('tenant id'),
+    response: { 204: { type: 'null', description: 'deleted' }, 403: ErrorBody, ...errors },
+  },
+  'GET /admin/tenants/:id/keys': {
+    tags: K,
+    summary: "A tenant's keys (never a secret)",
+    params: idParam('tenant id'),
+    response: { 200: list(Key), ...errors },
+  },
+  'POST /admin/tenants/:id/keys': {
+    tags: K,
+    summary: 'Create a key; the key itself is in this answer only',
+    params: idParam('tenant id'),
+    body: fromZod(NewKeyBody),
+    response: {
+      201: { ...Key, properties: { key: str, warning: str, ...(Key.properties as Json) } },
+      ...errors,
+    },
+  },
+  'GET /admin/keys': {
+    tags: K,
+    summary: 'List keys',
+    querystring: obj({ tenant: str }),
+    response: { 200: list(Key) },
+  },
+  'POST /admin/keys/:id/revoke': {
+    tags: K,
+    summary: 'Revoke a key (every replica refuses it within a second)',
+    params: idParam('key id'),
+    response: { 200: Key, ...errors },
+  },
+  'GET /admin/usage': {
+    tags: ['usage'],
+    summary: 'Usage and cost from the ledger, grouped by day, month, model or key',
+    querystring: fromZod(UsageQuery),
+    response: {
+      200: { ...list(UsageRow), properties: { ...(list(UsageRow).properties as Json), group_by: str } },
+      ...errors,
+    },
+  },
+  'GET /admin/stats': {
+    tags: C,
+    summary: 'Live numbers over a sliding window (this replica, in-process)',
+    querystring: fromZod(StatsQuery),
+    response: { 200: Stats, ...errors },
+  },
+  'GET /admin/requests': {
+    tags: C,
+    summary: 'The latest finished requests, newest first',
+    querystring: fromZod(RequestsQuery),
+    response: {
+      200: {
+        ...list(RequestRecord),
+        properties: { ...(list(RequestRecord).properties as Json), capacity: int },
+      },
+      ...errors,
+    },
+  },
+  'GET /admin/requests/:id': {
+    tags: C,
+    summary: 'One of the latest requests by its id',
+    params: idParam('request id (x-request-id)'),
+    response: { 200: RequestRecord, ...errors },
+  },
+  'GET /admin/models': {
+    tags: C,
+    summary: 'Model aliases and their pools of backends',
+    response: { 200: list(Model), 401: ErrorBody },
+  },
+  'POST /admin/playground': {
+    tags: C,
+    summary: 'Ask one question as a tenant; the answer streams as Server-Sent Events',
+    description:
+      'Runs the full pipeline as the chosen tenant (limits, quotas, prompt, routing, metrics, ledger). The stream is OpenAI chat.completion.chunk events ending with [DONE]; x-request-id names the request in GET /admin/requests/{id}.',
+    body: fromZod(PlaygroundBody),
+    produces: ['text/event-stream'],
+    response: { 200: { type: 'string', description: 'text/event-stream' }, 429: ErrorBody, ...errors },
+  },
+};
+
+/** Register before the routes: attaches the schemas above as routes are added, then serves /docs. */
+export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+  app.addHook('onRoute', (route) => {
+    if (!route.url.startsWith('/admin')) return;
+    const method = Array.isArray(route.method) ? route.method[0] : route.method;
+    if (!method || method === 'HEAD') return;
+    const doc = ADMIN_DOCS[`${method} ${route.url}`];
+    if (!doc)
+      throw new Error(`admin route ${method} ${route.url} has no OpenAPI entry in src/http/openapi.ts`);
+    const { produces, ...rest } = doc;
+    route.schema = {
+      ...rest,
+      security: [{ adminToken: [] }],
+      ...(produces ? { produces } : {}),
+    } as FastifySchema;
+    // Documentation only: the handlers validate with zod and answer plain JSON.
+    route.validatorCompiler = () => () => true;
+    route.serializerCompiler = () => (data) => JSON.stringify(data);
+  });
+  await app.register(swagger, {
+    hideUntagged: true,
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Portico admin API',
+        version: VERSION,
+        description:
+          'Tenants, keys, usage and the console endpoints. Every call needs `Authorization: Bearer <admin token>`. Errors have the OpenAI error shape. See docs/admin-api.md.',
+      },
+      components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } } },
+      tags: [
+        { name: 'tenants', description: 'Tenants (config-file tenants are read-only here)' },
+        { name: 'keys', description: 'API keys: created (shown once) and revoked' },
+        { name: 'usage', description: 'Usage and cost from the ledger' },
+        { name: 'console', description: 'Live stats, request log, models, playground' },
+      ],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+}

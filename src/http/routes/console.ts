@@ -1,0 +1,200 @@
+/**
+ * What the web console needs beyond the tenants/keys/usage admin API (all behind the admin token):
+ *
+ * - `GET /admin/stats`: live numbers from an in-process sliding window (no Prometheus needed);
+ * - `GET /admin/requests`, `GET /admin/requests/:id`: the latest finished requests (ring buffer);
+ * - `GET /admin/models`: every model alias with its pool of backends (the playground's choices);
+ * - `POST /admin/playground`: one question as a chosen tenant, streamed as SSE. It runs the real
+ *   pipeline — request-rate limits, quotas, prompt shaping, routing, metrics, ledger — exactly like
+ *   a request with one of the tenant's keys; there is no private path around tenancy.
+ *
+ * and the console itself, static files under `/console/` (no data in them).
+ * Both in-process collectors are fed by one finish hook, O(1) per request.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import { z } from 'zod';
+import type { Gateway } from '../../app.js';
+import { PorticoError } from '../../errors/portico-error.js';
+import { formatPath } from '../../config/load.js';
+import { admitRequestRate } from '../../pipeline/admit.js';
+import { runChat } from '../../pipeline/run.js';
+import type { TenantRuntime } from '../../pipeline/snapshot.js';
+import { ANONYMOUS_TENANT, UNKNOWN_MODEL } from '../../telemetry/metrics.js';
+import { LiveStats } from '../../telemetry/live-stats.js';
+import { RequestLog, recordFromContext } from '../../telemetry/request-log.js';
+import { requireAdmin } from '../admin-auth.js';
+import { contextFor } from '../request-context.js';
+import { sendSse } from '../sse.js';
+
+/** Where `npm run build` puts the console (dist/console); the same path from src/ and from dist/. */
+export const CONSOLE_DIR = fileURLToPath(new URL('../../../dist/console/', import.meta.url));
+
+export const StatsQuery = z.strictObject({
+  window: z.coerce.number().int().min(5).max(290).default(60),
+  step: z.coerce.number().int().min(1).max(60).default(5),
+});
+export const RequestsQuery = z.strictObject({
+  tenant: z.string().max(100).optional(),
+  model: z.string().max(200).optional(),
+  status: z
+    .string()
+    .regex(/^(all|ok|error|[1-5]xx|[1-5]\d\d)?$/i, 'use a status (429), a class (4xx) or ok/error')
+    .optional(),
+  request_id: z.string().max(100).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+export const PlaygroundBody = z.strictObject({
+  tenant: z.string().min(1).max(100),
+  model: z.string().min(1).max(200).optional(),
+  question: z.string().min(1).max(20_000),
+  max_tokens: z.number().int().min(1).max(32_768).optional(),
+});
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value ?? {});
+  if (!r.success) {
+    const first = r.error.issues[0];
+    const path = formatPath(first?.path ?? []);
+    throw new PorticoError('invalid_request', `${path ? path + ': ' : ''}${first?.message ?? 'invalid'}`, {
+      param: path || null,
+    });
+  }
+  return r.data;
+}
+
+export interface ConsoleCollectors {
+  stats: LiveStats;
+  requests: RequestLog;
+}
+
+/** Create the collectors and hook them onto the pipeline's finish (once per gateway). */
+export function attachCollectors(gw: Gateway, requestLogSize = 1000): ConsoleCollectors {
+  const stats = new LiveStats();
+  const requests = new RequestLog(requestLogSize);
+  gw.deps.onFinish.push((ctx, status) => {
+    const now = Date.now();
+    const rec = recordFromContext(ctx, status, now);
+    requests.add(rec);
+    stats.record({
+      tenant: ctx.tenant?.id ?? ANONYMOUS_TENANT,
+      model: ctx.model ?? UNKNOWN_MODEL,
+      status,
+      latencyMs: rec.latency_ms,
+      tokensIn: rec.tokens_in,
+      tokensOut: rec.tokens_out,
+      costUsd: rec.cost_usd,
+    });
+  });
+  return { stats, requests };
+}
+
+async function tenantById(gw: Gateway, id: string): Promise<TenantRuntime> {
+  const snapshot = gw.snapshot;
+  const t = gw.tenancy ? await gw.tenancy.tenant(id, snapshot) : snapshot.tenants.get(id);
+  if (!t) throw new PorticoError('not_found', `No tenant "${id.slice(0, 80)}".`, { param: 'tenant' });
+  return t;
+}
+
+export async function registerConsoleRoutes(app: FastifyInstance, gw: Gateway): Promise<void> {
+  const { stats, requests } = attachCollectors(gw);
+
+  app.get('/admin/stats', async (request) => {
+    requireAdmin(gw, request);
+    const q = parse(StatsQuery, request.query);
+    return stats.snapshot(q.window, q.step);
+  });
+
+  app.get('/admin/requests', async (request) => {
+    requireAdmin(gw, request);
+    const q = parse(RequestsQuery, request.query);
+    return { object: 'list', capacity: requests.capacity, data: requests.query(q) };
+  });
+
+  app.get<{ Params: { id: string } }>('/admin/requests/:id', async (request) => {
+    requireAdmin(gw, request);
+    const rec = requests.get(request.params.id);
+    if (!rec)
+      throw new PorticoError(
+        'not_found',
+        `No request "${request.params.id.slice(0, 80)}" among the latest ${requests.capacity}.`,
+      );
+    return rec;
+  });
+
+  app.get('/admin/models', async (request) => {
+    requireAdmin(gw, request);
+    const snap = gw.snapshot;
+    return {
+      object: 'list',
+      data: [...snap.pools].map(([alias, pool]) => ({
+        id: alias,
+        strategy: pool.strategy,
+        pricing: snap.config.models[alias]?.pricing ?? null,
+        backends: pool.backends.map((b) => ({
+          id: b.id,
+          provider: b.config.provider,
+          model: b.upstreamModel,
+          weight: b.weight,
+          healthy: b.healthy,
+          in_flight: b.inFlight,
+          last_error: b.lastError ?? null,
+        })),
+      })),
+    };
+  });
+
+  app.post('/admin/playground', async (request, reply) => {
+    requireAdmin(gw, request);
+    const body = parse(PlaygroundBody, request.body);
+    const ctx = contextFor(gw, request, reply, 'chat', '/admin/playground');
+    const tenant = await tenantById(gw, body.tenant);
+    // As beginTenantRequest does after authenticating a key: the tenant is the chosen one.
+    ctx.tenant = tenant;
+    gw.deps.metrics.inFlight.labels(tenant.id).inc();
+    await admitRequestRate(gw.deps, ctx, tenant, undefined);
+    const model = body.model ?? tenant.defaultModel;
+    if (!model)
+      throw new PorticoError('model_not_found', `Tenant "${tenant.id}" has no default model; pick one.`, {
+        param: 'model',
+      });
+    const out = await runChat(gw.deps, ctx, tenant, {
+      model,
+      messages: [{ role: 'user', content: body.question }],
+      stream: true,
+      stream_options: { include_usage: true },
+      ...(body.max_tokens !== undefined ? { max_tokens: body.max_tokens } : {}),
+    });
+    if (out.kind !== 'stream') throw new PorticoError('internal_error', 'expected a stream');
+    await sendSse(gw.deps, reply, ctx, out.chunks);
+    return reply;
+  });
+
+  if (existsSync(`${CONSOLE_DIR}index.html`)) {
+    app.get('/console', (_request, reply) => reply.redirect('/console/', 301));
+    await app.register(fastifyStatic, {
+      root: CONSOLE_DIR,
+      prefix: '/console/',
+      decorateReply: false,
+      cacheControl: false,
+      setHeaders: (reply, path) => {
+        // Hashed assets can be cached for ever; index.html must be revalidated.
+        reply.header(
+          'cache-control',
+          path.endsWith('.html') ? 'no-cache' : 'public, max-age=31536000, immutable',
+        );
+      },
+    });
+  } else {
+    const missing = (): never => {
+      throw new PorticoError(
+        'not_found',
+        'The web console is not built in this installation: run "npm run build" (it builds dist/console).',
+      );
+    };
+    app.get('/console', missing);
+    app.get('/console/*', missing);
+  }
+}

@@ -1,0 +1,232 @@
+/**
+ * Live statistics for the console's Overview page, computed in-process (no Prometheus needed).
+ *
+ * A ring of one-second slots covers the last `horizonSeconds`. Recording a finished request is
+ * O(1): find the slot for the current second (resetting it if it is stale), bump counters and one
+ * bucket of a fixed log-scale latency histogram, for the total and for the request's tenant and
+ * model. Reading (`GET /admin/stats`, every few seconds) walks the slots of the asked window.
+ */
+
+/** Latency histogram bucket upper bounds in ms: 1 ms .. ~110 s, ratio 1.25 (≈ 12% error on a percentile). */
+const BOUNDS: readonly number[] = (() => {
+  const out: number[] = [];
+  for (let v = 1; v < 120_000; v *= 1.25) out.push(v);
+  return out;
+})();
+const LOG_RATIO = Math.log(1.25);
+
+function bucketOf(ms: number): number {
+  if (!(ms > 1)) return 0;
+  const i = Math.ceil(Math.log(ms) / LOG_RATIO - 1e-9);
+  return i >= BOUNDS.length ? BOUNDS.length : i;
+}
+
+interface Agg {
+  requests: number;
+  errors: number;
+  tokensIn: number;
+  tokensOut: number;
+  cost: number;
+  latencySum: number;
+  /** BOUNDS.length + 1 buckets (the last one is overflow) */
+  hist: Uint32Array;
+}
+
+function newAgg(): Agg {
+  return {
+    requests: 0,
+    errors: 0,
+    tokensIn: 0,
+    tokensOut: 0,
+    cost: 0,
+    latencySum: 0,
+    hist: new Uint32Array(BOUNDS.length + 1),
+  };
+}
+
+function addInto(into: Agg, from: Agg): void {
+  into.requests += from.requests;
+  into.errors += from.errors;
+  into.tokensIn += from.tokensIn;
+  into.tokensOut += from.tokensOut;
+  into.cost += from.cost;
+  into.latencySum += from.latencySum;
+  for (let i = 0; i < from.hist.length; i++) into.hist[i] = (into.hist[i] ?? 0) + (from.hist[i] ?? 0);
+}
+
+function percentile(hist: Uint32Array, total: number, q: number): number | null {
+  if (total === 0) return null;
+  const rank = Math.max(1, Math.ceil(q * total));
+  let seen = 0;
+  for (let i = 0; i < hist.length; i++) {
+    seen += hist[i] ?? 0;
+    if (seen >= rank) return Math.round((BOUNDS[i] ?? BOUNDS[BOUNDS.length - 1] ?? 0) * 10) / 10;
+  }
+  return null;
+}
+
+interface Slot {
+  second: number;
+  total: Agg;
+  byTenant: Map<string, Agg>;
+  byModel: Map<string, Agg>;
+}
+
+export interface FinishedSample {
+  tenant: string;
+  model: string;
+  status: number;
+  latencyMs: number;
+  tokensIn: number;
+  tokensOut: number;
+  costUsd: number;
+}
+
+export interface StatsRow {
+  requests: number;
+  rps: number;
+  errors: number;
+  error_rate: number;
+  p50_ms: number | null;
+  p95_ms: number | null;
+  mean_ms: number | null;
+  tokens_in: number;
+  tokens_out: number;
+  cost_usd: number;
+}
+
+export interface StatsSnapshot {
+  object: 'stats';
+  now: number;
+  window_s: number;
+  step_s: number;
+  totals: StatsRow;
+  by_tenant: Array<StatsRow & { tenant: string }>;
+  by_model: Array<StatsRow & { model: string }>;
+  /** Oldest first; `t` is the start of each step (epoch ms). */
+  series: Array<{
+    t: number;
+    rps: number;
+    error_rate: number;
+    p50_ms: number | null;
+    p95_ms: number | null;
+    tokens: number;
+  }>;
+}
+
+function row(a: Agg, seconds: number): StatsRow {
+  return {
+    requests: a.requests,
+    rps: Math.round((a.requests / seconds) * 1000) / 1000,
+    errors: a.errors,
+    error_rate: a.requests === 0 ? 0 : Math.round((a.errors / a.requests) * 10_000) / 10_000,
+    p50_ms: percentile(a.hist, a.requests, 0.5),
+    p95_ms: percentile(a.hist, a.requests, 0.95),
+    mean_ms: a.requests === 0 ? null : Math.round((a.latencySum / a.requests) * 10) / 10,
+    tokens_in: a.tokensIn,
+    tokens_out: a.tokensOut,
+    cost_usd: Math.round(a.cost * 1e6) / 1e6,
+  };
+}
+
+export class LiveStats {
+  readonly horizonSeconds: number;
+  readonly #slots: Array<Slot | undefined>;
+  readonly #now: () => number;
+  /** Distinct tenants/models tracked per slot are capped so a flood of odd names cannot grow memory. */
+  static readonly MAX_GROUPS = 200;
+
+  constructor(opts: { horizonSeconds?: number; now?: () => number } = {}) {
+    this.horizonSeconds = opts.horizonSeconds ?? 300;
+    this.#slots = new Array<Slot | undefined>(this.horizonSeconds);
+    this.#now = opts.now ?? Date.now;
+  }
+
+  #slot(second: number): Slot {
+    const i = second % this.horizonSeconds;
+    let s = this.#slots[i];
+    if (!s || s.second !== second) {
+      s = { second, total: newAgg(), byTenant: new Map(), byModel: new Map() };
+      this.#slots[i] = s;
+    }
+    return s;
+  }
+
+  record(sample: FinishedSample): void {
+    const s = this.#slot(Math.floor(this.#now() / 1000));
+    const b = bucketOf(sample.latencyMs);
+    const error = sample.status >= 400;
+    const apply = (a: Agg): void => {
+      a.requests++;
+      if (error) a.errors++;
+      a.tokensIn += sample.tokensIn;
+      a.tokensOut += sample.tokensOut;
+      a.cost += sample.costUsd;
+      a.latencySum += sample.latencyMs;
+      a.hist[b] = (a.hist[b] ?? 0) + 1;
+    };
+    apply(s.total);
+    apply(groupOf(s.byTenant, sample.tenant));
+    apply(groupOf(s.byModel, sample.model));
+  }
+
+  /** Aggregate the last `windowSeconds` (excluding the current, incomplete second) and a series by `stepSeconds`. */
+  snapshot(windowSeconds = 60, stepSeconds = 5): StatsSnapshot {
+    const now = this.#now();
+    const window = Math.max(1, Math.min(this.horizonSeconds - 1, Math.floor(windowSeconds)));
+    const step = Math.max(1, Math.min(window, Math.floor(stepSeconds)));
+    const current = Math.floor(now / 1000);
+    const first = current - window;
+    const total = newAgg();
+    const byTenant = new Map<string, Agg>();
+    const byModel = new Map<string, Agg>();
+    const steps = Math.ceil(window / step);
+    const series: StatsSnapshot['series'] = [];
+    for (let k = 0; k < steps; k++) {
+      const from = first + k * step;
+      const to = Math.min(current, from + step);
+      const agg = newAgg();
+      for (let sec = from; sec < to; sec++) {
+        const s = this.#slots[((sec % this.horizonSeconds) + this.horizonSeconds) % this.horizonSeconds];
+        if (!s || s.second !== sec) continue;
+        addInto(agg, s.total);
+        for (const [name, a] of s.byTenant) addInto(groupOf(byTenant, name), a);
+        for (const [name, a] of s.byModel) addInto(groupOf(byModel, name), a);
+      }
+      addInto(total, agg);
+      const r = row(agg, to - from);
+      series.push({
+        t: from * 1000,
+        rps: r.rps,
+        error_rate: r.error_rate,
+        p50_ms: r.p50_ms,
+        p95_ms: r.p95_ms,
+        tokens: agg.tokensIn + agg.tokensOut,
+      });
+    }
+    const sortRows = <T extends StatsRow>(rows: T[]): T[] => rows.sort((a, b) => b.requests - a.requests);
+    return {
+      object: 'stats',
+      now,
+      window_s: window,
+      step_s: step,
+      totals: row(total, window),
+      by_tenant: sortRows([...byTenant].map(([tenant, a]) => ({ tenant, ...row(a, window) }))),
+      by_model: sortRows([...byModel].map(([model, a]) => ({ model, ...row(a, window) }))),
+      series,
+    };
+  }
+}
+
+function groupOf(map: Map<string, Agg>, name: string): Agg {
+  let a = map.get(name);
+  if (!a) {
+    if (map.size >= LiveStats.MAX_GROUPS) name = '(other)';
+    a = map.get(name);
+    if (!a) {
+      a = newAgg();
+      map.set(name, a);
+    }
+  }
+  return a;
+}

@@ -1,0 +1,70 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { RequestLog, type RequestRecord } from './request-log.js';
+
+const rec = (i: number, over: Partial<RequestRecord> = {}): RequestRecord => ({
+  request_id: `req_${String(i).padStart(6, '0')}`,
+  correlation_id: `c${i}`,
+  time: new Date(i * 1000).toISOString(),
+  tenant: i % 2 === 0 ? 'acme' : 'globex',
+  key_id: null,
+  model: i % 3 === 0 ? 'big' : 'default',
+  backend: 'b1',
+  route: 'chat',
+  endpoint: '/v1/chat/completions',
+  status: i % 5 === 0 ? 429 : i % 7 === 0 ? 502 : 200,
+  stream: false,
+  latency_ms: i,
+  ttft_ms: null,
+  tokens_in: 1,
+  tokens_out: 1,
+  tokens_estimated: false,
+  cost_usd: 0,
+  cache_hit: null,
+  ...over,
+});
+
+describe('RequestLog', () => {
+  it('keeps the latest `capacity` records, newest first', () => {
+    const log = new RequestLog(10);
+    for (let i = 1; i <= 25; i++) log.add(rec(i));
+    assert.equal(log.size, 10);
+    const all = log.query({ limit: 100 });
+    assert.deepEqual(
+      all.map((r) => r.latency_ms),
+      [25, 24, 23, 22, 21, 20, 19, 18, 17, 16],
+    );
+    assert.equal(log.get('req_000015'), undefined);
+    assert.equal(log.get('req_000016')?.latency_ms, 16);
+  });
+
+  it('filters by tenant, model, status (exact, class, ok/error) and request id', () => {
+    const log = new RequestLog(100);
+    for (let i = 1; i <= 30; i++) log.add(rec(i));
+    assert.ok(log.query({ tenant: 'acme' }).every((r) => r.tenant === 'acme'));
+    assert.equal(log.query({ tenant: 'acme' }).length, 15);
+    assert.equal(log.query({ model: 'big' }).length, 10);
+    assert.deepEqual(
+      log.query({ status: '429' }).map((r) => r.latency_ms),
+      [30, 25, 20, 15, 10, 5],
+    );
+    assert.deepEqual(
+      log.query({ status: '5xx' }).map((r) => r.latency_ms),
+      [28, 21, 14, 7],
+    );
+    assert.equal(log.query({ status: 'error' }).length, 10);
+    assert.equal(log.query({ status: 'ok' }).length, 20);
+    assert.equal(log.query({ tenant: 'acme', status: '4xx' }).length, 3);
+    assert.deepEqual(
+      log.query({ request_id: 'req_000012' }).map((r) => r.latency_ms),
+      [12],
+    );
+    assert.equal(log.query({ request_id: 'req_00001' }).length, 10, 'prefix match');
+    assert.equal(
+      log.query({ request_id: 'req' }).length,
+      0,
+      'prefixes shorter than 4 characters do not match',
+    );
+    assert.equal(log.query({ limit: 3 }).length, 3);
+  });
+});

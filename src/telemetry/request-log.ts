@@ -1,0 +1,123 @@
+/**
+ * The console's request log: the latest finished requests in a fixed-size ring buffer (O(1) per
+ * request, bounded memory). Bodies are kept only when the audit configuration captured them
+ * (`ctx.auditBodies`, already redacted) — never otherwise.
+ */
+import type { RequestContext } from '../pipeline/context.js';
+
+export interface RequestRecord {
+  request_id: string;
+  correlation_id: string;
+  time: string;
+  tenant: string | null;
+  key_id: string | null;
+  model: string | null;
+  backend: string | null;
+  route: string;
+  endpoint: string;
+  status: number;
+  stream: boolean;
+  latency_ms: number;
+  ttft_ms: number | null;
+  tokens_in: number;
+  tokens_out: number;
+  tokens_estimated: boolean;
+  cost_usd: number;
+  cache_hit: string | null;
+  request_body?: string;
+  response_body?: string;
+}
+
+export interface RequestFilter {
+  tenant?: string;
+  model?: string;
+  /** An exact status (429), a class (4xx, 5xx) or `error` (>= 400) / `ok` (< 400). */
+  status?: string;
+  /** Exact id, or a prefix of at least 4 characters. */
+  request_id?: string;
+  limit?: number;
+}
+
+const round = (n: number): number => Math.round(n * 10) / 10;
+
+export function recordFromContext(ctx: RequestContext, status: number, nowMs: number): RequestRecord {
+  const rec: RequestRecord = {
+    request_id: ctx.requestId,
+    correlation_id: ctx.correlationId,
+    time: new Date(nowMs).toISOString(),
+    tenant: ctx.tenant?.id ?? null,
+    key_id: ctx.keyId ?? null,
+    model: ctx.model ?? null,
+    backend: ctx.backend ?? null,
+    route: ctx.route,
+    endpoint: ctx.endpoint,
+    status,
+    stream: ctx.stream,
+    latency_ms: round(performance.now() - ctx.startedAt),
+    ttft_ms: ctx.firstTokenAt === undefined ? null : round(ctx.firstTokenAt - ctx.startedAt),
+    tokens_in: ctx.accountedTokens?.input ?? 0,
+    tokens_out: ctx.accountedTokens?.output ?? 0,
+    tokens_estimated: ctx.accountedTokens?.estimated ?? false,
+    cost_usd: ctx.costUsd ?? 0,
+    cache_hit: ctx.cacheHit ?? null,
+  };
+  if (ctx.auditBodies?.request !== undefined) rec.request_body = ctx.auditBodies.request;
+  if (ctx.auditBodies?.response !== undefined) rec.response_body = ctx.auditBodies.response;
+  return rec;
+}
+
+function statusMatches(status: number, want: string): boolean {
+  const w = want.trim().toLowerCase();
+  if (w === '' || w === 'all') return true;
+  if (w === 'error') return status >= 400;
+  if (w === 'ok') return status < 400;
+  if (/^[1-5]xx$/.test(w)) return Math.floor(status / 100) === Number(w[0]);
+  return String(status) === w;
+}
+
+export class RequestLog {
+  readonly capacity: number;
+  readonly #ring: Array<RequestRecord | undefined>;
+  #next = 0;
+  #size = 0;
+
+  constructor(capacity = 1000) {
+    this.capacity = Math.max(1, Math.floor(capacity));
+    this.#ring = new Array<RequestRecord | undefined>(this.capacity);
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  add(rec: RequestRecord): void {
+    this.#ring[this.#next] = rec;
+    this.#next = (this.#next + 1) % this.capacity;
+    if (this.#size < this.capacity) this.#size++;
+  }
+
+  /** Newest first. */
+  query(f: RequestFilter = {}): RequestRecord[] {
+    const limit = Math.max(1, Math.min(this.capacity, f.limit ?? 100));
+    const id = f.request_id?.trim();
+    const out: RequestRecord[] = [];
+    for (let k = 1; k <= this.#size && out.length < limit; k++) {
+      const r = this.#ring[(this.#next - k + this.capacity) % this.capacity];
+      if (!r) continue;
+      if (f.tenant && r.tenant !== f.tenant) continue;
+      if (f.model && r.model !== f.model) continue;
+      if (f.status && !statusMatches(r.status, f.status)) continue;
+      if (id && !(r.request_id === id || (id.length >= 4 && r.request_id.startsWith(id)))) continue;
+      out.push(r);
+    }
+    return out;
+  }
+
+  get(requestId: string): RequestRecord | undefined {
+    for (let k = 1; k <= this.#size; k++) {
+      const r = this.#ring[(this.#next - k + this.capacity) % this.capacity];
+      if (r?.request_id === requestId) return r;
+    }
+    return undefined;
+  }
+}

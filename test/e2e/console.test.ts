@@ -1,0 +1,364 @@
+/**
+ * The web console in a real browser: Debian's chromium (headless) driven by playwright-core,
+ * against a real gateway and the HTTP simulator. Covers login, live numbers under generated
+ * traffic, key create/use/revoke with the `openai` SDK, prompt edit seen through /info, the
+ * side-by-side playground, the request log by id, 1280x800 and phone-width layouts, keyboard
+ * reachability and the absence of console errors. Screenshots go to test-results/console/
+ * (ignored by git), or $PORTICO_SCREENSHOT_DIR.
+ *
+ * Needs chromium (scripts/ci-install-chromium.sh): skipped loudly without it, failed under CI=true.
+ */
+import { after, before, describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import OpenAI from 'openai';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import {
+  ACME_KEY,
+  ACME_PROMPT,
+  CLOSED_KEY,
+  CLOSED_PROMPT,
+  demoConfig,
+  startTestGateway,
+  startTestSim,
+  type TestGateway,
+  type TestSim,
+} from '../support/gateway.js';
+
+// Browser globals used inside page.evaluate/waitForFunction callbacks (those run in chromium).
+interface BrowserElement {
+  tagName: string;
+  textContent: string | null;
+  getAttribute(name: string): string | null;
+}
+declare const document: {
+  activeElement: BrowserElement | null;
+  body: BrowserElement;
+  documentElement: { scrollWidth: number };
+  querySelector(selector: string): BrowserElement | null;
+  querySelectorAll(selector: string): { length: number };
+};
+declare const window: { innerWidth: number };
+declare const sessionStorage: { getItem(key: string): string | null };
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const CHROMIUM = process.env.PORTICO_CHROMIUM ?? '/usr/bin/chromium';
+const SHOTS = process.env.PORTICO_SCREENSHOT_DIR ?? join(ROOT, 'test-results', 'console');
+const ADMIN = 'test-admin-token';
+
+function skipOrFail(t: TestContext, reason: string): void {
+  if (process.env.CI === 'true') assert.fail(`CI=true but ${reason}`);
+  console.warn(`SKIPPED console e2e: ${reason}`);
+  t.skip(reason);
+}
+
+/** Bounded traffic: `count` chat requests over both tenants (a few to a missing model = errors). */
+async function traffic(baseURL: string, count: number): Promise<void> {
+  const clients = [ACME_KEY, CLOSED_KEY].map((apiKey) => new OpenAI({ apiKey, baseURL, maxRetries: 0 }));
+  const one = async (i: number): Promise<void> => {
+    const client = clients[i % 2] as OpenAI;
+    const model = i % 10 === 9 ? 'no-such-model' : i % 3 === 0 ? 'lorem' : 'default';
+    await client.chat.completions
+      .create({ model, messages: [{ role: 'user', content: `question ${i}` }], max_tokens: 16 })
+      .catch(() => undefined);
+  };
+  for (let i = 0; i < count; i += 4) await Promise.all([0, 1, 2, 3].map((k) => one(i + k)));
+}
+
+describe('web console in chromium', { timeout: 120_000 }, () => {
+  let sim: TestSim;
+  let gw: TestGateway;
+  let browser: Browser | undefined;
+  let skipReason: string | undefined;
+  const consoleErrors: string[] = [];
+
+  before(async () => {
+    if (!existsSync(CHROMIUM)) {
+      skipReason = `${CHROMIUM} not found (install it with scripts/ci-install-chromium.sh)`;
+      return;
+    }
+    // Test the console as it is in the source tree.
+    const vite = join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
+    const built = spawnSync(process.execPath, [vite, 'build', '--config', 'console/vite.config.ts'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(built.status, 0, `console build failed:\n${built.stdout}\n${built.stderr}`);
+    const out = join(ROOT, 'dist', 'console');
+    const files = [
+      join(out, 'index.html'),
+      ...readdirSync(join(out, 'assets')).map((f) => join(out, 'assets', f)),
+    ];
+    const gzipped = files.reduce((n, f) => n + gzipSync(readFileSync(f), { level: 9 }).length, 0);
+    assert.ok(gzipped < 200_000, `console bundle is ${gzipped} bytes gzipped (goal: under 200 KB)`);
+    mkdirSync(SHOTS, { recursive: true });
+    sim = await startTestSim({ sim: { mode: 'echo', itl_ms: 2 } });
+    gw = await startTestGateway(
+      demoConfig({
+        tenants: [
+          {
+            id: 'acme-corp',
+            display_name: 'ACME Corp',
+            system_prompt: ACME_PROMPT,
+            allowed_models: ['default', 'lorem'],
+            api_keys: [{ value: ACME_KEY }],
+          },
+          {
+            id: 'closed-ai',
+            display_name: 'Closed AI',
+            system_prompt: CLOSED_PROMPT,
+            allowed_models: ['default', 'lorem'],
+            api_keys: [{ value: CLOSED_KEY }],
+          },
+        ],
+        models: {
+          default: {
+            pricing: { input_per_million: 2, output_per_million: 8 },
+            backends: [{ id: 'sim-http', provider: 'openai', base_url: sim.baseURL }],
+          },
+          lorem: {
+            pricing: { input_per_million: 1, output_per_million: 1 },
+            backends: [{ id: 'sim-lorem', provider: 'sim', sim: { mode: 'lorem', output_tokens: 8 } }],
+          },
+        },
+      }),
+    );
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await gw?.close();
+    await sim?.close();
+  });
+
+  async function newPage(viewport: {
+    width: number;
+    height: number;
+  }): Promise<{ ctx: BrowserContext; page: Page }> {
+    assert.ok(browser);
+    const ctx = await browser.newContext({ viewport });
+    const page = await ctx.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(`${m.text()} (${m.location().url})`);
+    });
+    page.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message}`));
+    return { ctx, page };
+  }
+
+  async function login(page: Page): Promise<void> {
+    await page.goto(`${gw.url}/console/`);
+    await page.getByLabel('Admin token').fill(ADMIN);
+    await page.keyboard.press('Enter');
+    await page.getByRole('navigation', { name: 'Console pages' }).waitFor();
+  }
+
+  /** Tab through the page; return the accessible names of what got focus. */
+  async function tabStops(page: Page, max: number): Promise<string[]> {
+    await page.locator('body').focus();
+    const seen: string[] = [];
+    for (let i = 0; i < max; i++) {
+      await page.keyboard.press('Tab');
+      seen.push(
+        await page.evaluate(() => {
+          const el = document.activeElement;
+          if (!el || el === document.body) return '';
+          const label = el.getAttribute('aria-label') ?? el.getAttribute('name') ?? el.textContent ?? '';
+          return `${el.tagName.toLowerCase()}:${label.trim()}`;
+        }),
+      );
+    }
+    return seen;
+  }
+
+  it('works end to end at 1280x800', async (t) => {
+    if (skipReason) return skipOrFail(t, skipReason);
+    consoleErrors.length = 0;
+
+    // Nothing readable without the admin token.
+    for (const path of ['/admin/stats', '/admin/requests', '/admin/tenants', '/admin/models']) {
+      const res = await fetch(`${gw.url}${path}`);
+      assert.equal(res.status, 401, path);
+    }
+
+    const { ctx, page } = await newPage({ width: 1280, height: 800 });
+    await page.goto(`${gw.url}/console`);
+    assert.match(page.url(), /\/console\/$/);
+    await page.getByLabel('Admin token').waitFor();
+    assert.deepEqual(await page.evaluate(() => Object.keys(sessionStorage)), []);
+    await page.screenshot({ path: join(SHOTS, 'login-1280.png') });
+    await login(page);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('portico.adminToken')), ADMIN);
+
+    // --- Overview: live numbers move under generated traffic.
+    await traffic(gw.baseURL, 12);
+    const requests = page.getByTestId('stat-requests');
+    await page.waitForFunction(
+      () =>
+        Number(document.querySelector('[data-testid=stat-requests]')?.textContent?.replace(/,/g, '')) >= 12,
+      undefined,
+      { timeout: 10_000 },
+    );
+    const first = Number((await requests.textContent())?.replace(/,/g, ''));
+    await traffic(gw.baseURL, 20);
+    await page.waitForFunction(
+      (n) =>
+        Number(document.querySelector('[data-testid=stat-requests]')?.textContent?.replace(/,/g, '')) >= n,
+      first + 20,
+      { timeout: 10_000 },
+    );
+    assert.notEqual(await page.getByTestId('stat-p95').textContent(), '—');
+    assert.notEqual(await page.getByTestId('stat-errors').textContent(), '0 %');
+    assert.match((await page.getByTestId('stat-cost').textContent()) ?? '', /^\$0\.0*[1-9]/);
+    await page.getByTestId('tenant-row-acme-corp').waitFor();
+    await page.getByTestId('model-row-lorem').waitFor();
+    await page.locator('.chart canvas').first().waitFor();
+    await page.screenshot({ path: join(SHOTS, 'overview-1280.png'), fullPage: true });
+    const overviewStops = await tabStops(page, 10);
+    assert.ok(overviewStops.includes('a:Playground'), `Tab reaches the nav: ${overviewStops.join(' | ')}`);
+
+    // --- Tenants: config tenants are read-only and say so.
+    await page.getByRole('link', { name: 'Tenants' }).click();
+    await page.getByRole('link', { name: 'acme-corp' }).click();
+    await page.getByTestId('read-only-note').waitFor();
+    assert.equal(await page.locator('#system-prompt').count(), 0);
+
+    // Create an API tenant in the console; edit its prompt; /info follows.
+    await page.getByRole('link', { name: '← Tenants' }).click();
+    await page.locator('input[name=tenant-id]').fill('e2e-corp');
+    await page.locator('input[name=tenant-name]').fill('E2E Corp');
+    await page.getByRole('button', { name: 'Create tenant' }).click();
+    await page.getByRole('heading', { name: /E2E Corp/ }).waitFor();
+
+    // Key: created and shown once, used with the openai SDK.
+    await page.locator('input[name=key-label]').fill('e2e');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const key = (await page.getByTestId('new-key').textContent()) ?? '';
+    assert.match(key, /^sk-/);
+    const client = new OpenAI({ apiKey: key, baseURL: gw.baseURL, maxRetries: 0 });
+    const { data: answer, response } = await client.chat.completions
+      .create({ model: 'default', messages: [{ role: 'user', content: 'hello from e2e' }] })
+      .withResponse();
+    assert.match(answer.choices[0]?.message.content ?? '', /hello from e2e/);
+    const sdkRequestId = response.headers.get('x-request-id') ?? '';
+    assert.match(sdkRequestId, /^req_/);
+
+    const info = async (): Promise<{ system_prompt: string }> => {
+      const r = await fetch(`${gw.url}/info`, { headers: { authorization: `Bearer ${key}` } });
+      assert.equal(r.status, 200);
+      return (await r.json()) as { system_prompt: string };
+    };
+    assert.equal((await info()).system_prompt, '');
+    const prompt = 'You are E2E Corp: answer in one short sentence.';
+    await page.locator('#system-prompt').fill(prompt);
+    await page.getByRole('button', { name: 'Save prompt' }).click();
+    await page.getByText('Saved.').waitFor();
+    await waitFor(async () => (await info()).system_prompt === prompt, 'the new prompt in /info');
+    // Validation: an over-long prompt cannot be saved.
+    await page.locator('#system-prompt').fill('x'.repeat(100_001));
+    assert.equal(await page.getByRole('button', { name: 'Save prompt' }).isDisabled(), true);
+    await page.locator('#system-prompt').fill(prompt);
+    const detailStops = await tabStops(page, 40);
+    for (const want of ['textarea:', 'button:Save prompt', 'button:Create key', 'button:Revoke'])
+      assert.ok(
+        detailStops.some((s) => s.startsWith(want)),
+        `Tab reaches ${want}: ${detailStops.join(' | ')}`,
+      );
+    await page.getByTestId('quotas').waitFor();
+    await page.screenshot({ path: join(SHOTS, 'tenant-1280.png'), fullPage: true });
+
+    // Revoke in the console; the SDK is refused.
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByText(/^revoked /).waitFor();
+    await waitFor(async () => {
+      try {
+        await client.chat.completions.create({
+          model: 'default',
+          messages: [{ role: 'user', content: 'x' }],
+        });
+        return false;
+      } catch (err) {
+        return err instanceof OpenAI.AuthenticationError;
+      }
+    }, 'the revoked key to be refused');
+
+    // --- Playground: two tenants, one question, both streams complete.
+    await page.getByRole('link', { name: 'Playground' }).click();
+    await page.locator('select[name=tenant-0] option[value=closed-ai]').waitFor({ state: 'attached' });
+    await page.locator('select[name=tenant-0]').selectOption('acme-corp');
+    await page.locator('select[name=tenant-1]').selectOption('closed-ai');
+    await page.locator('#question').fill('How should we start the project?');
+    await page.getByRole('button', { name: 'Ask both' }).click();
+    for (const n of [0, 1]) await page.locator(`[data-testid=answer-${n}][data-state=done]`).waitFor();
+    const left = (await page.getByTestId('answer-0').locator('.answer-text').textContent()) ?? '';
+    const right = (await page.getByTestId('answer-1').locator('.answer-text').textContent()) ?? '';
+    assert.ok(left.includes(ACME_PROMPT) && left.includes('How should we start'), left);
+    assert.ok(right.includes(CLOSED_PROMPT) && right.includes('How should we start'), right);
+    for (const n of [0, 1]) {
+      assert.match((await page.getByTestId(`tokens-${n}`).textContent()) ?? '', /\d+ in \/ \d+ out/);
+      assert.match((await page.getByTestId(`cost-${n}`).textContent()) ?? '', /^\$0\.0*[1-9]/);
+      assert.match((await page.getByTestId(`latency-${n}`).textContent()) ?? '', /ms$/);
+    }
+    await page.screenshot({ path: join(SHOTS, 'playground-1280.png'), fullPage: true });
+
+    // --- Request log: find the SDK request by its id.
+    await page.getByRole('link', { name: 'Request log' }).click();
+    await page.locator('input[name=filter-request_id]').fill(sdkRequestId);
+    await page.keyboard.press('Enter');
+    const row = page.getByRole('button', { name: sdkRequestId });
+    await row.waitFor();
+    await page.waitForFunction(
+      () => document.querySelectorAll('[data-testid=request-log] tbody tr').length === 1,
+    );
+    await row.click();
+    await page.getByTestId('request-detail').getByText('sim-http').waitFor();
+    await page.screenshot({ path: join(SHOTS, 'requests-1280.png'), fullPage: true });
+
+    // --- Backends.
+    await page.getByRole('link', { name: 'Backends' }).click();
+    await page.getByTestId('pool-default').getByText('sim-http').waitFor();
+    await page.getByTestId('pool-lorem').getByText('sim-lorem').waitFor();
+    await page.screenshot({ path: join(SHOTS, 'backends-1280.png'), fullPage: true });
+
+    await ctx.close();
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  it('fits a phone-width viewport', async (t) => {
+    if (skipReason) return skipOrFail(t, skipReason);
+    consoleErrors.length = 0;
+    const { ctx, page } = await newPage({ width: 390, height: 844 });
+    await login(page);
+    const pages: Array<[string, string]> = [
+      ['overview', '[data-testid=stat-requests]'],
+      ['tenants', 'table'],
+      ['tenants/acme-corp', '[data-testid=keys]'],
+      ['backends', '[data-testid=pool-default]'],
+      ['requests', '[data-testid=request-log]'],
+      ['playground', '#question'],
+    ];
+    for (const [hash, ready] of pages) {
+      await page.goto(`${gw.url}/console/#/${hash}`);
+      await page.locator(ready).first().waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 1, `#/${hash} overflows the viewport by ${overflow}px`);
+      await page.screenshot({ path: join(SHOTS, `${hash.replace('/', '-')}-phone.png`), fullPage: true });
+    }
+    await ctx.close();
+    assert.deepEqual(consoleErrors, []);
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
