@@ -155,19 +155,10 @@ export class LiveStats {
   record(sample: FinishedSample): void {
     const s = this.#slot(Math.floor(this.#now() / 1000));
     const b = bucketOf(sample.latencyMs);
-    const error = sample.status >= 400;
-    const apply = (a: Agg): void => {
-      a.requests++;
-      if (error) a.errors++;
-      a.tokensIn += sample.tokensIn;
-      a.tokensOut += sample.tokensOut;
-      a.cost += sample.costUsd;
-      a.latencySum += sample.latencyMs;
-      a.hist[b] = (a.hist[b] ?? 0) + 1;
-    };
-    apply(s.total);
-    apply(groupOf(s.byTenant, sample.tenant));
-    apply(groupOf(s.byModel, sample.model));
+    const error = sample.status >= 400 ? 1 : 0;
+    bump(s.total, sample, b, error);
+    bump(groupOf(s.byTenant, sample.tenant), sample, b, error);
+    bump(groupOf(s.byModel, sample.model), sample, b, error);
   }
 
   /** Aggregate the last `windowSeconds` (excluding the current, incomplete second) and a series by `stepSeconds`. */
@@ -216,6 +207,16 @@ export class LiveStats {
       series,
     };
   }
+}
+
+function bump(a: Agg, sample: FinishedSample, bucket: number, error: number): void {
+  a.requests++;
+  a.errors += error;
+  a.tokensIn += sample.tokensIn;
+  a.tokensOut += sample.tokensOut;
+  a.cost += sample.costUsd;
+  a.latencySum += sample.latencyMs;
+  a.hist[bucket] = (a.hist[bucket] ?? 0) + 1;
 }
 
 function groupOf(map: Map<string, Agg>, name: string): Agg {

@@ -185,6 +185,10 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
       assert.equal(res.status, 401, path);
     }
 
+    const index = await fetch(`${gw.url}/console/`);
+    assert.match(index.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+    assert.equal(index.headers.get('cache-control'), 'no-cache');
+
     const { ctx, page } = await newPage({ width: 1280, height: 800 });
     await page.goto(`${gw.url}/console`);
     assert.match(page.url(), /\/console\/$/);
