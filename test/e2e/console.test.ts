@@ -272,7 +272,21 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
         detailStops.some((s) => s.startsWith(want)),
         `Tab reaches ${want}: ${detailStops.join(' | ')}`,
       );
-    await page.getByTestId('quotas').waitFor();
+    // Limits: validated in the page, saved through the admin API.
+    await page.locator('input[name=limit-burst]').fill('1.5');
+    await page.getByRole('button', { name: 'Save limits' }).click();
+    await page.getByText('Burst: enter a positive whole number').waitFor();
+    await page.locator('input[name=limit-burst]').fill('50');
+    await page.locator('input[name=limit-requests_per_second]').fill('25');
+    await page.locator('input[name=limit-daily_requests]').fill('1000');
+    await page.getByRole('button', { name: 'Save limits' }).click();
+    await page.getByText('Saved. New requests are admitted').waitFor();
+    const saved = (await (
+      await fetch(`${gw.url}/admin/tenants/e2e-corp`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    ).json()) as { limits: unknown; quota: unknown };
+    assert.deepEqual(saved.limits, { requests_per_second: 25, burst: 50 });
+    assert.deepEqual(saved.quota, { daily_requests: 1000 });
+    await page.getByTestId('quotas').getByText('Requests today').waitFor();
     await page.screenshot({ path: join(SHOTS, 'tenant-1280.png'), fullPage: true });
 
     // Revoke in the console; the SDK is refused.
