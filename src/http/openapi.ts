@@ -110,6 +110,7 @@ const Stats = obj({
   totals: obj(statsRowProps),
   by_tenant: { type: 'array', items: obj({ tenant: str, ...statsRowProps }) },
   by_model: { type: 'array', items: obj({ model: str, ...statsRowProps }) },
+  by_backend: { type: 'array', items: obj({ backend: str, ...statsRowProps }) },
   series: {
     type: 'array',
     items: obj({ t: int, rps: num, error_rate: num, p50_ms: nnum, p95_ms: nnum, tokens: int }),

@@ -70,11 +70,14 @@ interface Slot {
   total: Agg;
   byTenant: Map<string, Agg>;
   byModel: Map<string, Agg>;
+  byBackend: Map<string, Agg>;
 }
 
 export interface FinishedSample {
   tenant: string;
   model: string;
+  /** The backend that answered (absent when none was reached). */
+  backend?: string | undefined;
   status: number;
   latencyMs: number;
   tokensIn: number;
@@ -103,6 +106,7 @@ export interface StatsSnapshot {
   totals: StatsRow;
   by_tenant: Array<StatsRow & { tenant: string }>;
   by_model: Array<StatsRow & { model: string }>;
+  by_backend: Array<StatsRow & { backend: string }>;
   /** Oldest first; `t` is the start of each step (epoch ms). */
   series: Array<{
     t: number;
@@ -146,7 +150,7 @@ export class LiveStats {
     const i = second % this.horizonSeconds;
     let s = this.#slots[i];
     if (!s || s.second !== second) {
-      s = { second, total: newAgg(), byTenant: new Map(), byModel: new Map() };
+      s = { second, total: newAgg(), byTenant: new Map(), byModel: new Map(), byBackend: new Map() };
       this.#slots[i] = s;
     }
     return s;
@@ -159,6 +163,7 @@ export class LiveStats {
     bump(s.total, sample, b, error);
     bump(groupOf(s.byTenant, sample.tenant), sample, b, error);
     bump(groupOf(s.byModel, sample.model), sample, b, error);
+    if (sample.backend !== undefined) bump(groupOf(s.byBackend, sample.backend), sample, b, error);
   }
 
   /** Aggregate the last `windowSeconds` (excluding the current, incomplete second) and a series by `stepSeconds`. */
@@ -171,6 +176,7 @@ export class LiveStats {
     const total = newAgg();
     const byTenant = new Map<string, Agg>();
     const byModel = new Map<string, Agg>();
+    const byBackend = new Map<string, Agg>();
     const steps = Math.ceil(window / step);
     const series: StatsSnapshot['series'] = [];
     for (let k = 0; k < steps; k++) {
@@ -183,6 +189,7 @@ export class LiveStats {
         addInto(agg, s.total);
         for (const [name, a] of s.byTenant) addInto(groupOf(byTenant, name), a);
         for (const [name, a] of s.byModel) addInto(groupOf(byModel, name), a);
+        for (const [name, a] of s.byBackend) addInto(groupOf(byBackend, name), a);
       }
       addInto(total, agg);
       const r = row(agg, to - from);
@@ -204,6 +211,7 @@ export class LiveStats {
       totals: row(total, window),
       by_tenant: sortRows([...byTenant].map(([tenant, a]) => ({ tenant, ...row(a, window) }))),
       by_model: sortRows([...byModel].map(([model, a]) => ({ model, ...row(a, window) }))),
+      by_backend: sortRows([...byBackend].map(([backend, a]) => ({ backend, ...row(a, window) }))),
       series,
     };
   }

@@ -341,6 +341,10 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
     await page.getByRole('link', { name: 'Backends' }).click();
     await page.getByTestId('pool-default').getByText('sim-http').waitFor();
     await page.getByTestId('pool-lorem').getByText('sim-lorem').waitFor();
+    // Latency from the live window: the HTTP simulator answered within the last minute.
+    await page.waitForFunction(() =>
+      /\d ms/.test(document.querySelector('[data-testid=backend-sim-http]')?.textContent ?? ''),
+    );
     await page.screenshot({ path: join(SHOTS, 'backends-1280.png'), fullPage: true });
 
     await ctx.close();

@@ -94,6 +94,7 @@ export function attachCollectors(gw: Gateway, requestLogSize = 1000): ConsoleCol
     stats.record({
       tenant: ctx.tenant?.id ?? ANONYMOUS_TENANT,
       model: ctx.model ?? UNKNOWN_MODEL,
+      backend: ctx.backend,
       status,
       latencyMs: rec.latency_ms,
       tokensIn: rec.tokens_in,
