@@ -141,6 +141,7 @@ export interface Stats {
   totals: StatsRow;
   by_tenant: Array<StatsRow & { tenant: string }>;
   by_model: Array<StatsRow & { model: string }>;
+  by_backend: Array<StatsRow & { backend: string }>;
   series: Array<{
     t: number;
     rps: number;

@@ -5,7 +5,8 @@
  * handlers keep validating with their zod schemas (the request schemas below are generated from
  * those same zod schemas), so the attached schemas are documentation only: these routes get a
  * pass-through validator and plain JSON.stringify serialization, and behave exactly as without
- * them. A route under /admin without an entry here fails start-up, so the document stays complete.
+ * them. An /admin route with no entry here is still listed (tag `admin`); one that brings its own
+ * schema keeps it, and its validation.
  */
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -109,6 +110,7 @@ const Stats = obj({
   totals: obj(statsRowProps),
   by_tenant: { type: 'array', items: obj({ tenant: str, ...statsRowProps }) },
   by_model: { type: 'array', items: obj({ model: str, ...statsRowProps }) },
+  by_backend: { type: 'array', items: obj({ backend: str, ...statsRowProps }) },
   series: {
     type: 'array',
     items: obj({ t: int, rps: num, error_rate: num, p50_ms: nnum, p95_ms: nnum, tokens: int }),
@@ -292,15 +294,19 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     if (!route.url.startsWith('/admin')) return;
     const method = Array.isArray(route.method) ? route.method[0] : route.method;
     if (!method || method === 'HEAD') return;
-    const doc = ADMIN_DOCS[`${method} ${route.url}`];
-    if (!doc)
-      throw new Error(`admin route ${method} ${route.url} has no OpenAPI entry in src/http/openapi.ts`);
+    const security = [{ adminToken: [] }];
+    if (route.schema) {
+      // A route that brings its own schema keeps it (and its validation); it is only tagged.
+      route.schema = { tags: ['admin'], security, ...route.schema } as FastifySchema;
+      return;
+    }
+    const doc: Doc = ADMIN_DOCS[`${method} ${route.url}`] ?? {
+      tags: ['admin'],
+      summary: `${method} ${route.url}`,
+      response: {},
+    };
     const { produces, ...rest } = doc;
-    route.schema = {
-      ...rest,
-      security: [{ adminToken: [] }],
-      ...(produces ? { produces } : {}),
-    } as FastifySchema;
+    route.schema = { ...rest, security, ...(produces ? { produces } : {}) } as FastifySchema;
     // Documentation only: the handlers validate with zod and answer plain JSON.
     route.validatorCompiler = () => () => true;
     route.serializerCompiler = () => (data) => JSON.stringify(data);
@@ -321,6 +327,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'keys', description: 'API keys: created (shown once) and revoked' },
         { name: 'usage', description: 'Usage and cost from the ledger' },
         { name: 'console', description: 'Live stats, request log, models, playground' },
+        { name: 'admin', description: 'Other admin endpoints' },
       ],
     },
   });

@@ -17,7 +17,7 @@ describe('LiveStats', () => {
   it('aggregates the window by tenant and model, excluding the current second', () => {
     let now = 1_000_000_000_000;
     const s = new LiveStats({ now: () => now });
-    for (let i = 0; i < 90; i++) s.record(sample({ latencyMs: 10 + i }));
+    for (let i = 0; i < 90; i++) s.record(sample({ latencyMs: 10 + i, backend: i % 3 === 0 ? 'b2' : 'b1' }));
     for (let i = 0; i < 10; i++)
       s.record(sample({ tenant: 'globex', model: 'big', status: 500, latencyMs: 1000 }));
     assert.equal(s.snapshot(60).totals.requests, 0, 'the current second is not complete yet');
@@ -40,6 +40,14 @@ describe('LiveStats', () => {
     assert.deepEqual(
       snap.by_model.map((r) => r.model),
       ['default', 'big'],
+    );
+    assert.deepEqual(
+      snap.by_backend.map((r) => [r.backend, r.requests]),
+      [
+        ['b1', 60],
+        ['b2', 30],
+      ],
+      'requests that reached no backend are not counted under one',
     );
     assert.equal(snap.series.length, 12);
     assert.equal(snap.series.at(-1)?.rps, 20);

@@ -70,11 +70,14 @@ interface Slot {
   total: Agg;
   byTenant: Map<string, Agg>;
   byModel: Map<string, Agg>;
+  byBackend: Map<string, Agg>;
 }
 
 export interface FinishedSample {
   tenant: string;
   model: string;
+  /** The backend that answered (absent when none was reached). */
+  backend?: string | undefined;
   status: number;
   latencyMs: number;
   tokensIn: number;
@@ -103,6 +106,7 @@ export interface StatsSnapshot {
   totals: StatsRow;
   by_tenant: Array<StatsRow & { tenant: string }>;
   by_model: Array<StatsRow & { model: string }>;
+  by_backend: Array<StatsRow & { backend: string }>;
   /** Oldest first; `t` is the start of each step (epoch ms). */
   series: Array<{
     t: number;
@@ -146,7 +150,7 @@ export class LiveStats {
     const i = second % this.horizonSeconds;
     let s = this.#slots[i];
     if (!s || s.second !== second) {
-      s = { second, total: newAgg(), byTenant: new Map(), byModel: new Map() };
+      s = { second, total: newAgg(), byTenant: new Map(), byModel: new Map(), byBackend: new Map() };
       this.#slots[i] = s;
     }
     return s;
@@ -155,19 +159,11 @@ export class LiveStats {
   record(sample: FinishedSample): void {
     const s = this.#slot(Math.floor(this.#now() / 1000));
     const b = bucketOf(sample.latencyMs);
-    const error = sample.status >= 400;
-    const apply = (a: Agg): void => {
-      a.requests++;
-      if (error) a.errors++;
-      a.tokensIn += sample.tokensIn;
-      a.tokensOut += sample.tokensOut;
-      a.cost += sample.costUsd;
-      a.latencySum += sample.latencyMs;
-      a.hist[b] = (a.hist[b] ?? 0) + 1;
-    };
-    apply(s.total);
-    apply(groupOf(s.byTenant, sample.tenant));
-    apply(groupOf(s.byModel, sample.model));
+    const error = sample.status >= 400 ? 1 : 0;
+    bump(s.total, sample, b, error);
+    bump(groupOf(s.byTenant, sample.tenant), sample, b, error);
+    bump(groupOf(s.byModel, sample.model), sample, b, error);
+    if (sample.backend !== undefined) bump(groupOf(s.byBackend, sample.backend), sample, b, error);
   }
 
   /** Aggregate the last `windowSeconds` (excluding the current, incomplete second) and a series by `stepSeconds`. */
@@ -180,6 +176,7 @@ export class LiveStats {
     const total = newAgg();
     const byTenant = new Map<string, Agg>();
     const byModel = new Map<string, Agg>();
+    const byBackend = new Map<string, Agg>();
     const steps = Math.ceil(window / step);
     const series: StatsSnapshot['series'] = [];
     for (let k = 0; k < steps; k++) {
@@ -192,6 +189,7 @@ export class LiveStats {
         addInto(agg, s.total);
         for (const [name, a] of s.byTenant) addInto(groupOf(byTenant, name), a);
         for (const [name, a] of s.byModel) addInto(groupOf(byModel, name), a);
+        for (const [name, a] of s.byBackend) addInto(groupOf(byBackend, name), a);
       }
       addInto(total, agg);
       const r = row(agg, to - from);
@@ -213,9 +211,20 @@ export class LiveStats {
       totals: row(total, window),
       by_tenant: sortRows([...byTenant].map(([tenant, a]) => ({ tenant, ...row(a, window) }))),
       by_model: sortRows([...byModel].map(([model, a]) => ({ model, ...row(a, window) }))),
+      by_backend: sortRows([...byBackend].map(([backend, a]) => ({ backend, ...row(a, window) }))),
       series,
     };
   }
+}
+
+function bump(a: Agg, sample: FinishedSample, bucket: number, error: number): void {
+  a.requests++;
+  a.errors += error;
+  a.tokensIn += sample.tokensIn;
+  a.tokensOut += sample.tokensOut;
+  a.cost += sample.costUsd;
+  a.latencySum += sample.latencyMs;
+  a.hist[bucket] = (a.hist[bucket] ?? 0) + 1;
 }
 
 function groupOf(map: Map<string, Agg>, name: string): Agg {

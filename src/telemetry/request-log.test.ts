@@ -1,11 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { RequestLog, type RequestRecord } from './request-log.js';
+import { RequestLog, type StoredRecord } from './request-log.js';
 
-const rec = (i: number, over: Partial<RequestRecord> = {}): RequestRecord => ({
+const rec = (i: number, over: Partial<StoredRecord> = {}): StoredRecord => ({
   request_id: `req_${String(i).padStart(6, '0')}`,
   correlation_id: `c${i}`,
-  time: new Date(i * 1000).toISOString(),
+  at: i * 1000,
   tenant: i % 2 === 0 ? 'acme' : 'globex',
   key_id: null,
   model: i % 3 === 0 ? 'big' : 'default',
@@ -36,6 +36,7 @@ describe('RequestLog', () => {
     );
     assert.equal(log.get('req_000015'), undefined);
     assert.equal(log.get('req_000016')?.latency_ms, 16);
+    assert.equal(log.get('req_000016')?.time, '1970-01-01T00:00:16.000Z');
   });
 
   it('filters by tenant, model, status (exact, class, ok/error) and request id', () => {

@@ -8,6 +8,7 @@ import type { RequestContext } from '../pipeline/context.js';
 export interface RequestRecord {
   request_id: string;
   correlation_id: string;
+  /** ISO 8601 (formatted when read: the hot path stores epoch ms in `at`). */
   time: string;
   tenant: string | null;
   key_id: string | null;
@@ -38,13 +39,16 @@ export interface RequestFilter {
   limit?: number;
 }
 
+/** What the ring holds: the record with its time as epoch ms (formatted only when read). */
+export type StoredRecord = Omit<RequestRecord, 'time'> & { at: number };
+
 const round = (n: number): number => Math.round(n * 10) / 10;
 
-export function recordFromContext(ctx: RequestContext, status: number, nowMs: number): RequestRecord {
-  const rec: RequestRecord = {
+export function recordFromContext(ctx: RequestContext, status: number, nowMs: number): StoredRecord {
+  const rec: StoredRecord = {
     request_id: ctx.requestId,
     correlation_id: ctx.correlationId,
-    time: new Date(nowMs).toISOString(),
+    at: nowMs,
     tenant: ctx.tenant?.id ?? null,
     key_id: ctx.keyId ?? null,
     model: ctx.model ?? null,
@@ -66,6 +70,11 @@ export function recordFromContext(ctx: RequestContext, status: number, nowMs: nu
   return rec;
 }
 
+function view(r: StoredRecord): RequestRecord {
+  const { at, ...rest } = r;
+  return { time: new Date(at).toISOString(), ...rest };
+}
+
 function statusMatches(status: number, want: string): boolean {
   const w = want.trim().toLowerCase();
   if (w === '' || w === 'all') return true;
@@ -77,20 +86,20 @@ function statusMatches(status: number, want: string): boolean {
 
 export class RequestLog {
   readonly capacity: number;
-  readonly #ring: Array<RequestRecord | undefined>;
+  readonly #ring: Array<StoredRecord | undefined>;
   #next = 0;
   #size = 0;
 
   constructor(capacity = 1000) {
     this.capacity = Math.max(1, Math.floor(capacity));
-    this.#ring = new Array<RequestRecord | undefined>(this.capacity);
+    this.#ring = new Array<StoredRecord | undefined>(this.capacity);
   }
 
   get size(): number {
     return this.#size;
   }
 
-  add(rec: RequestRecord): void {
+  add(rec: StoredRecord): void {
     this.#ring[this.#next] = rec;
     this.#next = (this.#next + 1) % this.capacity;
     if (this.#size < this.capacity) this.#size++;
@@ -108,7 +117,7 @@ export class RequestLog {
       if (f.model && r.model !== f.model) continue;
       if (f.status && !statusMatches(r.status, f.status)) continue;
       if (id && !(r.request_id === id || (id.length >= 4 && r.request_id.startsWith(id)))) continue;
-      out.push(r);
+      out.push(view(r));
     }
     return out;
   }
@@ -116,7 +125,7 @@ export class RequestLog {
   get(requestId: string): RequestRecord | undefined {
     for (let k = 1; k <= this.#size; k++) {
       const r = this.#ring[(this.#next - k + this.capacity) % this.capacity];
-      if (r?.request_id === requestId) return r;
+      if (r?.request_id === requestId) return view(r);
     }
     return undefined;
   }

@@ -185,6 +185,10 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
       assert.equal(res.status, 401, path);
     }
 
+    const index = await fetch(`${gw.url}/console/`);
+    assert.match(index.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+    assert.equal(index.headers.get('cache-control'), 'no-cache');
+
     const { ctx, page } = await newPage({ width: 1280, height: 800 });
     await page.goto(`${gw.url}/console`);
     assert.match(page.url(), /\/console\/$/);
@@ -268,7 +272,21 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
         detailStops.some((s) => s.startsWith(want)),
         `Tab reaches ${want}: ${detailStops.join(' | ')}`,
       );
-    await page.getByTestId('quotas').waitFor();
+    // Limits: validated in the page, saved through the admin API.
+    await page.locator('input[name=limit-burst]').fill('1.5');
+    await page.getByRole('button', { name: 'Save limits' }).click();
+    await page.getByText('Burst: enter a positive whole number').waitFor();
+    await page.locator('input[name=limit-burst]').fill('50');
+    await page.locator('input[name=limit-requests_per_second]').fill('25');
+    await page.locator('input[name=limit-daily_requests]').fill('1000');
+    await page.getByRole('button', { name: 'Save limits' }).click();
+    await page.getByText('Saved. New requests are admitted').waitFor();
+    const saved = (await (
+      await fetch(`${gw.url}/admin/tenants/e2e-corp`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    ).json()) as { limits: unknown; quota: unknown };
+    assert.deepEqual(saved.limits, { requests_per_second: 25, burst: 50 });
+    assert.deepEqual(saved.quota, { daily_requests: 1000 });
+    await page.getByTestId('quotas').getByText('Requests today').waitFor();
     await page.screenshot({ path: join(SHOTS, 'tenant-1280.png'), fullPage: true });
 
     // Revoke in the console; the SDK is refused.
@@ -323,6 +341,10 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
     await page.getByRole('link', { name: 'Backends' }).click();
     await page.getByTestId('pool-default').getByText('sim-http').waitFor();
     await page.getByTestId('pool-lorem').getByText('sim-lorem').waitFor();
+    // Latency from the live window: the HTTP simulator answered within the last minute.
+    await page.waitForFunction(() =>
+      /\d ms/.test(document.querySelector('[data-testid=backend-sim-http]')?.textContent ?? ''),
+    );
     await page.screenshot({ path: join(SHOTS, 'backends-1280.png'), fullPage: true });
 
     await ctx.close();

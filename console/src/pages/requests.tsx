@@ -113,21 +113,20 @@ export function Requests() {
         <table data-testid="request-log">
           <thead>
             <tr>
-              <th scope="col">time (UTC)</th>
               <th scope="col">request id</th>
+              <th scope="col">status</th>
               <th scope="col">tenant</th>
               <th scope="col">model</th>
-              <th scope="col">status</th>
               <th scope="col">latency</th>
               <th scope="col">tokens</th>
               <th scope="col">cost</th>
+              <th scope="col">time (UTC)</th>
             </tr>
           </thead>
           <tbody>
             {rows.map((r) => (
               <Fragment key={r.request_id}>
                 <tr class={r.status >= 400 ? 'row-error' : ''}>
-                  <td>{fmtTime(r.time)}</td>
                   <th scope="row">
                     <button
                       type="button"
@@ -138,16 +137,17 @@ export function Requests() {
                       {r.request_id}
                     </button>
                   </th>
+                  <td>{r.status}</td>
                   <td>{r.tenant ?? '—'}</td>
                   <td>{r.model ?? '—'}</td>
-                  <td>{r.status}</td>
                   <td>{fmtMs(r.latency_ms)}</td>
                   <td>{fmtInt(r.tokens_in + r.tokens_out)}</td>
                   <td>{fmtUsd(r.cost_usd)}</td>
+                  <td>{fmtTime(r.time)}</td>
                 </tr>
                 {open === r.request_id && (
                   <tr>
-                    <td colSpan={8}>
+                    <td colSpan={8} class="wrap">
                       <Detail r={r} />
                     </td>
                   </tr>

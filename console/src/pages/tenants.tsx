@@ -115,6 +115,77 @@ function QuotaLine({ label, use, kind }: { label: string; use: QuotaUse; kind: '
   );
 }
 
+const LIMIT_FIELDS = [
+  ['limits', 'requests_per_second', 'Requests/s', false],
+  ['limits', 'burst', 'Burst', true],
+  ['limits', 'tokens_per_minute', 'Tokens/min', true],
+  ['limits', 'max_in_flight', 'Max in flight', true],
+  ['quota', 'daily_tokens', 'Tokens/day', true],
+  ['quota', 'monthly_tokens', 'Tokens/month', true],
+  ['quota', 'daily_requests', 'Requests/day', true],
+  ['quota', 'monthly_requests', 'Requests/month', true],
+] as const;
+
+/** Limits and quotas of an API tenant: empty = no limit. */
+function LimitsEditor({ tenant, onSaved }: { tenant: Tenant; onSaved: () => void }) {
+  const initial: Record<string, string> = {};
+  for (const [group, name] of LIMIT_FIELDS) {
+    const v = (tenant[group] as Record<string, number | undefined> | null)?.[name];
+    initial[name] = v === undefined ? '' : String(v);
+  }
+  const [values, setValues] = useState(initial);
+  const [msg, setMsg] = useState<{ ok: boolean; text: string } | undefined>();
+  const save = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    const body: { limits: Record<string, number>; quota: Record<string, number> } = { limits: {}, quota: {} };
+    for (const [group, name, label, integer] of LIMIT_FIELDS) {
+      const raw = (values[name] ?? '').trim();
+      if (raw === '') continue;
+      const n = Number(raw);
+      if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+        setMsg({
+          ok: false,
+          text: `${label}: enter a positive ${integer ? 'whole ' : ''}number, or leave it empty.`,
+        });
+        return;
+      }
+      body[group][name] = n;
+    }
+    try {
+      await api('PATCH', `/admin/tenants/${encodeURIComponent(tenant.id)}`, body);
+      setMsg({ ok: true, text: 'Saved. New requests are admitted under these limits.' });
+      onSaved();
+    } catch (err) {
+      setMsg({ ok: false, text: (err as Error).message });
+    }
+  };
+  return (
+    <form onSubmit={(e) => void save(e)}>
+      <div class="inline">
+        {LIMIT_FIELDS.map(([, name, label]) => (
+          <label key={name}>
+            {label}
+            <input
+              name={`limit-${name}`}
+              inputMode="decimal"
+              size={10}
+              placeholder="no limit"
+              value={values[name] ?? ''}
+              onInput={(e) => setValues({ ...values, [name]: (e.target as HTMLInputElement).value })}
+            />
+          </label>
+        ))}
+      </div>
+      <button type="submit">Save limits</button>
+      {msg && (
+        <p class={msg.ok ? 'ok' : 'error'} role="status">
+          {msg.text}
+        </p>
+      )}
+    </form>
+  );
+}
+
 function PromptEditor({ tenant, onSaved }: { tenant: Tenant; onSaved: () => void }) {
   const [text, setText] = useState(tenant.system_prompt);
   const [policy, setPolicy] = useState(tenant.prompt_policy);
@@ -395,6 +466,9 @@ export function TenantDetail({ id }: { id: string }) {
         <Keys tenant={t} />
       </Section>
       <Section title="Limits and quotas">
+        {!t.read_only && (
+          <LimitsEditor key={JSON.stringify([t.limits, t.quota])} tenant={t} onSaved={reload} />
+        )}
         <p>
           Requests/s: {l.requests_per_second ?? 'no limit'} · burst: {l.burst ?? '—'} · tokens/min:{' '}
           {l.tokens_per_minute ?? 'no limit'} · max in flight: {l.max_in_flight ?? 'no limit'} · max tokens

@@ -32,6 +32,19 @@ import { sendSse } from '../sse.js';
 /** Where `npm run build` puts the console (dist/console); the same path from src/ and from dist/. */
 export const CONSOLE_DIR = fileURLToPath(new URL('../../../dist/console/', import.meta.url));
 
+/** The console loads only its own files and talks only to this origin. */
+const CONSOLE_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  // uPlot positions its legend and cursor with inline styles.
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+].join('; ');
+
 export const StatsQuery = z.strictObject({
   window: z.coerce.number().int().min(5).max(290).default(60),
   step: z.coerce.number().int().min(1).max(60).default(5),
@@ -81,6 +94,7 @@ export function attachCollectors(gw: Gateway, requestLogSize = 1000): ConsoleCol
     stats.record({
       tenant: ctx.tenant?.id ?? ANONYMOUS_TENANT,
       model: ctx.model ?? UNKNOWN_MODEL,
+      backend: ctx.backend,
       status,
       latencyMs: rec.latency_ms,
       tokensIn: rec.tokens_in,
@@ -180,6 +194,7 @@ export async function registerConsoleRoutes(app: FastifyInstance, gw: Gateway): 
       decorateReply: false,
       cacheControl: false,
       setHeaders: (reply, path) => {
+        reply.header('content-security-policy', CONSOLE_CSP);
         // Hashed assets can be cached for ever; index.html must be revalidated.
         reply.header(
           'cache-control',
