@@ -4,7 +4,14 @@
  * they started with.
  */
 import type { LoadedConfig } from '../config/load.js';
-import type { CachePolicy, PorticoConfig, Priority, Quota, RateLimits, TenantConfig } from '../config/schema.js';
+import type {
+  CachePolicy,
+  PorticoConfig,
+  Priority,
+  Quota,
+  RateLimits,
+  TenantConfig,
+} from '../config/schema.js';
 import { sha256Hex } from '../lib/hash.js';
 import type { Pool } from '../routing/pool.js';
 
