@@ -157,6 +157,9 @@ export const SimOptionsSchema = z.strictObject({
   seed: z.number().int().default(0),
 });
 
+/** OpenAI-protocol presets usable as `provider:` (base URL, auth and request quirks as data). */
+export const OPENAI_PRESET_PROVIDERS = ['vllm', 'llamacpp', 'ollama', 'openrouter', 'together'] as const;
+
 export const BackendSchema = z.discriminatedUnion('provider', [
   z.strictObject({
     provider: z.literal('sim'),
@@ -166,10 +169,38 @@ export const BackendSchema = z.discriminatedUnion('provider', [
   z.strictObject({
     provider: z.literal('openai'),
     ...backendCommon,
-    base_url: z.url().describe('e.g. http://127.0.0.1:8000/v1'),
+    base_url: z
+      .url()
+      .optional()
+      .describe(
+        'any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1; unset = api.openai.com with its quirks',
+      ),
     api_key: z.string().optional().describe('sent as Bearer; use ${ENV}'),
     headers: z.record(z.string(), z.string()).optional(),
     force_include_usage: z.boolean().default(true).describe('ask for usage on streams'),
+  }),
+  z.strictObject({
+    provider: z
+      .enum(OPENAI_PRESET_PROVIDERS)
+      .describe('an OpenAI-compatible server with a preset: vllm, llamacpp, ollama, openrouter, together'),
+    ...backendCommon,
+    base_url: z.url().optional().describe("defaults to the preset's (local servers: their default port)"),
+    api_key: z.string().optional().describe('sent as Bearer; required by openrouter and together'),
+    headers: z.record(z.string(), z.string()).optional(),
+    force_include_usage: z.boolean().optional().describe('default from the preset (true for all)'),
+  }),
+  z.strictObject({
+    provider: z.literal('anthropic'),
+    ...backendCommon,
+    base_url: z.url().optional().describe('default https://api.anthropic.com'),
+    api_key: nonEmpty.describe('sent as x-api-key; use ${ANTHROPIC_API_KEY}'),
+    headers: z.record(z.string(), z.string()).optional().describe('e.g. anthropic-beta'),
+    default_max_tokens: z
+      .number()
+      .int()
+      .min(1)
+      .default(4096)
+      .describe('sent when a request gives no max_tokens (Anthropic requires one)'),
   }),
 ]);
 
@@ -183,6 +214,13 @@ export const ModelSchema = z.strictObject({
   pricing: PricingSchema.optional(),
   backends: z.array(BackendSchema).min(1),
   balance: z.enum(['round_robin', 'weighted_random']).default('round_robin'),
+  embeddings_batch_size: z
+    .number()
+    .int()
+    .min(1)
+    .max(4096)
+    .default(256)
+    .describe('inputs per upstream /embeddings call; larger requests are split and reassembled'),
   cache: CachePolicySchema.optional().describe('response cache policy for this model'),
 });
 
@@ -332,6 +370,13 @@ export const ConfigSchema = z
           });
         }
         backendIds.add(id);
+        if ((b.provider === 'openrouter' || b.provider === 'together') && !b.api_key) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['models', alias, 'backends', i, 'api_key'],
+            message: `provider ${b.provider} needs an api_key (e.g. api_key: \${${b.provider.toUpperCase()}_API_KEY})`,
+          });
+        }
       });
     }
   });

@@ -3,6 +3,8 @@
  * size limit, gzip for larger non-streaming responses, one error handler producing the OpenAI
  * error shape, and the routes.
  */
+import { ANTHROPIC_PATH, registerAnthropicRoutes } from './routes/anthropic.js';
+import { openAIErrorToAnthropic } from '../providers/anthropic/index.js';
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import compress from '@fastify/compress';
@@ -112,7 +114,12 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
       gw.logger.warn({ requestId: request.porticoId, code: pe.code, msg: pe.message }, 'request failed');
     const extra = request.porticoCtx?.responseHeaders;
     if (extra) reply.headers(extra);
-    reply.code(pe.status).headers(pe.headers).send(pe.toBody());
+    // The Anthropic-compatible endpoint answers errors in the Messages API's shape.
+    const anthropic = request.url.split('?')[0] === ANTHROPIC_PATH;
+    reply
+      .code(pe.status)
+      .headers(pe.headers)
+      .send(anthropic ? openAIErrorToAnthropic(pe) : pe.toBody());
   });
 
   const knownPaths = new Map<string, Set<string>>();
@@ -145,6 +152,7 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   registerHealthRoutes(app, gw);
   registerOpenAIRoutes(app, gw);
   registerTenantRoutes(app, gw);
+  registerAnthropicRoutes(app, gw);
   registerAdminRoutes(app, gw);
   await registerConsoleRoutes(app, gw);
   return app;

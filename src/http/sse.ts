@@ -10,6 +10,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import { finishRequest, type PipelineDeps } from '../pipeline/run.js';
 import { ANONYMOUS_TENANT, UNKNOWN_MODEL } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
+import type { PorticoError } from '../errors/portico-error.js';
 
 function waitDrain(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
@@ -23,11 +24,27 @@ function waitDrain(res: ServerResponse): Promise<void> {
   });
 }
 
-export async function sendSse(
+/** How a stream is written: OpenAI's `data:` lines ending in [DONE] by default. */
+export interface SseFormat<C> {
+  encode(chunk: C): string;
+  /** Written after the last chunk. */
+  end: string;
+  /** A well-formed error event for a failure mid-way. */
+  error(err: PorticoError): string;
+}
+
+const OPENAI_SSE: SseFormat<unknown> = {
+  encode: (chunk) => `data: ${JSON.stringify(chunk)}\n\n`,
+  end: SSE_DONE,
+  error: (pe) => `data: ${JSON.stringify(pe.toBody())}\n\n`,
+};
+
+export async function sendSse<C = unknown>(
   deps: PipelineDeps,
   reply: FastifyReply,
   ctx: RequestContext,
-  chunks: AsyncIterable<unknown>,
+  chunks: AsyncIterable<C>,
+  format: SseFormat<C> = OPENAI_SSE,
 ): Promise<void> {
   if (ctx.responseHeaders) reply.headers(ctx.responseHeaders);
   reply.hijack();
@@ -56,16 +73,16 @@ export async function sendSse(
         itl.observe((now - last) / 1000);
       }
       last = now;
-      if (!res.write(`data: ${JSON.stringify(chunk)}\n\n`)) await waitDrain(res);
+      if (!res.write(format.encode(chunk))) await waitDrain(res);
     }
     if (res.destroyed) status = 499;
-    else res.end(SSE_DONE);
+    else res.end(format.end);
   } catch (err) {
     const pe = toPorticoError(err, ctx.controller.signal);
     status = pe.status;
     if (pe.status >= 500)
       deps.logger.warn({ requestId: ctx.requestId, code: pe.code, err: pe.message }, 'stream failed mid-way');
-    if (!res.destroyed) res.end(`data: ${JSON.stringify(pe.toBody())}\n\n`);
+    if (!res.destroyed) res.end(format.error(pe));
   } finally {
     finishRequest(deps, ctx, status);
   }

@@ -185,13 +185,60 @@ export async function runEmbeddings(
   const req: EmbeddingRequest = validateEmbeddingRequest(body);
   const pool = resolveModel(ctx, tenant, req.model);
   await admitTokens(deps, ctx, tenant, () => countEmbeddingInput(req.input), 0);
-  const res = await dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.embeddings(req, pctx));
+  const res = await embedInBatches(req, pool.alias, ctx, (part) =>
+    dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.embeddings(part, pctx)),
+  );
   ctx.usage = {
     prompt_tokens: res.usage.prompt_tokens,
     completion_tokens: 0,
     total_tokens: res.usage.total_tokens,
   };
   return res;
+}
+
+/** Upstream batches in flight at once for one large embeddings request. */
+const EMBED_PARALLEL = 4;
+
+/**
+ * Embeddings inputs above the model's `embeddings_batch_size` go upstream in batches (up to
+ * EMBED_PARALLEL at once); the answer is reassembled in input order with summed usage.
+ */
+async function embedInBatches(
+  req: EmbeddingRequest,
+  alias: string,
+  ctx: RequestContext,
+  call: (part: EmbeddingRequest) => Promise<EmbeddingResponse>,
+): Promise<EmbeddingResponse> {
+  const size = ctx.snapshot.config.models[alias]?.embeddings_batch_size ?? 256;
+  const input = req.input;
+  const many = Array.isArray(input) && (typeof input[0] === 'string' || Array.isArray(input[0]));
+  if (!many || input.length <= size) return call(req);
+  const parts: Array<string[] | number[][]> = [];
+  for (let i = 0; i < input.length; i += size) parts.push(input.slice(i, i + size) as string[] | number[][]);
+  const results: EmbeddingResponse[] = new Array<EmbeddingResponse>(parts.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < parts.length) {
+      const i = next++;
+      results[i] = await call({ ...req, input: parts[i] as string[] | number[][] });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(EMBED_PARALLEL, parts.length) }, worker));
+  const data: EmbeddingResponse['data'] = [];
+  let prompt = 0;
+  let total = 0;
+  results.forEach((r, i) => {
+    for (const d of r.data) data.push({ ...d, index: i * size + d.index });
+    prompt += r.usage.prompt_tokens;
+    total += r.usage.total_tokens;
+  });
+  data.sort((a, b) => a.index - b.index);
+  return {
+    object: 'list',
+    data,
+    model: results[0]?.model ?? req.model,
+    usage: { prompt_tokens: prompt, total_tokens: total },
+  };
 }
 
 export async function runRerank(

@@ -6,6 +6,8 @@ import type { PorticoConfig, BackendConfig } from '../config/schema.js';
 import type { Provider } from '../providers/spec.js';
 import { OpenAICompatibleProvider } from '../providers/openai-compatible/provider.js';
 import { Simulator } from '../sim/simulator.js';
+import { createAnthropicProvider } from '../providers/anthropic/index.js';
+import { PRESETS, type ProviderPreset } from '../providers/presets.js';
 import { Pool, type Backend } from './pool.js';
 
 export interface ProviderFactoryContext {
@@ -13,23 +15,53 @@ export interface ProviderFactoryContext {
   alias: string;
 }
 
+/** Config headers: a preset's optional-header keys (e.g. openrouter `referer`) become their real names. */
+function backendHeaders(preset: ProviderPreset | undefined, given: Record<string, string> | undefined) {
+  const out: Record<string, string> = { ...(preset?.headers ?? {}) };
+  for (const [k, v] of Object.entries(given ?? {})) out[preset?.optionalHeaders[k]?.header ?? k] = v;
+  return out;
+}
+
 function createProvider(id: string, alias: string, b: BackendConfig, cfg: PorticoConfig): Provider {
+  const pool = cfg.server.upstream_pool;
   switch (b.provider) {
     case 'sim':
       return new Simulator(id, b.sim ?? {});
+    case 'anthropic':
+      return createAnthropicProvider({
+        id,
+        ...(b.base_url ? { baseUrl: b.base_url } : {}),
+        apiKey: b.api_key,
+        model: b.model ?? alias,
+        defaultMaxTokens: b.default_max_tokens,
+        connections: pool.connections,
+        keepAliveTimeoutMs: pool.keep_alive_timeout_ms,
+        headers: backendHeaders(PRESETS.anthropic, b.headers),
+      });
     case 'openai':
+    case 'vllm':
+    case 'llamacpp':
+    case 'ollama':
+    case 'openrouter':
+    case 'together': {
+      // provider: openai without a base_url is OpenAI itself (its quirks); with one, any
+      // OpenAI-compatible server sent requests as they are.
+      const preset =
+        b.provider === 'openai' ? (b.base_url ? undefined : PRESETS.openai) : PRESETS[b.provider];
       return new OpenAICompatibleProvider({
         id,
-        baseUrl: b.base_url,
+        baseUrl: b.base_url ?? preset?.baseUrl ?? PRESETS.openai.baseUrl,
         model: b.model ?? alias,
         ...(b.api_key ? { apiKey: b.api_key } : {}),
-        ...(b.headers ? { headers: b.headers } : {}),
-        forceIncludeUsage: b.force_include_usage,
-        connections: cfg.server.upstream_pool.connections,
-        keepAliveTimeoutMs: cfg.server.upstream_pool.keep_alive_timeout_ms,
-        pipelining: cfg.server.upstream_pool.pipelining,
+        headers: backendHeaders(preset, b.headers),
+        forceIncludeUsage: b.force_include_usage ?? preset?.quirks.forceIncludeUsage ?? true,
+        ...(preset ? { quirks: preset.quirks } : {}),
+        connections: pool.connections,
+        keepAliveTimeoutMs: pool.keep_alive_timeout_ms,
+        pipelining: pool.pipelining,
         ...(b.timeout_ms ? { timeoutMs: b.timeout_ms } : {}),
       });
+    }
   }
 }
 

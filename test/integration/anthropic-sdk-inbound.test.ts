@@ -1,60 +1,32 @@
 /**
- * The official @anthropic-ai/sdk parses what Portico's inbound Anthropic converters produce.
- * Chain (all real, on loopback): Anthropic SDK -> tiny Fastify POST /v1/messages route (the
- * converters, as the gateway's route will use them) -> official openai SDK standing in for the
- * OpenAI-compatible adapter -> fake OpenAI upstream replaying test/fixtures/providers/openai.
- * The fixture is picked by model name. This de-risks the gateway's end-to-end /v1/messages test.
+ * The official @anthropic-ai/sdk against Portico's `POST /v1/messages` with an OpenAI-compatible
+ * backend. Chain (all real, on loopback): Anthropic SDK -> gateway (tenant key, pipeline, inbound
+ * translation) -> OpenAI-compatible adapter -> fake OpenAI upstream replaying
+ * test/fixtures/providers/openai. The fixture is picked by the upstream model name, so each model
+ * alias below maps to a backend model of the same name.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
-import OpenAI from 'openai';
-import Fastify, { type FastifyInstance } from 'fastify';
-import { PorticoError, isPorticoError } from '../../src/errors/portico-error.js';
-import type { ErrorCode } from '../../src/errors/catalog.js';
-import type { ChatCompletionChunk, ChatCompletionResponse } from '../../src/providers/openai-types.js';
-import {
-  anthropicRequestToOpenAI,
-  encodeAnthropicSse,
-  openAIChunksToAnthropicEvents,
-  openAIErrorToAnthropic,
-  openAIResponseToAnthropic,
-} from '../../src/providers/anthropic/index.js';
+import { demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
 import { assertValidAnthropicStream, type SseLike } from '../support/anthropic-stream-validator.js';
 
-/** Stand-in for the OpenAI-compatible adapter's error mapping (status -> catalog). */
-function toPortico(e: unknown): unknown {
-  if (!(e instanceof OpenAI.APIError)) return e;
-  const bodyCode = (e.error as { code?: unknown } | undefined)?.code;
-  const status = e.status ?? (typeof bodyCode === 'number' ? bodyCode : 502);
-  const code: ErrorCode =
-    status === 400
-      ? 'invalid_request'
-      : status === 404
-        ? 'model_not_found'
-        : status === 429
-          ? 'rate_limit_exceeded'
-          : status === 503
-            ? 'upstream_unavailable'
-            : 'upstream_error';
-  const retryAfter = e.headers?.get('retry-after');
-  return new PorticoError(code, e.message, { headers: retryAfter ? { 'retry-after': retryAfter } : {} });
-}
+const KEY = 'sk-anthropic-sdk-tenant';
+const MODELS = [
+  'text',
+  'tool-call',
+  'tool-result',
+  'stream-text',
+  'stream-tool-call',
+  'error-rate-limit',
+  'stream-error',
+];
 
-async function* mapErrors(src: AsyncIterable<ChatCompletionChunk>): AsyncGenerator<ChatCompletionChunk> {
-  try {
-    yield* src;
-  } catch (e) {
-    throw toPortico(e);
-  }
-}
-
-describe('@anthropic-ai/sdk against the inbound converters', () => {
+describe('@anthropic-ai/sdk -> Portico /v1/messages -> OpenAI-compatible backend', () => {
   let fake: FakeUpstream;
-  let app: FastifyInstance;
-  let backend: OpenAI;
+  let gw: TestGateway;
   let client: Anthropic;
 
   before(async () => {
@@ -62,48 +34,50 @@ describe('@anthropic-ai/sdk against the inbound converters', () => {
       protocol: 'openai',
       fixturesDir: fileURLToPath(new URL('../fixtures/providers/openai/', import.meta.url)),
     });
-    backend = new OpenAI({ baseURL: fake.baseUrl, apiKey: 'sk-backend', maxRetries: 0, timeout: 5000 });
-    app = Fastify({ logger: false, forceCloseConnections: true });
-    app.post('/v1/messages', async (req, reply) => {
-      try {
-        const oreq = anthropicRequestToOpenAI(req.body);
-        if (oreq.stream !== true) {
-          const res = (await backend.chat.completions
-            .create({ ...(oreq as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming) })
-            .catch((e: unknown) => Promise.reject(toPortico(e)))) as unknown as ChatCompletionResponse;
-          return await reply.send(openAIResponseToAnthropic(res, { model: oreq.model }));
-        }
-        // As the gateway will: open the upstream stream first (errors here are still HTTP errors).
-        const upstream = await backend.chat.completions
-          .create({ ...(oreq as unknown as OpenAI.ChatCompletionCreateParamsStreaming) })
-          .catch((e: unknown) => Promise.reject(toPortico(e)));
-        reply.hijack();
-        reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-        const chunks = mapErrors(upstream as unknown as AsyncIterable<ChatCompletionChunk>);
-        for await (const ev of openAIChunksToAnthropicEvents(chunks, { model: oreq.model })) {
-          reply.raw.write(encodeAnthropicSse(ev));
-        }
-        reply.raw.end();
-        return reply;
-      } catch (e) {
-        const err = isPorticoError(e) ? e : new PorticoError('internal_error', 'Internal error.');
-        return reply.code(err.status).headers(err.headers).send(openAIErrorToAnthropic(err));
-      }
-    });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.server.address();
-    assert.ok(addr && typeof addr === 'object');
-    client = new Anthropic({
-      baseURL: `http://127.0.0.1:${addr.port}`,
-      apiKey: 'portico-key',
-      maxRetries: 0,
-      timeout: 5000,
-    });
+    const models: Record<string, unknown> = {};
+    for (const m of MODELS)
+      models[m] = { backends: [{ provider: 'openai', base_url: fake.baseUrl, model: m, timeout_ms: 5000 }] };
+    gw = await startTestGateway(
+      demoConfig({
+        tenants: [{ id: 'anthropic-client', prompt_policy: 'none', api_keys: [{ value: KEY }] }],
+        models,
+      }),
+    );
+    client = new Anthropic({ baseURL: gw.url, apiKey: KEY, maxRetries: 0, timeout: 10_000 });
   });
 
   after(async () => {
-    await app.close();
+    await gw.close();
     await fake.close();
+  });
+
+  it('a bad key is an AuthenticationError in the Messages API error shape', async () => {
+    const bad = new Anthropic({ baseURL: gw.url, apiKey: 'sk-wrong', maxRetries: 0 });
+    await assert.rejects(
+      bad.messages.create({ model: 'text', max_tokens: 8, messages: [{ role: 'user', content: 'x' }] }),
+      (e) => {
+        assert.ok(e instanceof Anthropic.AuthenticationError, String(e));
+        assert.equal((e.error as { type?: string }).type, 'error');
+        assert.equal((e.error as { error?: { type?: string } }).error?.type, 'authentication_error');
+        return true;
+      },
+    );
+  });
+
+  it('usage of /v1/messages is accounted in the ledger like chat', async () => {
+    await client.messages.create({
+      model: 'text',
+      max_tokens: 64,
+      messages: [{ role: 'user', content: 'Hi.' }],
+    });
+    const res = await fetch(`${gw.url}/admin/usage?tenant=anthropic-client&group_by=model`, {
+      headers: { authorization: 'Bearer test-admin-token' },
+    });
+    const body = (await res.json()) as {
+      data: Array<{ group: string; requests: number; tokens_in: number }>;
+    };
+    const row = body.data.find((r) => r.group === 'text');
+    assert.ok(row && row.requests >= 1 && row.tokens_in >= 12, JSON.stringify(body));
   });
 
   const weatherTool: Anthropic.Tool = {

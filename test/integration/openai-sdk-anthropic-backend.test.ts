@@ -1,25 +1,33 @@
 /**
- * The official `openai` SDK gets correct answers from an Anthropic-protocol backend through the
- * Anthropic adapter. Chain (all real, on loopback): openai SDK -> tiny Fastify
- * /v1/chat/completions route (what the gateway's route does with a Provider) -> AnthropicProvider
- * (undici pool) -> fake Anthropic upstream replaying test/fixtures/providers/anthropic.
- * The fixture is picked by model name (the adapter forwards the request's model).
+ * The official `openai` SDK gets correct answers from an Anthropic-protocol backend through
+ * Portico. Chain (all real, on loopback): openai SDK -> gateway (/v1/chat/completions, tenant key,
+ * pipeline) -> backend `provider: anthropic` (the Anthropic adapter, undici pool) -> fake Anthropic
+ * upstream replaying test/fixtures/providers/anthropic. The fixture is picked by the upstream model
+ * name, so each alias maps to a backend model of the same name.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
-import Fastify, { type FastifyInstance } from 'fastify';
-import { PorticoError, isPorticoError } from '../../src/errors/portico-error.js';
-import type { ChatCompletionRequest } from '../../src/providers/openai-types.js';
-import type { Provider } from '../../src/providers/spec.js';
-import { createAnthropicProvider } from '../../src/providers/anthropic/index.js';
+import { demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
 
-describe('openai SDK -> Anthropic adapter -> fake Anthropic upstream', () => {
+const KEY = 'sk-openai-sdk-tenant';
+const MODELS = [
+  'text',
+  'tool-call',
+  'stream-tool-call',
+  'stream-text',
+  'error-rate-limit',
+  'error-overloaded',
+  'error-not-found',
+  'error-auth',
+  'error-invalid-request',
+];
+
+describe('openai SDK -> Portico -> provider: anthropic -> fake Anthropic upstream', () => {
   let fake: FakeUpstream;
-  let provider: Provider;
-  let app: FastifyInstance;
+  let gw: TestGateway;
   let client: OpenAI;
 
   before(async () => {
@@ -27,51 +35,43 @@ describe('openai SDK -> Anthropic adapter -> fake Anthropic upstream', () => {
       protocol: 'anthropic',
       fixturesDir: fileURLToPath(new URL('../fixtures/providers/anthropic/', import.meta.url)),
     });
-    provider = createAnthropicProvider({
-      id: 'claude',
-      baseUrl: fake.baseUrl,
-      apiKey: 'sk-ant-x',
-      defaultMaxTokens: 512,
-    });
-    app = Fastify({ logger: false, forceCloseConnections: true });
-    app.post('/v1/chat/completions', async (req, reply) => {
-      const body = req.body as ChatCompletionRequest;
-      const ac = new AbortController();
-      reply.raw.on('close', () => ac.abort(new PorticoError('client_closed_request', 'client went away')));
-      const ctx = { signal: ac.signal, requestId: 'r', correlationId: 'c' };
-      try {
-        if (body.stream !== true) return await reply.send(await provider.chat(body, ctx));
-        const stream = await provider.chatStream(body, ctx);
-        reply.hijack();
-        reply.raw.writeHead(200, { 'content-type': 'text/event-stream' });
-        try {
-          for await (const chunk of stream) reply.raw.write(`data: ${JSON.stringify(chunk)}\n\n`);
-        } catch (e) {
-          const err = isPorticoError(e) ? e : new PorticoError('internal_error', 'Internal error.');
-          reply.raw.write(`data: ${JSON.stringify(err.toBody())}\n\n`);
-        }
-        reply.raw.end('data: [DONE]\n\n');
-        return reply;
-      } catch (e) {
-        const err = isPorticoError(e) ? e : new PorticoError('internal_error', 'Internal error.');
-        return reply.code(err.status).headers(err.headers).send(err.toBody());
-      }
-    });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.server.address();
-    assert.ok(addr && typeof addr === 'object');
-    client = new OpenAI({
-      baseURL: `http://127.0.0.1:${addr.port}/v1`,
-      apiKey: 'portico-key',
-      maxRetries: 0,
-      timeout: 5000,
-    });
+    const models: Record<string, unknown> = {};
+    for (const m of MODELS)
+      models[m] = {
+        backends: [
+          {
+            provider: 'anthropic',
+            base_url: fake.baseUrl,
+            api_key: 'sk-ant-x',
+            model: m,
+            default_max_tokens: 512,
+            timeout_ms: 5000,
+          },
+        ],
+      };
+    gw = await startTestGateway(
+      demoConfig({
+        tenants: [{ id: 'openai-client', prompt_policy: 'none', api_keys: [{ value: KEY }] }],
+        models,
+      }),
+    );
+    client = new OpenAI({ baseURL: gw.baseURL, apiKey: KEY, maxRetries: 0, timeout: 10_000 });
   });
 
   after(async () => {
-    await app.close();
-    await provider.close();
+    await gw.close();
     await fake.close();
+  });
+
+  it('the upstream gets an Anthropic request: x-api-key, max_tokens from config', async () => {
+    await client.chat.completions.create({
+      model: 'text',
+      messages: [{ role: 'user', content: 'Say hello.' }],
+    });
+    const sent = fake.requests.at(-1);
+    assert.ok(sent);
+    assert.equal(sent.headers['x-api-key'], 'sk-ant-x');
+    assert.equal((sent.body as { max_tokens?: number }).max_tokens, 512);
   });
 
   const tools: OpenAI.ChatCompletionTool[] = [

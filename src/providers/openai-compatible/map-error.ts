@@ -64,6 +64,10 @@ export function mapUpstreamStatus(
   } else if (status === 401 || status === 403) {
     code = 'upstream_error';
     message = `backend ${backend} rejected Portico's credentials (${status}): ${msg}. An operator must fix the backend's api_key.`;
+  } else if (status === 404 && /"code"\s*:\s*"model_not_found"/.test(bodyText)) {
+    // The backend is reachable and says so explicitly: its model is not served (vLLM, OpenAI).
+    code = 'model_not_found';
+    message = `backend ${backend} does not serve this model: ${msg}`;
   } else if (status === 404) {
     code = 'upstream_error';
     message = `backend ${backend} answered 404: ${msg}. Check the backend's base_url and model name.`;

@@ -26,6 +26,7 @@ import type {
   RerankResponse,
 } from '../openai-types.js';
 import { mapTransportError, mapUpstreamStatus } from './map-error.js';
+import { applyChatQuirks, type PresetQuirks } from '../presets.js';
 
 export interface OpenAICompatibleOptions {
   id: string;
@@ -45,6 +46,8 @@ export interface OpenAICompatibleOptions {
   streamIdleTimeoutMs?: number;
   /** Path probed by health(); default `/models` under the base URL. */
   healthPath?: string;
+  /** Request quirks of a preset (output cap field, dropped params, supported endpoints). */
+  quirks?: PresetQuirks;
 }
 
 const MAX_ERROR_BODY = 64 * 1024;
@@ -203,14 +206,24 @@ export class OpenAICompatibleProvider implements Provider {
     return body;
   }
 
+  #chatQuirks(req: ChatCompletionRequest): ChatCompletionRequest {
+    return this.#opts.quirks ? applyChatQuirks(this.#opts.quirks, req) : req;
+  }
+  #unsupported(what: string): PorticoError {
+    return new PorticoError(
+      'unsupported_operation',
+      `Backend ${this.id} does not serve ${what}; route this model to a backend that does.`,
+    );
+  }
+
   chat(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ChatCompletionResponse> {
-    return this.#json('/chat/completions', { ...this.#withModel(req), stream: false }, ctx);
+    return this.#json('/chat/completions', this.#chatQuirks({ ...this.#withModel(req), stream: false }), ctx);
   }
   chatStream(
     req: ChatCompletionRequest,
     ctx: ProviderCallContext,
   ): Promise<ProviderStream<ChatCompletionChunk>> {
-    return this.#stream('/chat/completions', this.#streamBody(req), ctx);
+    return this.#stream('/chat/completions', this.#chatQuirks(this.#streamBody(req)), ctx);
   }
   completion(req: CompletionRequest, ctx: ProviderCallContext): Promise<CompletionResponse> {
     return this.#json('/completions', { ...this.#withModel(req), stream: false }, ctx);
@@ -222,10 +235,14 @@ export class OpenAICompatibleProvider implements Provider {
     return this.#stream('/completions', this.#streamBody(req), ctx);
   }
   embeddings(req: EmbeddingRequest, ctx: ProviderCallContext): Promise<EmbeddingResponse> {
+    if (this.#opts.quirks && !this.#opts.quirks.supportsEmbeddings)
+      return Promise.reject(this.#unsupported('embeddings'));
     return this.#json('/embeddings', this.#withModel(req), ctx);
   }
   rerank(req: RerankRequest, ctx: ProviderCallContext): Promise<RerankResponse> {
-    return this.#json('/rerank', this.#withModel(req), ctx);
+    if (this.#opts.quirks && !this.#opts.quirks.supportsRerank)
+      return Promise.reject(this.#unsupported('rerank'));
+    return this.#json(this.#opts.quirks?.rerankPath ?? '/rerank', this.#withModel(req), ctx);
   }
 
   async health(signal: AbortSignal): Promise<HealthResult> {
