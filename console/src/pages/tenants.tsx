@@ -431,6 +431,28 @@ function UsageCharts({ tenant }: { tenant: Tenant }) {
   );
 }
 
+function DeleteTenant({ tenant }: { tenant: Tenant }) {
+  const [error, setError] = useState<string | undefined>();
+  const remove = async (): Promise<void> => {
+    if (!confirm(`Delete tenant ${tenant.id} and all its keys? Its usage history stays in the ledger.`))
+      return;
+    try {
+      await api('DELETE', `/admin/tenants/${encodeURIComponent(tenant.id)}`);
+      location.hash = '#/tenants';
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  return (
+    <Section title="Delete">
+      <button type="button" class="danger" onClick={() => void remove()}>
+        Delete tenant
+      </button>
+      <ErrorBanner error={error} />
+    </Section>
+  );
+}
+
 export function TenantDetail({ id }: { id: string }) {
   const {
     data: t,
@@ -507,6 +529,7 @@ export function TenantDetail({ id }: { id: string }) {
       <Section title="Usage and cost">
         <UsageCharts tenant={t} />
       </Section>
+      {!t.read_only && <DeleteTenant tenant={t} />}
     </>
   );
 }
