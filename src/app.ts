@@ -12,6 +12,7 @@ import { createLogger, type Logger } from './telemetry/logger.js';
 import { sha256Hex } from './lib/hash.js';
 import { VERSION } from './version.js';
 import { Tenancy } from './tenancy/tenancy.js';
+import { ResponseCache } from './cache/response-cache.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -24,6 +25,8 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly deps: PipelineDeps;
   readonly startedAt = Date.now();
+  /** Response cache; its sizes and Redis connection are fixed at start (policy follows reloads). */
+  readonly cache: ResponseCache;
   #registry = new ProviderRegistry();
   #snapshot: Snapshot;
   #adminTokenHash: string;
@@ -37,7 +40,13 @@ export class Gateway {
   constructor(loaded: LoadedConfig, opts: GatewayOptions = {}) {
     this.logger = opts.logger ?? createLogger(loaded.config.logging.level);
     this.metrics = new GatewayMetrics({ version: VERSION, defaultMetrics: opts.defaultMetrics ?? true });
-    this.deps = { metrics: this.metrics, logger: this.logger, onFinish: [] };
+    const cfg = loaded.config;
+    this.cache = new ResponseCache(cfg.cache, {
+      metrics: this.metrics,
+      logger: this.logger,
+      redisUrl: cfg.state.kind === 'distributed' ? cfg.state.redis.url : undefined,
+    });
+    this.deps = { metrics: this.metrics, logger: this.logger, onFinish: [], cache: this.cache };
     const { pools } = this.#registry.build(loaded.config);
     this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
     this.#prompts = loaded.prompts;
@@ -123,5 +132,6 @@ export class Gateway {
   async close(): Promise<void> {
     await this.#registry.closeAll();
     await this.#tenancy?.close();
+    await this.cache.close();
   }
 }

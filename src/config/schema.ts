@@ -112,6 +112,14 @@ export const ApiKeySchema = z.union([
   }),
 ]);
 
+export const CachePolicySchema = z.strictObject({
+  enabled: z.boolean().optional().describe('false turns the response cache off for this tenant/model'),
+  deterministic_only: z
+    .boolean()
+    .optional()
+    .describe('cache only requests with temperature 0 or a seed (default from cache.deterministic_only)'),
+});
+
 export const TenantSchema = z
   .strictObject({
     id: idString,
@@ -136,6 +144,7 @@ export const TenantSchema = z
     priority: PrioritySchema.default('normal').describe(
       'admission queue class; a request may lower it with x-portico-priority',
     ),
+    cache: CachePolicySchema.optional().describe('response cache policy for this tenant'),
   })
   .refine((t) => !(t.system_prompt !== undefined && t.system_prompt_file !== undefined), {
     message: 'set system_prompt or system_prompt_file, not both',
@@ -185,6 +194,7 @@ export const ModelSchema = z.strictObject({
   pricing: PricingSchema.optional(),
   backends: z.array(BackendSchema).min(1),
   balance: z.enum(['round_robin', 'weighted_random']).default('round_robin'),
+  cache: CachePolicySchema.optional().describe('response cache policy for this model'),
 });
 
 export const StateSchema = z.discriminatedUnion('kind', [
@@ -238,6 +248,47 @@ export const AdmissionSchema = z.strictObject({
   count_cache_hits_against_quota: z.boolean().default(true),
 });
 
+export const CacheSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe('exact-match response cache for chat and completions'),
+  deterministic_only: z
+    .boolean()
+    .default(true)
+    .describe('cache only requests with temperature 0 or a seed; tenants and models may override'),
+  l1: z
+    .strictObject({
+      max_entries: z.number().int().min(1).default(10_000),
+      max_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(64 * 1024 * 1024)
+        .describe('memory bound of the in-process tier'),
+      ttl_seconds: z.number().min(0.001).default(60),
+    })
+    .default({ max_entries: 10_000, max_bytes: 64 * 1024 * 1024, ttl_seconds: 60 }),
+  l2: z
+    .strictObject({
+      enabled: z.boolean().default(false).describe('shared Redis tier'),
+      url: nonEmpty.optional().describe('redis://host:6379/0; defaults to state.redis.url when distributed'),
+      key_prefix: z.string().default('portico:cache:'),
+      ttl_seconds: z.number().min(0.001).default(300),
+      max_entry_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(1024 * 1024)
+        .describe('larger responses are not stored in Redis'),
+      timeout_ms: z.number().int().min(1).default(250).describe('a slower Redis answer counts as a miss'),
+    })
+    .default({
+      enabled: false,
+      key_prefix: 'portico:cache:',
+      ttl_seconds: 300,
+      max_entry_bytes: 1024 * 1024,
+      timeout_ms: 250,
+    }),
+});
+
 export const LoggingSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
@@ -249,6 +300,7 @@ export const ConfigSchema = z
     logging: LoggingSchema.default({ level: 'info' }),
     state: StateSchema.default({ kind: 'embedded', data_dir: '.portico-data' }),
     admission: AdmissionSchema.default(AdmissionSchema.parse({})),
+    cache: CacheSchema.default(CacheSchema.parse({})),
     tenants: z.array(TenantSchema).default([]),
     models: z.record(idString, ModelSchema).default({}),
   })
@@ -307,3 +359,5 @@ export type Priority = z.infer<typeof PrioritySchema>;
 export type StateConfigSchema = z.infer<typeof StateSchema>;
 export type AdmissionConfig = z.infer<typeof AdmissionSchema>;
 export type Pricing = z.infer<typeof PricingSchema>;
+export type CacheConfig = z.infer<typeof CacheSchema>;
+export type CachePolicy = z.infer<typeof CachePolicySchema>;

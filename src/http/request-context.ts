@@ -31,6 +31,8 @@ export function contextFor(
   request.porticoCtx = ctx;
   const asked = request.headers['x-portico-priority'];
   if (typeof asked === 'string') ctx.priority = asked;
+  const cc = request.headers['cache-control'];
+  if (typeof cc === 'string') ctx.cacheControl = cc;
   const controller = ctx.controller;
   // Client went away before we finished: abort upstream work at once.
   reply.raw.once('close', () => {

@@ -45,8 +45,12 @@ export interface RequestContext {
   outputChars?: string;
   /** Prompt tokens as Portico counted them (for estimates), when it had to count. */
   promptTokensEstimate?: number;
-  /** The cache answered (set by the cache stage). */
-  cacheHit?: 'l1' | 'l2';
+  /** The cache answered (set by the cache stage): from a tier, or by joining an identical request in flight. */
+  cacheHit?: 'l1' | 'l2' | 'coalesced' | undefined;
+  /** This request was answered by joining an identical one in flight (single-flight). */
+  cacheCoalesced?: boolean;
+  /** The client's Cache-Control header (no-cache: skip lookup; no-store: do not store). */
+  cacheControl?: string;
   /** Cost of this request in USD (set by accounting). */
   costUsd?: number;
   /** Tokens as accounted (upstream usage or Portico's estimate), set by accounting. */

@@ -25,6 +25,8 @@ import { admitIp, admitRequestRate, admitWork, needsTokenEstimate, releaseHolds 
 import { authenticate, type KeyLookup } from './authenticate.js';
 import type { RequestContext } from './context.js';
 import { dispatchStream, dispatchUnary } from './dispatch.js';
+import { planCache, serveStream, serveUnary } from './cache.js';
+import type { ResponseCache } from '../cache/response-cache.js';
 import { applyTokenPolicy, resolveModel } from './resolve-model.js';
 import { shapeMessages } from './shape-prompt.js';
 import type { TenantRuntime } from './snapshot.js';
@@ -44,6 +46,8 @@ export interface PipelineDeps {
   lookupKey?: KeyLookup;
   /** Limits, quotas, queue and ledger; absent = no admission control (tests of the bare core). */
   tenancy?: Tenancy;
+  /** The response cache (L1 + optional Redis L2); absent = no caching. */
+  cache?: ResponseCache;
   /** Run once per finished request, after metrics and accounting (audit, console stats, ...). Must not throw. */
   onFinish: FinishHook[];
 }
@@ -122,13 +126,18 @@ export async function runChat(
     () => countMessages(shaped.messages),
     req.max_completion_tokens ?? req.max_tokens,
   );
+  const plan = planCache(deps.cache, ctx, tenant, 'chat', shaped);
   if (req.stream === true) {
     ctx.stream = true;
     const wantsUsage = req.stream_options?.include_usage === true;
-    const chunks = await dispatchStream(deps, ctx, pool, (b, pctx) => b.provider.chatStream(shaped, pctx));
+    const chunks = await serveStream(plan, ctx, () =>
+      dispatchStream(deps, ctx, pool, (b, pctx) => b.provider.chatStream(shaped, pctx)),
+    );
     return { kind: 'stream', chunks: trackUsage(ctx, chunks, wantsUsage) };
   }
-  const res = await dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.chat(shaped, pctx));
+  const res = await serveUnary(plan, ctx, () =>
+    dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.chat(shaped, pctx)),
+  );
   if (res.usage) ctx.usage = res.usage;
   else {
     ctx.promptTokensEstimate ??= countMessages(shaped.messages);
@@ -147,13 +156,18 @@ export async function runCompletion(
   const pool = resolveModel(ctx, tenant, req.model);
   applyTokenPolicy(tenant, req);
   await admitTokens(deps, ctx, tenant, () => countPrompt(req.prompt), req.max_tokens ?? 16);
+  const plan = planCache(deps.cache, ctx, tenant, 'completions', req);
   if (req.stream === true) {
     ctx.stream = true;
     const wantsUsage = req.stream_options?.include_usage === true;
-    const chunks = await dispatchStream(deps, ctx, pool, (b, pctx) => b.provider.completionStream(req, pctx));
+    const chunks = await serveStream(plan, ctx, () =>
+      dispatchStream(deps, ctx, pool, (b, pctx) => b.provider.completionStream(req, pctx)),
+    );
     return { kind: 'stream', chunks: trackUsage(ctx, chunks, wantsUsage) };
   }
-  const res = await dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.completion(req, pctx));
+  const res = await serveUnary(plan, ctx, () =>
+    dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.completion(req, pctx)),
+  );
   if (res.usage) ctx.usage = res.usage;
   else {
     ctx.promptTokensEstimate ??= countPrompt(req.prompt);

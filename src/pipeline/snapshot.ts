@@ -4,7 +4,14 @@
  * they started with.
  */
 import type { LoadedConfig } from '../config/load.js';
-import type { PorticoConfig, Priority, Quota, RateLimits, TenantConfig } from '../config/schema.js';
+import type {
+  CachePolicy,
+  PorticoConfig,
+  Priority,
+  Quota,
+  RateLimits,
+  TenantConfig,
+} from '../config/schema.js';
 import { sha256Hex } from '../lib/hash.js';
 import type { Pool } from '../routing/pool.js';
 
@@ -24,6 +31,8 @@ export interface TenantRuntime {
   readonly limits: RateLimits | undefined;
   readonly quota: Quota | undefined;
   readonly priority: Priority;
+  /** Response-cache policy from the tenant's config entry (API tenants use the defaults). */
+  readonly cache?: CachePolicy | undefined;
 }
 
 export interface KeyEntry {
@@ -66,6 +75,7 @@ export function compileTenant(t: TenantConfig, prompt: string, models: readonly 
     limits: t.limits,
     quota: t.quota,
     priority: t.priority,
+    cache: t.cache,
   };
 }
 

@@ -39,6 +39,14 @@ export class GatewayMetrics {
   readonly stateUp: Gauge<'store'>;
   readonly dailyBudget: Gauge<'tenant'>;
   readonly ledgerDropped: Counter;
+  readonly cacheLookups: Counter<'tenant' | 'tier' | 'result'>;
+  readonly cacheEvictions: Counter<'tier'>;
+  readonly cacheEntries: Gauge<'tier'>;
+  readonly cacheBytes: Gauge<'tier'>;
+  readonly cacheCoalesced: Counter<'tenant'>;
+  readonly cacheL2Errors: Counter<'op'>;
+  readonly cacheL2Up: Gauge;
+  readonly cacheStoreSkipped: Counter<'tier'>;
 
   constructor(opts: { version: string; defaultMetrics?: boolean }) {
     const r = (this.registry = new Registry());
@@ -189,6 +197,53 @@ export class GatewayMetrics {
     this.ledgerDropped = new Counter({
       name: 'portico_ledger_dropped_total',
       help: 'Usage records lost because the ledger buffer was full',
+      registers: [r],
+    });
+    this.cacheLookups = new Counter({
+      name: 'portico_cache_lookups_total',
+      help: 'Cache lookups; tier = l1 or l2, result = hit or miss',
+      labelNames: ['tenant', 'tier', 'result'],
+      registers: [r],
+    });
+    this.cacheEvictions = new Counter({
+      name: 'portico_cache_evictions_total',
+      help: 'Cache entries evicted to stay within the size bounds',
+      labelNames: ['tier'],
+      registers: [r],
+    });
+    this.cacheEntries = new Gauge({
+      name: 'portico_cache_entries',
+      help: 'Entries held by the in-process cache tier',
+      labelNames: ['tier'],
+      registers: [r],
+    });
+    this.cacheBytes = new Gauge({
+      name: 'portico_cache_bytes',
+      help: 'Bytes held by the in-process cache tier',
+      labelNames: ['tier'],
+      registers: [r],
+    });
+    this.cacheCoalesced = new Counter({
+      name: 'portico_cache_coalesced_total',
+      help: 'Requests answered by joining an identical request already in flight (single-flight)',
+      labelNames: ['tenant'],
+      registers: [r],
+    });
+    this.cacheL2Errors = new Counter({
+      name: 'portico_cache_l2_errors_total',
+      help: 'Failed or timed-out Redis cache operations (served as misses)',
+      labelNames: ['op'],
+      registers: [r],
+    });
+    this.cacheL2Up = new Gauge({
+      name: 'portico_cache_l2_up',
+      help: '1 while the Redis cache tier is connected',
+      registers: [r],
+    });
+    this.cacheStoreSkipped = new Counter({
+      name: 'portico_cache_store_skipped_total',
+      help: 'Responses not stored because they exceed the tier entry size limit',
+      labelNames: ['tier'],
       registers: [r],
     });
     new Gauge({

@@ -8,6 +8,7 @@ import { beginTenantRequest, runChat, runCompletion, runEmbeddings, runRerank } 
 import type { TenantRuntime } from '../../pipeline/snapshot.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { contextFor } from '../request-context.js';
+import { markBypass } from '../../pipeline/cache.js';
 import { sendSse } from '../sse.js';
 
 type Handler = (
@@ -21,6 +22,7 @@ type Handler = (
 export function tenantRoute(gw: Gateway, route: RouteName, endpoint: string, handler: Handler) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
     const ctx = contextFor(gw, request, reply, route, endpoint);
+    if (route === 'chat' || route === 'completions') markBypass(ctx);
     const tenant = await beginTenantRequest(
       gw.deps,
       ctx,

@@ -1,0 +1,30 @@
+/**
+ * Cache keys: a sha256 over the tenant, the model alias, the endpoint and the request exactly as it
+ * goes upstream (messages after system-prompt injection, every output-affecting parameter), in a
+ * stable key order. Fields that cannot change the output (`stream_options`, `user`) are left out, so
+ * a client that asks for usage and one that does not share an entry (usage is always stored).
+ */
+import { createHash } from 'node:crypto';
+import { configure } from 'safe-stable-stringify';
+
+const stringify = configure({ deterministic: true, circularValue: Error, bigint: false });
+
+/** Request fields that do not change what the model generates. */
+const IGNORED = new Set(['stream_options', 'user', 'metadata', 'store']);
+
+export type CacheEndpoint = 'chat' | 'completions';
+
+export function cacheKey(tenant: string, model: string, endpoint: CacheEndpoint, request: object): string {
+  const relevant: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(request)) {
+    if (IGNORED.has(k) || v === undefined) continue;
+    relevant[k] = k === 'stream' ? v === true : v;
+  }
+  const text = stringify({ v: 1, tenant, model, endpoint, request: relevant }) ?? '';
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Cached by default only when the output is deterministic: temperature 0 or a fixed seed. */
+export function isDeterministic(request: { temperature?: number | null; seed?: number | null }): boolean {
+  return request.temperature === 0 || (request.seed !== undefined && request.seed !== null);
+}

@@ -1,0 +1,315 @@
+/**
+ * Response cache through a running gateway: miss/hit/bypass, Cache-Control no-cache and no-store,
+ * TTL expiry, LRU eviction, stream replay (byte-equal SSE; the openai SDK sees the same content and
+ * usage), single-flight (50 identical concurrent requests -> one upstream call, streams too),
+ * tenant isolation for byte-identical upstream requests, ledger records for hits, and Redis down
+ * -> L1 only with the metric saying so.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import type { LedgerRecord } from '../../src/state/ports.js';
+import {
+  ACME_KEY,
+  CLOSED_KEY,
+  demoConfig,
+  startTestGateway,
+  startTestSim,
+  type TestGateway,
+  type TestSim,
+} from '../support/gateway.js';
+
+function chatBody(content: string, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    model: 'default',
+    messages: [{ role: 'user', content }],
+    max_tokens: 12,
+    temperature: 0,
+    ...extra,
+  });
+}
+
+async function post(
+  gw: TestGateway,
+  body: string,
+  key = ACME_KEY,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; cache: string | null; tier: string | null; text: string }> {
+  const res = await fetch(`${gw.baseURL}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
+    body,
+  });
+  return {
+    status: res.status,
+    cache: res.headers.get('x-portico-cache'),
+    tier: res.headers.get('x-portico-cache-tier'),
+    text: await res.text(),
+  };
+}
+
+function upstreamCalls(sim: TestSim): number {
+  return sim.received.filter((r) => r.path.startsWith('/v1/chat/completions')).length;
+}
+
+async function metric(gw: TestGateway, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  let total = 0;
+  let seen = false;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const [series, value] = line.split(' ');
+    if (!series || (series !== name && !series.startsWith(`${name}{`))) continue;
+    if (labels && !series.includes(labels)) continue;
+    total += Number(value);
+    seen = true;
+  }
+  return seen ? total : Number.NaN;
+}
+
+function simModel(sim: TestSim): Record<string, unknown> {
+  return {
+    default: {
+      pricing: { input_per_million: 1000, output_per_million: 1000 },
+      backends: [{ id: 'sim-http', provider: 'openai', base_url: sim.baseURL, model: 'sim' }],
+    },
+  };
+}
+
+describe('response cache', () => {
+  let sim: TestSim;
+  let gw: TestGateway;
+  const ledger: LedgerRecord[] = [];
+
+  before(async () => {
+    sim = await startTestSim({
+      sim: { mode: 'lorem', ttft_ms: 150, output_tokens: 8 },
+      recordRequests: 1000,
+    });
+    gw = await startTestGateway(demoConfig({ models: simModel(sim) }));
+    const writer = gw.gateway.tenancy?.state.ledgerWriter;
+    assert.ok(writer);
+    const write = writer.write.bind(writer);
+    writer.write = (r: LedgerRecord) => {
+      ledger.push(r);
+      return write(r);
+    };
+  });
+  after(async () => {
+    await gw.close();
+    await sim.close();
+  });
+
+  it('miss, then an L1 hit with the same body; the hit is in the ledger at zero cost', async () => {
+    const before = upstreamCalls(sim);
+    const body = chatBody('what is a cache?');
+    const first = await post(gw, body);
+    assert.equal(first.status, 200);
+    assert.equal(first.cache, 'miss');
+    const second = await post(gw, body);
+    assert.equal(second.cache, 'hit');
+    assert.equal(second.tier, 'l1');
+    assert.equal(second.text, first.text);
+    assert.equal(upstreamCalls(sim) - before, 1);
+    const [a, b] = [JSON.parse(first.text) as { id: string }, JSON.parse(second.text) as { id: string }];
+    await new Promise((r) => setTimeout(r, 20));
+    const recA = ledger.find((r) => r.request_id !== undefined && r.cache_hit === false && r.status === 200);
+    const hits = ledger.filter((r) => r.cache_hit);
+    assert.ok(recA && recA.cost_usd > 0, 'the miss is billed');
+    assert.equal(hits.length, 1);
+    assert.equal(hits[0]?.cost_usd, 0);
+    assert.equal(hits[0]?.backend, null);
+    assert.ok((hits[0]?.tokens_out ?? 0) > 0, 'tokens of a hit are still recorded');
+    assert.equal(a.id, b.id);
+  });
+
+  it('non-deterministic requests bypass the cache; errors carry the header too', async () => {
+    const before = upstreamCalls(sim);
+    const body = chatBody('tell me a story', { temperature: 0.8 });
+    const r1 = await post(gw, body);
+    const r2 = await post(gw, body);
+    assert.equal(r1.cache, 'bypass');
+    assert.equal(r2.cache, 'bypass');
+    assert.equal(upstreamCalls(sim) - before, 2);
+    const noTemp = await post(
+      gw,
+      JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'x' }] }),
+    );
+    assert.equal(noTemp.cache, 'bypass');
+    const seeded = await post(gw, chatBody('seeded', { temperature: 1, seed: 7 }));
+    assert.equal(seeded.cache, 'miss');
+    const bad = await post(gw, chatBody('x'), 'sk-wrong');
+    assert.equal(bad.status, 401);
+    assert.equal(bad.cache, 'bypass');
+  });
+
+  it('Cache-Control: no-cache skips the lookup; no-store does not store', async () => {
+    const body = chatBody('no-cache please');
+    await post(gw, body);
+    const before = upstreamCalls(sim);
+    const fresh = await post(gw, body, ACME_KEY, { 'cache-control': 'no-cache' });
+    assert.equal(fresh.cache, 'miss');
+    assert.equal(upstreamCalls(sim) - before, 1);
+    const other = chatBody('never store this');
+    const s1 = await post(gw, other, ACME_KEY, { 'cache-control': 'no-store' });
+    assert.equal(s1.cache, 'miss');
+    const s2 = await post(gw, other);
+    assert.equal(s2.cache, 'miss', 'a no-store answer was not stored');
+    const s3 = await post(gw, other);
+    assert.equal(s3.cache, 'hit');
+  });
+
+  it('a streamed response is replayed byte for byte, and the SDK sees the same text and usage', async () => {
+    const body = chatBody('stream me', { stream: true, stream_options: { include_usage: true } });
+    const first = await post(gw, body);
+    const second = await post(gw, body);
+    assert.equal(first.cache, 'miss');
+    assert.equal(second.cache, 'hit');
+    assert.equal(second.text, first.text);
+    assert.match(second.text, /data: \[DONE\]/);
+
+    const client = new OpenAI({ apiKey: ACME_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    const collect = async (): Promise<{ text: string; usage: number | undefined; chunks: number }> => {
+      const stream = await client.chat.completions.create({
+        model: 'default',
+        temperature: 0,
+        max_tokens: 12,
+        stream: true,
+        stream_options: { include_usage: true },
+        messages: [{ role: 'user', content: 'sdk stream' }],
+      });
+      let text = '';
+      let usage: number | undefined;
+      let chunks = 0;
+      for await (const c of stream) {
+        chunks++;
+        text += c.choices[0]?.delta.content ?? '';
+        if (c.usage) usage = c.usage.total_tokens;
+      }
+      return { text, usage, chunks };
+    };
+    const a = await collect();
+    const before = upstreamCalls(sim);
+    const b = await collect();
+    assert.equal(upstreamCalls(sim), before, 'served from the cache');
+    assert.deepEqual(b, a);
+    assert.ok(a.text.length > 0 && (a.usage ?? 0) > 0);
+
+    // A client that did not ask for usage gets no usage chunk from the same entry.
+    const noUsage = await post(gw, chatBody('sdk stream', { stream: true }));
+    assert.equal(noUsage.cache, 'hit');
+    assert.doesNotMatch(noUsage.text, /"usage":\{/);
+  });
+
+  it('single-flight: 50 identical concurrent requests make one upstream call; streams too', async () => {
+    const before = upstreamCalls(sim);
+    const body = chatBody('coalesce me');
+    const results = await Promise.all(Array.from({ length: 50 }, () => post(gw, body)));
+    assert.equal(upstreamCalls(sim) - before, 1);
+    assert.ok(results.every((r) => r.status === 200 && r.text === results[0]?.text));
+    assert.ok(results.filter((r) => r.tier === 'coalesced').length >= 1);
+    assert.ok((await metric(gw, 'portico_cache_coalesced_total')) >= 1);
+
+    const before2 = upstreamCalls(sim);
+    const sbody = chatBody('coalesce my stream', { stream: true });
+    const streams = await Promise.all(Array.from({ length: 20 }, () => post(gw, sbody)));
+    assert.equal(upstreamCalls(sim) - before2, 1);
+    assert.ok(streams.every((r) => r.status === 200 && r.text === streams[0]?.text));
+  });
+
+  it('metrics count hits and misses by tier', async () => {
+    assert.ok((await metric(gw, 'portico_cache_lookups_total', 'tier="l1",result="hit"')) >= 3);
+    assert.ok((await metric(gw, 'portico_cache_lookups_total', 'tier="l1",result="miss"')) >= 3);
+    assert.ok((await metric(gw, 'portico_cache_entries', 'tier="l1"')) >= 3);
+    assert.ok((await metric(gw, 'portico_cache_bytes', 'tier="l1"')) > 0);
+  });
+});
+
+describe('response cache: isolation, expiry, eviction, Redis down', () => {
+  let sim: TestSim;
+  after(async () => sim?.close());
+  before(async () => {
+    sim = await startTestSim({ sim: { mode: 'echo' }, recordRequests: 1000 });
+  });
+
+  it('tenants never share entries, even for byte-identical upstream requests', async () => {
+    const cfg = demoConfig({ models: simModel(sim) });
+    for (const t of cfg.tenants as Array<Record<string, unknown>>) t.prompt_policy = 'none';
+    const gw = await startTestGateway(cfg);
+    try {
+      const before = upstreamCalls(sim);
+      const body = chatBody('identical question');
+      const a1 = await post(gw, body, ACME_KEY);
+      const b1 = await post(gw, body, CLOSED_KEY);
+      assert.equal(a1.cache, 'miss');
+      assert.equal(b1.cache, 'miss', 'closed-ai does not see acme-corp entry');
+      assert.equal(upstreamCalls(sim) - before, 2);
+      const a2 = await post(gw, body, ACME_KEY);
+      const b2 = await post(gw, body, CLOSED_KEY);
+      assert.equal(a2.cache, 'hit');
+      assert.equal(b2.cache, 'hit');
+      assert.equal(a2.text, a1.text);
+      assert.equal(b2.text, b1.text);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('entries expire after the TTL and the LRU evicts beyond max_entries', async () => {
+    const gw = await startTestGateway(
+      demoConfig({
+        models: simModel(sim),
+        cache: { l1: { max_entries: 2, ttl_seconds: 0.3 } },
+      }),
+    );
+    try {
+      const a = chatBody('a');
+      assert.equal((await post(gw, a)).cache, 'miss');
+      assert.equal((await post(gw, a)).cache, 'hit');
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal((await post(gw, a)).cache, 'miss', 'expired');
+      await post(gw, chatBody('b'));
+      await post(gw, chatBody('c'));
+      assert.equal((await post(gw, a)).cache, 'miss', 'evicted by b and c');
+      assert.ok((await metric(gw, 'portico_cache_evictions_total', 'tier="l1"')) >= 1);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('a tenant or model can turn the cache off', async () => {
+    const cfg = demoConfig({ models: { ...simModel(sim) } });
+    (cfg.tenants as Array<Record<string, unknown>>)[1]!.cache = { enabled: false };
+    const gw = await startTestGateway(cfg);
+    try {
+      const body = chatBody('policy');
+      await post(gw, body, CLOSED_KEY);
+      assert.equal((await post(gw, body, CLOSED_KEY)).cache, 'bypass');
+      await post(gw, body, ACME_KEY);
+      assert.equal((await post(gw, body, ACME_KEY)).cache, 'hit');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('Redis down: the cache degrades to L1, requests are served, the metric says so', async () => {
+    const gw = await startTestGateway(
+      demoConfig({
+        models: simModel(sim),
+        cache: { l2: { enabled: true, url: 'redis://127.0.0.1:1/0', timeout_ms: 100 } },
+      }),
+    );
+    try {
+      const body = chatBody('redis is down');
+      const r1 = await post(gw, body);
+      const r2 = await post(gw, body);
+      assert.equal(r1.status, 200);
+      assert.equal(r1.cache, 'miss');
+      assert.equal(r2.cache, 'hit');
+      assert.equal(r2.tier, 'l1');
+      assert.equal(await metric(gw, 'portico_cache_l2_up'), 0);
+    } finally {
+      await gw.close();
+    }
+  });
+});
