@@ -482,15 +482,13 @@ export function TenantDetail({ id }: { id: string }) {
         {t.read_only ? 'config file' : 'admin API'}
       </p>
       <Section title="System prompt">
-        <PromptEditor key={`${t.id}:${t.system_prompt}`} tenant={t} onSaved={reload} />
+        <PromptEditor key={t.id} tenant={t} onSaved={reload} />
       </Section>
       <Section title="Keys">
         <Keys tenant={t} />
       </Section>
       <Section title="Limits and quotas">
-        {!t.read_only && (
-          <LimitsEditor key={JSON.stringify([t.limits, t.quota])} tenant={t} onSaved={reload} />
-        )}
+        {!t.read_only && <LimitsEditor key={t.id} tenant={t} onSaved={reload} />}
         <p>
           Requests/s: {l.requests_per_second ?? 'no limit'} · burst: {l.burst ?? '—'} · tokens/min:{' '}
           {l.tokens_per_minute ?? 'no limit'} · max in flight: {l.max_in_flight ?? 'no limit'} · max tokens
