@@ -110,6 +110,8 @@ export async function runStartCommand(argv: string[], io: CliIO): Promise<void> 
       }
     }
   }
+  if (gateway.snapshot.config.admin.console)
+    io.err(`  Web console: ${url}/console/ (sign in with the admin token); admin API reference: ${url}/docs`);
   if (gateway.generatedAdminToken) {
     io.err(
       `  Admin token (generated, set PORTICO_ADMIN_TOKEN to choose one): ${gateway.generatedAdminToken}`,

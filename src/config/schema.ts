@@ -54,6 +54,17 @@ export const ServerSchema = z.strictObject({
 
 export const AdminSchema = z.strictObject({
   token: z.string().default('').describe('admin bearer token; empty = generate one at start-up and print it'),
+  console: z
+    .boolean()
+    .default(true)
+    .describe('serve the web console at /console/ (its data still needs the admin token); read at start'),
+  request_log_size: z
+    .number()
+    .int()
+    .min(10)
+    .max(100_000)
+    .default(1000)
+    .describe('finished requests kept in memory for GET /admin/requests and the console; read at start'),
 });
 
 export const RateLimitsSchema = z.strictObject({
@@ -323,7 +334,7 @@ export const LoggingSchema = z.strictObject({
 export const ConfigSchema = z
   .strictObject({
     server: ServerSchema.default(ServerSchema.parse({})),
-    admin: AdminSchema.default({ token: '' }),
+    admin: AdminSchema.default({ token: '', console: true, request_log_size: 1000 }),
     logging: LoggingSchema.default({ level: 'info' }),
     state: StateSchema.default({ kind: 'embedded', data_dir: '.portico-data' }),
     admission: AdmissionSchema.default(AdmissionSchema.parse({})),

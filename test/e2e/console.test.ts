@@ -305,6 +305,13 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
       }
     }, 'the revoked key to be refused');
 
+    // Delete the API tenant; it leaves the list.
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'Delete tenant' }).click();
+    await page.getByRole('heading', { name: 'Tenants' }).waitFor();
+    await page.getByRole('link', { name: 'acme-corp' }).waitFor();
+    assert.equal(await page.getByRole('link', { name: 'e2e-corp' }).count(), 0);
+
     // --- Playground: two tenants, one question, both streams complete.
     await page.getByRole('link', { name: 'Playground' }).click();
     await page.locator('select[name=tenant-0] option[value=closed-ai]').waitFor({ state: 'attached' });
@@ -346,6 +353,12 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
       /\d ms/.test(document.querySelector('[data-testid=backend-sim-http]')?.textContent ?? ''),
     );
     await page.screenshot({ path: join(SHOTS, 'backends-1280.png'), fullPage: true });
+
+    // --- The admin API reference.
+    await page.goto(`${gw.url}/docs`);
+    await page.getByText('Portico admin API').first().waitFor();
+    await page.getByText('/admin/playground').first().waitFor();
+    await page.screenshot({ path: join(SHOTS, 'docs-1280.png') });
 
     await ctx.close();
     assert.deepEqual(consoleErrors, []);

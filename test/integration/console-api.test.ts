@@ -217,3 +217,41 @@ describe('console admin endpoints', () => {
     );
   });
 });
+
+describe('console settings and audit bodies', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway(
+      demoConfig({ admin: { token: 'test-admin-token', console: false, request_log_size: 10 } }),
+    );
+    // Stands in for the audit stage: bodies arrive on the context already redacted.
+    gw.gateway.deps.onFinish.unshift((ctx) => {
+      if (ctx.route === 'chat') ctx.auditBodies = { request: '{"messages":"[redacted]"}', response: 'ok' };
+    });
+  });
+  after(() => gw.close());
+
+  it('admin.console=false serves no console; the ring holds admin.request_log_size records with bodies when audit set them', async () => {
+    const page = await fetch(`${gw.url}/console/`);
+    assert.equal(page.status, 404);
+    const acme = new OpenAI({ apiKey: ACME_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    for (let i = 0; i < 12; i++)
+      await acme.chat.completions.create({
+        model: 'default',
+        messages: [{ role: 'user', content: `q${i}` }],
+      });
+    const info = await fetch(`${gw.url}/info`, { headers: { authorization: `Bearer ${ACME_KEY}` } });
+    assert.equal(info.status, 200);
+    const r = await fetch(`${gw.url}/admin/requests?limit=1000`, { headers: ADMIN });
+    const body = (await r.json()) as {
+      capacity: number;
+      data: Array<{ route: string; request_body?: string; response_body?: string }>;
+    };
+    assert.equal(body.capacity, 10);
+    assert.equal(body.data.length, 10);
+    assert.equal(body.data[0]?.route, 'info');
+    assert.equal(body.data[0]?.request_body, undefined);
+    assert.equal(body.data[1]?.request_body, '{"messages":"[redacted]"}');
+    assert.equal(body.data[1]?.response_body, 'ok');
+  });
+});

@@ -3,7 +3,7 @@
  * Each side is a POST /admin/playground that runs the real pipeline as the chosen tenant; the
  * numbers under each answer come from the stream (tokens) and the request log (latency, cost).
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import {
   api,
   streamPlayground,
@@ -149,8 +149,10 @@ export function Playground() {
       .catch((e: unknown) => setError((e as Error).message));
   }, []);
   const busy = results.some((r) => r.state === 'streaming');
+  const abort = useRef<AbortController | null>(null);
+  useEffect(() => () => abort.current?.abort(), []);
 
-  const runSide = async (i: 0 | 1, side: Side): Promise<void> => {
+  const runSide = async (i: 0 | 1, side: Side, signal: AbortSignal): Promise<void> => {
     const update = (f: (r: Result) => Result): void =>
       setResults((prev) => {
         const next: [Result, Result] = [prev[0], prev[1]];
@@ -165,6 +167,7 @@ export function Playground() {
           onDelta: (t) => update((r) => ({ ...r, text: r.text + t })),
           onUsage: (u) => update((r) => ({ ...r, usage: u })),
         },
+        signal,
       );
       const totalMs = performance.now() - started;
       const record = requestId ? await recordOf(requestId) : undefined;
@@ -177,7 +180,8 @@ export function Playground() {
         ...(record ? { record } : {}),
       }));
     } catch (e) {
-      update((r) => ({ ...r, state: 'error', error: (e as Error).message }));
+      const stopped = signal.aborted;
+      update((r) => ({ ...r, state: 'error', error: stopped ? 'Stopped.' : (e as Error).message }));
     }
   };
 
@@ -188,8 +192,11 @@ export function Playground() {
       { text: '', state: 'streaming' },
       { text: '', state: 'streaming' },
     ]);
-    void runSide(0, sides[0]);
-    void runSide(1, sides[1]);
+    abort.current?.abort();
+    const controller = new AbortController();
+    abort.current = controller;
+    void runSide(0, sides[0], controller.signal);
+    void runSide(1, sides[1], controller.signal);
   };
 
   return (
@@ -224,7 +231,12 @@ export function Playground() {
         />
         <button type="submit" disabled={busy || !question.trim()}>
           Ask both
-        </button>
+        </button>{' '}
+        {busy && (
+          <button type="button" class="secondary" onClick={() => abort.current?.abort()}>
+            Stop
+          </button>
+        )}
       </form>
       <div class="sides">
         <Answer n={0} r={results[0]} />

@@ -431,6 +431,28 @@ function UsageCharts({ tenant }: { tenant: Tenant }) {
   );
 }
 
+function DeleteTenant({ tenant }: { tenant: Tenant }) {
+  const [error, setError] = useState<string | undefined>();
+  const remove = async (): Promise<void> => {
+    if (!confirm(`Delete tenant ${tenant.id} and all its keys? Its usage history stays in the ledger.`))
+      return;
+    try {
+      await api('DELETE', `/admin/tenants/${encodeURIComponent(tenant.id)}`);
+      location.hash = '#/tenants';
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  return (
+    <Section title="Delete">
+      <button type="button" class="danger" onClick={() => void remove()}>
+        Delete tenant
+      </button>
+      <ErrorBanner error={error} />
+    </Section>
+  );
+}
+
 export function TenantDetail({ id }: { id: string }) {
   const {
     data: t,
@@ -460,15 +482,13 @@ export function TenantDetail({ id }: { id: string }) {
         {t.read_only ? 'config file' : 'admin API'}
       </p>
       <Section title="System prompt">
-        <PromptEditor key={`${t.id}:${t.system_prompt}`} tenant={t} onSaved={reload} />
+        <PromptEditor key={t.id} tenant={t} onSaved={reload} />
       </Section>
       <Section title="Keys">
         <Keys tenant={t} />
       </Section>
       <Section title="Limits and quotas">
-        {!t.read_only && (
-          <LimitsEditor key={JSON.stringify([t.limits, t.quota])} tenant={t} onSaved={reload} />
-        )}
+        {!t.read_only && <LimitsEditor key={t.id} tenant={t} onSaved={reload} />}
         <p>
           Requests/s: {l.requests_per_second ?? 'no limit'} · burst: {l.burst ?? '—'} · tokens/min:{' '}
           {l.tokens_per_minute ?? 'no limit'} · max in flight: {l.max_in_flight ?? 'no limit'} · max tokens
@@ -507,6 +527,7 @@ export function TenantDetail({ id }: { id: string }) {
       <Section title="Usage and cost">
         <UsageCharts tenant={t} />
       </Section>
+      {!t.read_only && <DeleteTenant tenant={t} />}
     </>
   );
 }

@@ -113,7 +113,8 @@ async function tenantById(gw: Gateway, id: string): Promise<TenantRuntime> {
 }
 
 export async function registerConsoleRoutes(app: FastifyInstance, gw: Gateway): Promise<void> {
-  const { stats, requests } = attachCollectors(gw);
+  const adminCfg = gw.snapshot.config.admin;
+  const { stats, requests } = attachCollectors(gw, adminCfg.request_log_size);
 
   app.get('/admin/stats', async (request) => {
     requireAdmin(gw, request);
@@ -186,6 +187,7 @@ export async function registerConsoleRoutes(app: FastifyInstance, gw: Gateway): 
     return reply;
   });
 
+  if (!adminCfg.console) return;
   if (existsSync(`${CONSOLE_DIR}index.html`)) {
     app.get('/console', (_request, reply) => reply.redirect('/console/', 301));
     await app.register(fastifyStatic, {
