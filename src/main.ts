@@ -25,6 +25,10 @@ Usage:
   portico bench run --promptset FILE --target URL --key KEY [--model M | --team T] --concurrency N
                     [--duration S | --count N] --run-id ID   load harness with pass/fail checks
   portico bench compare RUN_A.json RUN_B.json            latency and pass-rate deltas with significance
+  portico backup --out FILE [--data-dir DIR | --config FILE]
+                                                         online backup of the embedded store (SQLite)
+  portico restore FILE [--data-dir DIR | --config FILE] [--force]
+                                                         restore it (the gateway must be stopped)
   portico --version | --help
 `;
 
@@ -56,6 +60,10 @@ async function main(argv: string[]): Promise<number> {
     case 'bench':
       await (await import('./cli/bench.js')).runBenchCommand(rest);
       return 0;
+    case 'backup':
+      return (await import('./cli/backup.js')).runBackupCommand(rest, io);
+    case 'restore':
+      return (await import('./cli/backup.js')).runRestoreCommand(rest, io);
     case '--version':
     case '-v':
       io.out(VERSION);

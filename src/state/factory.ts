@@ -3,6 +3,7 @@
  *   embedded:    memory counters + SQLite (tenants, keys, ledger, quotas) under data_dir
  *   distributed: Redis (counters, in-flight, quotas, invalidation) + Postgres (tenants, keys, ledger)
  */
+import { holdStore, releaseStore } from './sqlite/backup.js';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -170,6 +171,7 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
   const c = opts.clock ? { clock: opts.clock } : {};
   if (cfg.kind === 'embedded') {
     const db = openSqlite(cfg.data_dir);
+    if (cfg.data_dir !== ':memory:') holdStore(cfg.data_dir);
     opts.hooks?.onBackendUp?.('sqlite', true);
     return assemble(
       {
@@ -186,6 +188,7 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
         ping: async () => ({ sqlite: db.open }),
         closeConnections: async () => {
           db.close();
+          if (cfg.data_dir !== ':memory:') releaseStore(cfg.data_dir);
         },
       },
       opts,

@@ -8,7 +8,7 @@ export type SqliteDb = Database.Database;
 export const SQLITE_FILE = 'portico.db';
 
 /** Append-only: each entry moves the schema one user_version forward. */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE tenants (
     id TEXT PRIMARY KEY,
