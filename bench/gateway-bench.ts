@@ -9,17 +9,13 @@
  * CPU per request (from /proc) and gateway RSS under load. Writes bench/report.json and
  * bench/report.md.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Pool } from 'undici';
+import { freePort, percentile, procStats, root, round, startProcess, waitHttp } from './lib.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const KEY = 'sk-bench-tenant';
-const CLK_TCK = 100;
 
 interface PhaseResult {
   requests: number;
@@ -32,62 +28,6 @@ interface PhaseResult {
   ttft_p99_ms?: number;
   gateway_cpu_us_per_req?: number;
   gateway_rss_mb_max?: number;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => res(port));
-    });
-    s.on('error', rej);
-  });
-}
-
-function startProcess(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [join(root, 'dist/main.js'), ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, PORTICO_ADMIN_TOKEN: 'bench-admin' },
-  });
-  child.stderr?.on('data', () => undefined);
-  return child;
-}
-
-async function waitHttp(url: string, timeoutMs = 15_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    try {
-      const r = await fetch(url);
-      if (r.ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${url} did not come up`);
-}
-
-async function procStats(pid: number): Promise<{ cpuSeconds: number; rssMb: number }> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return { cpuSeconds: (utime + stime) / CLK_TCK, rssMb: rssKb / 1024 };
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[idx] as number;
-}
-
-function round(x: number, d: number): number {
-  const f = 10 ** d;
-  return Math.round(x * f) / f;
 }
 
 async function runPhase(opts: {

@@ -13,6 +13,9 @@ import { sha256Hex } from './lib/hash.js';
 import { VERSION } from './version.js';
 import { Tenancy } from './tenancy/tenancy.js';
 import { ResponseCache } from './cache/response-cache.js';
+import { Tracing } from './telemetry/tracing.js';
+import { AuditLog } from './telemetry/audit.js';
+import { Redactor } from './telemetry/redact.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -27,6 +30,10 @@ export class Gateway {
   readonly startedAt = Date.now();
   /** Response cache; its sizes and Redis connection are fixed at start (policy follows reloads). */
   readonly cache: ResponseCache;
+  /** Tracing, audit log and redaction are configured at start (telemetry.* is not hot-reloaded). */
+  readonly tracing: Tracing | undefined;
+  readonly audit: AuditLog | undefined;
+  readonly redactor: Redactor;
   #registry = new ProviderRegistry();
   #snapshot: Snapshot;
   #adminTokenHash: string;
@@ -47,6 +54,16 @@ export class Gateway {
       redisUrl: cfg.state.kind === 'distributed' ? cfg.state.redis.url : undefined,
     });
     this.deps = { metrics: this.metrics, logger: this.logger, onFinish: [], cache: this.cache };
+    const tel = cfg.telemetry;
+    this.redactor = new Redactor(tel.audit.redact_patterns);
+    this.deps.redactor = this.redactor;
+    if (tel.tracing.enabled) this.tracing = new Tracing(tel.tracing, VERSION);
+    if (tel.audit.enabled) {
+      const audit = new AuditLog(tel.audit, { logger: this.logger, redactor: this.redactor });
+      this.audit = audit;
+      // First hook: it captures the (redacted) bodies that later hooks (the console) show.
+      this.deps.onFinish.unshift((ctx, status) => audit.record(ctx, status));
+    }
     const { pools } = this.#registry.build(loaded.config);
     this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
     this.#prompts = loaded.prompts;
@@ -133,5 +150,7 @@ export class Gateway {
     await this.#registry.closeAll();
     await this.#tenancy?.close();
     await this.cache.close();
+    await this.audit?.close();
+    await this.tracing?.shutdown();
   }
 }

@@ -145,6 +145,10 @@ export const TenantSchema = z
       'admission queue class; a request may lower it with x-portico-priority',
     ),
     cache: CachePolicySchema.optional().describe('response cache policy for this tenant'),
+    redact_pii_upstream: z
+      .boolean()
+      .default(false)
+      .describe('replace emails, phone numbers, SSNs and card numbers in prompts before they go upstream'),
   })
   .refine((t) => !(t.system_prompt !== undefined && t.system_prompt_file !== undefined), {
     message: 'set system_prompt or system_prompt_file, not both',
@@ -327,6 +331,63 @@ export const CacheSchema = z.strictObject({
     }),
 });
 
+export const RedactPatternSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[A-Z0-9_]{1,32}$/, 'upper-case letters, digits and _')
+    .describe('shown as [REDACTED_<name>]'),
+  regex: nonEmpty.describe('JavaScript regular expression source, applied globally'),
+});
+
+export const TelemetrySchema = z.strictObject({
+  tracing: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      endpoint: z.url().default('http://127.0.0.1:4318/v1/traces').describe('OTLP/HTTP traces endpoint'),
+      sample_ratio: z.number().min(0).max(1).default(0.1).describe('share of new traces recorded'),
+      service_name: z.string().default('portico'),
+      headers: z.record(z.string(), z.string()).default({}).describe('sent with each export, e.g. auth'),
+    })
+    .default({
+      enabled: false,
+      endpoint: 'http://127.0.0.1:4318/v1/traces',
+      sample_ratio: 0.1,
+      service_name: 'portico',
+      headers: {},
+    }),
+  audit: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      dir: z
+        .string()
+        .default('audit')
+        .describe('JSONL files audit-YYYY-MM-DD.N.jsonl; relative to the working directory'),
+      bodies: z
+        .boolean()
+        .default(false)
+        .describe('also store prompts and answers, PII-redacted; off = no prompt text anywhere in logs'),
+      max_file_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(100 * 1024 * 1024)
+        .describe('rotate to a new file beyond this size (files also rotate at UTC midnight)'),
+      retention_days: z.number().int().min(1).default(30).describe('older files are deleted'),
+      redact_patterns: z
+        .array(RedactPatternSchema)
+        .default([])
+        .describe('extra patterns, on top of the built-in PII'),
+    })
+    .default({
+      enabled: false,
+      dir: 'audit',
+      bodies: false,
+      max_file_bytes: 100 * 1024 * 1024,
+      retention_days: 30,
+      redact_patterns: [],
+    }),
+});
+
 export const LoggingSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
@@ -339,6 +400,7 @@ export const ConfigSchema = z
     state: StateSchema.default({ kind: 'embedded', data_dir: '.portico-data' }),
     admission: AdmissionSchema.default(AdmissionSchema.parse({})),
     cache: CacheSchema.default(CacheSchema.parse({})),
+    telemetry: TelemetrySchema.default(TelemetrySchema.parse({})),
     tenants: z.array(TenantSchema).default([]),
     models: z.record(idString, ModelSchema).default({}),
   })
@@ -405,4 +467,6 @@ export type StateConfigSchema = z.infer<typeof StateSchema>;
 export type AdmissionConfig = z.infer<typeof AdmissionSchema>;
 export type Pricing = z.infer<typeof PricingSchema>;
 export type CacheConfig = z.infer<typeof CacheSchema>;
+export type TelemetryConfig = z.infer<typeof TelemetrySchema>;
+export type RedactPattern = z.infer<typeof RedactPatternSchema>;
 export type CachePolicy = z.infer<typeof CachePolicySchema>;

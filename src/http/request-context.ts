@@ -31,6 +31,18 @@ export function contextFor(
   request.porticoCtx = ctx;
   const asked = request.headers['x-portico-priority'];
   if (typeof asked === 'string') ctx.priority = asked;
+  if (gw.tracing)
+    ctx.trace = gw.tracing.startRequest({
+      method: request.method,
+      endpoint,
+      requestId: ctx.requestId,
+      correlationId: ctx.correlationId,
+      headers: request.headers,
+    });
+  if (gw.audit?.bodies) {
+    ctx.captureOutput = true;
+    ctx.auditRequest = request.body;
+  }
   const cc = request.headers['cache-control'];
   if (typeof cc === 'string') ctx.cacheControl = cc;
   const controller = ctx.controller;

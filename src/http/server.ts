@@ -12,6 +12,7 @@ import type { Gateway } from '../app.js';
 import { PorticoError } from '../errors/portico-error.js';
 import { acceptCorrelationId, newRequestId } from '../lib/ids.js';
 import { finishRequest } from '../pipeline/run.js';
+import { ANONYMOUS_TENANT, UNMATCHED_ENDPOINT } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerOpenAIRoutes } from './routes/openai.js';
@@ -74,6 +75,15 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   app.addHook('onResponse', (request, reply, done) => {
     const ctx = request.porticoCtx;
     if (ctx) finishRequest(gw.deps, ctx, reply.statusCode);
+    else {
+      // Probes, /metrics, admin and console, unknown paths: the seed's http_* series only. The
+      // endpoint label is the route pattern (bounded), or _unmatched for paths with no route.
+      const endpoint = request.routeOptions.url ?? UNMATCHED_ENDPOINT;
+      const status = String(reply.statusCode);
+      const seconds = reply.elapsedTime / 1000;
+      gw.metrics.httpRequests.labels(request.method, endpoint, ANONYMOUS_TENANT, status).inc();
+      gw.metrics.httpDuration.labels(request.method, endpoint, ANONYMOUS_TENANT).observe(seconds);
+    }
     done();
   });
 

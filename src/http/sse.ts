@@ -10,6 +10,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import { finishRequest, type PipelineDeps } from '../pipeline/run.js';
 import { ANONYMOUS_TENANT, UNKNOWN_MODEL } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
+import { startRespond } from '../telemetry/tracing.js';
 import type { PorticoError } from '../errors/portico-error.js';
 
 function waitDrain(res: ServerResponse): Promise<void> {
@@ -47,6 +48,7 @@ export async function sendSse<C = unknown>(
   format: SseFormat<C> = OPENAI_SSE,
 ): Promise<void> {
   if (ctx.responseHeaders) reply.headers(ctx.responseHeaders);
+  startRespond(ctx);
   reply.hijack();
   const res = reply.raw;
   const headers: OutgoingHttpHeaders = {};

@@ -12,6 +12,7 @@ import type { Flight } from '../cache/flight.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import type { RequestContext } from './context.js';
 import type { TenantRuntime } from './snapshot.js';
+import { withStage } from '../telemetry/tracing.js';
 
 export const CACHE_HEADER = 'x-portico-cache';
 export const CACHE_TIER_HEADER = 'x-portico-cache-tier';
@@ -96,7 +97,9 @@ export async function serveUnary<T>(
   if (!plan) return call();
   const { cache, key } = plan;
   if (plan.lookup) {
-    const hit = await cache.lookup(plan.tenant, key);
+    const hit = await withStage(ctx, 'cache.lookup', () => cache.lookup(plan.tenant, key), {
+      'portico.cache.l2': cache.l2Enabled,
+    });
     if (hit && hit.entry.kind === 'json') {
       markHit(ctx, hit.tier);
       return structuredClone(hit.entry.body) as T;
@@ -196,7 +199,9 @@ export async function serveStream<C>(
   if (!plan) return call();
   const { cache, key } = plan;
   if (plan.lookup) {
-    const hit = await cache.lookup(plan.tenant, key);
+    const hit = await withStage(ctx, 'cache.lookup', () => cache.lookup(plan.tenant, key), {
+      'portico.cache.l2': cache.l2Enabled,
+    });
     if (hit && hit.entry.kind === 'stream') {
       markHit(ctx, hit.tier);
       return replay<C>(hit.entry.chunks);

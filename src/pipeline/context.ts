@@ -5,6 +5,7 @@
 import type { KeyEntry, Snapshot, TenantRuntime } from './snapshot.js';
 import type { InflightLease, QuotaReservation, WindowCharge } from '../state/index.js';
 import type { Usage } from '../providers/openai-types.js';
+import type { RequestTrace } from '../telemetry/tracing.js';
 
 export type RouteName =
   'chat' | 'completions' | 'embeddings' | 'rerank' | 'messages' | 'ask' | 'predict' | 'models' | 'info';
@@ -57,6 +58,14 @@ export interface RequestContext {
   accountedTokens?: { input: number; output: number; estimated: boolean };
   /** Request/response bodies for the audit trail, already redacted; set only when audit bodies are enabled. */
   auditBodies?: { request?: string; response?: string };
+  /** The client's request body, kept only when the audit log stores bodies. */
+  auditRequest?: unknown;
+  /** Keep the generated text in `outputText` (audit bodies). */
+  captureOutput?: boolean;
+  /** The generated text, when captureOutput is set. */
+  outputText?: string;
+  /** The request's trace (root span and stage spans); absent when tracing is off or not sampled. */
+  trace?: RequestTrace | undefined;
 }
 
 export interface AdmissionHolds {

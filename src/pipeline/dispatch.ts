@@ -8,17 +8,42 @@ import type { Backend, Pool } from '../routing/pool.js';
 import type { ProviderCallContext, ProviderStream } from '../providers/spec.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { upstreamHeaders, type RequestContext } from './context.js';
+import type { Usage } from '../providers/openai-types.js';
+import { startAttempt, type AttemptSpan, type GenAiOperation } from '../telemetry/tracing.js';
 
 export interface DispatchDeps {
   metrics: GatewayMetrics;
 }
 
-function callContext(ctx: RequestContext, backend: Backend): ProviderCallContext {
+const OPERATIONS: Partial<Record<RequestContext['route'], GenAiOperation>> = {
+  completions: 'text_completion',
+  embeddings: 'embeddings',
+  rerank: 'rerank',
+};
+
+/** The trace span of one provider attempt (undefined when the request is not traced). */
+function attemptSpan(ctx: RequestContext, backend: Backend, model: string): AttemptSpan | undefined {
+  if (!ctx.trace) return undefined;
+  return startAttempt(ctx, {
+    backend: backend.id,
+    providerKind: backend.provider.kind,
+    model,
+    operation: OPERATIONS[ctx.route] ?? 'chat',
+  });
+}
+
+function resultInfo(r: unknown): { usage?: Usage | null; model?: string } {
+  if (typeof r !== 'object' || r === null) return {};
+  const o = r as { usage?: Usage | null; model?: unknown };
+  return { usage: o.usage ?? null, ...(typeof o.model === 'string' ? { model: o.model } : {}) };
+}
+
+function callContext(ctx: RequestContext, backend: Backend, span?: AttemptSpan): ProviderCallContext {
   return {
     signal: ctx.controller.signal,
     requestId: ctx.requestId,
     correlationId: ctx.correlationId,
-    headers: upstreamHeaders(ctx),
+    headers: span ? { ...upstreamHeaders(ctx), ...span.headers } : upstreamHeaders(ctx),
     ...(backend.config.timeout_ms ? { timeoutMs: backend.config.timeout_ms } : {}),
   };
 }
@@ -77,14 +102,17 @@ export async function dispatchUnary<T>(
   const backend = pickBackend(ctx, pool);
   const started = performance.now();
   backend.inFlight++;
+  const span = attemptSpan(ctx, backend, pool.alias);
   try {
-    const result = await call(backend, callContext(ctx, backend));
+    const result = await call(backend, callContext(ctx, backend, span));
+    span?.ok(resultInfo(result));
     deps.metrics.upstreamRequests.labels(backend.id, pool.alias, '200').inc();
     deps.metrics.upstreamDuration
       .labels(backend.id, pool.alias)
       .observe((performance.now() - started) / 1000);
     return result;
   } catch (err) {
+    span?.fail(err);
     recordFailure(deps, backend, pool.alias, err, (performance.now() - started) / 1000);
     throw err;
   } finally {
@@ -102,9 +130,11 @@ export async function dispatchStream<T>(
   const started = performance.now();
   backend.inFlight++;
   let upstream: ProviderStream<T>;
+  const span = attemptSpan(ctx, backend, pool.alias);
   try {
-    upstream = await call(backend, callContext(ctx, backend));
+    upstream = await call(backend, callContext(ctx, backend, span));
   } catch (err) {
+    span?.fail(err);
     backend.inFlight--;
     recordFailure(deps, backend, pool.alias, err, (performance.now() - started) / 1000);
     throw err;
@@ -119,8 +149,11 @@ export async function dispatchStream<T>(
     } finally {
       backend.inFlight--;
       const seconds = (performance.now() - started) / 1000;
-      if (failed !== undefined) recordFailure(deps, backend, pool.alias, failed, seconds);
-      else {
+      if (failed !== undefined) {
+        span?.fail(failed);
+        recordFailure(deps, backend, pool.alias, failed, seconds);
+      } else {
+        span?.ok({ usage: ctx.usage ?? null });
         deps.metrics.upstreamRequests
           .labels(backend.id, pool.alias, ctx.controller.signal.aborted ? 'aborted' : '200')
           .inc();

@@ -29,6 +29,9 @@ import { planCache, serveStream, serveUnary } from './cache.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import { applyTokenPolicy, resolveModel } from './resolve-model.js';
 import { shapeMessages } from './shape-prompt.js';
+import { redactMessages, redactPrompt } from './redact-upstream.js';
+import type { Redactor } from '../telemetry/redact.js';
+import { endRequestTrace, stageSync, withStage } from '../telemetry/tracing.js';
 import type { TenantRuntime } from './snapshot.js';
 import {
   validateChatRequest,
@@ -46,6 +49,8 @@ export interface PipelineDeps {
   lookupKey?: KeyLookup;
   /** Limits, quotas, queue and ledger; absent = no admission control (tests of the bare core). */
   tenancy?: Tenancy;
+  /** PII redaction (tenants with redact_pii_upstream). */
+  redactor?: Redactor;
   /** The response cache (L1 + optional Redis L2); absent = no caching. */
   cache?: ResponseCache;
   /** Run once per finished request, after metrics and accounting (audit, console stats, ...). Must not throw. */
@@ -64,9 +69,10 @@ export async function beginTenantRequest(
   presentedKey: string | undefined,
 ): Promise<TenantRuntime> {
   await admitIp(deps, ctx, ctx.snapshot.config.admission);
-  const tenant = await authenticate(ctx, presentedKey, deps.lookupKey);
+  const tenant = await withStage(ctx, 'authenticate', () => authenticate(ctx, presentedKey, deps.lookupKey));
   deps.metrics.inFlight.labels(tenant.id).inc();
-  await admitRequestRate(deps, ctx, tenant, ctx.key);
+  if (ctx.trace) ctx.trace.root.setAttribute('portico.tenant', tenant.id);
+  await withStage(ctx, 'admission', () => admitRequestRate(deps, ctx, tenant, ctx.key));
   return tenant;
 }
 
@@ -87,7 +93,9 @@ async function admitTokens(
     estimate = ctx.promptTokensEstimate + (maxTokens ?? cfg.default_output_tokens);
   }
   if (estimate === 0 && !tenant.limits?.max_in_flight && !key?.limits?.max_in_flight) return;
-  await admitWork(deps, ctx, tenant, key, estimate, cfg, ctx.priority);
+  await withStage(ctx, 'admission.tokens', () =>
+    admitWork(deps, ctx, tenant, key, estimate, cfg, ctx.priority),
+  );
 }
 
 /** Capture usage from a stream; hide the usage-only chunk unless the client asked for it. */
@@ -97,7 +105,7 @@ async function* trackUsage<
   let chars = '';
   for await (const c of chunks) {
     if (c.usage) ctx.usage = c.usage;
-    else if (ctx.usage === undefined) {
+    else if (ctx.usage === undefined || ctx.captureOutput) {
       const choice = c.choices[0];
       const piece = choice?.delta?.content ?? choice?.text;
       if (piece && chars.length < 1_000_000) chars += piece;
@@ -107,6 +115,7 @@ async function* trackUsage<
     yield c;
   }
   if (ctx.usage === undefined) ctx.outputChars = chars;
+  if (ctx.captureOutput) ctx.outputText = chars;
 }
 
 export async function runChat(
@@ -116,9 +125,11 @@ export async function runChat(
   body: unknown,
 ): Promise<Outcome<ChatCompletionResponse, ChatCompletionChunk>> {
   const req = validateChatRequest(body);
-  const pool = resolveModel(ctx, tenant, req.model);
+  const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model));
   applyTokenPolicy(tenant, req);
-  const shaped: ChatCompletionRequest = { ...req, messages: shapeMessages(tenant, req.messages) };
+  let messages = shapeMessages(tenant, req.messages);
+  if (tenant.redactPiiUpstream && deps.redactor) messages = redactMessages(deps.redactor, messages);
+  const shaped: ChatCompletionRequest = { ...req, messages };
   await admitTokens(
     deps,
     ctx,
@@ -143,6 +154,7 @@ export async function runChat(
     ctx.promptTokensEstimate ??= countMessages(shaped.messages);
     ctx.outputChars = res.choices.map((c) => c.message.content ?? '').join('');
   }
+  if (ctx.captureOutput) ctx.outputText = res.choices.map((c) => c.message.content ?? '').join('');
   return { kind: 'json', body: res };
 }
 
@@ -152,8 +164,10 @@ export async function runCompletion(
   tenant: TenantRuntime,
   body: unknown,
 ): Promise<Outcome<CompletionResponse, CompletionChunk>> {
-  const req = validateCompletionRequest(body);
-  const pool = resolveModel(ctx, tenant, req.model);
+  let req = validateCompletionRequest(body);
+  const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model));
+  if (tenant.redactPiiUpstream && deps.redactor)
+    req = { ...req, prompt: redactPrompt(deps.redactor, req.prompt) };
   applyTokenPolicy(tenant, req);
   await admitTokens(deps, ctx, tenant, () => countPrompt(req.prompt), req.max_tokens ?? 16);
   const plan = planCache(deps.cache, ctx, tenant, 'completions', req);
@@ -173,6 +187,7 @@ export async function runCompletion(
     ctx.promptTokensEstimate ??= countPrompt(req.prompt);
     ctx.outputChars = res.choices.map((c) => c.text).join('');
   }
+  if (ctx.captureOutput) ctx.outputText = res.choices.map((c) => c.text).join('');
   return { kind: 'json', body: res };
 }
 
@@ -183,7 +198,7 @@ export async function runEmbeddings(
   body: unknown,
 ): Promise<EmbeddingResponse> {
   const req: EmbeddingRequest = validateEmbeddingRequest(body);
-  const pool = resolveModel(ctx, tenant, req.model);
+  const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model));
   await admitTokens(deps, ctx, tenant, () => countEmbeddingInput(req.input), 0);
   const res = await embedInBatches(req, pool.alias, ctx, (part) =>
     dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.embeddings(part, pctx)),
@@ -248,7 +263,7 @@ export async function runRerank(
   body: unknown,
 ): Promise<RerankResponse> {
   const req: RerankRequest = validateRerankRequest(body);
-  const pool = resolveModel(ctx, tenant, req.model);
+  const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model));
   await admitTokens(
     deps,
     ctx,
@@ -346,4 +361,32 @@ export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: n
       deps.logger.error({ err, requestId: ctx.requestId }, 'finish hook failed');
     }
   }
+  if (deps.logger.isLevelEnabled('debug'))
+    deps.logger.debug(
+      {
+        requestId: ctx.requestId,
+        correlationId: ctx.correlationId,
+        tenant,
+        model,
+        route: ctx.route,
+        backend: ctx.backend,
+        status,
+        latencyMs: Math.round(latencyMs * 10) / 10,
+        tokensIn: usage?.prompt,
+        tokensOut: usage?.completion,
+        cache: ctx.cacheHit,
+      },
+      'request finished',
+    );
+  if (ctx.trace)
+    endRequestTrace(ctx, status, {
+      'portico.tenant': tenant,
+      'portico.model': model,
+      'portico.route': ctx.route,
+      ...(ctx.backend ? { 'portico.backend': ctx.backend } : {}),
+      ...(ctx.cacheHit ? { 'portico.cache': ctx.cacheHit } : {}),
+      ...(usage
+        ? { 'gen_ai.usage.input_tokens': usage.prompt, 'gen_ai.usage.output_tokens': usage.completion }
+        : {}),
+    });
 }

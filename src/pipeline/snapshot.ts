@@ -33,6 +33,8 @@ export interface TenantRuntime {
   readonly priority: Priority;
   /** Response-cache policy from the tenant's config entry (API tenants use the defaults). */
   readonly cache?: CachePolicy | undefined;
+  /** Replace PII in prompts before they go upstream. */
+  readonly redactPiiUpstream?: boolean;
 }
 
 export interface KeyEntry {
@@ -76,6 +78,7 @@ export function compileTenant(t: TenantConfig, prompt: string, models: readonly 
     quota: t.quota,
     priority: t.priority,
     cache: t.cache,
+    redactPiiUpstream: t.redact_pii_upstream,
   };
 }
 

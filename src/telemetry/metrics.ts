@@ -12,6 +12,8 @@ export const ITL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1,
 
 export const UNKNOWN_MODEL = '_unknown';
 export const ANONYMOUS_TENANT = '_anonymous';
+/** http_* endpoint label for requests that matched no route (bounded: never the raw path). */
+export const UNMATCHED_ENDPOINT = '_unmatched';
 
 export class GatewayMetrics {
   readonly registry: Registry;

@@ -9,6 +9,7 @@ import type { TenantRuntime } from '../../pipeline/snapshot.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { contextFor } from '../request-context.js';
 import { markBypass } from '../../pipeline/cache.js';
+import { startRespond } from '../../telemetry/tracing.js';
 import { sendSse } from '../sse.js';
 
 type Handler = (
@@ -30,6 +31,7 @@ export function tenantRoute(gw: Gateway, route: RouteName, endpoint: string, han
     );
     const result = await handler(ctx, tenant, request, reply);
     if (ctx.responseHeaders && !reply.sent) reply.headers(ctx.responseHeaders);
+    if (!reply.sent) startRespond(ctx);
     return result;
   };
 }

@@ -1,0 +1,153 @@
+/**
+ * The audit log: one JSON line per finished request (time, request and correlation id, tenant,
+ * key id, client IP, route, model, backend, status, latency, tokens, cost, cache), written in
+ * batches off the request path to `<dir>/audit-YYYY-MM-DD.N.jsonl`. Files rotate at UTC midnight
+ * and beyond `max_file_bytes`; files older than `retention_days` are deleted. Bodies (prompt and
+ * answer) are stored only with `bodies: true`, and then PII-redacted; with bodies off no prompt
+ * text is written anywhere.
+ */
+import { appendFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TelemetryConfig } from '../config/schema.js';
+import type { RequestContext } from '../pipeline/context.js';
+import type { Logger } from './logger.js';
+import type { Redactor } from './redact.js';
+import { recordFromContext } from './request-log.js';
+
+type AuditConfig = TelemetryConfig['audit'];
+
+const FILE_RE = /^audit-(\d{4}-\d{2}-\d{2})\.(\d+)\.jsonl$/;
+const FLUSH_MS = 200;
+const FLUSH_LINES = 512;
+/** Lines kept in memory when the disk cannot keep up; beyond it lines are dropped and counted. */
+const MAX_PENDING = 50_000;
+/** Longest body kept (after redaction), in characters. */
+const MAX_BODY_CHARS = 64 * 1024;
+
+function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+export class AuditLog {
+  readonly #cfg: AuditConfig;
+  readonly #logger: Logger;
+  readonly #redactor: Redactor;
+  #pending: string[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #writing: Promise<void> = Promise.resolve();
+  #day = '';
+  #seq = 0;
+  #bytes = 0;
+  #ready: Promise<void>;
+  dropped = 0;
+
+  constructor(cfg: AuditConfig, deps: { logger: Logger; redactor: Redactor }) {
+    this.#cfg = cfg;
+    this.#logger = deps.logger;
+    this.#redactor = deps.redactor;
+    this.#ready = this.#init();
+  }
+
+  get bodies(): boolean {
+    return this.#cfg.bodies;
+  }
+
+  async #init(): Promise<void> {
+    await mkdir(this.#cfg.dir, { recursive: true });
+    await this.#applyRetention();
+    await this.#openFor(Date.now());
+  }
+
+  /** Pick today's newest file (continue it if it has room) or the next sequence number. */
+  async #openFor(now: number): Promise<void> {
+    const day = utcDay(now);
+    let seq = 0;
+    let bytes = 0;
+    for (const f of await readdir(this.#cfg.dir)) {
+      const m = FILE_RE.exec(f);
+      if (!m || m[1] !== day) continue;
+      const n = Number(m[2]);
+      if (n >= seq) {
+        seq = n;
+        bytes = (await stat(join(this.#cfg.dir, f))).size;
+      }
+    }
+    if (bytes >= this.#cfg.max_file_bytes) {
+      seq++;
+      bytes = 0;
+    }
+    this.#day = day;
+    this.#seq = seq;
+    this.#bytes = bytes;
+  }
+
+  async #applyRetention(): Promise<void> {
+    const cutoff = utcDay(Date.now() - this.#cfg.retention_days * 86_400_000);
+    for (const f of await readdir(this.#cfg.dir)) {
+      const m = FILE_RE.exec(f);
+      if (m && (m[1] as string) < cutoff) await rm(join(this.#cfg.dir, f), { force: true });
+    }
+  }
+
+  get currentFile(): string {
+    return join(this.#cfg.dir, `audit-${this.#day}.${this.#seq}.jsonl`);
+  }
+
+  /** Finish hook: capture bodies (redacted) when configured, queue the record. Never throws. */
+  record(ctx: RequestContext, status: number): void {
+    if (this.#cfg.bodies) {
+      const bodies: { request?: string; response?: string } = {};
+      if (ctx.auditRequest !== undefined)
+        bodies.request = this.#redactor.redact(JSON.stringify(ctx.auditRequest)).slice(0, MAX_BODY_CHARS);
+      if (ctx.outputText !== undefined)
+        bodies.response = this.#redactor.redact(ctx.outputText).slice(0, MAX_BODY_CHARS);
+      ctx.auditBodies = bodies;
+    }
+    const now = Date.now();
+    const { at, ...rest } = recordFromContext(ctx, status, now);
+    const line = JSON.stringify({ time: new Date(at).toISOString(), client_ip: ctx.clientIp, ...rest });
+    if (this.#pending.length >= MAX_PENDING) {
+      this.dropped++;
+      return;
+    }
+    this.#pending.push(line);
+    if (this.#pending.length >= FLUSH_LINES) void this.flush();
+    else this.#timer ??= setTimeout(() => void this.flush(), FLUSH_MS).unref();
+  }
+
+  /** Write everything queued so far. */
+  flush(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const lines = this.#pending;
+    this.#pending = [];
+    this.#writing = this.#writing.then(() => this.#write(lines));
+    return this.#writing;
+  }
+
+  async #write(lines: string[]): Promise<void> {
+    if (lines.length === 0) return;
+    try {
+      await this.#ready;
+      const now = Date.now();
+      if (utcDay(now) !== this.#day) {
+        await this.#openFor(now);
+        await this.#applyRetention();
+      } else if (this.#bytes >= this.#cfg.max_file_bytes) {
+        this.#seq++;
+        this.#bytes = 0;
+        await this.#applyRetention();
+      }
+      const text = lines.join('\n') + '\n';
+      await appendFile(this.currentFile, text);
+      this.#bytes += Buffer.byteLength(text);
+    } catch (err) {
+      this.dropped += lines.length;
+      this.#logger.error({ err, lines: lines.length }, 'audit log write failed; records dropped');
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * OpenTelemetry traces: one root span per request (kind SERVER, parent taken from an incoming W3C
+ * `traceparent`), child spans for the pipeline stages (authenticate, admission, route, cache
+ * lookup, each provider attempt, respond), exported over OTLP/HTTP in batches off the request
+ * path. Provider attempt spans (kind CLIENT) carry the GenAI semantic conventions' `gen_ai.*`
+ * attributes, and their context goes upstream as `traceparent`. Sampling: parent-based, new
+ * traces at `sample_ratio`. Unsampled requests cost one sampler decision and nothing else: no
+ * span objects are kept on the context.
+ */
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  defaultTextMapGetter,
+  defaultTextMapSetter,
+  trace,
+  type Attributes,
+  type Context,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-base';
+import type { TelemetryConfig } from '../config/schema.js';
+import type { Usage } from '../providers/openai-types.js';
+
+export interface RequestTrace {
+  readonly tracer: Tracer;
+  readonly root: Span;
+  readonly rootCtx: Context;
+  respond?: Span;
+}
+
+/** What the tracing helpers need from a request (the pipeline's RequestContext has it). */
+export interface Traced {
+  trace?: RequestTrace | undefined;
+}
+
+const propagator = new W3CTraceContextPropagator();
+
+export class Tracing {
+  readonly #provider: BasicTracerProvider;
+  readonly #tracer: Tracer;
+
+  constructor(cfg: TelemetryConfig['tracing'], version: string) {
+    const exporter = new OTLPTraceExporter({ url: cfg.endpoint, headers: cfg.headers, timeoutMillis: 5_000 });
+    this.#provider = new BasicTracerProvider({
+      resource: resourceFromAttributes({ 'service.name': cfg.service_name, 'service.version': version }),
+      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(cfg.sample_ratio) }),
+      spanProcessors: [
+        new BatchSpanProcessor(exporter, {
+          scheduledDelayMillis: 1_000,
+          maxQueueSize: 4_096,
+          maxExportBatchSize: 512,
+        }),
+      ],
+    });
+    this.#tracer = this.#provider.getTracer('portico', version);
+  }
+
+  /** Start the root span; undefined when the request is not sampled. */
+  startRequest(r: {
+    method: string;
+    endpoint: string;
+    requestId: string;
+    correlationId: string;
+    headers: Record<string, string | string[] | undefined>;
+  }): RequestTrace | undefined {
+    const parent = propagator.extract(ROOT_CONTEXT, r.headers, defaultTextMapGetter);
+    const root = this.#tracer.startSpan(
+      `${r.method} ${r.endpoint}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          'http.request.method': r.method,
+          'http.route': r.endpoint,
+          'portico.request_id': r.requestId,
+          'portico.correlation_id': r.correlationId,
+        },
+      },
+      parent,
+    );
+    if (!root.isRecording()) return undefined;
+    return { tracer: this.#tracer, root, rootCtx: trace.setSpan(ROOT_CONTEXT, root) };
+  }
+
+  async flush(): Promise<void> {
+    await this.#provider.forceFlush();
+  }
+
+  async shutdown(): Promise<void> {
+    await this.#provider.shutdown();
+  }
+}
+
+function fail(span: Span, err: unknown): void {
+  span.recordException(err instanceof Error ? err : String(err));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+}
+
+/** Run `fn` inside a child span of the request (or just run it when the request is not traced). */
+export async function withStage<T>(
+  ctx: Traced,
+  name: string,
+  fn: () => Promise<T> | T,
+  attributes?: Attributes,
+): Promise<T> {
+  const t = ctx.trace;
+  if (!t) return fn();
+  const span = t.tracer.startSpan(name, attributes ? { attributes } : {}, t.rootCtx);
+  try {
+    return await fn();
+  } catch (err) {
+    fail(span, err);
+    throw err;
+  } finally {
+    span.end();
+  }
+}
+
+/** Synchronous variant of withStage. */
+export function stageSync<T>(ctx: Traced, name: string, fn: () => T, attributes?: Attributes): T {
+  const t = ctx.trace;
+  if (!t) return fn();
+  const span = t.tracer.startSpan(name, attributes ? { attributes } : {}, t.rootCtx);
+  try {
+    return fn();
+  } catch (err) {
+    fail(span, err);
+    throw err;
+  } finally {
+    span.end();
+  }
+}
+
+/** One provider attempt: a CLIENT span with gen_ai.* attributes whose context goes upstream. */
+export interface AttemptSpan {
+  /** `traceparent` (and `tracestate`) for the upstream request. */
+  readonly headers: Record<string, string>;
+  ok(result?: { usage?: Usage | null | undefined; model?: string; finishReasons?: string[] }): void;
+  fail(err: unknown): void;
+}
+
+export type GenAiOperation = 'chat' | 'text_completion' | 'embeddings' | 'rerank';
+
+export function startAttempt(
+  ctx: Traced,
+  a: { backend: string; providerKind: string; model: string; operation: GenAiOperation; attempt?: number },
+  request?: { max_tokens?: number | null; temperature?: number | null; top_p?: number | null },
+): AttemptSpan | undefined {
+  const t = ctx.trace;
+  if (!t) return undefined;
+  const attributes: Attributes = {
+    'gen_ai.operation.name': a.operation,
+    'gen_ai.system': a.providerKind,
+    'gen_ai.provider.name': a.providerKind,
+    'gen_ai.request.model': a.model,
+    'portico.backend': a.backend,
+  };
+  if (a.attempt !== undefined) attributes['portico.attempt'] = a.attempt;
+  if (request?.max_tokens != null) attributes['gen_ai.request.max_tokens'] = request.max_tokens;
+  if (request?.temperature != null) attributes['gen_ai.request.temperature'] = request.temperature;
+  if (request?.top_p != null) attributes['gen_ai.request.top_p'] = request.top_p;
+  const span = t.tracer.startSpan(
+    `${a.operation} ${a.model}`,
+    { kind: SpanKind.CLIENT, attributes },
+    t.rootCtx,
+  );
+  const headers: Record<string, string> = {};
+  propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, defaultTextMapSetter);
+  let done = false;
+  return {
+    headers,
+    ok(result) {
+      if (done) return;
+      done = true;
+      const u = result?.usage;
+      if (u) {
+        span.setAttribute('gen_ai.usage.input_tokens', u.prompt_tokens);
+        span.setAttribute('gen_ai.usage.output_tokens', u.completion_tokens);
+      }
+      if (result?.model) span.setAttribute('gen_ai.response.model', result.model);
+      if (result?.finishReasons?.length)
+        span.setAttribute('gen_ai.response.finish_reasons', result.finishReasons);
+      span.end();
+    },
+    fail(err) {
+      if (done) return;
+      done = true;
+      fail(span, err);
+      span.end();
+    },
+  };
+}
+
+/** Mark the start of writing the response (serialisation, compression, streaming). */
+export function startRespond(ctx: Traced): void {
+  const t = ctx.trace;
+  if (t && !t.respond) t.respond = t.tracer.startSpan('respond', {}, t.rootCtx);
+}
+
+/** End the request's spans with what is known at the end. */
+export function endRequestTrace(ctx: Traced, status: number, attributes: Attributes): void {
+  const t = ctx.trace;
+  if (!t) return;
+  t.respond?.end();
+  t.root.setAttributes(attributes);
+  t.root.setAttribute('http.response.status_code', status);
+  if (status >= 500) t.root.setStatus({ code: SpanStatusCode.ERROR });
+  t.root.end();
+}

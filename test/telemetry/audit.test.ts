@@ -1,0 +1,187 @@
+/**
+ * The audit log and PII redaction: one JSONL record per request with the documented fields;
+ * with bodies on, a prompt holding an e-mail, a phone number, an SSN and a card number is stored
+ * with all four redacted (also in the console's request log); with bodies off, no prompt text
+ * appears in any log (audit file and every pino line at trace level); rotation by size and
+ * retention in days; a tenant with redact_pii_upstream sends the redacted prompt upstream.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { Gateway } from '../../src/app.js';
+import { buildConfig } from '../../src/config/load.js';
+import { buildHttpServer } from '../../src/http/server.js';
+import { ACME_KEY, CLOSED_KEY, demoConfig } from '../support/gateway.js';
+
+const PII = 'Contact jane.roe@example.com or +1 (415) 555-0134, SSN 123-45-6789, card 4111 1111 1111 1111.';
+const MARKER = 'zebra-quartz-marker';
+
+async function start(raw: Record<string, unknown>): Promise<{
+  url: string;
+  logs: string[];
+  gw: Gateway;
+  close: () => Promise<void>;
+}> {
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(chunk.toString());
+      cb();
+    },
+  });
+  const logger = pino({ level: 'trace' }, sink);
+  const gw = await Gateway.create(await buildConfig(raw, { env: {} }), { defaultMetrics: false, logger });
+  const app = await buildHttpServer(gw);
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  gw.markReady();
+  return { url, logs, gw, close: async () => (await app.close(), await gw.close()) };
+}
+
+async function chat(
+  url: string,
+  key: string,
+  content: string,
+): Promise<{ status: number; text: string; id: string }> {
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'default', max_tokens: 400, messages: [{ role: 'user', content }] }),
+  });
+  return { status: res.status, text: await res.text(), id: res.headers.get('x-request-id') ?? '' };
+}
+
+async function readAudit(dir: string): Promise<Array<Record<string, unknown>>> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.jsonl')).sort();
+  const out: Array<Record<string, unknown>> = [];
+  for (const f of files)
+    for (const line of (await readFile(join(dir, f), 'utf8')).split('\n'))
+      if (line) out.push(JSON.parse(line) as Record<string, unknown>);
+  return out;
+}
+
+describe('audit log and PII redaction', () => {
+  const dirs: string[] = [];
+  after(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+
+  it('bodies on: all four PII kinds are redacted in the audit record and the console log', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portico-audit-'));
+    dirs.push(dir);
+    const g = await start(demoConfig({ telemetry: { audit: { enabled: true, dir, bodies: true } } }));
+    let id: string;
+    try {
+      const r = await chat(g.url, ACME_KEY, PII);
+      assert.equal(r.status, 200);
+      id = r.id;
+      const logged = await fetch(`${g.url}/admin/requests?request_id=${id}`, {
+        headers: { authorization: 'Bearer test-admin-token' },
+      });
+      const view = (await logged.json()) as {
+        data: Array<{ request_body?: string; response_body?: string }>;
+      };
+      assert.match(view.data[0]?.request_body ?? '', /\[REDACTED_EMAIL\]/);
+      assert.doesNotMatch(JSON.stringify(view), /jane\.roe|555-0134|123-45-6789|4111 1111/);
+    } finally {
+      await g.close();
+    }
+    const records = await readAudit(dir);
+    const rec = records.find((x) => x.request_id === id);
+    assert.ok(rec, 'one record for the request');
+    for (const k of [
+      'time',
+      'request_id',
+      'correlation_id',
+      'tenant',
+      'key_id',
+      'client_ip',
+      'model',
+      'backend',
+      'status',
+      'latency_ms',
+      'tokens_in',
+      'tokens_out',
+      'cost_usd',
+      'cache_hit',
+    ])
+      assert.ok(k in rec, `field ${k}`);
+    assert.equal(rec.tenant, 'acme-corp');
+    assert.equal(rec.status, 200);
+    const bodies = `${String(rec.request_body)} ${String(rec.response_body)}`;
+    for (const tag of ['EMAIL', 'PHONE', 'SSN', 'CARD'])
+      assert.match(String(rec.request_body), new RegExp(`REDACTED_${tag}`));
+    // The echo simulator repeats the prompt: the stored answer is redacted too.
+    assert.match(String(rec.response_body), /REDACTED_SSN/);
+    assert.doesNotMatch(bodies, /jane\.roe|555-0134|123-45-6789|4111 1111 1111 1111/);
+  });
+
+  it('bodies off: no prompt text in the audit file or in any log line', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portico-audit-'));
+    dirs.push(dir);
+    const g = await start(
+      demoConfig({
+        logging: { level: 'trace' },
+        telemetry: { audit: { enabled: true, dir, bodies: false } },
+      }),
+    );
+    try {
+      assert.equal((await chat(g.url, ACME_KEY, `${MARKER} ${PII}`)).status, 200);
+      assert.equal((await chat(g.url, 'sk-bad-key', MARKER)).status, 401);
+      const bad = await fetch(`${g.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+        body: `{"model": "default", "messages": [{"role": "user", "content": "${MARKER}"`,
+      });
+      assert.equal(bad.status, 400);
+    } finally {
+      await g.close();
+    }
+    const text = (await readdir(dir)).length ? JSON.stringify(await readAudit(dir)) : '';
+    assert.ok(text.length > 0, 'records were written');
+    assert.doesNotMatch(text, new RegExp(MARKER));
+    assert.doesNotMatch(text, /request_body|response_body/);
+    assert.ok(g.logs.length > 0, 'the logger was capturing');
+    assert.doesNotMatch(g.logs.join(''), new RegExp(MARKER));
+  });
+
+  it('rotates by size and deletes files past retention', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portico-audit-'));
+    dirs.push(dir);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'audit-2001-01-01.0.jsonl'), '{"old":true}\n');
+    const g = await start(
+      demoConfig({ telemetry: { audit: { enabled: true, dir, max_file_bytes: 2048, retention_days: 7 } } }),
+    );
+    try {
+      for (let i = 0; i < 30; i++) {
+        assert.equal((await chat(g.url, CLOSED_KEY, `request ${i}`)).status, 200);
+        if (i % 5 === 4) await g.gw.audit?.flush();
+      }
+    } finally {
+      await g.close();
+    }
+    const files = (await readdir(dir)).sort();
+    assert.ok(!files.includes('audit-2001-01-01.0.jsonl'), 'expired file deleted');
+    assert.ok(files.length >= 2, `rotated: ${files.join(', ')}`);
+    assert.equal((await readAudit(dir)).length, 30, 'no record lost across files');
+  });
+
+  it('redact_pii_upstream: the backend receives the redacted prompt', async () => {
+    const cfg = demoConfig();
+    (cfg.tenants as Array<Record<string, unknown>>)[0]!.redact_pii_upstream = true;
+    const g = await start(cfg);
+    try {
+      const r = await chat(g.url, ACME_KEY, PII);
+      const echoed = (JSON.parse(r.text) as { choices: Array<{ message: { content: string } }> }).choices[0]
+        ?.message.content;
+      assert.match(echoed ?? '', /\[REDACTED_EMAIL\]/);
+      assert.doesNotMatch(echoed ?? '', /jane\.roe|123-45-6789|4111 1111/);
+      const other = await chat(g.url, CLOSED_KEY, PII);
+      assert.match(other.text, /jane\.roe/, 'tenants without the option are unchanged');
+    } finally {
+      await g.close();
+    }
+  });
+});
