@@ -9,6 +9,7 @@ import { Simulator } from '../sim/simulator.js';
 import { createAnthropicProvider } from '../providers/anthropic/index.js';
 import { PRESETS, type ProviderPreset } from '../providers/presets.js';
 import { Pool, type Backend } from './pool.js';
+import { EngineProvider } from '../engine/provider.js';
 
 export interface ProviderFactoryContext {
   config: PorticoConfig;
@@ -27,6 +28,15 @@ function createProvider(id: string, alias: string, b: BackendConfig, cfg: Portic
   switch (b.provider) {
     case 'sim':
       return new Simulator(id, b.sim ?? {});
+    case 'engine':
+      return new EngineProvider(id, {
+        model: b.model_file,
+        sequences: b.sequences,
+        contextPerSequence: b.context_size,
+        queueTimeoutMs: b.queue_timeout_ms,
+        gpu: b.gpu === 'off' ? false : 'auto',
+        ...(b.threads ? { threads: b.threads } : {}),
+      });
     case 'anthropic':
       return createAnthropicProvider({
         id,
@@ -86,7 +96,7 @@ export class ProviderRegistry {
             ? existing
             : { signature, provider: createProvider(id, alias, b, cfg) };
         next.set(id, entry);
-        return {
+        const backend: Backend = {
           id,
           provider: entry.provider,
           weight: b.weight,
@@ -95,6 +105,9 @@ export class ProviderRegistry {
           inFlight: 0,
           healthy: true,
         };
+        // the engine is unavailable (skipped by the pool) until its model has loaded
+        if (entry.provider instanceof EngineProvider) entry.provider.attach(backend);
+        return backend;
       });
       pools.set(alias, new Pool(alias, backends, model.balance));
     }
