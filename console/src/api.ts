@@ -223,6 +223,17 @@ export interface ModelInfo {
     healthy: boolean;
     in_flight: number;
     last_error: string | null;
+    /** From the routing layer, where the gateway has it (circuit breaker, health checks). */
+    state?: 'healthy' | 'ejected' | 'open' | 'half_open';
+    reason?: string | null;
+    circuit?: {
+      state: string;
+      consecutive_failures: number;
+      opened_at: string | null;
+      retry_at: string | null;
+    };
+    latency_ewma_ms?: number | null;
+    last_error_at?: string | null;
   }>;
 }
 export interface RequestRecord {

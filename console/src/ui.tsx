@@ -27,6 +27,11 @@ export function usePoll<T>(
     let alive = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const run = async (): Promise<void> => {
+      // A background tab does not poll (it catches up when shown again).
+      if (document.hidden && everyMs > 0) {
+        timer = setTimeout(() => void run(), everyMs);
+        return;
+      }
       try {
         const v = await load();
         if (!alive) return;

@@ -138,6 +138,18 @@ const RequestRecord = obj({
   request_body: { type: 'string', description: 'redacted; only when audit bodies are enabled' },
   response_body: { type: 'string', description: 'redacted; only when audit bodies are enabled' },
 });
+const backendProps = {
+  id: str,
+  provider: str,
+  state: { type: 'string', enum: ['healthy', 'ejected', 'open', 'half_open'] },
+  reason: nstr,
+  circuit: obj({ state: str, consecutive_failures: int, opened_at: nstr, retry_at: nstr }),
+  in_flight: int,
+  weight: num,
+  latency_ewma_ms: nnum,
+  last_error: nstr,
+  last_error_at: nstr,
+};
 const Model = obj({
   id: str,
   strategy: str,
@@ -145,16 +157,13 @@ const Model = obj({
   backends: {
     type: 'array',
     items: obj({
-      id: str,
-      provider: str,
-      model: str,
-      weight: num,
+      ...backendProps,
+      model: { type: 'string', description: 'upstream model' },
       healthy: { type: 'boolean' },
-      in_flight: int,
-      last_error: nstr,
     }),
   },
 });
+const BackendPool = obj({ model: str, strategy: str, backends: { type: 'array', items: obj(backendProps) } });
 const idParam = (what: string): Json =>
   obj({ id: { type: 'string', description: what } }, { required: ['id'] });
 
@@ -277,6 +286,11 @@ export const ADMIN_DOCS: Record<string, Doc> = {
     summary: 'Model aliases and their pools of backends',
     response: { 200: list(Model), 401: ErrorBody },
   },
+  'GET /admin/backends': {
+    tags: ['routing'],
+    summary: 'Every pool and backend: state, circuit, in-flight, latency, last error',
+    response: { 200: list(BackendPool), 401: ErrorBody },
+  },
   'POST /admin/playground': {
     tags: C,
     summary: 'Ask one question as a tenant; the answer streams as Server-Sent Events',
@@ -327,6 +341,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'keys', description: 'API keys: created (shown once) and revoked' },
         { name: 'usage', description: 'Usage and cost from the ledger' },
         { name: 'console', description: 'Live stats, request log, models, playground' },
+        { name: 'routing', description: 'Pools and backends' },
         { name: 'admin', description: 'Other admin endpoints' },
       ],
     },

@@ -12,6 +12,8 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import OpenAI from 'openai';
@@ -73,6 +75,7 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
   let gw: TestGateway;
   let browser: Browser | undefined;
   let skipReason: string | undefined;
+  let auditDir: string | undefined;
   const consoleErrors: string[] = [];
 
   before(async () => {
@@ -97,8 +100,11 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
     assert.ok(gzipped < 200_000, `console bundle is ${gzipped} bytes gzipped (goal: under 200 KB)`);
     mkdirSync(SHOTS, { recursive: true });
     sim = await startTestSim({ sim: { mode: 'echo', itl_ms: 2 } });
+    auditDir = await mkdtemp(join(tmpdir(), 'portico-console-e2e-audit-'));
     gw = await startTestGateway(
       demoConfig({
+        // Audit bodies on: the request log shows them (redacted).
+        telemetry: { audit: { enabled: true, dir: auditDir, bodies: true } },
         tenants: [
           {
             id: 'acme-corp',
@@ -134,6 +140,7 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
     await browser?.close();
     await gw?.close();
     await sim?.close();
+    if (auditDir) await rm(auditDir, { recursive: true, force: true });
   });
 
   async function newPage(viewport: {
@@ -342,6 +349,7 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
     );
     await row.click();
     await page.getByTestId('request-detail').getByText('sim-http').waitFor();
+    await page.getByTestId('request-detail').locator('pre', { hasText: 'hello from e2e' }).first().waitFor();
     await page.screenshot({ path: join(SHOTS, 'requests-1280.png'), fullPage: true });
 
     // --- Backends.

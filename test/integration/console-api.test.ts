@@ -6,6 +6,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import { createParser } from 'eventsource-parser';
 import {
@@ -220,25 +223,29 @@ describe('console admin endpoints', () => {
 
 describe('console settings and audit bodies', () => {
   let gw: TestGateway;
+  let auditDir: string;
   before(async () => {
+    auditDir = await mkdtemp(join(tmpdir(), 'portico-console-audit-'));
     gw = await startTestGateway(
-      demoConfig({ admin: { token: 'test-admin-token', console: false, request_log_size: 10 } }),
+      demoConfig({
+        admin: { token: 'test-admin-token', console: false, request_log_size: 10 },
+        telemetry: { audit: { enabled: true, dir: auditDir, bodies: true } },
+      }),
     );
-    // Stands in for the audit stage: bodies arrive on the context already redacted.
-    gw.gateway.deps.onFinish.unshift((ctx) => {
-      if (ctx.route === 'chat') ctx.auditBodies = { request: '{"messages":"[redacted]"}', response: 'ok' };
-    });
   });
-  after(() => gw.close());
+  after(async () => {
+    await gw.close();
+    await rm(auditDir, { recursive: true, force: true });
+  });
 
-  it('admin.console=false serves no console; the ring holds admin.request_log_size records with bodies when audit set them', async () => {
+  it("admin.console=false serves no console; the ring holds admin.request_log_size records, with the audit log's redacted bodies", async () => {
     const page = await fetch(`${gw.url}/console/`);
     assert.equal(page.status, 404);
     const acme = new OpenAI({ apiKey: ACME_KEY, baseURL: gw.baseURL, maxRetries: 0 });
     for (let i = 0; i < 12; i++)
       await acme.chat.completions.create({
         model: 'default',
-        messages: [{ role: 'user', content: `q${i}` }],
+        messages: [{ role: 'user', content: `q${i}: write to jane.doe@example.com` }],
       });
     const info = await fetch(`${gw.url}/info`, { headers: { authorization: `Bearer ${ACME_KEY}` } });
     assert.equal(info.status, 200);
@@ -250,8 +257,11 @@ describe('console settings and audit bodies', () => {
     assert.equal(body.capacity, 10);
     assert.equal(body.data.length, 10);
     assert.equal(body.data[0]?.route, 'info');
-    assert.equal(body.data[0]?.request_body, undefined);
-    assert.equal(body.data[1]?.request_body, '{"messages":"[redacted]"}');
-    assert.equal(body.data[1]?.response_body, 'ok');
+    const chat = body.data[1];
+    assert.equal(chat?.route, 'chat');
+    assert.match(chat?.request_body ?? '', /q11: write to/);
+    assert.ok(!(chat?.request_body ?? '').includes('jane.doe@example.com'), chat?.request_body);
+    assert.ok(chat?.response_body !== undefined);
+    assert.ok(!(chat?.response_body ?? '').includes('jane.doe@example.com'), chat?.response_body);
   });
 });

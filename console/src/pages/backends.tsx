@@ -1,9 +1,17 @@
 /**
- * Backends: every model alias (pool) and its backends — health, in-flight and last error from
- * GET /admin/models, traffic and latency over the last minute from GET /admin/stats — every 3 s.
+ * Backends: every model alias (pool) and its backends — state (health checks, circuit breaker),
+ * in-flight, latency EWMA and last error from GET /admin/models, traffic, p50/p95 and errors over
+ * the last minute from GET /admin/stats — every 3 s.
  */
 import { api, type List, type ModelInfo, type Stats, type StatsRow } from '../api';
-import { ErrorBanner, fmtMs, fmtNum, fmtPct, usePoll } from '../ui';
+import { ErrorBanner, fmtMs, fmtNum, fmtPct, fmtTime, usePoll } from '../ui';
+
+const STATE_LABEL = {
+  healthy: 'up',
+  ejected: 'ejected',
+  open: 'circuit open',
+  half_open: 'half-open',
+} as const;
 
 export function Backends() {
   const models = usePoll(() => api<List<ModelInfo>>('GET', '/admin/models'), 3000);
@@ -24,8 +32,10 @@ export function Backends() {
               <thead>
                 <tr>
                   <th scope="col">backend</th>
-                  <th scope="col">health</th>
+                  <th scope="col">state</th>
+                  <th scope="col">circuit</th>
                   <th scope="col">in flight</th>
+                  <th scope="col">latency (EWMA)</th>
                   <th scope="col">req/s</th>
                   <th scope="col">p50</th>
                   <th scope="col">p95</th>
@@ -39,13 +49,25 @@ export function Backends() {
               <tbody>
                 {m.backends.map((b) => {
                   const t = traffic.get(b.id);
+                  const state = b.state ?? (b.healthy ? 'healthy' : 'ejected');
                   return (
                     <tr key={b.id} data-testid={`backend-${b.id}`}>
                       <th scope="row">{b.id}</th>
                       <td>
-                        <span class={b.healthy ? 'pill ok' : 'pill bad'}>{b.healthy ? 'up' : 'down'}</span>
+                        <span
+                          class={state === 'healthy' ? 'pill ok' : 'pill bad'}
+                          title={b.reason ?? undefined}
+                        >
+                          {STATE_LABEL[state]}
+                        </span>
+                      </td>
+                      <td>
+                        {b.circuit
+                          ? `${b.circuit.state.replace('_', '-')}${b.circuit.consecutive_failures ? ` (${b.circuit.consecutive_failures} failures)` : ''}`
+                          : '—'}
                       </td>
                       <td>{b.in_flight}</td>
+                      <td>{fmtMs(b.latency_ewma_ms)}</td>
                       <td>{t ? fmtNum(t.rps, 2) : '0'}</td>
                       <td>{fmtMs(t?.p50_ms)}</td>
                       <td>{fmtMs(t?.p95_ms)}</td>
@@ -53,7 +75,11 @@ export function Backends() {
                       <td>{b.provider}</td>
                       <td>{b.model}</td>
                       <td>{b.weight}</td>
-                      <td class="wrap">{b.last_error ?? ''}</td>
+                      <td class="wrap">
+                        {b.reason && state !== 'healthy' ? <div>{b.reason}</div> : null}
+                        {b.last_error ?? ''}
+                        {b.last_error_at ? <span class="muted"> ({fmtTime(b.last_error_at)})</span> : null}
+                      </td>
                     </tr>
                   );
                 })}
