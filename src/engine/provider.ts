@@ -40,7 +40,7 @@ export interface EngineProviderOptions extends Omit<EngineOptions, 'modelPath'> 
 /** Somewhere to report availability: the routing pool's backend record. */
 export interface AvailabilityTarget {
   healthy: boolean;
-  lastError?: string;
+  healthReason?: string;
 }
 
 type Req = {
@@ -283,9 +283,9 @@ export class EngineProvider implements Provider {
   #report(): void {
     if (!this.#target) return;
     this.#target.healthy = this.available;
-    if (this.#error) this.#target.lastError = this.#error.message;
-    else if (!this.#engine) this.#target.lastError = 'engine loading';
-    else delete this.#target.lastError;
+    if (this.#error) this.#target.healthReason = `engine failed to load: ${this.#error.message}`;
+    else if (!this.#engine) this.#target.healthReason = 'engine loading';
+    else delete this.#target.healthReason;
   }
 
   chat(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ChatCompletionResponse> {

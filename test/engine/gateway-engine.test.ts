@@ -88,7 +88,7 @@ describe('gateway with the in-process engine', () => {
     assert.ok(broken && broken.provider instanceof EngineProvider);
     await assert.rejects(broken.provider.ready(), /unavailable: invalid GGUF file/);
     assert.equal(broken.healthy, false);
-    assert.match(broken.lastError ?? '', /invalid GGUF/);
+    assert.match(broken.healthReason ?? '', /invalid GGUF/);
     for (let i = 0; i < 3; i++) assert.equal(pool?.pick()?.id, 'sim-fallback');
   });
 });
