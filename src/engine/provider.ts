@@ -249,7 +249,20 @@ export class EngineProvider implements Provider {
         onLoad?.(this.#error);
       },
     );
-    this.api = new EngineApi(() => this.ready());
+    // In the gateway a request never waits for a model that is still loading (a download can take
+    // minutes): it fails over at once, like any unavailable backend.
+    this.api = new EngineApi(() =>
+      this.#engine
+        ? Promise.resolve(this.#engine)
+        : Promise.reject(
+            new PorticoError(
+              'upstream_unavailable',
+              this.#error
+                ? `engine ${this.id} is unavailable: ${this.#error.message}`
+                : `engine ${this.id} is still loading its model`,
+            ),
+          ),
+    );
   }
 
   /** The engine once loaded; rejects with upstream_unavailable when loading failed. */

@@ -109,7 +109,9 @@ export async function resolveModel(ref: string, opts: ResolveOptions = {}): Prom
       throw new ModelResolveError(`cannot download ${ref}: no such repository on ${endpoint}`);
   } catch (err) {
     if (err instanceof ModelResolveError) throw err;
-    throw unreachable(`was not reachable within ${timeoutMs} ms`);
+    const timedOut = err instanceof Error && err.name === 'TimeoutError';
+    const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
+    throw unreachable(timedOut ? `was not reachable within ${timeoutMs} ms` : `was not reachable (${cause})`);
   }
   const nlc = await loadNodeLlamaCpp();
   await mkdir(cacheDir, { recursive: true });

@@ -41,7 +41,12 @@ describe('examples', () => {
     dirs.push(dir);
     const gw = await startGateway({
       configFile: 'examples/demo.yaml',
-      env: { PORTICO_PORT: '0', PORTICO_DATA_DIR: join(dir, 'data') },
+      // no engine model here (and no download in CI): `default` falls back to the echo simulator
+      env: {
+        PORTICO_PORT: '0',
+        PORTICO_DATA_DIR: join(dir, 'data'),
+        PORTICO_DEMO_MODEL: join(dir, 'absent.gguf'),
+      },
       defaultMetrics: false,
       watch: false,
     });
