@@ -55,6 +55,8 @@ export interface GenerateOptions {
   seed?: number;
   stop?: readonly string[];
   signal?: AbortSignal;
+  /** Keep generating past end-of-sequence tokens (benchmarks; vLLM's ignore_eos). */
+  ignoreEos?: boolean;
 }
 
 export interface GenerateResult {
@@ -280,7 +282,7 @@ export class Engine {
             if (out.length === 0) this.stats.ttft((now - started) / 1000);
             else this.stats.itl((now - last) / 1000);
             last = now;
-            if (this.#model.isSpecialToken(token) || token === this.#model.tokens.eos) {
+            if (!opts.ignoreEos && (this.#model.isSpecialToken(token) || token === this.#model.tokens.eos)) {
               finish = 'stop';
               break;
             }
