@@ -213,7 +213,9 @@ export interface UsageRow {
 }
 export interface ModelInfo {
   id: string;
-  strategy: string;
+  strategy: string | null;
+  /** A/B split alias: its variants (other model aliases) and weights. */
+  split?: Array<{ model: string; weight: number }> | null;
   pricing: { input_per_million: number; output_per_million: number } | null;
   backends: Array<{
     id: string;

@@ -83,7 +83,7 @@ function SidePicker({
           <option value="">tenant default</option>
           {models.map((m) => (
             <option key={m.id} value={m.id}>
-              {m.id}
+              {m.split ? `${m.id} (A/B: ${m.split.map((v) => v.model).join(' / ')})` : m.id}
             </option>
           ))}
         </select>
