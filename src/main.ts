@@ -14,6 +14,8 @@ Usage:
   portico start [--config FILE] [--host H] [--port N]   run the gateway (default config: examples/demo.yaml)
   portico sim [--port N] [--mode lorem|echo] [--ttft-ms N] [--itl-ms N] [--output-tokens N]
                                                          run the backend simulator (OpenAI API)
+  portico engine --model PATH|hf:owner/repo:QUANT [--port N] [--threads N] [--sequences N] [--context N] [--gpu auto|off]
+                                                         run the built-in engine (llama.cpp; seed + OpenAI API)
   portico config check FILE                              validate a config file, print every problem
   portico tenants add ID [--name N] [--prompt TEXT|--prompt-file F] [--models a,b] [--rps N] [--daily-tokens N] ...
   portico tenants list
@@ -47,6 +49,9 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keeps running
     case 'sim':
       await (await import('./cli/sim.js')).runSimCommand(rest, io);
+      return -1;
+    case 'engine':
+      await (await import('./cli/engine.js')).runEngineCommand(rest, io);
       return -1;
     case 'config':
       return (await import('./cli/config.js')).runConfigCommand(rest, io);

@@ -267,6 +267,16 @@ export const BackendSchema = z.discriminatedUnion('provider', [
     force_include_usage: z.boolean().optional().describe('default from the preset (true for all)'),
   }),
   z.strictObject({
+    provider: z.literal('engine'),
+    ...backendCommon,
+    model_file: nonEmpty.describe('the built-in engine, in-process: a GGUF path or hf:owner/repo:QUANT'),
+    threads: z.number().int().min(1).max(256).optional().describe('CPU threads; default min(4, cores)'),
+    sequences: z.number().int().min(1).max(64).default(4).describe('requests decoded together'),
+    context_size: z.number().int().min(128).default(2048).describe('context tokens per sequence'),
+    queue_timeout_ms: z.number().int().min(1).default(30_000).describe('wait for a free sequence'),
+    gpu: z.enum(['auto', 'off']).default('auto').describe('auto: use an installed GPU build'),
+  }),
+  z.strictObject({
     provider: z.literal('anthropic'),
     ...backendCommon,
     base_url: z.url().optional().describe('default https://api.anthropic.com'),

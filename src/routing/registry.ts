@@ -10,6 +10,7 @@ import { createAnthropicProvider } from '../providers/anthropic/index.js';
 import { PRESETS, type ProviderPreset } from '../providers/presets.js';
 import { Pool, type Backend } from './pool.js';
 import { CircuitBreaker } from './circuit.js';
+import { EngineProvider } from '../engine/provider.js';
 
 export interface ProviderFactoryContext {
   config: PorticoConfig;
@@ -28,6 +29,15 @@ function createProvider(id: string, alias: string, b: BackendConfig, cfg: Portic
   switch (b.provider) {
     case 'sim':
       return new Simulator(id, b.sim ?? {});
+    case 'engine':
+      return new EngineProvider(id, {
+        model: b.model_file,
+        sequences: b.sequences,
+        contextPerSequence: b.context_size,
+        queueTimeoutMs: b.queue_timeout_ms,
+        gpu: b.gpu === 'off' ? false : 'auto',
+        ...(b.threads ? { threads: b.threads } : {}),
+      });
     case 'anthropic':
       return createAnthropicProvider({
         id,
@@ -108,6 +118,8 @@ export class ProviderRegistry {
         backend.circuit.threshold = model.circuit.failures;
         backend.circuit.openMs = model.circuit.open_ms;
         next.set(id, { signature, provider, backend });
+        // the engine is unavailable (skipped by the pool) until its model has loaded
+        if (provider instanceof EngineProvider) provider.attach(backend);
         return backend;
       });
       pools.set(alias, new Pool(alias, backends, model.balance));
