@@ -16,6 +16,7 @@ import { ResponseCache } from './cache/response-cache.js';
 import { Tracing } from './telemetry/tracing.js';
 import { AuditLog } from './telemetry/audit.js';
 import { Redactor } from './telemetry/redact.js';
+import { HealthChecker, publishBackendState } from './routing/health.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -75,7 +76,12 @@ export class Gateway {
       this.#adminTokenHash = sha256Hex(this.#generatedAdminToken);
     }
     this.#publishBackendGauges();
+    this.health = new HealthChecker(() => this.#snapshot, this.metrics, this.logger);
+    this.health.start();
   }
+
+  /** Active health checks of every backend (started with the gateway). */
+  readonly health: HealthChecker;
 
   /**
    * The full gateway: config plus state (tenants and keys as data, limits, quotas, ledger) as
@@ -142,11 +148,12 @@ export class Gateway {
 
   #publishBackendGauges(): void {
     for (const [alias, pool] of this.#snapshot.pools) {
-      for (const b of pool.backends) this.metrics.backendUp.labels(b.id, alias).set(b.healthy ? 1 : 0);
+      for (const b of pool.backends) publishBackendState(this.metrics, b, alias);
     }
   }
 
   async close(): Promise<void> {
+    this.health.stop();
     await this.#registry.closeAll();
     await this.#tenancy?.close();
     await this.cache.close();

@@ -14,6 +14,8 @@ Usage:
   portico start [--config FILE] [--host H] [--port N]   run the gateway (default config: examples/demo.yaml)
   portico sim [--port N] [--mode lorem|echo] [--ttft-ms N] [--itl-ms N] [--output-tokens N]
                                                          run the backend simulator (OpenAI API)
+  portico engine --model PATH|hf:owner/repo:QUANT [--port N] [--threads N] [--sequences N] [--context N] [--gpu auto|off]
+                                                         run the built-in engine (llama.cpp; seed + OpenAI API)
   portico config check FILE                              validate a config file, print every problem
   portico tenants add ID [--name N] [--prompt TEXT|--prompt-file F] [--models a,b] [--rps N] [--daily-tokens N] ...
   portico tenants list
@@ -25,6 +27,8 @@ Usage:
   portico bench run --promptset FILE --target URL --key KEY [--model M | --team T] --concurrency N
                     [--duration S | --count N] --run-id ID   load harness with pass/fail checks
   portico bench compare RUN_A.json RUN_B.json            latency and pass-rate deltas with significance
+  portico drill slow-startup|quota-rejection|upstream-timeout|backend-down|all [--target URL] [--sim-a URL] [--sim-b URL]
+                                                         failure drills against a gateway with simulator backends
   portico backup --out FILE [--data-dir DIR | --config FILE]
                                                          online backup of the embedded store (SQLite)
   portico restore FILE [--data-dir DIR | --config FILE] [--force]
@@ -46,6 +50,9 @@ async function main(argv: string[]): Promise<number> {
     case 'sim':
       await (await import('./cli/sim.js')).runSimCommand(rest, io);
       return -1;
+    case 'engine':
+      await (await import('./cli/engine.js')).runEngineCommand(rest, io);
+      return -1;
     case 'config':
       return (await import('./cli/config.js')).runConfigCommand(rest, io);
     case 'tenants':
@@ -60,6 +67,8 @@ async function main(argv: string[]): Promise<number> {
     case 'bench':
       await (await import('./cli/bench.js')).runBenchCommand(rest);
       return 0;
+    case 'drill':
+      return (await import('./cli/drill.js')).runDrillCommand(rest, io);
     case 'backup':
       return (await import('./cli/backup.js')).runBackupCommand(rest, io);
     case 'restore':

@@ -65,7 +65,7 @@ export async function startGateway(opts: {
             gateway.logger.error({ problems }, 'config change rejected; still serving the previous config');
           },
         });
-  const stop = async (drainMs = 30_000): Promise<void> => {
+  const stop = async (drainMs = gateway.snapshot.config.server.drain_timeout_ms): Promise<void> => {
     watcher?.close();
     gateway.startDrain();
     const timer = setTimeout(() => app.server.closeAllConnections?.(), drainMs);

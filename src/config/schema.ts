@@ -50,6 +50,29 @@ export const ServerSchema = z.strictObject({
     .default(90 * 60 * 1000)
     .describe('max total time for one request (default 90 min)'),
   trust_proxy: z.boolean().default(false).describe('take the client IP from X-Forwarded-For'),
+  drain_timeout_ms: z
+    .number()
+    .int()
+    .min(0)
+    .default(30_000)
+    .describe('on SIGTERM: how long requests and streams in flight may take to finish'),
+  stream_idle_timeout_ms: z
+    .number()
+    .int()
+    .min(1)
+    .default(180_000)
+    .describe('max silence between upstream stream chunks'),
+});
+
+export const TeamRouteSchema = z.strictObject({
+  model: idString.describe('model alias (or split alias) this route serves'),
+  timeout_ms: z.number().int().min(1).default(60_000),
+  path: z
+    .string()
+    .regex(/^\/[a-z0-9/_-]+$/, 'an absolute path like /v1/text2sql')
+    .optional()
+    .describe('also serve this route at a dedicated path'),
+  description: z.string().optional(),
 });
 
 export const AdminSchema = z.strictObject({
@@ -170,6 +193,45 @@ export const SimOptionsSchema = z.strictObject({
   jitter: z.number().min(0).max(1).default(0).describe('relative random variation of the delays'),
   embedding_dimensions: z.number().int().min(1).max(8192).default(64),
   seed: z.number().int().default(0),
+  faults: z
+    .strictObject({
+      error_rate: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(0)
+        .describe('share of requests answered with error_status'),
+      error_status: z.number().int().min(400).max(599).default(503),
+      retry_after_s: z.number().int().min(0).optional().describe('retry-after sent with those errors'),
+      spike_rate: z.number().min(0).max(1).default(0).describe('share of requests delayed by spike_ms'),
+      spike_ms: z.number().min(0).default(2000),
+      hang_rate: z.number().min(0).max(1).default(0).describe('share of requests never answered'),
+      slow_headers_ms: z.number().min(0).default(0).describe('delay before any response byte'),
+      disconnect_rate: z.number().min(0).max(1).default(0).describe('share of streams cut mid-way'),
+      disconnect_after_chunks: z.number().int().min(0).default(3),
+      malformed_rate: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(0)
+        .describe('share of answers with broken JSON (or a broken SSE event on streams)'),
+    })
+    .optional()
+    .describe('fault injection for drills; changeable at runtime (PATCH /sim/config)'),
+  prefix_cache: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      prefix_chars: z
+        .number()
+        .int()
+        .min(1)
+        .default(256)
+        .describe('leading prompt characters that form the prefix'),
+      ttl_ms: z.number().int().min(1).default(60_000),
+      hit_ttft_ms: z.number().min(0).default(0).describe('time to first token when the prefix is cached'),
+    })
+    .optional()
+    .describe("a KV/prefix-cache model: TTFT drops when this instance saw the prompt's prefix recently"),
 });
 
 /** OpenAI-protocol presets usable as `provider:` (base URL, auth and request quirks as data). */
@@ -205,6 +267,16 @@ export const BackendSchema = z.discriminatedUnion('provider', [
     force_include_usage: z.boolean().optional().describe('default from the preset (true for all)'),
   }),
   z.strictObject({
+    provider: z.literal('engine'),
+    ...backendCommon,
+    model_file: nonEmpty.describe('the built-in engine, in-process: a GGUF path or hf:owner/repo:QUANT'),
+    threads: z.number().int().min(1).max(256).optional().describe('CPU threads; default min(4, cores)'),
+    sequences: z.number().int().min(1).max(64).default(4).describe('requests decoded together'),
+    context_size: z.number().int().min(128).default(2048).describe('context tokens per sequence'),
+    queue_timeout_ms: z.number().int().min(1).default(30_000).describe('wait for a free sequence'),
+    gpu: z.enum(['auto', 'off']).default('auto').describe('auto: use an installed GPU build'),
+  }),
+  z.strictObject({
     provider: z.literal('anthropic'),
     ...backendCommon,
     base_url: z.url().optional().describe('default https://api.anthropic.com'),
@@ -224,11 +296,68 @@ export const PricingSchema = z.strictObject({
   output_per_million: z.number().min(0).default(0).describe('USD per 1M completion tokens'),
 });
 
+export const RetrySchema = z.strictObject({
+  attempts: z.number().int().min(1).max(10).default(3).describe('total attempts, the first included'),
+  backoff_ms: z.number().int().min(0).default(100).describe('first backoff; doubles each retry, full jitter'),
+  max_backoff_ms: z.number().int().min(0).default(2000),
+  max_retry_after_ms: z
+    .number()
+    .int()
+    .min(0)
+    .default(5000)
+    .describe('an upstream retry-after longer than this is not waited for (the error goes to the client)'),
+});
+
+export const CircuitSchema = z.strictObject({
+  failures: z.number().int().min(1).default(5).describe('consecutive failures that open the circuit'),
+  open_ms: z
+    .number()
+    .int()
+    .min(1)
+    .default(30_000)
+    .describe('how long it stays open before a half-open probe'),
+});
+
+export const HealthCheckSchema = z.strictObject({
+  enabled: z
+    .boolean()
+    .optional()
+    .describe('default: on for HTTP backends (openai-compatible presets, anthropic), off for sim'),
+  interval_ms: z.number().int().min(100).default(10_000),
+  timeout_ms: z.number().int().min(50).default(2_000),
+  unhealthy_threshold: z.number().int().min(1).default(3).describe('failed checks in a row that eject'),
+  healthy_threshold: z.number().int().min(1).default(2).describe('passed checks in a row that readmit'),
+});
+
+export const SplitVariantSchema = z.strictObject({
+  model: idString.describe('the variant: another model alias'),
+  weight: z.number().min(0),
+});
+
 export const ModelSchema = z.strictObject({
   description: z.string().optional(),
   pricing: PricingSchema.optional(),
-  backends: z.array(BackendSchema).min(1),
-  balance: z.enum(['round_robin', 'weighted_random']).default('round_robin'),
+  backends: z.array(BackendSchema).default([]).describe('the pool; empty only for a split alias'),
+  balance: z
+    .enum(['round_robin', 'weighted_random', 'least_in_flight', 'latency', 'prefix_affinity'])
+    .default('round_robin'),
+  retry: RetrySchema.default(RetrySchema.parse({})),
+  circuit: CircuitSchema.default(CircuitSchema.parse({})),
+  health_check: HealthCheckSchema.default(HealthCheckSchema.parse({})),
+  fallbacks: z.array(idString).default([]).describe('model aliases tried in order when every backend failed'),
+  split: z
+    .array(SplitVariantSchema)
+    .min(2)
+    .optional()
+    .describe(
+      'A/B: route this alias to variants by weight, sticky per user (x-portico-user or `user`) or key',
+    ),
+  timeout_ms: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe('total time for one request to this model (all attempts)'),
   embeddings_batch_size: z
     .number()
     .int()
@@ -403,8 +532,19 @@ export const ConfigSchema = z
     telemetry: TelemetrySchema.default(TelemetrySchema.parse({})),
     tenants: z.array(TenantSchema).default([]),
     models: z.record(idString, ModelSchema).default({}),
+    routes: z
+      .record(idString, TeamRouteSchema)
+      .default({})
+      .describe('team routes: POST /api/{team}/predict, and optional dedicated paths'),
   })
   .superRefine((cfg, ctx) => {
+    for (const [team, r] of Object.entries(cfg.routes))
+      if (!(r.model in cfg.models))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', team, 'model'],
+          message: `unknown model alias "${r.model}"`,
+        });
     const seen = new Set<string>();
     cfg.tenants.forEach((t, i) => {
       if (seen.has(t.id))
@@ -433,6 +573,35 @@ export const ConfigSchema = z
     });
     const backendIds = new Set<string>();
     for (const [alias, model] of Object.entries(cfg.models)) {
+      if (model.split && model.backends.length > 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['models', alias, 'split'],
+          message: 'a split alias has no backends of its own',
+        });
+      if (!model.split && model.backends.length === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['models', alias, 'backends'],
+          message: 'give at least one backend (or a split)',
+        });
+      model.split?.forEach((v, i) => {
+        const target = cfg.models[v.model];
+        if (!target || target.split)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['models', alias, 'split', i, 'model'],
+            message: `"${v.model}" must be a model alias with backends`,
+          });
+      });
+      model.fallbacks.forEach((f, i) => {
+        if (!(f in cfg.models) || f === alias)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['models', alias, 'fallbacks', i],
+            message: `unknown model alias "${f}"`,
+          });
+      });
       model.backends.forEach((b, i) => {
         const id = b.id ?? `${alias}-${i}`;
         if (backendIds.has(id)) {
@@ -459,6 +628,9 @@ export type TenantConfig = z.infer<typeof TenantSchema>;
 export type ModelConfig = z.infer<typeof ModelSchema>;
 export type BackendConfig = z.infer<typeof BackendSchema>;
 export type SimOptions = z.infer<typeof SimOptionsSchema>;
+export type SimFaults = NonNullable<SimOptions['faults']>;
+/** Simulator options as written in config or tests (defaults not yet applied). */
+export type SimOptionsInput = z.input<typeof SimOptionsSchema>;
 export type ApiKeyConfig = z.infer<typeof ApiKeySchema>;
 export type RateLimits = z.infer<typeof RateLimitsSchema>;
 export type Quota = z.infer<typeof QuotaSchema>;
@@ -467,6 +639,7 @@ export type StateConfigSchema = z.infer<typeof StateSchema>;
 export type AdmissionConfig = z.infer<typeof AdmissionSchema>;
 export type Pricing = z.infer<typeof PricingSchema>;
 export type CacheConfig = z.infer<typeof CacheSchema>;
+export type TeamRoute = z.infer<typeof TeamRouteSchema>;
 export type TelemetryConfig = z.infer<typeof TelemetrySchema>;
 export type RedactPattern = z.infer<typeof RedactPatternSchema>;
 export type CachePolicy = z.infer<typeof CachePolicySchema>;

@@ -43,6 +43,8 @@ export function contextFor(
     ctx.captureOutput = true;
     ctx.auditRequest = request.body;
   }
+  const user = request.headers['x-portico-user'];
+  if (typeof user === 'string' && user !== '') ctx.stickyUser = user.slice(0, 256);
   const cc = request.headers['cache-control'];
   if (typeof cc === 'string') ctx.cacheControl = cc;
   const controller = ctx.controller;

@@ -3,6 +3,9 @@
  * size limit, gzip for larger non-streaming responses, one error handler producing the OpenAI
  * error shape, and the routes.
  */
+import { registerTeamRoutes } from './routes/teams.js';
+import { backendView } from '../routing/view.js';
+import { requireAdmin } from './admin-auth.js';
 import { ANTHROPIC_PATH, registerAnthropicRoutes } from './routes/anthropic.js';
 import { openAIErrorToAnthropic } from '../providers/anthropic/index.js';
 import { readFileSync } from 'node:fs';
@@ -34,7 +37,8 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     bodyLimit: cfg.body_limit_bytes,
     trustProxy: cfg.trust_proxy,
     return503OnClosing: true,
-    forceCloseConnections: false,
+    // On close (drain): idle keep-alive sockets are closed at once; requests and streams in flight finish.
+    forceCloseConnections: 'idle',
     keepAliveTimeout: 72_000,
     // Our own ids; Fastify's are not used.
     genReqId: () => '',
@@ -163,6 +167,19 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   registerOpenAIRoutes(app, gw);
   registerTenantRoutes(app, gw);
   registerAnthropicRoutes(app, gw);
+  registerTeamRoutes(app, gw);
+  app.get('/admin/backends', async (request) => {
+    requireAdmin(gw, request);
+    const snap = gw.snapshot;
+    return {
+      object: 'list',
+      data: [...snap.pools].map(([alias, pool]) => ({
+        model: alias,
+        strategy: pool.strategy,
+        backends: pool.backends.map(backendView),
+      })),
+    };
+  });
   registerAdminRoutes(app, gw);
   await registerConsoleRoutes(app, gw);
   return app;

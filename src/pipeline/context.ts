@@ -46,6 +46,16 @@ export interface RequestContext {
   outputChars?: string;
   /** Prompt tokens as Portico counted them (for estimates), when it had to count. */
   promptTokensEstimate?: number;
+  /** Prompt prefix for prefix-affinity balancing (the tenant's system prompt and the start of the conversation). */
+  affinityKey?: string;
+  /** Sticky identity for A/B splits (the x-portico-user header). */
+  stickyUser?: string;
+  /** A/B split: the variant alias chosen for this request. */
+  variant?: string;
+  /** The model of the fallback chain that answered, when not the requested one. */
+  fallbackModel?: string;
+  /** Total-time limit of this request (model or team route timeout); cleared when it finishes. */
+  deadlineTimer?: NodeJS.Timeout;
   /** The cache answered (set by the cache stage): from a tier, or by joining an identical request in flight. */
   cacheHit?: 'l1' | 'l2' | 'coalesced' | undefined;
   /** This request was answered by joining an identical one in flight (single-flight). */

@@ -1,10 +1,20 @@
 /**
- * Stage: dispatch. Picks a backend from the pool and makes the provider call, recording upstream
- * metrics and in-flight counts. Resilience wrappers (retries, circuit breakers, fallbacks) compose
- * around `attempt` in routing/.
+ * Stage: dispatch. Picks a backend from the pool and makes the provider call, with the resilience
+ * wrappers composed around each attempt:
+ * - per-attempt timeout (backend `timeout_ms`) and total timeout (model `timeout_ms`, team route);
+ * - retries (model `retry`, default 3 attempts) on connect errors, timeouts, 429/502/503/504 and
+ *   streams that fail before their first chunk — never after a byte reached the client; the next
+ *   attempt goes to another backend when there is one (a fallback), with exponential backoff and
+ *   full jitter, honouring the upstream's retry-after (up to `max_retry_after_ms`);
+ * - a circuit breaker per backend (passive ejection), and the model's `fallbacks` chain when every
+ *   backend of the pool failed or is unavailable.
+ * Upstream metrics, in-flight counts, latency EWMA and trace spans are recorded per attempt.
  */
 import { PorticoError, isPorticoError } from '../errors/portico-error.js';
-import type { Backend, Pool } from '../routing/pool.js';
+import { observeLatency, type Backend, type Pool } from '../routing/pool.js';
+import { publishBackendState } from '../routing/health.js';
+import { sleep } from '../lib/abort.js';
+import { RetrySchema } from '../config/schema.js';
 import type { ProviderCallContext, ProviderStream } from '../providers/spec.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { upstreamHeaders, type RequestContext } from './context.js';
@@ -48,19 +58,34 @@ function callContext(ctx: RequestContext, backend: Backend, span?: AttemptSpan):
   };
 }
 
-function pickBackend(ctx: RequestContext, pool: Pool): Backend {
-  const backend = pool.pick();
-  if (!backend) {
-    throw new PorticoError(
-      'upstream_unavailable',
-      `No backend of model "${pool.alias}" is available right now. Retry shortly.`,
-      {
-        headers: { 'retry-after': '1' },
-      },
-    );
-  }
-  ctx.backend = backend.id;
-  return backend;
+const DEFAULT_RETRY = RetrySchema.parse({});
+const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+
+function noBackend(alias: string): PorticoError {
+  return new PorticoError(
+    'upstream_unavailable',
+    `No backend of model "${alias}" is available right now (all failed, ejected or with an open circuit). Retry shortly.`,
+    { headers: { 'retry-after': '1' } },
+  );
+}
+
+/** May another attempt help? (Before the first byte reached the client.) */
+export function isRetryable(err: unknown): boolean {
+  if (!isPorticoError(err)) return false;
+  if (err.code === 'upstream_unavailable' && !err.upstream) return true;
+  const up = err.upstream;
+  if (!up) return false;
+  if (up.class === 'status') return up.status !== undefined && RETRY_STATUSES.has(up.status);
+  return (
+    up.class === 'connect' || up.class === 'timeout' || up.class === 'stream_cut' || up.class === 'protocol'
+  );
+}
+
+/** Does this failure say the backend is unwell (circuit breaker)? 429 and client errors do not. */
+function countsAgainstBackend(err: unknown): boolean {
+  if (!isPorticoError(err) || !err.upstream) return false;
+  const up = err.upstream;
+  return up.class !== 'status' || (up.status !== undefined && up.status >= 500);
 }
 
 function failureStatus(err: unknown): string {
@@ -90,7 +115,81 @@ function recordFailure(
         : err.upstream.class;
     deps.metrics.upstreamErrors.labels(backend.id, model, cls).inc();
     backend.lastError = err.message;
+    backend.lastErrorAt = Date.now();
   }
+}
+
+interface Attempted<R> {
+  result: R;
+  backend: Backend;
+}
+
+/**
+ * The retry/fallback loop. `run` makes one attempt on one backend and resolves once the attempt
+ * has succeeded far enough that nothing was sent to the client yet (unary: the whole answer;
+ * streams: the first chunk).
+ */
+async function withRetries<R>(
+  deps: DispatchDeps,
+  ctx: RequestContext,
+  pool: Pool,
+  run: (backend: Backend, pool: Pool) => Promise<R>,
+): Promise<Attempted<R>> {
+  const models = ctx.snapshot.config.models;
+  const retry = models[pool.alias]?.retry ?? DEFAULT_RETRY;
+  const chain: Pool[] = [pool];
+  for (const alias of models[pool.alias]?.fallbacks ?? []) {
+    const p = ctx.snapshot.pools.get(alias);
+    if (p) chain.push(p);
+  }
+  let attempts = 0;
+  let lastErr: unknown;
+  let previous: Backend | undefined;
+  for (const p of chain) {
+    const tried = new Set<string>();
+    while (attempts < retry.attempts) {
+      let backend = p.pick(tried, { affinityKey: ctx.affinityKey });
+      // Every backend of this pool was tried: the same one may be retried (single-backend pools).
+      if (!backend && tried.size > 0 && p === chain[chain.length - 1])
+        backend = p.pick(undefined, { affinityKey: ctx.affinityKey });
+      if (!backend) break;
+      if (previous && previous.id !== backend.id)
+        deps.metrics.fallbacks.labels(pool.alias, previous.id, backend.id).inc();
+      attempts++;
+      ctx.backend = backend.id;
+      if (p !== pool) ctx.fallbackModel = p.alias;
+      try {
+        return { result: await run(backend, p), backend };
+      } catch (err) {
+        lastErr = err;
+        if (ctx.controller.signal.aborted || !isRetryable(err)) throw err;
+        tried.add(backend.id);
+        previous = backend;
+        if (attempts >= retry.attempts) break;
+        deps.metrics.retries.labels(pool.alias, backend.id).inc();
+        const hinted = isPorticoError(err) ? err.upstream?.retryAfterMs : undefined;
+        if (hinted !== undefined && hinted > retry.max_retry_after_ms) throw err;
+        const cap = Math.min(retry.max_backoff_ms, retry.backoff_ms * 2 ** (attempts - 1));
+        await sleep(Math.max(hinted ?? 0, Math.random() * cap), ctx.controller.signal);
+      }
+    }
+    if (attempts >= retry.attempts) break;
+  }
+  throw lastErr ?? noBackend(pool.alias);
+}
+
+function settle(deps: DispatchDeps, backend: Backend, model: string, err: unknown, seconds: number): void {
+  if (err === undefined) {
+    backend.circuit.onSuccess();
+    observeLatency(backend, seconds * 1000);
+    deps.metrics.upstreamRequests.labels(backend.id, model, '200').inc();
+    deps.metrics.upstreamDuration.labels(backend.id, model).observe(seconds);
+  } else {
+    if (countsAgainstBackend(err)) backend.circuit.onFailure(Date.now());
+    else backend.circuit.release();
+    recordFailure(deps, backend, model, err, seconds);
+  }
+  publishBackendState(deps.metrics, backend, model);
 }
 
 export async function dispatchUnary<T>(
@@ -99,25 +198,24 @@ export async function dispatchUnary<T>(
   pool: Pool,
   call: (backend: Backend, pctx: ProviderCallContext) => Promise<T>,
 ): Promise<T> {
-  const backend = pickBackend(ctx, pool);
-  const started = performance.now();
-  backend.inFlight++;
-  const span = attemptSpan(ctx, backend, pool.alias);
-  try {
-    const result = await call(backend, callContext(ctx, backend, span));
-    span?.ok(resultInfo(result));
-    deps.metrics.upstreamRequests.labels(backend.id, pool.alias, '200').inc();
-    deps.metrics.upstreamDuration
-      .labels(backend.id, pool.alias)
-      .observe((performance.now() - started) / 1000);
-    return result;
-  } catch (err) {
-    span?.fail(err);
-    recordFailure(deps, backend, pool.alias, err, (performance.now() - started) / 1000);
-    throw err;
-  } finally {
-    backend.inFlight--;
-  }
+  const { result } = await withRetries(deps, ctx, pool, async (backend, p) => {
+    const started = performance.now();
+    backend.inFlight++;
+    const span = attemptSpan(ctx, backend, p.alias);
+    try {
+      const r = await call(backend, callContext(ctx, backend, span));
+      span?.ok(resultInfo(r));
+      settle(deps, backend, p.alias, undefined, (performance.now() - started) / 1000);
+      return r;
+    } catch (err) {
+      span?.fail(err);
+      settle(deps, backend, p.alias, err, (performance.now() - started) / 1000);
+      throw err;
+    } finally {
+      backend.inFlight--;
+    }
+  });
+  return result;
 }
 
 export async function dispatchStream<T>(
@@ -126,38 +224,64 @@ export async function dispatchStream<T>(
   pool: Pool,
   call: (backend: Backend, pctx: ProviderCallContext) => Promise<ProviderStream<T>>,
 ): Promise<AsyncIterable<T>> {
-  const backend = pickBackend(ctx, pool);
-  const started = performance.now();
-  backend.inFlight++;
-  let upstream: ProviderStream<T>;
-  const span = attemptSpan(ctx, backend, pool.alias);
-  try {
-    upstream = await call(backend, callContext(ctx, backend, span));
-  } catch (err) {
-    span?.fail(err);
-    backend.inFlight--;
-    recordFailure(deps, backend, pool.alias, err, (performance.now() - started) / 1000);
-    throw err;
+  interface Opened {
+    first: IteratorResult<T>;
+    it: AsyncIterator<T>;
+    started: number;
+    span: AttemptSpan | undefined;
+    alias: string;
   }
+  const { result, backend } = await withRetries<Opened>(deps, ctx, pool, async (backend, p) => {
+    const started = performance.now();
+    backend.inFlight++;
+    const span = attemptSpan(ctx, backend, p.alias);
+    try {
+      const upstream = await call(backend, callContext(ctx, backend, span));
+      const it = upstream[Symbol.asyncIterator]();
+      // Wait for the first chunk: a failure before it can still be retried elsewhere.
+      const first = await it.next();
+      observeLatency(backend, performance.now() - started);
+      return { first, it, started, span, alias: p.alias };
+    } catch (err) {
+      backend.inFlight--;
+      span?.fail(err);
+      settle(deps, backend, p.alias, err, (performance.now() - started) / 1000);
+      throw err;
+    }
+  });
+  const { first, it, started, span, alias } = result;
   async function* tracked(): AsyncGenerator<T> {
     let failed: unknown;
+    let completed = false;
     try {
-      yield* upstream;
+      if (!first.done) {
+        yield first.value;
+        for (;;) {
+          const n = await it.next();
+          if (n.done) break;
+          yield n.value;
+        }
+      }
+      completed = true;
     } catch (err) {
       failed = err;
       throw err;
     } finally {
+      if (!completed) await it.return?.();
       backend.inFlight--;
       const seconds = (performance.now() - started) / 1000;
       if (failed !== undefined) {
         span?.fail(failed);
-        recordFailure(deps, backend, pool.alias, failed, seconds);
-      } else {
+        settle(deps, backend, alias, failed, seconds);
+      } else if (completed) {
         span?.ok({ usage: ctx.usage ?? null });
-        deps.metrics.upstreamRequests
-          .labels(backend.id, pool.alias, ctx.controller.signal.aborted ? 'aborted' : '200')
-          .inc();
-        deps.metrics.upstreamDuration.labels(backend.id, pool.alias).observe(seconds);
+        settle(deps, backend, alias, undefined, seconds);
+      } else {
+        // The client went away: not the backend's fault.
+        span?.ok({ usage: ctx.usage ?? null });
+        backend.circuit.release();
+        deps.metrics.upstreamRequests.labels(backend.id, alias, 'aborted').inc();
+        deps.metrics.upstreamDuration.labels(backend.id, alias).observe(seconds);
       }
     }
   }

@@ -98,6 +98,20 @@ async function admitTokens(
   );
 }
 
+/** The prompt prefix that prefix-affinity hashes: the first message (usually the tenant's system prompt). */
+function affinityKeyOf(messages: ChatCompletionRequest['messages']): string {
+  const first = messages[0];
+  if (!first) return '';
+  const c = first.content;
+  const text =
+    typeof c === 'string'
+      ? c
+      : Array.isArray(c)
+        ? c.map((p) => (p.type === 'text' ? String(p.text) : '')).join('')
+        : '';
+  return `${first.role}:${text.slice(0, 512)}`;
+}
+
 /** Capture usage from a stream; hide the usage-only chunk unless the client asked for it. */
 async function* trackUsage<
   C extends { usage?: Usage | null; choices: Array<{ delta?: { content?: string | null }; text?: string }> },
@@ -125,9 +139,10 @@ export async function runChat(
   body: unknown,
 ): Promise<Outcome<ChatCompletionResponse, ChatCompletionChunk>> {
   const req = validateChatRequest(body);
-  const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model));
+  const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model, req.user));
   applyTokenPolicy(tenant, req);
   let messages = shapeMessages(tenant, req.messages);
+  if (pool.strategy === 'prefix_affinity') ctx.affinityKey = affinityKeyOf(messages);
   if (tenant.redactPiiUpstream && deps.redactor) messages = redactMessages(deps.redactor, messages);
   const shaped: ChatCompletionRequest = { ...req, messages };
   await admitTokens(
@@ -165,7 +180,11 @@ export async function runCompletion(
   body: unknown,
 ): Promise<Outcome<CompletionResponse, CompletionChunk>> {
   let req = validateCompletionRequest(body);
-  const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model));
+  const pool = stageSync(ctx, 'route', () =>
+    resolveModel(ctx, tenant, req.model, typeof req.user === 'string' ? req.user : undefined),
+  );
+  if (pool.strategy === 'prefix_affinity')
+    ctx.affinityKey = (Array.isArray(req.prompt) ? (req.prompt[0] ?? '') : req.prompt).slice(0, 512);
   if (tenant.redactPiiUpstream && deps.redactor)
     req = { ...req, prompt: redactPrompt(deps.redactor, req.prompt) };
   applyTokenPolicy(tenant, req);
@@ -198,7 +217,7 @@ export async function runEmbeddings(
   body: unknown,
 ): Promise<EmbeddingResponse> {
   const req: EmbeddingRequest = validateEmbeddingRequest(body);
-  const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model));
+  const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model, req.user));
   await admitTokens(deps, ctx, tenant, () => countEmbeddingInput(req.input), 0);
   const res = await embedInBatches(req, pool.alias, ctx, (part) =>
     dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.embeddings(part, pctx)),
@@ -304,6 +323,8 @@ export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: n
   const model = ctx.model ?? UNKNOWN_MODEL;
   const latencyMs = performance.now() - ctx.startedAt;
   const m = deps.metrics;
+  clearTimeout(ctx.deadlineTimer);
+  if (ctx.variant && ctx.model) m.variantRequests.labels(ctx.model, ctx.variant).inc();
   m.recordRequest({
     tenant,
     model,

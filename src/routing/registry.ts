@@ -9,6 +9,8 @@ import { Simulator } from '../sim/simulator.js';
 import { createAnthropicProvider } from '../providers/anthropic/index.js';
 import { PRESETS, type ProviderPreset } from '../providers/presets.js';
 import { Pool, type Backend } from './pool.js';
+import { CircuitBreaker } from './circuit.js';
+import { EngineProvider } from '../engine/provider.js';
 
 export interface ProviderFactoryContext {
   config: PorticoConfig;
@@ -27,6 +29,15 @@ function createProvider(id: string, alias: string, b: BackendConfig, cfg: Portic
   switch (b.provider) {
     case 'sim':
       return new Simulator(id, b.sim ?? {});
+    case 'engine':
+      return new EngineProvider(id, {
+        model: b.model_file,
+        sequences: b.sequences,
+        contextPerSequence: b.context_size,
+        queueTimeoutMs: b.queue_timeout_ms,
+        gpu: b.gpu === 'off' ? false : 'auto',
+        ...(b.threads ? { threads: b.threads } : {}),
+      });
     case 'anthropic':
       return createAnthropicProvider({
         id,
@@ -60,6 +71,7 @@ function createProvider(id: string, alias: string, b: BackendConfig, cfg: Portic
         keepAliveTimeoutMs: pool.keep_alive_timeout_ms,
         pipelining: pool.pipelining,
         ...(b.timeout_ms ? { timeoutMs: b.timeout_ms } : {}),
+        streamIdleTimeoutMs: cfg.server.stream_idle_timeout_ms,
       });
     }
   }
@@ -70,31 +82,45 @@ export function backendId(alias: string, index: number, b: BackendConfig): strin
 }
 
 export class ProviderRegistry {
-  #live = new Map<string, { signature: string; provider: Provider }>();
+  #live = new Map<string, { signature: string; provider: Provider; backend?: Backend }>();
 
-  /** Build pools for a config, reusing unchanged providers; returns providers no longer used. */
+  /** Build pools for a config, reusing unchanged providers (and their backend state: circuit,
+   * health, latency); returns providers no longer used. */
   build(cfg: PorticoConfig): { pools: Map<string, Pool>; retired: Provider[] } {
-    const next = new Map<string, { signature: string; provider: Provider }>();
+    const next = new Map<string, { signature: string; provider: Provider; backend?: Backend }>();
     const pools = new Map<string, Pool>();
     for (const [alias, model] of Object.entries(cfg.models)) {
+      if (model.backends.length === 0) continue; // a split alias: its variants have the pools
       const backends: Backend[] = model.backends.map((b, i) => {
         const id = backendId(alias, i, b);
-        const signature = JSON.stringify([alias, b, cfg.server.upstream_pool]);
+        const signature = JSON.stringify([
+          alias,
+          b,
+          cfg.server.upstream_pool,
+          cfg.server.stream_idle_timeout_ms,
+        ]);
         const existing = this.#live.get(id);
-        const entry =
-          existing && existing.signature === signature
-            ? existing
-            : { signature, provider: createProvider(id, alias, b, cfg) };
-        next.set(id, entry);
-        return {
-          id,
-          provider: entry.provider,
-          weight: b.weight,
-          config: b,
-          upstreamModel: b.model ?? alias,
-          inFlight: 0,
-          healthy: true,
-        };
+        const reuse = existing && existing.signature === signature;
+        const provider = reuse ? existing.provider : createProvider(id, alias, b, cfg);
+        const backend: Backend =
+          reuse && existing.backend
+            ? existing.backend
+            : {
+                id,
+                provider,
+                weight: b.weight,
+                config: b,
+                upstreamModel: b.model ?? alias,
+                inFlight: 0,
+                healthy: true,
+                circuit: new CircuitBreaker(model.circuit.failures, model.circuit.open_ms),
+              };
+        backend.circuit.threshold = model.circuit.failures;
+        backend.circuit.openMs = model.circuit.open_ms;
+        next.set(id, { signature, provider, backend });
+        // the engine is unavailable (skipped by the pool) until its model has loaded
+        if (provider instanceof EngineProvider) provider.attach(backend);
+        return backend;
       });
       pools.set(alias, new Pool(alias, backends, model.balance));
     }

@@ -13,12 +13,13 @@ import {
   validateRerankRequest,
 } from '../pipeline/validate.js';
 import type { ProviderCallContext } from '../providers/spec.js';
-import { SimOptionsSchema, type SimOptions } from '../config/schema.js';
+import { SimOptionsSchema, type SimOptions, type SimOptionsInput } from '../config/schema.js';
 import { formatPath } from '../config/load.js';
 import { Simulator } from './simulator.js';
+import { SimDisconnect, SimMalformed } from './faults.js';
 
 export interface SimServerOptions {
-  sim?: Partial<SimOptions>;
+  sim?: SimOptionsInput;
   models?: string[];
   /** How many received requests to remember (for tests and drills): method, path, headers, body. */
   recordRequests?: number;
@@ -46,7 +47,11 @@ async function writeStream(reply: FastifyReply, chunks: AsyncIterable<unknown>):
     }
     res.end(SSE_DONE);
   } catch (err) {
-    if (!res.destroyed) res.end(`data: ${JSON.stringify(toPorticoError(err).toBody())}\n\n`);
+    if (res.destroyed) return;
+    // Injected faults become real wire faults: a cut socket, a broken event.
+    if (err instanceof SimDisconnect) res.destroy();
+    else if (err instanceof SimMalformed) res.end('data: {"id": "broken", "choices": [\n\n');
+    else res.end(`data: ${JSON.stringify(toPorticoError(err).toBody())}\n\n`);
   }
 }
 
@@ -77,8 +82,13 @@ export function buildSimServer(opts: SimServerOptions = {}): {
   };
 
   app.setErrorHandler((err, _req, reply) => {
+    if (err instanceof SimMalformed) {
+      reply.code(200).header('content-type', 'application/json').send('{"id": "broken", "choices": [');
+      return;
+    }
     const pe = toPorticoError(err);
-    reply.code(pe.status).send(pe.toBody());
+    const status = pe.upstream?.status ?? pe.status;
+    reply.code(status).headers(pe.headers).send(pe.toBody());
   });
   app.setNotFoundHandler((req, reply) => {
     reply

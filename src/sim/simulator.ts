@@ -5,9 +5,10 @@
  */
 import { mulberry32 } from '../lib/prng.js';
 import { sleep } from '../lib/abort.js';
+import { injectedStatusError, planFaults, SimDisconnect, SimMalformed, type FaultPlan } from './faults.js';
 import { newCompletionId } from '../lib/ids.js';
 import { PorticoError } from '../errors/portico-error.js';
-import { SimOptionsSchema, type SimOptions } from '../config/schema.js';
+import { SimOptionsSchema, type SimOptions, type SimOptionsInput } from '../config/schema.js';
 import {
   PROVIDER_SPEC_VERSION,
   type HealthResult,
@@ -62,7 +63,7 @@ export class Simulator implements Provider {
   #running = 0;
   #served = 0;
 
-  constructor(id: string, opts: Partial<SimOptions> = {}) {
+  constructor(id: string, opts: SimOptionsInput = {}) {
     this.id = id;
     this.#opts = SimOptionsSchema.parse(opts);
     this.#rnd = mulberry32(this.#opts.seed + 1);
@@ -81,6 +82,43 @@ export class Simulator implements Provider {
   }
   get served(): number {
     return this.#served;
+  }
+
+  #prefixSeen = new Map<string, number>();
+  /** Prefix-cache model: requests whose prefix was cached (hits) or not (misses). */
+  prefixHits = 0;
+  prefixMisses = 0;
+
+  /** Injected faults for one request: delays, hangs and error statuses happen here, before any byte. */
+  async #enter(ctx: ProviderCallContext, streaming: boolean): Promise<FaultPlan> {
+    const f = this.#opts.faults;
+    const plan = planFaults(f, this.#rnd);
+    if (plan.extraDelayMs > 0) await sleep(plan.extraDelayMs, ctx.signal);
+    if (plan.hang) await sleep(2_147_483_647, ctx.signal);
+    if (plan.status !== undefined) throw injectedStatusError(this.id, plan.status, f?.retry_after_s);
+    if (plan.malformed && !streaming) throw new SimMalformed(this.id);
+    return plan;
+  }
+
+  /** Time to first token, with the prefix-cache model when enabled. */
+  #ttft(messages: ChatMessage[]): number {
+    const pc = this.#opts.prefix_cache;
+    const base = this.#delay(this.#opts.ttft_ms);
+    if (!pc?.enabled) return base;
+    const prefix = messages
+      .map((m) => messageText(m.content))
+      .join('\n')
+      .slice(0, pc.prefix_chars);
+    const now = Date.now();
+    const seen = this.#prefixSeen.get(prefix);
+    if (this.#prefixSeen.size > 10_000) this.#prefixSeen.clear();
+    this.#prefixSeen.set(prefix, now);
+    if (seen !== undefined && now - seen <= pc.ttl_ms) {
+      this.prefixHits++;
+      return this.#delay(pc.hit_ttft_ms);
+    }
+    this.prefixMisses++;
+    return base;
   }
 
   #delay(base: number): number {
@@ -124,17 +162,19 @@ export class Simulator implements Provider {
     return { text, tokens, finish, usage: usage(promptTokens, tokens.length) };
   }
 
-  async #generationTime(tokens: number, signal: AbortSignal): Promise<void> {
+  async #generationTime(tokens: number, signal: AbortSignal, ttft?: number): Promise<void> {
     const total =
-      this.#delay(this.#opts.ttft_ms) + (tokens > 1 ? this.#delay(this.#opts.itl_ms) * (tokens - 1) : 0);
+      (ttft ?? this.#delay(this.#opts.ttft_ms)) +
+      (tokens > 1 ? this.#delay(this.#opts.itl_ms) * (tokens - 1) : 0);
     await sleep(total, signal);
   }
 
   async chat(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ChatCompletionResponse> {
     this.#running++;
     try {
+      await this.#enter(ctx, false);
       const plan = this.#plan(req.messages, req);
-      await this.#generationTime(plan.tokens.length || 1, ctx.signal);
+      await this.#generationTime(plan.tokens.length || 1, ctx.signal, this.#ttft(req.messages));
       this.#served++;
       return {
         id: newCompletionId(),
@@ -161,6 +201,9 @@ export class Simulator implements Provider {
     req: ChatCompletionRequest,
     ctx: ProviderCallContext,
   ): Promise<ProviderStream<ChatCompletionChunk>> {
+    const faults = await this.#enter(ctx, true);
+    const backendId = this.id;
+    const ttft = this.#ttft(req.messages);
     const plan = this.#plan(req.messages, req);
     const includeUsage = req.stream_options?.include_usage === true;
     const id = newCompletionId();
@@ -187,7 +230,8 @@ export class Simulator implements Provider {
     async function* run(): AsyncGenerator<ChatCompletionChunk> {
       track(1);
       try {
-        await sleep(delay(opts().ttft_ms), ctx.signal);
+        await sleep(ttft, ctx.signal);
+        if (faults.malformed) throw new SimMalformed(backendId);
         if (plan.toolCall) {
           const tc = plan.toolCall;
           yield chunk({
@@ -207,6 +251,8 @@ export class Simulator implements Provider {
           yield chunk({ role: 'assistant', content: '' });
           for (let i = 0; i < plan.tokens.length; i++) {
             if (i > 0) await sleep(delay(opts().itl_ms), ctx.signal);
+            if (faults.disconnectAfter !== undefined && i >= faults.disconnectAfter)
+              throw new SimDisconnect(backendId);
             yield chunk({ content: plan.tokens[i] as string });
           }
         }
@@ -222,6 +268,7 @@ export class Simulator implements Provider {
   }
 
   async completion(req: CompletionRequest, ctx: ProviderCallContext): Promise<CompletionResponse> {
+    await this.#enter(ctx, false);
     const prompts = Array.isArray(req.prompt) ? req.prompt : [req.prompt];
     const choices: CompletionResponse['choices'] = [];
     let prompt = 0;
@@ -253,6 +300,8 @@ export class Simulator implements Provider {
     req: CompletionRequest,
     ctx: ProviderCallContext,
   ): Promise<ProviderStream<CompletionChunk>> {
+    const faults = await this.#enter(ctx, true);
+    const backendId = this.id;
     const prompt = Array.isArray(req.prompt) ? (req.prompt[0] ?? '') : req.prompt;
     const plan = this.#plan([{ role: 'user', content: prompt }], {
       max_tokens: req.max_tokens ?? 16,
@@ -273,8 +322,11 @@ export class Simulator implements Provider {
       track(1);
       try {
         await sleep(delay(opts().ttft_ms), ctx.signal);
+        if (faults.malformed) throw new SimMalformed(backendId);
         for (let i = 0; i < plan.tokens.length; i++) {
           if (i > 0) await sleep(delay(opts().itl_ms), ctx.signal);
+          if (faults.disconnectAfter !== undefined && i >= faults.disconnectAfter)
+            throw new SimDisconnect(backendId);
           yield {
             id,
             object: 'text_completion',

@@ -41,6 +41,10 @@ export class GatewayMetrics {
   readonly stateUp: Gauge<'store'>;
   readonly dailyBudget: Gauge<'tenant'>;
   readonly ledgerDropped: Counter;
+  readonly circuitState: Gauge<'backend' | 'model'>;
+  readonly retries: Counter<'model' | 'backend'>;
+  readonly fallbacks: Counter<'model' | 'from_backend' | 'to_backend'>;
+  readonly variantRequests: Counter<'model' | 'variant'>;
   readonly cacheLookups: Counter<'tenant' | 'tier' | 'result'>;
   readonly cacheEvictions: Counter<'tier'>;
   readonly cacheEntries: Gauge<'tier'>;
@@ -199,6 +203,30 @@ export class GatewayMetrics {
     this.ledgerDropped = new Counter({
       name: 'portico_ledger_dropped_total',
       help: 'Usage records lost because the ledger buffer was full',
+      registers: [r],
+    });
+    this.circuitState = new Gauge({
+      name: 'portico_circuit_state',
+      help: 'Circuit breaker per backend: 0 closed, 1 half-open, 2 open',
+      labelNames: ['backend', 'model'],
+      registers: [r],
+    });
+    this.retries = new Counter({
+      name: 'portico_retries_total',
+      help: 'Retried upstream attempts (labelled with the backend that failed)',
+      labelNames: ['model', 'backend'],
+      registers: [r],
+    });
+    this.fallbacks = new Counter({
+      name: 'portico_fallbacks_total',
+      help: 'Requests moved to another backend (or fallback model) after a failure',
+      labelNames: ['model', 'from_backend', 'to_backend'],
+      registers: [r],
+    });
+    this.variantRequests = new Counter({
+      name: 'portico_variant_requests_total',
+      help: 'Requests routed to each variant of an A/B split alias',
+      labelNames: ['model', 'variant'],
       registers: [r],
     });
     this.cacheLookups = new Counter({

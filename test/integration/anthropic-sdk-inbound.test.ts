@@ -36,7 +36,10 @@ describe('@anthropic-ai/sdk -> Portico /v1/messages -> OpenAI-compatible backend
     });
     const models: Record<string, unknown> = {};
     for (const m of MODELS)
-      models[m] = { backends: [{ provider: 'openai', base_url: fake.baseUrl, model: m, timeout_ms: 5000 }] };
+      models[m] = {
+        backends: [{ provider: 'openai', base_url: fake.baseUrl, model: m, timeout_ms: 5000 }],
+        health_check: { enabled: false }, // the test reads the last request the fake upstream saw
+      };
     gw = await startTestGateway(
       demoConfig({
         tenants: [{ id: 'anthropic-client', prompt_policy: 'none', api_keys: [{ value: KEY }] }],

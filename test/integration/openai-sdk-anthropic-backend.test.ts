@@ -48,6 +48,7 @@ describe('openai SDK -> Portico -> provider: anthropic -> fake Anthropic upstrea
             timeout_ms: 5000,
           },
         ],
+        health_check: { enabled: false }, // the test reads the last request the fake upstream saw
       };
     gw = await startTestGateway(
       demoConfig({

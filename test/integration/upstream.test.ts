@@ -46,7 +46,13 @@ describe('upstream failures through the OpenAI-compatible adapter', () => {
       demoConfig({
         tenants: [{ id: 'acme-corp', system_prompt: 'p', api_keys: [{ value: ACME_KEY }] }],
         models: {
-          flaky: { backends: [{ id: 'fake', provider: 'openai', base_url: `${fakeUrl}/v1` }] },
+          // Error mapping, one attempt each: no retries, no circuit (test/drills covers those).
+          flaky: {
+            backends: [{ id: 'fake', provider: 'openai', base_url: `${fakeUrl}/v1` }],
+            retry: { attempts: 1 },
+            circuit: { failures: 1000 },
+            health_check: { enabled: false },
+          },
           slow: { backends: [{ id: 'slow-sim', provider: 'openai', base_url: sim.baseURL }] },
           down: { backends: [{ id: 'nowhere', provider: 'openai', base_url: 'http://127.0.0.1:9/v1' }] },
         },

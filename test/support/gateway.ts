@@ -71,7 +71,10 @@ export async function startTestGateway(raw: Record<string, unknown> = demoConfig
     gateway,
     app,
     close: async () => {
-      await app.close();
+      // Tests end abruptly: do not wait for keep-alive or abandoned connections (drain has its own drill).
+      const closing = app.close();
+      app.server.closeAllConnections();
+      await closing;
       await gateway.close();
     },
   };

@@ -97,7 +97,10 @@ describe('OpenTelemetry traces', () => {
     const endpoint = await receiver.start();
     sim = await startTestSim({ sim: { output_tokens: 6 }, recordRequests: 50 });
     const models = {
-      default: { backends: [{ id: 'sim-http', provider: 'openai', base_url: sim.baseURL, model: 'sim' }] },
+      default: {
+        backends: [{ id: 'sim-http', provider: 'openai', base_url: sim.baseURL, model: 'sim' }],
+        health_check: { enabled: false },
+      },
     };
     gw = await startTestGateway(
       demoConfig({ models, telemetry: { tracing: { enabled: true, endpoint, sample_ratio: 1 } } }),

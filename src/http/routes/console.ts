@@ -17,6 +17,7 @@ import type { FastifyInstance } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { z } from 'zod';
 import type { Gateway } from '../../app.js';
+import { backendView } from '../../routing/view.js';
 import { PorticoError } from '../../errors/portico-error.js';
 import { formatPath } from '../../config/load.js';
 import { admitRequestRate } from '../../pipeline/admit.js';
@@ -149,13 +150,9 @@ export async function registerConsoleRoutes(app: FastifyInstance, gw: Gateway): 
         strategy: pool.strategy,
         pricing: snap.config.models[alias]?.pricing ?? null,
         backends: pool.backends.map((b) => ({
-          id: b.id,
-          provider: b.config.provider,
+          ...backendView(b),
           model: b.upstreamModel,
-          weight: b.weight,
           healthy: b.healthy,
-          in_flight: b.inFlight,
-          last_error: b.lastError ?? null,
         })),
       })),
     };

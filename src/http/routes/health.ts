@@ -1,6 +1,7 @@
 /** Probes: /health (liveness), /ready (config loaded, a backend healthy, not draining), /startup; and /metrics. */
 import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../app.js';
+import { backendView, type BackendView } from '../../routing/view.js';
 
 export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/health', async () => ({
@@ -15,26 +16,18 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
 
   app.get('/ready', async (_req, reply) => {
     const snap = gw.snapshot;
-    const models: Record<
-      string,
-      Array<{ id: string; provider: string; state: string; in_flight: number; last_error: string | null }>
-    > = {};
-    let healthy = 0;
+    const models: Record<string, BackendView[]> = {};
+    let usable = 0;
     for (const [alias, pool] of snap.pools) {
       models[alias] = pool.backends.map((b) => {
-        if (b.healthy) healthy++;
-        return {
-          id: b.id,
-          provider: b.config.provider,
-          state: b.healthy ? 'healthy' : 'ejected',
-          in_flight: b.inFlight,
-          last_error: b.lastError ?? null,
-        };
+        const v = backendView(b);
+        if (v.state === 'healthy' || v.state === 'half_open') usable++;
+        return v;
       });
     }
     const reasons: string[] = [];
     if (!gw.ready) reasons.push(gw.draining ? 'draining' : 'starting');
-    if (healthy === 0) reasons.push('no healthy backend');
+    if (usable === 0) reasons.push('no healthy backend');
     const ready = reasons.length === 0;
     if (!ready) reply.code(503);
     return {

@@ -93,6 +93,9 @@ export class OpenAICompatibleProvider implements Provider {
         headers: ctx.headers ? { ...this.#baseHeaders, ...ctx.headers } : this.#baseHeaders,
         body: JSON.stringify(body),
         signal: ctx.signal,
+        // A stream gets its own connection, closed when it ends: a cancelled stream can never leave
+        // a half-read socket in the pool (undici #5845); the handshake is noise next to a generation.
+        ...(streaming ? { reset: true } : {}),
         headersTimeout: ctx.timeoutMs ?? this.#opts.timeoutMs ?? 300_000,
         bodyTimeout: streaming
           ? (this.#opts.streamIdleTimeoutMs ?? 180_000)
@@ -193,6 +196,11 @@ export class OpenAICompatibleProvider implements Provider {
     const it = iterate() as AsyncGenerator<T> & { upstreamHeaders: Record<string, string> };
     it.upstreamHeaders = upstreamHeaders;
     return it;
+  }
+
+  /** Upstream sockets this backend's pool holds open now (drills, /admin). */
+  get openConnections(): number {
+    return this.#pool.stats.connected;
   }
 
   #withModel<T extends { model: string }>(req: T): T {

@@ -1,0 +1,324 @@
+/**
+ * Provider kind `engine`: the built-in engine in-process (no HTTP hop). The model loads in the
+ * background when the backend is created; until it has loaded, and for good if loading fails
+ * (missing file, offline download, corrupt GGUF), the backend reports itself unavailable so the
+ * pool picks another backend. A remote `portico engine` is configured as an OpenAI-compatible
+ * backend instead.
+ */
+import { newCompletionId } from '../lib/ids.js';
+import { PorticoError } from '../errors/portico-error.js';
+import { floatsToBase64, messageText } from '../sim/generate.js';
+import {
+  PROVIDER_SPEC_VERSION,
+  type HealthResult,
+  type Provider,
+  type ProviderCallContext,
+  type ProviderStream,
+} from '../providers/spec.js';
+import type {
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  ChatCompletionResponse,
+  CompletionChunk,
+  CompletionRequest,
+  CompletionResponse,
+  EmbeddingRequest,
+  EmbeddingResponse,
+  RerankResponse,
+} from '../providers/openai-types.js';
+import { Engine, type ChatMessageIn, type EngineOptions, type GenerateOptions } from './engine.js';
+import { resolveModel, type ResolveOptions } from './resolve.js';
+
+export interface EngineProviderOptions extends Omit<EngineOptions, 'modelPath'> {
+  /** A GGUF path or `hf:owner/repo:QUANT`. */
+  model: string;
+  resolve?: ResolveOptions;
+  /** Called once when loading succeeds or fails (the gateway logs it). */
+  onLoad?: (err: Error | undefined) => void;
+}
+
+/** Somewhere to report availability: the routing pool's backend record. */
+export interface AvailabilityTarget {
+  healthy: boolean;
+  healthReason?: string;
+}
+
+type Req = {
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+};
+
+export function generateOptions(
+  req: Req,
+  signal: AbortSignal | undefined,
+  fallbackMax: number,
+): GenerateOptions {
+  const stop = req.stop == null ? [] : Array.isArray(req.stop) ? req.stop : [req.stop];
+  return {
+    maxTokens: req.max_completion_tokens ?? req.max_tokens ?? fallbackMax,
+    ...(req.temperature != null ? { temperature: req.temperature } : {}),
+    ...(req.top_p != null ? { topP: req.top_p } : {}),
+    ...(req.seed != null ? { seed: req.seed } : {}),
+    stop,
+    ...(signal ? { signal } : {}),
+  };
+}
+
+export function chatMessages(req: ChatCompletionRequest): ChatMessageIn[] {
+  return req.messages.map((m) => ({
+    role: (['system', 'user', 'assistant', 'tool', 'developer'].includes(m.role)
+      ? m.role
+      : 'user') as ChatMessageIn['role'],
+    content: messageText(m.content),
+  }));
+}
+
+const usage = (p: number, c: number) => ({ prompt_tokens: p, completion_tokens: c, total_tokens: p + c });
+
+/** OpenAI-shaped operations over an Engine; shared by the in-process provider and `portico engine`. */
+export class EngineApi {
+  constructor(readonly engine: () => Promise<Engine>) {}
+
+  async chat(req: ChatCompletionRequest, signal?: AbortSignal): Promise<ChatCompletionResponse> {
+    const e = await this.engine();
+    const r = await e.complete(e.chatTokens(chatMessages(req)), generateOptions(req, signal, 512));
+    return {
+      id: newCompletionId(),
+      object: 'chat.completion',
+      created: Math.floor(Date.now() / 1000),
+      model: req.model,
+      choices: [{ index: 0, message: { role: 'assistant', content: r.text }, finish_reason: r.finish }],
+      usage: usage(r.promptTokens, r.completionTokens),
+    };
+  }
+
+  async chatStream(
+    req: ChatCompletionRequest,
+    signal?: AbortSignal,
+  ): Promise<AsyncGenerator<ChatCompletionChunk>> {
+    const e = await this.engine();
+    const tokens = e.chatTokens(chatMessages(req));
+    const id = newCompletionId();
+    const created = Math.floor(Date.now() / 1000);
+    const includeUsage = req.stream_options?.include_usage === true;
+    const chunk = (
+      delta: ChatCompletionChunk['choices'][0]['delta'],
+      finish: 'stop' | 'length' | null = null,
+    ) =>
+      ({
+        id,
+        object: 'chat.completion.chunk',
+        created,
+        model: req.model,
+        choices: [{ index: 0, delta, finish_reason: finish }],
+      }) as ChatCompletionChunk;
+    const gen = e.generate(tokens, generateOptions(req, signal, 512));
+    return (async function* () {
+      yield chunk({ role: 'assistant', content: '' });
+      for await (const ev of gen) {
+        if (ev.type === 'text') yield chunk({ content: ev.text });
+        else {
+          yield chunk({}, ev.result.finish);
+          if (includeUsage)
+            yield {
+              id,
+              object: 'chat.completion.chunk',
+              created,
+              model: req.model,
+              choices: [],
+              usage: usage(ev.result.promptTokens, ev.result.completionTokens),
+            } as ChatCompletionChunk;
+        }
+      }
+    })();
+  }
+
+  async completion(req: CompletionRequest, signal?: AbortSignal): Promise<CompletionResponse> {
+    const e = await this.engine();
+    const prompts = Array.isArray(req.prompt) ? req.prompt : [req.prompt];
+    const results = await Promise.all(
+      prompts.map((p) => e.complete(e.textTokens(String(p)), generateOptions(req, signal, 16))),
+    );
+    return {
+      id: newCompletionId('cmpl'),
+      object: 'text_completion',
+      created: Math.floor(Date.now() / 1000),
+      model: req.model,
+      choices: results.map((r, index) => ({ index, text: r.text, finish_reason: r.finish })),
+      usage: usage(
+        results.reduce((s, r) => s + r.promptTokens, 0),
+        results.reduce((s, r) => s + r.completionTokens, 0),
+      ),
+    };
+  }
+
+  async completionStream(
+    req: CompletionRequest,
+    signal?: AbortSignal,
+  ): Promise<AsyncGenerator<CompletionChunk>> {
+    const e = await this.engine();
+    const prompt = Array.isArray(req.prompt) ? String(req.prompt[0] ?? '') : req.prompt;
+    const id = newCompletionId('cmpl');
+    const created = Math.floor(Date.now() / 1000);
+    const includeUsage = req.stream_options?.include_usage === true;
+    const gen = e.generate(e.textTokens(prompt), generateOptions(req, signal, 16));
+    const model = req.model;
+    return (async function* () {
+      for await (const ev of gen) {
+        if (ev.type === 'text')
+          yield {
+            id,
+            object: 'text_completion',
+            created,
+            model,
+            choices: [{ index: 0, text: ev.text, finish_reason: null }],
+          } as CompletionChunk;
+        else {
+          yield {
+            id,
+            object: 'text_completion',
+            created,
+            model,
+            choices: [{ index: 0, text: '', finish_reason: ev.result.finish }],
+          } as CompletionChunk;
+          if (includeUsage)
+            yield {
+              id,
+              object: 'text_completion',
+              created,
+              model,
+              choices: [],
+              usage: usage(ev.result.promptTokens, ev.result.completionTokens),
+            } as CompletionChunk;
+        }
+      }
+    })();
+  }
+
+  async embeddings(req: EmbeddingRequest): Promise<EmbeddingResponse> {
+    const e = await this.engine();
+    const inputs = Array.isArray(req.input) ? req.input : [req.input];
+    let tokens = 0;
+    const data: EmbeddingResponse['data'] = [];
+    for (const [index, input] of inputs.entries()) {
+      if (typeof input !== 'string')
+        throw new PorticoError('invalid_request', 'the engine embeds text inputs only', { param: 'input' });
+      const r = await e.embed(input);
+      tokens += r.tokens;
+      const v = req.dimensions ? r.vector.slice(0, req.dimensions) : r.vector;
+      data.push({
+        object: 'embedding',
+        index,
+        embedding: req.encoding_format === 'base64' ? floatsToBase64(v) : v,
+      });
+    }
+    return { object: 'list', data, model: req.model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
+  }
+}
+
+export class EngineProvider implements Provider {
+  readonly specVersion = PROVIDER_SPEC_VERSION;
+  readonly kind = 'engine';
+  readonly id: string;
+  readonly api: EngineApi;
+  #ready: Promise<Engine>;
+  #engine: Engine | undefined;
+  #error: Error | undefined;
+  #target: AvailabilityTarget | undefined;
+
+  constructor(id: string, opts: EngineProviderOptions) {
+    this.id = id;
+    const { model, resolve, onLoad, ...engineOpts } = opts;
+    this.#ready = (async () => {
+      const modelPath = await resolveModel(model, resolve ?? {});
+      return Engine.load({ ...engineOpts, modelPath });
+    })();
+    this.#ready.then(
+      (e) => {
+        this.#engine = e;
+        this.#report();
+        onLoad?.(undefined);
+      },
+      (err: unknown) => {
+        this.#error = err instanceof Error ? err : new Error(String(err));
+        this.#report();
+        onLoad?.(this.#error);
+      },
+    );
+    this.api = new EngineApi(() => this.ready());
+  }
+
+  /** The engine once loaded; rejects with upstream_unavailable when loading failed. */
+  async ready(): Promise<Engine> {
+    try {
+      return await this.#ready;
+    } catch (err) {
+      throw new PorticoError(
+        'upstream_unavailable',
+        `engine ${this.id} is unavailable: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+
+  get available(): boolean {
+    return this.#engine !== undefined;
+  }
+  get loadError(): Error | undefined {
+    return this.#error;
+  }
+
+  /** Mirror availability onto the pool's backend record (replaces an earlier one after a reload). */
+  attach(target: AvailabilityTarget): void {
+    this.#target = target;
+    this.#report();
+  }
+
+  #report(): void {
+    if (!this.#target) return;
+    this.#target.healthy = this.available;
+    if (this.#error) this.#target.healthReason = `engine failed to load: ${this.#error.message}`;
+    else if (!this.#engine) this.#target.healthReason = 'engine loading';
+    else delete this.#target.healthReason;
+  }
+
+  chat(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ChatCompletionResponse> {
+    return this.api.chat(req, ctx.signal);
+  }
+  chatStream(
+    req: ChatCompletionRequest,
+    ctx: ProviderCallContext,
+  ): Promise<ProviderStream<ChatCompletionChunk>> {
+    return this.api.chatStream(req, ctx.signal);
+  }
+  completion(req: CompletionRequest, ctx: ProviderCallContext): Promise<CompletionResponse> {
+    return this.api.completion(req, ctx.signal);
+  }
+  completionStream(
+    req: CompletionRequest,
+    ctx: ProviderCallContext,
+  ): Promise<ProviderStream<CompletionChunk>> {
+    return this.api.completionStream(req, ctx.signal);
+  }
+  embeddings(req: EmbeddingRequest): Promise<EmbeddingResponse> {
+    return this.api.embeddings(req);
+  }
+  rerank(): Promise<RerankResponse> {
+    return Promise.reject(new PorticoError('unsupported_operation', 'the engine does not rerank'));
+  }
+  async health(): Promise<HealthResult> {
+    return this.#engine
+      ? { ok: true, latencyMs: 0 }
+      : { ok: false, latencyMs: 0, detail: this.#error?.message ?? 'loading' };
+  }
+  async close(): Promise<void> {
+    const e = await this.#ready.catch(() => undefined);
+    await e?.close();
+  }
+}

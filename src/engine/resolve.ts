@@ -1,0 +1,139 @@
+/**
+ * Model references: a local GGUF path, or a Hugging Face reference `hf:owner/repo:QUANT` (or
+ * `hf:owner/repo/file.gguf`) downloaded on first use into a cache directory and reused after.
+ * A cached reference resolves with no network. When the hub cannot be reached the resolution
+ * fails within `timeoutMs` (default 5 s) with a clear message: node-llama-cpp's downloader is only
+ * started after a bounded reachability probe, and its own resolution step is bounded as well.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve as resolvePath } from 'node:path';
+import { loadNodeLlamaCpp } from './engine.js';
+
+export interface ResolveOptions {
+  /** Where downloads go; default $PORTICO_MODELS_DIR or ~/.cache/portico/models. */
+  cacheDir?: string;
+  /** Hub base URL; default $HF_ENDPOINT or https://huggingface.co. */
+  endpoint?: string;
+  /** Bound on reaching the hub before downloading. Default 5000 ms. */
+  timeoutMs?: number;
+  /** Download progress (bytes). */
+  onProgress?: (downloaded: number, total: number) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+export class ModelResolveError extends Error {
+  override name = 'ModelResolveError';
+}
+
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.PORTICO_MODELS_DIR || join(homedir(), '.cache', 'portico', 'models');
+}
+
+interface HfRef {
+  owner: string;
+  repo: string;
+  /** quant tag (Q4_K_M) or file name */
+  selector: string;
+}
+
+export function parseHfRef(ref: string): HfRef | undefined {
+  const m = /^hf:([\w.-]+)\/([\w.-]+)(?::([\w.-]+)|\/([\w./-]+\.gguf))?$/i.exec(ref);
+  if (!m) return undefined;
+  return { owner: m[1] as string, repo: m[2] as string, selector: (m[3] ?? m[4] ?? '') as string };
+}
+
+const INDEX = 'index.json';
+
+async function readIndex(dir: string): Promise<Record<string, string>> {
+  try {
+    const v: unknown = JSON.parse(await readFile(join(dir, INDEX), 'utf8'));
+    return v && typeof v === 'object' ? (v as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** A cached file for the reference: from the cache index, else by name (repo and quant in the file name). */
+export async function findCached(ref: string, cacheDir: string): Promise<string | undefined> {
+  const hf = parseHfRef(ref);
+  if (!hf) return undefined;
+  const indexed = (await readIndex(cacheDir))[ref];
+  if (indexed && existsSync(join(cacheDir, indexed))) return join(cacheDir, indexed);
+  const files = await readdir(cacheDir).catch(() => [] as string[]);
+  const repo = hf.repo.toLowerCase().replace(/-gguf$/, '');
+  const sel = hf.selector.toLowerCase();
+  const hit = files.find((f) => {
+    const l = f.toLowerCase();
+    return l.endsWith('.gguf') && l.includes(repo) && (!sel || l.includes(sel));
+  });
+  return hit ? join(cacheDir, hit) : undefined;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(onTimeout()), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Resolve a model reference to a local file path (downloading `hf:` references when needed). */
+export async function resolveModel(ref: string, opts: ResolveOptions = {}): Promise<string> {
+  const env = opts.env ?? process.env;
+  if (!ref.startsWith('hf:')) return resolvePath(ref);
+  const hf = parseHfRef(ref);
+  if (!hf)
+    throw new ModelResolveError(
+      `bad model reference ${ref}: use hf:owner/repo:QUANT or hf:owner/repo/file.gguf`,
+    );
+  const cacheDir = opts.cacheDir ?? defaultCacheDir(env);
+  const cached = await findCached(ref, cacheDir);
+  if (cached) return cached;
+  const endpoint = (opts.endpoint ?? env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/$/, '');
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const started = Date.now();
+  const unreachable = (why: string) =>
+    new ModelResolveError(
+      `cannot download ${ref}: ${endpoint} ${why} (offline?). Download the GGUF file elsewhere and put it in ${cacheDir}, or pass a local path with --model.`,
+    );
+  try {
+    const res = await fetch(`${endpoint}/api/models/${hf.owner}/${hf.repo}`, {
+      method: 'HEAD',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (res.status === 404)
+      throw new ModelResolveError(`cannot download ${ref}: no such repository on ${endpoint}`);
+  } catch (err) {
+    if (err instanceof ModelResolveError) throw err;
+    throw unreachable(`was not reachable within ${timeoutMs} ms`);
+  }
+  const nlc = await loadNodeLlamaCpp();
+  await mkdir(cacheDir, { recursive: true });
+  const left = Math.max(500, timeoutMs - (Date.now() - started));
+  const downloader = await withTimeout(
+    nlc.createModelDownloader({
+      modelUri: ref,
+      dirPath: cacheDir,
+      showCliProgress: false,
+      endpoints: { huggingFace: endpoint + '/' },
+      ...(opts.onProgress
+        ? {
+            onProgress: (s: { downloadedSize: number; totalSize: number }) =>
+              opts.onProgress?.(s.downloadedSize, s.totalSize),
+          }
+        : {}),
+    }),
+    left,
+    () => unreachable(`did not resolve the file within ${timeoutMs} ms`),
+  );
+  const path = await downloader.download();
+  const index = await readIndex(cacheDir);
+  index[ref] = downloader.entrypointFilename;
+  await writeFile(join(cacheDir, INDEX + '.tmp'), JSON.stringify(index, null, 2));
+  await rename(join(cacheDir, INDEX + '.tmp'), join(cacheDir, INDEX));
+  return path;
+}

@@ -1,0 +1,94 @@
+/**
+ * Provider kind `engine`: the gateway's /ask for both demo tenants answered by the in-process engine
+ * (generated tiny model), and an engine that cannot load is skipped by the pool while another
+ * backend of the model is available.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeTinyModel, tinyExpectedText } from '../../src/engine/gguf/tiny-model.js';
+import { EngineProvider } from '../../src/engine/provider.js';
+import { ACME_KEY, CLOSED_KEY, demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
+
+let dir: string;
+let gw: TestGateway;
+
+interface AskBody {
+  tenant: string;
+  answer: string;
+  backend: string;
+}
+
+async function ask(key: string, question: string): Promise<{ body: AskBody; backend: string | null }> {
+  const res = await fetch(`${gw.url}/ask`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ question, max_tokens: 6 }),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  return { body: (await res.json()) as AskBody, backend: res.headers.get('x-portico-backend') };
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'portico-gw-engine-'));
+  await writeTinyModel(join(dir, 'tiny.gguf'));
+  await writeFile(join(dir, 'broken.gguf'), 'GGUF not really');
+  gw = await startTestGateway(
+    demoConfig({
+      models: {
+        default: {
+          backends: [
+            {
+              id: 'engine-local',
+              provider: 'engine',
+              model_file: join(dir, 'tiny.gguf'),
+              threads: 1,
+              sequences: 2,
+              context_size: 256,
+              gpu: 'off',
+            },
+          ],
+        },
+        mixed: {
+          backends: [
+            { id: 'engine-broken', provider: 'engine', model_file: join(dir, 'broken.gguf'), gpu: 'off' },
+            { id: 'sim-fallback', provider: 'sim', sim: { mode: 'echo' } },
+          ],
+        },
+      },
+    }),
+  );
+});
+
+after(async () => {
+  await gw?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('gateway with the in-process engine', () => {
+  it('/ask for both demo tenants is answered by the engine', async () => {
+    const provider = gw.gateway.snapshot.pools.get('default')?.backends[0]?.provider;
+    if (provider instanceof EngineProvider) await provider.ready();
+    for (const [key, tenant] of [
+      [ACME_KEY, 'acme-corp'],
+      [CLOSED_KEY, 'closed-ai'],
+    ] as const) {
+      const { body, backend } = await ask(key, 'What should we build first?');
+      assert.equal(body.tenant, tenant);
+      assert.equal(body.answer, tinyExpectedText(6));
+      assert.equal(backend, 'engine-local');
+    }
+  });
+
+  it('an engine whose model cannot load is marked unavailable and the pool picks the other backend', async () => {
+    const pool = gw.gateway.snapshot.pools.get('mixed');
+    const broken = pool?.backends.find((b) => b.id === 'engine-broken');
+    assert.ok(broken && broken.provider instanceof EngineProvider);
+    await assert.rejects(broken.provider.ready(), /unavailable: invalid GGUF file/);
+    assert.equal(broken.healthy, false);
+    assert.match(broken.healthReason ?? '', /invalid GGUF/);
+    for (let i = 0; i < 3; i++) assert.equal(pool?.pick()?.id, 'sim-fallback');
+  });
+});

@@ -1,0 +1,102 @@
+/**
+ * Team routes from examples/teams.yaml (the seeds' route table): POST /api/{team}/predict answers
+ * with the output, model, variant, backend, latency and correlation id; the dedicated
+ * /v1/text2sql path; unknown teams and bad bodies are OpenAI-shaped 4xx; a route's time limit
+ * stops a hung backend with a 504.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startGateway, type RunningGateway } from '../../src/cli/start.js';
+import { ACME_KEY, demoConfig, startTestGateway } from '../support/gateway.js';
+
+async function post(
+  url: string,
+  path: string,
+  body: unknown,
+  key = 'sk-demo-acme-corp',
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${key}`,
+      'content-type': 'application/json',
+      'x-correlation-id': 'corr-teams-1',
+    },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+describe('team routes', () => {
+  let gw: RunningGateway;
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'portico-teams-'));
+    gw = await startGateway({
+      configFile: 'examples/teams.yaml',
+      env: { PORTICO_DATA_DIR: dir, PORTICO_PORT: '0' },
+      watch: false,
+      defaultMetrics: false,
+    });
+  });
+  after(async () => {
+    await gw.stop(1_000);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('POST /api/{team}/predict answers with output, model, variant, latency and correlation id', async () => {
+    const r = await post(gw.url, '/api/finetune/predict', {
+      prompt: 'Summarise our Q3 plan',
+      max_tokens: 16,
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.ok(typeof r.body.output === 'string' && r.body.output.length > 0);
+    assert.equal(r.body.model, 'finetune');
+    assert.ok(r.body.variant === 'lora-v1' || r.body.variant === 'lora-v2');
+    assert.ok(Number(r.body.latency_ms) > 0);
+    assert.equal(r.body.correlation_id, 'corr-teams-1');
+    for (const team of ['quant', 'eval'])
+      assert.equal((await post(gw.url, `/api/${team}/predict`, { prompt: 'x' })).status, 200);
+  });
+
+  it('a dedicated path serves its route; unknown teams and bad bodies are 4xx', async () => {
+    const sql = await post(
+      gw.url,
+      '/v1/text2sql',
+      { prompt: 'orders per customer last month' },
+      'sk-demo-closed-ai',
+    );
+    assert.equal(sql.status, 200);
+    assert.equal(sql.body.model, 'text2sql');
+    const unknown = await post(gw.url, '/api/nope/predict', { prompt: 'x' });
+    assert.equal(unknown.status, 404);
+    assert.match(String((unknown.body.error as { message: string }).message), /quant/);
+    const bad = await post(gw.url, '/api/quant/predict', { prompt: '' });
+    assert.equal(bad.status, 400);
+    assert.equal((bad.body.error as { param: string }).param, 'prompt');
+  });
+});
+
+describe('team route time limit', () => {
+  it('a hung backend is stopped at the route timeout with a 504', async () => {
+    const gw = await startTestGateway(
+      demoConfig({
+        tenants: [{ id: 'acme-corp', allowed_models: ['*'], api_keys: [{ value: ACME_KEY }] }],
+        routes: { slow: { model: 'hang', timeout_ms: 300 } },
+        models: { hang: { backends: [{ provider: 'sim', sim: { faults: { hang_rate: 1 } } }] } },
+      }),
+    );
+    try {
+      const t0 = Date.now();
+      const r = await post(gw.url, '/api/slow/predict', { prompt: 'x' }, ACME_KEY);
+      assert.equal(r.status, 504, JSON.stringify(r.body));
+      assert.equal((r.body.error as { code: string }).code, 'upstream_timeout');
+      assert.ok(Date.now() - t0 < 5_000);
+    } finally {
+      await gw.close();
+    }
+  });
+});
