@@ -27,6 +27,8 @@ Usage:
   portico bench run --promptset FILE --target URL --key KEY [--model M | --team T] --concurrency N
                     [--duration S | --count N] --run-id ID   load harness with pass/fail checks
   portico bench compare RUN_A.json RUN_B.json            latency and pass-rate deltas with significance
+  portico drill slow-startup|quota-rejection|upstream-timeout|backend-down|all [--target URL] [--sim-a URL] [--sim-b URL]
+                                                         failure drills against a gateway with simulator backends
   portico backup --out FILE [--data-dir DIR | --config FILE]
                                                          online backup of the embedded store (SQLite)
   portico restore FILE [--data-dir DIR | --config FILE] [--force]
@@ -65,6 +67,8 @@ async function main(argv: string[]): Promise<number> {
     case 'bench':
       await (await import('./cli/bench.js')).runBenchCommand(rest);
       return 0;
+    case 'drill':
+      return (await import('./cli/drill.js')).runDrillCommand(rest, io);
     case 'backup':
       return (await import('./cli/backup.js')).runBackupCommand(rest, io);
     case 'restore':

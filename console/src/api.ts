@@ -69,10 +69,10 @@ export interface StreamEvents {
 
 /** POST /admin/playground and read the SSE stream; resolves with the request id when it ends. */
 export async function streamPlayground(
-  body: { tenant: string; model?: string; question: string; max_tokens?: number },
+  body: { tenant: string; model?: string; question: string; max_tokens?: number; user?: string },
   ev: StreamEvents,
   signal?: AbortSignal,
-): Promise<{ requestId: string; firstByteMs: number | null }> {
+): Promise<{ requestId: string; variant: string | null; firstByteMs: number | null }> {
   const started = performance.now();
   const res = await fetch('/admin/playground', {
     method: 'POST',
@@ -82,6 +82,7 @@ export async function streamPlayground(
   });
   if (!res.ok || !res.body) throw await errorOf(res);
   const requestId = res.headers.get('x-request-id') ?? '';
+  const variant = res.headers.get('x-portico-variant');
   let firstByteMs: number | null = null;
   let failure: ApiError | undefined;
   const parser = createParser({
@@ -111,7 +112,7 @@ export async function streamPlayground(
     parser.feed(value);
   }
   if (failure) throw failure;
-  return { requestId, firstByteMs };
+  return { requestId, variant, firstByteMs };
 }
 
 // ---- response shapes (see docs/admin-api.md) ----
@@ -213,7 +214,9 @@ export interface UsageRow {
 }
 export interface ModelInfo {
   id: string;
-  strategy: string;
+  strategy: string | null;
+  /** A/B split alias: its variants (other model aliases) and weights. */
+  split?: Array<{ model: string; weight: number }> | null;
   pricing: { input_per_million: number; output_per_million: number } | null;
   backends: Array<{
     id: string;
@@ -243,6 +246,7 @@ export interface RequestRecord {
   tenant: string | null;
   key_id: string | null;
   model: string | null;
+  variant: string | null;
   backend: string | null;
   route: string;
   endpoint: string;

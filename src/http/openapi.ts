@@ -123,6 +123,7 @@ const RequestRecord = obj({
   tenant: nstr,
   key_id: nstr,
   model: nstr,
+  variant: { type: 'string', nullable: true, description: 'A/B split: the variant alias that served it' },
   backend: nstr,
   route: str,
   endpoint: str,
@@ -152,7 +153,13 @@ const backendProps = {
 };
 const Model = obj({
   id: str,
-  strategy: str,
+  strategy: nstr,
+  split: {
+    type: 'array',
+    nullable: true,
+    description: 'A/B split alias: its variants (no backends of its own)',
+    items: obj({ model: str, weight: num }),
+  },
   pricing: obj({ input_per_million: num, output_per_million: num }, { nullable: true }),
   backends: {
     type: 'array',

@@ -9,6 +9,7 @@ const rec = (i: number, over: Partial<StoredRecord> = {}): StoredRecord => ({
   tenant: i % 2 === 0 ? 'acme' : 'globex',
   key_id: null,
   model: i % 3 === 0 ? 'big' : 'default',
+  variant: null,
   backend: 'b1',
   route: 'chat',
   endpoint: '/v1/chat/completions',

@@ -13,6 +13,8 @@ export interface RequestRecord {
   tenant: string | null;
   key_id: string | null;
   model: string | null;
+  /** A/B split: the variant alias that served the request. */
+  variant: string | null;
   backend: string | null;
   route: string;
   endpoint: string;
@@ -52,6 +54,7 @@ export function recordFromContext(ctx: RequestContext, status: number, nowMs: nu
     tenant: ctx.tenant?.id ?? null,
     key_id: ctx.keyId ?? null,
     model: ctx.model ?? null,
+    variant: ctx.variant ?? null,
     backend: ctx.backend ?? null,
     route: ctx.route,
     endpoint: ctx.endpoint,

@@ -8,9 +8,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +16,12 @@ import { Pool } from 'undici';
 import { stringify } from 'yaml';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import {
+  freePort,
+  startGatewayProcess as startProc,
+  stopGatewayProcess as stopProc,
+  type GatewayProcess as Proc,
+} from '../support/processes.js';
 
 const REDIS_URL = process.env.PORTICO_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PG_CANDIDATES = process.env.PORTICO_TEST_POSTGRES_URL
@@ -48,52 +52,6 @@ async function reachable(): Promise<{ pgUrl?: string; reason?: string }> {
     }
   }
   return { reason: `postgres unreachable (${PG_CANDIDATES.join(', ')})` };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-interface Proc {
-  child: ChildProcess;
-  url: string;
-}
-
-async function startProc(configFile: string, port: number): Promise<Proc> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'src/main.ts', 'start', '--config', configFile, '--port', String(port)],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let err = '';
-  child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-  const url = `http://127.0.0.1:${port}`;
-  const until = Date.now() + 30_000;
-  while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`gateway exited: ${err}`);
-    try {
-      if ((await fetch(`${url}/health`)).ok) return { child, url };
-    } catch {
-      // starting
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`gateway did not start: ${err}`);
-}
-
-async function stopProc(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null) return;
-  const exited = new Promise((r) => p.child.once('exit', r));
-  p.child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-  if (p.child.exitCode === null) p.child.kill('SIGKILL');
 }
 
 function body(maxTokens = 10): string {

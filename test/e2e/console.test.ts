@@ -110,14 +110,14 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
             id: 'acme-corp',
             display_name: 'ACME Corp',
             system_prompt: ACME_PROMPT,
-            allowed_models: ['default', 'lorem'],
+            allowed_models: ['default', 'lorem', 'ab', 'broken'],
             api_keys: [{ value: ACME_KEY }],
           },
           {
             id: 'closed-ai',
             display_name: 'Closed AI',
             system_prompt: CLOSED_PROMPT,
-            allowed_models: ['default', 'lorem'],
+            allowed_models: ['default', 'lorem', 'ab', 'broken'],
             api_keys: [{ value: CLOSED_KEY }],
           },
         ],
@@ -129,6 +129,14 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
           lorem: {
             pricing: { input_per_million: 1, output_per_million: 1 },
             backends: [{ id: 'sim-lorem', provider: 'sim', sim: { mode: 'lorem', output_tokens: 8 } }],
+          },
+          // Nothing listens there: the Backends page shows it out of service, with the error.
+          broken: { backends: [{ id: 'nowhere', provider: 'openai', base_url: 'http://127.0.0.1:9/v1' }] },
+          ab: {
+            split: [
+              { model: 'default', weight: 1 },
+              { model: 'lorem', weight: 1 },
+            ],
           },
         },
       }),
@@ -338,6 +346,16 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
     }
     await page.screenshot({ path: join(SHOTS, 'playground-1280.png'), fullPage: true });
 
+    // Two models side by side: an A/B split alias (its variant shown) against a plain model.
+    await page.locator('select[name=model-0]').selectOption('ab');
+    await page.locator('input[name=user-0]').fill('alice');
+    await page.locator('select[name=model-1]').selectOption('lorem');
+    await page.getByRole('button', { name: 'Ask both' }).click();
+    for (const n of [0, 1]) await page.locator(`[data-testid=answer-${n}][data-state=done]`).waitFor();
+    assert.match((await page.getByTestId('variant-0').textContent()) ?? '', /^(default|lorem)$/);
+    assert.equal(await page.getByTestId('variant-1').count(), 0);
+    await page.screenshot({ path: join(SHOTS, 'playground-ab-1280.png'), fullPage: true });
+
     // --- Request log: find the SDK request by its id.
     await page.getByRole('link', { name: 'Request log' }).click();
     await page.locator('input[name=filter-request_id]').fill(sdkRequestId);
@@ -356,6 +374,16 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
     await page.getByRole('link', { name: 'Backends' }).click();
     await page.getByTestId('pool-default').getByText('sim-http').waitFor();
     await page.getByTestId('pool-lorem').getByText('sim-lorem').waitFor();
+    await page.getByTestId('pool-ab').getByText('A/B split').waitFor();
+    const acme = new OpenAI({ apiKey: ACME_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    for (let i = 0; i < 3; i++)
+      await acme.chat.completions
+        .create({ model: 'broken', messages: [{ role: 'user', content: 'x' }] })
+        .catch(() => undefined);
+    await page.waitForFunction(() => {
+      const row = document.querySelector('[data-testid=backend-nowhere]')?.textContent ?? '';
+      return !row.includes('up') && /ECONNREFUSED|connect|refused|failed/i.test(row);
+    });
     // Latency from the live window: the HTTP simulator answered within the last minute.
     await page.waitForFunction(() =>
       /\d ms/.test(document.querySelector('[data-testid=backend-sim-http]')?.textContent ?? ''),

@@ -4,82 +4,26 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { stringify } from 'yaml';
 import { startTestSim, type TestSim } from '../support/gateway.js';
+import {
+  freePort,
+  redisUnreachable,
+  startGatewayProcess,
+  stopGatewayProcess,
+  type GatewayProcess,
+} from '../support/processes.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 const KEY = 'sk-l2-tenant-key';
 
-async function redisReason(): Promise<string | undefined> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  try {
-    await r.connect();
-    await r.ping();
-    return undefined;
-  } catch (e) {
-    return `redis unreachable at ${REDIS_URL}: ${String(e)}`;
-  } finally {
-    r.disconnect();
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-interface Proc {
-  child: ChildProcess;
-  url: string;
-}
-
-async function startProc(configFile: string): Promise<Proc> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'src/main.ts', 'start', '--config', configFile, '--port', String(port)],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let err = '';
-  child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-  const url = `http://127.0.0.1:${port}`;
-  const until = Date.now() + 30_000;
-  while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`gateway exited: ${err}`);
-    try {
-      const m = await fetch(`${url}/metrics`);
-      if (m.ok && /portico_cache_l2_up 1/.test(await m.text())) return { child, url };
-    } catch {
-      // starting
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`gateway did not start with its Redis cache tier up: ${err}`);
-}
-
-async function stopProc(p: Proc | undefined): Promise<void> {
-  if (!p || p.child.exitCode !== null) return;
-  const exited = new Promise((r) => p.child.once('exit', r));
-  p.child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-  if (p.child.exitCode === null) p.child.kill('SIGKILL');
-}
-
 async function ask(
-  p: Proc,
+  p: GatewayProcess,
   stream = false,
 ): Promise<{ cache: string | null; tier: string | null; text: string }> {
   const res = await fetch(`${p.url}/v1/chat/completions`, {
@@ -105,12 +49,12 @@ describe('cache L2: shared by two gateway processes through Redis', () => {
   let skipReason: string | undefined;
   let dir = '';
   let sim: TestSim | undefined;
-  let a: Proc | undefined;
-  let b: Proc | undefined;
+  let a: GatewayProcess | undefined;
+  let b: GatewayProcess | undefined;
   const prefix = `portico-cache-test-${randomBytes(4).toString('hex')}:`;
 
   before(async () => {
-    skipReason = await redisReason();
+    skipReason = await redisUnreachable(REDIS_URL);
     if (skipReason) {
       if (process.env.CI === 'true') throw new Error(`CI=true but ${skipReason}`);
       console.warn(`SKIPPED cache L2 tests: ${skipReason}`);
@@ -130,11 +74,18 @@ describe('cache L2: shared by two gateway processes through Redis', () => {
         models: { default: { backends: [{ provider: 'openai', base_url: sim.baseURL, model: 'sim' }] } },
       }),
     );
-    [a, b] = await Promise.all([startProc(file), startProc(file)]);
+    const l2Up = async (url: string): Promise<boolean> => {
+      const m = await fetch(`${url}/metrics`);
+      return m.ok && /portico_cache_l2_up 1/.test(await m.text());
+    };
+    [a, b] = await Promise.all([
+      startGatewayProcess(file, await freePort(), l2Up),
+      startGatewayProcess(file, await freePort(), l2Up),
+    ]);
   });
 
   after(async () => {
-    await Promise.all([stopProc(a), stopProc(b)]);
+    await Promise.all([stopGatewayProcess(a), stopGatewayProcess(b)]);
     await sim?.close();
     if (!skipReason) {
       const r = new Redis(REDIS_URL);

@@ -9,6 +9,7 @@ import { generatePromptset } from '../../src/promptset/generate.js';
 import { parseReport, runBench, type BenchReport, type Comparison } from '../../src/harness/index.js';
 import { runBenchCommand } from '../../src/cli/bench.js';
 import { startFakeOpenAI } from '../helpers/fake-openai.js';
+import { ACME_KEY, demoConfig, startTestGateway } from '../support/gateway.js';
 
 function rec(id: string, category: string, prompt: string, expect: PromptRecord['expect']): PromptRecord {
   return { id, scenario: 't', dataset: 'd', category, prompt, max_tokens: 32, expect, prompt_tokens: 5 };
@@ -347,4 +348,61 @@ test('bench CLI rejects bad arguments with messages a person can act on', async 
     await writeFile(bad, '{"schema_version":1}');
     await assert.rejects(runBenchCommand(['compare', bad, bad]), /not a bench report/);
   });
+});
+
+test('A/B split through the gateway: one run per variant of an 80/20 split, compared', async () => {
+  const gw = await startTestGateway(
+    demoConfig({
+      tenants: [
+        { id: 'acme-corp', prompt_policy: 'none', allowed_models: ['*'], api_keys: [{ value: ACME_KEY }] },
+      ],
+      models: {
+        finetune: {
+          split: [
+            { model: 'lora-v1', weight: 80 },
+            { model: 'lora-v2', weight: 20 },
+          ],
+        },
+        'lora-v1': { backends: [{ provider: 'sim', sim: { ttft_ms: 2 } }] },
+        'lora-v2': { backends: [{ provider: 'sim', sim: { ttft_ms: 30 } }] },
+      },
+    }),
+  );
+  try {
+    await withTmp(async (dir) => {
+      const ps = generatePromptset({ seed: 11, scenario: 'ab-gateway', dataset: 'general-qa', count: 10 });
+      const records = ps.records.map((r) => ({ ...r, expect: { not_empty: true as const } }));
+      const file = await writeRecords(dir, records);
+      for (const variant of ['lora-v1', 'lora-v2']) {
+        await cli([
+          'run',
+          '--promptset',
+          file,
+          '--target',
+          gw.url,
+          '--key',
+          ACME_KEY,
+          '--model',
+          variant,
+          '--concurrency',
+          '4',
+          '--count',
+          '30',
+          '--run-id',
+          variant,
+          '--out',
+          dir,
+          '--quiet',
+        ]);
+      }
+      const c = JSON.parse(
+        await cli(['compare', join(dir, 'lora-v1.json'), join(dir, 'lora-v2.json'), '--json']),
+      ) as Comparison;
+      assert.equal(c.pass_rate.delta_pp, 0, 'both variants answer every prompt');
+      assert.ok((c.latency_ms.p50.delta ?? 0) > 0, 'the slower variant is B');
+      assert.equal(c.latency_ms.significant, true);
+    });
+  } finally {
+    await gw.close();
+  }
 });

@@ -18,6 +18,8 @@ import { ErrorBanner, fmtInt, fmtMs, fmtUsd } from '../ui';
 interface Side {
   tenant: string;
   model: string;
+  /** Sticky key for an A/B split (which variant answers). */
+  user: string;
 }
 interface Result {
   text: string;
@@ -28,6 +30,7 @@ interface Result {
   totalMs?: number;
   record?: RequestRecord;
   requestId?: string;
+  variant?: string | null;
 }
 const IDLE: Result = { text: '', state: 'idle' };
 
@@ -82,12 +85,23 @@ function SidePicker({
         >
           <option value="">tenant default</option>
           {models.map((m) => (
-            <option key={m.id} value={m.id}>
-              {m.id}
+            <option key={m.id} value={m.id} disabled={!m.split && m.backends.length === 0}>
+              {m.split ? `${m.id} (A/B: ${m.split.map((v) => v.model).join(' / ')})` : m.id}
             </option>
           ))}
         </select>
       </label>
+      {models.find((m) => m.id === side.model)?.split && (
+        <label>
+          A/B user (sticky)
+          <input
+            name={`user-${n}`}
+            value={side.user}
+            placeholder="any id"
+            onInput={(e) => setSide({ ...side, user: (e.target as HTMLInputElement).value })}
+          />
+        </label>
+      )}
     </fieldset>
   );
 }
@@ -116,6 +130,12 @@ function Answer({ n, r }: { n: number; r: Result }) {
         <dd data-testid={`cost-${n}`}>{r.record ? fmtUsd(r.record.cost_usd) : '—'}</dd>
         <dt>backend</dt>
         <dd>{r.record?.backend ?? '—'}</dd>
+        {r.variant && (
+          <>
+            <dt>A/B variant</dt>
+            <dd data-testid={`variant-${n}`}>{r.variant}</dd>
+          </>
+        )}
         <dt>request</dt>
         <dd>{r.requestId ? <a href={`#/requests`}>{r.requestId}</a> : '—'}</dd>
       </dl>
@@ -127,8 +147,8 @@ export function Playground() {
   const [tenants, setTenants] = useState<Tenant[]>([]);
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [sides, setSides] = useState<[Side, Side]>([
-    { tenant: '', model: '' },
-    { tenant: '', model: '' },
+    { tenant: '', model: '', user: '' },
+    { tenant: '', model: '', user: '' },
   ]);
   const [question, setQuestion] = useState('');
   const [results, setResults] = useState<[Result, Result]>([IDLE, IDLE]);
@@ -142,8 +162,8 @@ export function Playground() {
         setTenants(t.data);
         setModels(m.data);
         setSides([
-          { tenant: t.data[0]?.id ?? '', model: '' },
-          { tenant: t.data[1]?.id ?? t.data[0]?.id ?? '', model: '' },
+          { tenant: t.data[0]?.id ?? '', model: '', user: '' },
+          { tenant: t.data[1]?.id ?? t.data[0]?.id ?? '', model: '', user: '' },
         ]);
       })
       .catch((e: unknown) => setError((e as Error).message));
@@ -161,8 +181,13 @@ export function Playground() {
       });
     const started = performance.now();
     try {
-      const { requestId, firstByteMs } = await streamPlayground(
-        { tenant: side.tenant, ...(side.model ? { model: side.model } : {}), question },
+      const { requestId, variant, firstByteMs } = await streamPlayground(
+        {
+          tenant: side.tenant,
+          ...(side.model ? { model: side.model } : {}),
+          ...(side.user.trim() ? { user: side.user.trim() } : {}),
+          question,
+        },
         {
           onDelta: (t) => update((r) => ({ ...r, text: r.text + t })),
           onUsage: (u) => update((r) => ({ ...r, usage: u })),
@@ -177,6 +202,7 @@ export function Playground() {
         firstTokenMs: firstByteMs,
         totalMs,
         requestId,
+        variant,
         ...(record ? { record } : {}),
       }));
     } catch (e) {

@@ -30,6 +30,12 @@ function Detail({ r }: { r: RequestRecord }) {
         <dd>{r.key_id ?? '—'}</dd>
         <dt>backend</dt>
         <dd>{r.backend ?? '—'}</dd>
+        {r.variant && (
+          <>
+            <dt>A/B variant</dt>
+            <dd>{r.variant}</dd>
+          </>
+        )}
         <dt>time to first token</dt>
         <dd>{fmtMs(r.ttft_ms)}</dd>
         <dt>tokens</dt>

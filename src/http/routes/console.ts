@@ -65,6 +65,8 @@ export const PlaygroundBody = z.strictObject({
   model: z.string().min(1).max(200).optional(),
   question: z.string().min(1).max(20_000),
   max_tokens: z.number().int().min(1).max(32_768).optional(),
+  /** Sticky key for an A/B split alias (like `user` on /v1/chat/completions). */
+  user: z.string().min(1).max(200).optional(),
 });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {
@@ -145,16 +147,20 @@ export async function registerConsoleRoutes(app: FastifyInstance, gw: Gateway): 
     const snap = gw.snapshot;
     return {
       object: 'list',
-      data: [...snap.pools].map(([alias, pool]) => ({
-        id: alias,
-        strategy: pool.strategy,
-        pricing: snap.config.models[alias]?.pricing ?? null,
-        backends: pool.backends.map((b) => ({
-          ...backendView(b),
-          model: b.upstreamModel,
-          healthy: b.healthy,
-        })),
-      })),
+      data: Object.entries(snap.config.models).map(([alias, m]) => {
+        const pool = snap.pools.get(alias);
+        return {
+          id: alias,
+          strategy: pool?.strategy ?? null,
+          pricing: m.pricing ?? null,
+          split: m.split ?? null,
+          backends: (pool?.backends ?? []).map((b) => ({
+            ...backendView(b),
+            model: b.upstreamModel,
+            healthy: b.healthy,
+          })),
+        };
+      }),
     };
   });
 
@@ -178,6 +184,7 @@ export async function registerConsoleRoutes(app: FastifyInstance, gw: Gateway): 
       stream: true,
       stream_options: { include_usage: true },
       ...(body.max_tokens !== undefined ? { max_tokens: body.max_tokens } : {}),
+      ...(body.user !== undefined ? { user: body.user } : {}),
     });
     if (out.kind !== 'stream') throw new PorticoError('internal_error', 'expected a stream');
     await sendSse(gw.deps, reply, ctx, out.chunks);

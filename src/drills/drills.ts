@@ -1,0 +1,199 @@
+/**
+ * Drills: the seeds' failure demos, run against a live gateway whose backends are `portico sim`
+ * servers (their faults are switched on and off through PATCH /sim/config). Each drill changes one
+ * thing, drives a little traffic, checks how the platform behaved, prints what happened, and puts
+ * the simulator back as it was. Bounded in requests and time.
+ *
+ * - slow-startup: the backend answers like a model still loading (seconds before the first byte).
+ *   Expect: no hang and no 500 — each request either succeeds late or gets 504 upstream_timeout
+ *   at the model's time limit; /health stays up.
+ * - quota-rejection: a tenant spends its daily request quota. Expect: 429 insufficient_quota with
+ *   x-should-retry: false, and the rejected request never reaches the backend.
+ * - upstream-timeout: the backend hangs. Expect: 504 upstream_timeout within the backend's timeout
+ *   (plus slack), not a hang.
+ * - backend-down: one backend of a two-backend pool fails every request. Expect: no client errors
+ *   (retries move to the healthy backend), the failing backend's circuit opens, and it is
+ *   readmitted once it recovers.
+ */
+
+export const DRILLS = ['slow-startup', 'quota-rejection', 'upstream-timeout', 'backend-down'] as const;
+export type DrillName = (typeof DRILLS)[number];
+
+export interface DrillTarget {
+  /** Gateway base URL, e.g. http://127.0.0.1:8080 */
+  gateway: string;
+  /** A tenant key with access to the drill models. */
+  key: string;
+  /** A key whose tenant has a small daily request quota (quota-rejection). */
+  quotaKey: string;
+  adminToken: string;
+  /** Control URLs of the simulators: primary (used by every drill) and secondary (backend-down). */
+  simA: string;
+  simB: string;
+  /** Model aliases the drill config defines. */
+  models: { slow: string; timeout: string; pool: string; quota: string };
+}
+
+export interface DrillResult {
+  drill: DrillName;
+  passed: boolean;
+  steps: string[];
+  seconds: number;
+}
+
+interface Answer {
+  status: number;
+  ms: number;
+  body: { error?: { code?: string; message?: string } } & Record<string, unknown>;
+  headers: Headers;
+}
+
+async function chat(t: DrillTarget, model: string, key = t.key, timeoutMs = 60_000): Promise<Answer> {
+  const started = performance.now();
+  const res = await fetch(`${t.gateway}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model, max_tokens: 8, messages: [{ role: 'user', content: 'drill' }] }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  let body: Answer['body'] = {};
+  try {
+    body = JSON.parse(text) as Answer['body'];
+  } catch {
+    body = { raw: text.slice(0, 200) };
+  }
+  return { status: res.status, ms: performance.now() - started, body, headers: res.headers };
+}
+
+async function simConfig(url: string, patch?: object): Promise<Record<string, unknown>> {
+  const res = await fetch(`${url}/sim/config`, {
+    method: patch ? 'PATCH' : 'GET',
+    ...(patch ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(patch) } : {}),
+  });
+  if (!res.ok) throw new Error(`simulator ${url}: /sim/config answered ${res.status}`);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+async function served(url: string): Promise<number> {
+  const res = await fetch(`${url}/health`);
+  return Number(((await res.json()) as { served?: number }).served ?? 0);
+}
+
+async function backendStates(t: DrillTarget, model: string): Promise<Record<string, string>> {
+  const res = await fetch(`${t.gateway}/admin/backends`, {
+    headers: { authorization: `Bearer ${t.adminToken}` },
+  });
+  const body = (await res.json()) as {
+    data: Array<{ model: string; backends: Array<{ id: string; state: string }> }>;
+  };
+  const out: Record<string, string> = {};
+  for (const b of body.data.find((m) => m.model === model)?.backends ?? []) out[b.id] = b.state;
+  return out;
+}
+
+/** Run `fn` with faults set on a simulator, restoring its previous faults afterwards. */
+async function withFaults<T>(url: string, faults: object, fn: () => Promise<T>): Promise<T> {
+  const before = (await simConfig(url)).faults ?? {};
+  await simConfig(url, { faults });
+  try {
+    return await fn();
+  } finally {
+    await simConfig(url, { faults: before });
+  }
+}
+
+const fmt = (a: Answer): string =>
+  `${a.status}${a.body.error?.code ? ` ${a.body.error.code}` : ''} in ${Math.round(a.ms)} ms`;
+
+async function slowStartup(t: DrillTarget, steps: string[]): Promise<boolean> {
+  return withFaults(t.simA, { slow_headers_ms: 3000 }, async () => {
+    steps.push('simulator A now takes 3 s before its first byte (a model still loading)');
+    const answers = await Promise.all(Array.from({ length: 4 }, () => chat(t, t.models.slow)));
+    for (const a of answers) steps.push(`request -> ${fmt(a)}`);
+    const health = await fetch(`${t.gateway}/health`);
+    steps.push(`gateway /health during the slow start: ${health.status}`);
+    const ok = answers.every(
+      (a) => a.status === 200 || (a.status === 504 && a.body.error?.code === 'upstream_timeout'),
+    );
+    const bounded = answers.every((a) => a.ms < 20_000);
+    return ok && bounded && health.ok;
+  });
+}
+
+async function quotaRejection(t: DrillTarget, steps: string[]): Promise<boolean> {
+  let rejected: Answer | undefined;
+  for (let i = 0; i < 20 && !rejected; i++) {
+    const a = await chat(t, t.models.quota, t.quotaKey);
+    if (a.status === 429) rejected = a;
+    else steps.push(`request ${i + 1} -> ${fmt(a)}`);
+  }
+  if (!rejected) {
+    steps.push('no rejection after 20 requests: is the quota tenant configured with a small daily_requests?');
+    return false;
+  }
+  const before = await served(t.simA);
+  const again = await chat(t, t.models.quota, t.quotaKey);
+  const after = await served(t.simA);
+  steps.push(
+    `rejected -> ${fmt(rejected)}, x-should-retry: ${rejected.headers.get('x-should-retry')}: ${rejected.body.error?.message ?? ''}`,
+  );
+  steps.push(`one more request -> ${fmt(again)}; backend requests served meanwhile: ${after - before}`);
+  return (
+    rejected.body.error?.code === 'insufficient_quota' &&
+    rejected.headers.get('x-should-retry') === 'false' &&
+    again.status === 429 &&
+    after === before
+  );
+}
+
+async function upstreamTimeout(t: DrillTarget, steps: string[]): Promise<boolean> {
+  return withFaults(t.simA, { hang_rate: 1 }, async () => {
+    steps.push('simulator A now never answers');
+    const a = await chat(t, t.models.timeout);
+    steps.push(`request -> ${fmt(a)}: ${a.body.error?.message ?? ''}`);
+    return a.status === 504 && a.body.error?.code === 'upstream_timeout' && a.ms < 15_000;
+  });
+}
+
+async function backendDown(t: DrillTarget, steps: string[]): Promise<boolean> {
+  const downOk = await withFaults(t.simA, { error_rate: 1, error_status: 503 }, async () => {
+    steps.push('simulator A now answers 503 to everything (backend down)');
+    const answers: Answer[] = [];
+    for (let i = 0; i < 30; i++) answers.push(await chat(t, t.models.pool));
+    const errors = answers.filter((a) => a.status !== 200).length;
+    const states = await backendStates(t, t.models.pool);
+    steps.push(`30 requests -> ${30 - errors} ok, ${errors} errors; backends: ${JSON.stringify(states)}`);
+    return errors === 0 && Object.values(states).some((s) => s === 'open' || s === 'ejected');
+  });
+  steps.push('simulator A recovered');
+  const until = Date.now() + 15_000;
+  let states: Record<string, string> = {};
+  while (Date.now() < until) {
+    await chat(t, t.models.pool);
+    states = await backendStates(t, t.models.pool);
+    if (Object.values(states).every((s) => s === 'healthy')) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  steps.push(`after recovery: ${JSON.stringify(states)}`);
+  return downOk && Object.values(states).every((s) => s === 'healthy');
+}
+
+const RUNNERS: Record<DrillName, (t: DrillTarget, steps: string[]) => Promise<boolean>> = {
+  'slow-startup': slowStartup,
+  'quota-rejection': quotaRejection,
+  'upstream-timeout': upstreamTimeout,
+  'backend-down': backendDown,
+};
+
+export async function runDrill(name: DrillName, target: DrillTarget): Promise<DrillResult> {
+  const steps: string[] = [];
+  const t0 = performance.now();
+  let passed = false;
+  try {
+    passed = await RUNNERS[name](target, steps);
+  } catch (err) {
+    steps.push(`drill failed to run: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return { drill: name, passed, steps, seconds: Math.round((performance.now() - t0) / 100) / 10 };
+}

@@ -1,0 +1,69 @@
+/** Test support for multi-process tests: free ports, Redis reachability, gateway child processes. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
+
+export async function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+/** Why Redis cannot be used (undefined when it answers PING). */
+export async function redisUnreachable(url: string): Promise<string | undefined> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  try {
+    await r.connect();
+    await r.ping();
+    return undefined;
+  } catch (e) {
+    return `redis unreachable at ${url}: ${String(e)}`;
+  } finally {
+    r.disconnect();
+  }
+}
+
+export interface GatewayProcess {
+  child: ChildProcess;
+  url: string;
+}
+
+/** `portico start` as a child process (through tsx); resolves once `ready(url)` says so (default: /health). */
+export async function startGatewayProcess(
+  configFile: string,
+  port: number,
+  ready: (url: string) => Promise<boolean> = async (url) => (await fetch(`${url}/health`)).ok,
+): Promise<GatewayProcess> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/main.ts', 'start', '--config', configFile, '--port', String(port)],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const url = `http://127.0.0.1:${port}`;
+  const until = Date.now() + 30_000;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`gateway exited: ${err}`);
+    try {
+      if (await ready(url)) return { child, url };
+    } catch {
+      // starting
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`gateway did not start: ${err}`);
+}
+
+export async function stopGatewayProcess(p: GatewayProcess | undefined): Promise<void> {
+  if (!p || p.child.exitCode !== null) return;
+  const exited = new Promise((r) => p.child.once('exit', r));
+  p.child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  if (p.child.exitCode === null) p.child.kill('SIGKILL');
+}
