@@ -91,7 +91,7 @@ describe('portico config check', () => {
   it('accepts the demo config', async () => {
     const r = await cli(['config', 'check', 'examples/demo.yaml']);
     assert.equal(r.code, 0);
-    assert.match(r.stdout, /ok: .*2 tenant\(s\), 1 model\(s\)/);
+    assert.match(r.stdout, /ok: .*2 tenant\(s\), 2 model\(s\)/);
   });
 
   it('prints every problem with its path and exits 1', async () => {
