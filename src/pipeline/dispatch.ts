@@ -179,6 +179,7 @@ async function withRetries<R>(
 }
 
 function settle(deps: DispatchDeps, backend: Backend, model: string, err: unknown, seconds: number): void {
+  const before = backend.circuit.state;
   if (err === undefined) {
     backend.circuit.onSuccess();
     observeLatency(backend, seconds * 1000);
@@ -189,7 +190,9 @@ function settle(deps: DispatchDeps, backend: Backend, model: string, err: unknow
     else backend.circuit.release();
     recordFailure(deps, backend, model, err, seconds);
   }
-  publishBackendState(deps.metrics, backend, model);
+  // Gauges only change with the circuit (health changes publish from the checker): keep the
+  // success path free of label lookups.
+  if (backend.circuit.state !== before) publishBackendState(deps.metrics, backend, model);
 }
 
 export async function dispatchUnary<T>(
