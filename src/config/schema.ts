@@ -19,7 +19,12 @@ export const TlsSchema = z.strictObject({
 
 export const UpstreamPoolSchema = z.strictObject({
   connections: z.number().int().min(1).max(4096).default(128).describe('max sockets per backend origin'),
-  keep_alive_timeout_ms: z.number().int().min(100).default(30_000),
+  keep_alive_timeout_ms: z
+    .number()
+    .int()
+    .min(100)
+    .default(30_000)
+    .describe('idle upstream sockets are closed after this long (ms)'),
   pipelining: z.number().int().min(1).max(16).default(1),
 });
 

@@ -203,6 +203,12 @@ export class OpenAICompatibleProvider implements Provider {
     return this.#pool.stats.connected;
   }
 
+  /** Requests this backend's pool is sending, waiting on or queueing now (drills, /admin). */
+  get activeRequests(): number {
+    const s = this.#pool.stats;
+    return s.running + s.pending + s.queued;
+  }
+
   #withModel<T extends { model: string }>(req: T): T {
     return { ...req, model: this.#opts.model };
   }
