@@ -85,8 +85,8 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
       const endpoint = request.routeOptions.url ?? UNMATCHED_ENDPOINT;
       const status = String(reply.statusCode);
       const seconds = reply.elapsedTime / 1000;
-      gw.metrics.httpRequests.labels(request.method, endpoint, ANONYMOUS_TENANT, status).inc();
-      gw.metrics.httpDuration.labels(request.method, endpoint, ANONYMOUS_TENANT).observe(seconds);
+      gw.metrics.child.httpRequests(request.method, endpoint, ANONYMOUS_TENANT, status).inc();
+      gw.metrics.child.httpDuration(request.method, endpoint, ANONYMOUS_TENANT).observe(seconds);
     }
     done();
   });

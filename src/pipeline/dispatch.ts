@@ -104,8 +104,8 @@ function recordFailure(
   seconds: number,
 ): void {
   const status = failureStatus(err);
-  deps.metrics.upstreamRequests.labels(backend.id, model, status).inc();
-  deps.metrics.upstreamDuration.labels(backend.id, model).observe(seconds);
+  deps.metrics.child.upstreamRequests(backend.id, model, status).inc();
+  deps.metrics.child.upstreamDuration(backend.id, model).observe(seconds);
   if (isPorticoError(err) && err.upstream) {
     const cls =
       err.upstream.class === 'status'
@@ -183,8 +183,8 @@ function settle(deps: DispatchDeps, backend: Backend, model: string, err: unknow
   if (err === undefined) {
     backend.circuit.onSuccess();
     observeLatency(backend, seconds * 1000);
-    deps.metrics.upstreamRequests.labels(backend.id, model, '200').inc();
-    deps.metrics.upstreamDuration.labels(backend.id, model).observe(seconds);
+    deps.metrics.child.upstreamRequests(backend.id, model, '200').inc();
+    deps.metrics.child.upstreamDuration(backend.id, model).observe(seconds);
   } else {
     if (countsAgainstBackend(err)) backend.circuit.onFailure(Date.now());
     else backend.circuit.release();
@@ -283,8 +283,8 @@ export async function dispatchStream<T>(
         // The client went away: not the backend's fault.
         span?.ok({ usage: ctx.usage ?? null });
         backend.circuit.release();
-        deps.metrics.upstreamRequests.labels(backend.id, alias, 'aborted').inc();
-        deps.metrics.upstreamDuration.labels(backend.id, alias).observe(seconds);
+        deps.metrics.child.upstreamRequests(backend.id, alias, 'aborted').inc();
+        deps.metrics.child.upstreamDuration(backend.id, alias).observe(seconds);
       }
     }
   }

@@ -70,7 +70,7 @@ export async function beginTenantRequest(
 ): Promise<TenantRuntime> {
   await admitIp(deps, ctx, ctx.snapshot.config.admission);
   const tenant = await withStage(ctx, 'authenticate', () => authenticate(ctx, presentedKey, deps.lookupKey));
-  deps.metrics.inFlight.labels(tenant.id).inc();
+  deps.metrics.child.inFlight(tenant.id).inc();
   if (ctx.trace) ctx.trace.root.setAttribute('portico.tenant', tenant.id);
   await withStage(ctx, 'admission', () => admitRequestRate(deps, ctx, tenant, ctx.key));
   return tenant;
@@ -334,15 +334,15 @@ export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: n
     status,
     seconds: latencyMs / 1000,
   });
-  if (ctx.tenant) m.inFlight.labels(tenant).dec();
+  if (ctx.tenant) m.child.inFlight(tenant).dec();
   const usage = ctx.model ? accountedUsage(ctx, status) : undefined;
   if (usage) {
     ctx.accountedTokens = { input: usage.prompt, output: usage.completion, estimated: usage.estimated };
-    m.tokens.labels(tenant, model, 'input').inc(usage.prompt);
-    m.tokens.labels(tenant, model, 'output').inc(usage.completion);
+    m.child.tokens(tenant, model, 'input').inc(usage.prompt);
+    m.child.tokens(tenant, model, 'output').inc(usage.completion);
     const pricing = ctx.snapshot.config.models[model]?.pricing;
     ctx.costUsd = ctx.cacheHit ? 0 : costUsd(pricing, usage.prompt, usage.completion);
-    if (ctx.costUsd > 0) m.cost.labels(tenant, model).inc(ctx.costUsd);
+    if (ctx.costUsd > 0) m.child.cost(tenant, model).inc(ctx.costUsd);
   }
   if (ctx.admission) {
     const countsAgainstQuota = !ctx.cacheHit || ctx.snapshot.config.admission.count_cache_hits_against_quota;

@@ -15,6 +15,28 @@ export const ANONYMOUS_TENANT = '_anonymous';
 /** http_* endpoint label for requests that matched no route (bounded: never the raw path). */
 export const UNMATCHED_ENDPOINT = '_unmatched';
 
+/**
+ * A memo of a metric's label children: prom-client's `labels()` builds a label object and a hash
+ * on every call; the hot path asks for the same few tuples again and again. Bounded (cleared when
+ * full) in case a label value ever comes from outside the config.
+ */
+export function childCache<C>(
+  metric: { labels(...values: string[]): C },
+  max = 10_000,
+): (...values: string[]) => C {
+  const children = new Map<string, C>();
+  return (...values: string[]): C => {
+    const key = values.length === 1 ? (values[0] as string) : values.join('\u0000');
+    let child = children.get(key);
+    if (child === undefined) {
+      if (children.size >= max) children.clear();
+      child = metric.labels(...values);
+      children.set(key, child);
+    }
+    return child;
+  };
+}
+
 export class GatewayMetrics {
   readonly registry: Registry;
   readonly requests: Counter<'tenant' | 'model' | 'route' | 'status'>;
@@ -53,6 +75,19 @@ export class GatewayMetrics {
   readonly cacheL2Errors: Counter<'op'>;
   readonly cacheL2Up: Gauge;
   readonly cacheStoreSkipped: Counter<'tier'>;
+
+  /** Cached label children of the per-request series (see childCache). */
+  readonly child: {
+    requests: (...v: string[]) => Counter.Internal;
+    requestDuration: (...v: string[]) => Histogram.Internal<'tenant' | 'model' | 'route'>;
+    httpRequests: (...v: string[]) => Counter.Internal;
+    httpDuration: (...v: string[]) => Histogram.Internal<'method' | 'endpoint' | 'tenant'>;
+    inFlight: (...v: string[]) => Gauge.Internal<'tenant'>;
+    tokens: (...v: string[]) => Counter.Internal;
+    cost: (...v: string[]) => Counter.Internal;
+    upstreamRequests: (...v: string[]) => Counter.Internal;
+    upstreamDuration: (...v: string[]) => Histogram.Internal<'backend' | 'model'>;
+  };
 
   constructor(opts: { version: string; defaultMetrics?: boolean }) {
     const r = (this.registry = new Registry());
@@ -282,6 +317,17 @@ export class GatewayMetrics {
       labelNames: ['version', 'node_version'],
       registers: [r],
     }).set({ version: opts.version, node_version: process.version }, 1);
+    this.child = {
+      requests: childCache(this.requests),
+      requestDuration: childCache(this.requestDuration),
+      httpRequests: childCache(this.httpRequests),
+      httpDuration: childCache(this.httpDuration),
+      inFlight: childCache(this.inFlight),
+      tokens: childCache(this.tokens),
+      cost: childCache(this.cost),
+      upstreamRequests: childCache(this.upstreamRequests),
+      upstreamDuration: childCache(this.upstreamDuration),
+    };
   }
 
   /** Record one finished request (all per-request series in one call). */
@@ -295,9 +341,10 @@ export class GatewayMetrics {
     seconds: number;
   }): void {
     const status = String(r.status);
-    this.requests.labels(r.tenant, r.model, r.route, status).inc();
-    this.requestDuration.labels(r.tenant, r.model, r.route).observe(r.seconds);
-    this.httpRequests.labels(r.method, r.endpoint, r.tenant, status).inc();
-    this.httpDuration.labels(r.method, r.endpoint, r.tenant).observe(r.seconds);
+    const c = this.child;
+    c.requests(r.tenant, r.model, r.route, status).inc();
+    c.requestDuration(r.tenant, r.model, r.route).observe(r.seconds);
+    c.httpRequests(r.method, r.endpoint, r.tenant, status).inc();
+    c.httpDuration(r.method, r.endpoint, r.tenant).observe(r.seconds);
   }
 }
