@@ -77,6 +77,36 @@ export async function startGateway(opts: {
   return { gateway, app, url: address, watcher, stop };
 }
 
+/** What `portico start` prints once it listens: where, demo-key warnings, console, a first request. */
+export function startBanner(gateway: Gateway, url: string, configFile: string): string[] {
+  const config = gateway.snapshot.config;
+  const lines = [`\nPortico is listening on ${url}  (config: ${configFile})`];
+  // The hint uses a key written in plain text in this config (the demo's), else a placeholder.
+  let tryKey: string | undefined;
+  for (const t of config.tenants) {
+    for (const k of t.api_keys) {
+      if ('value' in k && k.value.startsWith('sk-demo-')) {
+        tryKey ??= k.value;
+        lines.push(
+          `  WARNING: demo key for tenant ${t.id}: ${k.value} — public, for trying Portico only; never use it in production.`,
+        );
+      }
+    }
+  }
+  if (config.admin.console)
+    lines.push(
+      `  Web console: ${url}/console/ (sign in with the admin token); admin API reference: ${url}/docs`,
+    );
+  if (gateway.generatedAdminToken)
+    lines.push(
+      `  Admin token (generated, set PORTICO_ADMIN_TOKEN to choose one): ${gateway.generatedAdminToken}`,
+    );
+  lines.push(
+    `  Try: curl -s ${url}/ask -H 'Authorization: Bearer ${tryKey ?? '<tenant API key>'}' -H 'Content-Type: application/json' -d '{"question":"How should we build a real-time collaboration platform?"}'\n`,
+  );
+  return lines;
+}
+
 export async function runStartCommand(argv: string[], io: CliIO): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -100,26 +130,7 @@ export async function runStartCommand(argv: string[], io: CliIO): Promise<void> 
     { url, config: configFile, tenants: snap.tenants.size, models: [...snap.pools.keys()] },
     'portico listening',
   );
-  io.err(`\nPortico is listening on ${url}  (config: ${configFile})`);
-  for (const t of snap.config.tenants) {
-    for (const k of t.api_keys) {
-      if ('value' in k && k.value.startsWith('sk-demo-')) {
-        io.err(
-          `  WARNING: demo key for tenant ${t.id}: ${k.value} — public, for trying Portico only; never use it in production.`,
-        );
-      }
-    }
-  }
-  if (gateway.snapshot.config.admin.console)
-    io.err(`  Web console: ${url}/console/ (sign in with the admin token); admin API reference: ${url}/docs`);
-  if (gateway.generatedAdminToken) {
-    io.err(
-      `  Admin token (generated, set PORTICO_ADMIN_TOKEN to choose one): ${gateway.generatedAdminToken}`,
-    );
-  }
-  io.err(
-    `  Try: curl -s ${url}/ask -H 'Authorization: Bearer sk-demo-acme-corp' -H 'Content-Type: application/json' -d '{"question":"How should we build a real-time collaboration platform?"}'\n`,
-  );
+  for (const line of startBanner(gateway, url, configFile)) io.err(line);
 
   let stopping = false;
   const shutdown = (signal: string): void => {

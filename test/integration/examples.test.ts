@@ -10,7 +10,8 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigFile } from '../../src/config/load.js';
-import { startGateway, type RunningGateway } from '../../src/cli/start.js';
+import { startBanner, startGateway, type RunningGateway } from '../../src/cli/start.js';
+import { ACME_KEY, demoConfig, startTestGateway } from '../support/gateway.js';
 
 const QUESTION = 'How should we build a real-time collaboration platform?';
 
@@ -71,6 +72,23 @@ describe('examples', () => {
       await fetch(`${gw.url}/info`, { headers: { authorization: 'Bearer sk-demo-closed-ai' } })
     ).json()) as { system_prompt: string };
     assert.equal(info.system_prompt, closedPrompt);
+    // The start banner warns about both public demo keys and suggests a request with one of them.
+    const banner = startBanner(gw.gateway, gw.url, 'examples/demo.yaml').join('\n');
+    assert.match(banner, /WARNING: demo key for tenant acme-corp: sk-demo-acme-corp/);
+    assert.match(banner, /WARNING: demo key for tenant closed-ai: sk-demo-closed-ai/);
+    assert.match(banner, /Try: curl -s \S+\/ask -H 'Authorization: Bearer sk-demo-acme-corp'/);
+  });
+
+  it('start banner of a config without demo keys: no warning, a placeholder key in the hint', async () => {
+    const gw = await startTestGateway(demoConfig());
+    try {
+      const banner = startBanner(gw.gateway, gw.url, 'portico.yaml').join('\n');
+      assert.doesNotMatch(banner, /WARNING|sk-demo-/);
+      assert.ok(!banner.includes(ACME_KEY), 'configured keys are never printed');
+      assert.match(banner, /Authorization: Bearer <tenant API key>/);
+    } finally {
+      await gw.close();
+    }
   });
 
   it('limits: acme-corp 5 requests/s with burst 5; closed-ai 2,000 tokens a day', async () => {
