@@ -125,8 +125,27 @@ async function pgCtx(): Promise<PgContext> {
   return ctx;
 }
 
+/*
+ * The test calendar. Redis quota tallies expire (EXPIREAT, real time) a couple of days after their
+ * window ends, so a fixed date in the past would have Redis drop them at once: the calendar is the
+ * 22nd, 12:00 UTC, of the month after next (always ahead of the real one), with its day and month
+ * window ids and the first day of the month after it.
+ */
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+const BASE = ((): number => {
+  const now = new Date();
+  return Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 2, 22, 12, 0, 0);
+})();
+const BASE_Y = new Date(BASE).getUTCFullYear();
+const BASE_M = new Date(BASE).getUTCMonth();
+const BASE_MONTH_ID = `${BASE_Y}-${pad2(BASE_M + 1)}`;
+const BASE_DAY_ID = `${BASE_MONTH_ID}-22`;
+const NEXT_MONTH = Date.UTC(BASE_Y, BASE_M + 1, 1);
+const NEXT_MONTH_ID = `${new Date(NEXT_MONTH).getUTCFullYear()}-${pad2(new Date(NEXT_MONTH).getUTCMonth() + 1)}`;
+const baseIso = (plusMs = 0): string => new Date(BASE + plusMs).toISOString();
+
 /** A settable test clock, starting on a minute boundary. */
-function testClock(start = Date.UTC(2026, 10, 22, 12, 0, 0)): {
+function testClock(start = BASE): {
   clock: Clock;
   set(ms: number): void;
   add(ms: number): void;
@@ -403,7 +422,7 @@ for (const fam of quotaFamilies) {
           [u.usedTokens, u.usedRequests, u.reservedTokens, u.reservedRequests],
           [250, 1, 0, 0],
         );
-        assert.equal(u.windowId, '2026-11-22');
+        assert.equal(u.windowId, BASE_DAY_ID);
         const refused = await s.reserve({ tenant, scopes, tokens: 800 });
         assert.equal(refused.ok, false);
         if (!refused.ok) {
@@ -417,7 +436,7 @@ for (const fam of quotaFamilies) {
             },
             { scope: 'tenant', window: 'day', metric: 'tokens', limit: 1000, used: 250 },
           );
-          assert.equal(refused.resetAt, Date.UTC(2026, 10, 23));
+          assert.equal(refused.resetAt, Date.UTC(BASE_Y, BASE_M, 23));
         }
         const r2 = await s.reserve({ tenant, scopes, tokens: 700 });
         assert.ok(r2.ok);
@@ -431,7 +450,7 @@ for (const fam of quotaFamilies) {
         u = await s.usage(tenant, 'tenant', 'day');
         assert.deepEqual([u.usedTokens, u.usedRequests, u.reservedTokens], [250, 1, 0]);
         const m = await s.usage(tenant, 'tenant', 'month');
-        assert.equal(m.windowId, '2026-11');
+        assert.equal(m.windowId, BASE_MONTH_ID);
         assert.equal(m.usedTokens, 250);
       }),
     );
@@ -494,33 +513,36 @@ for (const fam of quotaFamilies) {
       withFamily(fam, async (s, c) => {
         const tenant = tenantId('roll');
         const scopes = [{ name: 'tenant', limits: { day: { tokens: 100 }, month: { tokens: 150 } } }];
-        c.set(Date.UTC(2026, 10, 22, 23, 59, 59, 0));
+        c.set(Date.UTC(BASE_Y, BASE_M, 22, 23, 59, 59, 0));
         const a = await s.reserve({ tenant, scopes, tokens: 100 });
         assert.ok(a.ok);
         await s.commit(a.reservation, { tokens: 100 });
         const dayOut = await s.reserve({ tenant, scopes, tokens: 1 });
         assert.equal(dayOut.ok, false);
         if (!dayOut.ok) assert.equal(dayOut.window, 'day');
-        c.add(1000); // 2026-11-23T00:00:00Z: new day, same month
+        c.add(1000); // the 23rd, 00:00:00Z: new day, same month
         const monthOut = await s.reserve({ tenant, scopes, tokens: 100 });
         assert.equal(monthOut.ok, false);
         if (!monthOut.ok) {
           assert.equal(monthOut.window, 'month');
           assert.equal(monthOut.used, 100);
-          assert.equal(monthOut.resetAt, Date.UTC(2026, 11, 1));
+          assert.equal(monthOut.resetAt, NEXT_MONTH);
         }
         const b = await s.reserve({ tenant, scopes, tokens: 50 });
         assert.ok(b.ok);
         await s.commit(b.reservation, { tokens: 50 });
         assert.equal((await s.usage(tenant, 'tenant', 'day')).usedTokens, 50);
-        c.set(Date.UTC(2026, 11, 1, 0, 0, 0, 0)); // new month
+        c.set(NEXT_MONTH); // new month
         const fresh = await s.reserve({ tenant, scopes, tokens: 100 });
         assert.ok(fresh.ok);
-        assert.equal(fresh.reservation.windows.month, '2026-12');
+        assert.equal(fresh.reservation.windows.month, NEXT_MONTH_ID);
         const m = await s.usage(tenant, 'tenant', 'month');
-        assert.deepEqual([m.windowId, m.usedTokens, m.reservedTokens], ['2026-12', 0, 100]);
+        assert.deepEqual([m.windowId, m.usedTokens, m.reservedTokens], [NEXT_MONTH_ID, 0, 100]);
         // Last month's total is still there.
-        assert.equal((await s.usage(tenant, 'tenant', 'month', Date.UTC(2026, 10, 30))).usedTokens, 150);
+        assert.equal(
+          (await s.usage(tenant, 'tenant', 'month', Date.UTC(BASE_Y, BASE_M, 28))).usedTokens,
+          150,
+        );
       }),
     );
 
@@ -587,7 +609,7 @@ for (const fam of catalogFamilies) {
       withFamily(fam, async ({ tenants }) => {
         const t = await tenants.create({ id: 'acme', ...baseTenant });
         assert.equal(t.source, 'api');
-        assert.equal(t.created_at, '2026-11-22T12:00:00.000Z');
+        assert.equal(t.created_at, baseIso());
         assert.deepEqual(await tenants.get('acme'), t);
         assert.deepEqual(t.prompt_policy, baseTenant.prompt_policy);
         assert.deepEqual(t.limits, baseTenant.limits);
@@ -682,9 +704,9 @@ for (const fam of catalogFamilies) {
           assert.equal((await resolver.resolve(created.plaintext)).ok, true);
           c.add(1000);
           const revoked = await keys.revoke(created.key.id);
-          assert.equal(revoked?.revoked_at, '2026-11-22T12:00:01.000Z');
+          assert.equal(revoked?.revoked_at, baseIso(1000));
           c.add(1000);
-          assert.equal((await keys.revoke(created.key.id))?.revoked_at, '2026-11-22T12:00:01.000Z');
+          assert.equal((await keys.revoke(created.key.id))?.revoked_at, baseIso(1000));
           assert.equal(await keys.revoke('key_nope'), null);
           await bus.publish({ kind: 'key_revoked', tenant: 'acme', id: created.key.id });
           assert.deepEqual(
@@ -694,7 +716,7 @@ for (const fam of catalogFamilies) {
           const exp = await keys.create({
             tenant_id: 'acme',
             label: 'short',
-            expires_at: '2026-11-22T12:00:10.000Z',
+            expires_at: baseIso(10_000),
           });
           assert.equal((await resolver.resolve(exp.plaintext)).ok, true);
           c.add(10_000);

@@ -27,6 +27,7 @@ import {
   type TestGateway,
   type TestSim,
 } from '../support/gateway.js';
+import { freePort } from '../support/processes.js';
 
 const report: string[] = [];
 const note = (title: string, lines: string[]): void => {
@@ -273,7 +274,9 @@ describe('fault drills', () => {
   it('5. SIGTERM with 100 streams open: all complete, new connections refused during drain', async () => {
     const sim = await startTestSim({ sim: { itl_ms: 20, output_tokens: 60 } });
     const dir = await mkdtemp(join(tmpdir(), 'portico-drain-'));
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    // A port the kernel says is free (a random one can collide with the ephemeral ports of the
+    // thousands of connections the earlier drills opened).
+    const port = await freePort();
     const file = join(dir, 'portico.yaml');
     await writeFile(
       file,
@@ -285,15 +288,18 @@ describe('fault drills', () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'start', '--config', file], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     const url = `http://127.0.0.1:${port}`;
     try {
       const until = Date.now() + 30_000;
       for (;;) {
+        if (child.exitCode !== null) throw new Error(`gateway exited (${child.exitCode}): ${stderr}`);
         try {
           if ((await fetch(`${url}/health`)).ok) break;
         } catch {
-          if (Date.now() > until) throw new Error('gateway did not start');
+          if (Date.now() > until) throw new Error(`gateway did not start in 30 s: ${stderr}`);
           await new Promise((r) => setTimeout(r, 100));
         }
       }
