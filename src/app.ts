@@ -35,7 +35,7 @@ export class Gateway {
   readonly tracing: Tracing | undefined;
   readonly audit: AuditLog | undefined;
   readonly redactor: Redactor;
-  #registry = new ProviderRegistry();
+  #registry: ProviderRegistry;
   #snapshot: Snapshot;
   #adminTokenHash: string;
   #generatedAdminToken: string | undefined;
@@ -65,6 +65,7 @@ export class Gateway {
       // First hook: it captures the (redacted) bodies that later hooks (the console) show.
       this.deps.onFinish.unshift((ctx, status) => audit.record(ctx, status));
     }
+    this.#registry = new ProviderRegistry({ metricsRegistry: this.metrics.registry, logger: this.logger });
     const { pools } = this.#registry.build(loaded.config);
     this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
     this.#prompts = loaded.prompts;

@@ -1173,19 +1173,20 @@ const system: DashboardSpec = {
   ],
 };
 
-const modelFilter = 'model=~"$model"';
+const engineFilter = 'backend=~"$backend"';
 
 const engine: DashboardSpec = {
   uid: 'portico-engine',
   file: 'engine.json',
   title: 'Portico / Engine',
-  description: 'The built-in inference engine (`portico engine`): load, latency and throughput per model.',
+  description:
+    'The built-in inference engine (in-process `provider: engine` backends and standalone `portico engine`): load, latency and throughput per engine.',
   tags: ['portico', 'engine'],
   variables: [
     {
-      name: 'model',
-      label: 'Model',
-      query: 'label_values(portico_engine_requests_running, model)',
+      name: 'backend',
+      label: 'Engine',
+      query: 'label_values(portico_engine_num_requests_running, backend)',
       multi: true,
       includeAll: true,
     },
@@ -1196,7 +1197,8 @@ const engine: DashboardSpec = {
       panels: [
         {
           title: 'Engine up',
-          description: 'Engine targets Prometheus scraped successfully.',
+          description:
+            'Standalone `portico engine` targets Prometheus scraped successfully (in-process engines are scraped with the gateway).',
           type: 'stat',
           unit: 'short',
           w: 6,
@@ -1214,7 +1216,7 @@ const engine: DashboardSpec = {
           unit: 'short',
           w: 6,
           h: 4,
-          targets: [{ expr: `sum(portico_engine_requests_running{${modelFilter}})` }],
+          targets: [{ expr: `sum(portico_engine_num_requests_running{${engineFilter}})` }],
         },
         {
           title: 'Waiting',
@@ -1227,48 +1229,48 @@ const engine: DashboardSpec = {
             [5, 'orange'],
             [20, 'red'],
           ],
-          targets: [{ expr: `sum(portico_engine_requests_waiting{${modelFilter}})` }],
+          targets: [{ expr: `sum(portico_engine_num_requests_waiting{${engineFilter}})` }],
         },
         {
           title: 'Generation tokens / s',
-          description: 'Tokens generated per second, all models.',
+          description: 'Tokens generated per second, all engines.',
           type: 'stat',
           unit: 'short',
           w: 6,
           h: 4,
           targets: [
-            { expr: `sum(rate(portico_engine_generation_tokens_total{${modelFilter}}[$__rate_interval]))` },
+            { expr: `sum(rate(portico_engine_generation_tokens_total{${engineFilter}}[$__rate_interval]))` },
           ],
         },
         {
-          title: 'Running and waiting by model',
-          description: 'Requests running and waiting, by model.',
+          title: 'Running and waiting by engine',
+          description: 'Requests running and waiting, by engine.',
           type: 'timeseries',
           unit: 'short',
           targets: [
             {
-              expr: `sum by (model) (portico_engine_requests_running{${modelFilter}})`,
-              legend: 'running {{model}}',
+              expr: `sum by (backend) (portico_engine_num_requests_running{${engineFilter}})`,
+              legend: 'running {{backend}}',
             },
             {
-              expr: `sum by (model) (portico_engine_requests_waiting{${modelFilter}})`,
-              legend: 'waiting {{model}}',
+              expr: `sum by (backend) (portico_engine_num_requests_waiting{${engineFilter}})`,
+              legend: 'waiting {{backend}}',
             },
           ],
         },
         {
-          title: 'Tokens / s by model',
+          title: 'Tokens / s by engine',
           description: 'Prompt tokens processed and tokens generated per second.',
           type: 'timeseries',
           unit: 'short',
           targets: [
             {
-              expr: `sum by (model) (rate(portico_engine_prompt_tokens_total{${modelFilter}}[$__rate_interval]))`,
-              legend: 'prompt {{model}}',
+              expr: `sum by (backend) (rate(portico_engine_prompt_tokens_total{${engineFilter}}[$__rate_interval]))`,
+              legend: 'prompt {{backend}}',
             },
             {
-              expr: `sum by (model) (rate(portico_engine_generation_tokens_total{${modelFilter}}[$__rate_interval]))`,
-              legend: 'generation {{model}}',
+              expr: `sum by (backend) (rate(portico_engine_generation_tokens_total{${engineFilter}}[$__rate_interval]))`,
+              legend: 'generation {{backend}}',
             },
           ],
         },
@@ -1279,57 +1281,63 @@ const engine: DashboardSpec = {
       panels: [
         {
           title: 'Time to first token',
-          description: 'Engine time to first token, p50 and p95, by model.',
+          description: 'Engine time to first token, p50 and p95, by engine.',
           type: 'timeseries',
           unit: 's',
           targets: [
             {
-              expr: p(0.5, `portico_engine_time_to_first_token_seconds_bucket{${modelFilter}}`, ['model']),
-              legend: 'p50 {{model}}',
+              expr: p(0.5, `portico_engine_time_to_first_token_seconds_bucket{${engineFilter}}`, ['backend']),
+              legend: 'p50 {{backend}}',
             },
             {
-              expr: p(0.95, `portico_engine_time_to_first_token_seconds_bucket{${modelFilter}}`, ['model']),
-              legend: 'p95 {{model}}',
+              expr: p(0.95, `portico_engine_time_to_first_token_seconds_bucket{${engineFilter}}`, [
+                'backend',
+              ]),
+              legend: 'p95 {{backend}}',
             },
           ],
         },
         {
           title: 'Inter-token latency',
-          description: 'Gap between generated tokens, p50 and p95, by model.',
+          description: 'Gap between generated tokens, p50 and p95, by engine.',
           type: 'timeseries',
           unit: 's',
           targets: [
             {
-              expr: p(0.5, `portico_engine_inter_token_latency_seconds_bucket{${modelFilter}}`, ['model']),
-              legend: 'p50 {{model}}',
+              expr: p(0.5, `portico_engine_inter_token_latency_seconds_bucket{${engineFilter}}`, ['backend']),
+              legend: 'p50 {{backend}}',
             },
             {
-              expr: p(0.95, `portico_engine_inter_token_latency_seconds_bucket{${modelFilter}}`, ['model']),
-              legend: 'p95 {{model}}',
+              expr: p(0.95, `portico_engine_inter_token_latency_seconds_bucket{${engineFilter}}`, [
+                'backend',
+              ]),
+              legend: 'p95 {{backend}}',
             },
           ],
         },
         {
           title: 'Request duration p95',
-          description: '95th percentile of engine request time, by model.',
+          description: '95th percentile of engine request time (arrival to last token), by engine.',
           type: 'timeseries',
           unit: 's',
           targets: [
             {
-              expr: p(0.95, `portico_engine_request_duration_seconds_bucket{${modelFilter}}`, ['model']),
-              legend: '{{model}}',
+              expr: p(0.95, `portico_engine_e2e_request_latency_seconds_bucket{${engineFilter}}`, [
+                'backend',
+              ]),
+              legend: '{{backend}}',
             },
           ],
         },
         {
           title: 'Requests / s',
-          description: 'Engine requests finished per second, by model.',
+          description: 'Engine requests finished per second, by engine.',
           type: 'timeseries',
           unit: 'reqps',
           targets: [
             {
-              expr: `sum by (model) (rate(portico_engine_request_duration_seconds_count{${modelFilter}}[$__rate_interval]))`,
-              legend: '{{model}}',
+              expr: `sum by (backend) (rate(portico_engine_e2e_request_latency_seconds_count{${engineFilter}}[$__rate_interval]))`,
+              legend: '{{backend}}',
             },
           ],
         },

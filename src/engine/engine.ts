@@ -8,7 +8,7 @@
 import { availableParallelism } from 'node:os';
 import { PorticoError } from '../errors/portico-error.js';
 import { validateGguf, type GgufSummary } from './gguf/validate.js';
-import { EngineStats } from './stats.js';
+import { EngineStats, type EngineStatsOptions } from './stats.js';
 
 type NLC = typeof import('node-llama-cpp');
 type Llama = Awaited<ReturnType<NLC['getLlama']>>;
@@ -33,6 +33,8 @@ export interface EngineOptions {
   queueTimeoutMs?: number;
   /** 'auto' uses a GPU build when one is installed; false forces CPU. Default 'auto'. */
   gpu?: 'auto' | false | 'cuda' | 'vulkan' | 'metal';
+  /** Where the engine's metrics go (default: a registry of its own, label backend="engine"). */
+  metrics?: EngineStatsOptions;
 }
 
 /**
@@ -92,7 +94,7 @@ export class Engine {
   readonly summary: GgufSummary;
   readonly threads: number;
   readonly sequences: number;
-  readonly stats = new EngineStats();
+  readonly stats: EngineStats;
   #llama: Llama;
   #model: LlamaModel;
   #context: LlamaContext;
@@ -105,7 +107,8 @@ export class Engine {
   #closed = false;
 
   private constructor(
-    opts: Required<Omit<EngineOptions, 'gpu'>>,
+    opts: Required<Omit<EngineOptions, 'gpu' | 'metrics'>>,
+    stats: EngineStats,
     summary: GgufSummary,
     llama: Llama,
     model: LlamaModel,
@@ -113,6 +116,7 @@ export class Engine {
     wrapper: ChatWrapper,
   ) {
     this.modelPath = opts.modelPath;
+    this.stats = stats;
     this.summary = summary;
     this.threads = opts.threads;
     this.sequences = opts.sequences;
@@ -150,7 +154,7 @@ export class Engine {
       batchSize: Math.min(512, opts.contextPerSequence),
     });
     const wrapper = nlc.resolveChatWrapper(model) as ChatWrapper;
-    return new Engine(opts, summary, llama, model, context, wrapper);
+    return new Engine(opts, new EngineStats(options.metrics), summary, llama, model, context, wrapper);
   }
 
   get modelName(): string {
@@ -321,6 +325,7 @@ export class Engine {
         }
       }
       this.stats.finished(finish);
+      this.stats.e2e((performance.now() - queuedAt) / 1000);
       yield {
         type: 'done',
         result: { text: emitted, promptTokens: prompt.length, completionTokens: out.length, finish },

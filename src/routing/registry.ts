@@ -11,6 +11,14 @@ import { PRESETS, type ProviderPreset } from '../providers/presets.js';
 import { Pool, type Backend } from './pool.js';
 import { CircuitBreaker } from './circuit.js';
 import { EngineProvider } from '../engine/provider.js';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../telemetry/logger.js';
+
+/** What in-process providers report into: the gateway's metrics registry and log. */
+export interface ProviderHost {
+  metricsRegistry?: Registry;
+  logger?: Logger;
+}
 
 export interface ProviderFactoryContext {
   config: PorticoConfig;
@@ -24,7 +32,13 @@ function backendHeaders(preset: ProviderPreset | undefined, given: Record<string
   return out;
 }
 
-function createProvider(id: string, alias: string, b: BackendConfig, cfg: PorticoConfig): Provider {
+function createProvider(
+  id: string,
+  alias: string,
+  b: BackendConfig,
+  cfg: PorticoConfig,
+  host: ProviderHost,
+): Provider {
   const pool = cfg.server.upstream_pool;
   switch (b.provider) {
     case 'sim':
@@ -37,6 +51,15 @@ function createProvider(id: string, alias: string, b: BackendConfig, cfg: Portic
         queueTimeoutMs: b.queue_timeout_ms,
         gpu: b.gpu === 'off' ? false : 'auto',
         ...(b.threads ? { threads: b.threads } : {}),
+        ...(host.metricsRegistry ? { metrics: { registry: host.metricsRegistry, backend: id } } : {}),
+        onLoad: (err) => {
+          if (err)
+            host.logger?.error(
+              { backend: id, model: b.model_file, err: err.message },
+              'engine could not load its model; the backend stays unavailable (requests go to other backends and fallbacks)',
+            );
+          else host.logger?.info({ backend: id, model: b.model_file }, 'engine model loaded');
+        },
       });
     case 'anthropic':
       return createAnthropicProvider({
@@ -82,6 +105,10 @@ export function backendId(alias: string, index: number, b: BackendConfig): strin
 }
 
 export class ProviderRegistry {
+  readonly #host: ProviderHost;
+  constructor(host: ProviderHost = {}) {
+    this.#host = host;
+  }
   #live = new Map<string, { signature: string; provider: Provider; backend?: Backend }>();
 
   /** Build pools for a config, reusing unchanged providers (and their backend state: circuit,
@@ -101,7 +128,7 @@ export class ProviderRegistry {
         ]);
         const existing = this.#live.get(id);
         const reuse = existing && existing.signature === signature;
-        const provider = reuse ? existing.provider : createProvider(id, alias, b, cfg);
+        const provider = reuse ? existing.provider : createProvider(id, alias, b, cfg, this.#host);
         const backend: Backend =
           reuse && existing.backend
             ? existing.backend

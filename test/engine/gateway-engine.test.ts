@@ -10,6 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyModel, tinyExpectedText } from '../../src/engine/gguf/tiny-model.js';
 import { EngineProvider } from '../../src/engine/provider.js';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { Gateway } from '../../src/app.js';
+import { buildConfig } from '../../src/config/load.js';
 import { ACME_KEY, CLOSED_KEY, demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
 
 let dir: string;
@@ -80,6 +84,12 @@ describe('gateway with the in-process engine', () => {
       assert.equal(body.answer, tinyExpectedText(6));
       assert.equal(backend, 'engine-local');
     }
+    // The in-process engine's vLLM-like series are on the gateway's own /metrics, per backend.
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    assert.match(metrics, /^portico_engine_generation_tokens_total\{backend="engine-local"\} 12$/m);
+    assert.match(metrics, /^portico_engine_prompt_tokens_total\{backend="engine-local"\} [1-9]\d*$/m);
+    assert.match(metrics, /^portico_engine_num_requests_running\{backend="engine-local"\} 0$/m);
+    assert.match(metrics, /^portico_engine_time_to_first_token_seconds_count\{backend="engine-local"\} 2$/m);
   });
 
   it('an engine whose model cannot load is marked unavailable and the pool picks the other backend', async () => {
@@ -90,5 +100,51 @@ describe('gateway with the in-process engine', () => {
     assert.equal(broken.healthy, false);
     assert.match(broken.healthReason ?? '', /invalid GGUF/);
     for (let i = 0; i < 3; i++) assert.equal(pool?.pick()?.id, 'sim-fallback');
+  });
+
+  it('the gateway logs why an engine could not load, and when one has loaded', async () => {
+    const lines: Array<{ msg: string; backend?: string; err?: string; level: number }> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split('\n'))
+          if (l) lines.push(JSON.parse(l) as (typeof lines)[number]);
+        done();
+      },
+    });
+    const loaded = await buildConfig(
+      demoConfig({
+        models: {
+          default: {
+            backends: [
+              {
+                id: 'engine-ok',
+                provider: 'engine',
+                model_file: join(dir, 'tiny.gguf'),
+                threads: 1,
+                sequences: 1,
+                context_size: 128,
+                gpu: 'off',
+              },
+              { id: 'engine-bad', provider: 'engine', model_file: join(dir, 'broken.gguf'), gpu: 'off' },
+            ],
+          },
+        },
+      }),
+      { env: {} },
+    );
+    const g = await Gateway.create(loaded, { defaultMetrics: false, logger: pino({ level: 'info' }, sink) });
+    try {
+      for (const b of g.snapshot.pools.get('default')?.backends ?? [])
+        if (b.provider instanceof EngineProvider) await b.provider.ready().catch(() => undefined);
+      const bad = lines.find((l) => l.backend === 'engine-bad');
+      assert.ok(bad, 'a log line for the engine that failed');
+      assert.equal(bad.level, 50);
+      assert.match(bad.msg, /could not load its model/);
+      assert.match(bad.err ?? '', /invalid GGUF/);
+      const ok = lines.find((l) => l.backend === 'engine-ok');
+      assert.equal(ok?.msg, 'engine model loaded');
+    } finally {
+      await g.close();
+    }
   });
 });

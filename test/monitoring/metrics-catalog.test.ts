@@ -16,6 +16,8 @@ import {
   substituteGrafanaVariables,
 } from './helpers.js';
 import { DASHBOARDS } from '../../scripts/monitoring/dashboards.js';
+import { GatewayMetrics } from '../../src/telemetry/metrics.js';
+import { EngineStats } from '../../src/engine/stats.js';
 
 const catalog = loadCatalog();
 
@@ -30,6 +32,24 @@ test('catalogue names are unique and follow the naming rules', () => {
     for (const banned of ['key', 'api_key', 'user', 'request_id'])
       assert.ok(!m.labels.includes(banned), `${m.name}: unbounded label ${banned}`);
   }
+});
+
+test('the code emits exactly the gateway and engine metrics of the catalogue (names, types, labels)', async () => {
+  // The gateway's registry with an in-process engine reporting into it, as in production.
+  const metrics = new GatewayMetrics({ version: 'test', defaultMetrics: false });
+  new EngineStats({ registry: metrics.registry, backend: 'engine-0' });
+  const emitted = new Map<string, string>();
+  for (const m of await metrics.registry.getMetricsAsJSON()) {
+    const labelNames = (metrics.registry.getSingleMetric(m.name) as unknown as { labelNames: string[] })
+      .labelNames;
+    emitted.set(m.name, `${String(m.type)} [${[...labelNames].sort().join(', ')}]`);
+  }
+  const catalogued = new Map(
+    catalog.metrics
+      .filter((m) => m.source === 'gateway' || m.source === 'engine')
+      .map((m) => [m.name, `${m.type} [${[...m.labels].sort().join(', ')}]`]),
+  );
+  assert.deepEqual(Object.fromEntries([...emitted].sort()), Object.fromEntries([...catalogued].sort()));
 });
 
 test('docs/metrics.md lists exactly the gateway and engine metrics of the JSON catalogue', () => {
