@@ -153,4 +153,25 @@ describe('upstream failures through the OpenAI-compatible adapter', () => {
     while (sim.sim.running > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
     assert.equal(sim.sim.running, 0, 'upstream stopped after the client left');
   });
+
+  it('a client that disconnects while waiting for a non-streaming answer aborts the upstream request', async () => {
+    const controller = new AbortController();
+    const served = sim.sim.served;
+    const pending = request(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'slow', messages: [{ role: 'user', content: 'long answer please' }] }),
+      signal: controller.signal,
+    }).catch((err: unknown) => err);
+    // 2,000 tokens at 5 ms: the simulator works on it for 10 s unless the gateway aborts it.
+    let until = Date.now() + 2_000;
+    while (sim.sim.running === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(sim.sim.running, 1, 'upstream generating');
+    controller.abort();
+    assert.ok((await pending) instanceof Error, 'the client request was aborted');
+    until = Date.now() + 2_000;
+    while (sim.sim.running > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(sim.sim.running, 0, 'upstream stopped after the client left');
+    assert.equal(sim.sim.served, served, 'the generation did not run to its end');
+  });
 });
