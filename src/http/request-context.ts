@@ -48,9 +48,10 @@ export function contextFor(
   const cc = request.headers['cache-control'];
   if (typeof cc === 'string') ctx.cacheControl = cc;
   const controller = ctx.controller;
-  // Client went away before we finished: abort upstream work at once.
+  // Client went away before we finished: abort upstream work at once. (A finished request has no
+  // upstream work left; aborting it anyway would only build a DOMException.)
   reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished && !controller.signal.aborted) controller.abort();
+    if (!ctx.finished && !reply.raw.writableFinished && !controller.signal.aborted) controller.abort();
   });
   const maxMs = ctx.snapshot.config.server.request_timeout_ms;
   const timer = setTimeout(() => {
