@@ -1,5 +1,10 @@
 /** The admin API client: the token lives in sessionStorage only; every call sends it as a Bearer token. */
 import { createParser } from 'eventsource-parser';
+// The admin API's shapes come from the server's own declarations (src/http/wire.ts).
+import type { RequestRecord, StatsRow, StatsSnapshot } from '../../src/http/wire.js';
+
+export type { RequestRecord, StatsRow };
+export type Stats = StatsSnapshot;
 
 const TOKEN_KEY = 'portico.adminToken';
 
@@ -123,36 +128,6 @@ export interface Usage {
   total_tokens: number;
 }
 
-export interface StatsRow {
-  requests: number;
-  rps: number;
-  errors: number;
-  error_rate: number;
-  p50_ms: number | null;
-  p95_ms: number | null;
-  mean_ms: number | null;
-  tokens_in: number;
-  tokens_out: number;
-  cost_usd: number;
-}
-export interface Stats {
-  now: number;
-  window_s: number;
-  step_s: number;
-  totals: StatsRow;
-  by_tenant: Array<StatsRow & { tenant: string }>;
-  by_model: Array<StatsRow & { model: string }>;
-  by_backend: Array<StatsRow & { backend: string }>;
-  series: Array<{
-    t: number;
-    rps: number;
-    error_rate: number;
-    p50_ms: number | null;
-    p95_ms: number | null;
-    tokens: number;
-  }>;
-}
-
 export interface RateLimits {
   requests_per_second?: number;
   burst?: number;
@@ -238,29 +213,6 @@ export interface ModelInfo {
     latency_ewma_ms?: number | null;
     last_error_at?: string | null;
   }>;
-}
-export interface RequestRecord {
-  request_id: string;
-  correlation_id: string;
-  time: string;
-  tenant: string | null;
-  key_id: string | null;
-  model: string | null;
-  variant: string | null;
-  backend: string | null;
-  route: string;
-  endpoint: string;
-  status: number;
-  stream: boolean;
-  latency_ms: number;
-  ttft_ms: number | null;
-  tokens_in: number;
-  tokens_out: number;
-  tokens_estimated: boolean;
-  cost_usd: number;
-  cache_hit: string | null;
-  request_body?: string;
-  response_body?: string;
 }
 export interface List<T> {
   data: T[];

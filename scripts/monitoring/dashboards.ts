@@ -1174,6 +1174,12 @@ const system: DashboardSpec = {
 };
 
 const engineFilter = 'backend=~"$backend"';
+/** p50 and p95 of an engine histogram, one series per engine backend. */
+const engineQuantiles = (histogram: string): Target[] =>
+  [0.5, 0.95].map((q) => ({
+    expr: p(q, `${histogram}_bucket{${engineFilter}}`, ['backend']),
+    legend: `p${q * 100} {{backend}}`,
+  }));
 
 const engine: DashboardSpec = {
   uid: 'portico-engine',
@@ -1284,36 +1290,14 @@ const engine: DashboardSpec = {
           description: 'Engine time to first token, p50 and p95, by engine.',
           type: 'timeseries',
           unit: 's',
-          targets: [
-            {
-              expr: p(0.5, `portico_engine_time_to_first_token_seconds_bucket{${engineFilter}}`, ['backend']),
-              legend: 'p50 {{backend}}',
-            },
-            {
-              expr: p(0.95, `portico_engine_time_to_first_token_seconds_bucket{${engineFilter}}`, [
-                'backend',
-              ]),
-              legend: 'p95 {{backend}}',
-            },
-          ],
+          targets: engineQuantiles('portico_engine_time_to_first_token_seconds'),
         },
         {
           title: 'Inter-token latency',
           description: 'Gap between generated tokens, p50 and p95, by engine.',
           type: 'timeseries',
           unit: 's',
-          targets: [
-            {
-              expr: p(0.5, `portico_engine_inter_token_latency_seconds_bucket{${engineFilter}}`, ['backend']),
-              legend: 'p50 {{backend}}',
-            },
-            {
-              expr: p(0.95, `portico_engine_inter_token_latency_seconds_bucket{${engineFilter}}`, [
-                'backend',
-              ]),
-              legend: 'p95 {{backend}}',
-            },
-          ],
+          targets: engineQuantiles('portico_engine_inter_token_latency_seconds'),
         },
         {
           title: 'Request duration p95',

@@ -6,6 +6,9 @@
  * bucket of a fixed log-scale latency histogram, for the total and for the request's tenant and
  * model. Reading (`GET /admin/stats`, every few seconds) walks the slots of the asked window.
  */
+import type { StatsRow, StatsSnapshot } from '../http/wire.js';
+
+export type { StatsRow, StatsSnapshot };
 
 /** Latency histogram bucket upper bounds in ms: 1 ms .. ~110 s, ratio 1.25 (≈ 12% error on a percentile). */
 const BOUNDS: readonly number[] = (() => {
@@ -83,39 +86,6 @@ export interface FinishedSample {
   tokensIn: number;
   tokensOut: number;
   costUsd: number;
-}
-
-export interface StatsRow {
-  requests: number;
-  rps: number;
-  errors: number;
-  error_rate: number;
-  p50_ms: number | null;
-  p95_ms: number | null;
-  mean_ms: number | null;
-  tokens_in: number;
-  tokens_out: number;
-  cost_usd: number;
-}
-
-export interface StatsSnapshot {
-  object: 'stats';
-  now: number;
-  window_s: number;
-  step_s: number;
-  totals: StatsRow;
-  by_tenant: Array<StatsRow & { tenant: string }>;
-  by_model: Array<StatsRow & { model: string }>;
-  by_backend: Array<StatsRow & { backend: string }>;
-  /** Oldest first; `t` is the start of each step (epoch ms). */
-  series: Array<{
-    t: number;
-    rps: number;
-    error_rate: number;
-    p50_ms: number | null;
-    p95_ms: number | null;
-    tokens: number;
-  }>;
 }
 
 function row(a: Agg, seconds: number): StatsRow {

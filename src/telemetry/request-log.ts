@@ -4,32 +4,9 @@
  * (`ctx.auditBodies`, already redacted) — never otherwise.
  */
 import type { RequestContext } from '../pipeline/context.js';
+import type { RequestRecord } from '../http/wire.js';
 
-export interface RequestRecord {
-  request_id: string;
-  correlation_id: string;
-  /** ISO 8601 (formatted when read: the hot path stores epoch ms in `at`). */
-  time: string;
-  tenant: string | null;
-  key_id: string | null;
-  model: string | null;
-  /** A/B split: the variant alias that served the request. */
-  variant: string | null;
-  backend: string | null;
-  route: string;
-  endpoint: string;
-  status: number;
-  stream: boolean;
-  latency_ms: number;
-  ttft_ms: number | null;
-  tokens_in: number;
-  tokens_out: number;
-  tokens_estimated: boolean;
-  cost_usd: number;
-  cache_hit: string | null;
-  request_body?: string;
-  response_body?: string;
-}
+export type { RequestRecord };
 
 export interface RequestFilter {
   tenant?: string;
