@@ -24,7 +24,9 @@ export const UpstreamPoolSchema = z.strictObject({
     .int()
     .min(100)
     .default(30_000)
-    .describe('idle upstream sockets are closed after this long (ms)'),
+    .describe(
+      'idle upstream sockets (and sockets that never carried a request) are closed after this long (ms)',
+    ),
   pipelining: z.number().int().min(1).max(16).default(1),
 });
 

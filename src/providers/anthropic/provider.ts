@@ -2,7 +2,7 @@
  * The Anthropic Messages adapter (outbound): canonical OpenAI chat in, Anthropic upstream, OpenAI
  * out. Pooled keep-alive connections through undici; streams decoded with eventsource-parser.
  */
-import { Pool } from 'undici';
+import { UpstreamPool } from '../upstream-pool.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import { PorticoError, isPorticoError } from '../../errors/portico-error.js';
 import type {
@@ -80,7 +80,8 @@ export class AnthropicProvider implements Provider {
   readonly specVersion = PROVIDER_SPEC_VERSION;
   readonly kind = 'anthropic';
   readonly id: string;
-  #pool: Pool;
+  #upstream: UpstreamPool;
+  #pool: UpstreamPool['pool'];
   #paths: { messagesPath: string; modelsPath: string };
   #opts: Required<Pick<AnthropicProviderOptions, 'apiKey' | 'defaultMaxTokens' | 'anthropicVersion'>> & {
     model: string | undefined;
@@ -91,10 +92,11 @@ export class AnthropicProvider implements Provider {
     this.id = opts.id;
     const { origin, messagesPath, modelsPath } = splitBaseUrl(opts.baseUrl ?? 'https://api.anthropic.com');
     this.#paths = { messagesPath, modelsPath };
-    this.#pool = new Pool(origin, {
+    this.#upstream = new UpstreamPool(origin, {
       connections: opts.connections ?? 64,
-      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
+      keepAliveTimeoutMs: opts.keepAliveTimeoutMs ?? 30_000,
     });
+    this.#pool = this.#upstream.pool;
     this.#opts = {
       apiKey: opts.apiKey,
       defaultMaxTokens: opts.defaultMaxTokens ?? 4096,
@@ -360,7 +362,7 @@ export class AnthropicProvider implements Provider {
   }
 
   async close(): Promise<void> {
-    await this.#pool.close();
+    await this.#upstream.close();
   }
 
   #convertOpts(): { model?: string; defaultMaxTokens: number } {

@@ -3,7 +3,8 @@
  * a remote `portico engine`, `portico sim`). One undici Pool per backend with keep-alive; SSE parsed
  * into typed chunks; upstream errors mapped to the catalog; aborting ctx.signal destroys the socket.
  */
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { UpstreamPool } from '../upstream-pool.js';
 import { PorticoError } from '../../errors/portico-error.js';
 import { decodeSse, SseProtocolError } from '../../lib/sse.js';
 import {
@@ -56,7 +57,8 @@ export class OpenAICompatibleProvider implements Provider {
   readonly specVersion = PROVIDER_SPEC_VERSION;
   readonly kind: string = 'openai';
   readonly id: string;
-  #pool: Pool;
+  #upstream: UpstreamPool;
+  #pool: UpstreamPool['pool'];
   #prefix: string;
   #opts: OpenAICompatibleOptions;
   #baseHeaders: Record<string, string>;
@@ -66,11 +68,12 @@ export class OpenAICompatibleProvider implements Provider {
     this.#opts = opts;
     const url = new URL(opts.baseUrl);
     this.#prefix = url.pathname.replace(/\/+$/, '');
-    this.#pool = new Pool(url.origin, {
+    this.#upstream = new UpstreamPool(url.origin, {
       connections: opts.connections ?? 128,
-      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
+      keepAliveTimeoutMs: opts.keepAliveTimeoutMs ?? 30_000,
       pipelining: opts.pipelining ?? 1,
     });
+    this.#pool = this.#upstream.pool;
     this.#baseHeaders = {
       'content-type': 'application/json',
       accept: 'application/json',
@@ -93,9 +96,6 @@ export class OpenAICompatibleProvider implements Provider {
         headers: ctx.headers ? { ...this.#baseHeaders, ...ctx.headers } : this.#baseHeaders,
         body: JSON.stringify(body),
         signal: ctx.signal,
-        // A stream gets its own connection, closed when it ends: a cancelled stream can never leave
-        // a half-read socket in the pool (undici #5845); the handshake is noise next to a generation.
-        ...(streaming ? { reset: true } : {}),
         headersTimeout: ctx.timeoutMs ?? this.#opts.timeoutMs ?? 300_000,
         bodyTimeout: streaming
           ? (this.#opts.streamIdleTimeoutMs ?? 180_000)
@@ -198,15 +198,9 @@ export class OpenAICompatibleProvider implements Provider {
     return it;
   }
 
-  /** Upstream sockets this backend's pool holds open now (drills, /admin). */
-  get openConnections(): number {
-    return this.#pool.stats.connected;
-  }
-
-  /** Requests this backend's pool is sending, waiting on or queueing now (drills, /admin). */
-  get activeRequests(): number {
-    const s = this.#pool.stats;
-    return s.running + s.pending + s.queued;
+  /** This backend's upstream sockets and requests now (drills, /admin). */
+  get upstream(): UpstreamPool {
+    return this.#upstream;
   }
 
   #withModel<T extends { model: string }>(req: T): T {
@@ -283,6 +277,6 @@ export class OpenAICompatibleProvider implements Provider {
   }
 
   async close(): Promise<void> {
-    await this.#pool.close();
+    await this.#upstream.close();
   }
 }
