@@ -200,6 +200,8 @@ export interface ModelInfo {
     weight: number;
     healthy: boolean;
     in_flight: number;
+    /** HTTP backends: upstream sockets open now (null for in-process sim and engine). */
+    upstream_connections?: number | null;
     last_error: string | null;
     /** From the routing layer, where the gateway has it (circuit breaker, health checks). */
     state?: 'healthy' | 'ejected' | 'open' | 'half_open';

@@ -146,6 +146,7 @@ const backendProps = {
   reason: nstr,
   circuit: obj({ state: str, consecutive_failures: int, opened_at: nstr, retry_at: nstr }),
   in_flight: int,
+  upstream_connections: { type: 'integer', nullable: true, description: 'HTTP backends: sockets open now' },
   weight: num,
   latency_ewma_ms: nnum,
   last_error: nstr,

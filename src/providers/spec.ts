@@ -46,6 +46,14 @@ export interface HealthResult {
   detail?: string;
 }
 
+/** The upstream sockets of an HTTP provider (absent for in-process ones: sim, engine). */
+export interface UpstreamConnections {
+  /** Sockets open now (in use or idle). */
+  readonly openConnections: number;
+  /** Sockets closed because they never carried a request (see providers/upstream-pool.ts). */
+  readonly reaped: number;
+}
+
 export interface Provider {
   readonly specVersion: typeof PROVIDER_SPEC_VERSION;
   /** Provider kind, e.g. 'openai', 'anthropic', 'engine', 'sim'. */
@@ -70,4 +78,6 @@ export interface Provider {
   health(signal: AbortSignal): Promise<HealthResult>;
   /** Release pools, sequences, timers. */
   close(): Promise<void>;
+  /** HTTP providers: their connection pool, shown by /ready and GET /admin/backends. */
+  readonly upstream?: UpstreamConnections;
 }

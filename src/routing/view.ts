@@ -9,6 +9,8 @@ export interface BackendView {
   reason: string | null;
   circuit: { state: string; consecutive_failures: number; opened_at: string | null; retry_at: string | null };
   in_flight: number;
+  /** HTTP backends: upstream sockets open now (null for in-process sim and engine). */
+  upstream_connections: number | null;
   weight: number;
   latency_ewma_ms: number | null;
   last_error: string | null;
@@ -42,6 +44,7 @@ export function backendView(b: Backend): BackendView {
       retry_at: c.state === 'open' ? new Date(c.openedAt + c.openMs).toISOString() : null,
     },
     in_flight: b.inFlight,
+    upstream_connections: b.provider.upstream?.openConnections ?? null,
     weight: b.weight,
     latency_ewma_ms: b.ewmaMs === undefined ? null : Math.round(b.ewmaMs * 10) / 10,
     last_error: b.lastError ?? null,

@@ -133,6 +133,20 @@ describe('upstream failures through the OpenAI-compatible adapter', () => {
     assert.match(last.error.message, /closed the stream/);
   });
 
+  it('GET /admin/backends counts the upstream sockets of HTTP backends (kept alive after a request)', async () => {
+    const r = await chat('slow', { max_tokens: 3 });
+    assert.equal(r.status, 200);
+    const res = await request(`${gw.url}/admin/backends`, {
+      headers: { authorization: 'Bearer test-admin-token' },
+    });
+    const body = (await res.body.json()) as {
+      data: Array<{ backends: Array<{ id: string; upstream_connections: number | null }> }>;
+    };
+    const slow = body.data.flatMap((m) => m.backends).find((b) => b.id === 'slow-sim');
+    assert.ok(slow, 'slow-sim listed');
+    assert.ok((slow.upstream_connections ?? 0) >= 1, `kept-alive sockets: ${slow.upstream_connections}`);
+  });
+
   it('a client that disconnects mid-stream aborts the upstream request', async () => {
     const controller = new AbortController();
     const res = await request(`${gw.baseURL}/chat/completions`, {

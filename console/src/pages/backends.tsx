@@ -50,6 +50,9 @@ export function Backends() {
                     <th scope="col">state</th>
                     <th scope="col">circuit</th>
                     <th scope="col">in flight</th>
+                    <th scope="col" title="upstream sockets open (HTTP backends)">
+                      connections
+                    </th>
                     <th scope="col">latency (EWMA)</th>
                     <th scope="col">req/s</th>
                     <th scope="col">p50</th>
@@ -82,6 +85,7 @@ export function Backends() {
                             : '—'}
                         </td>
                         <td>{b.in_flight}</td>
+                        <td>{b.upstream_connections ?? '—'}</td>
                         <td>{fmtMs(b.latency_ewma_ms)}</td>
                         <td>{t ? fmtNum(t.rps, 2) : '0'}</td>
                         <td>{fmtMs(t?.p50_ms)}</td>

@@ -361,6 +361,11 @@ export class AnthropicProvider implements Provider {
     }
   }
 
+  /** This backend's upstream sockets now (/admin/backends). */
+  get upstream(): UpstreamPool {
+    return this.#upstream;
+  }
+
   async close(): Promise<void> {
     await this.#upstream.close();
   }
