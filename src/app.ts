@@ -7,6 +7,7 @@ import type { LoadedConfig } from './config/load.js';
 import { compileSnapshot, type Snapshot } from './pipeline/snapshot.js';
 import type { PipelineDeps } from './pipeline/run.js';
 import { ProviderRegistry } from './routing/registry.js';
+import { loadTokenizer, tokenizerLoaded } from './tenancy/tokens.js';
 import { GatewayMetrics } from './telemetry/metrics.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { sha256Hex } from './lib/hash.js';
@@ -69,6 +70,7 @@ export class Gateway {
     const { pools } = this.#registry.build(loaded.config);
     this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
     this.#prompts = loaded.prompts;
+    this.#warmTokenizer();
     const token = loaded.config.admin.token;
     if (token) {
       this.#adminTokenHash = sha256Hex(token);
@@ -95,6 +97,7 @@ export class Gateway {
     gw.deps.tenancy = tenancy;
     gw.deps.lookupKey = (plaintext, ctx) => tenancy.lookupKey(plaintext, ctx.snapshot);
     await tenancy.syncConfig(gw.#snapshot, gw.#prompts);
+    gw.#warmTokenizer();
     return gw;
   }
 
@@ -125,11 +128,29 @@ export class Gateway {
     this.#draining = true;
   }
 
+  /** Token limits and quotas estimate prompts up front: load the tokenizer before a request needs it. */
+  #warmTokenizer(): void {
+    if (tokenizerLoaded()) return;
+    for (const t of this.#snapshot.tenants.values()) {
+      if (t.limits?.tokens_per_minute || t.quota) {
+        loadTokenizer();
+        return;
+      }
+    }
+    for (const k of this.#snapshot.keys.values()) {
+      if (k.limits?.tokens_per_minute || k.quota) {
+        loadTokenizer();
+        return;
+      }
+    }
+  }
+
   /** Swap in a new validated config. Unchanged backends keep their providers (and connections). */
   applyConfig(loaded: LoadedConfig): Snapshot {
     const { pools, retired } = this.#registry.build(loaded.config);
     this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
     this.#prompts = loaded.prompts;
+    this.#warmTokenizer();
     if (this.#tenancy) {
       this.#tenancy
         .syncConfig(this.#snapshot, loaded.prompts)

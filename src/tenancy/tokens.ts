@@ -1,17 +1,35 @@
 /**
  * Token counting when the upstream gives no usage (and for the up-front quota reservation):
- * gpt-tokenizer's o200k/cl100k BPE, which is within a few percent of most chat models' tokenizers.
+ * gpt-tokenizer's o200k BPE, which is within a few percent of most chat models' tokenizers.
  * Records counted this way are marked `estimated` in the ledger.
+ *
+ * The BPE tables cost ~55 MB of memory and ~0.35 s to load, and most deployments never need them
+ * (backends report usage; no token limits): they load on first use, or at start-up and on config
+ * reloads when a tenant has a tokens/min limit or a quota (Gateway), so no request waits for them.
  */
-import { countTokens } from 'gpt-tokenizer';
+import { createRequire } from 'node:module';
 import type { ChatMessage, ContentPart } from '../providers/openai-types.js';
+
+type CountTokens = (text: string) => number;
+let countTokens: CountTokens | undefined;
+
+/** Load the tokenizer now (synchronously; a no-op once loaded). */
+export function loadTokenizer(): CountTokens {
+  countTokens ??= (createRequire(import.meta.url)('gpt-tokenizer') as typeof import('gpt-tokenizer'))
+    .countTokens;
+  return countTokens;
+}
+
+export function tokenizerLoaded(): boolean {
+  return countTokens !== undefined;
+}
 
 /** Per-message framing tokens, as OpenAI's chat format adds them. */
 const PER_MESSAGE = 4;
 const PER_IMAGE = 765;
 
 export function countText(text: string): number {
-  return text.length === 0 ? 0 : countTokens(text);
+  return text.length === 0 ? 0 : (countTokens ?? loadTokenizer())(text);
 }
 
 export function countMessages(messages: ChatMessage[]): number {
