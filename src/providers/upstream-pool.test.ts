@@ -1,6 +1,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { AddressInfo, Socket } from 'node:net';
 import { UpstreamPool } from './upstream-pool.js';
 
@@ -65,6 +71,63 @@ describe('UpstreamPool', () => {
       assert.equal(up.reaped, 0);
     } finally {
       await up.close();
+    }
+  });
+
+  it('over TLS: an unused socket (handshake done, no request) is reaped, a used one is kept', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portico-upstream-tls-'));
+    await promisify(execFile)('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]);
+    const cert = await readFile(join(dir, 'cert.pem'));
+    const tls = createTlsServer({ cert, key: await readFile(join(dir, 'key.pem')) }, (req, res) => {
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+    const port = String((tls.address() as AddressInfo).port);
+    const up = new UpstreamPool(`https://127.0.0.1:${port}`, {
+      connections: 2,
+      keepAliveTimeoutMs: 200,
+      connect: { ca: cert },
+    });
+    try {
+      const used = await up.pool.request({ method: 'POST', path: '/', body: 'x' });
+      assert.equal(await used.body.text(), 'ok');
+      const unused = await new Promise<Socket>((resolve, reject) =>
+        up.connect({ hostname: '127.0.0.1', protocol: 'https:', port, servername: '' }, (err, s) =>
+          err ? reject(err) : resolve(s as Socket),
+        ),
+      );
+      await until(() => unused.destroyed);
+      assert.equal(unused.destroyed, true, 'the handshake-only socket was reaped');
+      assert.equal(up.reaped, 1);
+      assert.equal(
+        up.sweep(performance.now() + 60_000),
+        0,
+        "the socket that carried a request is not the reaper's",
+      );
+    } finally {
+      await up.close();
+      tls.closeAllConnections();
+      await new Promise((r) => tls.close(r));
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -19,6 +19,8 @@ export interface UpstreamPoolOptions {
   connections: number;
   keepAliveTimeoutMs: number;
   pipelining?: number;
+  /** Socket/TLS options for undici's connector (e.g. `ca` for a backend with a private CA). */
+  connect?: buildConnector.BuildOptions;
 }
 
 export class UpstreamPool {
@@ -32,7 +34,7 @@ export class UpstreamPool {
 
   constructor(origin: string, opts: UpstreamPoolOptions) {
     this.#idleMs = opts.keepAliveTimeoutMs;
-    const base = buildConnector({});
+    const base = buildConnector(opts.connect ?? {});
     this.connect = (options, callback) =>
       base(options, (...args: Parameters<buildConnector.Callback>) => {
         const socket = args[1];
