@@ -67,6 +67,7 @@ export class Gateway {
       this.deps.onFinish.unshift((ctx, status) => audit.record(ctx, status));
     }
     this.#registry = new ProviderRegistry({ metricsRegistry: this.metrics.registry, logger: this.logger });
+    this.metrics.setUpstreamSource(() => this.#upstreamConnections());
     const { pools } = this.#registry.build(loaded.config);
     this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
     this.#prompts = loaded.prompts;
@@ -126,6 +127,13 @@ export class Gateway {
   }
   startDrain(): void {
     this.#draining = true;
+  }
+
+  /** Open sockets per HTTP backend of the current snapshot (portico_upstream_connections). */
+  *#upstreamConnections(): Generator<{ backend: string; open: number }> {
+    for (const pool of this.#snapshot.pools.values())
+      for (const b of pool.backends)
+        if (b.provider.upstream) yield { backend: b.id, open: b.provider.upstream.openConnections };
   }
 
   /** Token limits and quotas estimate prompts up front: load the tokenizer before a request needs it. */

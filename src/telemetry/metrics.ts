@@ -50,6 +50,8 @@ export class GatewayMetrics {
   readonly upstreamErrors: Counter<'backend' | 'model' | 'class'>;
   readonly backendUp: Gauge<'backend' | 'model'>;
   readonly openConnections: Gauge;
+  readonly upstreamConnections: Gauge<'backend'>;
+  #upstreamSource: () => Iterable<{ backend: string; open: number }> = () => [];
   readonly httpRequests: Counter<'method' | 'endpoint' | 'tenant' | 'status'>;
   readonly httpDuration: Histogram<'method' | 'endpoint' | 'tenant'>;
   readonly configReloads: Counter<'result'>;
@@ -160,6 +162,17 @@ export class GatewayMetrics {
       name: 'portico_open_connections',
       help: 'Client connections open',
       registers: [r],
+    });
+    const upstreamSource = (): Iterable<{ backend: string; open: number }> => this.#upstreamSource();
+    this.upstreamConnections = new Gauge({
+      name: 'portico_upstream_connections',
+      help: 'Sockets open to each HTTP backend (in use or idle keep-alive), read at scrape time',
+      labelNames: ['backend'],
+      registers: [r],
+      collect(this: Gauge<'backend'>) {
+        this.reset();
+        for (const u of upstreamSource()) this.set({ backend: u.backend }, u.open);
+      },
     });
     this.httpRequests = new Counter({
       name: 'http_requests_total',
@@ -328,6 +341,11 @@ export class GatewayMetrics {
       upstreamRequests: childCache(this.upstreamRequests),
       upstreamDuration: childCache(this.upstreamDuration),
     };
+  }
+
+  /** Where portico_upstream_connections reads its values at scrape time (the gateway's pools). */
+  setUpstreamSource(source: () => Iterable<{ backend: string; open: number }>): void {
+    this.#upstreamSource = source;
   }
 
   /** Record one finished request (all per-request series in one call). */

@@ -133,7 +133,7 @@ describe('upstream failures through the OpenAI-compatible adapter', () => {
     assert.match(last.error.message, /closed the stream/);
   });
 
-  it('GET /admin/backends counts the upstream sockets of HTTP backends (kept alive after a request)', async () => {
+  it('GET /admin/backends and /metrics count the upstream sockets of HTTP backends (kept alive after a request)', async () => {
     const r = await chat('slow', { max_tokens: 3 });
     assert.equal(r.status, 200);
     const res = await request(`${gw.url}/admin/backends`, {
@@ -145,6 +145,9 @@ describe('upstream failures through the OpenAI-compatible adapter', () => {
     const slow = body.data.flatMap((m) => m.backends).find((b) => b.id === 'slow-sim');
     assert.ok(slow, 'slow-sim listed');
     assert.ok((slow.upstream_connections ?? 0) >= 1, `kept-alive sockets: ${slow.upstream_connections}`);
+    const metrics = await (await request(`${gw.url}/metrics`)).body.text();
+    const m = /^portico_upstream_connections\{backend="slow-sim"\} (\d+)$/m.exec(metrics);
+    assert.ok(m && Number(m[1]) >= 1, 'portico_upstream_connections for slow-sim');
   });
 
   it('a client that disconnects mid-stream aborts the upstream request', async () => {
