@@ -6,13 +6,16 @@
  * production), then for non-streaming and streaming (20 chunks) at concurrency 1 and 64 drives the
  * same request directly to the simulator and through Portico (with authentication and system
  * prompt injection on). Reports req/s, p50/p99 latency, time to first token, the ratios, gateway
- * CPU per request (from /proc) and gateway RSS under load. Writes bench/report.json and
+ * CPU per request (from /proc) and gateway RSS under load. The same load also goes through a bare
+ * proxy (bench/bare-proxy.ts: Fastify + undici, nothing else) whose CPU per request, measured in
+ * the same run, is the floor the gateway's CPU is compared with. Writes bench/report.json and
  * bench/report.md.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
+import { spawn } from 'node:child_process';
 import { freePort, percentile, procStats, root, round, startProcess, waitHttp } from './lib.js';
 
 const KEY = 'sk-bench-tenant';
@@ -154,6 +157,17 @@ async function main(): Promise<void> {
   const gwUrl = `http://127.0.0.1:${gwPort}`;
   await waitHttp(`${gwUrl}/health`);
   const gwPid = gw.pid as number;
+  const barePort = await freePort();
+  const bare = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'bench/bare-proxy.ts'), String(barePort), simUrl],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  const bareUrl = `http://127.0.0.1:${barePort}`;
+  await waitHttp(`${bareUrl}/health`);
+  const barePid = bare.pid as number;
 
   const setSim = async (patch: Record<string, unknown>): Promise<void> => {
     const r = await fetch(`${simUrl}/sim/config`, {
@@ -165,7 +179,7 @@ async function main(): Promise<void> {
   };
 
   const messages = [{ role: 'user', content: 'Summarise the benefits of an LLM gateway in one paragraph.' }];
-  const results: Record<string, { direct: PhaseResult; portico: PhaseResult }> = {};
+  const results: Record<string, { direct: PhaseResult; portico: PhaseResult; bare: PhaseResult }> = {};
   const scenarios = [
     { name: 'non-streaming c=1', stream: false, concurrency: 1, count: 3000, maxSeconds: 5 },
     { name: 'non-streaming c=64', stream: false, concurrency: 64, count: 30000, maxSeconds: 5 },
@@ -204,12 +218,24 @@ async function main(): Promise<void> {
       maxSeconds: s.maxSeconds,
       gatewayPid: gwPid,
     });
-    results[s.name] = { direct, portico };
+    const bareResult = await runPhase({
+      origin: bareUrl,
+      path: '/v1/chat/completions',
+      headers: { 'content-type': 'application/json' },
+      body: bodyFor('bench'),
+      stream: s.stream,
+      concurrency: s.concurrency,
+      count: s.count,
+      maxSeconds: s.maxSeconds,
+      gatewayPid: barePid,
+    });
+    results[s.name] = { direct, portico, bare: bareResult };
     process.stderr.write(
-      `${s.name}: direct ${direct.rps} req/s p50 ${direct.p50_ms} ms | portico ${portico.rps} req/s p50 ${portico.p50_ms} ms, cpu ${portico.gateway_cpu_us_per_req} us/req\n`,
+      `${s.name}: direct ${direct.rps} req/s p50 ${direct.p50_ms} ms | portico ${portico.rps} req/s p50 ${portico.p50_ms} ms, cpu ${portico.gateway_cpu_us_per_req} us/req | bare proxy cpu ${bareResult.gateway_cpu_us_per_req} us/req\n`,
     );
   }
   gw.kill('SIGTERM');
+  bare.kill('SIGTERM');
   sim.kill('SIGTERM');
   await rm(dir, { recursive: true, force: true });
 
@@ -225,12 +251,12 @@ async function main(): Promise<void> {
     results,
   };
   await writeFile(join(root, 'bench/report.json'), JSON.stringify(report, null, 2) + '\n');
-  const rows = Object.entries(results).map(([name, { direct, portico }]) => {
+  const rows = Object.entries(results).map(([name, { direct, portico, bare: floor }]) => {
     const ttft =
       direct.ttft_p50_ms !== undefined
         ? `${direct.ttft_p50_ms} / ${portico.ttft_p50_ms} (+${round((portico.ttft_p50_ms ?? 0) - direct.ttft_p50_ms, 3)})`
         : '—';
-    return `| ${name} | ${direct.rps} | ${portico.rps} | ${round(portico.rps / direct.rps, 2)} | ${direct.p50_ms} / ${portico.p50_ms} (+${round(portico.p50_ms - direct.p50_ms, 3)}) | ${direct.p99_ms} / ${portico.p99_ms} | ${ttft} | ${portico.gateway_cpu_us_per_req} | ${portico.gateway_rss_mb_max} | ${portico.errors} |`;
+    return `| ${name} | ${direct.rps} | ${portico.rps} | ${round(portico.rps / direct.rps, 2)} | ${direct.p50_ms} / ${portico.p50_ms} (+${round(portico.p50_ms - direct.p50_ms, 3)}) | ${direct.p99_ms} / ${portico.p99_ms} | ${ttft} | ${portico.gateway_cpu_us_per_req} | ${floor.gateway_cpu_us_per_req} (${round((portico.gateway_cpu_us_per_req ?? 0) / Math.max(1, floor.gateway_cpu_us_per_req ?? 1), 2)}×) | ${portico.gateway_rss_mb_max} | ${portico.errors} |`;
   });
   const md = [
     '# Gateway benchmark',
@@ -239,9 +265,11 @@ async function main(): Promise<void> {
     'Simulator, gateway and load generator run as separate processes on loopback on the same machine.',
     'Through Portico = authentication (hashed key) + system prompt injection + routing + OpenAI-compatible adapter (undici pool) + metrics.',
     '',
-    '| scenario | direct req/s | Portico req/s | throughput ratio | p50 ms direct / Portico (added) | p99 ms direct / Portico | TTFT p50 ms direct / Portico (added) | gateway CPU µs/req | gateway RSS MB (max) | errors |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | direct req/s | Portico req/s | throughput ratio | p50 ms direct / Portico (added) | p99 ms direct / Portico | TTFT p50 ms direct / Portico (added) | gateway CPU µs/req | bare proxy CPU µs/req (Portico ×) | gateway RSS MB (max) | errors |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
+    '',
+    'Bare proxy = Fastify + undici forwarding the same requests with nothing else (bench/bare-proxy.ts), measured in the same run: the floor for two HTTP hops in Node on this machine at this moment, so "Portico ×" stays comparable between runs on machines of different speed.',
     '',
     'Targets (goals, not tests): added p50 at concurrency 1 < 0.1 ms; gateway CPU per non-streaming request < 150 µs; streaming adds < 0.1 ms to TTFT; RSS under load < 100 MB.',
     '',
