@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 /**
  * Request ids: `req_` + 24 hex chars = the time in ms (12 hex, so ids sort by creation time) + 48
  * random bits. Time-ordered ids go into the usage ledger's primary key in order: measured on the
- * SQLite ledger, 200k appends cost ~12 µs/row against ~31 µs/row with fully random ids (random
- * keys scatter B-tree inserts). The random part comes from randomUUID's entropy cache (cheaper
+ * SQLite ledger (200k appends in batches of 500, records built beforehand), ~4.5 µs wall per row
+ * against ~22 µs with fully random ids (random keys scatter B-tree inserts). The random part comes from randomUUID's entropy cache (cheaper
  * than a randomBytes call per request).
  */
 export function newRequestId(): string {
