@@ -197,38 +197,22 @@ async function main(): Promise<void> {
         stream: s.stream,
         ...(s.stream ? { stream_options: { include_usage: true } } : {}),
       });
-    const direct = await runPhase({
-      origin: simUrl,
-      path: '/v1/chat/completions',
-      headers: { 'content-type': 'application/json' },
-      body: bodyFor('sim'),
-      stream: s.stream,
-      concurrency: s.concurrency,
-      count: s.count,
-      maxSeconds: s.maxSeconds,
-    });
-    const portico = await runPhase({
-      origin: gwUrl,
-      path: '/v1/chat/completions',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-      body: bodyFor('bench'),
-      stream: s.stream,
-      concurrency: s.concurrency,
-      count: s.count,
-      maxSeconds: s.maxSeconds,
-      gatewayPid: gwPid,
-    });
-    const bareResult = await runPhase({
-      origin: bareUrl,
-      path: '/v1/chat/completions',
-      headers: { 'content-type': 'application/json' },
-      body: bodyFor('bench'),
-      stream: s.stream,
-      concurrency: s.concurrency,
-      count: s.count,
-      maxSeconds: s.maxSeconds,
-      gatewayPid: barePid,
-    });
+    // The same load, against one target: the simulator itself, the gateway, the bare proxy.
+    const phase = (origin: string, model: string, extra: Record<string, string>, pid?: number) =>
+      runPhase({
+        origin,
+        path: '/v1/chat/completions',
+        headers: { 'content-type': 'application/json', ...extra },
+        body: bodyFor(model),
+        stream: s.stream,
+        concurrency: s.concurrency,
+        count: s.count,
+        maxSeconds: s.maxSeconds,
+        ...(pid !== undefined ? { gatewayPid: pid } : {}),
+      });
+    const direct = await phase(simUrl, 'sim', {});
+    const portico = await phase(gwUrl, 'bench', { authorization: `Bearer ${KEY}` }, gwPid);
+    const bareResult = await phase(bareUrl, 'bench', {}, barePid);
     results[s.name] = { direct, portico, bare: bareResult };
     process.stderr.write(
       `${s.name}: direct ${direct.rps} req/s p50 ${direct.p50_ms} ms | portico ${portico.rps} req/s p50 ${portico.p50_ms} ms, cpu ${portico.gateway_cpu_us_per_req} us/req | bare proxy cpu ${bareResult.gateway_cpu_us_per_req} us/req\n`,

@@ -1,12 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { selfSignedCert } from '../../test/support/tls.js';
 import type { AddressInfo, Socket } from 'node:net';
 import { UpstreamPool } from './upstream-pool.js';
 
@@ -76,27 +75,9 @@ describe('UpstreamPool', () => {
 
   it('over TLS: an unused socket (handshake done, no request) is reaped, a used one is kept', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'portico-upstream-tls-'));
-    await promisify(execFile)('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ]);
-    const cert = await readFile(join(dir, 'cert.pem'));
-    const tls = createTlsServer({ cert, key: await readFile(join(dir, 'key.pem')) }, (req, res) => {
+    const { certFile, keyFile } = await selfSignedCert(dir);
+    const cert = await readFile(certFile);
+    const tls = createTlsServer({ cert, key: await readFile(keyFile) }, (req, res) => {
       req.resume();
       req.on('end', () => res.end('ok'));
     });

@@ -70,7 +70,7 @@ export class UpstreamPool {
     return closed;
   }
 
-  /** Sockets the reaper closed so far (never used by any request). */
+  /** Sockets the reaper closed so far (none of them ever carried a request). */
   get reaped(): number {
     return this.#reaped;
   }

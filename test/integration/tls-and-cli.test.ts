@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { ACME_KEY, demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { selfSignedCert } from '../support/tls.js';
 
 const run = promisify(execFile);
 
@@ -19,25 +20,7 @@ describe('TLS', () => {
   let gw: TestGateway;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'portico-tls-'));
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ]);
+    await selfSignedCert(dir);
     gw = await startTestGateway(
       demoConfig({
         server: {
