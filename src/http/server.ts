@@ -11,6 +11,8 @@ import { openAIErrorToAnthropic } from '../providers/anthropic/index.js';
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import compress from '@fastify/compress';
+import cors from '@fastify/cors';
+import { canonicalApiUrl } from './route-aliases.js';
 import type { Gateway } from '../app.js';
 import { PorticoError } from '../errors/portico-error.js';
 import { acceptCorrelationId, newRequestId } from '../lib/ids.js';
@@ -19,10 +21,29 @@ import { ANONYMOUS_TENANT, UNMATCHED_ENDPOINT } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerOpenAIRoutes } from './routes/openai.js';
+import { MODELS_PATH, registerModelRoutes, wantsAnthropicShape } from './routes/models.js';
 import { registerTenantRoutes } from './routes/tenant.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerOpenApi } from './openapi.js';
+
+/** Response headers a browser client may read (CORS). */
+export const CORS_EXPOSED_HEADERS = [
+  'x-request-id',
+  'x-correlation-id',
+  'retry-after',
+  'retry-after-ms',
+  'x-should-retry',
+  'x-ratelimit-limit',
+  'x-ratelimit-remaining',
+  'x-ratelimit-reset',
+  'x-ratelimit-limit-requests',
+  'x-ratelimit-remaining-requests',
+  'x-ratelimit-reset-requests',
+  'x-ratelimit-limit-tokens',
+  'x-ratelimit-remaining-tokens',
+  'x-ratelimit-reset-tokens',
+];
 
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
@@ -42,6 +63,8 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     keepAliveTimeout: 72_000,
     // Our own ids; Fastify's are not used.
     genReqId: () => '',
+    // /chat/completions, /v1/models/ and the like reach the canonical /v1 routes.
+    rewriteUrl: (req) => canonicalApiUrl(req.url ?? '/'),
   };
   if (cfg.tls) {
     opts.https = {
@@ -112,6 +135,19 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     }
   });
 
+  if (cfg.cors.origins.length > 0) {
+    // Browser apps: preflights answered (and cached max_age_s) before authentication; the
+    // headers a client needs to read (ids, rate limits, retry hints) are exposed.
+    await app.register(cors, {
+      origin: cfg.cors.origins.includes('*') ? '*' : cfg.cors.origins,
+      credentials: cfg.cors.credentials,
+      maxAge: cfg.cors.max_age_s,
+      methods: ['GET', 'POST', 'DELETE', 'PATCH', 'PUT', 'OPTIONS'],
+      exposedHeaders: CORS_EXPOSED_HEADERS,
+      strictPreflight: false,
+    });
+  }
+
   if (cfg.compression.enabled) {
     await app.register(compress, {
       global: true,
@@ -128,8 +164,11 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
       gw.logger.warn({ requestId: request.porticoId, code: pe.code, msg: pe.message }, 'request failed');
     const extra = request.porticoCtx?.responseHeaders;
     if (extra) reply.headers(extra);
-    // The Anthropic-compatible endpoint answers errors in the Messages API's shape.
-    const anthropic = request.url.split('?')[0] === ANTHROPIC_PATH;
+    // The Anthropic-compatible endpoints answer errors in the Messages API's shape (and /v1/models
+    // when an Anthropic client asks).
+    const path = request.url.split('?')[0] ?? '';
+    const anthropic =
+      path.startsWith(ANTHROPIC_PATH) || (path.startsWith(MODELS_PATH) && wantsAnthropicShape(request));
     reply
       .code(pe.status)
       .headers(pe.headers)
@@ -165,6 +204,7 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   await registerOpenApi(app);
   registerHealthRoutes(app, gw);
   registerOpenAIRoutes(app, gw);
+  registerModelRoutes(app, gw);
   registerTenantRoutes(app, gw);
   registerAnthropicRoutes(app, gw);
   registerTeamRoutes(app, gw);
