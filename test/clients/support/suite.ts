@@ -108,11 +108,11 @@ export class ClientCases {
     this.#results = { client, title, cases: [] };
   }
 
-  /** A case on one provider kind: a test whose outcome lands in the table. */
+  /** A case on one provider kind: a test whose outcome lands in the table (rows in declaration order). */
   case(feature: string, provider: ProviderColumn, fn: () => Promise<void>, note?: string): void {
+    const rec: CaseResult = { feature, provider, status: 'fail', ...(note ? { note } : {}) };
+    this.#results.cases.push(rec);
     test(`${this.#results.client}: ${feature} [${provider}]`, async () => {
-      const rec: CaseResult = { feature, provider, status: 'fail', ...(note ? { note } : {}) };
-      this.#results.cases.push(rec);
       await fn();
       rec.status = 'pass';
     });

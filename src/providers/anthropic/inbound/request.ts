@@ -94,6 +94,17 @@ const requestSchema = z.looseObject({
   tools: z.array(tool).optional(),
   tool_choice: toolChoice.optional(),
   metadata: z.looseObject({ user_id: z.string().optional().nullable() }).optional(),
+  // Structured outputs: `output_config.format` (and the older `output_format`).
+  output_config: z
+    .looseObject({
+      format: z
+        .looseObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) })
+        .optional(),
+    })
+    .optional(),
+  output_format: z
+    .looseObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) })
+    .optional(),
   thinking: z
     .discriminatedUnion('type', [
       z.looseObject({ type: z.literal('enabled'), budget_tokens: z.number().int().positive() }),
@@ -346,6 +357,11 @@ export function anthropicRequestToOpenAI(body: unknown): ChatCompletionRequest {
   if (typeof req.metadata?.user_id === 'string' && req.metadata.user_id !== '')
     out.user = req.metadata.user_id;
   if (req.thinking !== undefined) out['thinking'] = req.thinking;
+  // A JSON-schema output becomes response_format: every backend kind honours that (Anthropic ones
+  // through a forced tool, which any Claude model accepts).
+  const format = req.output_config?.format ?? req.output_format;
+  if (format !== undefined)
+    out['response_format'] = { type: 'json_schema', json_schema: { name: 'output', schema: format.schema } };
   if (req.stream === true) {
     out.stream = true;
     // Anthropic streams always end with usage; ask the backend for it.
