@@ -328,12 +328,12 @@ export const PricingSchema = z.strictObject({
     .number()
     .min(0)
     .optional()
-    .describe('USD per 1M prompt tokens read from the provider\'s prompt cache (default: the input price)'),
+    .describe("USD per 1M prompt tokens read from the provider's prompt cache (default: the input price)"),
   cache_write_per_million: z
     .number()
     .min(0)
     .optional()
-    .describe('USD per 1M prompt tokens written to the provider\'s prompt cache (default: the input price)'),
+    .describe("USD per 1M prompt tokens written to the provider's prompt cache (default: the input price)"),
 });
 
 export const RetrySchema = z.strictObject({

@@ -34,8 +34,7 @@ export interface ToolCall {
  * OpenAI-protocol presets strip them before the upstream (see presets.ts `stripAnthropicExtensions`).
  */
 export type ThinkingBlock =
-  | { type: 'thinking'; thinking: string; signature?: string }
-  | { type: 'redacted_thinking'; data: string };
+  { type: 'thinking'; thinking: string; signature?: string } | { type: 'redacted_thinking'; data: string };
 
 /**
  * The Anthropic API headers an Anthropic client sent (`anthropic-beta`, `anthropic-version`), for an
