@@ -1,7 +1,7 @@
 /** Probes: /health (liveness), /ready (config loaded, a backend healthy, not draining), /startup; and /metrics. */
 import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../app.js';
-import { backendView, type BackendView } from '../../routing/view.js';
+import { backendView, chainView, type BackendView, type ServingView } from '../../routing/view.js';
 
 export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/health', async () => ({
@@ -17,6 +17,8 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/ready', async (_req, reply) => {
     const snap = gw.snapshot;
     const models: Record<string, BackendView[]> = {};
+    // Per model alias: who answers now (a fallback when its own backends are out); null: nobody.
+    const serving: Record<string, ServingView | null> = {};
     let usable = 0;
     for (const [alias, pool] of snap.pools) {
       models[alias] = pool.backends.map((b) => {
@@ -24,6 +26,7 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
         if (v.state === 'healthy' || v.state === 'half_open') usable++;
         return v;
       });
+      serving[alias] = chainView(snap.pools, alias, snap.config.models[alias]?.fallbacks ?? []).serving;
     }
     const reasons: string[] = [];
     if (!gw.ready) reasons.push(gw.draining ? 'draining' : 'starting');
@@ -36,6 +39,7 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
       config_version: snap.version,
       config_loaded_at: snap.loadedAt.toISOString(),
       models,
+      serving,
     };
   });
 
