@@ -4,6 +4,7 @@
  * everything else is an internal_error (a bug) and is logged with its stack.
  */
 import { PorticoError, isPorticoError } from '../errors/portico-error.js';
+import { StateInvalidInputError, StateUnavailableError } from '../state/errors.js';
 
 interface FastifyLikeError {
   code?: string;
@@ -21,6 +22,20 @@ export function toPorticoError(err: unknown, signal?: AbortSignal): PorticoError
       'The client closed the connection before the response was ready.',
     );
   }
+  if (err instanceof StateInvalidInputError)
+    return new PorticoError('invalid_request', `${err.message}.`, { param: err.field });
+  if (err instanceof StateUnavailableError)
+    return err.store === 'redis'
+      ? new PorticoError(
+          'limits_unavailable',
+          "Portico's limit store (Redis) is unreachable, so the request cannot be admitted safely. Retry shortly.",
+          { headers: { 'retry-after': '1' }, cause: err },
+        )
+      : new PorticoError(
+          'state_unavailable',
+          `Portico's key and tenant store (${err.store}) is unreachable. Retry shortly.`,
+          { headers: { 'retry-after': '1' }, cause: err },
+        );
   const e = (err ?? {}) as FastifyLikeError;
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
