@@ -13,7 +13,7 @@ import {
   validateRerankRequest,
 } from '../pipeline/validate.js';
 import type { ProviderCallContext } from '../providers/spec.js';
-import { SimOptionsSchema, type SimOptions, type SimOptionsInput } from '../config/schema.js';
+import { SimOptionsSchema, type SimOptionsInput } from '../config/schema.js';
 import { formatPath } from '../config/load.js';
 import { Simulator } from './simulator.js';
 import { SimDisconnect, SimMalformed } from './faults.js';
