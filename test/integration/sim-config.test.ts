@@ -26,13 +26,13 @@ describe('simulator: PATCH /sim/config', () => {
       assert.equal(r.json.itl_ms, 7);
       assert.equal(r.json.output_tokens, 12);
       assert.equal(r.json.mode, 'echo');
-      assert.equal(r.json.faults.hang_rate, 0.5);
-      assert.equal(r.json.faults.error_rate, 0.25);
-      assert.equal(r.json.faults.spike_ms, 900);
+      assert.equal(r.json.faults?.hang_rate, 0.5);
+      assert.equal(r.json.faults?.error_rate, 0.25);
+      assert.equal(r.json.faults?.spike_ms, 900);
       r = await patch({ faults: { spike_ms: null }, ttft_ms: 5 });
-      assert.equal(r.json.faults.spike_ms, 2000);
+      assert.equal(r.json.faults?.spike_ms, 2000);
       assert.equal(r.json.ttft_ms, 5);
-      assert.equal(r.json.faults.hang_rate, 0.5);
+      assert.equal(r.json.faults?.hang_rate, 0.5);
       const got = await app.inject({ method: 'GET', url: '/sim/config' });
       assert.deepEqual(got.json(), r.json);
       // Invalid values and unknown keys are refused with their path; nothing changes.
