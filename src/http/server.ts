@@ -10,7 +10,7 @@ import { ANTHROPIC_PATH, registerAnthropicRoutes } from './routes/anthropic.js';
 import { openAIErrorToAnthropic } from '../providers/anthropic/index.js';
 import { readFileSync } from 'node:fs';
 import type { ServerOptions } from 'node:http';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import compress from '@fastify/compress';
 import type { Gateway } from '../app.js';
 import { PorticoError } from '../errors/portico-error.js';
@@ -47,6 +47,11 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     keepAliveTimeout: 72_000,
     // Our own ids; Fastify's are not used.
     genReqId: () => '',
+    // Router errors (undecodable %-escapes, over-long path segments) in the catalog's shape too.
+    frameworkErrors: (error, _request, reply) => {
+      const pe = toPorticoError(error);
+      void (reply as FastifyReply).code(pe.status).headers(pe.headers).send(pe.toBody());
+    },
     // Deadlines for a client to send its request (slow senders cannot pin sockets); Node checks
     // them every connectionsCheckingInterval for all connections at once (no timer per request).
     requestTimeout: cfg.body_timeout_ms,

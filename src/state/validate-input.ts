@@ -1,7 +1,7 @@
 /**
  * Inputs every state store refuses the same way, whatever the backend would do with them:
- * strings with a NUL character (Postgres TEXT/JSONB reject them with a driver error, SQLite and
- * memory would store them) and times outside what every store can represent. The gateway validates
+ * strings with a NUL character or an unpaired surrogate (Postgres rejects or alters them; SQLite
+ * and memory would store them) and times outside what every store can represent. The gateway validates
  * these at the edge first; this is the stores' own guard, so a caller that skips the edge still gets
  * one typed error (StateInvalidInputError) from every implementation.
  */
@@ -11,13 +11,19 @@ import type { JsonValue, LedgerFilter, NewApiKey, NewTenant, TenantPatch } from 
 /** The largest ms epoch every store represents (9999-12-31T23:59:59.999Z; Postgres timestamptz goes further, JS Date to 8.64e15). */
 export const MAX_TIME_MS = 253_402_300_799_999;
 
-export function hasNul(s: string): boolean {
-  return s.includes('\u0000');
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Text every store keeps as given: no NUL character, no unpaired UTF-16 surrogate (Postgres JSONB refuses "\ud800", TEXT would store U+FFFD). */
+export function isStorableText(s: string): boolean {
+  return !s.includes('\u0000') && !LONE_SURROGATE.test(s);
 }
 
 function checkText(field: string, v: string | null | undefined): void {
-  if (typeof v === 'string' && hasNul(v))
-    throw new StateInvalidInputError(field, `${field} must not contain a NUL character`);
+  if (typeof v === 'string' && !isStorableText(v))
+    throw new StateInvalidInputError(
+      field,
+      `${field} must be valid Unicode text without a NUL character or an unpaired surrogate`,
+    );
 }
 
 function checkJson(field: string, v: JsonValue | null | undefined): void {

@@ -854,6 +854,8 @@ for (const fam of catalogFamilies) {
         await bad(tenants.create({ id: 'n3', ...baseTenant, allowed_models: [nul] }), /allowed_models/);
         await bad(tenants.create({ id: 'n4', ...baseTenant, limits: { [nul]: 1 } }), /limits/);
         await bad(tenants.create({ id: 'n5', ...baseTenant, limits: { note: nul } }), /limits/);
+        await bad(tenants.create({ id: 'n6', ...baseTenant, allowed_models: ['\ud800'] }), /allowed_models/);
+        await bad(tenants.create({ id: 'n7', ...baseTenant, display_name: 'x\udfffy' }), /display_name/);
         await bad(tenants.get(nul), /^id$/);
         await bad(tenants.delete(nul), /^id$/);
         await tenants.create({ id: 'ok', ...baseTenant });
