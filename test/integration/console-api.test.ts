@@ -405,7 +405,7 @@ describe('request log: every answered request; pools: the fallback chain and who
     assert.deepEqual(pool?.serving, want);
     assert.deepEqual(pool?.chain, ['primary', 'default']);
     assert.equal(pool?.backends[0]?.state, 'open');
-    const ready = await get<{ ready: boolean; serving: Record<string, Serving | null> }>('/ready', {});
+    const ready = await get<{ ready: boolean; serving: Record<string, Serving | null> }>('/ready');
     assert.equal(ready.ready, true);
     assert.deepEqual(ready.serving.primary, want);
     assert.deepEqual(ready.serving.default?.model, 'default');
