@@ -4,7 +4,7 @@
  * error shape, and the routes.
  */
 import { registerTeamRoutes } from './routes/teams.js';
-import { backendView } from '../routing/view.js';
+import { backendView, chainView } from '../routing/view.js';
 import { requireAdmin } from './admin-auth.js';
 import { ANTHROPIC_PATH, registerAnthropicRoutes } from './routes/anthropic.js';
 import { openAIErrorToAnthropic } from '../providers/anthropic/index.js';
@@ -16,6 +16,7 @@ import type { Gateway } from '../app.js';
 import { PorticoError } from '../errors/portico-error.js';
 import { acceptCorrelationId, newRequestId } from '../lib/ids.js';
 import { finishRequest } from '../pipeline/run.js';
+import { edgeContext, exposeTenantRouteMarks } from './edge-context.js';
 import { ANONYMOUS_TENANT, UNMATCHED_ENDPOINT } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -162,11 +163,15 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
 
   app.setErrorHandler((err, request, reply) => {
     const pe = toPorticoError(err, request.porticoCtx?.controller.signal);
+    // A tenant endpoint's request rejected before its handler ran (415, 413, bad JSON) gets its
+    // context here, so onResponse finishes it (request log, stats, metrics) like any other.
+    const ctx = edgeContext(gw, request);
+    if (ctx) ctx.error = { code: pe.code, message: pe.message };
     if (pe.code === 'internal_error')
       gw.logger.error({ err, requestId: request.porticoId, url: request.url }, 'internal error');
     else if (pe.status >= 500)
       gw.logger.warn({ requestId: request.porticoId, code: pe.code, detail: pe.message }, 'request failed');
-    const extra = request.porticoCtx?.responseHeaders;
+    const extra = ctx?.responseHeaders;
     if (extra) reply.headers(extra);
     // The Anthropic-compatible endpoint answers errors in the Messages API's shape.
     const anthropic = request.url.split('?')[0] === ANTHROPIC_PATH;
@@ -176,6 +181,7 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
       .send(anthropic ? openAIErrorToAnthropic(pe) : pe.toBody());
   });
 
+  exposeTenantRouteMarks(app);
   const knownPaths = new Map<string, Set<string>>();
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -217,6 +223,7 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
         model: alias,
         strategy: pool.strategy,
         backends: pool.backends.map(backendView),
+        ...chainView(snap.pools, alias, snap.config.models[alias]?.fallbacks ?? []),
       })),
     };
   });

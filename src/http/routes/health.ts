@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../app.js';
-import { backendView, type BackendView } from '../../routing/view.js';
+import { backendView, chainView, type BackendView, type ServingView } from '../../routing/view.js';
 import { isAdmin } from '../admin-auth.js';
 
 export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
@@ -23,6 +23,8 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/ready', async (request, reply) => {
     const snap = gw.snapshot;
     const models: Record<string, BackendView[]> = {};
+    // Per model alias: who answers now (a fallback when its own backends are out); null: nobody.
+    const serving: Record<string, ServingView | null> = {};
     let usable = 0;
     for (const [alias, pool] of snap.pools) {
       models[alias] = pool.backends.map((b) => {
@@ -30,6 +32,7 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
         if (v.state === 'healthy' || v.state === 'half_open') usable++;
         return v;
       });
+      serving[alias] = chainView(snap.pools, alias, snap.config.models[alias]?.fallbacks ?? []).serving;
     }
     const reasons: string[] = [];
     if (!gw.ready) reasons.push(gw.draining ? 'draining' : 'starting');
@@ -45,6 +48,7 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
       config_version: snap.version,
       config_loaded_at: snap.loadedAt.toISOString(),
       models,
+      serving,
     };
   });
 
