@@ -12,7 +12,6 @@ import { readFileSync } from 'node:fs';
 import type { ServerOptions } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import compress from '@fastify/compress';
-import cors from '@fastify/cors';
 import { canonicalApiUrl } from './route-aliases.js';
 import type { Gateway } from '../app.js';
 import { PorticoError } from '../errors/portico-error.js';
@@ -179,6 +178,8 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   if (cfg.cors.origins.length > 0) {
     // Browser apps: preflights answered (and cached max_age_s) before authentication; the
     // headers a client needs to read (ids, rate limits, retry hints) are exposed.
+    // Loaded only when configured: most deployments have no browser clients.
+    const { default: cors } = await import('@fastify/cors');
     await app.register(cors, {
       origin: cfg.cors.origins.includes('*') ? '*' : cfg.cors.origins,
       credentials: cfg.cors.credentials,
