@@ -4,6 +4,7 @@
  * test/docs/docs-sync.test.ts fails when the committed docs are stale.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { readClientResults, renderClientSection, replaceSection } from './clients-table.js';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
@@ -126,4 +127,16 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1
     writeFileSync(path, replaceBetween(readFileSync(path, 'utf8'), g.marker, g.render()));
     console.log(`updated ${g.file}`);
   }
+  // The client-compatibility tables, from the suite's last results (test/clients writes them).
+  const results = readClientResults(resolve(root, 'test-results/clients'));
+  if (results.length > 0) {
+    const path = resolve(root, 'docs/providers.md');
+    let doc = readFileSync(path, 'utf8');
+    for (const r of results) doc = replaceSection(doc, r.client, renderClientSection(r));
+    writeFileSync(path, doc);
+    console.log(`updated docs/providers.md (${results.map((r) => r.client).join(', ')})`);
+  } else
+    console.log(
+      'docs/providers.md unchanged: no test-results/clients (run node scripts/run-tests.mjs test/clients)',
+    );
 }

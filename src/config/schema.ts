@@ -30,6 +30,26 @@ export const UpstreamPoolSchema = z.strictObject({
   pipelining: z.number().int().min(1).max(16).default(1),
 });
 
+export const CorsSchema = z.strictObject({
+  origins: z
+    .array(z.string().min(1))
+    .default([])
+    .describe(
+      'origins browsers may call the API from: exact origins ("https://app.example.com") or "*" for any; empty = CORS off',
+    ),
+  max_age_s: z
+    .number()
+    .int()
+    .min(0)
+    .max(86_400)
+    .default(600)
+    .describe('how long a browser may cache a preflight answer (Access-Control-Max-Age)'),
+  credentials: z
+    .boolean()
+    .default(false)
+    .describe('send Access-Control-Allow-Credentials (cookies; not needed for Bearer keys)'),
+});
+
 export const ServerSchema = z.strictObject({
   host: z.string().default('127.0.0.1'),
   port: port.default(8080),
@@ -57,6 +77,9 @@ export const ServerSchema = z.strictObject({
     .default(90 * 60 * 1000)
     .describe('max total time for one request (default 90 min)'),
   trust_proxy: z.boolean().default(false).describe('take the client IP from X-Forwarded-For'),
+  cors: CorsSchema.default({ origins: [], max_age_s: 600, credentials: false }).describe(
+    'Cross-origin requests from browser apps (off unless origins are listed)',
+  ),
   drain_timeout_ms: z
     .number()
     .int()
@@ -331,6 +354,16 @@ export const BackendSchema = z.discriminatedUnion('provider', [
 export const PricingSchema = z.strictObject({
   input_per_million: z.number().min(0).default(0).describe('USD per 1M prompt tokens'),
   output_per_million: z.number().min(0).default(0).describe('USD per 1M completion tokens'),
+  cache_read_per_million: z
+    .number()
+    .min(0)
+    .optional()
+    .describe("USD per 1M prompt tokens read from the provider's prompt cache (default: the input price)"),
+  cache_write_per_million: z
+    .number()
+    .min(0)
+    .optional()
+    .describe("USD per 1M prompt tokens written to the provider's prompt cache (default: the input price)"),
 });
 
 export const RetrySchema = z.strictObject({

@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import { PorticoError } from '../errors/portico-error.js';
 import { validateGguf, type GgufSummary } from './gguf/validate.js';
 import { EngineStats, type EngineStatsOptions } from './stats.js';
+import { schemaProblem } from './schema-check.js';
 
 type NLC = typeof import('node-llama-cpp');
 type Llama = Awaited<ReturnType<NLC['getLlama']>>;
@@ -18,6 +19,13 @@ type LlamaSequence = ReturnType<LlamaContext['getSequence']>;
 type LlamaEmbeddingContext = Awaited<ReturnType<LlamaModel['createEmbeddingContext']>>;
 type ChatWrapper = NonNullable<ReturnType<NLC['resolveChatWrapper']>>;
 type Token = Parameters<LlamaSequence['evaluate']>[0][number];
+type LlamaGrammar = Awaited<ReturnType<Llama['getGrammarFor']>>;
+
+/** What the output must be: any JSON value/object (`json_object`) or JSON following a schema. */
+export type OutputFormat = { type: 'json' } | { type: 'json_schema'; schema: Record<string, unknown> };
+
+/** Compiled grammars kept per schema (compiling one costs milliseconds; requests repeat schemas). */
+const GRAMMAR_CACHE_SIZE = 64;
 
 export interface EngineOptions {
   modelPath: string;
@@ -59,6 +67,8 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Keep generating past end-of-sequence tokens (benchmarks; vLLM's ignore_eos). */
   ignoreEos?: boolean;
+  /** Constrain the output with a grammar (from `Engine.grammarFor`). */
+  grammar?: LlamaGrammar;
 }
 
 export interface GenerateResult {
@@ -105,6 +115,7 @@ export class Engine {
   #queueTimeoutMs: number;
   #embedding: Promise<LlamaEmbeddingContext> | undefined;
   #closed = false;
+  #grammars = new Map<string, Promise<LlamaGrammar>>();
 
   private constructor(
     opts: Required<Omit<EngineOptions, 'gpu' | 'metrics'>>,
@@ -240,6 +251,47 @@ export class Engine {
     return state.contextText.tokenize(this.#model.tokenizer);
   }
 
+  /**
+   * The grammar for a structured output (node-llama-cpp's JSON and JSON-schema grammars), compiled
+   * once per schema. A schema the grammar compiler does not take is the client's 400, not a 500.
+   */
+  grammarFor(format: OutputFormat): Promise<LlamaGrammar> {
+    const key = format.type === 'json' ? 'json' : JSON.stringify(format.schema);
+    let g = this.#grammars.get(key);
+    if (!g && format.type === 'json_schema') {
+      const bad = schemaProblem(format.schema);
+      if (bad)
+        return Promise.reject(
+          new PorticoError('invalid_request', `response_format.json_schema.${bad.path} ${bad.problem}.`, {
+            param: 'response_format.json_schema.schema',
+          }),
+        );
+    }
+    if (!g) {
+      g = (
+        format.type === 'json'
+          ? this.#llama.getGrammarFor('json')
+          : // The schema is the client's: node-llama-cpp checks it at run time.
+            this.#llama.createGrammarForJsonSchema(
+              format.schema as Parameters<Llama['createGrammarForJsonSchema']>[0],
+            )
+      ).catch((err: unknown) => {
+        this.#grammars.delete(key);
+        throw new PorticoError(
+          'invalid_request',
+          `The engine cannot enforce this response_format schema: ${err instanceof Error ? err.message : String(err)}`,
+          { param: 'response_format.json_schema.schema' },
+        );
+      });
+      if (this.#grammars.size >= GRAMMAR_CACHE_SIZE) {
+        const oldest = this.#grammars.keys().next().value;
+        if (oldest !== undefined) this.#grammars.delete(oldest);
+      }
+      this.#grammars.set(key, g);
+    }
+    return g;
+  }
+
   textTokens(text: string): Token[] {
     return this.#model.tokenize(text, false);
   }
@@ -274,10 +326,19 @@ export class Engine {
         );
       this.stats.promptTokens(prompt.length);
       if (opts.maxTokens > 0) {
+        const nlc = opts.grammar ? await loadNodeLlamaCpp() : undefined;
         const gen = seq.evaluate(prompt, {
           temperature: opts.temperature ?? 0,
           ...(opts.topP !== undefined ? { topP: opts.topP } : {}),
           ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+          ...(nlc && opts.grammar
+            ? {
+                grammarEvaluationState: new nlc.LlamaGrammarEvaluationState({
+                  model: this.#model,
+                  grammar: opts.grammar,
+                }),
+              }
+            : {}),
         });
         try {
           for await (const token of gen) {

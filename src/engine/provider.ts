@@ -26,7 +26,13 @@ import type {
   EmbeddingResponse,
   RerankResponse,
 } from '../providers/openai-types.js';
-import { Engine, type ChatMessageIn, type EngineOptions, type GenerateOptions } from './engine.js';
+import {
+  Engine,
+  type ChatMessageIn,
+  type EngineOptions,
+  type GenerateOptions,
+  type OutputFormat,
+} from './engine.js';
 import { resolveModel, type ResolveOptions } from './resolve.js';
 
 export interface EngineProviderOptions extends Omit<EngineOptions, 'modelPath'> {
@@ -77,6 +83,30 @@ export function chatMessages(req: ChatCompletionRequest): ChatMessageIn[] {
   }));
 }
 
+/** The output format a chat request asks for, for the engine's grammar (undefined: free text). */
+export function outputFormatOf(req: ChatCompletionRequest): OutputFormat | undefined {
+  const rf = req['response_format'] as { type?: unknown; json_schema?: { schema?: unknown } } | undefined;
+  if (rf?.type === 'json_object') return { type: 'json' };
+  if (rf?.type === 'json_schema') {
+    const schema = rf.json_schema?.schema;
+    return typeof schema === 'object' && schema !== null
+      ? { type: 'json_schema', schema: schema as Record<string, unknown> }
+      : { type: 'json' };
+  }
+  return undefined;
+}
+
+/** Generation options for a chat request, with its structured-output grammar when it asks for one. */
+async function chatOptions(
+  e: Engine,
+  req: ChatCompletionRequest,
+  signal?: AbortSignal,
+): Promise<GenerateOptions> {
+  const opts = generateOptions(req, signal, 512);
+  const format = outputFormatOf(req);
+  return format ? { ...opts, grammar: await e.grammarFor(format) } : opts;
+}
+
 const usage = (p: number, c: number) => ({ prompt_tokens: p, completion_tokens: c, total_tokens: p + c });
 
 /** OpenAI-shaped operations over an Engine; shared by the in-process provider and `portico engine`. */
@@ -85,7 +115,7 @@ export class EngineApi {
 
   async chat(req: ChatCompletionRequest, signal?: AbortSignal): Promise<ChatCompletionResponse> {
     const e = await this.engine();
-    const r = await e.complete(e.chatTokens(chatMessages(req)), generateOptions(req, signal, 512));
+    const r = await e.complete(e.chatTokens(chatMessages(req)), await chatOptions(e, req, signal));
     return {
       id: newCompletionId(),
       object: 'chat.completion',
@@ -116,7 +146,7 @@ export class EngineApi {
         model: req.model,
         choices: [{ index: 0, delta, finish_reason: finish }],
       }) as ChatCompletionChunk;
-    const gen = e.generate(tokens, generateOptions(req, signal, 512));
+    const gen = e.generate(tokens, await chatOptions(e, req, signal));
     return (async function* () {
       yield chunk({ role: 'assistant', content: '' });
       for await (const ev of gen) {

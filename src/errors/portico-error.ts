@@ -14,6 +14,11 @@ export interface PorticoErrorOptions {
   cause?: unknown;
   /** For upstream failures: what kind, so the router can decide to retry or fail over. */
   upstream?: UpstreamFailure;
+  /**
+   * The `code` the client sees when it is not the catalog's: an upstream 400's own code (e.g.
+   * `context_length_exceeded`), which SDKs and frameworks branch on. Metrics and logs keep `code`.
+   */
+  wireCode?: string;
 }
 
 export interface UpstreamFailure {
@@ -33,6 +38,7 @@ export class PorticoError extends Error {
   readonly param: string | null;
   readonly headers: Record<string, string>;
   readonly upstream: UpstreamFailure | undefined;
+  readonly wireCode: string | undefined;
 
   constructor(code: ErrorCode, message: string, opts: PorticoErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
@@ -45,10 +51,13 @@ export class PorticoError extends Error {
     this.param = opts.param ?? null;
     this.headers = opts.headers ?? {};
     this.upstream = opts.upstream;
+    this.wireCode = opts.wireCode;
   }
 
   toBody(): ErrorBody {
-    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+    return {
+      error: { message: this.message, type: this.type, param: this.param, code: this.wireCode ?? this.code },
+    };
   }
 }
 

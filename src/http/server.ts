@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import type { ServerOptions } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import compress from '@fastify/compress';
+import { canonicalApiUrl } from './route-aliases.js';
 import type { Gateway } from '../app.js';
 import { PorticoError } from '../errors/portico-error.js';
 import { acceptCorrelationId, newRequestId } from '../lib/ids.js';
@@ -21,6 +22,7 @@ import { ANONYMOUS_TENANT, UNMATCHED_ENDPOINT } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerOpenAIRoutes } from './routes/openai.js';
+import { MODELS_PATH, registerModelRoutes, wantsAnthropicShape } from './routes/models.js';
 import { registerTenantRoutes } from './routes/tenant.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerConsoleRoutes } from './routes/console.js';
@@ -29,6 +31,24 @@ import { edgeClientErrorHandler, guardConnections, isRefused, trackRequest } fro
 
 /** How often Node checks every connection against the header and body deadlines. */
 const CHECK_INTERVAL_MS = 1000;
+
+/** Response headers a browser client may read (CORS). */
+export const CORS_EXPOSED_HEADERS = [
+  'x-request-id',
+  'x-correlation-id',
+  'retry-after',
+  'retry-after-ms',
+  'x-should-retry',
+  'x-ratelimit-limit',
+  'x-ratelimit-remaining',
+  'x-ratelimit-reset',
+  'x-ratelimit-limit-requests',
+  'x-ratelimit-remaining-requests',
+  'x-ratelimit-reset-requests',
+  'x-ratelimit-limit-tokens',
+  'x-ratelimit-remaining-tokens',
+  'x-ratelimit-reset-tokens',
+];
 
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
@@ -48,6 +68,8 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     keepAliveTimeout: 72_000,
     // Our own ids; Fastify's are not used.
     genReqId: () => '',
+    // /chat/completions, /v1/models/ and the like reach the canonical /v1 routes.
+    rewriteUrl: (req) => canonicalApiUrl(req.url ?? '/'),
     // Router errors (undecodable %-escapes, over-long path segments) in the catalog's shape too.
     frameworkErrors: (error, _request, reply) => {
       const pe = toPorticoError(error);
@@ -153,6 +175,21 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     }
   });
 
+  if (cfg.cors.origins.length > 0) {
+    // Browser apps: preflights answered (and cached max_age_s) before authentication; the
+    // headers a client needs to read (ids, rate limits, retry hints) are exposed.
+    // Loaded only when configured: most deployments have no browser clients.
+    const { default: cors } = await import('@fastify/cors');
+    await app.register(cors, {
+      origin: cfg.cors.origins.includes('*') ? '*' : cfg.cors.origins,
+      credentials: cfg.cors.credentials,
+      maxAge: cfg.cors.max_age_s,
+      methods: ['GET', 'POST', 'DELETE', 'PATCH', 'PUT', 'OPTIONS'],
+      exposedHeaders: CORS_EXPOSED_HEADERS,
+      strictPreflight: false,
+    });
+  }
+
   if (cfg.compression.enabled) {
     await app.register(compress, {
       global: true,
@@ -173,8 +210,11 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
       gw.logger.warn({ requestId: request.porticoId, code: pe.code, detail: pe.message }, 'request failed');
     const extra = ctx?.responseHeaders;
     if (extra) reply.headers(extra);
-    // The Anthropic-compatible endpoint answers errors in the Messages API's shape.
-    const anthropic = request.url.split('?')[0] === ANTHROPIC_PATH;
+    // The Anthropic-compatible endpoints answer errors in the Messages API's shape (and /v1/models
+    // when an Anthropic client asks).
+    const path = request.url.split('?')[0] ?? '';
+    const anthropic =
+      path.startsWith(ANTHROPIC_PATH) || (path.startsWith(MODELS_PATH) && wantsAnthropicShape(request));
     reply
       .code(pe.status)
       .headers(pe.headers)
@@ -211,6 +251,7 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   await registerOpenApi(app);
   registerHealthRoutes(app, gw);
   registerOpenAIRoutes(app, gw);
+  registerModelRoutes(app, gw);
   registerTenantRoutes(app, gw);
   registerAnthropicRoutes(app, gw);
   registerTeamRoutes(app, gw);

@@ -8,7 +8,16 @@ import type { Usage } from '../providers/openai-types.js';
 import type { RequestTrace } from '../telemetry/tracing.js';
 
 export type RouteName =
-  'chat' | 'completions' | 'embeddings' | 'rerank' | 'messages' | 'ask' | 'predict' | 'models' | 'info';
+  | 'chat'
+  | 'completions'
+  | 'embeddings'
+  | 'rerank'
+  | 'messages'
+  | 'count_tokens'
+  | 'ask'
+  | 'predict'
+  | 'models'
+  | 'info';
 
 export interface RequestContext {
   readonly requestId: string;

@@ -20,7 +20,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { ANONYMOUS_TENANT, UNKNOWN_MODEL, type GatewayMetrics } from '../telemetry/metrics.js';
 import type { Tenancy } from '../tenancy/tenancy.js';
 import { countEmbeddingInput, countMessages, countPrompt, countText } from '../tenancy/tokens.js';
-import { costUsd } from '../tenancy/cost.js';
+import { cacheTokensOf, costUsd } from '../tenancy/cost.js';
 import { admitIp, admitRequestRate, admitWork, needsTokenEstimate, releaseHolds } from './admit.js';
 import { authenticate, type KeyLookup } from './authenticate.js';
 import type { RequestContext } from './context.js';
@@ -341,7 +341,9 @@ export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: n
     m.child.tokens(tenant, model, 'input').inc(usage.prompt);
     m.child.tokens(tenant, model, 'output').inc(usage.completion);
     const pricing = ctx.snapshot.config.models[model]?.pricing;
-    ctx.costUsd = ctx.cacheHit ? 0 : costUsd(pricing, usage.prompt, usage.completion);
+    ctx.costUsd = ctx.cacheHit
+      ? 0
+      : costUsd(pricing, usage.prompt, usage.completion, ctx.usage ? cacheTokensOf(ctx.usage) : undefined);
     if (ctx.costUsd > 0) m.child.cost(tenant, model).inc(ctx.costUsd);
   }
   if (ctx.admission) {

@@ -11,6 +11,7 @@ import type {
   EmbeddingRequest,
   RerankRequest,
 } from '../providers/openai-types.js';
+import { adoptLegacyFunctions } from './legacy-functions.js';
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
@@ -30,6 +31,19 @@ export function requireObject(body: unknown): Record<string, unknown> {
   }
   return body as Record<string, unknown>;
 }
+
+/**
+ * Null means "not set". The OpenAI spec marks most optional request fields nullable (`max_tokens`,
+ * `stop`, `temperature`, `stream_options`, ...) and SDKs and frameworks send unset fields as null,
+ * `user` and `tools` included, so every optional top-level field (and every optional message field
+ * but `content`) that is null is removed before validation: backends then see "unset", never a null
+ * some of them reject. `required` names the fields for which null stays an error.
+ */
+export function dropNullFields(b: Record<string, unknown>, required: readonly string[]): void {
+  for (const k of Object.keys(b)) if (b[k] === null && !required.includes(k)) delete b[k];
+}
+
+const MESSAGE_KEEP_NULL = ['role', 'content'] as const;
 
 /** A short, safe rendering of a bad value for an error message (never the whole of a huge or deeply nested one). */
 function preview(v: unknown): string {
@@ -122,6 +136,7 @@ function checkMessages(b: Record<string, unknown>): void {
     if (m === null || typeof m !== 'object' || Array.isArray(m))
       throw bad(`messages[${i}]`, `messages[${i}] must be an object`);
     const msg = m as Record<string, unknown>;
+    dropNullFields(msg, MESSAGE_KEEP_NULL);
     if (typeof msg.role !== 'string' || !ROLES.has(msg.role)) {
       throw bad(
         `messages[${i}].role`,
@@ -174,8 +189,39 @@ function checkTools(b: Record<string, unknown>): void {
     throw bad('tool_choice', 'tool_choice object must be {"type":"function","function":{"name":"..."}}');
 }
 
+const RESPONSE_FORMATS = new Set(['text', 'json_object', 'json_schema']);
+
+function checkResponseFormat(b: Record<string, unknown>): void {
+  const rf = b.response_format;
+  if (rf === undefined) return;
+  const type = (rf as { type?: unknown } | null)?.type;
+  if (typeof rf !== 'object' || Array.isArray(rf) || typeof type !== 'string' || !RESPONSE_FORMATS.has(type))
+    throw bad(
+      'response_format',
+      'response_format must be {"type":"text"}, {"type":"json_object"} or {"type":"json_schema","json_schema":{"name":"...","schema":{...}}}',
+    );
+  if (type !== 'json_schema') return;
+  const js = (rf as { json_schema?: unknown }).json_schema as
+    { name?: unknown; schema?: unknown } | undefined;
+  if (!js || typeof js !== 'object' || typeof js.name !== 'string' || js.name === '')
+    throw bad(
+      'response_format.json_schema.name',
+      'response_format.json_schema.name must be a non-empty string',
+    );
+  if (
+    js.schema !== undefined &&
+    (typeof js.schema !== 'object' || js.schema === null || Array.isArray(js.schema))
+  )
+    throw bad(
+      'response_format.json_schema.schema',
+      'response_format.json_schema.schema must be a JSON Schema object',
+    );
+}
+
 export function validateChatRequest(body: unknown): ChatCompletionRequest {
   const b = requireObject(body);
+  dropNullFields(b, ['model', 'messages']);
+  adoptLegacyFunctions(b);
   requireModel(b);
   checkMessages(b);
   checkStreamOptions(b);
@@ -189,12 +235,14 @@ export function validateChatRequest(body: unknown): ChatCompletionRequest {
   optNumber(b, 'frequency_penalty', -2, 2);
   checkStop(b);
   checkTools(b);
+  checkResponseFormat(b);
   if (b.user !== undefined && typeof b.user !== 'string') throw bad('user', 'user must be a string');
   return b as unknown as ChatCompletionRequest;
 }
 
 export function validateCompletionRequest(body: unknown): CompletionRequest {
   const b = requireObject(body);
+  dropNullFields(b, ['model', 'prompt']);
   requireModel(b);
   const p = b.prompt;
   if (p === undefined) throw bad('prompt', 'prompt is required (a string or an array of strings)');
@@ -211,6 +259,7 @@ export function validateCompletionRequest(body: unknown): CompletionRequest {
 
 export function validateEmbeddingRequest(body: unknown, maxInputs = 2048): EmbeddingRequest {
   const b = requireObject(body);
+  dropNullFields(b, ['model', 'input']);
   requireModel(b);
   const input = b.input;
   if (input === undefined)
@@ -239,6 +288,7 @@ export function validateEmbeddingRequest(body: unknown, maxInputs = 2048): Embed
 
 export function validateRerankRequest(body: unknown, maxDocuments = 1000): RerankRequest {
   const b = requireObject(body);
+  dropNullFields(b, ['model', 'query', 'documents']);
   requireModel(b);
   if (typeof b.query !== 'string' || b.query === '') throw bad('query', 'query must be a non-empty string');
   const d = b.documents;

@@ -20,7 +20,28 @@ export interface ToolCall {
   id: string;
   type: 'function';
   function: { name: string; arguments: string };
+  /** Anthropic prompt-caching breakpoint on the tool_use block (extension, see below). */
+  cache_control?: unknown;
 }
+
+/*
+ * Extensions for Anthropic features with no OpenAI field, in the shape LiteLLM established for
+ * OpenAI-format requests to Claude, so OpenAI clients can use them too:
+ * - `cache_control` on content parts, tool definitions, tool messages and tool calls;
+ * - request `thinking` ({type:'enabled', budget_tokens}); assistant `thinking_blocks` (with their
+ *   signatures, which Anthropic needs back in later turns) and `reasoning_content` (the text);
+ * - streamed `delta.reasoning_content` and `delta.thinking_blocks` (signatures, redacted blocks).
+ * OpenAI-protocol presets strip them before the upstream (see presets.ts `stripAnthropicExtensions`).
+ */
+export type ThinkingBlock =
+  { type: 'thinking'; thinking: string; signature?: string } | { type: 'redacted_thinking'; data: string };
+
+/**
+ * The Anthropic API headers an Anthropic client sent (`anthropic-beta`, `anthropic-version`), for an
+ * Anthropic backend. A symbol key: JSON never carries it, so no request body can set it and no
+ * OpenAI-protocol upstream is sent it; object spread keeps it through the pipeline's copies.
+ */
+export const ANTHROPIC_HEADERS: unique symbol = Symbol('portico.anthropic-headers');
 
 export interface ChatMessage {
   role: Role;
@@ -34,6 +55,7 @@ export interface ChatMessage {
 export interface ToolDefinition {
   type: 'function';
   function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean };
+  cache_control?: unknown;
 }
 
 export type ToolChoice = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
@@ -53,6 +75,7 @@ export interface ChatCompletionRequest {
   tools?: ToolDefinition[];
   tool_choice?: ToolChoice;
   user?: string;
+  [ANTHROPIC_HEADERS]?: Record<string, string>;
   [k: string]: unknown;
 }
 

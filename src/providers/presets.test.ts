@@ -1,6 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { PRESETS, PRESET_NAMES, applyChatQuirks, presetHeaders, resolvePreset } from './presets.js';
+import {
+  PRESETS,
+  PRESET_NAMES,
+  applyChatQuirks,
+  presetHeaders,
+  resolvePreset,
+  stripAnthropicExtensions,
+} from './presets.js';
+import type { ChatCompletionRequest } from './openai-types.js';
 
 describe('provider presets', () => {
   it('resolves every name and the aliases, case-insensitively', () => {
@@ -60,5 +68,48 @@ describe('provider presets', () => {
       max_completion_tokens: 7,
     });
     assert.deepEqual(back, { model: 'm', messages: [], max_tokens: 7 });
+  });
+});
+
+describe('stripAnthropicExtensions', () => {
+  it('removes thinking, thinking_blocks and cache_control before an OpenAI-protocol upstream', () => {
+    const req: ChatCompletionRequest = {
+      model: 'm',
+      thinking: { type: 'enabled', budget_tokens: 1024 },
+      messages: [
+        { role: 'system', content: [{ type: 'text', text: 's', cache_control: { type: 'ephemeral' } }] },
+        { role: 'user', content: 'u' },
+        {
+          role: 'assistant',
+          content: 'a',
+          thinking_blocks: [{ type: 'thinking', thinking: 't', signature: 'x' }],
+          tool_calls: [
+            { id: 'c', type: 'function', function: { name: 'f', arguments: '{}' }, cache_control: {} },
+          ],
+        },
+        { role: 'tool', tool_call_id: 'c', content: 'r', cache_control: { type: 'ephemeral' } },
+      ],
+      tools: [{ type: 'function', function: { name: 'f' }, cache_control: { type: 'ephemeral' } }],
+    };
+    const out = stripAnthropicExtensions(req);
+    assert.deepEqual(out, {
+      model: 'm',
+      messages: [
+        { role: 'system', content: [{ type: 'text', text: 's' }] },
+        { role: 'user', content: 'u' },
+        {
+          role: 'assistant',
+          content: 'a',
+          tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }],
+        },
+        { role: 'tool', tool_call_id: 'c', content: 'r' },
+      ],
+      tools: [{ type: 'function', function: { name: 'f' } }],
+    });
+    assert.ok('thinking' in req, 'the caller’s request is not modified');
+  });
+  it('returns the same object when there is nothing to strip', () => {
+    const req: ChatCompletionRequest = { model: 'm', messages: [{ role: 'user', content: 'u' }] };
+    assert.equal(stripAnthropicExtensions(req), req);
   });
 });

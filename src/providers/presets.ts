@@ -264,5 +264,40 @@ export function applyChatQuirks(q: PresetQuirks, req: ChatCompletionRequest): Ch
     delete out.max_completion_tokens;
   }
   for (const p of q.dropParams) delete out[p];
+  return stripAnthropicExtensions(out);
+}
+
+/**
+ * The Anthropic extensions of the canonical format (openai-types.ts: `thinking`, assistant
+ * `thinking_blocks`, `cache_control` on parts, tools, messages and tool calls) mean nothing to an
+ * OpenAI-protocol server, and OpenAI's own API rejects unknown fields: they are removed. Nothing is
+ * copied when none is present (the common case).
+ */
+export function stripAnthropicExtensions(req: ChatCompletionRequest): ChatCompletionRequest {
+  const has = (o: object): boolean => 'cache_control' in o;
+  const dirtyMessage = (m: ChatCompletionRequest['messages'][number]): boolean =>
+    has(m) ||
+    'thinking_blocks' in m ||
+    (Array.isArray(m.content) && m.content.some(has)) ||
+    (m.tool_calls ?? []).some(has);
+  const dirtyMessages = req.messages.some(dirtyMessage);
+  const dirtyTools = (req.tools ?? []).some(has);
+  if (!('thinking' in req) && !dirtyMessages && !dirtyTools) return req;
+  const out: ChatCompletionRequest = { ...req };
+  delete out['thinking'];
+  if (dirtyMessages)
+    out.messages = req.messages.map((m) => {
+      if (!dirtyMessage(m)) return m;
+      const { cache_control: _cc, thinking_blocks: _tb, ...rest } = m;
+      if (Array.isArray(rest.content))
+        rest.content = rest.content.map((p) => {
+          if (!has(p)) return p;
+          const { cache_control: _pc, ...part } = p as { cache_control?: unknown; type: string };
+          return part;
+        });
+      if (rest.tool_calls) rest.tool_calls = rest.tool_calls.map(({ cache_control: _tc, ...tc }) => tc);
+      return rest;
+    });
+  if (dirtyTools) out.tools = (req.tools ?? []).map(({ cache_control: _t, ...t }) => t);
   return out;
 }

@@ -74,6 +74,11 @@ export interface Provider {
   embeddings(req: EmbeddingRequest, ctx: ProviderCallContext): Promise<EmbeddingResponse>;
   /** Optional: providers that cannot rerank throw PorticoError('unsupported_operation'). */
   rerank(req: RerankRequest, ctx: ProviderCallContext): Promise<RerankResponse>;
+  /**
+   * Optional: the backend's own prompt-token count for a chat request (Anthropic's
+   * /v1/messages/count_tokens). Without it, Portico counts with its tokenizer.
+   */
+  countTokens?(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<number>;
   /** Active health probe (cheap). */
   health(signal: AbortSignal): Promise<HealthResult>;
   /** Release pools, sequences, timers. */

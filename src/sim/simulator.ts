@@ -42,9 +42,14 @@ import {
   floatsToBase64,
   loremText,
   messageText,
+  cutAtStop,
   rerankScore,
+  sampleFromSchema,
   splitTokens,
+  tokenLogprobs,
+  wordSource,
 } from './generate.js';
+import { fnv1a32 } from '../lib/hash.js';
 
 interface Plan {
   text: string;
@@ -52,6 +57,36 @@ interface Plan {
   toolCall?: ToolCall;
   finish: FinishReason;
   usage: Usage;
+  /** Per-token logprobs when the request asked for them. */
+  logprobs?: ReturnType<typeof tokenLogprobs>;
+}
+
+type PlanRequest = {
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
+  tools?: ChatCompletionRequest['tools'];
+  tool_choice?: ChatCompletionRequest['tool_choice'];
+  seed?: number | null;
+  stop?: string | string[] | null;
+  logprobs?: unknown;
+  top_logprobs?: unknown;
+  response_format?: unknown;
+};
+
+/** JSON the request's response_format asks for (an object that validates against its schema), if any. */
+function jsonAnswer(rf: unknown, words: () => string): string | undefined {
+  if (typeof rf !== 'object' || rf === null) return undefined;
+  const f = rf as { type?: unknown; json_schema?: { schema?: unknown } };
+  if (f.type === 'json_object') return JSON.stringify({ answer: `${words()} ${words()} ${words()}` });
+  if (f.type === 'json_schema') return JSON.stringify(sampleFromSchema(f.json_schema?.schema ?? {}, words));
+  return undefined;
+}
+
+/** JSON has no spaces to split on: stream it in 8-character pieces, as tokens. */
+function jsonTokens(text: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += 8) out.push(text.slice(i, i + 8));
+  return out;
 }
 
 export class Simulator implements Provider {
@@ -127,39 +162,45 @@ export class Simulator implements Provider {
     return j > 0 ? base * (1 + j * (this.#rnd() * 2 - 1)) : base;
   }
 
-  #plan(
-    messages: ChatMessage[],
-    req: {
-      max_tokens?: number | null;
-      max_completion_tokens?: number | null;
-      tools?: ChatCompletionRequest['tools'];
-      tool_choice?: ChatCompletionRequest['tool_choice'];
-      seed?: number | null;
-    },
-  ): Plan {
+  /** One plan per requested choice (`n`), each with its own seed. */
+  #plans(messages: ChatMessage[], req: PlanRequest & { n?: number | null }): Plan[] {
+    const n = Math.max(1, Math.min(128, req.n ?? 1));
+    return Array.from({ length: n }, (_, i) => this.#plan(messages, req, i));
+  }
+
+  #plan(messages: ChatMessage[], req: PlanRequest, choice = 0): Plan {
     const promptTokens = countPromptTokens(messages);
     const limit = req.max_completion_tokens ?? req.max_tokens ?? undefined;
     const lastUser = [...messages].reverse().find((m) => m.role === 'user');
     const lastUserText = lastUser ? messageText(lastUser.content) : '';
     const seedText = messages.map((m) => m.role + ':' + messageText(m.content)).join('\n');
-    const tool = chooseTool(req.tools, req.tool_choice, lastUserText);
+    const lastIsUser = messages[messages.length - 1]?.role === 'user';
+    const tool = chooseTool(req.tools, req.tool_choice, lastUserText, lastIsUser);
     if (tool) {
-      const toolCall = buildToolCall(tool, seedText);
+      const toolCall = buildToolCall(tool, seedText + (choice > 0 ? `#${choice}` : ''));
       const completion = Math.max(1, countWords(toolCall.function.arguments));
       return { text: '', tokens: [], toolCall, finish: 'tool_calls', usage: usage(promptTokens, completion) };
     }
+    const seed = this.#opts.seed + (req.seed ?? 0) + choice * 7919;
+    const json = jsonAnswer(req.response_format, wordSource(seedText, seed));
     let text =
-      this.#opts.mode === 'echo'
-        ? echoText(messages)
-        : loremText(seedText, this.#opts.seed + (req.seed ?? 0), this.#opts.output_tokens);
-    let tokens = splitTokens(text);
+      json ??
+      (this.#opts.mode === 'echo' ? echoText(messages) : loremText(seedText, seed, this.#opts.output_tokens));
     let finish: FinishReason = 'stop';
+    const cut = json === undefined ? cutAtStop(text, req.stop) : undefined;
+    if (cut !== undefined) text = cut;
+    let tokens = json !== undefined ? jsonTokens(text) : splitTokens(text);
     if (limit !== undefined && limit !== null && tokens.length > limit) {
       tokens = tokens.slice(0, limit);
       text = tokens.join('');
       finish = 'length';
     }
-    return { text, tokens, finish, usage: usage(promptTokens, tokens.length) };
+    const plan: Plan = { text, tokens, finish, usage: usage(promptTokens, tokens.length) };
+    if (req.logprobs === true) {
+      const top = typeof req.top_logprobs === 'number' ? Math.max(0, Math.min(20, req.top_logprobs)) : 0;
+      plan.logprobs = tokenLogprobs(tokens, top, fnv1a32(seedText, seed >>> 0));
+    }
+    return plan;
   }
 
   async #generationTime(tokens: number, signal: AbortSignal, ttft?: number): Promise<void> {
@@ -173,24 +214,26 @@ export class Simulator implements Provider {
     this.#running++;
     try {
       await this.#enter(ctx, false);
-      const plan = this.#plan(req.messages, req);
-      await this.#generationTime(plan.tokens.length || 1, ctx.signal, this.#ttft(req.messages));
+      const plans = this.#plans(req.messages, req);
+      const longest = Math.max(...plans.map((p) => p.tokens.length));
+      await this.#generationTime(longest || 1, ctx.signal, this.#ttft(req.messages));
       this.#served++;
+      const first = plans[0] as Plan;
+      const completion = plans.reduce((n, p) => n + p.usage.completion_tokens, 0);
       return {
         id: newCompletionId(),
         object: 'chat.completion',
         created: Math.floor(Date.now() / 1000),
         model: req.model,
-        choices: [
-          {
-            index: 0,
-            message: plan.toolCall
-              ? { role: 'assistant', content: null, tool_calls: [plan.toolCall] }
-              : { role: 'assistant', content: plan.text },
-            finish_reason: plan.finish,
-          },
-        ],
-        usage: plan.usage,
+        choices: plans.map((plan, index) => ({
+          index,
+          message: plan.toolCall
+            ? { role: 'assistant', content: null, tool_calls: [plan.toolCall] }
+            : { role: 'assistant', content: plan.text },
+          finish_reason: plan.finish,
+          ...(plan.logprobs ? { logprobs: { content: plan.logprobs, refusal: null } } : {}),
+        })),
+        usage: usage(first.usage.prompt_tokens, completion),
       };
     } finally {
       this.#running--;
@@ -204,7 +247,11 @@ export class Simulator implements Provider {
     const faults = await this.#enter(ctx, true);
     const backendId = this.id;
     const ttft = this.#ttft(req.messages);
-    const plan = this.#plan(req.messages, req);
+    const plans = this.#plans(req.messages, req);
+    const total = usage(
+      plans[0]?.usage.prompt_tokens ?? 0,
+      plans.reduce((n, p) => n + p.usage.completion_tokens, 0),
+    );
     const includeUsage = req.stream_options?.include_usage === true;
     const id = newCompletionId();
     const created = Math.floor(Date.now() / 1000);
@@ -212,12 +259,14 @@ export class Simulator implements Provider {
     const chunk = (
       delta: ChatCompletionChunk['choices'][0]['delta'],
       finish: FinishReason = null,
+      index = 0,
+      logprobs?: unknown,
     ): ChatCompletionChunk => ({
       id,
       object: 'chat.completion.chunk',
       created,
       model,
-      choices: [{ index: 0, delta, finish_reason: finish }],
+      choices: [{ index, delta, finish_reason: finish, ...(logprobs !== undefined ? { logprobs } : {}) }],
     });
     const delay = (ms: number): number => this.#delay(ms);
     const opts = (): SimOptions => this.#opts;
@@ -232,33 +281,55 @@ export class Simulator implements Provider {
       try {
         await sleep(ttft, ctx.signal);
         if (faults.malformed) throw new SimMalformed(backendId);
-        if (plan.toolCall) {
-          const tc = plan.toolCall;
-          yield chunk({
-            role: 'assistant',
-            content: null,
-            tool_calls: [
-              { index: 0, id: tc.id, type: 'function', function: { name: tc.function.name, arguments: '' } },
-            ],
-          });
-          // Argument fragments, like real providers send them.
-          const args = tc.function.arguments;
-          for (let i = 0; i < args.length; i += 8) {
-            if (i > 0) await sleep(delay(opts().itl_ms), ctx.signal);
-            yield chunk({ tool_calls: [{ index: 0, function: { arguments: args.slice(i, i + 8) } }] });
+        // Choices (n > 1) stream one after another, each chunk naming its choice index.
+        for (const [c, plan] of plans.entries()) {
+          if (plan.toolCall) {
+            const tc = plan.toolCall;
+            yield chunk(
+              {
+                role: 'assistant',
+                content: null,
+                tool_calls: [
+                  {
+                    index: 0,
+                    id: tc.id,
+                    type: 'function',
+                    function: { name: tc.function.name, arguments: '' },
+                  },
+                ],
+              },
+              null,
+              c,
+            );
+            // Argument fragments, like real providers send them.
+            const args = tc.function.arguments;
+            for (let i = 0; i < args.length; i += 8) {
+              if (i > 0) await sleep(delay(opts().itl_ms), ctx.signal);
+              yield chunk(
+                { tool_calls: [{ index: 0, function: { arguments: args.slice(i, i + 8) } }] },
+                null,
+                c,
+              );
+            }
+          } else {
+            yield chunk({ role: 'assistant', content: '' }, null, c);
+            for (let i = 0; i < plan.tokens.length; i++) {
+              if (i > 0 || c > 0) await sleep(delay(opts().itl_ms), ctx.signal);
+              if (faults.disconnectAfter !== undefined && i >= faults.disconnectAfter)
+                throw new SimDisconnect(backendId);
+              const lp = plan.logprobs?.[i];
+              yield chunk(
+                { content: plan.tokens[i] as string },
+                null,
+                c,
+                lp ? { content: [lp], refusal: null } : undefined,
+              );
+            }
           }
-        } else {
-          yield chunk({ role: 'assistant', content: '' });
-          for (let i = 0; i < plan.tokens.length; i++) {
-            if (i > 0) await sleep(delay(opts().itl_ms), ctx.signal);
-            if (faults.disconnectAfter !== undefined && i >= faults.disconnectAfter)
-              throw new SimDisconnect(backendId);
-            yield chunk({ content: plan.tokens[i] as string });
-          }
+          yield chunk({}, plan.finish, c);
         }
-        yield chunk({}, plan.finish);
         if (includeUsage)
-          yield { id, object: 'chat.completion.chunk', created, model, choices: [], usage: plan.usage };
+          yield { id, object: 'chat.completion.chunk', created, model, choices: [], usage: total };
         served();
       } finally {
         track(-1);
@@ -278,6 +349,7 @@ export class Simulator implements Provider {
       const plan = this.#plan([{ role: 'user', content: p }], {
         max_tokens: req.max_tokens ?? 16,
         seed: req.seed ?? null,
+        stop: req.stop ?? null,
       });
       choices.push({ index, text: plan.text, finish_reason: plan.finish });
       prompt += plan.usage.prompt_tokens;
@@ -306,6 +378,7 @@ export class Simulator implements Provider {
     const plan = this.#plan([{ role: 'user', content: prompt }], {
       max_tokens: req.max_tokens ?? 16,
       seed: req.seed ?? null,
+      stop: req.stop ?? null,
     });
     const id = newCompletionId('cmpl');
     const created = Math.floor(Date.now() / 1000);

@@ -125,6 +125,59 @@ describe('engine server', () => {
     assert.equal(r.choices[0]?.finish_reason, 'stop');
   });
 
+  it('response_format json_schema is enforced with a grammar (the tiny model alone says "red green blue")', async () => {
+    const schema = {
+      type: 'object',
+      properties: { color: { enum: ['red', 'green', 'blue'] }, ok: { type: 'boolean' } },
+      required: ['color', 'ok'],
+      additionalProperties: false,
+    };
+    const ask = (stream: boolean) =>
+      fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'tiny',
+          messages: [{ role: 'user', content: 'Pick a color.' }],
+          max_tokens: 48,
+          response_format: { type: 'json_schema', json_schema: { name: 'pick', schema } },
+          stream,
+        }),
+      });
+    const r = (await (await ask(false)).json()) as { choices: Array<{ message: { content: string } }> };
+    const value = JSON.parse(r.choices[0]?.message.content ?? '') as { color: string; ok: boolean };
+    assert.ok(['red', 'green', 'blue'].includes(value.color));
+    assert.equal(typeof value.ok, 'boolean');
+    assert.deepEqual(Object.keys(value).sort(), ['color', 'ok']);
+    const sse = await (await ask(true)).text();
+    const streamed = sse
+      .split('\n\n')
+      .filter((l) => l.startsWith('data: {'))
+      .map(
+        (l) =>
+          (JSON.parse(l.slice(6)) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta
+            .content ?? '',
+      )
+      .join('');
+    assert.deepEqual(JSON.parse(streamed), value);
+  });
+
+  it('a schema the grammar cannot take is a 400 naming it', async () => {
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'x' }],
+        max_tokens: 8,
+        response_format: { type: 'json_schema', json_schema: { name: 'bad', schema: { type: 'nonsense' } } },
+      }),
+    });
+    assert.equal(res.status, 400);
+    const e = (await res.json()) as { error: { param: string } };
+    assert.equal(e.error.param, 'response_format.json_schema.schema');
+  });
+
   it('cancellation stops decoding and frees the sequence', async () => {
     const controller = new AbortController();
     const gen = engine.generate(engine.textTokens('go on'), { maxTokens: 200, signal: controller.signal });

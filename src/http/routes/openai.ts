@@ -1,9 +1,8 @@
-/** The OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/rerank, /v1/models. */
+/** The OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/rerank (models: routes/models.ts). */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Gateway } from '../../app.js';
 import { extractKey } from '../../pipeline/authenticate.js';
 import type { RouteName } from '../../pipeline/context.js';
-import { tenantModels } from '../../pipeline/resolve-model.js';
 import { beginTenantRequest, runChat, runCompletion, runEmbeddings, runRerank } from '../../pipeline/run.js';
 import type { TenantRuntime } from '../../pipeline/snapshot.js';
 import type { RequestContext } from '../../pipeline/context.js';
@@ -12,6 +11,7 @@ import { markTenantRoute } from '../edge-context.js';
 import { markBypass } from '../../pipeline/cache.js';
 import { startRespond } from '../../telemetry/tracing.js';
 import { sendSse } from '../sse.js';
+import { toLegacyChunks, toLegacyResponse, usesLegacyFunctions } from '../../pipeline/legacy-functions.js';
 
 type Handler = (
   ctx: RequestContext,
@@ -44,9 +44,11 @@ export function registerOpenAIRoutes(app: FastifyInstance, gw: Gateway): void {
   app.post(
     '/v1/chat/completions',
     tenantRoute(gw, 'chat', '/v1/chat/completions', async (ctx, tenant, request, reply) => {
+      // Legacy functions/function_call are answered in the shape the client used.
+      const legacy = usesLegacyFunctions(request.body);
       const out = await runChat(deps, ctx, tenant, request.body);
-      if (out.kind === 'json') return out.body;
-      await sendSse(deps, reply, ctx, out.chunks);
+      if (out.kind === 'json') return legacy ? toLegacyResponse(out.body) : out.body;
+      await sendSse(deps, reply, ctx, legacy ? toLegacyChunks(out.chunks) : out.chunks);
       return reply;
     }),
   );
@@ -70,15 +72,5 @@ export function registerOpenAIRoutes(app: FastifyInstance, gw: Gateway): void {
     tenantRoute(gw, 'rerank', '/v1/rerank', (ctx, tenant, request) =>
       runRerank(deps, ctx, tenant, request.body),
     ),
-  );
-  app.get(
-    '/v1/models',
-    tenantRoute(gw, 'models', '/v1/models', async (ctx, tenant) => {
-      const created = Math.floor(gw.snapshot.loadedAt.getTime() / 1000);
-      return {
-        object: 'list',
-        data: tenantModels(ctx, tenant).map((id) => ({ id, object: 'model', created, owned_by: 'portico' })),
-      };
-    }),
   );
 }

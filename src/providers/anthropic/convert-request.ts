@@ -14,6 +14,7 @@ import type {
   AnthropicToolChoice,
   AnthropicToolResultBlock,
 } from './types.js';
+import { responseToolChoice, responseToolFor } from './structured-output.js';
 
 export interface ConvertRequestOptions {
   /** Upstream model name; when unset the request's model is sent. */
@@ -34,6 +35,12 @@ export function convertImageUrl(url: string, param: string): AnthropicImageBlock
   });
 }
 
+/** `cache_control` (prompt-caching breakpoint) carried over from a part, tool or message, when set. */
+function cacheControlOf(o: object): { cache_control?: unknown } {
+  const cc = (o as { cache_control?: unknown }).cache_control;
+  return cc === undefined || cc === null ? {} : { cache_control: cc };
+}
+
 function convertParts(
   content: ChatMessage['content'],
   param: string,
@@ -44,13 +51,13 @@ function convertParts(
   content.forEach((part: ContentPart, i) => {
     const p = `${param}[${i}]`;
     if (part.type === 'text' && typeof part['text'] === 'string') {
-      if (part['text'] !== '') out.push({ type: 'text', text: part['text'] });
+      if (part['text'] !== '') out.push({ type: 'text', text: part['text'], ...cacheControlOf(part) });
     } else if (part.type === 'image_url') {
       const iu = part['image_url'];
       const url = typeof iu === 'object' && iu !== null ? (iu as { url?: unknown }).url : undefined;
       if (typeof url !== 'string')
         throw new PorticoError('invalid_request', 'image_url.url must be a string.', { param: p });
-      out.push(convertImageUrl(url, `${p}.image_url.url`));
+      out.push({ ...convertImageUrl(url, `${p}.image_url.url`), ...cacheControlOf(part) });
     } else {
       throw new PorticoError(
         'invalid_request',
@@ -64,14 +71,12 @@ function convertParts(
   return out;
 }
 
-function textOf(content: ChatMessage['content'], param: string): string {
-  return convertParts(content, param)
-    .map((b) => {
-      if (b.type !== 'text')
-        throw new PorticoError('invalid_request', 'System messages may only contain text.', { param });
-      return b.text;
-    })
-    .join('\n');
+function systemBlocks(content: ChatMessage['content'], param: string): AnthropicTextBlock[] {
+  return convertParts(content, param).map((b) => {
+    if (b.type !== 'text')
+      throw new PorticoError('invalid_request', 'System messages may only contain text.', { param });
+    return b;
+  });
 }
 
 function parseArguments(args: string, param: string): Record<string, unknown> {
@@ -139,25 +144,29 @@ function convertToolChoice(tc: ToolChoice): AnthropicToolChoice {
 }
 
 export function convertMessages(messages: ChatMessage[]): {
-  system: string | undefined;
+  system: string | AnthropicTextBlock[] | undefined;
   messages: AnthropicMessageParam[];
 } {
-  const system: string[] = [];
+  const system: AnthropicTextBlock[][] = [];
   const turns: AnthropicMessageParam[] = [];
   messages.forEach((m, i) => {
     const param = `messages[${i}].content`;
     switch (m.role) {
       case 'system':
       case 'developer': {
-        const t = textOf(m.content, param);
-        if (t !== '') system.push(t);
+        const blocks = systemBlocks(m.content, param);
+        if (blocks.length > 0) system.push(blocks);
         break;
       }
       case 'user':
         pushTurn(turns, 'user', convertParts(m.content, param));
         break;
       case 'assistant': {
-        const blocks: AnthropicContentBlockParam[] = convertParts(m.content, param);
+        // Thinking blocks (with their signatures) go first, as Anthropic returned them.
+        const blocks: AnthropicContentBlockParam[] = [
+          ...thinkingBlocksOf(m['thinking_blocks']),
+          ...convertParts(m.content, param),
+        ];
         (m.tool_calls ?? []).forEach((tc, j) => {
           blocks.push({
             type: 'tool_use',
@@ -167,6 +176,7 @@ export function convertMessages(messages: ChatMessage[]): {
               tc.function.arguments,
               `messages[${i}].tool_calls[${j}].function.arguments`,
             ),
+            ...cacheControlOf(tc),
           });
         });
         pushTurn(turns, 'assistant', blocks);
@@ -179,9 +189,14 @@ export function convertMessages(messages: ChatMessage[]): {
           });
         }
         const parts = convertParts(m.content, param);
-        const block: AnthropicToolResultBlock = { type: 'tool_result', tool_use_id: m.tool_call_id };
+        const block: AnthropicToolResultBlock = {
+          type: 'tool_result',
+          tool_use_id: m.tool_call_id,
+          ...cacheControlOf(m),
+        };
         // An empty result is sent without content (empty text blocks are refused upstream).
         if (parts.length > 0) block.content = parts;
+        if (m['is_error'] === true) block.is_error = true;
         pushTurn(turns, 'user', [block]);
         break;
       }
@@ -191,7 +206,34 @@ export function convertMessages(messages: ChatMessage[]): {
         });
     }
   });
-  return { system: system.length > 0 ? system.join('\n\n') : undefined, messages: turns };
+  // A plain string unless a block carries a cache breakpoint (which needs the block form).
+  const flat = system.flat();
+  const out =
+    flat.length === 0
+      ? undefined
+      : flat.some((b) => b.cache_control !== undefined)
+        ? flat
+        : system.map((blocks) => blocks.map((b) => b.text).join('\n')).join('\n\n');
+  return { system: out, messages: turns };
+}
+
+/** `thinking_blocks` of an assistant message (extension), validated, as Anthropic blocks. */
+function thinkingBlocksOf(v: unknown): AnthropicContentBlockParam[] {
+  if (!Array.isArray(v)) return [];
+  const out: AnthropicContentBlockParam[] = [];
+  for (const b of v as unknown[]) {
+    if (typeof b !== 'object' || b === null) continue;
+    const o = b as { type?: unknown; thinking?: unknown; signature?: unknown; data?: unknown };
+    if (o.type === 'thinking' && typeof o.thinking === 'string')
+      out.push({
+        type: 'thinking',
+        thinking: o.thinking,
+        ...(typeof o.signature === 'string' ? { signature: o.signature } : {}),
+      });
+    else if (o.type === 'redacted_thinking' && typeof o.data === 'string')
+      out.push({ type: 'redacted_thinking', data: o.data });
+  }
+  return out;
 }
 
 /** Anthropic's temperature range is 0..1; OpenAI's is 0..2. Values above 1 are clamped, not scaled. */
@@ -229,6 +271,7 @@ export function toAnthropicRequest(
       name: t.function.name,
       ...(t.function.description !== undefined ? { description: t.function.description } : {}),
       input_schema: t.function.parameters ?? { type: 'object', properties: {} },
+      ...cacheControlOf(t),
     }));
   }
   if (req.tool_choice !== undefined && out.tools !== undefined) {
@@ -241,6 +284,31 @@ export function toAnthropicRequest(
     out.tool_choice = { type: 'auto', disable_parallel_tool_use: true };
   }
   if (typeof req.user === 'string' && req.user !== '') out.metadata = { user_id: req.user };
+  const thinking = req['thinking'];
+  if (thinking !== undefined && thinking !== null) {
+    if (typeof thinking !== 'object' || Array.isArray(thinking))
+      throw new PorticoError(
+        'invalid_request',
+        'thinking must be an object like {"type":"enabled","budget_tokens":2048}.',
+        {
+          param: 'thinking',
+        },
+      );
+    out.thinking = thinking;
+  }
+  const rt = responseToolFor(req);
+  if (rt) {
+    // Claude cannot be forced to use a tool while thinking; say so rather than answer in prose.
+    if ((thinking as { type?: unknown } | undefined)?.type === 'enabled')
+      throw new PorticoError(
+        'invalid_request',
+        'response_format cannot be combined with thinking on this model (Anthropic backends need a forced tool call for structured output, which thinking does not allow).',
+        { param: 'response_format' },
+      );
+    const hasClientTools = out.tools !== undefined && out.tools.length > 0;
+    out.tool_choice = responseToolChoice(rt, out.tool_choice, hasClientTools);
+    out.tools = [...(out.tools ?? []), rt.tool];
+  }
   if (req.stream === true) out.stream = true;
   return out;
 }

@@ -47,6 +47,8 @@ describe('fromAnthropicResponse', () => {
       completion_tokens: 3,
       total_tokens: 128,
       prompt_tokens_details: { cached_tokens: 100, cache_creation_tokens: 20 },
+      cache_read_input_tokens: 100,
+      cache_creation_input_tokens: 20,
     });
   });
 

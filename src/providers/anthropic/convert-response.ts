@@ -1,7 +1,14 @@
 /**
  * Anthropic Messages response -> OpenAI chat completion (outbound direction).
  */
-import type { ChatCompletionResponse, FinishReason, ToolCall, Usage } from '../openai-types.js';
+import type {
+  ChatCompletionResponse,
+  FinishReason,
+  ThinkingBlock,
+  ToolCall,
+  Usage,
+} from '../openai-types.js';
+import { responseToolContent, type ResponseTool } from './structured-output.js';
 import type {
   AnthropicMessage,
   AnthropicMessageDeltaUsage,
@@ -48,6 +55,9 @@ export function mapUsage(u: AnthropicUsage | AnthropicMessageDeltaUsage): Usage 
   if (cacheRead > 0 || cacheCreation > 0) {
     usage.prompt_tokens_details = { cached_tokens: cacheRead };
     if (cacheCreation > 0) usage.prompt_tokens_details['cache_creation_tokens'] = cacheCreation;
+    // Anthropic's own names too, as LiteLLM reports them to OpenAI clients.
+    usage['cache_read_input_tokens'] = cacheRead;
+    usage['cache_creation_input_tokens'] = cacheCreation;
   }
   return usage;
 }
@@ -55,6 +65,8 @@ export function mapUsage(u: AnthropicUsage | AnthropicMessageDeltaUsage): Usage 
 export interface ConvertResponseOptions {
   /** Model name to report to the client (the requested alias); defaults to the upstream's. */
   model?: string;
+  /** The tool that carries a structured output (response_format): its input is the content. */
+  responseTool?: ResponseTool | undefined;
   /** Unix seconds; injectable for tests. */
   created?: number;
 }
@@ -65,28 +77,48 @@ export function fromAnthropicResponse(
 ): ChatCompletionResponse {
   const texts: string[] = [];
   const toolCalls: ToolCall[] = [];
+  const thinking: ThinkingBlock[] = [];
+  let structured: string | undefined;
+  const rt = opts.responseTool;
   for (const block of msg.content) {
     if (block.type === 'text' && typeof block['text'] === 'string') texts.push(block['text']);
-    else if (block.type === 'tool_use') {
+    else if (block.type === 'tool_use' && rt !== undefined && block['name'] === rt.name) {
+      structured = responseToolContent(rt, block['input']);
+    } else if (block.type === 'tool_use') {
       toolCalls.push({
         id: String(block['id']),
         type: 'function',
         function: { name: String(block['name']), arguments: JSON.stringify(block['input'] ?? {}) },
       });
+    } else if (block.type === 'thinking' && typeof block['thinking'] === 'string') {
+      thinking.push({
+        type: 'thinking',
+        thinking: block['thinking'],
+        ...(typeof block['signature'] === 'string' ? { signature: block['signature'] } : {}),
+      });
+    } else if (block.type === 'redacted_thinking' && typeof block['data'] === 'string') {
+      thinking.push({ type: 'redacted_thinking', data: block['data'] });
     }
-    // thinking, redacted_thinking and server-tool blocks are not translated.
+    // server-tool blocks and citations are not translated.
   }
-  const message: ChatCompletionResponse['choices'][number]['message'] = {
-    role: 'assistant',
-    content: texts.length > 0 ? texts.join('') : null,
-  };
+  // A structured output is the whole answer: text Claude wrote around the tool call is preamble.
+  const content = structured ?? (texts.length > 0 ? texts.join('') : null);
+  const message: ChatCompletionResponse['choices'][number]['message'] = { role: 'assistant', content };
   if (toolCalls.length > 0) message.tool_calls = toolCalls;
+  if (thinking.length > 0) {
+    message['reasoning_content'] = thinking.map((b) => (b.type === 'thinking' ? b.thinking : '')).join('');
+    message['thinking_blocks'] = thinking;
+  }
+  const finish =
+    structured !== undefined && toolCalls.length === 0 && msg.stop_reason === 'tool_use'
+      ? 'stop'
+      : mapStopReason(msg.stop_reason);
   return {
     id: msg.id,
     object: 'chat.completion',
     created: opts.created ?? Math.floor(Date.now() / 1000),
     model: opts.model ?? msg.model,
-    choices: [{ index: 0, message, finish_reason: mapStopReason(msg.stop_reason), logprobs: null }],
+    choices: [{ index: 0, message, finish_reason: finish, logprobs: null }],
     usage: mapUsage(msg.usage),
   };
 }

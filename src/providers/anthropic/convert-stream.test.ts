@@ -105,6 +105,8 @@ describe('anthropicEventsToChunks', () => {
       completion_tokens: 2,
       total_tokens: 96,
       prompt_tokens_details: { cached_tokens: 90 },
+      cache_read_input_tokens: 90,
+      cache_creation_input_tokens: 0,
     });
   });
 });

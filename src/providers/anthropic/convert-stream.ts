@@ -10,6 +10,7 @@ import type { ChatCompletionChunk, FinishReason, ToolCallDelta, Usage } from '..
 import { mapUsage, mapStopReason } from './convert-response.js';
 import { mapAnthropicStreamError } from './map-error.js';
 import type { AnthropicMessageDeltaUsage, AnthropicStreamEvent, AnthropicUsage } from './types.js';
+import type { ResponseTool } from './structured-output.js';
 
 export interface ConvertStreamOptions {
   /** Model name to report; defaults to the upstream's. */
@@ -18,6 +19,8 @@ export interface ConvertStreamOptions {
   includeUsage: boolean;
   created?: number;
   backendId?: string;
+  /** The tool that carries a structured output: its input fragments stream as content. */
+  responseTool?: ResponseTool | undefined;
 }
 
 export async function* anthropicEventsToChunks(
@@ -33,6 +36,12 @@ export async function* anthropicEventsToChunks(
   /** Anthropic content-block index -> OpenAI tool_calls index. */
   const toolIndex = new Map<number, number>();
   let nextTool = 0;
+  /** Content-block indexes of the structured-output tool (streamed as content). */
+  const responseBlocks = new Set<number>();
+  let clientToolCalls = false;
+  const rt = opts.responseTool;
+  /** A wrapped (non-object) schema streams as `{"value":...}`: strip the wrapper as it passes. */
+  let unwrap: { head: string; body: string } | undefined;
 
   const chunk = (
     delta: ChatCompletionChunk['choices'][number]['delta'],
@@ -65,7 +74,13 @@ export async function* anthropicEventsToChunks(
       }
       case 'content_block_start': {
         const b = ev.content_block;
-        if (b.type === 'tool_use') {
+        if (b.type === 'tool_use' && rt !== undefined && b['name'] === rt.name) {
+          responseBlocks.add(ev.index);
+          if (rt.wrapped) unwrap = { head: '', body: '' };
+        } else if (b.type === 'redacted_thinking' && typeof b['data'] === 'string') {
+          yield chunk({ thinking_blocks: [{ type: 'redacted_thinking', data: b['data'] }] });
+        } else if (b.type === 'tool_use') {
+          clientToolCalls = true;
           const idx = nextTool++;
           toolIndex.set(ev.index, idx);
           const tc: ToolCallDelta = {
@@ -84,19 +99,35 @@ export async function* anthropicEventsToChunks(
         const d = ev.delta;
         if (d.type === 'text_delta' && typeof d['text'] === 'string') {
           if (d['text'] !== '') yield chunk({ content: d['text'] });
+        } else if (d.type === 'input_json_delta' && responseBlocks.has(ev.index)) {
+          const piece = typeof d['partial_json'] === 'string' ? d['partial_json'] : '';
+          const out = unwrap ? unwrapPiece(unwrap, piece) : piece;
+          if (out !== '') yield chunk({ content: out });
+        } else if (d.type === 'thinking_delta' && typeof d['thinking'] === 'string') {
+          if (d['thinking'] !== '') yield chunk({ reasoning_content: d['thinking'] });
+        } else if (d.type === 'signature_delta' && typeof d['signature'] === 'string') {
+          yield chunk({ thinking_blocks: [{ type: 'thinking', thinking: '', signature: d['signature'] }] });
         } else if (d.type === 'input_json_delta' && typeof d['partial_json'] === 'string') {
           const idx = toolIndex.get(ev.index);
           if (idx !== undefined && d['partial_json'] !== '') {
             yield chunk({ tool_calls: [{ index: idx, function: { arguments: d['partial_json'] } }] });
           }
         }
-        // thinking_delta, signature_delta, citations_delta: not translated.
+        // citations_delta: not translated.
         break;
       }
       case 'content_block_stop':
+        if (responseBlocks.has(ev.index) && unwrap) {
+          const rest = unwrapEnd(unwrap);
+          if (rest !== '') yield chunk({ content: rest });
+          unwrap = undefined;
+        }
         break;
       case 'message_delta': {
-        finish = mapStopReason(ev.delta.stop_reason);
+        finish =
+          responseBlocks.size > 0 && !clientToolCalls && ev.delta.stop_reason === 'tool_use'
+            ? 'stop'
+            : mapStopReason(ev.delta.stop_reason);
         usage = mergeUsage(usage, ev.usage);
         break;
       }
@@ -122,6 +153,33 @@ export async function* anthropicEventsToChunks(
     }
   }
   throw new PorticoError('upstream_error', 'Anthropic stream ended without message_stop.');
+}
+
+/**
+ * Streams `{"value": X}` as X: the text up to the first ':' is the wrapper's head, and the final
+ * '}' (held back until the block ends) is its tail. Whitespace is Anthropic's own JSON, unchanged.
+ */
+function unwrapPiece(u: { head: string; body: string }, piece: string): string {
+  let p = piece;
+  if (!u.head.includes(':')) {
+    const i = p.indexOf(':');
+    if (i < 0) {
+      u.head += p;
+      return '';
+    }
+    u.head += p.slice(0, i + 1);
+    p = p.slice(i + 1);
+  }
+  u.body += p;
+  // Hold back the trailing "}" (and whitespace) until the block ends.
+  const keep = /\}?\s*$/.exec(u.body)?.[0].length ?? 0;
+  const out = u.body.slice(0, u.body.length - keep);
+  u.body = u.body.slice(u.body.length - keep);
+  return out;
+}
+
+function unwrapEnd(u: { head: string; body: string }): string {
+  return u.body.replace(/\}\s*$/, '');
 }
 
 /** message_delta usage is cumulative: fields present overwrite, absent ones keep message_start's. */

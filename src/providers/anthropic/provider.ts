@@ -5,15 +5,16 @@
 import { UpstreamPool } from '../upstream-pool.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import { PorticoError, isPorticoError } from '../../errors/portico-error.js';
-import type {
-  ChatCompletionChunk,
-  ChatCompletionRequest,
-  ChatCompletionResponse,
-  CompletionChunk,
-  CompletionRequest,
-  CompletionResponse,
-  EmbeddingResponse,
-  RerankResponse,
+import {
+  ANTHROPIC_HEADERS,
+  type ChatCompletionChunk,
+  type ChatCompletionRequest,
+  type ChatCompletionResponse,
+  type CompletionChunk,
+  type CompletionRequest,
+  type CompletionResponse,
+  type EmbeddingResponse,
+  type RerankResponse,
 } from '../openai-types.js';
 import {
   PROVIDER_SPEC_VERSION,
@@ -23,6 +24,7 @@ import {
   type ProviderStream,
 } from '../spec.js';
 import { toAnthropicRequest } from './convert-request.js';
+import { responseToolFor } from './structured-output.js';
 import { fromAnthropicResponse } from './convert-response.js';
 import { anthropicEventsToChunks } from './convert-stream.js';
 import { mapAnthropicError } from './map-error.js';
@@ -69,11 +71,21 @@ function flattenHeaders(
   return out;
 }
 
-function splitBaseUrl(baseUrl: string): { origin: string; messagesPath: string; modelsPath: string } {
+function splitBaseUrl(baseUrl: string): {
+  origin: string;
+  messagesPath: string;
+  countTokensPath: string;
+  modelsPath: string;
+} {
   const u = new URL(baseUrl);
   let prefix = u.pathname.replace(/\/+$/, '');
   if (!prefix.endsWith('/v1')) prefix += '/v1';
-  return { origin: u.origin, messagesPath: `${prefix}/messages`, modelsPath: `${prefix}/models` };
+  return {
+    origin: u.origin,
+    messagesPath: `${prefix}/messages`,
+    countTokensPath: `${prefix}/messages/count_tokens`,
+    modelsPath: `${prefix}/models`,
+  };
 }
 
 export class AnthropicProvider implements Provider {
@@ -82,7 +94,7 @@ export class AnthropicProvider implements Provider {
   readonly id: string;
   #upstream: UpstreamPool;
   #pool: UpstreamPool['pool'];
-  #paths: { messagesPath: string; modelsPath: string };
+  #paths: { messagesPath: string; countTokensPath: string; modelsPath: string };
   #opts: Required<Pick<AnthropicProviderOptions, 'apiKey' | 'defaultMaxTokens' | 'anthropicVersion'>> & {
     model: string | undefined;
     headers: Record<string, string>;
@@ -90,8 +102,8 @@ export class AnthropicProvider implements Provider {
 
   constructor(opts: AnthropicProviderOptions) {
     this.id = opts.id;
-    const { origin, messagesPath, modelsPath } = splitBaseUrl(opts.baseUrl ?? 'https://api.anthropic.com');
-    this.#paths = { messagesPath, modelsPath };
+    const { origin, ...paths } = splitBaseUrl(opts.baseUrl ?? 'https://api.anthropic.com');
+    this.#paths = paths;
     this.#upstream = new UpstreamPool(origin, {
       connections: opts.connections ?? 64,
       keepAliveTimeoutMs: opts.keepAliveTimeoutMs ?? 30_000,
@@ -106,15 +118,26 @@ export class AnthropicProvider implements Provider {
     };
   }
 
-  #headers(ctx: ProviderCallContext | undefined, stream: boolean): Record<string, string> {
-    return {
+  #headers(
+    ctx: ProviderCallContext | undefined,
+    stream: boolean,
+    client?: Record<string, string>,
+  ): Record<string, string> {
+    const h: Record<string, string> = {
       ...(ctx?.headers ?? {}),
       ...this.#opts.headers,
       'content-type': 'application/json',
       accept: stream ? 'text/event-stream' : 'application/json',
       'x-api-key': this.#opts.apiKey,
-      'anthropic-version': this.#opts.anthropicVersion,
+      // An Anthropic client's own API version wins: it knows the shapes it sent.
+      'anthropic-version': client?.['anthropic-version'] ?? this.#opts.anthropicVersion,
     };
+    const beta = client?.['anthropic-beta'];
+    if (beta !== undefined) {
+      const configured = h['anthropic-beta'];
+      h['anthropic-beta'] = configured ? `${configured},${beta}` : beta;
+    }
+    return h;
   }
 
   /**
@@ -127,6 +150,7 @@ export class AnthropicProvider implements Provider {
     body: unknown,
     ctx: ProviderCallContext,
     stream: boolean,
+    client?: Record<string, string>,
   ): Promise<Upstream> {
     const ac = new AbortController();
     const onAbort = (): void => ac.abort(ctx.signal.reason);
@@ -152,7 +176,7 @@ export class AnthropicProvider implements Provider {
       const res = await this.#pool.request({
         method,
         path,
-        headers: this.#headers(ctx, stream),
+        headers: this.#headers(ctx, stream, client),
         body: body === undefined ? null : JSON.stringify(body),
         signal: ac.signal,
       });
@@ -213,7 +237,7 @@ export class AnthropicProvider implements Provider {
 
   async chat(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ChatCompletionResponse> {
     const body = toAnthropicRequest({ ...req, stream: false }, this.#convertOpts());
-    const up = await this.#send('POST', this.#paths.messagesPath, body, ctx, false);
+    const up = await this.#send('POST', this.#paths.messagesPath, body, ctx, false, req[ANTHROPIC_HEADERS]);
     if (up.status < 200 || up.status >= 300) throw await this.#readError(up);
     let text: string;
     try {
@@ -234,7 +258,7 @@ export class AnthropicProvider implements Provider {
         'upstream_error',
         `Backend '${this.id}' answered with an unexpected body (not a message).`,
       );
-    return fromAnthropicResponse(msg, { model: req.model });
+    return fromAnthropicResponse(msg, { model: req.model, responseTool: responseToolFor(req) });
   }
 
   async chatStream(
@@ -242,7 +266,8 @@ export class AnthropicProvider implements Provider {
     ctx: ProviderCallContext,
   ): Promise<ProviderStream<ChatCompletionChunk>> {
     const body = toAnthropicRequest({ ...req, stream: true }, this.#convertOpts());
-    const up = await this.#send('POST', this.#paths.messagesPath, body, ctx, true);
+    const responseTool = responseToolFor(req);
+    const up = await this.#send('POST', this.#paths.messagesPath, body, ctx, true, req[ANTHROPIC_HEADERS]);
     if (up.status < 200 || up.status >= 300) throw await this.#readError(up);
     const includeUsage = req.stream_options?.include_usage === true;
     const networkError = (e: unknown): unknown => this.#networkError(e, up.signal);
@@ -254,6 +279,7 @@ export class AnthropicProvider implements Provider {
           model: req.model,
           includeUsage,
           backendId,
+          responseTool,
         });
         finished = true;
       } catch (e) {
@@ -321,6 +347,44 @@ export class AnthropicProvider implements Provider {
       }
     }
     return { upstreamHeaders: inner.upstreamHeaders ?? {}, [Symbol.asyncIterator]: iterate };
+  }
+
+  /** POST /v1/messages/count_tokens: Anthropic's exact count for this request (no tokens spent). */
+  async countTokens(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<number> {
+    const {
+      max_tokens: _max,
+      stream: _stream,
+      ...body
+    } = toAnthropicRequest({ ...req, stream: false }, this.#convertOpts());
+    const up = await this.#send(
+      'POST',
+      this.#paths.countTokensPath,
+      body,
+      ctx,
+      false,
+      req[ANTHROPIC_HEADERS],
+    );
+    if (up.status < 200 || up.status >= 300) throw await this.#readError(up);
+    let text: string;
+    try {
+      text = await up.body.text();
+    } catch (e) {
+      throw this.#networkError(e, up.signal);
+    } finally {
+      up.done();
+    }
+    let n: unknown;
+    try {
+      n = (JSON.parse(text) as { input_tokens?: unknown }).input_tokens;
+    } catch {
+      n = undefined;
+    }
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0)
+      throw new PorticoError(
+        'upstream_error',
+        `Backend '${this.id}' answered count_tokens without input_tokens.`,
+      );
+    return n;
   }
 
   async embeddings(): Promise<EmbeddingResponse> {

@@ -37,8 +37,15 @@ export interface AnthropicToolResultBlock {
   [k: string]: unknown;
 }
 
+export type AnthropicThinkingBlock =
+  { type: 'thinking'; thinking: string; signature?: string } | { type: 'redacted_thinking'; data: string };
+
 export type AnthropicContentBlockParam =
-  AnthropicTextBlock | AnthropicImageBlock | AnthropicToolUseBlock | AnthropicToolResultBlock;
+  | AnthropicTextBlock
+  | AnthropicImageBlock
+  | AnthropicToolUseBlock
+  | AnthropicToolResultBlock
+  | AnthropicThinkingBlock;
 
 export interface AnthropicMessageParam {
   role: 'user' | 'assistant';

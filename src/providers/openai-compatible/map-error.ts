@@ -14,6 +14,25 @@ export function parseRetryAfterMs(
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/**
+ * The `param` and `code` of an OpenAI-shaped error body ({"error":{"param","code"}}), kept on a
+ * passed-through 400 so the client learns which field was wrong and why (SDKs branch on `code`,
+ * e.g. `context_length_exceeded`). Only short strings are taken: an upstream cannot inject a body.
+ */
+export function upstreamErrorFields(bodyText: string): { param?: string; code?: string } {
+  let j: unknown;
+  try {
+    j = JSON.parse(bodyText);
+  } catch {
+    return {};
+  }
+  const e = j && typeof j === 'object' ? (j as { error?: unknown }).error : undefined;
+  if (!e || typeof e !== 'object') return {};
+  const { param, code } = e as { param?: unknown; code?: unknown };
+  const ok = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 200;
+  return { ...(ok(param) ? { param } : {}), ...(ok(code) ? { code } : {}) };
+}
+
 /** Extract a human message from an upstream error body (OpenAI, vLLM, llama.cpp and Ollama shapes). */
 export function upstreamMessage(bodyText: string): string {
   try {
@@ -57,10 +76,12 @@ export function mapUpstreamStatus(
   let code: ErrorCode;
   let message: string;
   let passStatus: number | undefined;
+  let fields: { param?: string; code?: string } = {};
   if (status === 400 || status === 422) {
     code = 'invalid_request';
     message = msg;
     passStatus = 400;
+    fields = upstreamErrorFields(bodyText);
   } else if (status === 401 || status === 403) {
     code = 'upstream_error';
     message = `backend ${backend} rejected Portico's credentials (${status}): ${msg}. An operator must fix the backend's api_key.`;
@@ -91,6 +112,8 @@ export function mapUpstreamStatus(
     upstream,
     headers: retryHeaders,
     ...(passStatus ? { status: passStatus } : {}),
+    ...(fields.param !== undefined ? { param: fields.param } : {}),
+    ...(fields.code !== undefined ? { wireCode: fields.code } : {}),
   });
 }
 

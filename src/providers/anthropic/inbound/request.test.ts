@@ -71,6 +71,8 @@ describe('anthropicRequestToOpenAI', () => {
               function: { name: 'get_weather', arguments: '{"location":"Paris"}' },
             },
           ],
+          // Thinking blocks travel with the assistant turn, signatures included.
+          thinking_blocks: [{ type: 'thinking', thinking: 'call the tool', signature: 'sig' }],
         },
         { role: 'tool', tool_call_id: 'toolu_1', content: '18C' },
         { role: 'user', content: 'Thanks!' },
@@ -110,7 +112,8 @@ describe('anthropicRequestToOpenAI', () => {
     assert.deepEqual(back.metadata, { user_id: 'user-9' });
     assert.deepEqual(back.messages, [
       fullRequest.messages[0],
-      { role: 'assistant', content: fullRequest.messages[1]?.content.slice(1) },
+      // Thinking blocks come back first, as Anthropic needs them in later turns.
+      fullRequest.messages[1],
       {
         role: 'user',
         content: [

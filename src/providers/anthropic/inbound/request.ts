@@ -10,6 +10,7 @@ import type {
   ChatCompletionRequest,
   ChatMessage,
   ContentPart,
+  ThinkingBlock,
   ToolCall,
   ToolChoice,
   ToolDefinition,
@@ -38,8 +39,13 @@ const toolResult = z.looseObject({
   content: z.union([z.string(), z.array(z.discriminatedUnion('type', [text, image]))]).optional(),
   is_error: z.boolean().optional(),
 });
-/** Thinking blocks sent back in history are accepted and dropped (no OpenAI equivalent). */
-const thinking = z.looseObject({ type: z.enum(['thinking', 'redacted_thinking']) });
+/** Thinking blocks sent back in history travel as the assistant's `thinking_blocks` (extension). */
+const thinking = z.looseObject({
+  type: z.literal('thinking'),
+  thinking: z.string(),
+  signature: z.string().optional(),
+});
+const redactedThinking = z.looseObject({ type: z.literal('redacted_thinking'), data: z.string() });
 
 const unsupportedBlock = {
   error: (iss: { code?: string }) =>
@@ -47,7 +53,11 @@ const unsupportedBlock = {
       ? 'Unsupported content block type; Portico translates text, image, tool_use and tool_result.'
       : undefined,
 };
-const block = z.discriminatedUnion('type', [text, image, toolUse, toolResult, thinking], unsupportedBlock);
+const block = z.discriminatedUnion(
+  'type',
+  [text, image, toolUse, toolResult, thinking, redactedThinking],
+  unsupportedBlock,
+);
 
 const message = z.object({
   role: z.enum(['user', 'assistant']),
@@ -84,6 +94,23 @@ const requestSchema = z.looseObject({
   tools: z.array(tool).optional(),
   tool_choice: toolChoice.optional(),
   metadata: z.looseObject({ user_id: z.string().optional().nullable() }).optional(),
+  // Structured outputs: `output_config.format` (and the older `output_format`).
+  output_config: z
+    .looseObject({
+      format: z
+        .looseObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) })
+        .optional(),
+    })
+    .optional(),
+  output_format: z
+    .looseObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) })
+    .optional(),
+  thinking: z
+    .discriminatedUnion('type', [
+      z.looseObject({ type: z.literal('enabled'), budget_tokens: z.number().int().positive() }),
+      z.looseObject({ type: z.literal('disabled') }),
+    ])
+    .optional(),
 });
 
 export type AnthropicInboundRequest = z.infer<typeof requestSchema>;
@@ -147,10 +174,32 @@ export function parseAnthropicRequest(body: unknown): AnthropicInboundRequest {
 
 type Block = z.infer<typeof block>;
 
+/** A prompt-caching breakpoint, kept on the canonical part/message/tool (extension). */
+function cacheControlOf(b: object): { cache_control?: unknown } {
+  const cc = (b as { cache_control?: unknown }).cache_control;
+  return cc === undefined || cc === null ? {} : { cache_control: cc };
+}
+
+function hasCacheControl(p: object): boolean {
+  return cacheControlOf(p).cache_control !== undefined;
+}
+
 function imageToPart(b: z.infer<typeof image>): ContentPart {
   const url =
     b.source.type === 'base64' ? `data:${b.source.media_type};base64,${b.source.data}` : b.source.url;
-  return { type: 'image_url', image_url: { url } };
+  return { type: 'image_url', image_url: { url }, ...cacheControlOf(b) };
+}
+
+function textPart(b: z.infer<typeof text>): ContentPart {
+  return { type: 'text', text: b.text, ...cacheControlOf(b) };
+}
+
+/** One plain string when nothing needs the parts form (a single text part, no breakpoint). */
+function partsContent(parts: ContentPart[]): string | ContentPart[] {
+  const only = parts[0];
+  return parts.length === 1 && only?.type === 'text' && !hasCacheControl(only)
+    ? (only as { text: string }).text
+    : parts;
 }
 
 function toolResultContent(b: z.infer<typeof toolResult>, param: string): string {
@@ -185,9 +234,11 @@ function convertUser(content: string | Block[], i: number, out: ChatMessage[]): 
         role: 'tool',
         tool_call_id: b.tool_use_id,
         content: toolResultContent(b, `messages[${i}].content[${j}]`),
+        ...(b.is_error === true ? { is_error: true } : {}),
+        ...cacheControlOf(b),
       });
     } else if (b.type === 'text') {
-      parts.push({ type: 'text', text: b.text });
+      parts.push(textPart(b));
     } else if (b.type === 'image') {
       parts.push(imageToPart(b));
     } else if (b.type === 'tool_use') {
@@ -195,13 +246,10 @@ function convertUser(content: string | Block[], i: number, out: ChatMessage[]): 
         param: `messages[${i}].content[${j}]`,
       });
     }
-    // thinking blocks: dropped
+    // thinking blocks in a user turn: not meaningful there, dropped
   });
   if (parts.length === 0) return;
-  const only = parts[0];
-  if (parts.length === 1 && only?.type === 'text')
-    out.push({ role: 'user', content: (only as { text: string }).text });
-  else out.push({ role: 'user', content: parts });
+  out.push({ role: 'user', content: partsContent(parts) });
 }
 
 function convertAssistant(content: string | Block[], i: number, out: ChatMessage[]): void {
@@ -209,15 +257,24 @@ function convertAssistant(content: string | Block[], i: number, out: ChatMessage
     out.push({ role: 'assistant', content });
     return;
   }
-  const texts: string[] = [];
+  const texts: ContentPart[] = [];
   const calls: ToolCall[] = [];
+  const thinkingBlocks: ThinkingBlock[] = [];
   content.forEach((b, j) => {
-    if (b.type === 'text') texts.push(b.text);
+    if (b.type === 'text') texts.push(textPart(b));
+    else if (b.type === 'thinking')
+      thinkingBlocks.push({
+        type: 'thinking',
+        thinking: b.thinking,
+        ...(b.signature !== undefined ? { signature: b.signature } : {}),
+      });
+    else if (b.type === 'redacted_thinking') thinkingBlocks.push({ type: 'redacted_thinking', data: b.data });
     else if (b.type === 'tool_use') {
       calls.push({
         id: b.id,
         type: 'function',
         function: { name: b.name, arguments: JSON.stringify(b.input) },
+        ...cacheControlOf(b),
       });
     } else if (b.type === 'image' || b.type === 'tool_result') {
       throw new PorticoError('invalid_request', `${b.type} blocks are not allowed in assistant messages.`, {
@@ -225,9 +282,19 @@ function convertAssistant(content: string | Block[], i: number, out: ChatMessage
       });
     }
   });
-  const m: ChatMessage = { role: 'assistant', content: texts.length > 0 ? texts.join('') : null };
+  const breakpoints = texts.some(hasCacheControl);
+  const m: ChatMessage = {
+    role: 'assistant',
+    content:
+      texts.length === 0
+        ? null
+        : breakpoints
+          ? texts
+          : texts.map((p) => (p as { text: string }).text).join(''),
+  };
   if (calls.length > 0) m.tool_calls = calls;
-  if (m.content === null && calls.length === 0) return;
+  if (thinkingBlocks.length > 0) m['thinking_blocks'] = thinkingBlocks;
+  if (m.content === null && calls.length === 0 && thinkingBlocks.length === 0) return;
   out.push(m);
 }
 
@@ -249,8 +316,14 @@ export function anthropicRequestToOpenAI(body: unknown): ChatCompletionRequest {
   const req = parseAnthropicRequest(body);
   const messages: ChatMessage[] = [];
   if (req.system !== undefined) {
-    const sys = typeof req.system === 'string' ? req.system : req.system.map((b) => b.text).join('\n');
-    if (sys !== '') messages.push({ role: 'system', content: sys });
+    const sys =
+      typeof req.system === 'string'
+        ? req.system
+        : req.system.some((b) => b.cache_control !== undefined && b.cache_control !== null)
+          ? req.system.map(textPart)
+          : req.system.map((b) => b.text).join('\n');
+    if (sys !== '' && !(Array.isArray(sys) && sys.length === 0))
+      messages.push({ role: 'system', content: sys });
   }
   req.messages.forEach((m, i) => {
     if (m.role === 'user') convertUser(m.content, i, messages);
@@ -269,6 +342,7 @@ export function anthropicRequestToOpenAI(body: unknown): ChatCompletionRequest {
         ...(t.description !== undefined ? { description: t.description } : {}),
         parameters: t.input_schema,
       },
+      ...cacheControlOf(t),
     }));
   }
   if (req.tool_choice !== undefined) {
@@ -282,6 +356,12 @@ export function anthropicRequestToOpenAI(body: unknown): ChatCompletionRequest {
   }
   if (typeof req.metadata?.user_id === 'string' && req.metadata.user_id !== '')
     out.user = req.metadata.user_id;
+  if (req.thinking !== undefined) out['thinking'] = req.thinking;
+  // A JSON-schema output becomes response_format: every backend kind honours that (Anthropic ones
+  // through a forced tool, which any Claude model accepts).
+  const format = req.output_config?.format ?? req.output_format;
+  if (format !== undefined)
+    out['response_format'] = { type: 'json_schema', json_schema: { name: 'output', schema: format.schema } };
   if (req.stream === true) {
     out.stream = true;
     // Anthropic streams always end with usage; ask the backend for it.

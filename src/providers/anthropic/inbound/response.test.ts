@@ -58,7 +58,12 @@ describe('openAIResponseToAnthropic', () => {
         prompt_tokens_details: { cached_tokens: 64 },
       },
     });
-    assert.deepEqual(msg.usage, { input_tokens: 36, output_tokens: 5, cache_read_input_tokens: 64 });
+    assert.deepEqual(msg.usage, {
+      input_tokens: 36,
+      output_tokens: 5,
+      cache_read_input_tokens: 64,
+      cache_creation_input_tokens: 0,
+    });
   });
 
   it('refuses tool arguments that are not a JSON object (upstream_error)', () => {

@@ -3,6 +3,7 @@
  */
 import { PorticoError } from '../../../errors/portico-error.js';
 import type { ChatCompletionResponse, FinishReason, Usage } from '../../openai-types.js';
+import { cacheTokensOf } from '../../usage.js';
 import type {
   AnthropicMessage,
   AnthropicResponseBlock,
@@ -27,13 +28,15 @@ export function finishReasonToStopReason(f: FinishReason | undefined): Anthropic
 /** OpenAI prompt_tokens includes cached tokens; Anthropic reports them beside input_tokens. */
 export function usageToAnthropic(u: Usage | null | undefined): AnthropicUsage {
   if (!u) return { input_tokens: 0, output_tokens: 0 };
-  const cached =
-    typeof u.prompt_tokens_details?.cached_tokens === 'number' ? u.prompt_tokens_details.cached_tokens : 0;
+  const { read, write } = cacheTokensOf(u);
   const out: AnthropicUsage = {
-    input_tokens: Math.max(0, u.prompt_tokens - cached),
+    input_tokens: Math.max(0, u.prompt_tokens - read - write),
     output_tokens: u.completion_tokens,
   };
-  if (cached > 0) out.cache_read_input_tokens = cached;
+  if (read > 0 || write > 0) {
+    out.cache_read_input_tokens = read;
+    out.cache_creation_input_tokens = write;
+  }
   return out;
 }
 
@@ -68,12 +71,35 @@ export interface ToAnthropicOptions {
   model?: string;
 }
 
+/**
+ * Thinking blocks for an answer: an Anthropic backend's own (`thinking_blocks`, signatures
+ * included), else the `reasoning_content` OpenAI-compatible reasoning servers return (vLLM,
+ * DeepSeek), as one thinking block without a signature.
+ */
+function thinkingOf(m: Record<string, unknown> | undefined): AnthropicResponseBlock[] {
+  if (!m) return [];
+  const blocks = m['thinking_blocks'];
+  if (Array.isArray(blocks)) {
+    const out: AnthropicResponseBlock[] = [];
+    for (const b of blocks as unknown[]) {
+      const o = (typeof b === 'object' && b !== null ? b : {}) as Record<string, unknown>;
+      if (o['type'] === 'thinking' && typeof o['thinking'] === 'string')
+        out.push({ type: 'thinking', thinking: o['thinking'], signature: String(o['signature'] ?? '') });
+      else if (o['type'] === 'redacted_thinking' && typeof o['data'] === 'string')
+        out.push({ type: 'redacted_thinking', data: o['data'] });
+    }
+    return out;
+  }
+  const r = m['reasoning_content'];
+  return typeof r === 'string' && r !== '' ? [{ type: 'thinking', thinking: r, signature: '' }] : [];
+}
+
 export function openAIResponseToAnthropic(
   resp: ChatCompletionResponse,
   opts: ToAnthropicOptions = {},
 ): AnthropicMessage {
   const choice = resp.choices[0];
-  const content: AnthropicResponseBlock[] = [];
+  const content: AnthropicResponseBlock[] = thinkingOf(choice?.message);
   const text = choice?.message.content;
   if (typeof text === 'string' && text !== '') content.push({ type: 'text', text });
   for (const tc of choice?.message.tool_calls ?? []) {

@@ -125,7 +125,12 @@ describe('openAIChunksToAnthropicEvents', () => {
     assert.deepEqual(JSON.parse(toolInputs.get(2) ?? ''), { y: 2 });
     const md = evs.at(-2)?.data;
     assert.ok(md?.type === 'message_delta');
-    assert.deepEqual(md.usage, { output_tokens: 7, input_tokens: 40, cache_read_input_tokens: 60 });
+    assert.deepEqual(md.usage, {
+      output_tokens: 7,
+      input_tokens: 40,
+      cache_read_input_tokens: 60,
+      cache_creation_input_tokens: 0,
+    });
   });
 
   it('ends with a terminal error event when the source fails mid-stream', async () => {

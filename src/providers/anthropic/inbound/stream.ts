@@ -26,7 +26,10 @@ function ev<T extends AnthropicStreamEvent>(data: T): AnthropicSseEvent {
   return { event: data.type, data };
 }
 
-type OpenBlock = { kind: 'text'; index: number } | { kind: 'tool'; index: number; openaiIndex: number };
+type OpenBlock =
+  | { kind: 'text'; index: number }
+  | { kind: 'thinking'; index: number }
+  | { kind: 'tool'; index: number; openaiIndex: number };
 
 export async function* openAIChunksToAnthropicEvents(
   chunks: AsyncIterable<ChatCompletionChunk>,
@@ -70,6 +73,51 @@ export async function* openAIChunksToAnthropicEvents(
       const choice = c.choices[0];
       if (!choice) continue;
       const d = choice.delta;
+      // Thinking: text as thinking_delta, the signature (Anthropic backends) as signature_delta.
+      const reasoning = d['reasoning_content'];
+      const signed = Array.isArray(d['thinking_blocks']) ? (d['thinking_blocks'] as unknown[]) : [];
+      if ((typeof reasoning === 'string' && reasoning !== '') || signed.length > 0) {
+        for (const b of signed) {
+          const o = (typeof b === 'object' && b !== null ? b : {}) as Record<string, unknown>;
+          if (o['type'] === 'redacted_thinking' && typeof o['data'] === 'string') {
+            yield* close();
+            const index = nextBlock++;
+            yield ev({
+              type: 'content_block_start',
+              index,
+              content_block: { type: 'redacted_thinking', data: o['data'] },
+            });
+            yield ev({ type: 'content_block_stop', index });
+          }
+        }
+        const thinkingText = typeof reasoning === 'string' ? reasoning : '';
+        const signature = signed
+          .map((b) => (b as { signature?: unknown }).signature)
+          .find((x): x is string => typeof x === 'string' && x !== '');
+        if (thinkingText !== '' || signature !== undefined) {
+          if (open?.kind !== 'thinking') {
+            yield* close();
+            open = { kind: 'thinking', index: nextBlock++ };
+            yield ev({
+              type: 'content_block_start',
+              index: open.index,
+              content_block: { type: 'thinking', thinking: '', signature: '' },
+            });
+          }
+          if (thinkingText !== '')
+            yield ev({
+              type: 'content_block_delta',
+              index: open.index,
+              delta: { type: 'thinking_delta', thinking: thinkingText },
+            });
+          if (signature !== undefined)
+            yield ev({
+              type: 'content_block_delta',
+              index: open.index,
+              delta: { type: 'signature_delta', signature },
+            });
+        }
+      }
       if (typeof d.content === 'string' && d.content !== '') {
         if (open?.kind !== 'text') {
           yield* close();
@@ -126,12 +174,19 @@ export async function* openAIChunksToAnthropicEvents(
   if (!started) yield start(undefined);
   yield* close();
   const u = usageToAnthropic(usage);
-  const deltaUsage: { output_tokens: number; input_tokens?: number; cache_read_input_tokens?: number } = {
+  const deltaUsage: {
+    output_tokens: number;
+    input_tokens?: number;
+    cache_read_input_tokens?: number;
+    cache_creation_input_tokens?: number;
+  } = {
     output_tokens: u.output_tokens,
   };
   if (usage) {
     deltaUsage.input_tokens = u.input_tokens;
     if (u.cache_read_input_tokens != null) deltaUsage.cache_read_input_tokens = u.cache_read_input_tokens;
+    if (u.cache_creation_input_tokens != null)
+      deltaUsage.cache_creation_input_tokens = u.cache_creation_input_tokens;
   }
   yield ev({
     type: 'message_delta',
