@@ -52,6 +52,9 @@ type Req = {
   stop?: string | string[] | null;
 };
 
+/** The answer length when a chat request sets no max_tokens (also the gateway's max output for the engine). */
+export const ENGINE_DEFAULT_MAX_TOKENS = 512;
+
 export function generateOptions(
   req: Req,
   signal: AbortSignal | undefined,
@@ -85,7 +88,10 @@ export class EngineApi {
 
   async chat(req: ChatCompletionRequest, signal?: AbortSignal): Promise<ChatCompletionResponse> {
     const e = await this.engine();
-    const r = await e.complete(e.chatTokens(chatMessages(req)), generateOptions(req, signal, 512));
+    const r = await e.complete(
+      e.chatTokens(chatMessages(req)),
+      generateOptions(req, signal, ENGINE_DEFAULT_MAX_TOKENS),
+    );
     return {
       id: newCompletionId(),
       object: 'chat.completion',
@@ -116,7 +122,7 @@ export class EngineApi {
         model: req.model,
         choices: [{ index: 0, delta, finish_reason: finish }],
       }) as ChatCompletionChunk;
-    const gen = e.generate(tokens, generateOptions(req, signal, 512));
+    const gen = e.generate(tokens, generateOptions(req, signal, ENGINE_DEFAULT_MAX_TOKENS));
     return (async function* () {
       yield chunk({ role: 'assistant', content: '' });
       for await (const ev of gen) {

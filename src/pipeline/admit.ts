@@ -5,6 +5,7 @@
  * replicas enforce one limit.
  */
 import { PorticoError } from '../errors/portico-error.js';
+import { ENGINE_DEFAULT_MAX_TOKENS } from '../engine/provider.js';
 import type { AdmissionConfig, PorticoConfig, Quota, RateLimits } from '../config/schema.js';
 import type {
   InflightLease,
@@ -153,9 +154,6 @@ export function needsTokenEstimate(tenant: TenantRuntime, key: KeyEntry | undefi
     tenant.limits?.tokens_per_minute || key?.limits?.tokens_per_minute || tenant.quota || key?.quota,
   );
 }
-
-/** The chat default of the built-in engine when a request sets no max_tokens (engine/provider.ts). */
-const ENGINE_DEFAULT_MAX_TOKENS = 512;
 
 /**
  * The longest answer a model gives: its `max_output_tokens`, else the smallest its backends

@@ -25,6 +25,10 @@ const PG_CANDIDATES = process.env.PORTICO_TEST_POSTGRES_URL
   ? [process.env.PORTICO_TEST_POSTGRES_URL]
   : ['postgres://postgres@127.0.0.1:5432/test', 'postgres://root@127.0.0.1:5432/test'];
 export const ADMIN_TOKEN = 'drill-admin-token';
+/** Gateway start-up through tsx can take long on a loaded, shared machine. */
+const START_TIMEOUT_MS = 120_000;
+const start = (file: string, port: number): Promise<GatewayProcess> =>
+  startGatewayProcess(file, port, undefined, START_TIMEOUT_MS);
 
 /** A reachable Postgres URL, or why Redis/Postgres cannot be used. */
 export async function distributedServices(): Promise<{ pgUrl: string } | { reason: string }> {
@@ -124,8 +128,8 @@ export class Fleet {
     try {
       // The first one creates the Postgres schema; the others start together.
       for (let i = 0; i < replicas; i++) fleet.ports.push(await freePort());
-      fleet.procs.push(await startGatewayProcess(file, fleet.ports[0] as number));
-      fleet.procs.push(...(await Promise.all(fleet.ports.slice(1).map((p) => startGatewayProcess(file, p)))));
+      fleet.procs.push(await start(file, fleet.ports[0] as number));
+      fleet.procs.push(...(await Promise.all(fleet.ports.slice(1).map((p) => start(file, p)))));
     } catch (err) {
       await fleet.close();
       throw err;
@@ -148,7 +152,7 @@ export class Fleet {
 
   /** Start replica i again on its port. */
   async restart(i: number): Promise<GatewayProcess> {
-    const p = await startGatewayProcess(this.file, this.ports[i] as number);
+    const p = await start(this.file, this.ports[i] as number);
     this.procs[i] = p;
     return p;
   }
