@@ -116,7 +116,7 @@ async function crashOnce(mode: StateMode, replicas: number, slow: HttpSim, fast:
     );
     // Wait until all 50 are admitted and hang at the backend, holding the whole quota.
     let held = 0;
-    for (let i = 0; i < 200 && held < QUOTA; i++) {
+    for (let i = 0; i < 600 && held < QUOTA; i++) {
       await new Promise((r) => setTimeout(r, 50));
       held = (await dailyTally(victim, 'budget')).reservedTokens;
     }
