@@ -23,6 +23,8 @@ export class ApiError extends Error {
     readonly status: number,
     message: string,
     readonly param: string | null = null,
+    /** The failed request's x-request-id (its details are in the request log). */
+    readonly requestId: string | null = null,
   ) {
     super(message);
   }
@@ -44,7 +46,7 @@ async function errorOf(res: Response): Promise<ApiError> {
     // not JSON: keep the status line
   }
   if (res.status === 401) onUnauthorized();
-  return new ApiError(res.status, message, param);
+  return new ApiError(res.status, message, param, res.headers.get('x-request-id'));
 }
 
 export async function api<T>(method: string, path: string, body?: unknown, token = getToken()): Promise<T> {
@@ -99,7 +101,7 @@ export async function streamPlayground(
         error?: { message: string };
       };
       if (chunk.error) {
-        failure = new ApiError(502, chunk.error.message);
+        failure = new ApiError(502, chunk.error.message, null, requestId);
         return;
       }
       const text = chunk.choices?.[0]?.delta?.content;
@@ -193,6 +195,14 @@ export interface ModelInfo {
   /** A/B split alias: its variants (other model aliases) and weights. */
   split?: Array<{ model: string; weight: number }> | null;
   pricing: { input_per_million: number; output_per_million: number } | null;
+  /** The model aliases tried when every backend of this one fails, in order. */
+  fallbacks?: string[];
+  /** This alias, then its fallbacks (those with backends): the order requests try them. */
+  chain?: string[];
+  /** Who answers now; null when no backend of the chain can take a request. */
+  serving?: Serving | null;
+  /** Aliases that fall back to this one. */
+  fallback_for?: string[];
   backends: Array<{
     id: string;
     provider: string;
@@ -215,6 +225,14 @@ export interface ModelInfo {
     latency_ewma_ms?: number | null;
     last_error_at?: string | null;
   }>;
+}
+export interface Serving {
+  /** The alias of the chain that answers: this one, or a fallback. */
+  model: string;
+  backends: string[];
+  fallback: boolean;
+  /** Only backends ejected by health checks remain; they are still tried. */
+  degraded: boolean;
 }
 export interface List<T> {
   data: T[];

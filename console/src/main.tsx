@@ -92,7 +92,7 @@ function App() {
   let body;
   if (page === 'tenants') body = sub ? <TenantDetail id={sub} /> : <Tenants />;
   else if (page === 'backends') body = <Backends />;
-  else if (page === 'requests') body = <Requests />;
+  else if (page === 'requests') body = <Requests selected={sub} />;
   else if (page === 'playground') body = <Playground />;
   else body = <Overview />;
   return (

@@ -86,6 +86,16 @@ export interface SeriesSpec {
   bars?: boolean;
 }
 
+/**
+ * The y axis of our charts (every series is a count, a duration or a cost: never negative): from 0
+ * to a little above the largest value; 0–1 when there is nothing above 0 yet (uPlot's own default
+ * for an all-zero series is 0–100, which reads as if something had been measured).
+ */
+export function yRange(max: number | null | undefined): [number, number] {
+  if (max == null || !Number.isFinite(max) || max <= 0) return [0, 1];
+  return [0, uPlot.rangeNum(0, max, 0.1, true)[1] ?? max];
+}
+
 /** A uPlot line/bar chart that follows its container's width. x values are epoch seconds. */
 export function Chart({
   title,
@@ -123,7 +133,17 @@ export function Chart({
           spanGaps: true,
         })),
       ],
+      scales: { y: { range: (_u, _min, max) => yRange(max) } },
       axes: [{}, { size: 60 }],
+      hooks: {
+        // The drawn y range, for tests and tools (the axis itself is canvas).
+        draw: [
+          (u) => {
+            el.dataset.yMin = String(u.scales.y?.min ?? '');
+            el.dataset.yMax = String(u.scales.y?.max ?? '');
+          },
+        ],
+      },
     };
     const p = new uPlot(opts, [x, ...ys] as uPlot.AlignedData, el);
     plot.current = p;

@@ -15,9 +15,18 @@ export interface RedisTierOptions {
   timeoutMs: number;
 }
 
+export type L2Reachability =
+  { up: true; recovered: boolean; downForMs: number } | { up: false; firstAttempt: boolean; reason: string };
+
 export interface RedisTierHooks {
   onError(op: 'get' | 'set', err: unknown): void;
-  onUp(up: boolean): void;
+  /**
+   * Reachability changed — called on real transitions only: connected (the first time, or again
+   * after an outage: `downForMs` says how long it was out), or unreachable (the first connection
+   * attempt failed, or an established connection was lost: `reason` says why). Nothing is reported
+   * while the first attempt is still under way, so a start-up that connects says only "connected".
+   */
+  onReachability(change: L2Reachability): void;
   onStoreSkipped(): void;
 }
 
@@ -28,6 +37,11 @@ export class RedisTier {
   readonly #opts: RedisTierOptions;
   readonly #hooks: RedisTierHooks;
   #up = false;
+  /** Reported unreachable and not reachable since (epoch ms), or undefined. */
+  #downSince: number | undefined;
+  #everConnected = false;
+  #lastError: string | undefined;
+  #closed = false;
 
   constructor(opts: RedisTierOptions, hooks: RedisTierHooks) {
     this.#opts = opts;
@@ -39,20 +53,40 @@ export class RedisTier {
       commandTimeout: Math.max(opts.timeoutMs, 50),
       retryStrategy: (n: number) => Math.min(100 * n, 2000),
     });
-    this.#redis.on('ready', () => this.#setUp(true));
-    this.#redis.on('close', () => this.#setUp(false));
-    this.#redis.on('error', () => this.#setUp(false));
-    hooks.onUp(false);
+    // ioredis emits `error` then `close` for every failed attempt while it retries: only the
+    // first failure of an outage is reported, with the error that caused it.
+    this.#redis.on('ready', () => this.#connected());
+    this.#redis.on('error', (err: Error) => {
+      this.#lastError = err.message;
+      this.#lost();
+    });
+    this.#redis.on('close', () => this.#lost());
   }
 
   get up(): boolean {
     return this.#up;
   }
 
-  #setUp(up: boolean): void {
-    if (up === this.#up) return;
-    this.#up = up;
-    this.#hooks.onUp(up);
+  #connected(): void {
+    if (this.#up || this.#closed) return;
+    this.#up = true;
+    const recovered = this.#downSince !== undefined;
+    const downForMs = recovered ? Date.now() - (this.#downSince ?? 0) : 0;
+    this.#downSince = undefined;
+    this.#everConnected = true;
+    this.#lastError = undefined;
+    this.#hooks.onReachability({ up: true, recovered, downForMs });
+  }
+
+  #lost(): void {
+    this.#up = false;
+    if (this.#closed || this.#downSince !== undefined) return;
+    this.#downSince = Date.now();
+    this.#hooks.onReachability({
+      up: false,
+      firstAttempt: !this.#everConnected,
+      reason: this.#lastError ?? 'connection closed',
+    });
   }
 
   #key(tenant: string, hash: string): string {
@@ -91,6 +125,8 @@ export class RedisTier {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    this.#up = false;
     this.#redis.disconnect();
     await Promise.resolve();
   }

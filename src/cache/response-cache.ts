@@ -53,6 +53,8 @@ export class ResponseCache {
     }
     if (url) {
       let warned = false;
+      // Down until the first connection succeeds (logged only if that attempt fails).
+      m.cacheL2Up.set(0);
       this.#l2 = new RedisTier(
         {
           url,
@@ -69,10 +71,27 @@ export class ResponseCache {
               deps.logger.warn({ err, op }, 'cache L2 (Redis) failed; serving from L1 and upstream');
             }
           },
-          onUp: (up) => {
-            m.cacheL2Up.set(up ? 1 : 0);
-            if (up) warned = false;
-            deps.logger.info({ up }, up ? 'cache L2 (Redis) connected' : 'cache L2 (Redis) unavailable');
+          onReachability: (change) => {
+            m.cacheL2Up.set(change.up ? 1 : 0);
+            if (change.up) {
+              warned = false;
+              if (change.recovered)
+                deps.logger.info(
+                  { downForS: Math.round(change.downForMs / 100) / 10 },
+                  'cache L2 (Redis) reachable again; shared caching resumed',
+                );
+              else deps.logger.info('cache L2 (Redis) connected');
+            } else if (change.firstAttempt) {
+              deps.logger.warn(
+                { reason: change.reason },
+                'cache L2 (Redis) unavailable: could not connect; serving from L1 and upstream, retrying',
+              );
+            } else {
+              deps.logger.warn(
+                { reason: change.reason },
+                'cache L2 (Redis) connection lost; serving from L1 and upstream, retrying',
+              );
+            }
           },
           onStoreSkipped: () => m.cacheStoreSkipped.labels('l2').inc(),
         },

@@ -69,6 +69,36 @@ export const ServerSchema = z.strictObject({
     .min(1)
     .default(180_000)
     .describe('max silence between upstream stream chunks'),
+  headers_timeout_ms: z
+    .number()
+    .int()
+    .min(100)
+    .default(10_000)
+    .describe(
+      'a client must send the request line and headers within this (408 and close; restart to change)',
+    ),
+  body_timeout_ms: z
+    .number()
+    .int()
+    .min(100)
+    .default(30_000)
+    .describe(
+      'a client must send the whole request, body included, within this (408 and close; restart to change)',
+    ),
+  max_connections: z
+    .number()
+    .int()
+    .min(1)
+    .default(8192)
+    .describe('open client connections per replica; more are answered 503 too_many_connections and closed'),
+  max_connections_per_ip: z
+    .number()
+    .int()
+    .min(0)
+    .default(1024)
+    .describe(
+      'open connections per client IP (0 = no cap; not applied with trust_proxy, where peers are proxies)',
+    ),
 });
 
 export const TeamRouteSchema = z.strictObject({
@@ -571,6 +601,12 @@ export const ConfigSchema = z
       .describe('team routes: POST /api/{team}/predict, and optional dedicated paths'),
   })
   .superRefine((cfg, ctx) => {
+    if (cfg.server.headers_timeout_ms > cfg.server.body_timeout_ms)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['server', 'headers_timeout_ms'],
+        message: `must not exceed server.body_timeout_ms (${cfg.server.body_timeout_ms}): the body deadline covers the headers too`,
+      });
     for (const [team, r] of Object.entries(cfg.routes))
       if (!(r.model in cfg.models))
         ctx.addIssue({

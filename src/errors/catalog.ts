@@ -71,6 +71,12 @@ export const ERROR_CATALOG = {
     retryable: false,
     doc: 'The resource already exists (e.g. a tenant id in use).',
   },
+  request_timeout: {
+    status: 408,
+    type: 'invalid_request_error',
+    retryable: true,
+    doc: 'The client did not send the request line and headers within server.headers_timeout_ms, or the whole request within server.body_timeout_ms; the connection is closed. Send the body at once.',
+  },
   payload_too_large: {
     status: 413,
     type: 'invalid_request_error',
@@ -82,6 +88,12 @@ export const ERROR_CATALOG = {
     type: 'invalid_request_error',
     retryable: false,
     doc: 'POST bodies must be JSON: set Content-Type: application/json.',
+  },
+  headers_too_large: {
+    status: 431,
+    type: 'invalid_request_error',
+    retryable: false,
+    doc: "The request's headers are larger than Node's limit (16 KiB by default). Send fewer or shorter headers.",
   },
   rate_limit_exceeded: {
     status: 429,
@@ -130,6 +142,24 @@ export const ERROR_CATALOG = {
     type: 'api_error',
     retryable: true,
     doc: "The tenant's in-flight cap was reached and the request waited in the queue past its timeout. Retry after `retry-after`.",
+  },
+  limits_unavailable: {
+    status: 503,
+    type: 'api_error',
+    retryable: true,
+    doc: "Portico's limit store (Redis) is unreachable and `state.redis_failure_mode` is fail_closed, so the request cannot be admitted safely. Retry after `retry-after`; operators: see docs/runbooks/redis-down.md.",
+  },
+  state_unavailable: {
+    status: 503,
+    type: 'api_error',
+    retryable: true,
+    doc: 'The key and tenant store (Postgres; SQLite when embedded) is unreachable, so a key not cached yet cannot be checked, or an admin change cannot be saved. Retry after `retry-after`; operators: see docs/runbooks/postgres-down.md.',
+  },
+  too_many_connections: {
+    status: 503,
+    type: 'api_error',
+    retryable: true,
+    doc: 'This replica holds server.max_connections open connections, or this client IP holds server.max_connections_per_ip. Close idle connections or retry after `retry-after`.',
   },
   draining: {
     status: 503,

@@ -4,6 +4,7 @@
  * everything else is an internal_error (a bug) and is logged with its stack.
  */
 import { PorticoError, isPorticoError } from '../errors/portico-error.js';
+import { StateInvalidInputError, StateUnavailableError } from '../state/errors.js';
 
 interface FastifyLikeError {
   code?: string;
@@ -21,6 +22,27 @@ export function toPorticoError(err: unknown, signal?: AbortSignal): PorticoError
       'The client closed the connection before the response was ready.',
     );
   }
+  if (err instanceof StateInvalidInputError)
+    return new PorticoError('invalid_request', `${err.message}.`, { param: err.field });
+  if (err instanceof StateUnavailableError)
+    return err.store === 'redis'
+      ? new PorticoError(
+          'limits_unavailable',
+          "Portico's limit store (Redis) is unreachable, so the request cannot be admitted safely. Retry shortly.",
+          { headers: { 'retry-after': '1' }, cause: err },
+        )
+      : new PorticoError(
+          'state_unavailable',
+          `Portico's key and tenant store (${err.store}) is unreachable. Retry shortly.`,
+          { headers: { 'retry-after': '1' }, cause: err },
+        );
+  // Only input nested deeper than the JS stack allows gets here (the body parsed, but walking or
+  // serialising it did not): the client's to fix, not a Portico failure.
+  if (err instanceof RangeError && err.message.includes('call stack'))
+    return new PorticoError(
+      'invalid_request',
+      'The request is nested too deeply to process. Flatten the nested arrays or objects.',
+    );
   const e = (err ?? {}) as FastifyLikeError;
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -37,6 +59,13 @@ export function toPorticoError(err: unknown, signal?: AbortSignal): PorticoError
       return new PorticoError('invalid_json', 'The body is empty. Send a JSON object.');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new PorticoError('invalid_request', 'Content-Length does not match the body that was sent.');
+    case 'FST_ERR_BAD_URL':
+      return new PorticoError(
+        'invalid_request',
+        'The URL is not valid: a percent-encoded part does not decode to UTF-8 text.',
+      );
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new PorticoError('invalid_request', 'A path segment is too long (at most 100 characters).');
     default:
       break;
   }

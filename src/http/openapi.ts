@@ -125,6 +125,11 @@ const RequestRecord = obj({
   model: nstr,
   variant: { type: 'string', nullable: true, description: 'A/B split: the variant alias that served it' },
   backend: nstr,
+  fallback_model: {
+    type: 'string',
+    nullable: true,
+    description: "the fallback model alias that answered, when the requested model's backends could not",
+  },
   route: str,
   endpoint: str,
   status: int,
@@ -136,6 +141,10 @@ const RequestRecord = obj({
   tokens_estimated: { type: 'boolean' },
   cost_usd: num,
   cache_hit: nstr,
+  error: obj(
+    { code: str, message: str },
+    { nullable: true, description: 'why it failed: the error code and message the client got' },
+  ),
   request_body: { type: 'string', description: 'redacted; only when audit bodies are enabled' },
   response_body: { type: 'string', description: 'redacted; only when audit bodies are enabled' },
 });
@@ -152,6 +161,29 @@ const backendProps = {
   last_error: nstr,
   last_error_at: nstr,
 };
+const chainProps = {
+  chain: {
+    type: 'array',
+    items: str,
+    description: 'the alias, then its fallbacks (those with backends): the order requests try them',
+  },
+  fallbacks: { type: 'array', items: str, description: 'the configured fallbacks, in order' },
+  serving: obj(
+    {
+      model: { type: 'string', description: 'the alias of the chain that answers: this one or a fallback' },
+      backends: { type: 'array', items: str },
+      fallback: {
+        type: 'boolean',
+        description: 'a fallback answers (no backend of the alias is in service)',
+      },
+      degraded: {
+        type: 'boolean',
+        description: 'only backends ejected by health checks remain (still tried)',
+      },
+    },
+    { nullable: true, description: 'who answers a request now; null when no backend of the chain can' },
+  ),
+};
 const Model = obj({
   id: str,
   strategy: nstr,
@@ -162,6 +194,8 @@ const Model = obj({
     items: obj({ model: str, weight: num }),
   },
   pricing: obj({ input_per_million: num, output_per_million: num }, { nullable: true }),
+  ...chainProps,
+  fallback_for: { type: 'array', items: str, description: 'aliases that fall back to this one' },
   backends: {
     type: 'array',
     items: obj({
@@ -171,7 +205,12 @@ const Model = obj({
     }),
   },
 });
-const BackendPool = obj({ model: str, strategy: str, backends: { type: 'array', items: obj(backendProps) } });
+const BackendPool = obj({
+  model: str,
+  strategy: str,
+  backends: { type: 'array', items: obj(backendProps) },
+  ...chainProps,
+});
 const idParam = (what: string): Json =>
   obj({ id: { type: 'string', description: what } }, { required: ['id'] });
 

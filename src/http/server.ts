@@ -4,17 +4,19 @@
  * error shape, and the routes.
  */
 import { registerTeamRoutes } from './routes/teams.js';
-import { backendView } from '../routing/view.js';
+import { backendView, chainView } from '../routing/view.js';
 import { requireAdmin } from './admin-auth.js';
 import { ANTHROPIC_PATH, registerAnthropicRoutes } from './routes/anthropic.js';
 import { openAIErrorToAnthropic } from '../providers/anthropic/index.js';
 import { readFileSync } from 'node:fs';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { ServerOptions } from 'node:http';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import compress from '@fastify/compress';
 import type { Gateway } from '../app.js';
 import { PorticoError } from '../errors/portico-error.js';
 import { acceptCorrelationId, newRequestId } from '../lib/ids.js';
 import { finishRequest } from '../pipeline/run.js';
+import { edgeContext, exposeTenantRouteMarks } from './edge-context.js';
 import { ANONYMOUS_TENANT, UNMATCHED_ENDPOINT } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -23,6 +25,10 @@ import { registerTenantRoutes } from './routes/tenant.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerOpenApi } from './openapi.js';
+import { edgeClientErrorHandler, guardConnections, isRefused, trackRequest } from './edge.js';
+
+/** How often Node checks every connection against the header and body deadlines. */
+const CHECK_INTERVAL_MS = 1000;
 
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
@@ -32,7 +38,7 @@ const SECURITY_HEADERS = {
 
 export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   const cfg = gw.snapshot.config.server;
-  const opts: FastifyServerOptions & { https?: Record<string, unknown> } = {
+  const opts: FastifyServerOptions & { https?: Record<string, unknown>; http?: ServerOptions } = {
     logger: false,
     bodyLimit: cfg.body_limit_bytes,
     trustProxy: cfg.trust_proxy,
@@ -42,12 +48,26 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     keepAliveTimeout: 72_000,
     // Our own ids; Fastify's are not used.
     genReqId: () => '',
+    // Router errors (undecodable %-escapes, over-long path segments) in the catalog's shape too.
+    frameworkErrors: (error, _request, reply) => {
+      const pe = toPorticoError(error);
+      void (reply as FastifyReply).code(pe.status).headers(pe.headers).send(pe.toBody());
+    },
+    // Deadlines for a client to send its request (slow senders cannot pin sockets); Node checks
+    // them every connectionsCheckingInterval for all connections at once (no timer per request).
+    requestTimeout: cfg.body_timeout_ms,
+    http: { connectionsCheckingInterval: CHECK_INTERVAL_MS },
+    clientErrorHandler: edgeClientErrorHandler(gw.metrics, {
+      headersTimeoutMs: cfg.headers_timeout_ms,
+      bodyTimeoutMs: cfg.body_timeout_ms,
+    }),
   };
   if (cfg.tls) {
     opts.https = {
       cert: readFileSync(cfg.tls.cert_file),
       key: readFileSync(cfg.tls.key_file),
       minVersion: cfg.tls.min_version,
+      connectionsCheckingInterval: CHECK_INTERVAL_MS,
     };
   }
   const app = Fastify(opts) as unknown as FastifyInstance;
@@ -59,12 +79,22 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   app.decorateRequest('correlationId', '');
   app.decorateRequest('porticoCtx', null);
 
-  app.server.on('connection', (socket) => {
-    gw.metrics.openConnections.inc();
-    socket.once('close', () => gw.metrics.openConnections.dec());
-  });
+  app.server.headersTimeout = cfg.headers_timeout_ms;
+  guardConnections(
+    app.server,
+    { maxConnections: cfg.max_connections, maxPerIp: cfg.max_connections_per_ip },
+    gw.metrics,
+    { tls: cfg.tls !== undefined, trustProxy: cfg.trust_proxy },
+  );
 
   app.addHook('onRequest', (request, reply, done) => {
+    const raw = request.raw;
+    if (isRefused(raw.socket)) {
+      // Refused at accept time (connection caps): the 503 is already on its way; do no work.
+      reply.hijack();
+      return;
+    }
+    trackRequest(raw);
     const id = newRequestId();
     const correlation = acceptCorrelationId(request.headers['x-correlation-id']) ?? id;
     request.porticoId = id;
@@ -73,6 +103,17 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     reply.header('x-request-id', id);
     reply.header('x-correlation-id', correlation);
     if (gw.draining) reply.header('connection', 'close');
+    // A NUL byte in the path or query (%00) is never a valid id, name or time: refused here so no
+    // state store ever sees one (Postgres rejects it with an internal error).
+    if (request.url.includes('%00')) {
+      done(
+        new PorticoError(
+          'invalid_request',
+          'The URL contains a NUL byte (%00); ids, names and query values cannot contain one.',
+        ),
+      );
+      return;
+    }
     done();
   });
 
@@ -122,11 +163,15 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
 
   app.setErrorHandler((err, request, reply) => {
     const pe = toPorticoError(err, request.porticoCtx?.controller.signal);
+    // A tenant endpoint's request rejected before its handler ran (415, 413, bad JSON) gets its
+    // context here, so onResponse finishes it (request log, stats, metrics) like any other.
+    const ctx = edgeContext(gw, request);
+    if (ctx) ctx.error = { code: pe.code, message: pe.message };
     if (pe.code === 'internal_error')
       gw.logger.error({ err, requestId: request.porticoId, url: request.url }, 'internal error');
     else if (pe.status >= 500)
-      gw.logger.warn({ requestId: request.porticoId, code: pe.code, msg: pe.message }, 'request failed');
-    const extra = request.porticoCtx?.responseHeaders;
+      gw.logger.warn({ requestId: request.porticoId, code: pe.code, detail: pe.message }, 'request failed');
+    const extra = ctx?.responseHeaders;
     if (extra) reply.headers(extra);
     // The Anthropic-compatible endpoint answers errors in the Messages API's shape.
     const anthropic = request.url.split('?')[0] === ANTHROPIC_PATH;
@@ -136,6 +181,7 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
       .send(anthropic ? openAIErrorToAnthropic(pe) : pe.toBody());
   });
 
+  exposeTenantRouteMarks(app);
   const knownPaths = new Map<string, Set<string>>();
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -177,6 +223,7 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
         model: alias,
         strategy: pool.strategy,
         backends: pool.backends.map(backendView),
+        ...chainView(snap.pools, alias, snap.config.models[alias]?.fallbacks ?? []),
       })),
     };
   });

@@ -82,6 +82,7 @@ export async function sendSse<C = unknown>(
   } catch (err) {
     const pe = toPorticoError(err, ctx.controller.signal);
     status = pe.status;
+    ctx.error = { code: pe.code, message: pe.message };
     if (pe.status >= 500)
       deps.logger.warn({ requestId: ctx.requestId, code: pe.code, err: pe.message }, 'stream failed mid-way');
     if (!res.destroyed) res.end(format.error(pe));

@@ -15,6 +15,8 @@ export interface RequestRecord {
   /** A/B split: the variant alias that served the request. */
   variant: string | null;
   backend: string | null;
+  /** The fallback model alias that answered, when the requested model's own backends could not. */
+  fallback_model: string | null;
   route: string;
   endpoint: string;
   status: number;
@@ -26,8 +28,15 @@ export interface RequestRecord {
   tokens_estimated: boolean;
   cost_usd: number;
   cache_hit: string | null;
+  /** Why it failed (status >= 400, or a stream that broke mid-way): the client's error code and message. */
+  error: RequestError | null;
   request_body?: string;
   response_body?: string;
+}
+
+export interface RequestError {
+  code: string;
+  message: string;
 }
 
 export interface StatsRow {

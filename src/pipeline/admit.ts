@@ -72,7 +72,7 @@ function rateLimited(ctx: RequestContext, what: string, retryAfterMs: number): P
 
 function storeDown(err: unknown): PorticoError {
   return new PorticoError(
-    'upstream_unavailable',
+    'limits_unavailable',
     "Portico's limit store is unavailable, so the request cannot be admitted safely. Retry shortly.",
     { headers: { 'retry-after': '1' }, cause: err },
   );

@@ -54,6 +54,8 @@ export interface RequestContext {
   variant?: string;
   /** The model of the fallback chain that answered, when not the requested one. */
   fallbackModel?: string;
+  /** The error the client got (set where the error response or error event is written). */
+  error?: { code: string; message: string };
   /** Total-time limit of this request (model or team route timeout); cleared when it finishes. */
   deadlineTimer?: NodeJS.Timeout;
   /** The cache answered (set by the cache stage): from a tier, or by joining an identical request in flight. */

@@ -31,11 +31,18 @@ export function requireObject(body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
+/** A short, safe rendering of a bad value for an error message (never the whole of a huge or deeply nested one). */
+function preview(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  return typeName(v);
+}
+
 function optInt(b: Record<string, unknown>, key: string, min: number, max = Number.MAX_SAFE_INTEGER): void {
   const v = b[key];
   if (v === undefined || v === null) return;
   if (typeof v !== 'number' || !Number.isInteger(v))
-    throw bad(key, `${key} must be an integer, got ${typeName(v)} ${JSON.stringify(v)}`);
+    throw bad(key, `${key} must be an integer, got ${typeName(v)} ${preview(v)}`);
   if (v < min || v > max) throw bad(key, `${key} must be between ${min} and ${max}, got ${v}`);
 }
 
@@ -118,7 +125,7 @@ function checkMessages(b: Record<string, unknown>): void {
     if (typeof msg.role !== 'string' || !ROLES.has(msg.role)) {
       throw bad(
         `messages[${i}].role`,
-        `messages[${i}].role must be one of system, developer, user, assistant, tool; got ${JSON.stringify(msg.role)}`,
+        `messages[${i}].role must be one of system, developer, user, assistant, tool; got ${preview(msg.role)}`,
       );
     }
     checkContent(msg, i);

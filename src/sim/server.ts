@@ -13,7 +13,7 @@ import {
   validateRerankRequest,
 } from '../pipeline/validate.js';
 import type { ProviderCallContext } from '../providers/spec.js';
-import { SimOptionsSchema, type SimOptions, type SimOptionsInput } from '../config/schema.js';
+import { SimOptionsSchema, type SimOptionsInput } from '../config/schema.js';
 import { formatPath } from '../config/load.js';
 import { Simulator } from './simulator.js';
 import { SimDisconnect, SimMalformed } from './faults.js';
@@ -117,10 +117,12 @@ export function buildSimServer(opts: SimServerOptions = {}): {
   app.post('/v1/rerank', async (req, reply) => sim.rerank(validateRerankRequest(req.body), callCtx(reply)));
 
   app.get('/sim/config', async () => sim.options);
+  // A JSON merge patch (RFC 7396) onto the current settings: what the patch does not name is kept
+  // (nested objects such as `faults` too); the merged result is validated as a whole.
   app.patch('/sim/config', async (req) => {
-    const parsed = SimOptionsSchema.partial()
-      .strict()
-      .safeParse(req.body ?? {});
+    const patch = req.body ?? {};
+    if (!isPlainObject(patch)) throw new PorticoError('invalid_request', 'Send a JSON object of settings.');
+    const parsed = SimOptionsSchema.safeParse(mergePatch(sim.options, patch));
     if (!parsed.success) {
       const first = parsed.error.issues[0];
       throw new PorticoError(
@@ -129,7 +131,22 @@ export function buildSimServer(opts: SimServerOptions = {}): {
         { param: formatPath(first?.path ?? []) },
       );
     }
-    return sim.configure(parsed.data as Partial<SimOptions>);
+    return sim.configure(parsed.data);
   });
   return { app, sim, received };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** RFC 7396 JSON merge patch: objects merge key by key, null removes a key, anything else replaces. */
+export function mergePatch(target: unknown, patch: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = isPlainObject(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else if (isPlainObject(v)) out[k] = mergePatch(out[k], v);
+    else out[k] = v;
+  }
+  return out;
 }

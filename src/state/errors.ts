@@ -21,3 +21,14 @@ export class StateUnavailableError extends Error {
     this.store = store;
   }
 }
+
+/** An input no store accepts (a NUL character in a string, a time out of range); the gateway answers 400. */
+export class StateInvalidInputError extends Error {
+  override readonly name = 'StateInvalidInputError';
+  /** The field at fault, for the error's `param`. */
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(message);
+    this.field = field;
+  }
+}

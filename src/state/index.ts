@@ -1,6 +1,11 @@
 /** Public surface of the state layer: what the gateway, admin API and CLI import. */
 export type * from './ports.js';
-export { StateConflictError, StateNotFoundError, StateUnavailableError } from './errors.js';
+export {
+  StateConflictError,
+  StateInvalidInputError,
+  StateNotFoundError,
+  StateUnavailableError,
+} from './errors.js';
 export {
   createMemoryBackends,
   createStateBackends,

@@ -50,6 +50,7 @@ export class GatewayMetrics {
   readonly upstreamErrors: Counter<'backend' | 'model' | 'class'>;
   readonly backendUp: Gauge<'backend' | 'model'>;
   readonly openConnections: Gauge;
+  readonly connectionsRefused: Counter<'reason'>;
   readonly upstreamConnections: Gauge<'backend'>;
   #upstreamSource: () => Iterable<{ backend: string; open: number }> = () => [];
   readonly httpRequests: Counter<'method' | 'endpoint' | 'tenant' | 'status'>;
@@ -161,6 +162,12 @@ export class GatewayMetrics {
     this.openConnections = new Gauge({
       name: 'portico_open_connections',
       help: 'Client connections open',
+      registers: [r],
+    });
+    this.connectionsRefused = new Counter({
+      name: 'portico_connections_refused_total',
+      help: 'Client connections closed by the edge: connection caps, header/body deadlines, malformed HTTP',
+      labelNames: ['reason'],
       registers: [r],
     });
     const upstreamSource = (): Iterable<{ backend: string; open: number }> => this.#upstreamSource();

@@ -11,6 +11,7 @@ const rec = (i: number, over: Partial<StoredRecord> = {}): StoredRecord => ({
   model: i % 3 === 0 ? 'big' : 'default',
   variant: null,
   backend: 'b1',
+  fallback_model: null,
   route: 'chat',
   endpoint: '/v1/chat/completions',
   status: i % 5 === 0 ? 429 : i % 7 === 0 ? 502 : 200,
@@ -22,6 +23,7 @@ const rec = (i: number, over: Partial<StoredRecord> = {}): StoredRecord => ({
   tokens_estimated: false,
   cost_usd: 0,
   cache_hit: null,
+  error: null,
   ...over,
 });
 

@@ -33,6 +33,7 @@ export function recordFromContext(ctx: RequestContext, status: number, nowMs: nu
     model: ctx.model ?? null,
     variant: ctx.variant ?? null,
     backend: ctx.backend ?? null,
+    fallback_model: ctx.fallbackModel ?? null,
     route: ctx.route,
     endpoint: ctx.endpoint,
     status,
@@ -44,6 +45,7 @@ export function recordFromContext(ctx: RequestContext, status: number, nowMs: nu
     tokens_estimated: ctx.accountedTokens?.estimated ?? false,
     cost_usd: ctx.costUsd ?? 0,
     cache_hit: ctx.cacheHit ?? null,
+    error: ctx.error ?? null,
   };
   if (ctx.auditBodies?.request !== undefined) rec.request_body = ctx.auditBodies.request;
   if (ctx.auditBodies?.response !== undefined) rec.response_body = ctx.auditBodies.response;

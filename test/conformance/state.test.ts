@@ -21,6 +21,7 @@ import {
   hashApiKey,
   KeyResolver,
   StateConflictError,
+  StateInvalidInputError,
   StateNotFoundError,
   StateUnavailableError,
   type Clock,
@@ -1010,6 +1011,53 @@ for (const fam of catalogFamilies) {
           [1],
         );
         assert.deepEqual(await ledger.query({ tenant: 'nobody' }, 'day'), []);
+      }),
+    );
+
+    it(
+      'hostile inputs (NUL characters, times out of range) get the same typed error from every store',
+      withFamily(fam, async ({ tenants, keys, ledger }) => {
+        const nul = 'a\u0000b';
+        const bad = async (p: Promise<unknown>, field: RegExp): Promise<void> => {
+          await assert.rejects(p, (e: unknown) => {
+            assert.ok(
+              e instanceof StateInvalidInputError,
+              `expected StateInvalidInputError, got ${String(e)}`,
+            );
+            assert.match(e.field, field);
+            return true;
+          });
+        };
+        await bad(tenants.create({ id: nul, ...baseTenant }), /^id$/);
+        await bad(tenants.create({ id: 'n1', ...baseTenant, display_name: nul }), /display_name/);
+        await bad(tenants.create({ id: 'n2', ...baseTenant, system_prompt: nul }), /system_prompt/);
+        await bad(tenants.create({ id: 'n3', ...baseTenant, allowed_models: [nul] }), /allowed_models/);
+        await bad(tenants.create({ id: 'n4', ...baseTenant, limits: { [nul]: 1 } }), /limits/);
+        await bad(tenants.create({ id: 'n5', ...baseTenant, limits: { note: nul } }), /limits/);
+        await bad(tenants.create({ id: 'n6', ...baseTenant, allowed_models: ['\ud800'] }), /allowed_models/);
+        await bad(tenants.create({ id: 'n7', ...baseTenant, display_name: 'x\udfffy' }), /display_name/);
+        await bad(tenants.get(nul), /^id$/);
+        await bad(tenants.delete(nul), /^id$/);
+        await tenants.create({ id: 'ok', ...baseTenant });
+        await bad(tenants.update('ok', { company: nul }), /company/);
+        await bad(keys.create({ tenant_id: 'ok', label: nul }), /label/);
+        await bad(keys.create({ tenant_id: nul }), /tenant_id/);
+        await bad(keys.get(nul), /^id$/);
+        await bad(keys.revoke(nul), /^id$/);
+        await bad(keys.list(nul), /tenant_id/);
+        await bad(ledger.query({ from: 1e17 }, 'day'), /^from$/);
+        await bad(ledger.query({ to: -1 }, 'day'), /^to$/);
+        await bad(ledger.query({ from: Number.NaN }, 'day'), /^from$/);
+        await bad(ledger.query({ tenant: nul }, 'day'), /^tenant$/);
+        await bad(ledger.count({ key_id: nul }), /^key_id$/);
+        // Nothing was stored by the refused calls.
+        assert.deepEqual(
+          (await tenants.list()).map((t) => t.id),
+          ['ok'],
+        );
+        assert.deepEqual(await keys.list('ok'), []);
+        // The largest time every store represents is accepted.
+        assert.deepEqual(await ledger.query({ from: 0, to: 253_402_300_799_999 }, 'day'), []);
       }),
     );
   });

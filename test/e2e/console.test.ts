@@ -15,6 +15,7 @@ import { gzipSync } from 'node:zlib';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import OpenAI from 'openai';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -36,20 +37,69 @@ interface BrowserElement {
   textContent: string | null;
   getAttribute(name: string): string | null;
 }
+interface BrowserBox {
+  scrollWidth: number;
+  clientWidth: number;
+  getBoundingClientRect(): { left: number; right: number; width: number };
+}
 declare const document: {
   activeElement: BrowserElement | null;
   body: BrowserElement;
   documentElement: { scrollWidth: number };
   querySelector(selector: string): BrowserElement | null;
-  querySelectorAll(selector: string): { length: number };
+  querySelectorAll(selector: string): { length: number } & Iterable<BrowserBox & BrowserElement>;
 };
-declare const window: { innerWidth: number };
+declare const window: {
+  innerWidth: number;
+  getComputedStyle(el: unknown, pseudo?: string): { color: string; fontStyle: string };
+};
 declare const sessionStorage: { getItem(key: string): string | null };
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CHROMIUM = process.env.PORTICO_CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = process.env.PORTICO_SCREENSHOT_DIR ?? join(ROOT, 'test-results', 'console');
 const ADMIN = 'test-admin-token';
+
+/**
+ * What a real upstream in trouble says: a 503 whose message is long (a stack-trace-like text with
+ * an unbroken 150-character token). The Backends page must show all of it, wrapped, at any width.
+ */
+const LONG_ERROR =
+  'CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.35 GiB total capacity; 75.12 GiB already ' +
+  'allocated; 1.02 GiB free; 77.90 GiB reserved in total by PyTorch). If reserved memory is >> allocated ' +
+  'memory try setting max_split_size_mb to avoid fragmentation. See the documentation for Memory ' +
+  'Management and PYTORCH_CUDA_ALLOC_CONF. Request trace: ' +
+  'trace-' +
+  'a1b2c3d4e5f6'.repeat(12) +
+  ' END-OF-ERROR';
+
+/** An OpenAI-compatible server that answers everything with that 503. */
+async function startFlakyUpstream(): Promise<{ server: Server; baseURL: string }> {
+  const server = createServer((req, res) => {
+    req.resume();
+    res.writeHead(503, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: { message: LONG_ERROR, type: 'server_error', code: null } }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  return { server, baseURL: `http://127.0.0.1:${port}/v1` };
+}
+
+/** Every element matching `selector` lies within the viewport horizontally (nothing cut off). */
+async function assertWithinViewport(page: Page, selector: string): Promise<void> {
+  const boxes = await page.evaluate((sel) => {
+    const out: Array<{ left: number; right: number; vw: number }> = [];
+    for (const el of document.querySelectorAll(sel)) {
+      const r = el.getBoundingClientRect();
+      out.push({ left: r.left, right: r.right, vw: window.innerWidth });
+    }
+    return out;
+  }, selector);
+  assert.ok(boxes.length > 0, `${selector}: nothing on the page`);
+  for (const b of boxes)
+    assert.ok(b.left >= 0 && b.right <= b.vw + 0.5, `${selector} spans ${b.left}..${b.right} of ${b.vw}px`);
+}
 
 function skipOrFail(t: TestContext, reason: string): void {
   if (process.env.CI === 'true') assert.fail(`CI=true but ${reason}`);
@@ -76,6 +126,7 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
   let browser: Browser | undefined;
   let skipReason: string | undefined;
   let auditDir: string | undefined;
+  let flaky: Server | undefined;
   const consoleErrors: string[] = [];
 
   before(async () => {
@@ -100,6 +151,8 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
     assert.ok(gzipped < 200_000, `console bundle is ${gzipped} bytes gzipped (goal: under 200 KB)`);
     mkdirSync(SHOTS, { recursive: true });
     sim = await startTestSim({ sim: { mode: 'echo', itl_ms: 2 } });
+    const upstream = await startFlakyUpstream();
+    flaky = upstream.server;
     auditDir = await mkdtemp(join(tmpdir(), 'portico-console-e2e-audit-'));
     gw = await startTestGateway(
       demoConfig({
@@ -110,14 +163,14 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
             id: 'acme-corp',
             display_name: 'ACME Corp',
             system_prompt: ACME_PROMPT,
-            allowed_models: ['default', 'lorem', 'ab', 'broken'],
+            allowed_models: ['default', 'lorem', 'ab', 'broken', 'primary'],
             api_keys: [{ value: ACME_KEY }],
           },
           {
             id: 'closed-ai',
             display_name: 'Closed AI',
             system_prompt: CLOSED_PROMPT,
-            allowed_models: ['default', 'lorem', 'ab', 'broken'],
+            allowed_models: ['default', 'lorem', 'ab', 'broken', 'primary'],
             api_keys: [{ value: CLOSED_KEY }],
           },
         ],
@@ -132,6 +185,14 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
           },
           // Nothing listens there: the Backends page shows it out of service, with the error.
           broken: { backends: [{ id: 'nowhere', provider: 'openai', base_url: 'http://127.0.0.1:9/v1' }] },
+          // Its backend answers 503 with a long error: requests fall back to `lorem`, and after
+          // two failures its circuit opens and `lorem` is the one serving (as the demo's engine
+          // and its `sim` fallback).
+          primary: {
+            backends: [{ id: 'flaky', provider: 'openai', base_url: upstream.baseURL }],
+            circuit: { failures: 2, open_ms: 600_000 },
+            fallbacks: ['lorem'],
+          },
           ab: {
             split: [
               { model: 'default', weight: 1 },
@@ -148,6 +209,7 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
     await browser?.close();
     await gw?.close();
     await sim?.close();
+    if (flaky) await new Promise((r) => flaky?.close(r));
     if (auditDir) await rm(auditDir, { recursive: true, force: true });
   });
 
@@ -252,6 +314,15 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
     await page.locator('input[name=tenant-name]').fill('E2E Corp');
     await page.getByRole('button', { name: 'Create tenant' }).click();
     await page.getByRole('heading', { name: /E2E Corp/ }).waitFor();
+    // No usage yet: the cost chart is scaled 0-1 (not uPlot's 0-100) and says there is no cost.
+    await page.getByTestId('no-cost').waitFor();
+    const costChart = page.locator('.chart[aria-label="Cost by day (USD)"][data-y-max]');
+    await costChart.waitFor();
+    assert.deepEqual(
+      [await costChart.getAttribute('data-y-min'), await costChart.getAttribute('data-y-max')],
+      ['0', '1'],
+    );
+    await page.screenshot({ path: join(SHOTS, 'tenant-no-cost-1280.png'), fullPage: true });
 
     // Key: created and shown once, used with the openai SDK.
     await page.locator('input[name=key-label]').fill('e2e');
@@ -346,6 +417,28 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
     }
     await page.screenshot({ path: join(SHOTS, 'playground-1280.png'), fullPage: true });
 
+    // The request link opens that request's details, not the unfiltered log.
+    const playgroundId = ((await page.getByTestId('request-link-0').textContent()) ?? '').trim();
+    assert.match(playgroundId, /^req_/);
+    await page.getByTestId('request-link-0').click();
+    await page.waitForURL((u) => u.hash === `#/requests/${playgroundId}`);
+    assert.equal(await page.getByLabel('Request id (or prefix)').inputValue(), playgroundId);
+    const detail = page.getByTestId('request-detail');
+    await detail.getByText(playgroundId).first().waitFor();
+    await page.waitForFunction(
+      () => document.querySelectorAll('[data-testid=request-log] tbody tr').length === 2, // row + details
+    );
+    assert.equal(
+      await page.getByRole('button', { name: playgroundId }).getAttribute('aria-expanded'),
+      'true',
+    );
+    assert.equal(await detail.getByText('/admin/playground').count(), 1);
+    await page.screenshot({ path: join(SHOTS, 'playground-request-detail-1280.png'), fullPage: true });
+    await page.goBack();
+    await page.locator('#question').waitFor();
+    await page.locator('select[name=tenant-0] option[value=closed-ai]').waitFor({ state: 'attached' });
+    await page.locator('#question').fill('How should we start the project?');
+
     // Two models side by side: an A/B split alias (its variant shown) against a plain model.
     await page.locator('select[name=model-0]').selectOption('ab');
     await page.locator('input[name=user-0]').fill('alice');
@@ -370,10 +463,48 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
     await page.getByTestId('request-detail').locator('pre', { hasText: 'hello from e2e' }).first().waitFor();
     await page.screenshot({ path: join(SHOTS, 'requests-1280.png'), fullPage: true });
 
+    // Filters: labelled inputs, empty, with example placeholders styled as placeholders.
+    await page.getByRole('button', { name: 'Clear' }).click();
+    for (const label of ['Tenant', 'Model', 'Status', 'Request id (or prefix)']) {
+      const input = page.getByLabel(label, { exact: true });
+      assert.equal(await input.inputValue(), '', label);
+      assert.match((await input.getAttribute('placeholder')) ?? '', /^e\.g\. /, label);
+      const look = await input.evaluate((el) => ({
+        text: window.getComputedStyle(el).color,
+        placeholder: window.getComputedStyle(el, '::placeholder').color,
+        style: window.getComputedStyle(el, '::placeholder').fontStyle,
+      }));
+      assert.notEqual(look.placeholder, look.text, `${label}: placeholder colour`);
+      assert.equal(look.style, 'italic', `${label}: placeholder style`);
+    }
+
+    // A 415 (rejected before any handler ran) is in the log, and its details say why.
+    const rejected = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'text/plain' },
+      body: 'hello',
+    });
+    assert.equal(rejected.status, 415);
+    const rejectedId = rejected.headers.get('x-request-id') ?? '';
+    const rejectedMessage = ((await rejected.json()) as { error: { message: string } }).error.message;
+    await page.getByLabel('Status', { exact: true }).fill('415');
+    await page.keyboard.press('Enter');
+    const row415 = page.getByRole('button', { name: rejectedId });
+    await row415.waitFor();
+    await row415.click();
+    const detail415 = page.getByTestId('request-error');
+    await detail415.waitFor();
+    assert.equal(
+      (await detail415.textContent())?.replace(/\s+/g, ' '),
+      `415 unsupported_media_type: ${rejectedMessage}`,
+    );
+    await assertWithinViewport(page, '[data-testid=request-error]');
+    await page.screenshot({ path: join(SHOTS, 'requests-415-1280.png'), fullPage: true });
+
     // --- Backends.
     await page.getByRole('link', { name: 'Backends' }).click();
     await page.getByTestId('pool-default').getByText('sim-http').waitFor();
-    await page.getByTestId('pool-lorem').getByText('sim-lorem').waitFor();
+    await page.getByTestId('pool-lorem').getByRole('rowheader', { name: 'sim-lorem' }).waitFor();
     await page.getByTestId('pool-ab').getByText('A/B split').waitFor();
     const acme = new OpenAI({ apiKey: ACME_KEY, baseURL: gw.baseURL, maxRetries: 0 });
     for (let i = 0; i < 3; i++)
@@ -382,13 +513,54 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
         .catch(() => undefined);
     await page.waitForFunction(() => {
       const row = document.querySelector('[data-testid=backend-nowhere]')?.textContent ?? '';
-      return !row.includes('up') && /ECONNREFUSED|connect|refused|failed/i.test(row);
+      const problem = document.querySelector('[data-testid=problem-nowhere]')?.textContent ?? '';
+      return !row.includes('up') && /ECONNREFUSED|connect|refused|failed/i.test(problem);
     });
+    // `primary` fails over to `lorem` (every request still answered); once its circuit opens the
+    // page says the fallback is serving, and shows the long upstream error in full.
+    for (let i = 0; i < 3; i++) {
+      const answer = await acme.chat.completions.create({
+        model: 'primary',
+        messages: [{ role: 'user', content: `fallback ${i}` }],
+      });
+      assert.ok((answer.choices[0]?.message.content ?? '').length > 0);
+    }
+    const serving = page.getByTestId('serving-primary');
+    await page.waitForFunction(() =>
+      /fallback lorem \(sim-lorem\)/.test(
+        document.querySelector('[data-testid=serving-primary]')?.textContent ?? '',
+      ),
+    );
+    assert.match((await serving.textContent()) ?? '', /no backend of primary is in service/);
+    assert.equal(
+      (await page.getByTestId('chain-primary').locator('.chain-member').allTextContents()).join(' → '),
+      'primary → lorem',
+    );
+    assert.equal(
+      await page.getByTestId('chain-primary').locator('.chain-member[aria-current=true]').textContent(),
+      'lorem',
+    );
+    await page.getByTestId('chain-lorem').getByText('Fallback for: primary').waitFor();
+    const longError = page.getByTestId('last-error-flaky');
+    await longError.waitFor();
+    assert.ok(((await longError.textContent()) ?? '').includes(LONG_ERROR), 'the whole error is shown');
+    await assertWithinViewport(page, '[data-testid=last-error-flaky]');
+    await assertWithinViewport(page, '[data-testid=serving-primary]');
     // Latency from the live window: the HTTP simulator answered within the last minute.
     await page.waitForFunction(() =>
       /\d ms/.test(document.querySelector('[data-testid=backend-sim-http]')?.textContent ?? ''),
     );
     await page.screenshot({ path: join(SHOTS, 'backends-1280.png'), fullPage: true });
+    // No table is cut at 1280 px: none scrolls sideways.
+    const cut = await page.evaluate(() => {
+      const out: number[] = [];
+      for (const el of document.querySelectorAll('.table-wrap')) out.push(el.scrollWidth - el.clientWidth);
+      return out;
+    });
+    assert.ok(
+      cut.every((d) => d <= 1),
+      `tables wider than their box at 1280 px: ${cut.join(', ')}`,
+    );
 
     // --- The admin API reference.
     await page.goto(`${gw.url}/docs`);
@@ -409,16 +581,43 @@ describe('web console in chromium', { timeout: 120_000 }, () => {
       ['overview', '[data-testid=stat-requests]'],
       ['tenants', 'table'],
       ['tenants/acme-corp', '[data-testid=keys]'],
-      ['backends', '[data-testid=pool-default]'],
+      ['backends', '[data-testid=last-error-flaky]'],
       ['requests', '[data-testid=request-log]'],
       ['playground', '#question'],
     ];
+    // The 415 of the first test, opened by its link.
+    const logged = (await (
+      await fetch(`${gw.url}/admin/requests?status=415`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    ).json()) as { data: Array<{ request_id: string }> };
+    const id415 = logged.data[0]?.request_id;
+    assert.ok(id415, 'the first test left a 415 in the log');
+    pages.push([`requests/${id415}`, '[data-testid=request-error]']);
     for (const [hash, ready] of pages) {
       await page.goto(`${gw.url}/console/#/${hash}`);
       await page.locator(ready).first().waitFor();
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 1, `#/${hash} overflows the viewport by ${overflow}px`);
-      await page.screenshot({ path: join(SHOTS, `${hash.replace('/', '-')}-phone.png`), fullPage: true });
+      if (hash === 'backends') {
+        // The long error wraps inside the phone's width; the fallback note too.
+        await assertWithinViewport(page, '[data-testid=last-error-flaky]');
+        await assertWithinViewport(page, '[data-testid=serving-primary]');
+      }
+      if (hash === 'tenants/acme-corp') {
+        // Real (tiny) costs: the axis follows them, below 1 USD and above 0.
+        const chart = page.locator('.chart[aria-label="Cost by day (USD)"][data-y-max]');
+        await page.waitForFunction(
+          () =>
+            Number(
+              document.querySelector('.chart[aria-label="Cost by day (USD)"]')?.getAttribute('data-y-max'),
+            ) < 1,
+        );
+        const yMax = Number(await chart.getAttribute('data-y-max'));
+        assert.ok(yMax > 0 && yMax < 1, `cost axis up to ${yMax}`);
+        assert.equal(await page.getByTestId('no-cost').count(), 0);
+      }
+      if (hash.startsWith('requests/')) await assertWithinViewport(page, '[data-testid=request-error]');
+      const name = hash.startsWith('requests/') ? 'requests-415' : hash.replace('/', '-');
+      await page.screenshot({ path: join(SHOTS, `${name}-phone.png`), fullPage: true });
     }
     await ctx.close();
     assert.deepEqual(consoleErrors, []);

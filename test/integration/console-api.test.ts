@@ -21,6 +21,7 @@ import {
   type TestGateway,
   type TestSim,
 } from '../support/gateway.js';
+import { freePort } from '../support/processes.js';
 
 const ADMIN = { authorization: 'Bearer test-admin-token' };
 
@@ -263,5 +264,165 @@ describe('console settings and audit bodies', () => {
     assert.ok(!(chat?.request_body ?? '').includes('jane.doe@example.com'), chat?.request_body);
     assert.ok(chat?.response_body !== undefined);
     assert.ok(!(chat?.response_body ?? '').includes('jane.doe@example.com'), chat?.response_body);
+  });
+});
+
+describe('request log: every answered request; pools: the fallback chain and who serves', () => {
+  let gw: TestGateway;
+  const get = async <T>(path: string, headers: Record<string, string> = ADMIN): Promise<T> => {
+    const r = await fetch(`${gw.url}${path}`, { headers });
+    assert.equal(r.status, 200, `${path}: ${r.status}`);
+    return (await r.json()) as T;
+  };
+  interface Serving {
+    model: string;
+    backends: string[];
+    fallback: boolean;
+    degraded: boolean;
+  }
+  interface Rec {
+    request_id: string;
+    status: number;
+    route: string;
+    endpoint: string;
+    backend: string | null;
+    fallback_model: string | null;
+    error: { code: string; message: string } | null;
+  }
+
+  before(async () => {
+    const closedPort = await freePort(); // nothing listens there
+    gw = await startTestGateway(
+      demoConfig({
+        server: { host: '127.0.0.1', port: 0, body_limit_bytes: 2048 },
+        tenants: [
+          {
+            id: 'acme-corp',
+            system_prompt: ACME_PROMPT,
+            allowed_models: ['default', 'primary'],
+            api_keys: [{ value: ACME_KEY }],
+          },
+        ],
+        models: {
+          default: { backends: [{ id: 'sim-echo', provider: 'sim', sim: { mode: 'echo' } }] },
+          // Its only backend is down: requests fail over to `default`; after 2 failures the
+          // circuit opens and `default` is the one serving.
+          primary: {
+            backends: [{ id: 'nowhere', provider: 'openai', base_url: `http://127.0.0.1:${closedPort}/v1` }],
+            circuit: { failures: 2, open_ms: 600_000 },
+            health_check: { enabled: false },
+            fallbacks: ['default'],
+          },
+        },
+      }),
+    );
+  });
+  after(async () => {
+    await gw.close();
+  });
+
+  it('logs 415, 413 and bad-JSON rejections and every error with its message', async () => {
+    const post = (headers: Record<string, string>, body: string) =>
+      fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ACME_KEY}`, ...headers },
+        body,
+      });
+    const json = { 'content-type': 'application/json' };
+    const chat = JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'hi' }] });
+    const cases: Array<[number, string, Response]> = [
+      [415, 'unsupported_media_type', await post({ 'content-type': 'text/plain' }, chat)],
+      [413, 'payload_too_large', await post(json, JSON.stringify({ pad: 'x'.repeat(4096) }))],
+      [400, 'invalid_json', await post(json, '{"model": "default",')],
+      [404, 'model_not_found', await post(json, chat.replace('"default"', '"nope"'))],
+    ];
+    for (const [status, code, res] of cases) {
+      assert.equal(res.status, status, code);
+      const body = (await res.json()) as { error: { message: string; code: string } };
+      assert.equal(body.error.code, code);
+      const id = res.headers.get('x-request-id') ?? '';
+      const rec = await get<Rec>(`/admin/requests/${id}`);
+      assert.equal(rec.status, status);
+      assert.equal(rec.route, 'chat');
+      assert.equal(rec.endpoint, '/v1/chat/completions');
+      assert.deepEqual(rec.error, { code, message: body.error.message });
+    }
+    const only415 = await get<{ data: Rec[] }>('/admin/requests?status=415');
+    assert.deepEqual(
+      only415.data.map((r) => r.error?.code),
+      ['unsupported_media_type'],
+    );
+    // A request that succeeded has no error.
+    const ok = await post(json, chat);
+    assert.equal(ok.status, 200);
+    assert.equal((await get<Rec>(`/admin/requests/${ok.headers.get('x-request-id')}`)).error, null);
+  });
+
+  it('shows the fallback chain and which member serves in /admin/models, /admin/backends, /ready and /info', async () => {
+    type Model = {
+      id: string;
+      chain: string[];
+      fallbacks: string[];
+      fallback_for: string[];
+      serving: Serving | null;
+    };
+    const models = async () => (await get<{ data: Model[] }>('/admin/models')).data;
+    const before = await models();
+    const primary = before.find((m) => m.id === 'primary');
+    assert.deepEqual(primary?.chain, ['primary', 'default']);
+    assert.deepEqual(primary?.fallbacks, ['default']);
+    assert.deepEqual(primary?.serving, {
+      model: 'primary',
+      backends: ['nowhere'],
+      fallback: false,
+      degraded: false,
+    });
+    assert.deepEqual(before.find((m) => m.id === 'default')?.fallback_for, ['primary']);
+
+    // The backend fails; each request is answered by the fallback and says so in the log.
+    const acme = new OpenAI({ apiKey: ACME_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    for (let i = 0; i < 3; i++) {
+      const { data, response } = await acme.chat.completions
+        .create({ model: 'primary', messages: [{ role: 'user', content: `fallback ${i}` }] })
+        .withResponse();
+      assert.match(data.choices[0]?.message.content ?? '', new RegExp(`fallback ${i}`));
+      const rec = await get<Rec>(`/admin/requests/${response.headers.get('x-request-id')}`);
+      assert.equal(rec.backend, 'sim-echo');
+      assert.equal(rec.fallback_model, 'default');
+    }
+
+    const want: Serving = { model: 'default', backends: ['sim-echo'], fallback: true, degraded: false };
+    assert.deepEqual((await models()).find((m) => m.id === 'primary')?.serving, want);
+    const backends = await get<{
+      data: Array<{
+        model: string;
+        chain: string[];
+        serving: Serving | null;
+        backends: Array<{ id: string; state: string }>;
+      }>;
+    }>('/admin/backends');
+    const pool = backends.data.find((p) => p.model === 'primary');
+    assert.deepEqual(pool?.serving, want);
+    assert.deepEqual(pool?.chain, ['primary', 'default']);
+    assert.equal(pool?.backends[0]?.state, 'open');
+    const ready = await get<{ ready: boolean; serving: Record<string, Serving | null> }>('/ready');
+    assert.equal(ready.ready, true);
+    assert.deepEqual(ready.serving.primary, want);
+    assert.deepEqual(ready.serving.default?.model, 'default');
+    const info = await get<{
+      models: Array<{
+        alias: string;
+        fallbacks: string[];
+        serving: Serving | null;
+        backends: Array<{ id: string; healthy: boolean; state: string }>;
+      }>;
+    }>('/info', { authorization: `Bearer ${ACME_KEY}` });
+    const mine = info.models.find((m) => m.alias === 'primary');
+    assert.deepEqual(mine?.fallbacks, ['default']);
+    assert.deepEqual(mine?.serving, want);
+    assert.deepEqual(
+      mine?.backends.map((b) => [b.id, b.state]),
+      [['nowhere', 'open']],
+    );
   });
 });

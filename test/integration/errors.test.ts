@@ -252,13 +252,23 @@ describe('errors at the edge', () => {
     const health = await request(`${gw.url}/health`);
     assert.equal(health.statusCode, 200);
     await health.body.dump();
+    // Without the admin token: ready or not, and why in one word; nothing about models or backends.
     const ready = await request(`${gw.url}/ready`);
     assert.equal(ready.statusCode, 200);
-    const body = (await ready.body.json()) as {
+    assert.deepEqual(await ready.body.json(), { ready: true, reason: 'ok' });
+    const wrong = await request(`${gw.url}/ready`, { headers: { authorization: 'Bearer not-the-token' } });
+    assert.deepEqual(await wrong.body.json(), { ready: true, reason: 'ok' });
+    // With it: the details.
+    const detailed = await request(`${gw.url}/ready`, {
+      headers: { authorization: 'Bearer test-admin-token' },
+    });
+    const body = (await detailed.body.json()) as {
       ready: boolean;
+      reason: string;
       models: Record<string, Array<{ id: string; state: string }>>;
     };
     assert.equal(body.ready, true);
+    assert.equal(body.reason, 'ok');
     assert.equal(body.models.default?.[0]?.state, 'healthy');
     const startup = await request(`${gw.url}/startup`);
     assert.equal(startup.statusCode, 200);

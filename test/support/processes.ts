@@ -71,3 +71,24 @@ export async function stopGatewayProcess(p: GatewayProcess | undefined): Promise
   await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
   if (p.child.exitCode === null) p.child.kill('SIGKILL');
 }
+
+const PG_CANDIDATES = process.env.PORTICO_TEST_POSTGRES_URL
+  ? [process.env.PORTICO_TEST_POSTGRES_URL]
+  : ['postgres://postgres@127.0.0.1:5432/test', 'postgres://root@127.0.0.1:5432/test'];
+
+/** A Postgres URL that answers `select 1`, or why none does. */
+export async function reachablePostgres(): Promise<{ url: string } | { reason: string }> {
+  const { default: pg } = await import('pg');
+  for (const url of PG_CANDIDATES) {
+    const c = new pg.Client({ connectionString: url });
+    try {
+      await c.connect();
+      await c.query('select 1');
+      await c.end();
+      return { url };
+    } catch {
+      await c.end().catch(() => undefined);
+    }
+  }
+  return { reason: `postgres unreachable (${PG_CANDIDATES.join(', ')})` };
+}

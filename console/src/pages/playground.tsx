@@ -6,6 +6,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import {
   api,
+  ApiError,
   streamPlayground,
   type List,
   type ModelInfo,
@@ -137,7 +138,15 @@ function Answer({ n, r }: { n: number; r: Result }) {
           </>
         )}
         <dt>request</dt>
-        <dd>{r.requestId ? <a href={`#/requests`}>{r.requestId}</a> : '—'}</dd>
+        <dd>
+          {r.requestId ? (
+            <a href={`#/requests/${encodeURIComponent(r.requestId)}`} data-testid={`request-link-${n}`}>
+              {r.requestId}
+            </a>
+          ) : (
+            '—'
+          )}
+        </dd>
       </dl>
     </div>
   );
@@ -207,7 +216,13 @@ export function Playground() {
       }));
     } catch (e) {
       const stopped = signal.aborted;
-      update((r) => ({ ...r, state: 'error', error: stopped ? 'Stopped.' : (e as Error).message }));
+      const requestId = e instanceof ApiError ? (e.requestId ?? undefined) : undefined;
+      update((r) => ({
+        ...r,
+        state: 'error',
+        error: stopped ? 'Stopped.' : (e as Error).message,
+        ...(requestId ? { requestId } : {}),
+      }));
     }
   };
 

@@ -1,6 +1,9 @@
-/** Request log: the latest finished requests (GET /admin/requests) with filters. */
+/**
+ * Request log: the latest finished requests (GET /admin/requests) with filters. `#/requests/<id>`
+ * opens one request's details (the playground links there).
+ */
 import { Fragment } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, qs, type RequestRecord } from '../api';
 import { ErrorBanner, fmtInt, fmtMs, fmtTime, fmtUsd, usePoll } from '../ui';
 
@@ -15,6 +18,14 @@ const EMPTY: Filters = { tenant: '', model: '', status: '', request_id: '' };
 function Detail({ r }: { r: RequestRecord }) {
   return (
     <div class="detail" data-testid="request-detail">
+      {r.error && (
+        <p class="error detail-error" data-testid="request-error">
+          <strong>
+            {r.status} {r.error.code}
+          </strong>
+          : {r.error.message}
+        </p>
+      )}
       <dl>
         <dt>request id</dt>
         <dd>
@@ -30,6 +41,12 @@ function Detail({ r }: { r: RequestRecord }) {
         <dd>{r.key_id ?? '—'}</dd>
         <dt>backend</dt>
         <dd>{r.backend ?? '—'}</dd>
+        {r.fallback_model && (
+          <>
+            <dt>fallback</dt>
+            <dd>answered by fallback model {r.fallback_model}</dd>
+          </>
+        )}
         {r.variant && (
           <>
             <dt>A/B variant</dt>
@@ -59,10 +76,18 @@ function Detail({ r }: { r: RequestRecord }) {
   );
 }
 
-export function Requests() {
-  const [form, setForm] = useState<Filters>(EMPTY);
-  const [applied, setApplied] = useState<Filters>(EMPTY);
-  const [open, setOpen] = useState<string | undefined>();
+export function Requests({ selected }: { selected?: string | undefined }) {
+  const only = (id: string | undefined): Filters => (id ? { ...EMPTY, request_id: id } : EMPTY);
+  const [form, setForm] = useState<Filters>(only(selected));
+  const [applied, setApplied] = useState<Filters>(only(selected));
+  const [open, setOpen] = useState<string | undefined>(selected);
+  // A link to one request (#/requests/<id>): show it alone, details open.
+  useEffect(() => {
+    if (!selected) return;
+    setForm(only(selected));
+    setApplied(only(selected));
+    setOpen(selected);
+  }, [selected]);
   const { data, error } = usePoll(
     () =>
       api<{ data: RequestRecord[]; capacity: number }>(
@@ -72,13 +97,14 @@ export function Requests() {
     5000,
     [applied.tenant, applied.model, applied.status, applied.request_id],
   );
-  const field = (name: keyof Filters, label: string, placeholder: string) => (
+  // Labelled inputs; the placeholders are examples (styled as such), not values.
+  const field = (name: keyof Filters, label: string, example: string) => (
     <label>
       {label}
       <input
         name={`filter-${name}`}
         value={form[name]}
-        placeholder={placeholder}
+        placeholder={`e.g. ${example}`}
         onInput={(e) => setForm({ ...form, [name]: (e.target as HTMLInputElement).value })}
       />
     </label>
@@ -97,8 +123,8 @@ export function Requests() {
       >
         {field('tenant', 'Tenant', 'acme-corp')}
         {field('model', 'Model', 'default')}
-        {field('status', 'Status', '200, 4xx, error')}
-        {field('request_id', 'Request id', 'req_…')}
+        {field('status', 'Status', '429, 4xx or error')}
+        {field('request_id', 'Request id (or prefix)', 'req_01a2…')}
         <button type="submit">Filter</button>
         <button
           type="button"
@@ -106,6 +132,8 @@ export function Requests() {
           onClick={() => {
             setForm(EMPTY);
             setApplied(EMPTY);
+            setOpen(undefined);
+            if (selected) location.hash = '#/requests';
           }}
         >
           Clear
@@ -143,7 +171,7 @@ export function Requests() {
                       {r.request_id}
                     </button>
                   </th>
-                  <td>{r.status}</td>
+                  <td title={r.error ? `${r.error.code}: ${r.error.message}` : undefined}>{r.status}</td>
                   <td>{r.tenant ?? '—'}</td>
                   <td>{r.model ?? '—'}</td>
                   <td>{fmtMs(r.latency_ms)}</td>

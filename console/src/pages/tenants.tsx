@@ -379,22 +379,43 @@ function UsageCharts({ tenant }: { tenant: Tenant }) {
   const rows = new Map((byDay.data?.data ?? []).map((r) => [r.group, r]));
   const x = days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
   const months = byMonth.data?.data ?? [];
+  const tokens = days.map((d) => (rows.get(d)?.tokens_in ?? 0) + (rows.get(d)?.tokens_out ?? 0));
+  const cost = days.map((d) => rows.get(d)?.cost_usd ?? 0);
+  const loaded = byDay.data !== undefined;
   return (
     <>
       <ErrorBanner error={byDay.error ?? byMonth.error} />
       <div class="charts">
-        <Chart
-          title="Tokens by day (in + out)"
-          x={x}
-          ys={[days.map((d) => (rows.get(d)?.tokens_in ?? 0) + (rows.get(d)?.tokens_out ?? 0))]}
-          series={[{ label: 'tokens', color: '#2563eb', bars: true }]}
-        />
-        <Chart
-          title="Cost by day (USD)"
-          x={x}
-          ys={[days.map((d) => rows.get(d)?.cost_usd ?? 0)]}
-          series={[{ label: 'cost', color: '#059669', bars: true }]}
-        />
+        <div>
+          <Chart
+            title="Tokens by day (in + out)"
+            x={x}
+            ys={[tokens]}
+            series={[{ label: 'tokens', color: '#2563eb', bars: true }]}
+          />
+          {loaded && tokens.every((v) => v === 0) && (
+            <p class="hint" data-testid="no-tokens">
+              No tokens used in the last 30 days.
+            </p>
+          )}
+        </div>
+        <div>
+          <Chart
+            title="Cost by day (USD)"
+            x={x}
+            ys={[cost]}
+            series={[{ label: 'cost', color: '#059669', bars: true }]}
+          />
+          {loaded && cost.every((v) => v === 0) && (
+            <p class="hint" data-testid="no-cost">
+              No cost yet in the last 30 days
+              {tokens.some((v) => v > 0)
+                ? ' (no pricing configured for the models used, or only cache hits)'
+                : ''}
+              .
+            </p>
+          )}
+        </div>
       </div>
       <div class="table-wrap">
         <table data-testid="usage-by-month">

@@ -20,6 +20,7 @@ import {
 } from '../../state/index.js';
 import { TenantPolicySchema, type Tenancy } from '../../tenancy/tenancy.js';
 import { requireAdmin } from '../admin-auth.js';
+import { MAX_TIME_MS } from '../../state/validate-input.js';
 
 const idString = z
   .string()
@@ -105,10 +106,10 @@ function parseTime(v: string | undefined, name: string): number | undefined {
   const n = /^\d+$/.test(v)
     ? Number(v)
     : Date.parse(v.length === 7 ? `${v}-01T00:00:00Z` : v.length === 10 ? `${v}T00:00:00Z` : v);
-  if (!Number.isFinite(n))
+  if (!Number.isSafeInteger(n) || n < 0 || n > MAX_TIME_MS)
     throw new PorticoError(
       'invalid_request',
-      `${name} must be an ISO date (2026-11-22), a month (2026-11) or epoch ms`,
+      `${name}=${JSON.stringify(v.slice(0, 40))} is not a time Portico can use: give a day (2026-11-22), a month (2026-11), an ISO time or epoch milliseconds, between 1970 and 9999.`,
       { param: name },
     );
   return n;

@@ -17,7 +17,7 @@ import type { FastifyInstance } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { z } from 'zod';
 import type { Gateway } from '../../app.js';
-import { backendView } from '../../routing/view.js';
+import { backendView, chainView } from '../../routing/view.js';
 import { PorticoError } from '../../errors/portico-error.js';
 import { formatPath } from '../../config/load.js';
 import { admitRequestRate } from '../../pipeline/admit.js';
@@ -149,11 +149,18 @@ export async function registerConsoleRoutes(app: FastifyInstance, gw: Gateway): 
       object: 'list',
       data: Object.entries(snap.config.models).map(([alias, m]) => {
         const pool = snap.pools.get(alias);
+        const { chain, fallbacks, serving } = chainView(snap.pools, alias, m.fallbacks);
         return {
           id: alias,
           strategy: pool?.strategy ?? null,
           pricing: m.pricing ?? null,
           split: m.split ?? null,
+          fallbacks,
+          chain,
+          serving: pool ? serving : null,
+          fallback_for: Object.entries(snap.config.models)
+            .filter(([, other]) => other.fallbacks.includes(alias))
+            .map(([a]) => a),
           backends: (pool?.backends ?? []).map((b) => ({
             ...backendView(b),
             model: b.upstreamModel,

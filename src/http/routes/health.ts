@@ -1,7 +1,11 @@
-/** Probes: /health (liveness), /ready (config loaded, a backend healthy, not draining), /startup; and /metrics. */
+/**
+ * Probes: /health (liveness), /ready (config loaded, a backend healthy, not draining; details only
+ * with the admin token), /startup; and /metrics.
+ */
 import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../app.js';
-import { backendView, type BackendView } from '../../routing/view.js';
+import { backendView, chainView, type BackendView, type ServingView } from '../../routing/view.js';
+import { isAdmin } from '../admin-auth.js';
 
 export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/health', async () => ({
@@ -14,9 +18,13 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
     return { started: gw.ready || gw.draining };
   });
 
-  app.get('/ready', async (_req, reply) => {
+  // Unauthenticated probes learn ready or not and why in one word; the per-model backend details
+  // (aliases, backend ids, internal addresses, errors) only with the admin token.
+  app.get('/ready', async (request, reply) => {
     const snap = gw.snapshot;
     const models: Record<string, BackendView[]> = {};
+    // Per model alias: who answers now (a fallback when its own backends are out); null: nobody.
+    const serving: Record<string, ServingView | null> = {};
     let usable = 0;
     for (const [alias, pool] of snap.pools) {
       models[alias] = pool.backends.map((b) => {
@@ -24,18 +32,23 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
         if (v.state === 'healthy' || v.state === 'half_open') usable++;
         return v;
       });
+      serving[alias] = chainView(snap.pools, alias, snap.config.models[alias]?.fallbacks ?? []).serving;
     }
     const reasons: string[] = [];
     if (!gw.ready) reasons.push(gw.draining ? 'draining' : 'starting');
-    if (usable === 0) reasons.push('no healthy backend');
+    if (usable === 0) reasons.push('no_healthy_backend');
     const ready = reasons.length === 0;
     if (!ready) reply.code(503);
+    const reason = reasons[0] ?? 'ok';
+    if (!isAdmin(gw, request)) return { ready, reason };
     return {
       ready,
+      reason,
       reasons,
       config_version: snap.version,
       config_loaded_at: snap.loadedAt.toISOString(),
       models,
+      serving,
     };
   });
 

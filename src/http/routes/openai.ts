@@ -8,6 +8,7 @@ import { beginTenantRequest, runChat, runCompletion, runEmbeddings, runRerank } 
 import type { TenantRuntime } from '../../pipeline/snapshot.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { contextFor } from '../request-context.js';
+import { markTenantRoute } from '../edge-context.js';
 import { markBypass } from '../../pipeline/cache.js';
 import { startRespond } from '../../telemetry/tracing.js';
 import { sendSse } from '../sse.js';
@@ -21,7 +22,7 @@ type Handler = (
 
 /** Wrap a tenant endpoint: context, authentication, then the route's pipeline. */
 export function tenantRoute(gw: Gateway, route: RouteName, endpoint: string, handler: Handler) {
-  return async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+  const run = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
     const ctx = contextFor(gw, request, reply, route, endpoint);
     if (route === 'chat' || route === 'completions') markBypass(ctx);
     const tenant = await beginTenantRequest(
@@ -34,6 +35,8 @@ export function tenantRoute(gw: Gateway, route: RouteName, endpoint: string, han
     if (!reply.sent) startRespond(ctx);
     return result;
   };
+  // Marked so that a request the edge rejects before `run` (415, 413, bad JSON) is still logged.
+  return markTenantRoute(run, route, endpoint);
 }
 
 export function registerOpenAIRoutes(app: FastifyInstance, gw: Gateway): void {

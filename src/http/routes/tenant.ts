@@ -6,6 +6,7 @@ import { runChat } from '../../pipeline/run.js';
 import { validateAskRequest } from '../../pipeline/validate.js';
 import { tenantModels } from '../../pipeline/resolve-model.js';
 import { tenantRoute } from './openai.js';
+import { backendView, chainView } from '../../routing/view.js';
 
 export const TENANT_ENDPOINTS = [
   'POST /ask',
@@ -55,15 +56,23 @@ export function registerTenantRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get(
     '/info',
     tenantRoute(gw, 'info', '/info', async (ctx, tenant) => {
-      const models = tenantModels(ctx, tenant).map((alias) => ({
-        alias,
-        backends: (ctx.snapshot.pools.get(alias)?.backends ?? []).map((b) => ({
-          id: b.id,
-          provider: b.config.provider,
-          model: b.upstreamModel,
-          healthy: b.healthy,
-        })),
-      }));
+      const { pools, config } = ctx.snapshot;
+      const models = tenantModels(ctx, tenant).map((alias) => {
+        const { fallbacks, serving } = chainView(pools, alias, config.models[alias]?.fallbacks ?? []);
+        return {
+          alias,
+          backends: (pools.get(alias)?.backends ?? []).map((b) => ({
+            id: b.id,
+            provider: b.config.provider,
+            model: b.upstreamModel,
+            healthy: b.healthy,
+            state: backendView(b).state,
+          })),
+          // The chain tried when these backends fail, and who answers now (null: nobody can).
+          fallbacks,
+          serving,
+        };
+      });
       return {
         tenant: tenant.id,
         name: tenant.displayName,

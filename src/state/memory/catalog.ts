@@ -1,5 +1,6 @@
 /** In-process tenants, keys and ledger (tests; the embedded family persists these in SQLite). */
 import { StateConflictError, StateNotFoundError } from '../errors.js';
+import { checkId, checkKeyInput, checkLedgerFilter, checkTenantInput } from '../validate-input.js';
 import type {
   ApiKeyInfo,
   ApiKeyRecord,
@@ -55,6 +56,7 @@ export class MemoryTenantStore implements TenantStore {
   }
 
   async create(t: NewTenant): Promise<TenantRecord> {
+    checkTenantInput(t);
     if (this.#tenants.has(t.id)) throw new StateConflictError(`tenant ${t.id} already exists`);
     const rec = tenantFromNew(t, isoNow(this.#clock()));
     this.#tenants.set(t.id, rec);
@@ -62,6 +64,7 @@ export class MemoryTenantStore implements TenantStore {
   }
 
   async get(id: string): Promise<TenantRecord | null> {
+    checkId('id', id);
     const t = this.#tenants.get(id);
     return t ? clone(t) : null;
   }
@@ -71,6 +74,7 @@ export class MemoryTenantStore implements TenantStore {
   }
 
   async update(id: string, patch: TenantPatch): Promise<TenantRecord | null> {
+    checkTenantInput(patch, id);
     const t = this.#tenants.get(id);
     if (!t) return null;
     const next: TenantRecord = {
@@ -85,12 +89,14 @@ export class MemoryTenantStore implements TenantStore {
   }
 
   async delete(id: string): Promise<boolean> {
+    checkId('id', id);
     const had = this.#tenants.delete(id);
     if (had) this.onDelete?.(id);
     return had;
   }
 
   async syncFromConfig(tenants: NewTenant[]): Promise<void> {
+    tenants.forEach((t) => checkTenantInput(t));
     const ids = new Set(tenants.map((t) => t.id));
     for (const t of [...this.#tenants.values()]) {
       if (t.source === 'config' && !ids.has(t.id)) await this.delete(t.id);
@@ -123,6 +129,7 @@ export class MemoryKeyStore implements KeyStore {
   }
 
   async create(k: NewApiKey): Promise<CreatedApiKey> {
+    checkKeyInput(k);
     if (!this.#tenants.has(k.tenant_id)) throw new StateNotFoundError(`tenant ${k.tenant_id} does not exist`);
     const g = keyMaterial(k.plaintext);
     for (const x of this.#keys.values()) {
@@ -144,11 +151,13 @@ export class MemoryKeyStore implements KeyStore {
   }
 
   async get(id: string): Promise<ApiKeyInfo | null> {
+    checkId('id', id);
     const k = this.#keys.get(id);
     return k ? toKeyInfo(clone(k)) : null;
   }
 
   async list(tenantId?: string): Promise<ApiKeyInfo[]> {
+    if (tenantId !== undefined) checkId('tenant_id', tenantId);
     return [...this.#keys.values()]
       .filter((k) => tenantId === undefined || k.tenant_id === tenantId)
       .sort((a, b) => cmp(a.created_at, b.created_at) || cmp(a.id, b.id))
@@ -156,6 +165,7 @@ export class MemoryKeyStore implements KeyStore {
   }
 
   async revoke(id: string): Promise<ApiKeyInfo | null> {
+    checkId('id', id);
     const k = this.#keys.get(id);
     if (!k) return null;
     k.revoked_at ??= isoNow(this.#clock());
@@ -209,6 +219,7 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   async query(filter: LedgerFilter, groupBy: LedgerGroupBy): Promise<LedgerRow[]> {
+    checkLedgerFilter(filter);
     const rows = new Map<string, LedgerRow>();
     for (const r of this.#records.values()) {
       if (!matchesLedgerFilter(r, filter)) continue;
@@ -239,6 +250,7 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   async count(filter: LedgerFilter): Promise<number> {
+    checkLedgerFilter(filter);
     let n = 0;
     for (const r of this.#records.values()) if (matchesLedgerFilter(r, filter)) n++;
     return n;

@@ -1,5 +1,6 @@
 /** Postgres tenants, keys and ledger (distributed family). Multi-statement changes run in transactions. */
 import { StateConflictError, StateNotFoundError } from '../errors.js';
+import { checkId, checkKeyInput, checkLedgerFilter, checkTenantInput } from '../validate-input.js';
 import { roundCost, toKeyInfo } from '../memory/catalog.js';
 import type {
   ApiKeyInfo,
@@ -56,6 +57,7 @@ export class PgTenantStore implements TenantStore {
   }
 
   async create(t: NewTenant): Promise<TenantRecord> {
+    checkTenantInput(t);
     try {
       const r = await this.#ctx.pool.query<TenantRow>(
         `INSERT INTO ${this.#ctx.s}.tenants (${TENANT_COLUMNS.join(',')}) VALUES (${TENANT_PLACEHOLDERS}) RETURNING ${TENANT_SELECT}`,
@@ -71,6 +73,7 @@ export class PgTenantStore implements TenantStore {
   }
 
   async get(id: string): Promise<TenantRecord | null> {
+    checkId('id', id);
     const r = await this.#ctx.pool.query<TenantRow>(
       `SELECT ${TENANT_SELECT} FROM ${this.#ctx.s}.tenants WHERE id = $1`,
       [id],
@@ -87,6 +90,7 @@ export class PgTenantStore implements TenantStore {
   }
 
   async update(id: string, patch: TenantPatch): Promise<TenantRecord | null> {
+    checkTenantInput(patch, id);
     return withTx(this.#ctx, async (c) => {
       const r = await c.query<TenantRow>(
         `SELECT ${TENANT_SELECT} FROM ${this.#ctx.s}.tenants WHERE id = $1 FOR UPDATE`,
@@ -114,12 +118,14 @@ export class PgTenantStore implements TenantStore {
   }
 
   async delete(id: string): Promise<boolean> {
+    checkId('id', id);
     // api_keys cascade.
     const r = await this.#ctx.pool.query(`DELETE FROM ${this.#ctx.s}.tenants WHERE id = $1`, [id]);
     return (r.rowCount ?? 0) > 0;
   }
 
   async syncFromConfig(tenants: NewTenant[]): Promise<void> {
+    tenants.forEach((t) => checkTenantInput(t));
     const now = isoNow(this.#clock());
     await withTx(this.#ctx, async (c) => {
       await c.query(
@@ -149,6 +155,7 @@ export class PgKeyStore implements KeyStore {
   }
 
   async create(k: NewApiKey): Promise<CreatedApiKey> {
+    checkKeyInput(k);
     const g = keyMaterial(k.plaintext);
     try {
       const r = await this.#ctx.pool.query<KeyRow>(
@@ -176,6 +183,7 @@ export class PgKeyStore implements KeyStore {
   }
 
   async get(id: string): Promise<ApiKeyInfo | null> {
+    checkId('id', id);
     const r = await this.#ctx.pool.query<KeyRow>(
       `SELECT ${KEY_SELECT} FROM ${this.#ctx.s}.api_keys WHERE id = $1`,
       [id],
@@ -185,6 +193,7 @@ export class PgKeyStore implements KeyStore {
   }
 
   async list(tenantId?: string): Promise<ApiKeyInfo[]> {
+    if (tenantId !== undefined) checkId('tenant_id', tenantId);
     const r =
       tenantId === undefined
         ? await this.#ctx.pool.query<KeyRow>(
@@ -198,6 +207,7 @@ export class PgKeyStore implements KeyStore {
   }
 
   async revoke(id: string): Promise<ApiKeyInfo | null> {
+    checkId('id', id);
     // COALESCE keeps the first revocation time; one statement, so concurrent revokes agree.
     const r = await this.#ctx.pool.query<KeyRow>(
       `UPDATE ${this.#ctx.s}.api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ${KEY_SELECT}`,
@@ -284,6 +294,7 @@ export class PgLedgerStore implements LedgerStore {
   }
 
   async query(filter: LedgerFilter, groupBy: LedgerGroupBy): Promise<LedgerRow[]> {
+    checkLedgerFilter(filter);
     const w = whereOf(filter);
     const r = await this.#ctx.pool.query<PgAggRow>(
       `SELECT tenant, ${PG_GROUP[groupBy]} AS grp, COUNT(*) AS requests, SUM(tokens_in) AS tokens_in,
@@ -304,6 +315,7 @@ export class PgLedgerStore implements LedgerStore {
   }
 
   async count(filter: LedgerFilter): Promise<number> {
+    checkLedgerFilter(filter);
     const w = whereOf(filter);
     const r = await this.#ctx.pool.query<{ n: string }>(
       `SELECT COUNT(*) AS n FROM ${this.#ctx.s}.ledger ${w.sql}`,

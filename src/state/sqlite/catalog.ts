@@ -1,5 +1,6 @@
 /** SQLite tenants, keys and ledger (embedded family). better-sqlite3 is synchronous: each method is one transaction. */
 import { StateConflictError, StateNotFoundError } from '../errors.js';
+import { checkId, checkKeyInput, checkLedgerFilter, checkTenantInput } from '../validate-input.js';
 import { roundCost, toKeyInfo } from '../memory/catalog.js';
 import type {
   ApiKeyInfo,
@@ -49,6 +50,7 @@ export class SqliteTenantStore implements TenantStore {
   }
 
   async create(t: NewTenant): Promise<TenantRecord> {
+    checkTenantInput(t);
     try {
       this.#db.prepare(TENANT_INSERT).run(...tenantParams(t, t.source ?? 'api', isoNow(this.#clock())));
     } catch (e) {
@@ -63,6 +65,7 @@ export class SqliteTenantStore implements TenantStore {
   }
 
   async get(id: string): Promise<TenantRecord | null> {
+    checkId('id', id);
     return this.#get(id);
   }
 
@@ -72,6 +75,7 @@ export class SqliteTenantStore implements TenantStore {
   }
 
   async update(id: string, patch: TenantPatch): Promise<TenantRecord | null> {
+    checkTenantInput(patch, id);
     return this.#db
       .transaction((): TenantRecord | null => {
         const cur = this.#get(id);
@@ -91,6 +95,7 @@ export class SqliteTenantStore implements TenantStore {
   }
 
   async delete(id: string): Promise<boolean> {
+    checkId('id', id);
     return this.#db
       .transaction((): boolean => {
         this.#db.prepare('DELETE FROM api_keys WHERE tenant_id = ?').run(id);
@@ -100,6 +105,7 @@ export class SqliteTenantStore implements TenantStore {
   }
 
   async syncFromConfig(tenants: NewTenant[]): Promise<void> {
+    tenants.forEach((t) => checkTenantInput(t));
     const now = isoNow(this.#clock());
     this.#db
       .transaction(() => {
@@ -138,6 +144,7 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async create(k: NewApiKey): Promise<CreatedApiKey> {
+    checkKeyInput(k);
     const g = keyMaterial(k.plaintext);
     const id = k.id ?? newKeyId();
     const tx = this.#db.transaction(() => {
@@ -173,11 +180,13 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async get(id: string): Promise<ApiKeyInfo | null> {
+    checkId('id', id);
     const r = this.#get(id);
     return r ? toKeyInfo(r) : null;
   }
 
   async list(tenantId?: string): Promise<ApiKeyInfo[]> {
+    if (tenantId !== undefined) checkId('tenant_id', tenantId);
     const rows = (
       tenantId === undefined
         ? this.#db.prepare('SELECT * FROM api_keys ORDER BY created_at, id').all()
@@ -187,6 +196,7 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async revoke(id: string): Promise<ApiKeyInfo | null> {
+    checkId('id', id);
     this.#db
       .prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL')
       .run(isoNow(this.#clock()), id);
@@ -256,6 +266,7 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async query(filter: LedgerFilter, groupBy: LedgerGroupBy): Promise<LedgerRow[]> {
+    checkLedgerFilter(filter);
     const w = whereOf(filter);
     const g = SQLITE_GROUP[groupBy];
     const rows = this.#db
@@ -277,6 +288,7 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async count(filter: LedgerFilter): Promise<number> {
+    checkLedgerFilter(filter);
     const w = whereOf(filter);
     const row = this.#db.prepare(`SELECT COUNT(*) AS n FROM ledger ${w.sql}`).get(...w.params) as {
       n: number;

@@ -1,0 +1,80 @@
+/**
+ * Inputs every state store refuses the same way, whatever the backend would do with them:
+ * strings with a NUL character or an unpaired surrogate (Postgres rejects or alters them; SQLite
+ * and memory would store them) and times outside what every store can represent. The gateway validates
+ * these at the edge first; this is the stores' own guard, so a caller that skips the edge still gets
+ * one typed error (StateInvalidInputError) from every implementation.
+ */
+import { StateInvalidInputError } from './errors.js';
+import type { JsonValue, LedgerFilter, NewApiKey, NewTenant, TenantPatch } from './ports.js';
+
+/** The largest ms epoch every store represents (9999-12-31T23:59:59.999Z; Postgres timestamptz goes further, JS Date to 8.64e15). */
+export const MAX_TIME_MS = 253_402_300_799_999;
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Text every store keeps as given: no NUL character, no unpaired UTF-16 surrogate (Postgres JSONB refuses "\ud800", TEXT would store U+FFFD). */
+export function isStorableText(s: string): boolean {
+  return !s.includes('\u0000') && !LONE_SURROGATE.test(s);
+}
+
+function checkText(field: string, v: string | null | undefined): void {
+  if (typeof v === 'string' && !isStorableText(v))
+    throw new StateInvalidInputError(
+      field,
+      `${field} must be valid Unicode text without a NUL character or an unpaired surrogate`,
+    );
+}
+
+function checkJson(field: string, v: JsonValue | null | undefined): void {
+  if (v === null || v === undefined) return;
+  if (typeof v === 'string') checkText(field, v);
+  else if (Array.isArray(v)) v.forEach((x, i) => checkJson(`${field}[${i}]`, x));
+  else if (typeof v === 'object')
+    for (const [k, x] of Object.entries(v)) {
+      checkText(`${field} key`, k);
+      checkJson(`${field}.${k}`, x);
+    }
+}
+
+export function checkId(field: string, id: string): void {
+  checkText(field, id);
+}
+
+export function checkTenantInput(t: NewTenant | TenantPatch, id?: string): void {
+  if (id !== undefined) checkText('id', id);
+  if ('id' in t) checkText('id', t.id);
+  checkText('display_name', t.display_name);
+  checkText('company', t.company);
+  checkText('industry', t.industry);
+  checkText('system_prompt', t.system_prompt);
+  checkText('priority', t.priority);
+  t.allowed_models?.forEach((m, i) => checkText(`allowed_models[${i}]`, m));
+  checkJson('prompt_policy', t.prompt_policy);
+  checkJson('limits', t.limits);
+}
+
+export function checkKeyInput(k: NewApiKey): void {
+  checkText('tenant_id', k.tenant_id);
+  checkText('id', k.id);
+  checkText('label', k.label);
+  checkText('expires_at', k.expires_at);
+  checkJson('limits', k.limits);
+}
+
+function checkTime(field: string, v: number | undefined): void {
+  if (v === undefined) return;
+  if (!Number.isSafeInteger(v) || v < 0 || v > MAX_TIME_MS)
+    throw new StateInvalidInputError(
+      field,
+      `${field} must be a time between 1970 and 9999 in ms since the epoch, got ${v}`,
+    );
+}
+
+export function checkLedgerFilter(f: LedgerFilter): void {
+  checkText('tenant', f.tenant);
+  checkText('model', f.model);
+  checkText('key_id', f.key_id);
+  checkTime('from', f.from);
+  checkTime('to', f.to);
+}
