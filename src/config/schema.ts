@@ -415,6 +415,14 @@ export const ModelSchema = z.strictObject({
   circuit: CircuitSchema.default(CircuitSchema.parse({})),
   health_check: HealthCheckSchema.default(HealthCheckSchema.parse({})),
   fallbacks: z.array(idString).default([]).describe('model aliases tried in order when every backend failed'),
+  max_output_tokens: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe(
+      'the longest answer this model gives: for tenants with a token quota or tokens/min limit, a request without max_tokens reserves up to this and the upstream is capped at what was reserved. Default: the smallest its backends declare (engine 512, anthropic default_max_tokens), else admission.default_output_tokens',
+    ),
   split: z
     .array(SplitVariantSchema)
     .min(2)
@@ -482,7 +490,25 @@ export const AdmissionSchema = z.strictObject({
     .int()
     .min(1)
     .default(256)
-    .describe('completion tokens reserved when a request sets no max_tokens'),
+    .describe(
+      'the longest answer of a model that sets no max_output_tokens and whose backends declare none: what a request without max_tokens reserves, and is capped at, under a token quota or tokens/min limit',
+    ),
+  min_output_tokens: z
+    .number()
+    .int()
+    .min(1)
+    .default(16)
+    .describe(
+      'the shortest answer worth serving: a request whose remaining token budget, after its prompt, is below this (or below its max_tokens, if lower) is refused with insufficient_quota (or rate_limit_exceeded for tokens/min)',
+    ),
+  reservation_lease_ms: z
+    .number()
+    .int()
+    .min(1000)
+    .default(15_000)
+    .describe(
+      "lease of a quota reservation: its replica renews it every third of this while the request runs, so a crashed replica's reservations are released within one lease",
+    ),
   per_ip: RateLimitsSchema.pick({ requests_per_second: true, burst: true })
     .optional()
     .describe('requests/s per client IP'),

@@ -58,6 +58,9 @@ type Req = {
   stop?: string | string[] | null;
 };
 
+/** The answer length when a chat request sets no max_tokens (also the gateway's max output for the engine). */
+export const ENGINE_DEFAULT_MAX_TOKENS = 512;
+
 export function generateOptions(
   req: Req,
   signal: AbortSignal | undefined,
@@ -102,7 +105,7 @@ async function chatOptions(
   req: ChatCompletionRequest,
   signal?: AbortSignal,
 ): Promise<GenerateOptions> {
-  const opts = generateOptions(req, signal, 512);
+  const opts = generateOptions(req, signal, ENGINE_DEFAULT_MAX_TOKENS);
   const format = outputFormatOf(req);
   return format ? { ...opts, grammar: await e.grammarFor(format) } : opts;
 }

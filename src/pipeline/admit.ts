@@ -5,12 +5,14 @@
  * replicas enforce one limit.
  */
 import { PorticoError } from '../errors/portico-error.js';
-import type { AdmissionConfig, Quota, RateLimits } from '../config/schema.js';
+import { ENGINE_DEFAULT_MAX_TOKENS } from '../engine/provider.js';
+import type { AdmissionConfig, PorticoConfig, Quota, RateLimits } from '../config/schema.js';
 import type {
   InflightLease,
   LimitResult,
   QuotaLimits,
   QuotaScope,
+  ReserveResult,
   ScopeKey,
   WindowCharge,
 } from '../state/index.js';
@@ -154,46 +156,133 @@ export function needsTokenEstimate(tenant: TenantRuntime, key: KeyEntry | undefi
 }
 
 /**
- * Tokens/min, quotas and the in-flight cap (with the queue). `estimate` = prompt tokens + the
- * most the answer may use. On refusal everything taken so far is given back.
+ * The longest answer a model gives: its `max_output_tokens`, else the smallest its backends
+ * declare (the engine's default answer length, Anthropic's `default_max_tokens`), where one
+ * declares none `admission.default_output_tokens`.
+ */
+export function modelMaxOutput(config: PorticoConfig, alias: string): number {
+  const model = config.models[alias];
+  if (model?.max_output_tokens !== undefined) return model.max_output_tokens;
+  const fallback = config.admission.default_output_tokens;
+  let max: number | undefined;
+  for (const b of model?.backends ?? []) {
+    const own =
+      b.provider === 'engine'
+        ? ENGINE_DEFAULT_MAX_TOKENS
+        : b.provider === 'anthropic'
+          ? b.default_max_tokens
+          : fallback;
+    max = max === undefined ? own : Math.min(max, own);
+  }
+  return max ?? fallback;
+}
+
+/** What a request asks of the token budgets. */
+export interface TokenNeed {
+  /** Prompt tokens as the gateway counts them. */
+  prompt: number;
+  /** The longest answer: the client's max_tokens, else the model's max output; 0 when there is no answer. */
+  output: number;
+  /** The shortest answer worth serving: min(admission.min_output_tokens, output). */
+  minOutput: number;
+}
+
+/** The token need of a request: `output` is its max_tokens, else the model's max output. */
+export function tokenNeed(prompt: number, output: number, cfg: AdmissionConfig): TokenNeed {
+  return { prompt, output, minOutput: Math.min(cfg.min_output_tokens, output) };
+}
+
+/**
+ * Send the cap a token budget set upstream, in the field(s) the client used (max_completion_tokens
+ * and/or max_tokens, else max_tokens; each provider maps it to its own field). `cap` undefined:
+ * nothing bound the answer.
+ */
+export function capOutput(
+  req: { max_tokens?: number | null; max_completion_tokens?: number | null },
+  cap: number | undefined,
+): void {
+  if (cap === undefined) return;
+  if (req.max_completion_tokens != null) req.max_completion_tokens = Math.min(req.max_completion_tokens, cap);
+  if (req.max_tokens != null) req.max_tokens = Math.min(req.max_tokens, cap);
+  if (req.max_completion_tokens == null && req.max_tokens == null) req.max_tokens = cap;
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+/** "Tenant t has used 0 of its daily quota of 3,000 tokens, and 2,950 more are held by ...". */
+function quotaRefusal(
+  who: string,
+  r: Extract<ReserveResult, { ok: false }>,
+  need: TokenNeed | undefined,
+): string {
+  const per = r.window === 'day' ? 'daily' : 'monthly';
+  const reset = `The quota resets at ${new Date(r.resetAt).toISOString()}.`;
+  if (r.metric === 'requests') {
+    const inFlight = r.held > 0 ? `, and ${fmt(r.held)} more are in flight` : '';
+    return `${who} has made ${fmt(r.used)} of its ${per} quota of ${fmt(r.limit)} requests${inFlight}. ${reset}`;
+  }
+  const held = r.held > 0 ? `, and ${fmt(r.held)} more are held by requests in flight` : '';
+  const parts = need
+    ? ` (${fmt(need.prompt)} for its prompt + ${fmt(r.needed - need.prompt)} for the shortest answer)`
+    : '';
+  return `${who} has used ${fmt(r.used)} of its ${per} quota of ${fmt(r.limit)} tokens${held}; this request needs at least ${fmt(r.needed)}${parts}. ${reset}`;
+}
+
+/**
+ * Tokens/min, quotas and the in-flight cap (with the queue). With a token need, each budget holds
+ * as much as fits, up to prompt + output and at least prompt + minOutput (one atomic step per
+ * store), and the answer's cap is what the tightest one held minus the prompt: returned, for the
+ * caller to send upstream. Without token limits the result is undefined (nothing to cap). On
+ * refusal everything taken so far is given back.
  */
 export async function admitWork(
   deps: AdmitDeps,
   ctx: RequestContext,
   tenant: TenantRuntime,
   key: KeyEntry | undefined,
-  estimate: number,
+  need: TokenNeed | undefined,
   cfg: AdmissionConfig,
   askedPriority: string | undefined,
-): Promise<void> {
+): Promise<number | undefined> {
   const tenancy = deps.tenancy;
-  if (!tenancy) return;
-  const holds = { leases: [] as InflightLease[], charges: [] as WindowCharge[], estimate } as NonNullable<
-    RequestContext['admission']
-  >;
+  if (!tenancy) return undefined;
+  let most = need ? need.prompt + need.output : 0;
+  const least = need ? need.prompt + need.minOutput : 0;
+  const holds = {
+    leases: [] as InflightLease[],
+    charges: [] as WindowCharge[],
+    estimate: most,
+  } as NonNullable<RequestContext['admission']>;
   ctx.admission = holds;
   const counters = tenancy.state.counters;
 
   // Tokens per minute.
   const windows: Array<{ scope: ScopeKey; limit: number; who: string }> = [];
-  if (key?.limits?.tokens_per_minute)
+  if (need && key?.limits?.tokens_per_minute)
     windows.push({
       scope: { tenant: tenant.id, name: `key:${key.keyId}:tpm` },
       limit: key.limits.tokens_per_minute,
       who: 'this key',
     });
-  if (tenant.limits?.tokens_per_minute)
+  if (need && tenant.limits?.tokens_per_minute)
     windows.push({
       scope: { tenant: tenant.id, name: 'tenant:tpm' },
       limit: tenant.limits.tokens_per_minute,
       who: `tenant ${tenant.id}`,
     });
+  /** Charges that bind the answer (a prompt larger than the whole window does not: see below). */
+  const binding: WindowCharge[] = [];
   for (const w of windows) {
+    // A request that cannot fit even in an empty window is charged the whole window, all or
+    // nothing, as before: it passes only when the window is empty, and its answer is not bound here.
+    const fits = least <= w.limit;
     const r = await guard(
       counters.consumeWindow(w.scope, {
         limit: w.limit,
         windowMs: 60_000,
-        cost: Math.min(estimate, w.limit),
+        ...(fits ? { cost: most, minCost: least } : { cost: w.limit }),
       }),
     );
     setHeaders(ctx, {
@@ -207,36 +296,55 @@ export async function admitWork(
       throw rateLimited(ctx, `${w.limit} tokens/min for ${w.who}`, r.retryAfterMs);
     }
     holds.charges.push(r.charge);
+    if (fits) {
+      binding.push(r.charge);
+      most = Math.min(most, r.charge.cost);
+    }
   }
 
-  // Quotas: reserve the estimate across tenant and key scopes atomically.
+  // Quotas: reserve across tenant and key scopes atomically, as much as fits.
   const scopes: QuotaScope[] = [];
-  const tq = quotaLimits(tenant.quota);
+  const tq = need ? quotaLimits(tenant.quota) : undefined;
   if (tq) scopes.push({ name: 'tenant', limits: tq });
-  const kq = quotaLimits(key?.quota);
+  const kq = need ? quotaLimits(key?.quota) : undefined;
   if (kq && key) scopes.push({ name: `key:${key.keyId}`, limits: kq });
   if (scopes.length > 0) {
     const r = await guard(
       tenancy.state.quotas.reserve({
         tenant: tenant.id,
         scopes,
-        tokens: estimate,
-        ttlMs: ctx.snapshot.config.server.request_timeout_ms + 60_000,
+        tokens: most,
+        minTokens: least,
+        owner: tenancy.reservations.owner,
+        ttlMs: tenancy.reservations.leaseMs,
       }),
     );
     if (!r.ok) {
       deps.metrics.quotaRejections.labels(tenant.id, r.window).inc();
       await releaseHolds(deps, ctx);
       const who = r.scope === 'tenant' ? `Tenant ${tenant.id}` : 'This key';
-      const per = r.window === 'day' ? 'daily' : 'monthly';
-      throw new PorticoError(
-        'insufficient_quota',
-        `${who} has used ${r.used} of its ${per} quota of ${r.limit} ${r.metric}; this request needs up to ${r.metric === 'tokens' ? estimate : 1} more. The quota resets at ${new Date(r.resetAt).toISOString()}.`,
-        { headers: { ...(ctx.responseHeaders ?? {}), 'x-should-retry': 'false' } },
-      );
+      throw new PorticoError('insufficient_quota', quotaRefusal(who, r, need), {
+        headers: { ...(ctx.responseHeaders ?? {}), 'x-should-retry': 'false' },
+      });
     }
     holds.reservation = r.reservation;
+    tenancy.reservations.add(r.reservation);
+    if (!r.reservation.degraded) most = Math.min(most, r.reservation.tokens);
   }
+  // Window charges above what the tightest budget held give the difference back at once.
+  for (const c of binding) {
+    if (c.cost <= most) continue;
+    const over = c.cost;
+    c.cost = most;
+    void counters
+      .settleWindow({ ...c, cost: over }, most)
+      .catch((err: unknown) =>
+        deps.logger.warn({ err, requestId: ctx.requestId }, 'returning an unused tokens/min charge failed'),
+      );
+  }
+  holds.estimate = most;
+  const cap =
+    need && need.output > 0 && (windows.length > 0 || scopes.length > 0) ? most - need.prompt : undefined;
 
   // In-flight caps, waiting in the priority queue when full.
   const caps: Array<{ key: ScopeKey; max: number }> = [];
@@ -247,7 +355,7 @@ export async function admitWork(
     });
   if (tenant.limits?.max_in_flight)
     caps.push({ key: { tenant: tenant.id, name: 'tenant:inflight' }, max: tenant.limits.max_in_flight });
-  if (caps.length === 0) return;
+  if (caps.length === 0) return cap;
   let gaveUp = false;
   const tryAll = async (): Promise<boolean> => {
     const got: InflightLease[] = [];
@@ -295,6 +403,7 @@ export async function admitWork(
     for (const l of holds.leases) void counters.renew(l, LEASE_MS).catch(() => undefined);
   }, LEASE_MS / 2);
   holds.renew.unref();
+  return cap;
 }
 
 /** Give back in-flight slots at once (they gate other requests); settle tokens and quota with the real usage. */
@@ -315,6 +424,7 @@ export async function releaseHolds(
   }
   for (const c of holds.charges) jobs.push(counters.settleWindow(c, actualTokens ?? 0));
   if (holds.reservation) {
+    tenancy.reservations.delete(holds.reservation);
     jobs.push(
       actualTokens === undefined
         ? tenancy.state.quotas.release(holds.reservation)

@@ -21,7 +21,17 @@ import { ANONYMOUS_TENANT, UNKNOWN_MODEL, type GatewayMetrics } from '../telemet
 import type { Tenancy } from '../tenancy/tenancy.js';
 import { countEmbeddingInput, countMessages, countPrompt, countText } from '../tenancy/tokens.js';
 import { cacheTokensOf, costUsd } from '../tenancy/cost.js';
-import { admitIp, admitRequestRate, admitWork, needsTokenEstimate, releaseHolds } from './admit.js';
+import {
+  admitIp,
+  admitRequestRate,
+  admitWork,
+  capOutput,
+  modelMaxOutput,
+  needsTokenEstimate,
+  releaseHolds,
+  tokenNeed,
+  type TokenNeed,
+} from './admit.js';
 import { authenticate, type KeyLookup } from './authenticate.js';
 import type { RequestContext } from './context.js';
 import { dispatchStream, dispatchUnary } from './dispatch.js';
@@ -76,26 +86,29 @@ export async function beginTenantRequest(
   return tenant;
 }
 
-/** Tokens/min, quotas, in-flight cap: only when the tenant or key has such limits. */
+/**
+ * Tokens/min, quotas, in-flight cap: only when the tenant or key has such limits. `maxTokens` is
+ * the client's (else `maxOutput`, the model's longest answer). Returns the answer's cap when a
+ * token budget bound it (admit.ts), for capOutput to send upstream.
+ */
 async function admitTokens(
   deps: PipelineDeps,
   ctx: RequestContext,
   tenant: TenantRuntime,
   promptTokens: () => number,
   maxTokens: number | null | undefined,
-): Promise<void> {
-  if (!deps.tenancy) return;
+  maxOutput = 0,
+): Promise<number | undefined> {
+  if (!deps.tenancy) return undefined;
   const cfg = ctx.snapshot.config.admission;
   const key = ctx.key;
-  let estimate = 0;
+  let need: TokenNeed | undefined;
   if (needsTokenEstimate(tenant, key)) {
     ctx.promptTokensEstimate = promptTokens();
-    estimate = ctx.promptTokensEstimate + (maxTokens ?? cfg.default_output_tokens);
+    need = tokenNeed(ctx.promptTokensEstimate, maxTokens ?? maxOutput, cfg);
   }
-  if (estimate === 0 && !tenant.limits?.max_in_flight && !key?.limits?.max_in_flight) return;
-  await withStage(ctx, 'admission.tokens', () =>
-    admitWork(deps, ctx, tenant, key, estimate, cfg, ctx.priority),
-  );
+  if (!need && !tenant.limits?.max_in_flight && !key?.limits?.max_in_flight) return undefined;
+  return withStage(ctx, 'admission.tokens', () => admitWork(deps, ctx, tenant, key, need, cfg, ctx.priority));
 }
 
 /** The prompt prefix that prefix-affinity hashes: the first message (usually the tenant's system prompt). */
@@ -145,13 +158,15 @@ export async function runChat(
   if (pool.strategy === 'prefix_affinity') ctx.affinityKey = affinityKeyOf(messages);
   if (tenant.redactPiiUpstream && deps.redactor) messages = redactMessages(deps.redactor, messages);
   const shaped: ChatCompletionRequest = { ...req, messages };
-  await admitTokens(
+  const cap = await admitTokens(
     deps,
     ctx,
     tenant,
     () => countMessages(shaped.messages),
     req.max_completion_tokens ?? req.max_tokens,
+    modelMaxOutput(ctx.snapshot.config, pool.alias),
   );
+  capOutput(shaped, cap);
   const plan = planCache(deps.cache, ctx, tenant, 'chat', shaped);
   if (req.stream === true) {
     ctx.stream = true;
@@ -188,7 +203,7 @@ export async function runCompletion(
   if (tenant.redactPiiUpstream && deps.redactor)
     req = { ...req, prompt: redactPrompt(deps.redactor, req.prompt) };
   applyTokenPolicy(tenant, req);
-  await admitTokens(deps, ctx, tenant, () => countPrompt(req.prompt), req.max_tokens ?? 16);
+  capOutput(req, await admitTokens(deps, ctx, tenant, () => countPrompt(req.prompt), req.max_tokens ?? 16));
   const plan = planCache(deps.cache, ctx, tenant, 'completions', req);
   if (req.stream === true) {
     ctx.stream = true;

@@ -53,6 +53,8 @@ export function bucketStep(
 
 export interface WindowStep {
   allowed: boolean;
+  /** What was charged when allowed: `cost`, or with `minCost` as much as fits (at least minCost). */
+  charged: number;
   /** Usage including this charge when allowed. */
   used: number;
   remaining: number;
@@ -63,7 +65,9 @@ export interface WindowStep {
 
 /**
  * Sliding-window counter: usage = previous window weighted by the part of it still inside the
- * sliding window + the current window. Charges land in the current fixed window.
+ * sliding window + the current window. Charges land in the current fixed window. Without
+ * `minCost` a charge is all or nothing; with it, the charge is as many whole units as fit, up to
+ * `cost` and at least `minCost` (a reservation that binds the answer's length to what is left).
  */
 export function windowStep(
   prevCount: number,
@@ -72,31 +76,41 @@ export function windowStep(
   windowMs: number,
   limit: number,
   cost: number,
+  minCost?: number,
 ): WindowStep {
   const windowStart = Math.floor(now / windowMs) * windowMs;
   const elapsed = now - windowStart;
   const weight = 1 - elapsed / windowMs;
   const used = prevCount * weight + curCount;
-  const allowed = cost === 0 ? used < limit : used + cost <= limit;
+  let charge = cost;
+  let allowed: boolean;
+  if (minCost === undefined || cost === 0) allowed = cost === 0 ? used < limit : used + cost <= limit;
+  else {
+    charge = Math.min(cost, Math.floor(limit - used));
+    allowed = charge >= minCost && charge > 0;
+  }
+  // A refused request needed at least this much.
+  const need = minCost === undefined ? cost : Math.min(cost, minCost);
   let retryAfterMs = 0;
   if (!allowed) {
-    if (curCount + cost <= limit && prevCount > 0) {
+    if (curCount + need <= limit && prevCount > 0) {
       // Wait until the previous window has decayed enough.
-      const w = (limit - curCount - cost) / prevCount;
+      const w = (limit - curCount - need) / prevCount;
       retryAfterMs = windowStart + (1 - w) * windowMs - now;
-    } else if (cost <= limit && curCount > 0) {
-      const w = (limit - cost) / curCount;
+    } else if (need <= limit && curCount > 0) {
+      const w = (limit - need) / curCount;
       retryAfterMs = windowStart + windowMs + (1 - w) * windowMs - now;
     } else {
       retryAfterMs = windowStart + 2 * windowMs - now;
     }
     retryAfterMs = Math.max(1, Math.ceil(retryAfterMs));
   }
-  const after = allowed ? used + cost : used;
-  const cur = allowed ? curCount + cost : curCount;
+  const after = allowed ? used + charge : used;
+  const cur = allowed ? curCount + charge : curCount;
   const resetMs = Math.ceil(cur > 0 ? windowStart + 2 * windowMs - now : windowStart + windowMs - now);
   return {
     allowed,
+    charged: allowed ? charge : 0,
     used: after,
     remaining: Math.max(0, Math.floor(limit - after)),
     retryAfterMs,

@@ -83,6 +83,11 @@ export interface WindowOptions {
   windowMs: number;
   /** Estimated cost to charge now (may be 0). */
   cost: number;
+  /**
+   * With it, charge as much of `cost` as fits, at least `minCost` (whole units); `charge.cost`
+   * says how much. Without it, all of `cost` or nothing.
+   */
+  minCost?: number;
   now?: number;
 }
 
@@ -158,10 +163,22 @@ export interface ReserveRequest {
   tenant: string;
   /** All scopes are reserved atomically: all or none. */
   scopes: QuotaScope[];
+  /** The most tokens to hold: the prompt estimate + the longest answer the request may get. */
   tokens: number;
+  /**
+   * The fewest tokens worth holding (the prompt estimate + the shortest useful answer). The store
+   * holds as many as fit in every token limit, up to `tokens` and at least `minTokens`, in the same
+   * atomic step, and says how many in `reservation.tokens`. Default: `tokens` (all or nothing).
+   */
+  minTokens?: number;
   /** Default 1. */
   requests?: number;
-  /** How long an unsettled reservation holds budget (crash safety). Default 10 min. */
+  /** The replica holding the reservation; it renews the lease while the request runs. */
+  owner?: string;
+  /**
+   * Lease: how long the hold lasts unless its owner renews it (see renew), so a crashed replica's
+   * holds come back within one lease. Default 15 s.
+   */
   ttlMs?: number;
   now?: number;
 }
@@ -173,8 +190,12 @@ export interface QuotaReservation {
   scopes: string[];
   /** Window ids this reservation counts in, e.g. {day:"2026-11-22", month:"2026-11"}. */
   windows: { day: string; month: string };
+  /** Tokens held: between the request's minTokens and tokens. */
   tokens: number;
   requests: number;
+  /** The replica that holds it ('' when none was given). */
+  owner: string;
+  /** When the lease ends unless renewed (ms epoch). */
   expiresAt: number;
   degraded?: boolean;
 }
@@ -187,8 +208,12 @@ export type ReserveResult =
       window: QuotaWindow;
       metric: QuotaMetric;
       limit: number;
-      /** Committed + reserved in that window before this request. */
+      /** Committed (settled) usage in that window before this request. */
       used: number;
+      /** Held by reservations of requests in flight in that window. */
+      held: number;
+      /** The least this request needed (minTokens, or its requests). */
+      needed: number;
       /** ms epoch of the UTC boundary when the window resets. */
       resetAt: number;
     };
@@ -214,6 +239,19 @@ export interface QuotaStore {
   commit(res: QuotaReservation, actual: { tokens: number; requests?: number }): Promise<void>;
   /** Drop the hold without recording usage (the call failed before reaching upstream). */
   release(res: QuotaReservation): Promise<void>;
+  /**
+   * Extend the leases of these reservations to now + ttlMs (their owner calls this every third of
+   * a lease while the requests run). Settled or already released ones are left alone. Returns how
+   * many were still held.
+   */
+  renew(reservations: readonly QuotaReservation[], ttlMs?: number): Promise<number>;
+  /**
+   * Release every held reservation whose owner is not `liveOwner`. Only for a store that one
+   * gateway writes to (embedded): at start-up whatever is still held belongs to an earlier process
+   * that died. A shared store (Redis) does not offer it: there, other owners are live replicas and
+   * a dead one's holds end with their lease.
+   */
+  releaseOthers?(liveOwner: string): Promise<number>;
   usage(tenant: string, scope: string, window: QuotaWindow, now?: number): Promise<QuotaUsage>;
 }
 

@@ -1,6 +1,6 @@
 /**
  * Quota arithmetic shared by the memory and SQLite stores (the Redis Lua script mirrors it):
- * which windows a request counts in, and the first limit it would break.
+ * how many tokens a reservation may hold, or the first limit that refuses it.
  */
 import type { QuotaMetric, QuotaScope, QuotaWindow, ReserveResult } from './ports.js';
 import { QUOTA_WINDOWS, windowResetAt } from './util.js';
@@ -28,33 +28,61 @@ export const SETTLED_RETENTION_MS = 15 * 60_000;
 
 export type Refusal = Extract<ReserveResult, { ok: false }>;
 
+/** What a reserve may hold: `tokens` granted, or the first limit that refuses it. */
+export type Plan = { ok: true; tokens: number } | Refusal;
+
 /**
- * The first limit (scope order, then day before month, tokens before requests) that
- * tokens/requests would break, or null. `tally(scope, window)` reads the current numbers.
+ * Reserve "up to `tokens`, at least `minTokens`" (and `requests`) across every scope and window:
+ * the grant is the room left in the tightest token limit, capped at `tokens`; a limit whose room
+ * is below `minTokens` refuses (scope order, then day before month, tokens before requests). A
+ * request that asks for nothing is still refused by an exhausted limit. `tally(scope, window)`
+ * reads the current numbers. The Redis script QUOTA_RESERVE is a line-for-line port.
  */
-export function firstRefusal(
+export function planReservation(
   scopes: QuotaScope[],
   tokens: number,
+  minTokens: number,
   requests: number,
   now: number,
   tally: (scope: string, window: QuotaWindow) => Tally,
-): Refusal | null {
+): Plan {
+  let grant = tokens;
   for (const s of scopes) {
     for (const w of QUOTA_WINDOWS) {
       const lim = s.limits[w];
       if (!lim) continue;
       const t = tally(s.name, w);
-      const checks: Array<[QuotaMetric, number | undefined, number, number]> = [
-        ['tokens', lim.tokens, t.usedTokens + t.reservedTokens, tokens],
-        ['requests', lim.requests, t.usedRequests + t.reservedRequests, requests],
-      ];
-      for (const [metric, limit, used, add] of checks) {
-        if (limit === undefined) continue;
-        if (used + add > limit || (add === 0 && used >= limit)) {
-          return { ok: false, scope: s.name, window: w, metric, limit, used, resetAt: windowResetAt(w, now) };
-        }
+      const refuse = (metric: QuotaMetric, limit: number, used: number, held: number, needed: number) =>
+        ({
+          ok: false,
+          scope: s.name,
+          window: w,
+          metric,
+          limit,
+          used,
+          held,
+          needed,
+          resetAt: windowResetAt(w, now),
+        }) as const;
+      if (lim.tokens !== undefined) {
+        const room = lim.tokens - t.usedTokens - t.reservedTokens;
+        if (room < minTokens || (minTokens === 0 && room <= 0))
+          return refuse('tokens', lim.tokens, t.usedTokens, t.reservedTokens, minTokens);
+        grant = Math.min(grant, room);
+      }
+      if (lim.requests !== undefined) {
+        const taken = t.usedRequests + t.reservedRequests;
+        if (taken + requests > lim.requests || (requests === 0 && taken >= lim.requests))
+          return refuse('requests', lim.requests, t.usedRequests, t.reservedRequests, requests);
       }
     }
   }
-  return null;
+  return { ok: true, tokens: Math.max(0, grant) };
+}
+
+/** Whole, non-negative token counts, with min <= max (every backend stores whole tokens). */
+export function tokenRange(tokens: number, minTokens: number | undefined): { max: number; min: number } {
+  const max = Math.max(0, Math.ceil(tokens));
+  const min = minTokens === undefined ? max : Math.min(max, Math.max(0, Math.ceil(minTokens)));
+  return { max, min };
 }

@@ -83,7 +83,8 @@ export function windowResetAt(window: QuotaWindow, ms: number): number {
 export const QUOTA_WINDOWS: readonly QuotaWindow[] = ['day', 'month'];
 
 export const DEFAULT_LEASE_MS = 120_000;
-export const DEFAULT_RESERVATION_TTL_MS = 600_000;
+/** A quota reservation's lease unless the request says otherwise (renewed by its owner every third). */
+export const DEFAULT_RESERVATION_TTL_MS = 15_000;
 
 /** Day/month group for ledger rows. */
 export function ledgerGroupOfTime(groupBy: 'day' | 'month', ms: number): string {

@@ -25,6 +25,7 @@ import {
 import type { Logger } from '../telemetry/logger.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { AdmissionQueue } from './priority-queue.js';
+import { ReservationLeases } from './reservation-leases.js';
 
 /** What an API tenant record keeps in its `limits` JSON. */
 export const TenantPolicySchema = z.strictObject({
@@ -96,11 +97,14 @@ export function tenantRecordFromConfig(t: PorticoConfig['tenants'][number], prom
 export class Tenancy {
   readonly state: StateBackends;
   readonly queue: AdmissionQueue;
+  /** The quota reservations this replica holds (their owner id and lease renewal). */
+  readonly reservations: ReservationLeases;
   #apiTenants = new Map<string, { rec: TenantRecord; rt: TenantRuntime }>();
 
-  private constructor(state: StateBackends, queue: AdmissionQueue) {
+  private constructor(state: StateBackends, queue: AdmissionQueue, reservations: ReservationLeases) {
     this.state = state;
     this.queue = queue;
+    this.reservations = reservations;
   }
 
   static async create(
@@ -136,13 +140,25 @@ export class Tenancy {
                 },
             { logger, hooks },
           );
-    const t = new Tenancy(state, new AdmissionQueue({ maxQueue: cfg.admission.max_queue }));
+    const reservations = new ReservationLeases(state.quotas, deps.logger, cfg.admission.reservation_lease_ms);
+    if (s.kind === 'embedded' && state.quotas.releaseOthers) {
+      // One gateway writes an embedded store: what is still held was held by an earlier process of
+      // it (killed before it could settle). Give it back now rather than after the lease.
+      const released = await state.quotas.releaseOthers(reservations.owner);
+      if (released > 0)
+        deps.logger.warn(
+          { released },
+          'released quota reservations held by an earlier gateway process that did not shut down cleanly',
+        );
+    }
+    const t = new Tenancy(state, new AdmissionQueue({ maxQueue: cfg.admission.max_queue }), reservations);
     state.bus.subscribe(() => t.#apiTenants.clear());
     return t;
   }
 
   /** Make the store's config-sourced tenants match the config (called at start and on reload). */
   async syncConfig(snapshot: Snapshot, prompts: ReadonlyMap<string, string>): Promise<void> {
+    this.reservations.configure(snapshot.config.admission.reservation_lease_ms);
     await this.state.tenants.syncFromConfig(
       snapshot.config.tenants.map((t) => tenantRecordFromConfig(t, prompts.get(t.id) ?? '')),
     );
@@ -189,6 +205,7 @@ export class Tenancy {
   }
 
   async close(): Promise<void> {
+    this.reservations.close();
     this.queue.close();
     await this.state.close();
   }

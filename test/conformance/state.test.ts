@@ -375,6 +375,53 @@ for (const fam of counterFamilies) {
     );
 
     it(
+      'tokens/min with minCost: charges as much as fits, at least minCost',
+      withFamily(fam, async (s, c) => {
+        const key = { tenant: tenantId('tpm-range'), name: 'tenant:tpm' };
+        const w = { limit: 1000, windowMs: 60_000 };
+        const a = await s.consumeWindow(key, { ...w, cost: 700, minCost: 100 });
+        assert.equal(a.allowed, true);
+        assert.equal(a.charge?.cost, 700);
+        // 300 left: a request that wants 500 but can live with 100 gets 300.
+        const b = await s.consumeWindow(key, { ...w, cost: 500, minCost: 100 });
+        assert.equal(b.allowed, true);
+        assert.equal(b.charge?.cost, 300);
+        assert.equal(b.used, 1000);
+        assert.equal(b.remaining, 0);
+        const refused = await s.consumeWindow(key, { ...w, cost: 500, minCost: 1 });
+        assert.equal(refused.allowed, false);
+        assert.equal(refused.charge, undefined);
+        assert.ok(refused.retryAfterMs > 0);
+        // Settling b with its real use frees the rest of its charge.
+        assert.ok(b.charge);
+        await s.settleWindow(b.charge, 120);
+        const d = await s.consumeWindow(key, { ...w, cost: 400, minCost: 150 });
+        assert.equal(d.charge?.cost, 180);
+        // Below minCost: refused, nothing charged.
+        assert.equal((await s.consumeWindow(key, { ...w, cost: 400, minCost: 1 })).allowed, false);
+        c.add(120_000);
+        const e = await s.consumeWindow(key, { ...w, cost: 5000, minCost: 10 });
+        assert.equal(e.charge?.cost, 1000, 'capped at the limit');
+      }),
+    );
+
+    it(
+      'tokens/min with minCost: 100 concurrent charges never exceed the limit',
+      withFamily(fam, async (s) => {
+        const key = { tenant: tenantId('tpm-conc'), name: 'tenant:tpm' };
+        const rs = await Promise.all(
+          Array.from({ length: 100 }, () =>
+            s.consumeWindow(key, { limit: 1000, windowMs: 60_000, cost: 48, minCost: 20 }),
+          ),
+        );
+        const charged = rs.reduce((n, r) => n + (r.charge?.cost ?? 0), 0);
+        assert.equal(charged, 1000, 'the window is filled exactly');
+        assert.ok(rs.every((r) => !r.allowed || (r.charge && r.charge.cost >= 20)));
+        assert.equal(rs.filter((r) => r.allowed).length, 21, '20 x 48 + one of 40');
+      }),
+    );
+
+    it(
       'in-flight: acquire up to max, release, lease expiry, renew',
       withFamily(fam, async (s, c) => {
         const key = { tenant: tenantId('inf'), name: 'tenant:inflight' };
@@ -434,8 +481,18 @@ for (const fam of quotaFamilies) {
               metric: refused.metric,
               limit: refused.limit,
               used: refused.used,
+              held: refused.held,
+              needed: refused.needed,
             },
-            { scope: 'tenant', window: 'day', metric: 'tokens', limit: 1000, used: 250 },
+            {
+              scope: 'tenant',
+              window: 'day',
+              metric: 'tokens',
+              limit: 1000,
+              used: 250,
+              held: 0,
+              needed: 800,
+            },
           );
           assert.equal(refused.resetAt, Date.UTC(BASE_Y, BASE_M, 23));
         }
@@ -544,6 +601,129 @@ for (const fam of quotaFamilies) {
           (await s.usage(tenant, 'tenant', 'month', Date.UTC(BASE_Y, BASE_M, 28))).usedTokens,
           150,
         );
+      }),
+    );
+
+    it(
+      'reserve up to N, at least M: holds what is left, refuses below M, reports used and held apart',
+      withFamily(fam, async (s) => {
+        const tenant = tenantId('range');
+        const scopes = [
+          { name: 'tenant', limits: { day: { tokens: 3000 }, month: { tokens: 2500 } } },
+          { name: 'key:k1', limits: { day: { tokens: 1000 } } },
+        ];
+        const a = await s.reserve({ tenant, scopes, tokens: 600, minTokens: 30, owner: 'r1' });
+        assert.ok(a.ok);
+        assert.equal(a.reservation.tokens, 600, 'room for all of it');
+        assert.equal(a.reservation.owner, 'r1');
+        await s.commit(a.reservation, { tokens: 200 });
+        // The key's day (800 left) is tighter than the tenant's month (2300 left).
+        const b = await s.reserve({ tenant, scopes, tokens: 5000, minTokens: 30 });
+        assert.ok(b.ok);
+        assert.equal(b.reservation.tokens, 800);
+        const key = await s.usage(tenant, 'key:k1', 'day');
+        assert.deepEqual([key.usedTokens, key.reservedTokens], [200, 800]);
+        const refused = await s.reserve({ tenant, scopes, tokens: 500, minTokens: 30 });
+        assert.equal(refused.ok, false);
+        if (!refused.ok)
+          assert.deepEqual(
+            [
+              refused.scope,
+              refused.window,
+              refused.metric,
+              refused.limit,
+              refused.used,
+              refused.held,
+              refused.needed,
+            ],
+            ['key:k1', 'day', 'tokens', 1000, 200, 800, 30],
+          );
+        // minTokens above what is left of the tenant's month refuses even when the key has room.
+        await s.release(b.reservation);
+        const other = [scopes[0]!, { name: 'key:k2', limits: {} }];
+        const c = await s.reserve({ tenant, scopes: other, tokens: 2290, minTokens: 2290 });
+        assert.ok(c.ok);
+        const d = await s.reserve({ tenant, scopes: other, tokens: 100, minTokens: 11 });
+        assert.equal(d.ok, false, '10 left in the month, 11 needed');
+        if (!d.ok) assert.deepEqual([d.window, d.used, d.held, d.needed], ['month', 200, 2290, 11]);
+        const e = await s.reserve({ tenant, scopes: other, tokens: 100, minTokens: 10 });
+        assert.ok(e.ok);
+        assert.equal(e.reservation.tokens, 10);
+        // Exhausted: even a request for nothing is refused.
+        const f = await s.reserve({ tenant, scopes: other, tokens: 0, minTokens: 0 });
+        assert.equal(f.ok, false);
+      }),
+    );
+
+    it(
+      '200 concurrent "up to 64, at least 20" reserves hold exactly the limit, never more',
+      withFamily(fam, async (s) => {
+        const tenant = tenantId('range-burst');
+        const scopes = [{ name: 'tenant', limits: { day: { tokens: 3000 } } }];
+        const rs = await Promise.all(
+          Array.from({ length: 200 }, () => s.reserve({ tenant, scopes, tokens: 64, minTokens: 20 })),
+        );
+        const held = rs.reduce((n, r) => n + (r.ok ? r.reservation.tokens : 0), 0);
+        assert.equal(held, 3000);
+        assert.equal(rs.filter((r) => r.ok).length, 47, '46 x 64 + one of 56');
+        assert.ok(rs.every((r) => !r.ok || r.reservation.tokens >= 20));
+        const u = await s.usage(tenant, 'tenant', 'day');
+        assert.equal(u.reservedTokens, 3000);
+        const refusal = rs.find((r) => !r.ok);
+        assert.ok(refusal && !refusal.ok);
+        assert.deepEqual([refusal.used, refusal.held, refusal.needed], [0, 3000, 20]);
+      }),
+    );
+
+    it(
+      'leases: a hold its owner stops renewing ends with its lease; renewed ones stay',
+      withFamily(fam, async (s, c) => {
+        const tenant = tenantId('lease');
+        const scopes = [{ name: 'tenant', limits: { day: { tokens: 1000 } } }];
+        const live = await s.reserve({ tenant, scopes, tokens: 400, owner: 'alive', ttlMs: 15_000 });
+        const dead = await s.reserve({ tenant, scopes, tokens: 500, owner: 'dead', ttlMs: 15_000 });
+        assert.ok(live.ok && dead.ok);
+        for (let i = 0; i < 4; i++) {
+          c.add(5_000);
+          assert.equal(await s.renew([live.reservation], 15_000), 1);
+        }
+        // 20 s later: the dead replica's hold is gone, the renewed one is still held.
+        const u = await s.usage(tenant, 'tenant', 'day');
+        assert.deepEqual([u.reservedTokens, u.reservedRequests], [400, 1]);
+        assert.equal(await s.renew([dead.reservation], 15_000), 0, 'an expired hold is not revived');
+        assert.ok((await s.reserve({ tenant, scopes, tokens: 600 })).ok);
+        // Settled ones are not renewed either; the settle still counts once.
+        await s.commit(live.reservation, { tokens: 100 });
+        assert.equal(await s.renew([live.reservation], 15_000), 0);
+        assert.equal(await s.renew([], 15_000), 0);
+        await s.commit(dead.reservation, { tokens: 50 });
+        const after = await s.usage(tenant, 'tenant', 'day');
+        assert.deepEqual([after.usedTokens, after.reservedTokens], [150, 600]);
+      }),
+    );
+
+    it(
+      'release at start-up: an embedded store releases the holds of earlier processes',
+      withFamily(fam, async (s) => {
+        if (!s.releaseOthers) {
+          // A shared store: other owners are live replicas; their holds end with the lease.
+          assert.equal(fam.name, 'redis');
+          return;
+        }
+        const tenant = tenantId('orphans');
+        const scopes = [{ name: 'tenant', limits: { day: { tokens: 1000 } } }];
+        const old1 = await s.reserve({ tenant, scopes, tokens: 300, owner: 'gateway-before-crash' });
+        const old2 = await s.reserve({ tenant, scopes, tokens: 300, owner: '' });
+        const mine = await s.reserve({ tenant, scopes, tokens: 300, owner: 'me' });
+        assert.ok(old1.ok && old2.ok && mine.ok);
+        assert.equal(await s.releaseOthers('me'), 2);
+        const u = await s.usage(tenant, 'tenant', 'day');
+        assert.deepEqual([u.usedTokens, u.reservedTokens], [0, 300]);
+        assert.equal(await s.releaseOthers('me'), 0);
+        // A late settle of a released hold still records the usage once.
+        await s.commit(old1.reservation, { tokens: 40 });
+        await s.commit(old1.reservation, { tokens: 40 });
+        assert.equal((await s.usage(tenant, 'tenant', 'day')).usedTokens, 40);
       }),
     );
 

@@ -32,11 +32,15 @@ export interface GatewayProcess {
   url: string;
 }
 
-/** `portico start` as a child process (through tsx); resolves once `ready(url)` says so (default: /health). */
+/**
+ * `portico start` as a child process (through tsx); resolves once `ready(url)` says so (default:
+ * /health), or fails after `startTimeoutMs` (drills on a loaded machine allow more).
+ */
 export async function startGatewayProcess(
   configFile: string,
   port: number,
   ready: (url: string) => Promise<boolean> = async (url) => (await fetch(`${url}/health`)).ok,
+  startTimeoutMs = 30_000,
 ): Promise<GatewayProcess> {
   const child = spawn(
     process.execPath,
@@ -46,7 +50,7 @@ export async function startGatewayProcess(
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   const url = `http://127.0.0.1:${port}`;
-  const until = Date.now() + 30_000;
+  const until = Date.now() + startTimeoutMs;
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`gateway exited: ${err}`);
     try {

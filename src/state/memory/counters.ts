@@ -81,6 +81,7 @@ export class MemoryCounterStore implements CounterStore {
       opts.windowMs,
       opts.limit,
       opts.cost,
+      opts.minCost,
     );
     const result: WindowResult = {
       allowed: step.allowed,
@@ -91,9 +92,9 @@ export class MemoryCounterStore implements CounterStore {
       used: step.used,
     };
     if (step.allowed) {
-      w.counts.set(start, (w.counts.get(start) ?? 0) + opts.cost);
+      w.counts.set(start, (w.counts.get(start) ?? 0) + step.charged);
       w.expires = start + 2 * opts.windowMs;
-      result.charge = { key, windowMs: opts.windowMs, windowStart: start, cost: opts.cost };
+      result.charge = { key, windowMs: opts.windowMs, windowStart: start, cost: step.charged };
     }
     return result;
   }

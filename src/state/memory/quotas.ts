@@ -1,5 +1,11 @@
 /** In-process quota store (tests, and a reference for the others). */
-import { EMPTY_TALLY, firstRefusal, SETTLED_RETENTION_MS, type Tally } from '../quota-logic.js';
+import {
+  EMPTY_TALLY,
+  planReservation,
+  SETTLED_RETENTION_MS,
+  tokenRange,
+  type Tally,
+} from '../quota-logic.js';
 import type {
   Clock,
   QuotaReservation,
@@ -72,20 +78,20 @@ export class MemoryQuotaStore implements QuotaStore {
     const now = req.now ?? this.#clock();
     this.#purge(now);
     const requests = req.requests ?? 1;
-    // Whole tokens, as every backend stores them.
-    const tokens = Math.max(0, Math.ceil(req.tokens));
+    const range = tokenRange(req.tokens, req.minTokens);
     const windows = { day: windowId('day', now), month: windowId('month', now) };
-    const refusal = firstRefusal(req.scopes, tokens, requests, now, (scope, w) =>
+    const plan = planReservation(req.scopes, range.max, range.min, requests, now, (scope, w) =>
       this.#tally(req.tenant, scope, windows[w]),
     );
-    if (refusal) return refusal;
+    if (!plan.ok) return plan;
     const r: QuotaReservation = {
       id: newId(),
       tenant: req.tenant,
       scopes: req.scopes.map((s) => s.name),
       windows,
-      tokens,
+      tokens: plan.tokens,
       requests,
+      owner: req.owner ?? '',
       expiresAt: now + (req.ttlMs ?? DEFAULT_RESERVATION_TTL_MS),
     };
     this.#apply(r, (t) => {
@@ -116,6 +122,37 @@ export class MemoryQuotaStore implements QuotaStore {
     if (e?.state !== 'held') return;
     this.#unhold(e.r);
     e.state = 'settled';
+  }
+
+  async renew(
+    reservations: readonly QuotaReservation[],
+    ttlMs = DEFAULT_RESERVATION_TTL_MS,
+  ): Promise<number> {
+    const now = this.#clock();
+    this.#purge(now);
+    let n = 0;
+    for (const res of reservations) {
+      const e = this.#res.get(res.id);
+      if (e?.state !== 'held') continue;
+      e.r.expiresAt = now + ttlMs;
+      n++;
+    }
+    return n;
+  }
+
+  async releaseOthers(liveOwner: string): Promise<number> {
+    this.#purge(this.#clock());
+    let n = 0;
+    for (const id of this.#held) {
+      const e = this.#res.get(id);
+      if (e?.state !== 'held' || e.r.owner === liveOwner) continue;
+      this.#unhold(e.r);
+      // Abandoned, not settled: a late commit would still record its usage.
+      e.state = 'expired';
+      this.#held.delete(id);
+      n++;
+    }
+    return n;
   }
 
   async usage(tenant: string, scope: string, window: QuotaWindow, now?: number): Promise<QuotaUsage> {

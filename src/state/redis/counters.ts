@@ -88,7 +88,7 @@ export class RedisCounterStore implements CounterStore {
               this.#windowKey(key, opts.windowMs, start),
               this.#windowKey(key, opts.windowMs, start - opts.windowMs),
             ],
-            [now, opts.windowMs, opts.limit, cost, start],
+            [now, opts.windowMs, opts.limit, cost, start, opts.minCost ?? ''],
           ),
         );
         const res: WindowResult = {
@@ -99,7 +99,7 @@ export class RedisCounterStore implements CounterStore {
           resetMs: num(r[4]),
           limit: opts.limit,
         };
-        if (res.allowed) res.charge = { key, windowMs: opts.windowMs, windowStart: start, cost };
+        if (res.allowed) res.charge = { key, windowMs: opts.windowMs, windowStart: start, cost: num(r[5]) };
         return res;
       },
       () => ({

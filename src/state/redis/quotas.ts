@@ -3,7 +3,7 @@
  * (scope, window) of the request in one Lua script, so concurrent reserves from any number of
  * replicas cannot overshoot. Tally hashes live until their window's UTC boundary + 2 days.
  */
-import { SETTLED_RETENTION_MS } from '../quota-logic.js';
+import { SETTLED_RETENTION_MS, tokenRange } from '../quota-logic.js';
 import type {
   Clock,
   QuotaMetric,
@@ -16,7 +16,7 @@ import type {
 } from '../ports.js';
 import { DEFAULT_RESERVATION_TTL_MS, newId, QUOTA_WINDOWS, windowId, windowResetAt } from '../util.js';
 import { asArray, guarded, num, runScript, tenantTag, type RedisContext } from './client.js';
-import { QUOTA_COMMIT, QUOTA_RELEASE, QUOTA_RESERVE, QUOTA_USAGE } from './scripts.js';
+import { QUOTA_COMMIT, QUOTA_RELEASE, QUOTA_RENEW, QUOTA_RESERVE, QUOTA_USAGE } from './scripts.js';
 
 const TALLY_GRACE_MS = 2 * 86_400_000;
 
@@ -54,7 +54,7 @@ export class RedisQuotaStore implements QuotaStore {
 
   async reserve(req: ReserveRequest): Promise<ReserveResult> {
     const now = req.now ?? this.#clock();
-    const tokens = Math.max(0, Math.ceil(req.tokens));
+    const range = tokenRange(req.tokens, req.minTokens);
     const requests = req.requests ?? 1;
     const windows = { day: windowId('day', now), month: windowId('month', now) };
     const ttl = req.ttlMs ?? DEFAULT_RESERVATION_TTL_MS;
@@ -63,8 +63,9 @@ export class RedisQuotaStore implements QuotaStore {
       tenant: req.tenant,
       scopes: req.scopes.map((s) => s.name),
       windows,
-      tokens,
+      tokens: range.max,
       requests,
+      owner: req.owner ?? '',
       expiresAt: now + ttl,
     };
     const limitArgs = req.scopes.flatMap((s) =>
@@ -86,17 +87,19 @@ export class RedisQuotaStore implements QuotaStore {
             [this.#hold(r.tenant), this.#resPrefix(r.tenant) + r.id, ...this.#tallies(r)],
             [
               now,
-              tokens,
+              range.max,
+              range.min,
               requests,
               r.expiresAt,
               ttl + SETTLED_RETENTION_MS,
               this.#resPrefix(r.tenant),
               r.id,
+              r.owner,
               ...limitArgs,
             ],
           ),
         );
-        if (num(out[0]) === 1) return { ok: true, reservation: r };
+        if (num(out[0]) === 1) return { ok: true, reservation: { ...r, tokens: num(out[1]) } };
         const idx = num(out[1]) - 1;
         const scope = req.scopes[Math.floor(idx / QUOTA_WINDOWS.length)]?.name ?? '';
         const window: QuotaWindow = QUOTA_WINDOWS[idx % QUOTA_WINDOWS.length] ?? 'day';
@@ -108,9 +111,12 @@ export class RedisQuotaStore implements QuotaStore {
           metric,
           limit: num(out[3]),
           used: num(out[4]),
+          held: num(out[5]),
+          needed: num(out[6]),
           resetAt: windowResetAt(window, now),
         };
       },
+      // Fail-open: the request goes ahead with what it asked for, counted once Redis is back.
       () => ({ ok: true, reservation: { ...r, degraded: true } }),
     );
   }
@@ -154,6 +160,43 @@ export class RedisQuotaStore implements QuotaStore {
         );
       },
       () => undefined,
+    );
+  }
+
+  async renew(
+    reservations: readonly QuotaReservation[],
+    ttlMs = DEFAULT_RESERVATION_TTL_MS,
+  ): Promise<number> {
+    // One script per tenant: all of a tenant's keys share its hash tag (one cluster slot).
+    const byTenant = new Map<string, QuotaReservation[]>();
+    for (const r of reservations) {
+      if (r.degraded) continue;
+      const list = byTenant.get(r.tenant);
+      if (list) list.push(r);
+      else byTenant.set(r.tenant, [r]);
+    }
+    if (byTenant.size === 0) return 0;
+    const expiresAt = this.#clock() + ttlMs;
+    return guarded(
+      this.#ctx,
+      'quotas',
+      'renew',
+      async () => {
+        const counts = await Promise.all(
+          [...byTenant].map(async ([tenant, list]) =>
+            num(
+              await runScript(
+                this.#ctx.redis,
+                QUOTA_RENEW,
+                [this.#hold(tenant), ...list.map((r) => this.#resPrefix(tenant) + r.id)],
+                [expiresAt, ttlMs + SETTLED_RETENTION_MS, ...list.map((r) => r.id)],
+              ),
+            ),
+          ),
+        );
+        return counts.reduce((a, b) => a + b, 0);
+      },
+      () => 0,
     );
   }
 

@@ -46,24 +46,36 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {allowed, math.floor(tokens), retry, reset}
 `);
 
-/** KEYS[1]=current window, KEYS[2]=previous window. ARGV: now, windowMs, limit, cost, windowStart. */
+/**
+ * KEYS[1]=current window, KEYS[2]=previous window. ARGV: now, windowMs, limit, cost, windowStart,
+ * minCost|'' (algorithms.ts windowStep). -> {allowed, used, remaining, retryMs, resetMs, charged}
+ */
 export const WINDOW = lua(`
 local now = tonumber(ARGV[1])
 local win = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
 local start = tonumber(ARGV[5])
+local mincost = tonumber(ARGV[6])
 local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 local used = prev * (1 - (now - start) / win) + cur
+local charge = cost
 local allowed
-if cost == 0 then allowed = used < limit else allowed = used + cost <= limit end
+if mincost == nil or cost == 0 then
+  if cost == 0 then allowed = used < limit else allowed = used + cost <= limit end
+else
+  charge = math.min(cost, math.floor(limit - used))
+  allowed = charge >= mincost and charge > 0
+end
+local need = cost
+if mincost ~= nil then need = math.min(cost, mincost) end
 local retry = 0
 if not allowed then
-  if cur + cost <= limit and prev > 0 then
-    retry = start + (1 - (limit - cur - cost) / prev) * win - now
-  elseif cost <= limit and cur > 0 then
-    retry = start + win + (1 - (limit - cost) / cur) * win - now
+  if cur + need <= limit and prev > 0 then
+    retry = start + (1 - (limit - cur - need) / prev) * win - now
+  elseif need <= limit and cur > 0 then
+    retry = start + win + (1 - (limit - need) / cur) * win - now
   else
     retry = start + 2 * win - now
   end
@@ -72,16 +84,18 @@ end
 local after = used
 local c = cur
 if allowed then
-  after = used + cost
-  c = cur + cost
-  if cost ~= 0 then
-    redis.call('INCRBYFLOAT', KEYS[1], cost)
+  after = used + charge
+  c = cur + charge
+  if charge ~= 0 then
+    redis.call('INCRBYFLOAT', KEYS[1], charge)
     redis.call('PEXPIRE', KEYS[1], 2 * win + 1000)
   end
+else
+  charge = 0
 end
 local reset
 if c > 0 then reset = math.ceil(start + 2 * win - now) else reset = math.ceil(start + win - now) end
-return {allowed and 1 or 0, string.format('%.17g', after), math.max(0, math.floor(limit - after)), retry, reset}
+return {allowed and 1 or 0, string.format('%.17g', after), math.max(0, math.floor(limit - after)), retry, reset, string.format('%.17g', charge)}
 `);
 
 /** KEYS[1]=window key. ARGV: delta. Clamped at 0; a vanished window is left alone. */
@@ -158,41 +172,51 @@ end
 `;
 
 /**
+ * Reserve up to `tokens`, at least `minTokens` (quota-logic.ts planReservation, line for line).
  * KEYS[1]=hold zset, KEYS[2]=reservation hash, KEYS[3..]=tallies (scope x window).
- * ARGV: now, tokens, requests, expiresAt, reservationKeepMs, reservationPrefix, id,
+ * ARGV: now, tokens, minTokens, requests, expiresAt, reservationKeepMs, reservationPrefix, id, owner,
  *       then per tally: tokenLimit|'', requestLimit|'', tallyExpireAt.
- * -> {1} or {0, tallyIndex, metric(1 tokens, 2 requests), limit, used}
+ * -> {1, tokensHeld} or {0, tallyIndex, metric(1 tokens, 2 requests), limit, used, held, needed}
  */
 export const QUOTA_RESERVE = lua(`${QUOTA_LIB}
 local hold = KEYS[1]
 local now = tonumber(ARGV[1])
 local tokens = tonumber(ARGV[2])
-local reqs = tonumber(ARGV[3])
-purge(hold, ARGV[6], now)
+local mint = tonumber(ARGV[3])
+local reqs = tonumber(ARGV[4])
+purge(hold, ARGV[7], now)
 local n = #KEYS - 2
+local grant = tokens
 for i = 1, n do
-  local base = 8 + (i - 1) * 3
+  local base = 10 + (i - 1) * 3
   local lt = tonumber(ARGV[base])
   local lr = tonumber(ARGV[base + 1])
   if lt or lr then
     local v = redis.call('HMGET', KEYS[i + 2], 'ut', 'ur', 'rt', 'rr')
-    local ut = tonumber(v[1] or '0') + tonumber(v[3] or '0')
-    local ur = tonumber(v[2] or '0') + tonumber(v[4] or '0')
-    if lt and (ut + tokens > lt or (tokens == 0 and ut >= lt)) then return {0, i, 1, lt, ut} end
-    if lr and (ur + reqs > lr or (reqs == 0 and ur >= lr)) then return {0, i, 2, lr, ur} end
+    local ut = tonumber(v[1] or '0')
+    local ur = tonumber(v[2] or '0')
+    local rt = tonumber(v[3] or '0')
+    local rr = tonumber(v[4] or '0')
+    if lt then
+      local room = lt - ut - rt
+      if room < mint or (mint == 0 and room <= 0) then return {0, i, 1, lt, ut, rt, mint} end
+      if room < grant then grant = room end
+    end
+    if lr and (ur + rr + reqs > lr or (reqs == 0 and ur + rr >= lr)) then return {0, i, 2, lr, ur, rr, reqs} end
   end
 end
+if grant < 0 then grant = 0 end
 for i = 1, n do
   local k = KEYS[i + 2]
-  redis.call('HINCRBY', k, 'rt', tokens)
+  redis.call('HINCRBY', k, 'rt', grant)
   redis.call('HINCRBY', k, 'rr', reqs)
-  redis.call('PEXPIREAT', k, ARGV[8 + (i - 1) * 3 + 2])
+  redis.call('PEXPIREAT', k, ARGV[10 + (i - 1) * 3 + 2])
 end
-redis.call('HSET', KEYS[2], 'state', 'held', 'tokens', tokens, 'requests', reqs, 'tallies', table.concat(KEYS, '\\n', 3))
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('ZADD', hold, ARGV[4], ARGV[7])
-extend(hold, tonumber(ARGV[5]))
-return {1}
+redis.call('HSET', KEYS[2], 'state', 'held', 'tokens', grant, 'requests', reqs, 'owner', ARGV[9], 'tallies', table.concat(KEYS, '\\n', 3))
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('ZADD', hold, ARGV[5], ARGV[8])
+extend(hold, tonumber(ARGV[6]))
+return {1, grant}
 `);
 
 /**
@@ -228,6 +252,28 @@ if unhold(KEYS[2]) then
   redis.call('ZREM', KEYS[1], ARGV[1])
 end
 return 1
+`);
+
+/**
+ * Renew leases. KEYS[1]=hold zset, KEYS[2..]=reservation hashes.
+ * ARGV: expiresAt, reservationKeepMs, then the ids (same order as the hashes). Only reservations
+ * still held (and indexed in the hold zset) are extended. -> how many
+ */
+export const QUOTA_RENEW = lua(`
+local n = 0
+for i = 2, #KEYS do
+  local id = ARGV[i + 1]
+  if redis.call('HGET', KEYS[i], 'state') == 'held' and redis.call('ZSCORE', KEYS[1], id) then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[1], id)
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+    n = n + 1
+  end
+end
+if n > 0 then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+end
+return n
 `);
 
 /** KEYS[1]=hold zset, KEYS[2]=tally. ARGV: now, reservationPrefix. -> {ut, ur, rt, rr} */

@@ -82,6 +82,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO state_meta (key, value) VALUES ('invalidation_version', 0);
   `,
+  // Quota reservations record the replica (process) that holds them: released at its next start.
+  `
+  ALTER TABLE quota_reservations ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+  `,
 ];
 
 /** `dataDir` ':memory:' opens a throwaway in-memory database (tests). */

@@ -2,7 +2,7 @@
  * SQLite quota store (embedded family): usage and reservations persist under the data directory,
  * so a restart keeps the day/month totals. Each operation is one IMMEDIATE transaction.
  */
-import { firstRefusal, SETTLED_RETENTION_MS, type Tally } from '../quota-logic.js';
+import { planReservation, SETTLED_RETENTION_MS, tokenRange, type Tally } from '../quota-logic.js';
 import type {
   Clock,
   QuotaReservation,
@@ -123,40 +123,39 @@ export class SqliteQuotaStore implements QuotaStore {
   async reserve(req: ReserveRequest): Promise<ReserveResult> {
     const now = req.now ?? this.#clock();
     const requests = req.requests ?? 1;
-    // Whole tokens, as every backend stores them.
-    const tokens = Math.max(0, Math.ceil(req.tokens));
+    const range = tokenRange(req.tokens, req.minTokens);
     const windows = { day: windowId('day', now), month: windowId('month', now) };
     return this.#db
       .transaction((): ReserveResult => {
         this.#purge(now);
-        const refusal = firstRefusal(req.scopes, tokens, requests, now, (scope, w) =>
+        const plan = planReservation(req.scopes, range.max, range.min, requests, now, (scope, w) =>
           this.#tally(req.tenant, scope, windows[w]),
         );
-        if (refusal) return refusal;
+        if (!plan.ok) return plan;
         const r: QuotaReservation = {
           id: newId(),
           tenant: req.tenant,
           scopes: req.scopes.map((s) => s.name),
           windows,
-          tokens,
+          tokens: plan.tokens,
           requests,
+          owner: req.owner ?? '',
           expiresAt: now + (req.ttlMs ?? DEFAULT_RESERVATION_TTL_MS),
         };
         this.#add(r.tenant, r.scopes, windows, { ut: 0, ur: 0, rt: r.tokens, rr: r.requests });
-        this.#db
-          .prepare(
-            "INSERT INTO quota_reservations (id, tenant, scopes, day, month, tokens, requests, expires_at, state) VALUES (?,?,?,?,?,?,?,?,'held')",
-          )
-          .run(
-            r.id,
-            r.tenant,
-            JSON.stringify(r.scopes),
-            windows.day,
-            windows.month,
-            r.tokens,
-            r.requests,
-            r.expiresAt,
-          );
+        this.#st(
+          "INSERT INTO quota_reservations (id, tenant, scopes, day, month, tokens, requests, expires_at, owner, state) VALUES (?,?,?,?,?,?,?,?,?,'held')",
+        ).run(
+          r.id,
+          r.tenant,
+          JSON.stringify(r.scopes),
+          windows.day,
+          windows.month,
+          r.tokens,
+          r.requests,
+          r.expiresAt,
+          r.owner,
+        );
         return { ok: true, reservation: r };
       })
       .immediate();
@@ -206,6 +205,41 @@ export class SqliteQuotaStore implements QuotaStore {
         if (row?.state !== 'held') return;
         this.#unhold(row);
         this.#st("UPDATE quota_reservations SET state = 'settled' WHERE id = ?").run(res.id);
+      })
+      .immediate();
+  }
+
+  async renew(
+    reservations: readonly QuotaReservation[],
+    ttlMs = DEFAULT_RESERVATION_TTL_MS,
+  ): Promise<number> {
+    if (reservations.length === 0) return 0;
+    const now = this.#clock();
+    return this.#db
+      .transaction((): number => {
+        this.#purge(now);
+        const st = this.#st("UPDATE quota_reservations SET expires_at = ? WHERE id = ? AND state = 'held'");
+        let n = 0;
+        for (const r of reservations) n += st.run(now + ttlMs, r.id).changes;
+        return n;
+      })
+      .immediate();
+  }
+
+  async releaseOthers(liveOwner: string): Promise<number> {
+    const now = this.#clock();
+    return this.#db
+      .transaction((): number => {
+        this.#purge(now);
+        const rows = this.#st("SELECT * FROM quota_reservations WHERE state = 'held' AND owner != ?").all(
+          liveOwner,
+        ) as ResRow[];
+        for (const r of rows) {
+          this.#unhold(r);
+          // Abandoned, not settled: a late commit would still record its usage.
+          this.#st("UPDATE quota_reservations SET state = 'expired' WHERE id = ?").run(r.id);
+        }
+        return rows.length;
       })
       .immediate();
   }

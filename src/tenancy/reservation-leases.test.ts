@@ -1,0 +1,72 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { MemoryQuotaStore } from '../state/memory/quotas.js';
+import { createLogger } from '../telemetry/logger.js';
+import { ReservationLeases } from './reservation-leases.js';
+
+const scopes = [{ name: 'tenant', limits: { day: { tokens: 1000 } } }];
+
+describe('ReservationLeases', () => {
+  it('renews what this replica holds; what it stops holding lapses after one lease', async () => {
+    let now = Date.UTC(2030, 0, 10, 12);
+    const quotas = new MemoryQuotaStore({ clock: () => now });
+    const leases = new ReservationLeases(quotas, createLogger('silent'), 15_000);
+    try {
+      assert.match(leases.owner, /^.+:\d+:[0-9a-f]{8}$/);
+      const reserve = async (tokens: number) => {
+        const r = await quotas.reserve({
+          tenant: 't',
+          scopes,
+          tokens,
+          owner: leases.owner,
+          ttlMs: leases.leaseMs,
+        });
+        assert.ok(r.ok);
+        assert.equal(r.reservation.owner, leases.owner);
+        leases.add(r.reservation);
+        return r.reservation;
+      };
+      const a = await reserve(100);
+      const b = await reserve(200);
+      assert.equal(leases.size, 2);
+      // A minute of renewals every 5 s keeps both held.
+      for (let i = 0; i < 12; i++) {
+        now += 5_000;
+        await leases.renewAll();
+      }
+      assert.equal((await quotas.usage('t', 'tenant', 'day')).reservedTokens, 300);
+      // b settles; a is no longer renewed (as if its request hung on a replica that died).
+      leases.delete(b);
+      await quotas.commit(b, { tokens: 50 });
+      leases.delete(a);
+      now += 15_001;
+      await leases.renewAll();
+      const u = await quotas.usage('t', 'tenant', 'day');
+      assert.deepEqual([u.usedTokens, u.reservedTokens], [50, 0]);
+      assert.equal(leases.size, 0);
+    } finally {
+      leases.close();
+    }
+  });
+
+  it('a failing store is logged and does not throw', async () => {
+    const quotas = new MemoryQuotaStore();
+    const broken = Object.assign(Object.create(quotas) as MemoryQuotaStore, {
+      renew: () => Promise.reject(new Error('store down')),
+    });
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+    const leases = new ReservationLeases(broken, logger, 15_000);
+    try {
+      const r = await quotas.reserve({ tenant: 't', scopes, tokens: 10 });
+      assert.ok(r.ok);
+      leases.add(r.reservation);
+      await leases.renewAll();
+      await leases.renewAll();
+      assert.equal(lines.filter((l) => l.includes('renewing quota reservation leases failed')).length, 1);
+    } finally {
+      leases.close();
+    }
+  });
+});
