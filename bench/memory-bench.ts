@@ -14,7 +14,7 @@
  * runs the bench config once more under scripts/module-probe.mjs to list what start-up loaded
  * (never measured for RSS: the probe adds a loader thread).
  *
- * Options: --flags "<node flags>" adds node flags to the gateway only (e.g.
+ * Options: --flags="<node flags>" adds node flags to the gateway only (e.g.
  * "--max-semi-space-size=8"), to compare V8 heap settings on RSS and throughput; --seconds N per
  * load phase (default 5); --no-report leaves bench/memory-report.md alone; --config FILE measures
  * another gateway config (its server.port is overridden).
