@@ -16,8 +16,9 @@
  *
  * Options: --flags="<node flags>" adds node flags to the gateway only (e.g.
  * "--max-semi-space-size=8"), to compare V8 heap settings on RSS and throughput; --seconds N per
- * load phase (default 5); --no-report leaves bench/memory-report.md alone; --config FILE measures
- * another gateway config (its server.port is overridden).
+ * load phase (default 5); --no-report leaves bench/memory-report.md alone; --no-demo skips the
+ * demo config; --config FILE measures another gateway config (its server.port is overridden);
+ * --gateway PATH runs another build's main.js (e.g. an older commit's, for before/after figures).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -189,17 +190,15 @@ function summariseModules(report: { esm: string[]; cjs: string[] }): ModuleSumma
 }
 
 /** Start the gateway under the module probe, ask it (SIGUSR2) what it loaded. */
-async function probeModules(configFile: string, origin: string, dir: string): Promise<ModuleSummary> {
+async function probeModules(
+  mainJs: string,
+  configFile: string,
+  origin: string,
+  dir: string,
+): Promise<ModuleSummary> {
   const out = join(dir, 'modules.json');
   const gw = spawnNode(
-    [
-      '--import',
-      join(root, 'scripts/module-probe.mjs'),
-      join(root, 'dist/main.js'),
-      'start',
-      '--config',
-      configFile,
-    ],
+    ['--import', join(root, 'scripts/module-probe.mjs'), mainJs, 'start', '--config', configFile],
     { PORTICO_MODULE_REPORT: out },
   );
   try {
@@ -226,11 +225,13 @@ async function main(): Promise<void> {
       flags: { type: 'string', default: '' },
       seconds: { type: 'string', default: '5' },
       config: { type: 'string' },
+      gateway: { type: 'string' },
       'no-report': { type: 'boolean', default: false },
       'no-demo': { type: 'boolean', default: false },
     },
   });
   const seconds = Number(values.seconds);
+  const mainJs = values.gateway ?? join(root, 'dist/main.js');
   const flags = (values.flags ?? '').split(' ').filter(Boolean);
   const loadAtStart = round(loadavg()[0] ?? 0, 2);
   const dir = await mkdtemp(join(tmpdir(), 'portico-membench-'));
@@ -270,15 +271,7 @@ async function main(): Promise<void> {
       await writeFile(configFile, gatewayConfig(gwPort, upstream, join(dir, 'data')));
     }
     process.stderr.write(`gateway (${values.config ?? 'bench config'}) ${flags.join(' ')}…\n`);
-    const gw = spawnNode([
-      ...flags,
-      join(root, 'dist/main.js'),
-      'start',
-      '--config',
-      configFile,
-      '--port',
-      String(gwPort),
-    ]);
+    const gw = spawnNode([...flags, mainJs, 'start', '--config', configFile, '--port', String(gwPort)]);
     children.push(gw);
     const gwOrigin = `http://127.0.0.1:${gwPort}`;
     await waitHttp(`${gwOrigin}/health`, 30_000);
@@ -296,15 +289,7 @@ async function main(): Promise<void> {
     if (!values['no-demo']) {
       const demoPort = await freePort();
       const demo = spawnNode(
-        [
-          ...flags,
-          join(root, 'dist/main.js'),
-          'start',
-          '--config',
-          join(root, 'examples/demo.yaml'),
-          '--port',
-          String(demoPort),
-        ],
+        [...flags, mainJs, 'start', '--config', join(root, 'examples/demo.yaml'), '--port', String(demoPort)],
         { PORTICO_DATA_DIR: join(dir, 'demo-data'), PORTICO_DEMO_MODEL: join(dir, 'absent.gguf') },
       );
       children.push(demo);
@@ -317,7 +302,7 @@ async function main(): Promise<void> {
     const probePort = await freePort();
     const probeConfig = join(dir, 'probe.yaml');
     await writeFile(probeConfig, gatewayConfig(probePort, upstream, join(dir, 'probe-data')));
-    const modules = await probeModules(probeConfig, `http://127.0.0.1:${probePort}`, dir);
+    const modules = await probeModules(mainJs, probeConfig, `http://127.0.0.1:${probePort}`, dir);
 
     const report = {
       generated_at: new Date().toISOString(),
