@@ -14,7 +14,7 @@ import { sha256Hex } from './lib/hash.js';
 import { VERSION } from './version.js';
 import { Tenancy } from './tenancy/tenancy.js';
 import { ResponseCache } from './cache/response-cache.js';
-import { Tracing } from './telemetry/tracing.js';
+import { createTracing, type Tracing } from './telemetry/tracing.js';
 import { AuditLog } from './telemetry/audit.js';
 import { Redactor } from './telemetry/redact.js';
 import { HealthChecker, publishBackendState } from './routing/health.js';
@@ -32,8 +32,7 @@ export class Gateway {
   readonly startedAt = Date.now();
   /** Response cache; its sizes and Redis connection are fixed at start (policy follows reloads). */
   readonly cache: ResponseCache;
-  /** Tracing, audit log and redaction are configured at start (telemetry.* is not hot-reloaded). */
-  readonly tracing: Tracing | undefined;
+  /** Audit log and redaction are configured at start (telemetry.* is not hot-reloaded). */
   readonly audit: AuditLog | undefined;
   readonly redactor: Redactor;
   #registry: ProviderRegistry;
@@ -42,6 +41,7 @@ export class Gateway {
   #generatedAdminToken: string | undefined;
   #version = 0;
   #tenancy: Tenancy | undefined;
+  #tracing: Tracing | undefined;
   #prompts: ReadonlyMap<string, string>;
   #ready = false;
   #draining = false;
@@ -59,7 +59,6 @@ export class Gateway {
     const tel = cfg.telemetry;
     this.redactor = new Redactor(tel.audit.redact_patterns);
     this.deps.redactor = this.redactor;
-    if (tel.tracing.enabled) this.tracing = new Tracing(tel.tracing, VERSION);
     if (tel.audit.enabled) {
       const audit = new AuditLog(tel.audit, { logger: this.logger, redactor: this.redactor });
       this.audit = audit;
@@ -93,6 +92,9 @@ export class Gateway {
    */
   static async create(loaded: LoadedConfig, opts: GatewayOptions = {}): Promise<Gateway> {
     const gw = new Gateway(loaded, opts);
+    // The OpenTelemetry SDK is loaded only when tracing is on.
+    const tracing = loaded.config.telemetry.tracing;
+    if (tracing.enabled) gw.#tracing = await createTracing(tracing, VERSION);
     const tenancy = await Tenancy.create(loaded.config, { logger: gw.logger, metrics: gw.metrics });
     gw.#tenancy = tenancy;
     gw.deps.tenancy = tenancy;
@@ -100,6 +102,11 @@ export class Gateway {
     await tenancy.syncConfig(gw.#snapshot, gw.#prompts);
     gw.#warmTokenizer();
     return gw;
+  }
+
+  /** Tracing (telemetry.tracing, configured at start; not hot-reloaded); set up by create(). */
+  get tracing(): Tracing | undefined {
+    return this.#tracing;
   }
 
   get tenancy(): Tenancy | undefined {
@@ -188,6 +195,6 @@ export class Gateway {
     await this.#tenancy?.close();
     await this.cache.close();
     await this.audit?.close();
-    await this.tracing?.shutdown();
+    await this.#tracing?.shutdown();
   }
 }

@@ -1,12 +1,12 @@
 /**
  * createStateBackends(cfg): the one place that picks a family and wires its stores.
  *   embedded:    memory counters + SQLite (tenants, keys, ledger, quotas) under data_dir
- *   distributed: Redis (counters, in-flight, quotas, invalidation) + Postgres (tenants, keys, ledger)
+ *   distributed: Redis (counters, in-flight, quotas, invalidation) + Postgres (tenants, keys, ledger),
+ *                in distributed.ts, imported only in that mode (so embedded never loads ioredis or pg)
  */
 import { holdStore, releaseStore } from './sqlite/backup.js';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import {
   InvalidatingKeyStore,
   InvalidatingTenantStore,
@@ -32,12 +32,6 @@ import type {
   StateLogger,
   TenantStore,
 } from './ports.js';
-import { openPostgres } from './postgres/db.js';
-import { PgKeyStore, PgLedgerStore, PgTenantStore } from './postgres/catalog.js';
-import { connectRedis, waitReady, type RedisContext } from './redis/client.js';
-import { RedisCounterStore } from './redis/counters.js';
-import { RedisInvalidationBus } from './redis/invalidation.js';
-import { RedisQuotaStore } from './redis/quotas.js';
 import { openSqlite } from './sqlite/db.js';
 import { SqliteKeyStore, SqliteLedgerStore, SqliteTenantStore } from './sqlite/catalog.js';
 import { SqliteQuotaStore } from './sqlite/quotas.js';
@@ -82,7 +76,8 @@ export interface StateBackends {
   close(): Promise<void>;
 }
 
-interface Parts {
+/** The stores of one family, before the caches and the ledger writer are put around them. */
+export interface StoreParts {
   kind: StateBackends['kind'];
   counters: CounterStore;
   quotas: QuotaStore;
@@ -96,7 +91,7 @@ interface Parts {
   closeConnections: () => Promise<void>;
 }
 
-function assemble(p: Parts, opts: StateOptions): StateBackends {
+function assemble(p: StoreParts, opts: StateOptions): StateBackends {
   const cacheOpts: BusCacheOptions = {
     ...opts.keyCache,
     ...(opts.clock ? { clock: opts.clock } : {}),
@@ -195,61 +190,9 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
     );
   }
 
-  const pg = await openPostgres(cfg.postgres.url, {
-    ...(cfg.postgres.schema ? { schema: cfg.postgres.schema } : {}),
-    ...(opts.logger ? { logger: opts.logger } : {}),
-    ...(opts.hooks ? { hooks: opts.hooks } : {}),
-  });
-  const redisOpts = { logger: opts.logger, hooks: opts.hooks };
-  const redis: Redis = connectRedis(cfg.redis.url, redisOpts);
-  const sub: Redis = connectRedis(cfg.redis.url, redisOpts);
-  const ready = await waitReady(redis);
-  await waitReady(sub);
-  if (!ready) {
-    opts.logger?.error(
-      { store: 'redis', mode: cfg.redis_failure_mode },
-      `redis unreachable at startup; counters and quotas are ${cfg.redis_failure_mode} until it is back`,
-    );
-  }
-  const ctx: RedisContext = {
-    redis,
-    prefix: cfg.redis.key_prefix ?? 'portico:',
-    mode: cfg.redis_failure_mode,
-    logger: opts.logger,
-    hooks: opts.hooks,
-  };
-  return assemble(
-    {
-      kind: 'distributed',
-      counters: new RedisCounterStore(ctx, c),
-      quotas: new RedisQuotaStore(ctx, c),
-      tenants: new PgTenantStore(pg, c),
-      keys: new PgKeyStore(pg, c),
-      ledger: new PgLedgerStore(pg),
-      bus: new RedisInvalidationBus(ctx, sub),
-      busStore: 'redis',
-      ledgerStore: 'postgres',
-      ping: async () => {
-        const [r, p] = await Promise.all([
-          redis.ping().then(
-            () => true,
-            () => false,
-          ),
-          pg.pool.query('SELECT 1').then(
-            () => true,
-            () => false,
-          ),
-        ]);
-        return { redis: r, postgres: p };
-      },
-      closeConnections: async () => {
-        redis.disconnect();
-        sub.disconnect();
-        await pg.pool.end();
-      },
-    },
-    opts,
-  );
+  // Redis and Postgres clients (ioredis, pg) are loaded only in distributed mode.
+  const { openDistributedParts } = await import('./distributed.js');
+  return assemble(await openDistributedParts(cfg, opts), opts);
 }
 
 /** A fresh, collision-free name (test schemas, key prefixes). */
