@@ -31,3 +31,12 @@ export function parsePort(value: string | undefined, flag = '--port'): number | 
     throw new UsageError(`${flag} must be a port number (0-65535), got "${value}"`);
   return n;
 }
+
+/** The process's own standard streams. */
+export function stdio(env: Env): CliIO {
+  return {
+    env,
+    out: (l) => process.stdout.write(l + '\n'),
+    err: (l) => process.stderr.write(l + '\n'),
+  };
+}

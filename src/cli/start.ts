@@ -1,12 +1,11 @@
 /** `portico start [--config FILE] [--host H] [--port N]`: run the gateway. */
-import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { Gateway } from '../app.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { ConfigWatcher } from '../config/watch.js';
 import { buildHttpServer } from '../http/server.js';
 import type { FastifyInstance } from 'fastify';
-import { packageRoot, parsePort, type CliIO } from './common.js';
+import { packageRoot, type CliIO } from './common.js';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -107,22 +106,16 @@ export function startBanner(gateway: Gateway, url: string, configFile: string): 
   return lines;
 }
 
-export async function runStartCommand(argv: string[], io: CliIO): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: 'string', short: 'c' },
-      host: { type: 'string' },
-      port: { type: 'string', short: 'p' },
-    },
-    strict: true,
-  });
-  const configFile = resolve(values.config ?? resolve(packageRoot(), 'examples/demo.yaml'));
+export async function runStart(
+  opts: { config?: string; host?: string; port?: number },
+  io: CliIO,
+): Promise<void> {
+  const configFile = resolve(opts.config ?? resolve(packageRoot(), 'examples/demo.yaml'));
   const running = await startGateway({
     configFile,
     env: io.env,
-    ...(values.host ? { host: values.host } : {}),
-    ...(parsePort(values.port) !== undefined ? { port: parsePort(values.port) as number } : {}),
+    ...(opts.host ? { host: opts.host } : {}),
+    ...(opts.port !== undefined ? { port: opts.port } : {}),
   });
   const { gateway, url } = running;
   const snap = gateway.snapshot;
