@@ -104,7 +104,7 @@ export function buildProgram(io: CliIO, setCode: (code: number) => void): Comman
     .version(VERSION, '-v, --version', 'print the version')
     .helpOption('-h, --help', 'show help for a command')
     .helpCommand('help [command...]', 'show help for a command')
-    .addHelpText('after', EXIT_HELP + '\n\nDocs: docs/cli.md, docs/configuration.md, docs/drills.md\n');
+    .addHelpText('after', EXIT_HELP + '\n\nDocs: docs/cli.md, docs/config.md, docs/drills.md\n');
   example(program, [
     'portico start                                   # the demo: examples/demo.yaml',
     'portico config check portico.yaml',
@@ -186,7 +186,7 @@ export function buildProgram(io: CliIO, setCode: (code: number) => void): Comman
   const config = program
     .command('config')
     .description('check a config file; print its JSON Schema')
-    .addHelpText('after', '\nSee docs/configuration.md.\n');
+    .addHelpText('after', '\nSee docs/config.md.\n');
   example(
     config
       .command('check')
