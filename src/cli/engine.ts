@@ -1,6 +1,6 @@
 /** `portico engine`: the built-in engine behind an OpenAI API (options declared in program.ts). */
 import type { CliIO } from './common.js';
-import { downloadProgress } from './progress.js';
+import { downloadProgress } from '../lib/progress.js';
 
 export interface EngineCliOptions {
   model: string;

@@ -3,7 +3,9 @@
  * ${ENV} variables (each once), schema errors, cross-field checks (model aliases, provider keys,
  * fallbacks, tenants without keys) — each with its path and a message a person can act on.
  */
-import { ConfigError, formatPath, loadConfigFile, type ConfigProblem } from './load.js';
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { ConfigError, formatPath, interpolateEnv, loadConfigFile, type ConfigProblem } from './load.js';
 import { crossCheck } from './cross-check.js';
 
 export interface CheckReport {
@@ -43,6 +45,20 @@ export async function checkConfigFile(
     };
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    return { file, ok: false, errors: err.problems, warnings: [], summary: null };
+    return { file, ok: false, errors: err.problems, warnings: await rawWarnings(file, env), summary: null };
+  }
+}
+
+/** The warnings of a config that has errors too (read leniently: the report should be complete). */
+async function rawWarnings(file: string, env: Record<string, string | undefined>): Promise<ConfigProblem[]> {
+  try {
+    const doc = parseDocument(await readFile(file, 'utf8'));
+    if (doc.errors.length > 0) return [];
+    const raw = interpolateEnv(doc.toJS(), env, []);
+    return crossCheck(raw)
+      .filter((p) => p.warning)
+      .map((p) => ({ path: formatPath(p.path), message: p.message }));
+  } catch {
+    return [];
   }
 }

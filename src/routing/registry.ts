@@ -13,6 +13,7 @@ import { CircuitBreaker } from './circuit.js';
 import { EngineProvider } from '../engine/provider.js';
 import type { Registry } from 'prom-client';
 import { ModelResolveError } from '../engine/resolve.js';
+import { downloadProgress } from '../lib/progress.js';
 import type { Logger } from '../telemetry/logger.js';
 
 /** What in-process providers report into: the gateway's metrics registry and log. */
@@ -46,9 +47,17 @@ function createProvider(
   switch (b.provider) {
     case 'sim':
       return new Simulator(id, b.sim ?? {});
-    case 'engine':
+    case 'engine': {
+      // A first-run download can take minutes: log its progress every 10 % (bytes, rate, ETA).
+      const progress = downloadProgress(
+        `engine ${id} downloading ${b.model_file}`,
+        (line) =>
+          (host.defer ?? ((f: () => void) => f()))(() => host.logger?.info({ backend: id }, line.trim())),
+        false,
+      );
       return new EngineProvider(id, {
         model: b.model_file,
+        resolve: { onProgress: (done, total) => progress.update(done, total) },
         sequences: b.sequences,
         contextPerSequence: b.context_size,
         queueTimeoutMs: b.queue_timeout_ms,
@@ -83,6 +92,7 @@ function createProvider(
           (host.defer ?? ((f: () => void) => f()))(log);
         },
       });
+    }
     case 'anthropic':
       return createAnthropicProvider({
         id,

@@ -1,4 +1,4 @@
-/** A download progress line for the CLI: bytes, rate and ETA; redrawn in place on a terminal. */
+/** Download progress for people: bytes, rate and ETA; redrawn in place on a terminal. */
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -39,7 +39,7 @@ export function downloadProgress(
   now: () => number = () => performance.now(),
 ): { update: (done: number, total: number) => void; finish: () => void } {
   const started = now();
-  let lastDraw = 0;
+  let lastDraw = Number.NEGATIVE_INFINITY;
   let lastDecile = -1;
   let drawn = false;
   return {
