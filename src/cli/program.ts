@@ -162,7 +162,7 @@ export function buildProgram(io: CliIO, setCode: (code: number) => void): Comman
       .description('run the built-in engine (llama.cpp) behind an OpenAI API')
       .requiredOption(
         '-m, --model <model>',
-        'a GGUF path or hf:owner/repo:QUANT (downloaded once, with progress)',
+        'a GGUF path or hf:owner/repo:QUANT (downloaded once, with progress) (required)',
       )
       .option('-p, --port <n>', 'listen port', portArg, 5001)
       .option('--host <host>', 'listen address', '127.0.0.1')
@@ -268,7 +268,7 @@ export function buildProgram(io: CliIO, setCode: (code: number) => void): Comman
       keys
         .command('create')
         .description('create an API key; it is printed once')
-        .requiredOption('--tenant <id>', 'the tenant')
+        .requiredOption('--tenant <id>', 'the tenant (required)')
         .option('--label <label>', 'a label (e.g. the machine or the person)')
         .option('--expires <iso>', 'expiry, ISO 8601 (e.g. 2027-01-01T00:00:00Z)')
         .option('--json', 'print JSON'),
@@ -329,7 +329,7 @@ export function buildProgram(io: CliIO, setCode: (code: number) => void): Comman
     promptset
       .command('generate')
       .description('write DIR/promptset.jsonl and DIR/manifest.json; the same arguments give the same bytes')
-      .requiredOption('--out <dir>', 'output directory')
+      .requiredOption('--out <dir>', 'output directory (required)')
       .option('--seed <n>', 'random seed', '42')
       .option('--scenario <id>', 'scenario id (recorded in the manifest)', 'default')
       .option('--dataset <id>', 'dataset id (recorded in the manifest)', 'general-qa')
@@ -354,9 +354,9 @@ export function buildProgram(io: CliIO, setCode: (code: number) => void): Comman
       .description(
         'send a promptset to a gateway; exits 1 when the error rate exceeds --max-error-rate or the pass rate is below --min-pass-rate',
       )
-      .requiredOption('--promptset <file>', 'promptset.jsonl')
-      .requiredOption('--target <url>', 'the gateway, e.g. http://127.0.0.1:8080')
-      .requiredOption('--run-id <id>', 'names the report files (letters, digits, ".", "_", "-")')
+      .requiredOption('--promptset <file>', 'promptset.jsonl (required)')
+      .requiredOption('--target <url>', 'the gateway, e.g. http://127.0.0.1:8080 (required)')
+      .requiredOption('--run-id <id>', 'names the report files (letters, digits, ".", "_", "-") (required)')
       .option('--key <key>', 'tenant API key (env PORTICO_API_KEY)')
       .option('--model <alias>', 'send chat completions to this model (give --model or --team)')
       .option('--team <team>', 'send to the team route POST /api/{team}/predict')
@@ -381,7 +381,7 @@ export function buildProgram(io: CliIO, setCode: (code: number) => void): Comman
       .option('--quiet', 'no progress line')
       .action(act(async (c) => (await import('./bench.js')).benchRun(c.opts(), io))),
     [
-      'portico bench run --promptset bench/promptsets/canary/promptset.jsonl --target http://127.0.0.1:8080 \\\n      --key sk-demo-acme --model default --count 50 --run-id canary-1',
+      'portico bench run --promptset bench/promptsets/canary/promptset.jsonl --target http://127.0.0.1:8080 \\\n      --key sk-demo-acme-corp --model default --count 50 --run-id canary-1',
     ],
   );
   example(
@@ -436,7 +436,7 @@ export function buildProgram(io: CliIO, setCode: (code: number) => void): Comman
     program
       .command('backup')
       .description('online backup of the embedded store (SQLite); the gateway may keep running')
-      .requiredOption('-o, --out <file>', 'the backup file to write')
+      .requiredOption('-o, --out <file>', 'the backup file to write (required)')
       .option(
         '--data-dir <dir>',
         "the store directory (default: --config's state.data_dir, else .portico-data)",
