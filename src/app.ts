@@ -50,7 +50,7 @@ export class Gateway {
   #heldLogs: Array<() => void> | undefined;
 
   constructor(loaded: LoadedConfig, opts: GatewayOptions = {}) {
-    this.logger = opts.logger ?? createLogger(loaded.config.logging.level);
+    this.logger = opts.logger ?? createLogger(loaded.config.logging.level, loaded.config.logging.format);
     this.metrics = new GatewayMetrics({ version: VERSION, defaultMetrics: opts.defaultMetrics ?? true });
     const cfg = loaded.config;
     this.cache = new ResponseCache(cfg.cache, {

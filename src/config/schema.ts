@@ -621,13 +621,17 @@ export const TelemetrySchema = z.strictObject({
 
 export const LoggingSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  format: z
+    .enum(['auto', 'json', 'pretty'])
+    .default('auto')
+    .describe('auto: one readable line per record when stdout is a terminal, JSON lines otherwise'),
 });
 
 export const ConfigSchema = z
   .strictObject({
     server: ServerSchema.default(ServerSchema.parse({})),
     admin: AdminSchema.default({ token: '', console: true, request_log_size: 1000 }),
-    logging: LoggingSchema.default({ level: 'info' }),
+    logging: LoggingSchema.default({ level: 'info', format: 'auto' }),
     state: StateSchema.default({ kind: 'embedded', data_dir: '.portico-data' }),
     admission: AdmissionSchema.default(AdmissionSchema.parse({})),
     cache: CacheSchema.default(CacheSchema.parse({})),

@@ -2,7 +2,7 @@ import { pino, type Logger, type LevelWithSilent } from 'pino';
 
 export type { Logger };
 
-export type LogFormat = 'json' | 'pretty';
+export type LogFormat = 'auto' | 'json' | 'pretty';
 
 const LEVELS: Record<number, string> = {
   10: 'TRACE',
@@ -39,10 +39,8 @@ export function prettyLine(json: string, colour = false): string {
  * writes one readable line per record. Secrets never reach the logger: keys are hashed, config
  * secrets are redacted.
  */
-export function createLogger(
-  level: LevelWithSilent = 'info',
-  format: LogFormat = process.stdout.isTTY ? 'pretty' : 'json',
-): Logger {
+export function createLogger(level: LevelWithSilent = 'info', format: LogFormat = 'auto'): Logger {
+  if (format === 'auto') format = process.stdout.isTTY ? 'pretty' : 'json';
   const opts = {
     level,
     base: { service: 'portico' },
