@@ -23,6 +23,8 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Collect Node process metrics (off in tests that build many gateways). */
   defaultMetrics?: boolean;
+  /** Hold start-up messages (an engine's model load) until releaseStartupLogs(): the CLI prints its banner first. */
+  holdStartupLogs?: boolean;
 }
 
 export class Gateway {
@@ -45,9 +47,10 @@ export class Gateway {
   #prompts: ReadonlyMap<string, string>;
   #ready = false;
   #draining = false;
+  #heldLogs: Array<() => void> | undefined;
 
   constructor(loaded: LoadedConfig, opts: GatewayOptions = {}) {
-    this.logger = opts.logger ?? createLogger(loaded.config.logging.level);
+    this.logger = opts.logger ?? createLogger(loaded.config.logging.level, loaded.config.logging.format);
     this.metrics = new GatewayMetrics({ version: VERSION, defaultMetrics: opts.defaultMetrics ?? true });
     const cfg = loaded.config;
     this.cache = new ResponseCache(cfg.cache, {
@@ -65,7 +68,12 @@ export class Gateway {
       // First hook: it captures the (redacted) bodies that later hooks (the console) show.
       this.deps.onFinish.unshift((ctx, status) => audit.record(ctx, status));
     }
-    this.#registry = new ProviderRegistry({ metricsRegistry: this.metrics.registry, logger: this.logger });
+    if (opts.holdStartupLogs) this.#heldLogs = [];
+    this.#registry = new ProviderRegistry({
+      metricsRegistry: this.metrics.registry,
+      logger: this.logger,
+      defer: (log) => (this.#heldLogs ? this.#heldLogs.push(log) : log()),
+    });
     this.metrics.setUpstreamSource(() => this.#upstreamConnections());
     const { pools } = this.#registry.build(loaded.config);
     this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
@@ -128,6 +136,12 @@ export class Gateway {
   }
   markReady(): void {
     this.#ready = true;
+  }
+  /** Write the start-up messages held so far (holdStartupLogs); later ones are written at once. */
+  releaseStartupLogs(): void {
+    const held = this.#heldLogs ?? [];
+    this.#heldLogs = undefined;
+    for (const log of held) log();
   }
   get draining(): boolean {
     return this.#draining;
