@@ -28,6 +28,7 @@ import type {
   KeyStore,
   LedgerStore,
   QuotaStore,
+  ResponseStore,
   StateHooks,
   StateLogger,
   TenantStore,
@@ -42,6 +43,9 @@ import { openSqlite } from './sqlite/db.js';
 import { SqliteKeyStore, SqliteLedgerStore, SqliteTenantStore } from './sqlite/catalog.js';
 import { SqliteQuotaStore } from './sqlite/quotas.js';
 import { SqliteInvalidationBus } from './sqlite/invalidation.js';
+import { MemoryResponseStore } from './memory/responses.js';
+import { SqliteResponseStore } from './sqlite/responses.js';
+import { PgResponseStore } from './postgres/responses.js';
 
 export type StateConfig =
   | { kind: 'embedded'; data_dir: string }
@@ -69,6 +73,8 @@ export interface StateBackends {
   tenants: TenantStore;
   keys: KeyStore;
   ledger: LedgerStore;
+  /** Stored Responses API responses (previous_response_id, GET/DELETE /v1/responses/{id}). */
+  responses: ResponseStore;
   bus: InvalidationBus;
   /** Per-request authentication: plaintext key -> key info, cached, invalidated across replicas. */
   keyResolver: KeyResolver;
@@ -89,6 +95,7 @@ interface Parts {
   tenants: TenantStore;
   keys: KeyStore;
   ledger: LedgerStore;
+  responses: ResponseStore;
   bus: InvalidationBus;
   busStore: BackendName;
   ledgerStore: BackendName;
@@ -123,6 +130,7 @@ function assemble(p: Parts, opts: StateOptions): StateBackends {
     tenants,
     keys,
     ledger: p.ledger,
+    responses: p.responses,
     bus: p.bus,
     keyResolver,
     tenantResolver,
@@ -157,6 +165,7 @@ export function createMemoryBackends(opts: StateOptions = {}): StateBackends {
       tenants,
       keys: new MemoryKeyStore(tenants, c),
       ledger: new MemoryLedgerStore(),
+      responses: new MemoryResponseStore(c),
       bus: new MemoryInvalidationBus(),
       busStore: 'memory',
       ledgerStore: 'memory',
@@ -182,6 +191,7 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
         tenants: new SqliteTenantStore(db, c),
         keys: new SqliteKeyStore(db, c),
         ledger: new SqliteLedgerStore(db),
+        responses: new SqliteResponseStore(db, c),
         bus: new SqliteInvalidationBus(db),
         busStore: 'sqlite',
         ledgerStore: 'sqlite',
@@ -226,6 +236,7 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
       tenants: new PgTenantStore(pg, c),
       keys: new PgKeyStore(pg, c),
       ledger: new PgLedgerStore(pg),
+      responses: new PgResponseStore(pg, c),
       bus: new RedisInvalidationBus(ctx, sub),
       busStore: 'redis',
       ledgerStore: 'postgres',
