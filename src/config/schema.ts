@@ -617,6 +617,18 @@ export const LoggingSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
+export const ResponsesSchema = z.strictObject({
+  ttl_hours: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 365)
+    .default(720)
+    .describe(
+      'how long a stored Responses API response (store: true) can be read or continued with previous_response_id; default 30 days',
+    ),
+});
+
 export const ConfigSchema = z
   .strictObject({
     server: ServerSchema.default(ServerSchema.parse({})),
@@ -625,6 +637,9 @@ export const ConfigSchema = z
     state: StateSchema.default({ kind: 'embedded', data_dir: '.portico-data' }),
     admission: AdmissionSchema.default(AdmissionSchema.parse({})),
     cache: CacheSchema.default(CacheSchema.parse({})),
+    responses: ResponsesSchema.default(ResponsesSchema.parse({})).describe(
+      'the Responses API (POST /v1/responses): stored responses',
+    ),
     telemetry: TelemetrySchema.default(TelemetrySchema.parse({})),
     tenants: z.array(TenantSchema).default([]),
     models: z.record(idString, ModelSchema).default({}),
