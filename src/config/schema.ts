@@ -315,6 +315,12 @@ export const BackendSchema = z.discriminatedUnion('provider', [
     api_key: z.string().optional().describe('sent as Bearer; use ${ENV}'),
     headers: z.record(z.string(), z.string()).optional(),
     force_include_usage: z.boolean().default(true).describe('ask for usage on streams'),
+    responses_api: z
+      .enum(['bridge', 'native'])
+      .default('bridge')
+      .describe(
+        'POST /v1/responses on this model: bridge = run as chat completions; native = pass through to the backend\'s own /responses (docs/responses.md)',
+      ),
   }),
   z.strictObject({
     provider: z
@@ -325,6 +331,10 @@ export const BackendSchema = z.discriminatedUnion('provider', [
     api_key: z.string().optional().describe('sent as Bearer; required by openrouter and together'),
     headers: z.record(z.string(), z.string()).optional(),
     force_include_usage: z.boolean().optional().describe('default from the preset (true for all)'),
+    responses_api: z
+      .enum(['bridge', 'native'])
+      .default('bridge')
+      .describe('native: the server speaks the Responses API itself (docs/responses.md)'),
   }),
   z.strictObject({
     provider: z.literal('engine'),

@@ -25,6 +25,7 @@ import type { JsonValue, ResponseStore } from '../state/index.js';
 import { countMessages, countText } from '../tenancy/tokens.js';
 import type { RequestContext } from './context.js';
 import { runChat, type PipelineDeps } from './run.js';
+import { runNativeResponses, speaksResponses } from './responses-native.js';
 import type { TenantRuntime } from './snapshot.js';
 
 /** What the state store keeps for one response. */
@@ -34,11 +35,22 @@ export interface StoredResponseDoc {
   input_items: InputItem[];
   /** The whole conversation up to and including this response's output (the next turn's history). */
   conversation: InputItem[];
+  /** Set when a backend that speaks the Responses API answered (native pass-through). */
+  native?: {
+    /** The backend's own response id (its previous_response_id for the next turn). */
+    upstream_id: string;
+    /** Portico's output item ids -> the backend's. */
+    items: Record<string, string>;
+  };
 }
 
 export type ResponsesOutcome =
   | { kind: 'json'; body: ResponseObject }
   | { kind: 'stream'; events: AsyncIterable<ResponseStreamEvent>; writer: ResponsesStream };
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
 
 /** How often (at most) a replica purges expired responses, piggy-backed on a store. */
 const PURGE_EVERY_MS = 10 * 60_000;
@@ -77,21 +89,24 @@ export async function deleteResponse(deps: PipelineDeps, tenant: string, id: str
 }
 
 /** Output items as the input items that replay them in a later turn. */
-function outputAsInput(output: OutputItem[]): InputItem[] {
-  return output.map((o): InputItem =>
-    o.type === 'message'
-      ? {
-          type: 'message',
-          role: 'assistant',
-          content: o.content.map((c) => ({ type: 'output_text', text: c.text })),
-          id: o.id,
-        }
-      : { type: 'function_call', call_id: o.call_id, name: o.name, arguments: o.arguments, id: o.id },
-  );
+export function outputAsInput(output: OutputItem[]): InputItem[] {
+  // Only messages and function calls replay as chat (native backends may add other item types).
+  return output
+    .filter((o) => o.type === 'message' || o.type === 'function_call')
+    .map((o): InputItem =>
+      o.type === 'message'
+        ? {
+            type: 'message',
+            role: 'assistant',
+            content: o.content.map((c) => ({ type: 'output_text', text: c.text })),
+            id: o.id,
+          }
+        : { type: 'function_call', call_id: o.call_id, name: o.name, arguments: o.arguments, id: o.id },
+    );
 }
 
 /** Replace item references with the items of the tenant's stored responses they name. */
-async function resolveInput(
+export async function resolveInput(
   deps: PipelineDeps,
   tenant: string,
   input: Array<InputItem | ItemReference>,
@@ -122,19 +137,21 @@ async function resolveInput(
   return out;
 }
 
-async function save(
+export async function save(
   deps: PipelineDeps,
   ctx: RequestContext,
   tenant: string,
   response: ResponseObject,
   input: InputItem[],
   history: InputItem[],
+  native?: StoredResponseDoc['native'],
 ): Promise<void> {
   const now = Date.now();
   const doc: StoredResponseDoc = {
     response,
     input_items: input,
     conversation: [...history, ...input, ...outputAsInput(response.output)],
+    ...(native ? { native } : {}),
   };
   const store = storeOf(deps);
   await store.put({
@@ -172,6 +189,28 @@ export async function runResponses(
   tenant: TenantRuntime,
   body: unknown,
 ): Promise<ResponsesOutcome> {
+  try {
+    return await runResponsesInner(deps, ctx, tenant, body);
+  } catch (err) {
+    // The output cap is `max_output_tokens` in this API: name it so in the error.
+    if (err instanceof PorticoError && err.code === 'max_tokens_exceeded')
+      throw new PorticoError(err.code, err.message.replace(/^max_tokens\b/, 'max_output_tokens'), {
+        param: 'max_output_tokens',
+        headers: err.headers,
+      });
+    throw err;
+  }
+}
+
+async function runResponsesInner(
+  deps: PipelineDeps,
+  ctx: RequestContext,
+  tenant: TenantRuntime,
+  body: unknown,
+): Promise<ResponsesOutcome> {
+  const alias = isRecord(body) && typeof body.model === 'string' ? body.model : undefined;
+  if (alias !== undefined && speaksResponses(ctx, tenant, alias))
+    return runNativeResponses(deps, ctx, tenant, body as Record<string, unknown>);
   const req: ParsedResponsesRequest = parseResponsesRequest(body);
   const history = req.previous_response_id
     ? (await loadResponse(deps, tenant.id, req.previous_response_id, 'previous_response_id')).conversation

@@ -103,7 +103,7 @@ export async function beginTenantRequest(
  * the client's (else `maxOutput`, the model's longest answer). Returns the answer's cap when a
  * token budget bound it (admit.ts), for capOutput to send upstream.
  */
-async function admitTokens(
+export async function admitTokens(
   deps: PipelineDeps,
   ctx: RequestContext,
   tenant: TenantRuntime,

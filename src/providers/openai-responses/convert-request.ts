@@ -209,12 +209,15 @@ function parseItem(item: unknown, i: number): InputItem | ItemReference {
   }
 }
 
-function parseTools(v: unknown): FunctionTool[] {
+function parseTools(v: unknown, lenient: boolean): FunctionTool[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw bad('tools', `tools must be an array, got ${typeName(v)}`);
-  return v.map((t, i) => {
+  const out: FunctionTool[] = [];
+  v.forEach((t: unknown, i) => {
     const param = `tools[${i}]`;
     if (!isObject(t)) throw bad(param, `${param} must be an object`);
+    // Native pass-through: hosted tools go to the backend as they are.
+    if (t.type !== 'function' && lenient) return;
     if (t.type !== 'function')
       throw unsupported(
         `${param}.type`,
@@ -226,17 +229,18 @@ function parseTools(v: unknown): FunctionTool[] {
       throw bad(`${param}.parameters`, `${param}.parameters must be a JSON Schema object`);
     if (t.description !== undefined && t.description !== null && typeof t.description !== 'string')
       throw bad(`${param}.description`, `${param}.description must be a string`);
-    return {
+    out.push({
       type: 'function',
       name: t.name,
       ...(typeof t.description === 'string' ? { description: t.description } : {}),
       parameters: isObject(t.parameters) ? t.parameters : null,
       strict: typeof t.strict === 'boolean' ? t.strict : null,
-    };
+    });
   });
+  return out;
 }
 
-function parseToolChoice(v: unknown, tools: FunctionTool[]): ResponseToolChoice {
+function parseToolChoice(v: unknown, tools: FunctionTool[], lenient: boolean): ResponseToolChoice {
   if (v === undefined || v === null) return 'auto';
   if (v === 'none' || v === 'auto' || v === 'required') return v;
   if (isObject(v) && v.type === 'function') {
@@ -245,6 +249,7 @@ function parseToolChoice(v: unknown, tools: FunctionTool[]): ResponseToolChoice 
       throw bad('tool_choice.name', `tool_choice names ${JSON.stringify(v.name)}, which is not in tools`);
     return { type: 'function', name: v.name };
   }
+  if (isObject(v) && lenient) return 'auto';
   if (isObject(v)) throw unsupported('tool_choice', `tool_choice of type ${JSON.stringify(v.type)}`);
   throw bad(
     'tool_choice',
@@ -252,10 +257,10 @@ function parseToolChoice(v: unknown, tools: FunctionTool[]): ResponseToolChoice 
   );
 }
 
-function parseText(v: unknown): { format: TextFormat } {
+function parseText(v: unknown, lenient: boolean): { format: TextFormat } {
   if (v === undefined || v === null) return { format: { type: 'text' } };
   if (!isObject(v)) throw bad('text', `text must be an object, got ${typeName(v)}`);
-  if (v.verbosity !== undefined && v.verbosity !== null)
+  if (v.verbosity !== undefined && v.verbosity !== null && !lenient)
     throw unsupported('text.verbosity', 'text.verbosity');
   const f = v.format;
   if (f === undefined || f === null) return { format: { type: 'text' } };
@@ -293,15 +298,11 @@ function parseMetadata(v: unknown): Record<string, string> {
   return v as Record<string, string>;
 }
 
-/** Validate a POST /v1/responses body. */
-export function parseResponsesRequest(body: unknown): ParsedResponsesRequest {
-  if (!isObject(body)) throw bad('body', `the request body must be a JSON object, got ${typeName(body)}`);
-  for (const k of Object.keys(body))
-    if (!KNOWN.has(k) && body[k] !== null && body[k] !== undefined)
-      throw unsupported(k, `the parameter ${k}`);
-  if (typeof body.model !== 'string' || body.model === '')
-    throw bad('model', 'model is required: a model alias');
-  if (body.background === true) throw unsupported('background', 'background mode');
+/** The item types Portico converts; native pass-through sends others to the backend untouched. */
+const CONVERTED_ITEMS = new Set(['message', 'function_call', 'function_call_output', 'item_reference']);
+
+/** What only a backend that speaks the Responses API could honour. */
+function checkBridgeable(body: Record<string, unknown>): void {
   if (body.truncation !== undefined && body.truncation !== null && body.truncation !== 'disabled')
     throw unsupported('truncation', `truncation ${JSON.stringify(body.truncation)} (only "disabled")`);
   const r = body.reasoning;
@@ -327,23 +328,50 @@ export function parseResponsesRequest(body: unknown): ParsedResponsesRequest {
         throw unsupported(`include[${i}]`, `include ${JSON.stringify(x)}`);
     });
   }
+}
+
+/**
+ * Validate a POST /v1/responses body. `native`: the body goes to a backend that speaks the
+ * Responses API itself, so what Portico cannot bridge (hosted tools, reasoning, include, other
+ * item types, ...) is left for the backend to accept or refuse; what Portico governs is checked.
+ */
+export function parseResponsesRequest(
+  body: unknown,
+  opts: { native?: boolean } = {},
+): ParsedResponsesRequest {
+  const lenient = opts.native === true;
+  if (!isObject(body)) throw bad('body', `the request body must be a JSON object, got ${typeName(body)}`);
+  for (const k of Object.keys(body))
+    if (!KNOWN.has(k) && body[k] !== null && body[k] !== undefined && (!lenient || k === 'conversation'))
+      throw unsupported(k, `the parameter ${k}`);
+  if (typeof body.model !== 'string' || body.model === '')
+    throw bad('model', 'model is required: a model alias');
+  if (body.background === true) throw unsupported('background', 'background mode');
+  if (!lenient) checkBridgeable(body);
   const previous = optString(body, 'previous_response_id');
   let input: Array<InputItem | ItemReference>;
   const raw = body.input;
   if (typeof raw === 'string')
     input = [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: raw }] }];
-  else if (Array.isArray(raw)) input = raw.map(parseItem);
+  else if (Array.isArray(raw))
+    input = raw.flatMap((it: unknown, i) =>
+      lenient &&
+      isObject(it) &&
+      !CONVERTED_ITEMS.has(String(it.type ?? (it.role !== undefined ? 'message' : '')))
+        ? []
+        : [parseItem(it, i)],
+    );
   else if ((raw === undefined || raw === null) && previous !== null) input = [];
   else throw bad('input', `input must be a string or an array of input items, got ${typeName(raw)}`);
-  const tools = parseTools(body.tools);
+  const tools = parseTools(body.tools, lenient);
   const user = optString(body, 'user') ?? optString(body, 'safety_identifier');
   return {
     model: body.model,
     input,
     instructions: optString(body, 'instructions'),
     tools,
-    tool_choice: parseToolChoice(body.tool_choice, tools),
-    text: parseText(body.text),
+    tool_choice: parseToolChoice(body.tool_choice, tools, lenient),
+    text: parseText(body.text, lenient),
     max_output_tokens: optNumber(body, 'max_output_tokens', 1, Number.MAX_SAFE_INTEGER),
     temperature: optNumber(body, 'temperature', 0, 2),
     top_p: optNumber(body, 'top_p', 0, 1),

@@ -12,13 +12,13 @@ export function newResponseId(): string {
   return `resp_${randomUUID().replaceAll('-', '')}`;
 }
 
-export function itemId(responseId: string, kind: 'msg' | 'fc', n: number): string {
+export function itemId(responseId: string, kind: string, n: number): string {
   return `${kind}_${responseId.slice('resp_'.length)}_${n}`;
 }
 
 /** The response id an output item id was minted under (undefined for ids Portico did not mint). */
 export function responseIdOfItem(id: string): string | undefined {
-  const m = /^(?:msg|fc)_([0-9a-f]{32})_\d+$/.exec(id);
+  const m = /^[a-z]{1,16}_([0-9a-f]{32})_\d+$/.exec(id);
   return m ? `resp_${m[1]}` : undefined;
 }
 

@@ -56,6 +56,11 @@ export class ResponsesStream {
     this.#who = who;
   }
 
+  /** Continue the numbering of a stream written by someone else (native pass-through). */
+  continueAfter(lastSequence: number): void {
+    this.#seq = lastSequence + 1;
+  }
+
   #ev(type: string, body: Record<string, unknown>): ResponseStreamEvent {
     return { type, sequence_number: this.#seq++, ...body };
   }
