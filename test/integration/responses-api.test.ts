@@ -374,4 +374,15 @@ describe('Responses API with the openai SDK', () => {
     await state?.ledgerWriter.flush();
     assert.ok(((await state?.ledger.count({ tenant: 'acme-corp', model: 'lorem' })) ?? 0) > 0);
   });
+
+  it('the routes are in the OpenAPI document at /docs/json', async () => {
+    const spec = (await (await fetch(`${gw.url}/docs/json`)).json()) as {
+      paths: Record<string, Record<string, { security?: unknown }>>;
+    };
+    assert.ok(spec.paths['/v1/responses']?.post);
+    assert.ok(spec.paths['/v1/responses/{id}']?.get);
+    assert.ok(spec.paths['/v1/responses/{id}']?.delete);
+    assert.ok(spec.paths['/v1/responses/{id}/input_items']?.get);
+    assert.deepEqual(spec.paths['/v1/responses']?.post?.security, [{ tenantKey: [] }]);
+  });
 });
