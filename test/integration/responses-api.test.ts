@@ -375,6 +375,19 @@ describe('Responses API with the openai SDK', () => {
     assert.ok(((await state?.ledger.count({ tenant: 'acme-corp', model: 'lorem' })) ?? 0) > 0);
   });
 
+  it('answers without /v1 and with a trailing slash, like the other OpenAI routes', async () => {
+    const headers = { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' };
+    const res = await fetch(`${gw.url}/responses/`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ model: 'default', input: 'hi' }),
+    });
+    assert.equal(res.status, 200);
+    const { id } = (await res.json()) as { id: string };
+    assert.equal((await fetch(`${gw.url}/responses/${id}`, { headers })).status, 200);
+    assert.equal((await fetch(`${gw.url}/v1/responses/${id}/`, { headers })).status, 200);
+  });
+
   it('the routes are in the OpenAPI document at /docs/json', async () => {
     const spec = (await (await fetch(`${gw.url}/docs/json`)).json()) as {
       paths: Record<string, Record<string, { security?: unknown }>>;

@@ -6,6 +6,17 @@
 import type { Clock, JsonValue, ResponseStore, StoredResponse } from '../ports.js';
 import { checkResponseKey, checkStoredResponse } from '../validate-input.js';
 import type { PgContext } from './db.js';
+import { StateUnavailableError } from '../errors.js';
+
+/** A failed query is the store being unavailable (the gateway answers 503), reported to the hooks. */
+async function guard<T>(ctx: PgContext, op: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    ctx.hooks?.onError?.({ store: 'postgres', port: 'responses', op, mode: 'fail_closed', error: e });
+    throw new StateUnavailableError('postgres', `response store unavailable (${op})`, e);
+  }
+}
 
 interface Row {
   data: string;
@@ -24,18 +35,22 @@ export class PgResponseStore implements ResponseStore {
 
   async put(r: StoredResponse): Promise<void> {
     checkStoredResponse(r);
-    await this.#ctx.pool.query(
-      `INSERT INTO ${this.#ctx.s}.responses (tenant, id, data, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+    await guard(this.#ctx, 'put', () =>
+      this.#ctx.pool.query(
+        `INSERT INTO ${this.#ctx.s}.responses (tenant, id, data, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (tenant, id) DO UPDATE SET data = EXCLUDED.data, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at`,
-      [r.tenant, r.id, JSON.stringify(r.data), r.createdAt, r.expiresAt],
+        [r.tenant, r.id, JSON.stringify(r.data), r.createdAt, r.expiresAt],
+      ),
     );
   }
 
   async get(tenant: string, id: string, now = this.#clock()): Promise<StoredResponse | null> {
     checkResponseKey(tenant, id);
-    const res = await this.#ctx.pool.query<Row>(
-      `SELECT data, created_at, expires_at FROM ${this.#ctx.s}.responses WHERE tenant = $1 AND id = $2 AND expires_at > $3`,
-      [tenant, id, now],
+    const res = await guard(this.#ctx, 'get', () =>
+      this.#ctx.pool.query<Row>(
+        `SELECT data, created_at, expires_at FROM ${this.#ctx.s}.responses WHERE tenant = $1 AND id = $2 AND expires_at > $3`,
+        [tenant, id, now],
+      ),
     );
     const row = res.rows[0];
     if (!row) return null;
@@ -50,9 +65,11 @@ export class PgResponseStore implements ResponseStore {
 
   async delete(tenant: string, id: string): Promise<boolean> {
     checkResponseKey(tenant, id);
-    const res = await this.#ctx.pool.query(
-      `DELETE FROM ${this.#ctx.s}.responses WHERE tenant = $1 AND id = $2 AND expires_at > $3`,
-      [tenant, id, this.#clock()],
+    const res = await guard(this.#ctx, 'delete', () =>
+      this.#ctx.pool.query(
+        `DELETE FROM ${this.#ctx.s}.responses WHERE tenant = $1 AND id = $2 AND expires_at > $3`,
+        [tenant, id, this.#clock()],
+      ),
     );
     return (res.rowCount ?? 0) > 0;
   }
