@@ -57,6 +57,16 @@ describe('Responses API with the openai SDK', () => {
       models: {
         default: { backends: [{ id: 'sim-echo', provider: 'sim', sim: { mode: 'echo' } }] },
         lorem: { backends: [{ id: 'sim-lorem', provider: 'sim', sim: { output_tokens: 12 } }] },
+        cut: {
+          backends: [
+            {
+              id: 'sim-cut',
+              provider: 'sim',
+              sim: { output_tokens: 20, faults: { disconnect_rate: 1, disconnect_after_chunks: 3 } },
+            },
+          ],
+          retry: { attempts: 1 },
+        },
         oai: {
           backends: [
             { id: 'oai', provider: 'openai', base_url: sim.baseURL, api_key: 'sk-up', model: 'up-model' },
@@ -166,6 +176,35 @@ describe('Responses API with the openai SDK', () => {
     const done = events.at(-1) as unknown as { response: OpenAI.Responses.Response };
     assert.equal(done.response.status, 'completed');
     assert.ok((done.response.usage?.total_tokens ?? 0) > 0);
+  });
+
+  it('a stream cut mid-way ends with error then response.failed, numbering unbroken; nothing is stored', async () => {
+    const res = await fetch(`${gw.baseURL}/responses`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'cut', input: 'Say hello.', stream: true }),
+    });
+    assert.equal(res.status, 200);
+    const events = (await res.text())
+      .split('\n\n')
+      .filter((b) => b.trim() !== '')
+      .map((b) => JSON.parse(/^data: (.+)$/m.exec(b)?.[1] ?? 'null') as Record<string, unknown>);
+    events.forEach((e, i) => assert.equal(e.sequence_number, i));
+    assert.equal(events[0]?.type, 'response.created');
+    assert.ok(
+      events.some((e) => e.type === 'response.output_text.delta'),
+      'some text came first',
+    );
+    const [err, failed] = events.slice(-2);
+    assert.equal(err?.type, 'error');
+    assert.equal(typeof err?.message, 'string');
+    assert.equal(failed?.type, 'response.failed');
+    const resp = failed?.response as { id: string; status: string; error: { code: string } | null };
+    assert.equal(resp.status, 'failed');
+    assert.ok(resp.error?.code);
+    await assert.rejects(acme.responses.retrieve(resp.id), OpenAI.NotFoundError);
+    // The SDK's stream helper surfaces it as an error.
+    await assert.rejects(acme.responses.stream({ model: 'cut', input: 'Say hello.' }).finalResponse());
   });
 
   for (const model of ['lorem', 'oai', 'claude']) {
