@@ -18,6 +18,7 @@ import { createTracing, type Tracing } from './telemetry/tracing.js';
 import { AuditLog } from './telemetry/audit.js';
 import { Redactor } from './telemetry/redact.js';
 import { HealthChecker, publishBackendState } from './routing/health.js';
+import { MemoryResponseStore } from './state/memory/responses.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -58,7 +59,14 @@ export class Gateway {
       logger: this.logger,
       redisUrl: cfg.state.kind === 'distributed' ? cfg.state.redis.url : undefined,
     });
-    this.deps = { metrics: this.metrics, logger: this.logger, onFinish: [], cache: this.cache };
+    this.deps = {
+      metrics: this.metrics,
+      logger: this.logger,
+      onFinish: [],
+      cache: this.cache,
+      // A bare gateway (no state store) keeps stored responses in memory.
+      responses: new MemoryResponseStore(),
+    };
     const tel = cfg.telemetry;
     this.redactor = new Redactor(tel.audit.redact_patterns);
     this.deps.redactor = this.redactor;
@@ -106,6 +114,7 @@ export class Gateway {
     const tenancy = await Tenancy.create(loaded.config, { logger: gw.logger, metrics: gw.metrics });
     gw.#tenancy = tenancy;
     gw.deps.tenancy = tenancy;
+    gw.deps.responses = tenancy.state.responses;
     gw.deps.lookupKey = (plaintext, ctx) => tenancy.lookupKey(plaintext, ctx.snapshot);
     await tenancy.syncConfig(gw.#snapshot, gw.#prompts);
     gw.#warmTokenizer();

@@ -316,6 +316,12 @@ export const BackendSchema = z.discriminatedUnion('provider', [
     api_key: z.string().optional().describe('sent as Bearer; use ${ENV}'),
     headers: z.record(z.string(), z.string()).optional(),
     force_include_usage: z.boolean().default(true).describe('ask for usage on streams'),
+    responses_api: z
+      .enum(['bridge', 'native'])
+      .default('bridge')
+      .describe(
+        'POST /v1/responses on this model: bridge = run as chat completions; native = pass through to the backend\'s own /responses (docs/responses.md)',
+      ),
   }),
   z.strictObject({
     provider: z
@@ -326,6 +332,10 @@ export const BackendSchema = z.discriminatedUnion('provider', [
     api_key: z.string().optional().describe('sent as Bearer; required by openrouter and together'),
     headers: z.record(z.string(), z.string()).optional(),
     force_include_usage: z.boolean().optional().describe('default from the preset (true for all)'),
+    responses_api: z
+      .enum(['bridge', 'native'])
+      .default('bridge')
+      .describe('native: the server speaks the Responses API itself (docs/responses.md)'),
   }),
   z.strictObject({
     provider: z.literal('engine'),
@@ -627,6 +637,18 @@ export const LoggingSchema = z.strictObject({
     .describe('auto: one readable line per record when stdout is a terminal, JSON lines otherwise'),
 });
 
+export const ResponsesSchema = z.strictObject({
+  ttl_hours: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 365)
+    .default(720)
+    .describe(
+      'how long a stored Responses API response (store: true) can be read or continued with previous_response_id; default 30 days',
+    ),
+});
+
 export const ConfigSchema = z
   .strictObject({
     server: ServerSchema.default(ServerSchema.parse({})),
@@ -635,6 +657,9 @@ export const ConfigSchema = z
     state: StateSchema.default({ kind: 'embedded', data_dir: '.portico-data' }),
     admission: AdmissionSchema.default(AdmissionSchema.parse({})),
     cache: CacheSchema.default(CacheSchema.parse({})),
+    responses: ResponsesSchema.default(ResponsesSchema.parse({})).describe(
+      'the Responses API (POST /v1/responses): stored responses',
+    ),
     telemetry: TelemetrySchema.default(TelemetrySchema.parse({})),
     tenants: z.array(TenantSchema).default([]),
     models: z.record(idString, ModelSchema).default({}),

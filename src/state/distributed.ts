@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import type { StateConfig, StateOptions, StoreParts } from './factory.js';
 import { openPostgres } from './postgres/db.js';
 import { PgKeyStore, PgLedgerStore, PgTenantStore } from './postgres/catalog.js';
+import { PgResponseStore } from './postgres/responses.js';
 import { connectRedis, waitReady, type RedisContext } from './redis/client.js';
 import { RedisCounterStore } from './redis/counters.js';
 import { RedisInvalidationBus } from './redis/invalidation.js';
@@ -47,6 +48,7 @@ export async function openDistributedParts(
     tenants: new PgTenantStore(pg, c),
     keys: new PgKeyStore(pg, c),
     ledger: new PgLedgerStore(pg),
+    responses: new PgResponseStore(pg, c),
     bus: new RedisInvalidationBus(ctx, sub),
     busStore: 'redis',
     ledgerStore: 'postgres',

@@ -28,6 +28,7 @@ import type {
   KeyStore,
   LedgerStore,
   QuotaStore,
+  ResponseStore,
   StateHooks,
   StateLogger,
   TenantStore,
@@ -36,6 +37,8 @@ import { openSqlite } from './sqlite/db.js';
 import { SqliteKeyStore, SqliteLedgerStore, SqliteTenantStore } from './sqlite/catalog.js';
 import { SqliteQuotaStore } from './sqlite/quotas.js';
 import { SqliteInvalidationBus } from './sqlite/invalidation.js';
+import { MemoryResponseStore } from './memory/responses.js';
+import { SqliteResponseStore } from './sqlite/responses.js';
 
 export type StateConfig =
   | { kind: 'embedded'; data_dir: string }
@@ -63,6 +66,8 @@ export interface StateBackends {
   tenants: TenantStore;
   keys: KeyStore;
   ledger: LedgerStore;
+  /** Stored Responses API responses (previous_response_id, GET/DELETE /v1/responses/{id}). */
+  responses: ResponseStore;
   bus: InvalidationBus;
   /** Per-request authentication: plaintext key -> key info, cached, invalidated across replicas. */
   keyResolver: KeyResolver;
@@ -84,6 +89,7 @@ export interface StoreParts {
   tenants: TenantStore;
   keys: KeyStore;
   ledger: LedgerStore;
+  responses: ResponseStore;
   bus: InvalidationBus;
   busStore: BackendName;
   ledgerStore: BackendName;
@@ -118,6 +124,7 @@ function assemble(p: StoreParts, opts: StateOptions): StateBackends {
     tenants,
     keys,
     ledger: p.ledger,
+    responses: p.responses,
     bus: p.bus,
     keyResolver,
     tenantResolver,
@@ -152,6 +159,7 @@ export function createMemoryBackends(opts: StateOptions = {}): StateBackends {
       tenants,
       keys: new MemoryKeyStore(tenants, c),
       ledger: new MemoryLedgerStore(),
+      responses: new MemoryResponseStore(c),
       bus: new MemoryInvalidationBus(),
       busStore: 'memory',
       ledgerStore: 'memory',
@@ -177,6 +185,7 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
         tenants: new SqliteTenantStore(db, c),
         keys: new SqliteKeyStore(db, c),
         ledger: new SqliteLedgerStore(db),
+        responses: new SqliteResponseStore(db, c),
         bus: new SqliteInvalidationBus(db),
         busStore: 'sqlite',
         ledgerStore: 'sqlite',
