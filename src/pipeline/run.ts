@@ -330,9 +330,69 @@ function accountedUsage(
   };
 }
 
+/**
+ * Accounting, once per request, at the end of its response but before its last byte is handed to
+ * the socket (unary: the onSend hook; streams: before the closing event): counts the usage, prices
+ * it and writes the ledger record, which the ledger journal makes durable at once. So a crash
+ * right after cannot lose the record of a response the client received; the record carries the
+ * quota commit finishRequest will make, so a replay can make it too.
+ */
+export function recordUsage(deps: PipelineDeps, ctx: RequestContext, status: number): void {
+  if (ctx.accounting || ctx.finished) return;
+  const latencyMs = performance.now() - ctx.startedAt;
+  const usage = ctx.model ? accountedUsage(ctx, status) : undefined;
+  const countsAgainstQuota = !ctx.cacheHit || ctx.snapshot.config.admission.count_cache_hits_against_quota;
+  const quotaActual = usage && countsAgainstQuota ? usage.prompt + usage.completion : usage ? 0 : undefined;
+  const accounting: NonNullable<RequestContext['accounting']> = { usage, quotaActual, quotaJournaled: false };
+  ctx.accounting = accounting;
+  const tenant = ctx.tenant?.id ?? ANONYMOUS_TENANT;
+  const model = ctx.model ?? UNKNOWN_MODEL;
+  if (usage) {
+    ctx.accountedTokens = { input: usage.prompt, output: usage.completion, estimated: usage.estimated };
+    const pricing = ctx.snapshot.config.models[model]?.pricing;
+    ctx.costUsd = ctx.cacheHit
+      ? 0
+      : costUsd(pricing, usage.prompt, usage.completion, ctx.usage ? cacheTokensOf(ctx.usage) : undefined);
+  }
+  // One ledger record per admitted request: it reached a backend (or the cache answered).
+  if (
+    deps.tenancy &&
+    ctx.tenant &&
+    ctx.model &&
+    (ctx.backend !== undefined || ctx.cacheHit !== undefined) &&
+    ACCOUNTED.has(ctx.route)
+  ) {
+    const reservation = ctx.admission?.reservation;
+    const quota =
+      reservation && quotaActual !== undefined ? { res: reservation, tokens: quotaActual } : undefined;
+    accounting.quotaJournaled = quota !== undefined;
+    const ok = deps.tenancy.state.ledgerWriter.write(
+      {
+        id: ctx.requestId,
+        time: Date.now(),
+        tenant,
+        key_id: ctx.keyId ?? null,
+        model,
+        backend: ctx.backend ?? null,
+        tokens_in: usage?.prompt ?? 0,
+        tokens_out: usage?.completion ?? 0,
+        estimated: usage?.estimated ?? false,
+        cost_usd: ctx.costUsd ?? 0,
+        latency_ms: Math.round(latencyMs * 1000) / 1000,
+        status,
+        cache_hit: ctx.cacheHit !== undefined,
+        request_id: ctx.requestId,
+      },
+      quota,
+    );
+    if (!ok) deps.logger.warn({ requestId: ctx.requestId }, 'usage ledger buffer above its high-water mark');
+  }
+}
+
 /** Last stage, exactly once per request: metrics, accounting (quota settle, ledger), then the finish hooks. */
 export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: number): void {
   if (ctx.finished) return;
+  recordUsage(deps, ctx, status);
   ctx.finished = true;
   const tenant = ctx.tenant?.id ?? ANONYMOUS_TENANT;
   const model = ctx.model ?? UNKNOWN_MODEL;
@@ -350,47 +410,23 @@ export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: n
     seconds: latencyMs / 1000,
   });
   if (ctx.tenant) m.child.inFlight(tenant).dec();
-  const usage = ctx.model ? accountedUsage(ctx, status) : undefined;
+  const usage = ctx.accounting?.usage;
   if (usage) {
-    ctx.accountedTokens = { input: usage.prompt, output: usage.completion, estimated: usage.estimated };
     m.child.tokens(tenant, model, 'input').inc(usage.prompt);
     m.child.tokens(tenant, model, 'output').inc(usage.completion);
-    const pricing = ctx.snapshot.config.models[model]?.pricing;
-    ctx.costUsd = ctx.cacheHit
-      ? 0
-      : costUsd(pricing, usage.prompt, usage.completion, ctx.usage ? cacheTokensOf(ctx.usage) : undefined);
-    if (ctx.costUsd > 0) m.child.cost(tenant, model).inc(ctx.costUsd);
+    if (ctx.costUsd !== undefined && ctx.costUsd > 0) m.child.cost(tenant, model).inc(ctx.costUsd);
   }
   if (ctx.admission) {
-    const countsAgainstQuota = !ctx.cacheHit || ctx.snapshot.config.admission.count_cache_hits_against_quota;
-    const actual = usage && countsAgainstQuota ? usage.prompt + usage.completion : usage ? 0 : undefined;
-    void releaseHolds(deps, ctx, actual);
-  }
-  // One ledger record per admitted request: it reached a backend (or the cache answered).
-  if (
-    deps.tenancy &&
-    ctx.tenant &&
-    ctx.model &&
-    (ctx.backend !== undefined || ctx.cacheHit !== undefined) &&
-    ACCOUNTED.has(ctx.route)
-  ) {
-    const ok = deps.tenancy.state.ledgerWriter.write({
-      id: ctx.requestId,
-      time: Date.now(),
-      tenant,
-      key_id: ctx.keyId ?? null,
-      model,
-      backend: ctx.backend ?? null,
-      tokens_in: usage?.prompt ?? 0,
-      tokens_out: usage?.completion ?? 0,
-      estimated: usage?.estimated ?? false,
-      cost_usd: ctx.costUsd ?? 0,
-      latency_ms: Math.round(latencyMs * 1000) / 1000,
-      status,
-      cache_hit: ctx.cacheHit !== undefined,
-      request_id: ctx.requestId,
-    });
-    if (!ok) deps.logger.warn({ requestId: ctx.requestId }, 'usage ledger buffer above its high-water mark');
+    const journaled = ctx.accounting?.quotaJournaled === true;
+    const settled = releaseHolds(deps, ctx, ctx.accounting?.quotaActual);
+    // The journal keeps the record until its quota commit is confirmed (a replay redoes it otherwise).
+    if (journaled && deps.tenancy) {
+      const writer = deps.tenancy.state.ledgerWriter;
+      void settled.then(
+        (ok) => writer.quotaSettled(ctx.requestId, ok),
+        () => writer.quotaSettled(ctx.requestId, false),
+      );
+    }
   }
   for (const hook of deps.onFinish) {
     try {
