@@ -369,10 +369,18 @@ async function openJournal(
   opts: StateOptions,
 ): Promise<{ journal?: LedgerJournal; journalReplay?: JournalReplay }> {
   if (dir === '') return {};
-  const journal = LedgerJournal.open(dir, {
-    ...opts.journal,
-    ...(opts.logger ? { logger: opts.logger } : {}),
-  });
+  let journal: LedgerJournal;
+  try {
+    journal = LedgerJournal.open(dir, {
+      ...opts.journal,
+      ...(opts.logger ? { logger: opts.logger } : {}),
+    });
+  } catch (err) {
+    throw new Error(
+      `cannot open the usage ledger journal under ${dir}: ${err instanceof Error ? err.message : String(err)}. Set state.journal_dir to a writable directory (its own volume per replica), or to '' to run without the journal (a crash may then lose the last ~250 ms of ledger records).`,
+      { cause: err },
+    );
+  }
   const journalReplay = await replayJournal(journal, ledger, quotas, opts.logger);
   return { journal, journalReplay };
 }
