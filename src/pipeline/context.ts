@@ -51,6 +51,8 @@ export interface RequestContext {
   admission?: AdmissionHolds;
   /** Headers to add to the response whatever its outcome (rate-limit state, ...). */
   responseHeaders?: Record<string, string>;
+  /** The answer was cut short (stream cancelled by the client or broken off upstream): billed for what was delivered. */
+  partial?: boolean;
   /** Streamed output text, kept only to estimate usage when the upstream reports none. */
   outputChars?: string;
   /** Prompt tokens as Portico counted them (for estimates), when it had to count. */

@@ -125,24 +125,44 @@ function affinityKeyOf(messages: ChatCompletionRequest['messages']): string {
   return `${first.role}:${text.slice(0, 512)}`;
 }
 
-/** Capture usage from a stream; hide the usage-only chunk unless the client asked for it. */
+/**
+ * Capture usage from a stream; hide the usage-only chunk unless the client asked for it. Keeps the
+ * text that reached the client (a piece counts once the consumer comes back for the next chunk,
+ * i.e. after it wrote this one), so a stream cut short (the client cancelled, the upstream broke
+ * off) without upstream usage is billed for what was delivered: counted with the tokenizer once,
+ * at the end (accountedUsage), and marked partial. `countPrompt` counts the prompt then, when
+ * admission did not.
+ */
 async function* trackUsage<
   C extends { usage?: Usage | null; choices: Array<{ delta?: { content?: string | null }; text?: string }> },
->(ctx: RequestContext, chunks: AsyncIterable<C>, clientWantsUsage: boolean): AsyncGenerator<C> {
+>(
+  ctx: RequestContext,
+  chunks: AsyncIterable<C>,
+  clientWantsUsage: boolean,
+  countPrompt: () => number,
+): AsyncGenerator<C> {
   let chars = '';
-  for await (const c of chunks) {
-    if (c.usage) ctx.usage = c.usage;
-    else if (ctx.usage === undefined || ctx.captureOutput) {
-      const choice = c.choices[0];
+  let ended = false;
+  try {
+    for await (const c of chunks) {
+      if (c.usage) ctx.usage = c.usage;
+      const choice = c.usage ? undefined : c.choices[0];
       const piece = choice?.delta?.content ?? choice?.text;
-      if (piece && chars.length < 1_000_000) chars += piece;
+      if (!clientWantsUsage && c.choices.length === 0 && c.usage) continue;
+      if (!clientWantsUsage && c.usage === null) delete c.usage;
+      yield c;
+      // Back here: the consumer has written that chunk to the client.
+      if (piece && (ctx.usage === undefined || ctx.captureOutput) && chars.length < 1_000_000) chars += piece;
     }
-    if (!clientWantsUsage && c.choices.length === 0 && c.usage) continue;
-    if (!clientWantsUsage && c.usage === null) delete c.usage;
-    yield c;
+    ended = true;
+  } finally {
+    if (!ended) ctx.partial = true;
+    if (ctx.usage === undefined) {
+      ctx.outputChars = chars;
+      if (!ended) ctx.promptTokensEstimate ??= countPrompt();
+    }
+    if (ctx.captureOutput) ctx.outputText = chars;
   }
-  if (ctx.usage === undefined) ctx.outputChars = chars;
-  if (ctx.captureOutput) ctx.outputText = chars;
 }
 
 export async function runChat(
@@ -174,7 +194,10 @@ export async function runChat(
     const chunks = await serveStream(plan, ctx, () =>
       dispatchStream(deps, ctx, pool, (b, pctx) => b.provider.chatStream(shaped, pctx)),
     );
-    return { kind: 'stream', chunks: trackUsage(ctx, chunks, wantsUsage) };
+    return {
+      kind: 'stream',
+      chunks: trackUsage(ctx, chunks, wantsUsage, () => countMessages(shaped.messages)),
+    };
   }
   const res = await serveUnary(plan, ctx, () =>
     dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.chat(shaped, pctx)),
@@ -211,7 +234,7 @@ export async function runCompletion(
     const chunks = await serveStream(plan, ctx, () =>
       dispatchStream(deps, ctx, pool, (b, pctx) => b.provider.completionStream(req, pctx)),
     );
-    return { kind: 'stream', chunks: trackUsage(ctx, chunks, wantsUsage) };
+    return { kind: 'stream', chunks: trackUsage(ctx, chunks, wantsUsage, () => countPrompt(req.prompt)) };
   }
   const res = await serveUnary(plan, ctx, () =>
     dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.completion(req, pctx)),
@@ -382,6 +405,7 @@ export function recordUsage(deps: PipelineDeps, ctx: RequestContext, status: num
         status,
         cache_hit: ctx.cacheHit !== undefined,
         request_id: ctx.requestId,
+        ...(ctx.partial ? { partial: true } : {}),
       },
       quota,
     );

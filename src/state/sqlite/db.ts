@@ -86,6 +86,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE quota_reservations ADD COLUMN owner TEXT NOT NULL DEFAULT '';
   `,
+  // Ledger records of answers cut short (cancelled or broken-off streams), billed for what was delivered.
+  `
+  ALTER TABLE ledger ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** `dataDir` ':memory:' opens a throwaway in-memory database (tests). */
