@@ -214,12 +214,12 @@ export async function runUsageCommand(argv: string[], io: CliIO): Promise<number
     'GET',
     `/admin/usage?${q.toString()}`,
   );
-  const cols = ['tenant', 'group', 'requests', 'tokens_in', 'tokens_out', 'cost_usd', 'estimated'];
+  const cols = ['tenant', 'group', 'requests', 'tokens_in', 'tokens_out', 'cost_usd', 'estimated', 'partial'];
   if (format === 'json') io.out(JSON.stringify(r.data, null, 2));
   else if (format === 'csv') io.out(csv(r.data, cols));
   else {
     const total = r.data.reduce<Record<string, number>>((t, row) => {
-      for (const c of ['requests', 'tokens_in', 'tokens_out', 'cost_usd'])
+      for (const c of ['requests', 'tokens_in', 'tokens_out', 'cost_usd', 'estimated', 'partial'])
         t[c] = (t[c] ?? 0) + Number(row[c] ?? 0);
       return t;
     }, {});

@@ -457,7 +457,7 @@ export const StateSchema = z.discriminatedUnion('kind', [
       .string()
       .optional()
       .describe(
-        "usage-ledger crash journal (one synchronous write per request, replayed at start-up); default <data_dir>/journal; '' turns it off",
+        "usage-ledger crash journal (one synchronous write per request, replayed at start-up); default: journal/ under data_dir; '' turns it off",
       ),
   }),
   z.strictObject({
@@ -478,7 +478,7 @@ export const StateSchema = z.discriminatedUnion('kind', [
       .string()
       .optional()
       .describe(
-        "this replica's usage-ledger crash journal; give each replica its own volume (the Helm chart mounts one); default .portico-data/journal-<hash of the Postgres/Redis target>; '' turns it off",
+        "this replica's usage-ledger crash journal; give each replica its own volume (the Helm chart mounts one); default: .portico-data/journal-HASH, HASH naming the Postgres/Redis target; '' turns it off",
       ),
   }),
   z.strictObject({ kind: z.literal('memory') }).describe('nothing persists; tests and throwaway demos'),
