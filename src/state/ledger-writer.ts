@@ -229,6 +229,11 @@ export class LedgerWriter {
       );
       this.#buf = [];
     }
+    // Quota commits of the last requests may still be on their way (Redis): give them a moment so
+    // their journal records are confirmed, not replayed at the next start.
+    const quotaDeadline = Math.min(deadline, Date.now() + 2000);
+    while (this.#awaitingQuota.size > 0 && Date.now() < quotaDeadline)
+      await new Promise((r) => setTimeout(r, 10));
     this.#opts.journal?.close();
     return this.stats();
   }
