@@ -55,6 +55,11 @@ export type StateConfig =
       kind: 'distributed';
       /** This replica's ledger crash journal directory (its own volume). '' turns it off. */
       journal_dir?: string;
+      /**
+       * journal_dir is a default, not the operator's choice: if it cannot be opened (a read-only
+       * working directory), log an error and run without the journal instead of refusing to start.
+       */
+      journal_dir_defaulted?: boolean;
       redis: { url: string; /** Default "portico:". */ key_prefix?: string };
       postgres: { url: string; /** Default "portico". */ schema?: string };
       redis_failure_mode: FailureMode;
@@ -303,7 +308,13 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
   };
   const quotas = new RedisQuotaStore(ctx, c);
   const ledger = new PgLedgerStore(pg);
-  const j = await openJournal(cfg.journal_dir ?? '', ledger, quotas, opts);
+  const j = await openJournal(
+    cfg.journal_dir ?? '',
+    ledger,
+    quotas,
+    opts,
+    cfg.journal_dir_defaulted === true,
+  );
   return assemble(
     {
       kind: 'distributed',
@@ -367,6 +378,7 @@ async function openJournal(
   ledger: LedgerStore,
   quotas: QuotaStore,
   opts: StateOptions,
+  optional = false,
 ): Promise<{ journal?: LedgerJournal; journalReplay?: JournalReplay }> {
   if (dir === '') return {};
   let journal: LedgerJournal;
@@ -376,6 +388,13 @@ async function openJournal(
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
   } catch (err) {
+    if (optional) {
+      opts.logger?.error(
+        { err, dir },
+        'cannot open the default usage ledger journal directory; running WITHOUT the journal (a crash may lose the last ~250 ms of ledger records). Set state.journal_dir to a writable directory on its own volume.',
+      );
+      return {};
+    }
     throw new Error(
       `cannot open the usage ledger journal under ${dir}: ${err instanceof Error ? err.message : String(err)}. Set state.journal_dir to a writable directory (its own volume per replica), or to '' to run without the journal (a crash may then lose the last ~250 ms of ledger records).`,
       { cause: err },

@@ -133,6 +133,7 @@ export class Tenancy {
                 }
               : {
                   kind: 'distributed',
+                  ...(s.journal_dir === undefined ? { journal_dir_defaulted: true } : {}),
                   journal_dir:
                     s.journal_dir ??
                     defaultDistributedJournalDir({
