@@ -469,6 +469,12 @@ export const StateSchema = z.discriminatedUnion('kind', [
       .string()
       .default('.portico-data')
       .describe('SQLite file lives here; relative to the working directory'),
+    journal_dir: z
+      .string()
+      .optional()
+      .describe(
+        "usage-ledger crash journal (one synchronous write per request, replayed at start-up); default: journal/ under data_dir; '' turns it off",
+      ),
   }),
   z.strictObject({
     kind: z.literal('distributed'),
@@ -484,6 +490,12 @@ export const StateSchema = z.discriminatedUnion('kind', [
       .enum(['fail_open', 'fail_closed'])
       .default('fail_closed')
       .describe('what limits do while Redis is unreachable'),
+    journal_dir: z
+      .string()
+      .optional()
+      .describe(
+        "this replica's usage-ledger crash journal; give each replica its own volume (the Helm chart mounts one); default: .portico-data/journal-HASH, HASH naming the Postgres/Redis target; '' turns it off",
+      ),
   }),
   z.strictObject({ kind: z.literal('memory') }).describe('nothing persists; tests and throwaway demos'),
 ]);
