@@ -46,8 +46,20 @@ if (!file) throw new Error('usage: profile-summary.ts FILE.cpuprofile [TOP]');
 const top = Number(process.argv[3] ?? 25);
 const prof = JSON.parse(readFileSync(file, 'utf8')) as Profile;
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+const parent = new Map<number, number>();
+for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+// Start-up (module loading, config, SQLite) is not the hot path: samples before the first one
+// under beginTenantRequest (the first request) are left out.
+const inRequest = (id: number): boolean => {
+  for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur))
+    if (byId.get(cur)?.callFrame.functionName === 'beginTenantRequest') return true;
+  return false;
+};
+const firstPipeline = Math.max(0, prof.samples.findIndex(inRequest));
 const self = new Map<number, number>();
-prof.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0)));
+prof.samples.forEach((id, i) => {
+  if (i >= firstPipeline) self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
+});
 const stages = new Map<string, number>();
 const fns = new Map<string, number>();
 let busy = 0;
@@ -66,6 +78,24 @@ for (const [id, us] of self) {
   const key = `${n.callFrame.functionName || '(anonymous)'} ${short}:${n.callFrame.lineNumber + 1}`;
   fns.set(key, (fns.get(key) ?? 0) + us);
 }
+// Inclusive time of Portico's own functions (the stages: authenticate, admission, dispatch,
+// respond, finishRequest and its hooks...): each sample counts once for every distinct Portico
+// function on its stack.
+const inclusive = new Map<string, number>();
+prof.samples.forEach((id, i) => {
+  if (i < firstPipeline) return;
+  const n0 = byId.get(id);
+  if (!n0 || stageOf(n0) === '(idle)') return;
+  const seen = new Set<string>();
+  for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+    const n = byId.get(cur);
+    if (!n || !/\/(dist|src)\//.test(n.callFrame.url) || n.callFrame.url.includes('node_modules')) continue;
+    const key = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/(dist|src)\//, '')}:${n.callFrame.lineNumber + 1}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    inclusive.set(key, (inclusive.get(key) ?? 0) + (prof.timeDeltas[i] ?? 0));
+  }
+});
 const pct = (us: number): string => `${((100 * us) / busy).toFixed(1)}%`;
 const out: string[] = [];
 out.push(`profile ${file}: busy ${(busy / 1e6).toFixed(2)} s, idle ${(idle / 1e6).toFixed(2)} s`);
@@ -74,5 +104,8 @@ for (const [st, us] of [...stages].sort((a, b) => b[1] - a[1]).slice(0, 40))
   out.push(`| ${st} | ${pct(us)} |`);
 out.push('', `| top ${top} functions (self time) | share of busy |`, '|---|---|');
 for (const [f, us] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, top))
+  out.push(`| \`${f}\` | ${pct(us)} |`);
+out.push('', `| top ${top} Portico functions (inclusive time) | share of busy |`, '|---|---|');
+for (const [f, us] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top))
   out.push(`| \`${f}\` | ${pct(us)} |`);
 process.stdout.write(out.join('\n') + '\n');

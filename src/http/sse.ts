@@ -176,10 +176,10 @@ const MAX_CAPTURE_BYTES = 4 * 1024 * 1024;
  * values rewritten to the alias, an upstream error event replaced by Portico's, and Portico's error
  * event when the upstream fails or ends without [DONE].
  *
- * Delivered bytes are kept in `delivered` (up to 4 MiB); `deliveredText()` decodes them. At the end
- * (completed, failed or cancelled) the text goes to ctx.outputChars when the upstream reported no
- * usage, and to ctx.outputText when the audit log keeps bodies: that is the place where billing of
- * a cancelled stream reads what reached the client.
+ * Delivered bytes are kept in `delivered` (up to 4 MiB); `ctx.deliveredText()` decodes them, at any
+ * time (completed, failed or cancelled): the place where billing of a cancelled stream reads what
+ * reached the client. As on the object path, a completed stream's text goes to ctx.outputChars when
+ * the upstream reported no usage, and to ctx.outputText when the audit log keeps bodies.
  */
 export function sendPassThrough(
   deps: PipelineDeps,
@@ -199,6 +199,7 @@ export function sendPassThrough(
   let ended = false;
 
   const deliveredText = (): string => textOfSse(delivered);
+  ctx.deliveredText = deliveredText;
   return new Promise<void>((resolve) => {
     const cleanup = (): void => {
       body.off('data', onData);
@@ -207,9 +208,11 @@ export function sendPassThrough(
       body.on('error', ignore);
       res.off('close', onClose);
     };
-    const account = (): void => {
+    const account = (completed: boolean): void => {
       if (st.usage && typeof st.usage === 'object') ctx.usage = st.usage as Usage;
-      if (ctx.usage === undefined || ctx.captureOutput) {
+      // As on the object path: the text counts (estimate, audit) when the stream completed. A
+      // cancelled or failed stream's delivered text stays available through ctx.deliveredText.
+      if (completed && (ctx.usage === undefined || ctx.captureOutput)) {
         const text = deliveredText();
         if (ctx.usage === undefined) ctx.outputChars = text;
         if (ctx.captureOutput) ctx.outputText = text;
@@ -224,7 +227,7 @@ export function sendPassThrough(
         if (how === 'ok') body.resume();
         else body.destroy();
       }
-      account();
+      account(how === 'ok');
       settleAttempt(how);
       if (how === 'ok') w.end();
       else if (how === 'aborted') w.gaveUp();

@@ -192,7 +192,7 @@ function rewriteModels(
       i = buf.indexOf(MODEL, i + 1);
     }
   }
-  out.push(buf.subarray(from, e));
+  out.push(from === 0 && e === buf.length ? buf : buf.subarray(from, e));
 }
 
 /**

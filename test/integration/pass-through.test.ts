@@ -49,7 +49,12 @@ function script(prompt: string, model: string): string[] {
 describe('pass-through streams', () => {
   let upstream: Server;
   let gw: TestGateway;
-  const finished: Array<{ usage: RequestContext['usage']; status: number; outputChars?: string }> = [];
+  const finished: Array<{
+    usage: RequestContext['usage'];
+    status: number;
+    outputChars?: string;
+    delivered?: string;
+  }> = [];
   /** What the upstream sent for the last request, as bytes. */
   let sent = Buffer.alloc(0);
 
@@ -98,6 +103,7 @@ describe('pass-through streams', () => {
         usage: ctx.usage,
         status,
         ...(ctx.outputChars !== undefined ? { outputChars: ctx.outputChars } : {}),
+        ...(ctx.deliveredText ? { delivered: ctx.deliveredText() } : {}),
       }),
     );
   });
@@ -169,6 +175,8 @@ describe('pass-through streams', () => {
     assert.match(rest, /^data: \{"error":/);
     assert.doesNotMatch(text, /\[DONE\]\n\n$/);
     assert.equal(r.last?.status, 502);
+    // What reached the client before the cut, for billing a failed or cancelled stream.
+    assert.equal(r.last?.delivered, 'Hello "quoted" [DONE] data: x');
   });
 
   it('keeps the delivered text for an estimate when the upstream reports no usage', async () => {
