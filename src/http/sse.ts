@@ -197,6 +197,8 @@ export function sendPassThrough(
   let deliveredBytes = 0;
   let pending: Buffer | undefined;
   let ended = false;
+  /** Paused until the client's socket drains. */
+  let waiting = false;
 
   const deliveredText = (): string => textOfSse(delivered);
   ctx.deliveredText = deliveredText;
@@ -248,9 +250,11 @@ export function sendPassThrough(
           delivered.push(buf);
           deliveredBytes += buf.length;
         }
-        if (!w.write(buf)) {
+        if (!w.write(buf) && !waiting) {
+          waiting = true;
           body.pause();
           res.once('drain', () => {
+            waiting = false;
             if (!ended) body.resume();
           });
         }
