@@ -1,7 +1,7 @@
 /**
  * The floor for `npm run bench`: a bare reverse proxy (Fastify + an undici Pool, the same two
  * libraries Portico's HTTP path is built on) that forwards POST /v1/chat/completions to the
- * simulator and passes the answer back — JSON parsed and re-serialized, streams piped through —
+ * mock upstream and passes the answer back — JSON parsed and re-serialized, streams piped through —
  * with no authentication, limits, routing, metrics or accounting. The benchmark runs it as its own
  * process beside the gateway so that "Portico CPU per request / bare proxy CPU per request" is
  * measured in one run on the same machine, whatever that machine's speed is at the moment.
@@ -19,7 +19,7 @@ const pool = new Pool(upstream, { connections: 128, keepAliveTimeout: 30_000 });
 const app = Fastify({ logger: false });
 app.get('/health', async () => ({ status: 'ok' }));
 app.post('/v1/chat/completions', async (req, reply) => {
-  const body: Record<string, unknown> = { ...(req.body as Record<string, unknown>), model: 'sim' };
+  const body: Record<string, unknown> = { ...(req.body as Record<string, unknown>), model: 'mock-model' };
   const res = await pool.request({
     method: 'POST',
     path: '/v1/chat/completions',

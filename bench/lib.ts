@@ -20,10 +20,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export function startProcess(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [join(root, 'dist/main.js'), ...args], {
+export function startProcess(
+  args: string[],
+  opts: { cwd?: string; nodeArgs?: string[]; main?: string } = {},
+): ChildProcess {
+  const main = opts.main ?? join(root, 'dist/main.js');
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), main, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, PORTICO_ADMIN_TOKEN: 'bench-admin' },
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
   child.stderr?.on('data', () => undefined);
   return child;

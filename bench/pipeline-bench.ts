@@ -13,7 +13,7 @@
  * once (what inject and Fastify cost with no gateway at all).
  * Writes bench/pipeline-report.json and bench/pipeline-report.md.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -192,8 +192,17 @@ async function main(): Promise<void> {
     'Reading: on a shared 2-core VM the medians of repeated runs differ by up to ±20% and the best blocks by about 10%, so a feature whose row differs from "all defaults on" by less than that costs less than the noise: the cost is in the core path (auth, limits, routing, dispatch, accounting), not in the optional features.',
     '',
   ].join('\n');
-  await writeFile(join(root, 'bench/pipeline-report.md'), md);
+  // The `--cpu-prof` section below the marker (written by hand from bench/profile-summary.ts, see
+  // there) survives a regeneration of the table above.
+  const previous = await readFile(join(root, 'bench/pipeline-report.md'), 'utf8').catch(() => '');
+  const marker = previous.indexOf(CPU_PROF_MARKER);
+  await writeFile(
+    join(root, 'bench/pipeline-report.md'),
+    marker === -1 ? md : `${md}\n${previous.slice(marker)}`,
+  );
   process.stdout.write(md);
 }
+
+const CPU_PROF_MARKER = '<!-- cpu-prof: kept when this report is regenerated -->';
 
 await main();

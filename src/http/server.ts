@@ -49,6 +49,7 @@ export const CORS_EXPOSED_HEADERS = [
   'x-ratelimit-limit-tokens',
   'x-ratelimit-remaining-tokens',
   'x-ratelimit-reset-tokens',
+  'x-portico-upstream-model',
 ];
 
 const SECURITY_HEADERS = {

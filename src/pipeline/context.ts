@@ -96,6 +96,11 @@ export interface RequestContext {
   captureOutput?: boolean;
   /** The generated text, when captureOutput is set. */
   outputText?: string;
+  /**
+   * Pass-through streams: the text delivered to the client so far, decoded on demand from the
+   * forwarded bytes (for billing a cancelled or failed stream by what reached the client).
+   */
+  deliveredText?: () => string;
   /** The request's trace (root span and stage spans); absent when tracing is off or not sampled. */
   trace?: RequestTrace | undefined;
 }

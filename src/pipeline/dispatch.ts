@@ -15,7 +15,8 @@ import { observeLatency, type Backend, type Pool } from '../routing/pool.js';
 import { publishBackendState } from '../routing/health.js';
 import { sleep } from '../lib/abort.js';
 import { RetrySchema } from '../config/schema.js';
-import type { ProviderCallContext, ProviderStream } from '../providers/spec.js';
+import type { ProviderCallContext, ProviderStream, RawSseStream } from '../providers/spec.js';
+import { firstEventError } from '../lib/sse-bytes.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { upstreamHeaders, type RequestContext } from './context.js';
 import type { Usage } from '../providers/openai-types.js';
@@ -289,4 +290,120 @@ export async function dispatchStream<T>(
     }
   }
   return tracked();
+}
+
+/** May this pool (and its fallback chain) stream as bytes? Every backend must offer it. */
+export function canPassThrough(ctx: RequestContext, pool: Pool, completions: boolean): boolean {
+  const has = (p: Pool): boolean =>
+    p.backends.every((b) =>
+      completions ? b.provider.completionStreamRaw !== undefined : b.provider.chatStreamRaw !== undefined,
+    );
+  if (!has(pool)) return false;
+  for (const alias of ctx.snapshot.config.models[pool.alias]?.fallbacks ?? []) {
+    const p = ctx.snapshot.pools.get(alias);
+    if (p && !has(p)) return false;
+  }
+  return true;
+}
+
+/** A pass-through stream after dispatch: its first bytes read, the attempt settled by `done`. */
+export interface RawDispatched {
+  raw: RawSseStream;
+  /** The first bytes the upstream sent (already read; the body is paused). */
+  first: Buffer;
+  /**
+   * Settle the attempt exactly once: 'ok' (completed), 'aborted' (the client went away: not the
+   * backend's fault) or the error that ended it.
+   */
+  done(outcome: 'ok' | 'aborted' | { error: unknown }): void;
+}
+
+/** Resolve with the first chunk of `body` (then paused), null if it ended empty. */
+function firstChunk(body: RawSseStream['body']): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+    };
+    const onData = (c: Buffer): void => {
+      cleanup();
+      body.pause();
+      resolve(c);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(null);
+    };
+    const onError = (e: unknown): void => {
+      cleanup();
+      reject(e instanceof Error ? e : new Error(String(e)));
+    };
+    body.on('data', onData);
+    body.on('end', onEnd);
+    body.on('error', onError);
+  });
+}
+
+/**
+ * dispatchStream for pass-through: the same retries, fallbacks and per-attempt bookkeeping, but the
+ * provider hands over bytes. Like dispatchStream it waits for the first bytes (a failure before
+ * them, or an error event as the first event, can still be retried elsewhere).
+ */
+export async function dispatchRawStream(
+  deps: DispatchDeps,
+  ctx: RequestContext,
+  pool: Pool,
+  call: (backend: Backend, pctx: ProviderCallContext) => Promise<RawSseStream>,
+): Promise<RawDispatched> {
+  const { result, backend } = await withRetries(deps, ctx, pool, async (backend, p) => {
+    const started = performance.now();
+    backend.inFlight++;
+    const span = attemptSpan(ctx, backend, p.alias);
+    let raw: RawSseStream | undefined;
+    try {
+      raw = await call(backend, callContext(ctx, backend, span));
+      let first: Buffer | null;
+      try {
+        first = await firstChunk(raw.body);
+      } catch (err) {
+        throw raw.mapError(err);
+      }
+      if (first === null) throw raw.cut();
+      const errData = firstEventError(first);
+      if (errData !== undefined) throw raw.eventError(errData);
+      observeLatency(backend, performance.now() - started);
+      return { raw, first, started, span, alias: p.alias };
+    } catch (err) {
+      if (raw && !raw.body.readableEnded) raw.body.destroy();
+      backend.inFlight--;
+      span?.fail(err);
+      settle(deps, backend, p.alias, err, (performance.now() - started) / 1000);
+      throw err;
+    }
+  });
+  const { raw, first, started, span, alias } = result;
+  let settled = false;
+  return {
+    raw,
+    first,
+    done(outcome) {
+      if (settled) return;
+      settled = true;
+      backend.inFlight--;
+      const seconds = (performance.now() - started) / 1000;
+      if (outcome === 'ok') {
+        span?.ok({ usage: ctx.usage ?? null });
+        settle(deps, backend, alias, undefined, seconds);
+      } else if (outcome === 'aborted') {
+        span?.ok({ usage: ctx.usage ?? null });
+        backend.circuit.release();
+        deps.metrics.child.upstreamRequests(backend.id, alias, 'aborted').inc();
+        deps.metrics.child.upstreamDuration(backend.id, alias).observe(seconds);
+      } else {
+        span?.fail(outcome.error);
+        settle(deps, backend, alias, outcome.error, seconds);
+      }
+    },
+  };
 }

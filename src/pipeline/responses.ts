@@ -225,6 +225,8 @@ async function runResponsesInner(
     if (req.store) await save(deps, ctx, tenant.id, response, input, history);
     return { kind: 'json', body: response };
   }
+  // runChat answers bytes or raw streams only to callers that ask for them (opts.passThrough).
+  if (out.kind !== 'stream') throw new Error(`runChat answered ${out.kind} without passThrough`);
   const writer = new ResponsesStream(req, who);
   const events = writer.events(
     out.chunks,

@@ -35,7 +35,16 @@ import {
 } from './admit.js';
 import { authenticate, type KeyLookup } from './authenticate.js';
 import type { RequestContext } from './context.js';
-import { dispatchStream, dispatchUnary } from './dispatch.js';
+import {
+  canPassThrough,
+  dispatchRawStream,
+  dispatchStream,
+  dispatchUnary,
+  type RawDispatched,
+} from './dispatch.js';
+import type { Backend } from '../routing/pool.js';
+import type { ProviderStream } from '../providers/spec.js';
+import { modelOf, replaceModel, usageOf } from '../lib/sse-bytes.js';
 import { planCache, serveStream, serveUnary } from './cache.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import { applyTokenPolicy, resolveModel } from './resolve-model.js';
@@ -70,7 +79,87 @@ export interface PipelineDeps {
   onFinish: FinishHook[];
 }
 
-export type Outcome<T, C> = { kind: 'json'; body: T } | { kind: 'stream'; chunks: AsyncIterable<C> };
+/** A stream forwarded as bytes (OpenAI SSE upstream to an OpenAI SSE client): http/sse.ts sendPassThrough. */
+export interface RawOutcome {
+  kind: 'raw';
+  dispatched: RawDispatched;
+  /** The client asked for the usage chunk (stream_options.include_usage). */
+  wantsUsage: boolean;
+  /** The alias as a JSON string: the `model` value every chunk must carry. */
+  modelJson: Buffer;
+  /** Counts the prompt (a stream cut short without upstream usage is billed with it). */
+  countPrompt: () => number;
+}
+
+/** A non-streaming answer forwarded as the upstream's bytes (model set to the alias). */
+export interface BytesOutcome {
+  kind: 'bytes';
+  body: Buffer;
+}
+
+export type Outcome<T, C> =
+  { kind: 'json'; body: T } | BytesOutcome | { kind: 'stream'; chunks: AsyncIterable<C> } | RawOutcome;
+
+/** How the caller can take a stream. */
+export interface StreamOptions {
+  /** The caller writes OpenAI SSE as is and can take bytes (sendPassThrough). */
+  passThrough?: boolean;
+}
+
+/** The header naming the backend's own model name when it differs from the alias (openai-kind backends). */
+export const UPSTREAM_MODEL_HEADER = 'x-portico-upstream-model';
+
+const modelJsonCache = new Map<string, Buffer>();
+function modelJsonOf(alias: string): Buffer {
+  let b = modelJsonCache.get(alias);
+  if (!b) {
+    b = Buffer.from(JSON.stringify(alias));
+    if (modelJsonCache.size < 10_000) modelJsonCache.set(alias, b);
+  }
+  return b;
+}
+
+function setUpstreamModel(ctx: RequestContext, upstream: string): void {
+  if (ctx.responseHeaders) ctx.responseHeaders[UPSTREAM_MODEL_HEADER] = upstream;
+  else ctx.responseHeaders = { [UPSTREAM_MODEL_HEADER]: upstream };
+}
+
+/**
+ * OpenAI-compatible backends answer with their own model name; the client gets the alias it asked
+ * for (as from every other provider) and the backend's name in x-portico-upstream-model.
+ */
+function aliasUnary<R extends { model: string }>(ctx: RequestContext, b: Backend, alias: string, r: R): R {
+  if (b.provider.kind === 'openai' && r.model !== alias) {
+    if (typeof r.model === 'string') setUpstreamModel(ctx, r.model);
+    r.model = alias;
+  }
+  return r;
+}
+
+async function* aliasChunks<C extends { model: string }>(
+  ctx: RequestContext,
+  alias: string,
+  chunks: AsyncIterable<C>,
+): AsyncGenerator<C> {
+  let first = true;
+  for await (const c of chunks) {
+    if (c.model !== alias) {
+      if (first && typeof c.model === 'string') setUpstreamModel(ctx, c.model);
+      c.model = alias;
+    }
+    first = false;
+    yield c;
+  }
+}
+
+function aliasStream<C extends { model: string }>(
+  ctx: RequestContext,
+  b: Backend,
+  alias: string,
+  s: ProviderStream<C>,
+): AsyncIterable<C> {
+  return b.provider.kind === 'openai' ? aliasChunks(ctx, alias, s) : s;
+}
 
 /** Routes whose requests are accounted in the usage ledger. */
 const ACCOUNTED = new Set([
@@ -177,11 +266,82 @@ async function* trackUsage<
   }
 }
 
+/**
+ * A JSON answer as bytes: usage by a targeted scan (a full parse only when there is none, for the
+ * estimate), `model` set to the alias by a byte replace. No parse and no re-serialisation of the
+ * answer on the common path.
+ */
+function unaryBytes(
+  ctx: RequestContext,
+  alias: string,
+  buf: Buffer,
+  estimate: () => number,
+  textOf: (parsed: unknown) => string,
+): BytesOutcome {
+  const usage = usageOf(buf);
+  if (usage && typeof usage === 'object') ctx.usage = usage as Usage;
+  else {
+    ctx.promptTokensEstimate ??= estimate();
+    try {
+      ctx.outputChars = textOf(JSON.parse(buf.toString('utf8')));
+    } catch {
+      ctx.outputChars = '';
+    }
+  }
+  const { body, upstream } = replaceModel(buf, modelJsonOf(alias));
+  if (upstream !== undefined) setUpstreamModel(ctx, upstream);
+  return { kind: 'bytes', body };
+}
+
+function chatText(parsed: unknown): string {
+  const choices = (parsed as ChatCompletionResponse).choices;
+  return Array.isArray(choices) ? choices.map((c) => c.message?.content ?? '').join('') : '';
+}
+
+function completionText(parsed: unknown): string {
+  const choices = (parsed as CompletionResponse).choices;
+  return Array.isArray(choices) ? choices.map((c) => c.text ?? '').join('') : '';
+}
+
+/** Non-streaming answers as bytes: the caller forwards them, no cache or audit body needs the object. */
+function bytesOk(
+  opts: StreamOptions,
+  plan: unknown,
+  ctx: RequestContext,
+  pool: Parameters<typeof canPassThrough>[1],
+  completions: boolean,
+): boolean {
+  return (
+    opts.passThrough === true &&
+    !plan &&
+    !ctx.captureOutput &&
+    pool.backends.every((b) =>
+      completions ? b.provider.completionBytes !== undefined : b.provider.chatBytes !== undefined,
+    ) &&
+    canPassThrough(ctx, pool, completions)
+  );
+}
+
+/** A dispatched byte stream, with the upstream's model name (when not the alias) in the response header. */
+function passThrough(
+  ctx: RequestContext,
+  alias: string,
+  wantsUsage: boolean,
+  d: RawDispatched,
+  countPrompt: () => number,
+): RawOutcome {
+  // The name in the first chunk (OpenAI answers with a dated name), else the one sent upstream.
+  const upstream = modelOf(d.first) ?? d.raw.upstreamModel;
+  if (upstream !== undefined && upstream !== alias) setUpstreamModel(ctx, upstream);
+  return { kind: 'raw', dispatched: d, wantsUsage, modelJson: modelJsonOf(alias), countPrompt };
+}
+
 export async function runChat(
   deps: PipelineDeps,
   ctx: RequestContext,
   tenant: TenantRuntime,
   body: unknown,
+  opts: StreamOptions = {},
 ): Promise<Outcome<ChatCompletionResponse, ChatCompletionChunk>> {
   const req = validateChatRequest(body);
   const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model, req.user));
@@ -203,16 +363,36 @@ export async function runChat(
   if (req.stream === true) {
     ctx.stream = true;
     const wantsUsage = req.stream_options?.include_usage === true;
+    if (opts.passThrough && !plan && canPassThrough(ctx, pool, false))
+      return passThrough(
+        ctx,
+        req.model,
+        wantsUsage,
+        await dispatchRawStream(deps, ctx, pool, (b, pctx) =>
+          (b.provider.chatStreamRaw as NonNullable<typeof b.provider.chatStreamRaw>)(shaped, pctx),
+        ),
+        () => countMessages(shaped.messages),
+      );
     const chunks = await serveStream(plan, ctx, () =>
-      dispatchStream(deps, ctx, pool, (b, pctx) => b.provider.chatStream(shaped, pctx)),
+      dispatchStream(deps, ctx, pool, async (b, pctx) =>
+        aliasStream(ctx, b, req.model, await b.provider.chatStream(shaped, pctx)),
+      ),
     );
     return {
       kind: 'stream',
       chunks: trackUsage(ctx, chunks, wantsUsage, () => countMessages(shaped.messages)),
     };
   }
+  if (bytesOk(opts, plan, ctx, pool, false)) {
+    const buf = await dispatchUnary(deps, ctx, pool, (b, pctx) =>
+      (b.provider.chatBytes as NonNullable<typeof b.provider.chatBytes>)(shaped, pctx),
+    );
+    return unaryBytes(ctx, req.model, buf, () => countMessages(shaped.messages), chatText);
+  }
   const res = await serveUnary(plan, ctx, () =>
-    dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.chat(shaped, pctx)),
+    dispatchUnary(deps, ctx, pool, async (b, pctx) =>
+      aliasUnary(ctx, b, req.model, await b.provider.chat(shaped, pctx)),
+    ),
   );
   if (res.usage) ctx.usage = res.usage;
   else {
@@ -228,6 +408,7 @@ export async function runCompletion(
   ctx: RequestContext,
   tenant: TenantRuntime,
   body: unknown,
+  opts: StreamOptions = {},
 ): Promise<Outcome<CompletionResponse, CompletionChunk>> {
   let req = validateCompletionRequest(body);
   const pool = stageSync(ctx, 'route', () =>
@@ -243,13 +424,37 @@ export async function runCompletion(
   if (req.stream === true) {
     ctx.stream = true;
     const wantsUsage = req.stream_options?.include_usage === true;
+    const alias = req.model;
+    if (opts.passThrough && !plan && canPassThrough(ctx, pool, true)) {
+      const r = req;
+      return passThrough(
+        ctx,
+        alias,
+        wantsUsage,
+        await dispatchRawStream(deps, ctx, pool, (b, pctx) =>
+          (b.provider.completionStreamRaw as NonNullable<typeof b.provider.completionStreamRaw>)(r, pctx),
+        ),
+        () => countPrompt(r.prompt),
+      );
+    }
     const chunks = await serveStream(plan, ctx, () =>
-      dispatchStream(deps, ctx, pool, (b, pctx) => b.provider.completionStream(req, pctx)),
+      dispatchStream(deps, ctx, pool, async (b, pctx) =>
+        aliasStream(ctx, b, alias, await b.provider.completionStream(req, pctx)),
+      ),
     );
     return { kind: 'stream', chunks: trackUsage(ctx, chunks, wantsUsage, () => countPrompt(req.prompt)) };
   }
+  if (bytesOk(opts, plan, ctx, pool, true)) {
+    const r = req;
+    const buf = await dispatchUnary(deps, ctx, pool, (b, pctx) =>
+      (b.provider.completionBytes as NonNullable<typeof b.provider.completionBytes>)(r, pctx),
+    );
+    return unaryBytes(ctx, req.model, buf, () => countPrompt(r.prompt), completionText);
+  }
   const res = await serveUnary(plan, ctx, () =>
-    dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.completion(req, pctx)),
+    dispatchUnary(deps, ctx, pool, async (b, pctx) =>
+      aliasUnary(ctx, b, req.model, await b.provider.completion(req, pctx)),
+    ),
   );
   if (res.usage) ctx.usage = res.usage;
   else {

@@ -40,6 +40,31 @@ export interface ProviderStream<T> extends AsyncIterable<T> {
   readonly upstreamHeaders?: Record<string, string>;
 }
 
+/**
+ * An upstream OpenAI SSE stream handed over as bytes (pass-through): the gateway forwards them as
+ * they arrive and looks inside only where it must act (http/pass-through.ts). Resolved, like
+ * `chatStream`, once the upstream accepted the request. Error mapping stays with the provider.
+ */
+export interface RawSseStream {
+  /** The upstream body (a Node Readable of Buffers), not yet read. */
+  readonly body: NodeJS.ReadableStream & {
+    destroy(err?: Error): void;
+    readonly readableEnded: boolean;
+  };
+  /** Response headers from upstream, lower-case. */
+  readonly upstreamHeaders: Record<string, string>;
+  /** The model name the backend writes in each chunk's `model` (what the gateway sent upstream). */
+  readonly upstreamModel: string;
+  /** The catalog error for a failure while reading `body` (transport, idle timeout, abort). */
+  mapError(err: unknown): Error;
+  /** The catalog error for an upstream error event (`data: {"error": ...}`); `data` is its JSON. */
+  eventError(data: string): Error;
+  /** The catalog error for a stream that ended without [DONE]. */
+  cut(): Error;
+  /** A malformed event (not JSON where the gateway had to read it). */
+  malformed(): Error;
+}
+
 export interface HealthResult {
   ok: boolean;
   latencyMs: number;
@@ -84,6 +109,18 @@ export interface Provider {
     req: CompletionRequest,
     ctx: ProviderCallContext,
   ): Promise<ProviderStream<CompletionChunk>>;
+  /**
+   * Optional (OpenAI-compatible backends): the same streams as bytes, for pass-through. Present
+   * only when the backend speaks OpenAI SSE as the client does.
+   */
+  chatStreamRaw?(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<RawSseStream>;
+  completionStreamRaw?(req: CompletionRequest, ctx: ProviderCallContext): Promise<RawSseStream>;
+  /**
+   * Optional (OpenAI-compatible backends): the non-streaming answer as the upstream's bytes (a JSON
+   * object, checked to look like one), for forwarding without a parse and a re-serialisation.
+   */
+  chatBytes?(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<Buffer>;
+  completionBytes?(req: CompletionRequest, ctx: ProviderCallContext): Promise<Buffer>;
   embeddings(req: EmbeddingRequest, ctx: ProviderCallContext): Promise<EmbeddingResponse>;
   /** Optional: providers that cannot rerank throw PorticoError('unsupported_operation'). */
   rerank(req: RerankRequest, ctx: ProviderCallContext): Promise<RerankResponse>;

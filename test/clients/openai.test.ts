@@ -26,28 +26,37 @@ const Weather = z.object({ city: z.string(), temperature_c: z.number(), conditio
 for (const p of PROVIDER_COLUMNS) {
   const model = MODELS[p];
   cases.case('chat.completions.create', p, async () => {
-    const r = await client.chat.completions.create({
-      model,
-      messages: [{ role: 'user', content: 'Say hello.' }],
-      user: null as unknown as string, // frameworks send unset fields as null
-      temperature: null,
-    });
-    // openai-kind backends report the alias once issue 16's rewrite lands (engineer h16).
-    if (p !== 'openai-compatible') assert.equal(r.model, model);
+    const { data: r, response } = await client.chat.completions
+      .create({
+        model,
+        messages: [{ role: 'user', content: 'Say hello.' }],
+        user: null as unknown as string, // frameworks send unset fields as null
+        temperature: null,
+      })
+      .withResponse();
+    // Every provider answers with the alias; an openai-kind backend's own name is in a header.
+    assert.equal(r.model, model);
+    if (p === 'openai-compatible')
+      assert.equal(response.headers.get('x-portico-upstream-model'), 'upstream-model');
     assert.ok((r.choices[0]?.message.content ?? '').length > 0);
     assert.ok((r.usage?.total_tokens ?? 0) > 0);
   });
 
   cases.case('stream with usage', p, async () => {
-    const stream = await client.chat.completions.create({
-      model,
-      messages: [{ role: 'user', content: 'Say hello.' }],
-      stream: true,
-      stream_options: { include_usage: true },
-    });
+    const { data: stream, response } = await client.chat.completions
+      .create({
+        model,
+        messages: [{ role: 'user', content: 'Say hello.' }],
+        stream: true,
+        stream_options: { include_usage: true },
+      })
+      .withResponse();
+    if (p === 'openai-compatible')
+      assert.equal(response.headers.get('x-portico-upstream-model'), 'upstream-model');
     let text = '';
     let usage = 0;
     for await (const c of stream) {
+      assert.equal(c.model, model);
       text += c.choices[0]?.delta.content ?? '';
       usage = c.usage?.total_tokens ?? usage;
     }

@@ -60,11 +60,11 @@ export async function startFakeOpenAI(opts: { delayMs?: number; name?: string } 
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       for (const w of words) {
         res.write(
-          `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: w }, finish_reason: null }] })}\n\n`,
+          `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: body.model ?? 'fake', choices: [{ index: 0, delta: { content: w }, finish_reason: null }] })}\n\n`,
         );
       }
       res.write(
-        `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [], usage: { prompt_tokens: 7, completion_tokens: words.length, total_tokens: 7 + words.length } })}\n\n`,
+        `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: body.model ?? 'fake', choices: [], usage: { prompt_tokens: 7, completion_tokens: words.length, total_tokens: 7 + words.length } })}\n\n`,
       );
       res.end('data: [DONE]\n\n');
       return reply;

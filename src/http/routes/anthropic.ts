@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ANTHROPIC_HEADERS, type ChatCompletionRequest } from '../../providers/openai-types.js';
 import { runCountTokens } from '../../pipeline/count-tokens.js';
 import type { Gateway } from '../../app.js';
-import type { PorticoError } from '../../errors/portico-error.js';
+import { PorticoError } from '../../errors/portico-error.js';
 import {
   anthropicRequestToOpenAI,
   encodeAnthropicSse,
@@ -58,6 +58,8 @@ export function registerAnthropicRoutes(app: FastifyInstance, gw: Gateway): void
       const oreq = canonical(request, request.body);
       const out = await runChat(gw.deps, ctx, tenant, oreq);
       if (out.kind === 'json') return openAIResponseToAnthropic(out.body, { model: oreq.model });
+      if (out.kind === 'raw' || out.kind === 'bytes')
+        throw new PorticoError('internal_error', 'unexpected byte stream for /v1/messages');
       const events = openAIChunksToAnthropicEvents(out.chunks, {
         model: oreq.model,
         ...(ctx.promptTokensEstimate !== undefined ? { inputTokensHint: ctx.promptTokensEstimate } : {}),

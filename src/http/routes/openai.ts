@@ -10,7 +10,7 @@ import { contextFor } from '../request-context.js';
 import { markTenantRoute } from '../edge-context.js';
 import { markBypass } from '../../pipeline/cache.js';
 import { startRespond } from '../../telemetry/tracing.js';
-import { sendSse } from '../sse.js';
+import { sendPassThrough, sendSse } from '../sse.js';
 import { toLegacyChunks, toLegacyResponse, usesLegacyFunctions } from '../../pipeline/legacy-functions.js';
 
 type Handler = (
@@ -39,6 +39,12 @@ export function tenantRoute(gw: Gateway, route: RouteName, endpoint: string, han
   return markTenantRoute(run, route, endpoint);
 }
 
+/** An upstream JSON answer forwarded as bytes (no re-serialisation). */
+function sendBytes(reply: FastifyReply, body: Buffer): Buffer {
+  reply.header('content-type', 'application/json; charset=utf-8');
+  return body;
+}
+
 export function registerOpenAIRoutes(app: FastifyInstance, gw: Gateway): void {
   const deps = gw.deps;
   app.post(
@@ -46,18 +52,22 @@ export function registerOpenAIRoutes(app: FastifyInstance, gw: Gateway): void {
     tenantRoute(gw, 'chat', '/v1/chat/completions', async (ctx, tenant, request, reply) => {
       // Legacy functions/function_call are answered in the shape the client used.
       const legacy = usesLegacyFunctions(request.body);
-      const out = await runChat(deps, ctx, tenant, request.body);
+      const out = await runChat(deps, ctx, tenant, request.body, { passThrough: !legacy });
       if (out.kind === 'json') return legacy ? toLegacyResponse(out.body) : out.body;
-      await sendSse(deps, reply, ctx, legacy ? toLegacyChunks(out.chunks) : out.chunks);
+      if (out.kind === 'bytes') return sendBytes(reply, out.body);
+      if (out.kind === 'raw') await sendPassThrough(deps, reply, ctx, out);
+      else await sendSse(deps, reply, ctx, legacy ? toLegacyChunks(out.chunks) : out.chunks);
       return reply;
     }),
   );
   app.post(
     '/v1/completions',
     tenantRoute(gw, 'completions', '/v1/completions', async (ctx, tenant, request, reply) => {
-      const out = await runCompletion(deps, ctx, tenant, request.body);
+      const out = await runCompletion(deps, ctx, tenant, request.body, { passThrough: true });
       if (out.kind === 'json') return out.body;
-      await sendSse(deps, reply, ctx, out.chunks);
+      if (out.kind === 'bytes') return sendBytes(reply, out.body);
+      if (out.kind === 'raw') await sendPassThrough(deps, reply, ctx, out);
+      else await sendSse(deps, reply, ctx, out.chunks);
       return reply;
     }),
   );

@@ -14,6 +14,7 @@ import {
   type Provider,
   type ProviderCallContext,
   type ProviderStream,
+  type RawSseStream,
 } from '../spec.js';
 import type {
   ChatCompletionChunk,
@@ -58,6 +59,15 @@ export interface OpenAICompatibleOptions {
 const RESPONSES_TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed', 'error']);
 
 const MAX_ERROR_BODY = 64 * 1024;
+
+/** First and last non-blank bytes are `{` and `}` (the cheap check; usage extraction parses more). */
+function looksLikeJsonObject(buf: Buffer): boolean {
+  let i = 0;
+  let j = buf.length - 1;
+  while (i <= j && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x0d || buf[i] === 0x09)) i++;
+  while (j >= i && (buf[j] === 0x20 || buf[j] === 0x0a || buf[j] === 0x0d || buf[j] === 0x09)) j--;
+  return i < j && buf[i] === 0x7b && buf[j] === 0x7d;
+}
 
 export class OpenAICompatibleProvider implements Provider {
   readonly specVersion = PROVIDER_SPEC_VERSION;
@@ -153,6 +163,22 @@ export class OpenAICompatibleProvider implements Provider {
     }
   }
 
+  /** The answer's bytes; a body that is not a JSON object is the same protocol error as in #json. */
+  async #bytes(path: string, body: unknown, ctx: ProviderCallContext): Promise<Buffer> {
+    const res = await this.#post(path, body, ctx, false);
+    let buf: Buffer;
+    try {
+      buf = Buffer.from(await res.body.arrayBuffer());
+    } catch (err) {
+      throw mapTransportError(this.id, err, ctx.signal, 'stream');
+    }
+    if (!looksLikeJsonObject(buf))
+      throw new PorticoError('upstream_error', `backend ${this.id} returned malformed JSON`, {
+        upstream: { backend: this.id, class: 'protocol' },
+      });
+    return buf;
+  }
+
   /** `terminal`: a stream without [DONE] (the Responses API) ends cleanly after such an event. */
   async #stream<T>(
     path: string,
@@ -219,6 +245,57 @@ export class OpenAICompatibleProvider implements Provider {
     const it = iterate() as AsyncGenerator<T> & { upstreamHeaders: Record<string, string> };
     it.upstreamHeaders = upstreamHeaders;
     return it;
+  }
+
+  /** Pass-through: the upstream SSE body as bytes; errors mapped as #stream maps them. */
+  async #raw(path: string, body: Record<string, unknown>, ctx: ProviderCallContext): Promise<RawSseStream> {
+    const res = await this.#post(path, body, ctx, true);
+    const id = this.id;
+    const signal = ctx.signal;
+    const upstreamHeaders: Record<string, string> = {};
+    for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') upstreamHeaders[k] = v;
+    return {
+      body: res.body,
+      upstreamHeaders,
+      upstreamModel: this.#opts.model,
+      mapError: (err) => (err instanceof PorticoError ? err : mapTransportError(id, err, signal, 'stream')),
+      eventError: (data) => {
+        let code = 502;
+        try {
+          const e = (JSON.parse(data) as { error?: { code?: unknown } }).error;
+          if (typeof e?.code === 'number') code = e.code;
+        } catch {
+          // not JSON: a 502 with the raw text
+        }
+        return mapUpstreamStatus(id, code, data, {});
+      },
+      cut: () =>
+        new PorticoError('upstream_error', `backend ${id} ended the stream without [DONE]`, {
+          upstream: { backend: id, class: 'stream_cut' },
+        }),
+      malformed: () =>
+        new PorticoError('upstream_error', `backend ${id} sent a malformed stream event`, {
+          upstream: { backend: id, class: 'protocol' },
+        }),
+    };
+  }
+
+  chatBytes(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<Buffer> {
+    return this.#bytes(
+      '/chat/completions',
+      this.#chatQuirks({ ...this.#withModel(req), stream: false }),
+      ctx,
+    );
+  }
+  completionBytes(req: CompletionRequest, ctx: ProviderCallContext): Promise<Buffer> {
+    return this.#bytes('/completions', { ...this.#withModel(req), stream: false }, ctx);
+  }
+
+  chatStreamRaw(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<RawSseStream> {
+    return this.#raw('/chat/completions', this.#chatQuirks(this.#streamBody(req)), ctx);
+  }
+  completionStreamRaw(req: CompletionRequest, ctx: ProviderCallContext): Promise<RawSseStream> {
+    return this.#raw('/completions', this.#streamBody(req), ctx);
   }
 
   /** This backend's upstream sockets and requests now (drills, /admin). */

@@ -1,0 +1,93 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  completeEventsEnd,
+  firstEventError,
+  modelOf,
+  replaceModel,
+  scanEvents,
+  textOfSse,
+  usageOf,
+  type ScanState,
+} from './sse-bytes.js';
+
+const b = (s: string): Buffer => Buffer.from(s);
+
+describe('sse-bytes', () => {
+  it('finds where complete events end (LF and CRLF)', () => {
+    assert.equal(completeEventsEnd(b('data: {}\n\ndata: {"a"')), 10);
+    assert.equal(completeEventsEnd(b('data: {}\r\n\r\n')), 12);
+    assert.equal(completeEventsEnd(b('data: {"a":1}')), 0);
+  });
+
+  it('forwards untouched bytes as the same buffer', () => {
+    const buf = b('data: {"model":"m","choices":[{"delta":{"content":"x"}}]}\n\n');
+    const st: ScanState = { done: false };
+    assert.equal(scanEvents(buf, buf.length, { modelJson: b('"m"'), hideUsage: true }, st), buf);
+    assert.equal(st.done, false);
+  });
+
+  it('sees [DONE] only as the sentinel line, not inside content', () => {
+    const inContent = b('data: {"choices":[{"delta":{"content":"data: [DONE]"}}]}\n\n');
+    const st: ScanState = { done: false };
+    scanEvents(inContent, inContent.length, { modelJson: undefined, hideUsage: false }, st);
+    assert.equal(st.done, false);
+    const done = b('data:[DONE]\r\n\r\n');
+    scanEvents(done, done.length, { modelJson: undefined, hideUsage: false }, st);
+    assert.equal(st.done, true);
+  });
+
+  it('rewrites model values (with or without spaces), hides usage, keeps the usage', () => {
+    const buf = b(
+      'data: {"model": "up", "choices":[{"delta":{"content":"\\"model\\": \\"up\\""}}], "usage": null}\n\n' +
+        'data: {"model":"up","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}\n\n',
+    );
+    const st: ScanState = { done: false };
+    const out = scanEvents(buf, buf.length, { modelJson: b('"alias"'), hideUsage: true }, st).toString();
+    assert.equal(
+      out,
+      'data: {"model": "alias", "choices":[{"delta":{"content":"\\"model\\": \\"up\\""}}]}\n\n',
+    );
+    assert.deepEqual(st.usage, { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 });
+    assert.equal(st.upstreamModel, 'up');
+  });
+
+  it('stops at an error event', () => {
+    const buf = b('data: {"choices":[]}\n\ndata: {"error":{"message":"x","code":500}}\n\n');
+    const st: ScanState = { done: false };
+    const out = scanEvents(buf, buf.length, { modelJson: undefined, hideUsage: false }, st).toString();
+    assert.equal(out, 'data: {"choices":[]}\n\n');
+    assert.equal(st.errorData, '{"error":{"message":"x","code":500}}');
+    assert.equal(
+      firstEventError(b(': ping\n\ndata: {"error":{"message":"x"}}\n\n')),
+      '{"error":{"message":"x"}}',
+    );
+    assert.equal(firstEventError(b('data: {"error":null,"choices":[]}\n\n')), undefined);
+  });
+
+  it('decodes the delivered text and the first model', () => {
+    const parts = [
+      b('data: {"model":"m1","choices":[{"delta":{"content":"Hé"}}]}\n\n'),
+      b('data: {"choices":[{"text":"llo"}]}\n\ndata: [DONE]\n\n'),
+    ];
+    assert.equal(textOfSse(parts), 'Héllo');
+    assert.equal(modelOf(parts[0] as Buffer), 'm1');
+  });
+
+  it('JSON answers: usage by a targeted scan, model replaced', () => {
+    const body = b(
+      '{"id":"x","model":"up","choices":[{"message":{"content":"a \\"usage\\": {1}"}}],"usage":{"prompt_tokens":4,"completion_tokens":5,"total_tokens":9,"prompt_tokens_details":{"cached_tokens":0}}}',
+    );
+    assert.deepEqual(usageOf(body), {
+      prompt_tokens: 4,
+      completion_tokens: 5,
+      total_tokens: 9,
+      prompt_tokens_details: { cached_tokens: 0 },
+    });
+    assert.equal(usageOf(b('{"choices":[]}')), undefined);
+    const r = replaceModel(body, b('"alias"'));
+    assert.equal(r.upstream, 'up');
+    assert.equal((JSON.parse(r.body.toString()) as { model: string }).model, 'alias');
+    assert.equal(replaceModel(body, b('"up"')).body, body);
+  });
+});

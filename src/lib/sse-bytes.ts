@@ -1,0 +1,353 @@
+/**
+ * Byte-level work on an OpenAI SSE stream that the gateway forwards as it arrives (pass-through):
+ * find where complete events end, and act only on the events the gateway must act on — the usage
+ * chunk, `[DONE]`, error events, `"usage":null` fields and the `model` value — found by cheap
+ * `indexOf` scans before any JSON parse. Everything else is forwarded as the same bytes.
+ *
+ * The scans are sound because an upstream's event data is JSON: inside a JSON string every `"` is
+ * escaped, so `"usage"`, `"error"` and `"model"` followed by a colon can only be keys, and
+ * `data: [DONE]` at the start of a line can only be the sentinel.
+ */
+
+const LF2 = Buffer.from('\n\n');
+const CRLF2 = Buffer.from('\r\n\r\n');
+const USAGE = Buffer.from('"usage"');
+const ERROR = Buffer.from('"error"');
+const MODEL = Buffer.from('"model"');
+const DONE = Buffer.from('[DONE]');
+
+const SP = 0x20;
+const TAB = 0x09;
+const CR = 0x0d;
+const LF = 0x0a;
+const COLON = 0x3a;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const BRACE = 0x7b;
+const COMMA = 0x2c;
+
+/** Index just past the last complete event in `buf` (0: none complete yet). */
+export function completeEventsEnd(buf: Buffer): number {
+  const a = buf.lastIndexOf(LF2);
+  const b = buf.lastIndexOf(CRLF2);
+  return Math.max(a === -1 ? 0 : a + 2, b === -1 ? 0 : b + 4);
+}
+
+/** Call `fn(start, end)` for each event in buf[0, end) (an event includes its blank line). */
+function forEachEvent(buf: Buffer, end: number, fn: (start: number, end: number) => boolean | void): void {
+  let s = 0;
+  while (s < end) {
+    const a = buf.indexOf(LF2, s);
+    const b = buf.indexOf(CRLF2, s);
+    let e: number;
+    if (a === -1 && b === -1) e = end;
+    else if (b === -1 || (a !== -1 && a < b)) e = a + 2;
+    else e = b + 4;
+    if (e > end) e = end;
+    if (fn(s, e) === false) return;
+    s = e;
+  }
+}
+
+function skipWs(buf: Buffer, i: number): number {
+  while (i < buf.length) {
+    const c = buf[i];
+    if (c !== SP && c !== TAB && c !== CR && c !== LF) break;
+    i++;
+  }
+  return i;
+}
+
+/** After a key ending at `i`: the index of its value, or -1 when no `:` follows (not a key). */
+function valueAt(buf: Buffer, i: number): number {
+  i = skipWs(buf, i);
+  if (buf[i] !== COLON) return -1;
+  return skipWs(buf, i + 1);
+}
+
+/** `i` at an opening quote: the index just past the closing one (buf.length if unterminated). */
+function stringEnd(buf: Buffer, i: number): number {
+  for (let j = i + 1; j < buf.length; j++) {
+    const c = buf[j];
+    if (c === BACKSLASH) j++;
+    else if (c === QUOTE) return j + 1;
+  }
+  return buf.length;
+}
+
+/** The `data` field of the event in buf[s, e) (data lines joined by \n, as SSE defines). */
+export function eventData(buf: Buffer, s: number, e: number): string | undefined {
+  const text = buf.toString('utf8', s, e);
+  let data: string | undefined;
+  for (const line of text.split(/\r\n|\r|\n/)) {
+    if (!line.startsWith('data')) continue;
+    let v: string;
+    if (line.length === 4) v = '';
+    else if (line.charCodeAt(4) !== COLON) continue;
+    else v = line.charCodeAt(5) === SP ? line.slice(6) : line.slice(5);
+    data = data === undefined ? v : `${data}\n${v}`;
+  }
+  return data;
+}
+
+/** Is there a `data: [DONE]` (or `data:[DONE]`) line in buf[s, e)? */
+function hasDone(buf: Buffer, s: number, e: number): boolean {
+  let i = buf.indexOf(DONE, s);
+  while (i !== -1 && i < e) {
+    let j = i - 1;
+    if (buf[j] === SP) j--;
+    const lineStart = j - 4;
+    if (
+      j >= 4 &&
+      buf[j] === COLON &&
+      buf.toString('latin1', lineStart, j) === 'data' &&
+      (lineStart === 0 || buf[lineStart - 1] === LF || buf[lineStart - 1] === CR)
+    ) {
+      const after = buf[i + DONE.length];
+      if (after === undefined || after === LF || after === CR) return true;
+    }
+    i = buf.indexOf(DONE, i + 1);
+  }
+  return false;
+}
+
+/** The data of an error event (`{"error": {...}}`, error not null) in buf[s, e), if it is one. */
+function errorData(buf: Buffer, s: number, e: number): string | undefined {
+  const k = buf.indexOf(ERROR, s);
+  if (k === -1 || k >= e) return undefined;
+  const data = eventData(buf, s, e);
+  if (data === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(data) as { error?: unknown };
+    return parsed.error !== undefined && parsed.error !== null ? data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The data of the first complete event of `buf` if it is an error event (checked before retrying). */
+export function firstEventError(buf: Buffer): string | undefined {
+  if (buf.indexOf(ERROR) === -1) return undefined;
+  const end = completeEventsEnd(buf);
+  let found: string | undefined;
+  forEachEvent(buf, end, (s, e) => {
+    if (eventData(buf, s, e) === undefined) return true; // comments, keep-alives
+    found = errorData(buf, s, e);
+    return false;
+  });
+  return found;
+}
+
+export interface ScanOptions {
+  /** The alias as a JSON string (`"alias"`): `model` values that differ are rewritten to it. */
+  modelJson: Buffer | undefined;
+  /** The client did not ask for usage: hide the usage-only chunk and drop `"usage":null` fields. */
+  hideUsage: boolean;
+}
+
+/** What the scan found; it accumulates over a stream. */
+export interface ScanState {
+  /** The usage object's JSON, from the usage chunk. */
+  usage?: unknown;
+  /** `data: [DONE]` was seen: the upstream finished. */
+  done: boolean;
+  /** An error event's data: forwarding stops before it (the gateway writes its own). */
+  errorData?: string;
+  /** The first `model` value the upstream wrote that differed from the alias. */
+  upstreamModel?: string;
+  /** An event the gateway had to read was not JSON. */
+  malformed?: boolean;
+}
+
+/** Replace each `"model": "<x>"` value that differs from `modelJson` in buf[s, e). */
+function rewriteModels(
+  buf: Buffer,
+  s: number,
+  e: number,
+  modelJson: Buffer,
+  st: ScanState,
+  out: Buffer[],
+): void {
+  let from = s;
+  let i = buf.indexOf(MODEL, s);
+  while (i !== -1 && i < e) {
+    const v = valueAt(buf, i + MODEL.length);
+    if (v !== -1 && buf[v] === QUOTE) {
+      const ve = stringEnd(buf, v);
+      if (ve - v !== modelJson.length || buf.compare(modelJson, 0, modelJson.length, v, ve) !== 0) {
+        if (st.upstreamModel === undefined) {
+          try {
+            st.upstreamModel = JSON.parse(buf.toString('utf8', v, ve)) as string;
+          } catch {
+            // an unterminated value: leave the event alone
+            i = buf.indexOf(MODEL, i + 1);
+            continue;
+          }
+        }
+        out.push(buf.subarray(from, v), modelJson);
+        from = ve;
+      }
+      i = buf.indexOf(MODEL, ve);
+    } else {
+      i = buf.indexOf(MODEL, i + 1);
+    }
+  }
+  out.push(from === 0 && e === buf.length ? buf : buf.subarray(from, e));
+}
+
+/**
+ * Scan complete events buf[0, end) and return the bytes to forward: `buf` itself when nothing needs
+ * changing (the common case), else the edited bytes. An error event ends the forwarding
+ * (`st.errorData`); the usage chunk's usage lands in `st.usage`.
+ */
+export function scanEvents(buf: Buffer, end: number, o: ScanOptions, st: ScanState): Buffer {
+  const region = end === buf.length ? buf : buf.subarray(0, end);
+  const usage = region.indexOf(USAGE) !== -1;
+  const error = region.indexOf(ERROR) !== -1;
+  if (!st.done && region.indexOf(DONE) !== -1 && hasDone(region, 0, end)) st.done = true;
+  if (!usage && !error) {
+    if (!o.modelJson || region.indexOf(MODEL) === -1) return region;
+    const out: Buffer[] = [];
+    rewriteModels(region, 0, end, o.modelJson, st, out);
+    return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+  }
+  const out: Buffer[] = [];
+  let edited = false;
+  forEachEvent(region, end, (s, e) => {
+    if (error) {
+      const data = errorData(region, s, e);
+      if (data !== undefined) {
+        st.errorData = data;
+        edited = true;
+        return false;
+      }
+    }
+    let cut = -1;
+    let cutEnd = -1;
+    const k = usage ? region.indexOf(USAGE, s) : -1;
+    if (k !== -1 && k < e) {
+      const v = valueAt(region, k + USAGE.length);
+      if (region[v] === BRACE) {
+        const data = eventData(region, s, e);
+        try {
+          const parsed = JSON.parse(data ?? '') as { usage?: unknown; choices?: unknown[] };
+          st.usage = parsed.usage;
+          if (o.hideUsage && (!Array.isArray(parsed.choices) || parsed.choices.length === 0)) {
+            edited = true;
+            return true; // the usage-only chunk the client did not ask for
+          }
+        } catch {
+          st.malformed = true;
+        }
+      } else if (o.hideUsage && v !== -1 && region.toString('latin1', v, v + 4) === 'null') {
+        // `,"usage":null` (forced include_usage upstream): not shown to a client that did not ask.
+        let c = k - 1;
+        while (c > s && (region[c] === SP || region[c] === TAB)) c--;
+        if (region[c] === COMMA) {
+          cut = c;
+          cutEnd = v + 4;
+        }
+      }
+    }
+    if (cut !== -1) {
+      edited = true;
+      if (o.modelJson) {
+        rewriteModels(region, s, cut, o.modelJson, st, out);
+        rewriteModels(region, cutEnd, e, o.modelJson, st, out);
+      } else out.push(region.subarray(s, cut), region.subarray(cutEnd, e));
+    } else if (o.modelJson) {
+      const before = out.length;
+      rewriteModels(region, s, e, o.modelJson, st, out);
+      if (out.length - before > 1) edited = true;
+    } else out.push(region.subarray(s, e));
+    return true;
+  });
+  if (!edited) return region;
+  return Buffer.concat(out);
+}
+
+/** The text a stream delivered (choice 0's content or text), decoded from the forwarded bytes. */
+export function textOfSse(parts: readonly Buffer[]): string {
+  const buf = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+  let text = '';
+  forEachEvent(buf, buf.length, (s, e) => {
+    const data = eventData(buf, s, e);
+    if (data === undefined || data === '' || data === '[DONE]') return true;
+    try {
+      const c = JSON.parse(data) as {
+        choices?: Array<{ delta?: { content?: string | null }; text?: string }>;
+      };
+      const choice = c.choices?.[0];
+      const piece = choice?.delta?.content ?? choice?.text;
+      if (typeof piece === 'string') text += piece;
+    } catch {
+      // not a JSON event (a partial tail): nothing to count
+    }
+    return true;
+  });
+  return text;
+}
+
+/** The first `model` value in `buf` (the upstream's model name in its first chunk), if any. */
+export function modelOf(buf: Buffer): string | undefined {
+  let i = buf.indexOf(MODEL);
+  while (i !== -1) {
+    const v = valueAt(buf, i + MODEL.length);
+    if (v !== -1 && buf[v] === QUOTE) {
+      try {
+        return JSON.parse(buf.toString('utf8', v, stringEnd(buf, v))) as string;
+      } catch {
+        return undefined;
+      }
+    }
+    i = buf.indexOf(MODEL, i + 1);
+  }
+  return undefined;
+}
+
+/**
+ * A JSON answer's `model` values set to `modelJson` (the alias as a JSON string): the edited bytes
+ * (or `buf` itself) and the first differing name found.
+ */
+export function replaceModel(buf: Buffer, modelJson: Buffer): { body: Buffer; upstream?: string } {
+  const st: ScanState = { done: false };
+  const out: Buffer[] = [];
+  rewriteModels(buf, 0, buf.length, modelJson, st, out);
+  const body = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+  return st.upstreamModel === undefined ? { body } : { body, upstream: st.upstreamModel };
+}
+
+/** `i` at an opening brace: the index just past its matching close (-1 if unbalanced). */
+function objectEnd(buf: Buffer, i: number): number {
+  let depth = 0;
+  for (let j = i; j < buf.length; j++) {
+    const c = buf[j];
+    if (c === QUOTE) j = stringEnd(buf, j) - 1;
+    else if (c === BRACE) depth++;
+    else if (c === 0x7d && --depth === 0) return j + 1;
+  }
+  return -1;
+}
+
+/**
+ * The `usage` object of a JSON answer by a targeted scan (the last `"usage": {...}` key, which in
+ * OpenAI answers is the top-level one), parsed alone; undefined when absent or not an object.
+ */
+export function usageOf(buf: Buffer): unknown {
+  let k = buf.lastIndexOf(USAGE);
+  while (k !== -1) {
+    const v = valueAt(buf, k + USAGE.length);
+    if (v !== -1 && buf[v] === BRACE) {
+      const e = objectEnd(buf, v);
+      if (e === -1) return undefined;
+      try {
+        return JSON.parse(buf.toString('utf8', v, e));
+      } catch {
+        return undefined;
+      }
+    }
+    if (k === 0) break;
+    k = buf.lastIndexOf(USAGE, k - 1);
+  }
+  return undefined;
+}
