@@ -14,10 +14,11 @@ import { sha256Hex } from './lib/hash.js';
 import { VERSION } from './version.js';
 import { Tenancy } from './tenancy/tenancy.js';
 import { ResponseCache } from './cache/response-cache.js';
-import { Tracing } from './telemetry/tracing.js';
+import { createTracing, type Tracing } from './telemetry/tracing.js';
 import { AuditLog } from './telemetry/audit.js';
 import { Redactor } from './telemetry/redact.js';
 import { HealthChecker, publishBackendState } from './routing/health.js';
+import { MemoryResponseStore } from './state/memory/responses.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -34,8 +35,7 @@ export class Gateway {
   readonly startedAt = Date.now();
   /** Response cache; its sizes and Redis connection are fixed at start (policy follows reloads). */
   readonly cache: ResponseCache;
-  /** Tracing, audit log and redaction are configured at start (telemetry.* is not hot-reloaded). */
-  readonly tracing: Tracing | undefined;
+  /** Audit log and redaction are configured at start (telemetry.* is not hot-reloaded). */
   readonly audit: AuditLog | undefined;
   readonly redactor: Redactor;
   #registry: ProviderRegistry;
@@ -44,6 +44,7 @@ export class Gateway {
   #generatedAdminToken: string | undefined;
   #version = 0;
   #tenancy: Tenancy | undefined;
+  #tracing: Tracing | undefined;
   #prompts: ReadonlyMap<string, string>;
   #ready = false;
   #draining = false;
@@ -58,11 +59,17 @@ export class Gateway {
       logger: this.logger,
       redisUrl: cfg.state.kind === 'distributed' ? cfg.state.redis.url : undefined,
     });
-    this.deps = { metrics: this.metrics, logger: this.logger, onFinish: [], cache: this.cache };
+    this.deps = {
+      metrics: this.metrics,
+      logger: this.logger,
+      onFinish: [],
+      cache: this.cache,
+      // A bare gateway (no state store) keeps stored responses in memory.
+      responses: new MemoryResponseStore(),
+    };
     const tel = cfg.telemetry;
     this.redactor = new Redactor(tel.audit.redact_patterns);
     this.deps.redactor = this.redactor;
-    if (tel.tracing.enabled) this.tracing = new Tracing(tel.tracing, VERSION);
     if (tel.audit.enabled) {
       const audit = new AuditLog(tel.audit, { logger: this.logger, redactor: this.redactor });
       this.audit = audit;
@@ -101,13 +108,22 @@ export class Gateway {
    */
   static async create(loaded: LoadedConfig, opts: GatewayOptions = {}): Promise<Gateway> {
     const gw = new Gateway(loaded, opts);
+    // The OpenTelemetry SDK is loaded only when tracing is on.
+    const tracing = loaded.config.telemetry.tracing;
+    if (tracing.enabled) gw.#tracing = await createTracing(tracing, VERSION);
     const tenancy = await Tenancy.create(loaded.config, { logger: gw.logger, metrics: gw.metrics });
     gw.#tenancy = tenancy;
     gw.deps.tenancy = tenancy;
+    gw.deps.responses = tenancy.state.responses;
     gw.deps.lookupKey = (plaintext, ctx) => tenancy.lookupKey(plaintext, ctx.snapshot);
     await tenancy.syncConfig(gw.#snapshot, gw.#prompts);
     gw.#warmTokenizer();
     return gw;
+  }
+
+  /** Tracing (telemetry.tracing, configured at start; not hot-reloaded); set up by create(). */
+  get tracing(): Tracing | undefined {
+    return this.#tracing;
   }
 
   get tenancy(): Tenancy | undefined {
@@ -202,6 +218,6 @@ export class Gateway {
     await this.#tenancy?.close();
     await this.cache.close();
     await this.audit?.close();
-    await this.tracing?.shutdown();
+    await this.#tracing?.shutdown();
   }
 }

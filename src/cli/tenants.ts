@@ -203,12 +203,12 @@ export async function usageReport(o: UsageReportOptions, io: CliIO): Promise<num
     'GET',
     `/admin/usage?${q.toString()}`,
   );
-  const cols = ['tenant', 'group', 'requests', 'tokens_in', 'tokens_out', 'cost_usd', 'estimated'];
+  const cols = ['tenant', 'group', 'requests', 'tokens_in', 'tokens_out', 'cost_usd', 'estimated', 'partial'];
   if (o.format === 'json') io.out(JSON.stringify(r.data, null, 2));
   else if (o.format === 'csv') io.out(csv(r.data, cols));
   else {
     const total: Record<string, number> = {};
-    for (const c of ['requests', 'tokens_in', 'tokens_out', 'cost_usd'])
+    for (const c of ['requests', 'tokens_in', 'tokens_out', 'cost_usd', 'estimated', 'partial'])
       total[c] = exactSum(r.data.map((row) => Number(row[c] ?? 0)));
     io.out(table([...r.data, { tenant: 'TOTAL', group: '', ...total }], cols));
     if (r.data.length === 0) io.out('(no usage recorded in this period)');

@@ -316,6 +316,12 @@ export const BackendSchema = z.discriminatedUnion('provider', [
     api_key: z.string().optional().describe('sent as Bearer; use ${ENV}'),
     headers: z.record(z.string(), z.string()).optional(),
     force_include_usage: z.boolean().default(true).describe('ask for usage on streams'),
+    responses_api: z
+      .enum(['bridge', 'native'])
+      .default('bridge')
+      .describe(
+        'POST /v1/responses on this model: bridge = run as chat completions; native = pass through to the backend\'s own /responses (docs/responses.md)',
+      ),
   }),
   z.strictObject({
     provider: z
@@ -326,6 +332,10 @@ export const BackendSchema = z.discriminatedUnion('provider', [
     api_key: z.string().optional().describe('sent as Bearer; required by openrouter and together'),
     headers: z.record(z.string(), z.string()).optional(),
     force_include_usage: z.boolean().optional().describe('default from the preset (true for all)'),
+    responses_api: z
+      .enum(['bridge', 'native'])
+      .default('bridge')
+      .describe('native: the server speaks the Responses API itself (docs/responses.md)'),
   }),
   z.strictObject({
     provider: z.literal('engine'),
@@ -459,6 +469,12 @@ export const StateSchema = z.discriminatedUnion('kind', [
       .string()
       .default('.portico-data')
       .describe('SQLite file lives here; relative to the working directory'),
+    journal_dir: z
+      .string()
+      .optional()
+      .describe(
+        "usage-ledger crash journal (one synchronous write per request, replayed at start-up); default: journal/ under data_dir; '' turns it off",
+      ),
   }),
   z.strictObject({
     kind: z.literal('distributed'),
@@ -474,6 +490,12 @@ export const StateSchema = z.discriminatedUnion('kind', [
       .enum(['fail_open', 'fail_closed'])
       .default('fail_closed')
       .describe('what limits do while Redis is unreachable'),
+    journal_dir: z
+      .string()
+      .optional()
+      .describe(
+        "this replica's usage-ledger crash journal; give each replica its own volume (the Helm chart mounts one); default: .portico-data/journal-HASH, HASH naming the Postgres/Redis target; '' turns it off",
+      ),
   }),
   z.strictObject({ kind: z.literal('memory') }).describe('nothing persists; tests and throwaway demos'),
 ]);
@@ -627,6 +649,18 @@ export const LoggingSchema = z.strictObject({
     .describe('auto: one readable line per record when stdout is a terminal, JSON lines otherwise'),
 });
 
+export const ResponsesSchema = z.strictObject({
+  ttl_hours: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 365)
+    .default(720)
+    .describe(
+      'how long a stored Responses API response (store: true) can be read or continued with previous_response_id; default 30 days',
+    ),
+});
+
 export const ConfigSchema = z
   .strictObject({
     server: ServerSchema.default(ServerSchema.parse({})),
@@ -635,6 +669,9 @@ export const ConfigSchema = z
     state: StateSchema.default({ kind: 'embedded', data_dir: '.portico-data' }),
     admission: AdmissionSchema.default(AdmissionSchema.parse({})),
     cache: CacheSchema.default(CacheSchema.parse({})),
+    responses: ResponsesSchema.default(ResponsesSchema.parse({})).describe(
+      'the Responses API (POST /v1/responses): stored responses',
+    ),
     telemetry: TelemetrySchema.default(TelemetrySchema.parse({})),
     tenants: z.array(TenantSchema).default([]),
     models: z.record(idString, ModelSchema).default({}),

@@ -16,12 +16,13 @@ import { canonicalApiUrl } from './route-aliases.js';
 import type { Gateway } from '../app.js';
 import { PorticoError } from '../errors/portico-error.js';
 import { acceptCorrelationId, newRequestId } from '../lib/ids.js';
-import { finishRequest } from '../pipeline/run.js';
+import { finishRequest, recordUsage } from '../pipeline/run.js';
 import { edgeContext, exposeTenantRouteMarks } from './edge-context.js';
 import { ANONYMOUS_TENANT, UNMATCHED_ENDPOINT } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerOpenAIRoutes } from './routes/openai.js';
+import { registerResponsesRoutes } from './routes/responses.js';
 import { MODELS_PATH, registerModelRoutes, wantsAnthropicShape } from './routes/models.js';
 import { registerTenantRoutes } from './routes/tenant.js';
 import { registerAdminRoutes } from './routes/admin.js';
@@ -139,6 +140,14 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     done();
   });
 
+  // Account (and journal the ledger record) before the response's bytes go out: once the client
+  // has its answer, a crash cannot lose the record.
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const ctx = request.porticoCtx;
+    if (ctx) recordUsage(gw.deps, ctx, reply.statusCode);
+    done(null, payload);
+  });
+
   app.addHook('onResponse', (request, reply, done) => {
     const ctx = request.porticoCtx;
     if (ctx) finishRequest(gw.deps, ctx, reply.statusCode);
@@ -254,6 +263,7 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   registerModelRoutes(app, gw);
   registerTenantRoutes(app, gw);
   registerAnthropicRoutes(app, gw);
+  registerResponsesRoutes(app, gw);
   registerTeamRoutes(app, gw);
   app.get('/admin/backends', async (request) => {
     requireAdmin(gw, request);

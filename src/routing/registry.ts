@@ -127,6 +127,7 @@ function createProvider(
         pipelining: pool.pipelining,
         ...(b.timeout_ms ? { timeoutMs: b.timeout_ms } : {}),
         streamIdleTimeoutMs: cfg.server.stream_idle_timeout_ms,
+        nativeResponses: b.responses_api === 'native',
       });
     }
   }

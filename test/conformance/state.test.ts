@@ -2,6 +2,7 @@
  * State conformance: the SAME cases run against every implementation of each port.
  *   counters: memory, redis        quotas: memory, sqlite, redis
  *   tenants/keys/ledger: memory, sqlite, postgres
+ *   responses (Responses API store): memory, sqlite, postgres
  * plus revocation propagation between two distributed replicas, Redis failure modes and an
  * embedded restart. Redis (127.0.0.1:6379) and Postgres (127.0.0.1:5432, db test, user postgres
  * or root) are used for real; each run uses its own key prefix / schemas and removes them.
@@ -30,6 +31,7 @@ import {
   type LedgerRecord,
   type LedgerStore,
   type QuotaStore,
+  type ResponseStore,
   type StateBackends,
   type StateErrorEvent,
   type TenantStore,
@@ -38,15 +40,24 @@ import { MemoryCounterStore } from '../../src/state/memory/counters.js';
 import { MemoryQuotaStore } from '../../src/state/memory/quotas.js';
 import { MemoryKeyStore, MemoryLedgerStore, MemoryTenantStore } from '../../src/state/memory/catalog.js';
 import { MemoryInvalidationBus } from '../../src/state/memory/invalidation.js';
-import { openSqlite } from '../../src/state/sqlite/db.js';
+import Database from 'better-sqlite3';
+import { MIGRATIONS as SQLITE_MIGRATIONS, openSqlite, SQLITE_FILE } from '../../src/state/sqlite/db.js';
 import { SqliteQuotaStore } from '../../src/state/sqlite/quotas.js';
 import { SqliteKeyStore, SqliteLedgerStore, SqliteTenantStore } from '../../src/state/sqlite/catalog.js';
 import { connectRedis, waitReady, type RedisContext } from '../../src/state/redis/client.js';
 import { RedisCounterStore } from '../../src/state/redis/counters.js';
 import { RedisQuotaStore } from '../../src/state/redis/quotas.js';
-import { dropSchema, openPostgres, type PgContext } from '../../src/state/postgres/db.js';
+import {
+  dropSchema,
+  MIGRATIONS as PG_MIGRATIONS,
+  openPostgres,
+  type PgContext,
+} from '../../src/state/postgres/db.js';
 import { PgKeyStore, PgLedgerStore, PgTenantStore } from '../../src/state/postgres/catalog.js';
 import { uniqueName } from '../../src/state/factory.js';
+import { MemoryResponseStore } from '../../src/state/memory/responses.js';
+import { SqliteResponseStore } from '../../src/state/sqlite/responses.js';
+import { PgResponseStore } from '../../src/state/postgres/responses.js';
 
 const CI = process.env.CI === 'true';
 const REDIS_URL = process.env.PORTICO_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -251,6 +262,32 @@ const catalogFamilies: CatalogFamily[] = [
         ledger: new PgLedgerStore(ctx),
       };
     },
+  },
+];
+
+interface ResponseFamily {
+  name: string;
+  reason: () => string | null;
+  make: Get<ResponseStore>;
+}
+
+const responseFamilies: ResponseFamily[] = [
+  { name: 'memory', reason: () => null, make: async (clock) => new MemoryResponseStore({ clock }) },
+  {
+    name: 'sqlite',
+    reason: () => null,
+    make: async (clock) => {
+      const db = openSqlite(':memory:');
+      cleanups.push(() => {
+        db.close();
+      });
+      return new SqliteResponseStore(db, { clock });
+    },
+  },
+  {
+    name: 'postgres',
+    reason: () => (pgUrl ? null : pgReason),
+    make: async (clock) => new PgResponseStore(await pgCtx(), { clock }),
   },
 ];
 
@@ -931,6 +968,7 @@ for (const fam of catalogFamilies) {
             tokens_out: 50,
             cost_usd: 0.002,
             estimated: true,
+            partial: true,
           }),
           rec('r3', 'acme', d3, { key_id: null, status: 429 }),
           rec('r1', 'acme', d1), // duplicate in the same batch
@@ -956,6 +994,7 @@ for (const fam of catalogFamilies) {
             tokens_out: 5,
             cost_usd: 0.0001,
             estimated: 0,
+            partial: 0,
           },
           {
             tenant: 'acme',
@@ -965,6 +1004,7 @@ for (const fam of catalogFamilies) {
             tokens_out: 50,
             cost_usd: 0.002,
             estimated: 1,
+            partial: 1,
           },
           {
             tenant: 'acme',
@@ -974,6 +1014,7 @@ for (const fam of catalogFamilies) {
             tokens_out: 5,
             cost_usd: 0.0001,
             estimated: 0,
+            partial: 0,
           },
         ]);
         const byMonth = await ledger.query({ tenant: 'acme' }, 'month');
@@ -1279,6 +1320,72 @@ async function freePort(): Promise<number> {
   return addr.port;
 }
 
+describe('ledger migration: the partial column (cancelled and broken-off streams)', () => {
+  const old = rec('old-1', 'acme', Date.UTC(2026, 10, 22, 12));
+  const cut = rec('cut-1', 'acme', Date.UTC(2026, 10, 22, 13), { tokens_out: 3, partial: true });
+  const expectRows = async (ledger: LedgerStore): Promise<void> => {
+    const rows = await ledger.query({ tenant: 'acme' }, 'day');
+    assert.deepEqual(
+      rows.map((r) => [r.group, r.requests, r.tokens_out, r.partial]),
+      [['2026-11-22', 2, 8, 1]],
+    );
+  };
+
+  it('sqlite: a store at schema 2 (before the column) migrates in order; old rows read as not partial', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-migrate-'));
+    try {
+      const db = new Database(join(dir, SQLITE_FILE));
+      for (const m of SQLITE_MIGRATIONS.slice(0, 2)) db.exec(m);
+      db.pragma('user_version = 2');
+      db.prepare(
+        `INSERT INTO ledger (id, time, tenant, key_id, model, backend, tokens_in, tokens_out, estimated, cost_usd, latency_ms, status, cache_hit, request_id)
+         VALUES (?, ?, 'acme', 'key_a', 'gpt-4o-mini', 'sim-1', 10, 5, 0, 0.0001, 42, 200, 0, ?)`,
+      ).run(old.id, old.time, old.id);
+      db.close();
+      const migrated = openSqlite(dir);
+      try {
+        assert.equal(Number(migrated.pragma('user_version', { simple: true })), SQLITE_MIGRATIONS.length);
+        const ledger = new SqliteLedgerStore(migrated);
+        assert.equal(await ledger.append([old, cut]), 1);
+        await expectRows(ledger);
+      } finally {
+        migrated.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('postgres: a schema at version 1 (before the column) migrates; old rows read as not partial', async (t) => {
+    if (!pgUrl) return unavailable(t, pgReason);
+    const schema = uniqueName('portico_test_');
+    const c = new pg.Client({ connectionString: pgUrl });
+    await c.connect();
+    try {
+      await c.query(`CREATE SCHEMA "${schema}"`);
+      await c.query(
+        `CREATE TABLE "${schema}".schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+      );
+      await c.query((PG_MIGRATIONS[0] as (s: string) => string)(`"${schema}"`));
+      await c.query(`INSERT INTO "${schema}".schema_migrations (version) VALUES (1)`);
+      await c.query(
+        `INSERT INTO "${schema}".ledger (id, time, tenant, key_id, model, backend, tokens_in, tokens_out, estimated, cost_usd, latency_ms, status, cache_hit, request_id)
+         VALUES ($1, to_timestamp($2::bigint / 1000.0), 'acme', 'key_a', 'gpt-4o-mini', 'sim-1', 10, 5, false, 0.0001, 42, 200, false, $1)`,
+        [old.id, old.time],
+      );
+      const ctx = await openPostgres(pgUrl, { schema, max: 2 });
+      pgContexts.push(ctx);
+      const v = await c.query<{ v: number }>(`SELECT max(version) AS v FROM "${schema}".schema_migrations`);
+      assert.equal(v.rows[0]?.v, PG_MIGRATIONS.length);
+      const ledger = new PgLedgerStore(ctx);
+      assert.equal(await ledger.append([old, cut]), 1);
+      await expectRows(ledger);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
 describe('redis outage and recovery', () => {
   it('reports down/up, fails per mode while down, and counts a degraded reservation once back', async (t) => {
     const which = spawnSync('redis-server', ['--version']);
@@ -1332,3 +1439,99 @@ describe('redis outage and recovery', () => {
     }
   });
 });
+
+// ---------------------------------------------------------------- stored responses (Responses API)
+
+const DAY_MS = 86_400_000;
+
+for (const fam of responseFamilies) {
+  describe(`responses conformance: ${fam.name}`, () => {
+    it(
+      "put, get, replace, delete; a tenant never sees another tenant's response",
+      withFamily(fam, async (store, c) => {
+        const data = {
+          object: 'response',
+          output: [{ type: 'message', text: 'hi' }],
+          n: 1.5,
+          ok: true,
+          z: null,
+        };
+        await store.put({ tenant: 'a', id: 'resp_1', data, createdAt: BASE, expiresAt: BASE + DAY_MS });
+        const got = await store.get('a', 'resp_1');
+        assert.deepEqual(got, { tenant: 'a', id: 'resp_1', data, createdAt: BASE, expiresAt: BASE + DAY_MS });
+        // Same id under another tenant: absent, and deleting it there touches nothing.
+        assert.equal(await store.get('b', 'resp_1'), null);
+        assert.equal(await store.delete('b', 'resp_1'), false);
+        assert.ok(await store.get('a', 'resp_1'));
+        // Another tenant may store the same id: two separate records.
+        await store.put({
+          tenant: 'b',
+          id: 'resp_1',
+          data: { v: 'b' },
+          createdAt: BASE,
+          expiresAt: BASE + DAY_MS,
+        });
+        assert.deepEqual((await store.get('b', 'resp_1'))?.data, { v: 'b' });
+        assert.deepEqual((await store.get('a', 'resp_1'))?.data, data);
+        // Replace.
+        await store.put({
+          tenant: 'a',
+          id: 'resp_1',
+          data: { v: 2 },
+          createdAt: BASE,
+          expiresAt: BASE + DAY_MS,
+        });
+        assert.deepEqual((await store.get('a', 'resp_1'))?.data, { v: 2 });
+        assert.equal(await store.delete('a', 'resp_1'), true);
+        assert.equal(await store.get('a', 'resp_1'), null);
+        assert.equal(await store.delete('a', 'resp_1'), false);
+        assert.deepEqual((await store.get('b', 'resp_1'))?.data, { v: 'b' });
+        c.add(0);
+      }),
+    );
+
+    it(
+      'expiry: an expired response reads as absent and purgeExpired removes it',
+      withFamily(fam, async (store, c) => {
+        await store.put({ tenant: 'a', id: 'resp_old', data: 1, createdAt: BASE, expiresAt: BASE + 1000 });
+        await store.put({ tenant: 'a', id: 'resp_new', data: 2, createdAt: BASE, expiresAt: BASE + DAY_MS });
+        assert.ok(await store.get('a', 'resp_old'));
+        c.add(1000);
+        assert.equal(await store.get('a', 'resp_old'), null);
+        assert.equal(await store.delete('a', 'resp_old'), false);
+        assert.equal(await store.purgeExpired(), 1);
+        assert.equal(await store.purgeExpired(), 0);
+        assert.equal((await store.get('a', 'resp_new'))?.data, 2);
+      }),
+    );
+
+    it(
+      'hostile inputs: NUL and unpaired surrogates in the document round-trip exactly; in keys they get the typed error',
+      withFamily(fam, async (store) => {
+        const data = {
+          nul: 'a\u0000b',
+          lone: 'x\ud800y',
+          low: '\udc00',
+          pair: '\ud83d\ude00',
+          ['k\u0000ey']: ['\u0000', { deep: '\udbff' }],
+          big: 'é'.repeat(10_000),
+        };
+        await store.put({ tenant: 't', id: 'resp_h', data, createdAt: BASE, expiresAt: BASE + DAY_MS });
+        assert.deepEqual((await store.get('t', 'resp_h'))?.data, data);
+        const bad = (p: Promise<unknown>, field: RegExp): Promise<void> =>
+          assert.rejects(p, (e: unknown) => e instanceof StateInvalidInputError && field.test(e.field));
+        const ok = { data: 1, createdAt: BASE, expiresAt: BASE + DAY_MS };
+        await bad(store.put({ tenant: 'a\u0000', id: 'resp_x', ...ok }), /tenant/);
+        await bad(store.put({ tenant: 'a', id: 'resp_\ud800', ...ok }), /id/);
+        await bad(store.get('a\u0000', 'resp_x'), /tenant/);
+        await bad(store.get('a', 'resp_\u0000'), /id/);
+        await bad(store.delete('a', '\udc00'), /id/);
+        await bad(
+          store.put({ tenant: 'a', id: 'resp_x', ...ok, expiresAt: Number.MAX_SAFE_INTEGER }),
+          /expiresAt/,
+        );
+        await bad(store.put({ tenant: 'a', id: 'resp_x', ...ok, createdAt: -1 }), /createdAt/);
+      }),
+    );
+  });
+}

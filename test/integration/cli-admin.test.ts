@@ -67,7 +67,7 @@ describe('admin CLI', () => {
     const csv = await cli('usage', 'report', '--tenant', 'initech', '--month', month, '--format', 'csv');
     assert.equal(csv.code, 0, csv.stderr);
     const lines = csv.stdout.trim().split('\n');
-    assert.equal(lines[0], 'tenant,group,requests,tokens_in,tokens_out,cost_usd,estimated');
+    assert.equal(lines[0], 'tenant,group,requests,tokens_in,tokens_out,cost_usd,estimated,partial');
     assert.match(lines[1] ?? '', /^initech,\d{4}-\d{2}-\d{2},1,/);
     const table = await cli('usage', 'report', '--tenant', 'initech', '--month', month);
     assert.match(table.stdout, /TOTAL/);

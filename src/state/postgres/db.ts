@@ -13,7 +13,7 @@ export interface PgContext {
 const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** Append-only: entry i moves the schema to version i + 1. `S` is the quoted schema. */
-const MIGRATIONS: readonly ((S: string) => string)[] = [
+export const MIGRATIONS: readonly ((S: string) => string)[] = [
   (S) => `
   CREATE TABLE ${S}.tenants (
     id text PRIMARY KEY,
@@ -58,6 +58,23 @@ const MIGRATIONS: readonly ((S: string) => string)[] = [
   );
   CREATE INDEX ledger_tenant_time ON ${S}.ledger (tenant, time);
   CREATE INDEX ledger_time ON ${S}.ledger (time);
+  `,
+  // Stored Responses API responses (store: true), per tenant, with an expiry. JSON as text: jsonb
+  // refuses \u0000 in strings.
+  (S) => `
+  CREATE TABLE ${S}.responses (
+    tenant text NOT NULL,
+    id text NOT NULL,
+    data text NOT NULL,
+    created_at bigint NOT NULL,
+    expires_at bigint NOT NULL,
+    PRIMARY KEY (tenant, id)
+  );
+  CREATE INDEX responses_expires ON ${S}.responses (expires_at);
+  `,
+  // Ledger records of answers cut short (cancelled or broken-off streams), billed for what was delivered.
+  (S) => `
+  ALTER TABLE ${S}.ledger ADD COLUMN partial boolean NOT NULL DEFAULT false;
   `,
 ];
 
