@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs and starts what `CI=true npm test` needs beyond Node.js, on Debian/Ubuntu (root or sudo;
-# idempotent): PostgreSQL (127.0.0.1:5432, trust auth, database `test`), Redis (127.0.0.1:6379),
+# idempotent): PostgreSQL (127.0.0.1:5432, trust auth, database `test`), Redis (127.0.0.1:6379), unzip,
 # prometheus/promtool/amtool (scripts/ci-install-monitoring.sh) and chromium
 # (scripts/ci-install-chromium.sh). See README.md, Requirements.
 set -euo pipefail
@@ -16,6 +16,7 @@ export DEBIAN_FRONTEND=noninteractive
 missing=()
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v unzip >/dev/null 2>&1 || missing+=(unzip) # test/helpers/helm.ts unpacks helm
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-test-deps: installing ${missing[*]}"
   $sudo apt-get update -qq

@@ -320,7 +320,7 @@ export const BackendSchema = z.discriminatedUnion('provider', [
       .enum(['bridge', 'native'])
       .default('bridge')
       .describe(
-        'POST /v1/responses on this model: bridge = run as chat completions; native = pass through to the backend\'s own /responses (docs/responses.md)',
+        "POST /v1/responses on this model: bridge = run as chat completions; native = pass through to the backend's own /responses (docs/responses.md)",
       ),
   }),
   z.strictObject({

@@ -212,8 +212,16 @@ export function renderMarkdown(r: BenchReport): string {
       `| judge \`${s.judge.model}\` mean score | ${fmt(s.judge.mean)} (${s.judge.scored} scored, ${s.judge.unparsed} unparsed) |`,
     );
   }
-  lines.push('', '## Errors by class', '', '| class | count |', '| --- | --- |');
-  for (const [k, v] of Object.entries(s.errors_by_class)) lines.push(`| ${k} | ${v} |`);
+  // Requests without an answer, apart from answers that arrived but failed their content checks.
+  lines.push('', '## Errors (no answer)', '', '| class | count |', '| --- | --- |');
+  for (const [k, v] of Object.entries(s.errors_by_class))
+    if (k !== 'check_failed') lines.push(`| ${k} | ${v} |`);
+  lines.push(
+    '',
+    '## Content checks',
+    '',
+    `${s.errors_by_class.check_failed ?? 0} answer(s) arrived but failed their content check (\`check_failed\`); they lower the pass rate and are not errors.`,
+  );
   lines.push(
     '',
     '## By category',

@@ -129,5 +129,9 @@ describe('portico config check', () => {
       );
     }
     assert.equal(validate({ modles: {} }), false);
+    // `portico config schema` prints the published file.
+    const io = capture();
+    assert.equal(await runCli(['config', 'schema'], io), 0);
+    assert.equal(io.lines.join('\n') + '\n', await readFile('schema/portico.schema.json', 'utf8'));
   });
 });

@@ -135,7 +135,8 @@ test('bench run: pass/fail, errors by class, reasons, report shape (JSON + Markd
       for (const h of [
         '# Bench run `r1`',
         '## Summary',
-        '## Errors by class',
+        '## Errors (no answer)',
+        '## Content checks',
         '## By category',
         '## Top failure reasons',
       ])
