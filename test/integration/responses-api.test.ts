@@ -414,6 +414,17 @@ describe('Responses API with the openai SDK', () => {
     assert.ok(((await state?.ledger.count({ tenant: 'acme-corp', model: 'lorem' })) ?? 0) > 0);
   });
 
+  it('the response cache applies (deterministic request): the second answer is a hit with a new response id', async () => {
+    const ask = () =>
+      acme.responses.create({ model: 'lorem', input: 'cache me please', temperature: 0 }).withResponse();
+    const first = await ask();
+    const second = await ask();
+    assert.equal(first.response.headers.get('x-portico-cache'), 'miss');
+    assert.equal(second.response.headers.get('x-portico-cache'), 'hit');
+    assert.equal(second.data.output_text, first.data.output_text);
+    assert.notEqual(second.data.id, first.data.id);
+  });
+
   it('answers without /v1 and with a trailing slash, like the other OpenAI routes', async () => {
     const headers = { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' };
     const res = await fetch(`${gw.url}/responses/`, {
