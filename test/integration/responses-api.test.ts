@@ -386,6 +386,48 @@ describe('Responses API with the openai SDK', () => {
     }
   });
 
+  it('hostile bodies are 400s (or answers), never 500s', async () => {
+    const nested: unknown = JSON.parse('['.repeat(200) + ']'.repeat(200));
+    const bodies: unknown[] = [
+      null,
+      [],
+      'x',
+      { model: 'default' },
+      { model: 42, input: 'x' },
+      { model: 'default', input: [null] },
+      { model: 'default', input: [{}] },
+      { model: 'default', input: [{ role: 'user' }] },
+      { model: 'default', input: [{ role: 'user', content: [{}] }] },
+      { model: 'default', input: [{ role: 'tool', content: 'x' }] },
+      { model: 'default', input: [{ type: 'function_call' }] },
+      { model: 'default', input: [{ type: 'function_call_output', call_id: 'c', output: 7 }] },
+      { model: 'default', input: [{ type: 'item_reference', id: 'msg_\u0000' }] },
+      { model: 'default', input: [{ type: 'item_reference', id: `msg_${'0'.repeat(32)}_0` }] },
+      { model: 'default', input: nested },
+      { model: 'default', input: 'x', tools: [{ type: 'function' }] },
+      { model: 'default', input: 'x', tools: [{ type: 'function', name: 'f', parameters: 'no' }] },
+      { model: 'default', input: 'x', tool_choice: 'required' },
+      { model: 'default', input: 'x', text: { format: { type: 'yaml' } } },
+      { model: 'default', input: 'x', metadata: { k: 1 } },
+      { model: 'default', input: 'x', temperature: 'hot' },
+      { model: 'default', input: 'x', max_output_tokens: -1 },
+      { model: 'default', input: 'x', previous_response_id: 'resp_\ud800' },
+      { model: 'default', input: 'x', previous_response_id: 7 },
+      { model: 'default', input: 'nul \u0000 and \ud800', instructions: '\udc00' },
+      { model: 'nope', input: 'x' },
+    ];
+    for (const b of bodies) {
+      const res = await fetch(`${gw.baseURL}/responses`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify(b),
+      });
+      const text = await res.text();
+      assert.ok(res.status < 500, `${JSON.stringify(b).slice(0, 80)} -> ${res.status} ${text.slice(0, 200)}`);
+      if (res.status >= 400) assert.ok((JSON.parse(text) as { error: { type: string } }).error.type);
+    }
+  });
+
   it('quotas and auth apply: a spent quota is 429 insufficient_quota, a bad key 401', async () => {
     const frugal = new OpenAI({ baseURL: gw.baseURL, apiKey: FRUGAL_KEY, maxRetries: 0 });
     await frugal.responses.create({ model: 'default', input: 'one' });
