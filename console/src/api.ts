@@ -188,6 +188,8 @@ export interface UsageRow {
   tokens_out: number;
   cost_usd: number;
   estimated: number;
+  /** Requests cut short (cancelled or broken-off streams), billed for what was delivered. */
+  partial: number;
 }
 export interface ModelInfo {
   id: string;

@@ -139,6 +139,11 @@ const RequestRecord = obj({
   tokens_in: int,
   tokens_out: int,
   tokens_estimated: { type: 'boolean' },
+  partial: {
+    type: 'boolean',
+    description:
+      'the answer was cut short (stream cancelled or broken off); billed for what reached the client',
+  },
   cost_usd: num,
   cache_hit: nstr,
   error: obj(

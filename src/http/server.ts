@@ -16,7 +16,7 @@ import { canonicalApiUrl } from './route-aliases.js';
 import type { Gateway } from '../app.js';
 import { PorticoError } from '../errors/portico-error.js';
 import { acceptCorrelationId, newRequestId } from '../lib/ids.js';
-import { finishRequest } from '../pipeline/run.js';
+import { finishRequest, recordUsage } from '../pipeline/run.js';
 import { edgeContext, exposeTenantRouteMarks } from './edge-context.js';
 import { ANONYMOUS_TENANT, UNMATCHED_ENDPOINT } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
@@ -138,6 +138,14 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
       return;
     }
     done();
+  });
+
+  // Account (and journal the ledger record) before the response's bytes go out: once the client
+  // has its answer, a crash cannot lose the record.
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const ctx = request.porticoCtx;
+    if (ctx) recordUsage(gw.deps, ctx, reply.statusCode);
+    done(null, payload);
   });
 
   app.addHook('onResponse', (request, reply, done) => {

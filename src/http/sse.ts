@@ -7,7 +7,7 @@ import type { FastifyReply } from 'fastify';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { SSE_DONE } from '../lib/sse.js';
 import type { RequestContext } from '../pipeline/context.js';
-import { finishRequest, type PipelineDeps } from '../pipeline/run.js';
+import { finishRequest, recordUsage, type PipelineDeps } from '../pipeline/run.js';
 import { ANONYMOUS_TENANT, UNKNOWN_MODEL } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
 import { startRespond } from '../telemetry/tracing.js';
@@ -78,14 +78,20 @@ export async function sendSse<C = unknown>(
       if (!res.write(format.encode(chunk))) await waitDrain(res);
     }
     if (res.destroyed) status = 499;
-    else res.end(format.end);
+    else {
+      recordUsage(deps, ctx, status); // journaled before the closing event: see recordUsage
+      res.end(format.end);
+    }
   } catch (err) {
     const pe = toPorticoError(err, ctx.controller.signal);
     status = pe.status;
     ctx.error = { code: pe.code, message: pe.message };
     if (pe.status >= 500)
       deps.logger.warn({ requestId: ctx.requestId, code: pe.code, err: pe.message }, 'stream failed mid-way');
-    if (!res.destroyed) res.end(format.error(pe));
+    if (!res.destroyed) {
+      recordUsage(deps, ctx, status);
+      res.end(format.error(pe));
+    }
   } finally {
     finishRequest(deps, ctx, status);
   }

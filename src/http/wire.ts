@@ -26,6 +26,8 @@ export interface RequestRecord {
   tokens_in: number;
   tokens_out: number;
   tokens_estimated: boolean;
+  /** The answer was cut short (a stream cancelled by the client or broken off upstream): billed for what was delivered. */
+  partial: boolean;
   cost_usd: number;
   cache_hit: string | null;
   /** Why it failed (status >= 400, or a stream that broke mid-way): the client's error code and message. */

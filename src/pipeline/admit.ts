@@ -406,15 +406,18 @@ export async function admitWork(
   return cap;
 }
 
-/** Give back in-flight slots at once (they gate other requests); settle tokens and quota with the real usage. */
+/**
+ * Give back in-flight slots at once (they gate other requests); settle tokens and quota with the
+ * real usage. Resolves true unless the quota commit (or release) failed.
+ */
 export async function releaseHolds(
   deps: AdmitDeps,
   ctx: RequestContext,
   actualTokens?: number,
-): Promise<void> {
+): Promise<boolean> {
   const holds = ctx.admission;
   const tenancy = deps.tenancy;
-  if (!holds || !tenancy) return;
+  if (!holds || !tenancy) return true;
   ctx.admission = undefined;
   if (holds.renew) clearInterval(holds.renew);
   const counters = tenancy.state.counters;
@@ -435,4 +438,5 @@ export async function releaseHolds(
   for (const r of results)
     if (r.status === 'rejected')
       deps.logger.warn({ err: r.reason, requestId: ctx.requestId }, 'settling admission failed');
+  return !holds.reservation || results.at(-1)?.status === 'fulfilled';
 }

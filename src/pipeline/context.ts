@@ -52,6 +52,8 @@ export interface RequestContext {
   admission?: AdmissionHolds;
   /** Headers to add to the response whatever its outcome (rate-limit state, ...). */
   responseHeaders?: Record<string, string>;
+  /** The answer was cut short (stream cancelled by the client or broken off upstream): billed for what was delivered. */
+  partial?: boolean;
   /** Streamed output text, kept only to estimate usage when the upstream reports none. */
   outputChars?: string;
   /** Prompt tokens as Portico counted them (for estimates), when it had to count. */
@@ -76,6 +78,14 @@ export interface RequestContext {
   cacheControl?: string;
   /** Cost of this request in USD (set by accounting). */
   costUsd?: number;
+  /** Set once by recordUsage (run.ts): the usage accounted, and the quota commit it implies. */
+  accounting?: {
+    usage: { prompt: number; completion: number; estimated: boolean } | undefined;
+    /** Tokens to commit to the quota reservation; undefined: release it unused. */
+    quotaActual: number | undefined;
+    /** The ledger record was journaled with that quota commit (confirm it once done). */
+    quotaJournaled: boolean;
+  };
   /** Tokens as accounted (upstream usage or Portico's estimate), set by accounting. */
   accountedTokens?: { input: number; output: number; estimated: boolean };
   /** Request/response bodies for the audit trail, already redacted; set only when audit bodies are enabled. */

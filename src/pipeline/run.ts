@@ -137,24 +137,44 @@ function affinityKeyOf(messages: ChatCompletionRequest['messages']): string {
   return `${first.role}:${text.slice(0, 512)}`;
 }
 
-/** Capture usage from a stream; hide the usage-only chunk unless the client asked for it. */
+/**
+ * Capture usage from a stream; hide the usage-only chunk unless the client asked for it. Keeps the
+ * text that reached the client (a piece counts once the consumer comes back for the next chunk,
+ * i.e. after it wrote this one), so a stream cut short (the client cancelled, the upstream broke
+ * off) without upstream usage is billed for what was delivered: counted with the tokenizer once,
+ * at the end (accountedUsage), and marked partial. `countPrompt` counts the prompt then, when
+ * admission did not.
+ */
 async function* trackUsage<
   C extends { usage?: Usage | null; choices: Array<{ delta?: { content?: string | null }; text?: string }> },
->(ctx: RequestContext, chunks: AsyncIterable<C>, clientWantsUsage: boolean): AsyncGenerator<C> {
+>(
+  ctx: RequestContext,
+  chunks: AsyncIterable<C>,
+  clientWantsUsage: boolean,
+  countPrompt: () => number,
+): AsyncGenerator<C> {
   let chars = '';
-  for await (const c of chunks) {
-    if (c.usage) ctx.usage = c.usage;
-    else if (ctx.usage === undefined || ctx.captureOutput) {
-      const choice = c.choices[0];
+  let ended = false;
+  try {
+    for await (const c of chunks) {
+      if (c.usage) ctx.usage = c.usage;
+      const choice = c.usage ? undefined : c.choices[0];
       const piece = choice?.delta?.content ?? choice?.text;
-      if (piece && chars.length < 1_000_000) chars += piece;
+      if (!clientWantsUsage && c.choices.length === 0 && c.usage) continue;
+      if (!clientWantsUsage && c.usage === null) delete c.usage;
+      yield c;
+      // Back here: the consumer has written that chunk to the client.
+      if (piece && (ctx.usage === undefined || ctx.captureOutput) && chars.length < 1_000_000) chars += piece;
     }
-    if (!clientWantsUsage && c.choices.length === 0 && c.usage) continue;
-    if (!clientWantsUsage && c.usage === null) delete c.usage;
-    yield c;
+    ended = true;
+  } finally {
+    if (!ended) ctx.partial = true;
+    if (ctx.usage === undefined) {
+      ctx.outputChars = chars;
+      if (!ended) ctx.promptTokensEstimate ??= countPrompt();
+    }
+    if (ctx.captureOutput) ctx.outputText = chars;
   }
-  if (ctx.usage === undefined) ctx.outputChars = chars;
-  if (ctx.captureOutput) ctx.outputText = chars;
 }
 
 export async function runChat(
@@ -186,7 +206,10 @@ export async function runChat(
     const chunks = await serveStream(plan, ctx, () =>
       dispatchStream(deps, ctx, pool, (b, pctx) => b.provider.chatStream(shaped, pctx)),
     );
-    return { kind: 'stream', chunks: trackUsage(ctx, chunks, wantsUsage) };
+    return {
+      kind: 'stream',
+      chunks: trackUsage(ctx, chunks, wantsUsage, () => countMessages(shaped.messages)),
+    };
   }
   const res = await serveUnary(plan, ctx, () =>
     dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.chat(shaped, pctx)),
@@ -223,7 +246,7 @@ export async function runCompletion(
     const chunks = await serveStream(plan, ctx, () =>
       dispatchStream(deps, ctx, pool, (b, pctx) => b.provider.completionStream(req, pctx)),
     );
-    return { kind: 'stream', chunks: trackUsage(ctx, chunks, wantsUsage) };
+    return { kind: 'stream', chunks: trackUsage(ctx, chunks, wantsUsage, () => countPrompt(req.prompt)) };
   }
   const res = await serveUnary(plan, ctx, () =>
     dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.completion(req, pctx)),
@@ -342,9 +365,70 @@ function accountedUsage(
   };
 }
 
+/**
+ * Accounting, once per request, at the end of its response but before its last byte is handed to
+ * the socket (unary: the onSend hook; streams: before the closing event): counts the usage, prices
+ * it and writes the ledger record, which the ledger journal makes durable at once. So a crash
+ * right after cannot lose the record of a response the client received; the record carries the
+ * quota commit finishRequest will make, so a replay can make it too.
+ */
+export function recordUsage(deps: PipelineDeps, ctx: RequestContext, status: number): void {
+  if (ctx.accounting || ctx.finished) return;
+  const latencyMs = performance.now() - ctx.startedAt;
+  const usage = ctx.model ? accountedUsage(ctx, status) : undefined;
+  const countsAgainstQuota = !ctx.cacheHit || ctx.snapshot.config.admission.count_cache_hits_against_quota;
+  const quotaActual = usage && countsAgainstQuota ? usage.prompt + usage.completion : usage ? 0 : undefined;
+  const accounting: NonNullable<RequestContext['accounting']> = { usage, quotaActual, quotaJournaled: false };
+  ctx.accounting = accounting;
+  const tenant = ctx.tenant?.id ?? ANONYMOUS_TENANT;
+  const model = ctx.model ?? UNKNOWN_MODEL;
+  if (usage) {
+    ctx.accountedTokens = { input: usage.prompt, output: usage.completion, estimated: usage.estimated };
+    const pricing = ctx.snapshot.config.models[model]?.pricing;
+    ctx.costUsd = ctx.cacheHit
+      ? 0
+      : costUsd(pricing, usage.prompt, usage.completion, ctx.usage ? cacheTokensOf(ctx.usage) : undefined);
+  }
+  // One ledger record per admitted request: it reached a backend (or the cache answered).
+  if (
+    deps.tenancy &&
+    ctx.tenant &&
+    ctx.model &&
+    (ctx.backend !== undefined || ctx.cacheHit !== undefined) &&
+    ACCOUNTED.has(ctx.route)
+  ) {
+    const reservation = ctx.admission?.reservation;
+    const quota =
+      reservation && quotaActual !== undefined ? { res: reservation, tokens: quotaActual } : undefined;
+    accounting.quotaJournaled = quota !== undefined;
+    const ok = deps.tenancy.state.ledgerWriter.write(
+      {
+        id: ctx.requestId,
+        time: Date.now(),
+        tenant,
+        key_id: ctx.keyId ?? null,
+        model,
+        backend: ctx.backend ?? null,
+        tokens_in: usage?.prompt ?? 0,
+        tokens_out: usage?.completion ?? 0,
+        estimated: usage?.estimated ?? false,
+        cost_usd: ctx.costUsd ?? 0,
+        latency_ms: Math.round(latencyMs * 1000) / 1000,
+        status,
+        cache_hit: ctx.cacheHit !== undefined,
+        request_id: ctx.requestId,
+        ...(ctx.partial ? { partial: true } : {}),
+      },
+      quota,
+    );
+    if (!ok) deps.logger.warn({ requestId: ctx.requestId }, 'usage ledger buffer above its high-water mark');
+  }
+}
+
 /** Last stage, exactly once per request: metrics, accounting (quota settle, ledger), then the finish hooks. */
 export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: number): void {
   if (ctx.finished) return;
+  recordUsage(deps, ctx, status);
   ctx.finished = true;
   const tenant = ctx.tenant?.id ?? ANONYMOUS_TENANT;
   const model = ctx.model ?? UNKNOWN_MODEL;
@@ -362,47 +446,23 @@ export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: n
     seconds: latencyMs / 1000,
   });
   if (ctx.tenant) m.child.inFlight(tenant).dec();
-  const usage = ctx.model ? accountedUsage(ctx, status) : undefined;
+  const usage = ctx.accounting?.usage;
   if (usage) {
-    ctx.accountedTokens = { input: usage.prompt, output: usage.completion, estimated: usage.estimated };
     m.child.tokens(tenant, model, 'input').inc(usage.prompt);
     m.child.tokens(tenant, model, 'output').inc(usage.completion);
-    const pricing = ctx.snapshot.config.models[model]?.pricing;
-    ctx.costUsd = ctx.cacheHit
-      ? 0
-      : costUsd(pricing, usage.prompt, usage.completion, ctx.usage ? cacheTokensOf(ctx.usage) : undefined);
-    if (ctx.costUsd > 0) m.child.cost(tenant, model).inc(ctx.costUsd);
+    if (ctx.costUsd !== undefined && ctx.costUsd > 0) m.child.cost(tenant, model).inc(ctx.costUsd);
   }
   if (ctx.admission) {
-    const countsAgainstQuota = !ctx.cacheHit || ctx.snapshot.config.admission.count_cache_hits_against_quota;
-    const actual = usage && countsAgainstQuota ? usage.prompt + usage.completion : usage ? 0 : undefined;
-    void releaseHolds(deps, ctx, actual);
-  }
-  // One ledger record per admitted request: it reached a backend (or the cache answered).
-  if (
-    deps.tenancy &&
-    ctx.tenant &&
-    ctx.model &&
-    (ctx.backend !== undefined || ctx.cacheHit !== undefined) &&
-    ACCOUNTED.has(ctx.route)
-  ) {
-    const ok = deps.tenancy.state.ledgerWriter.write({
-      id: ctx.requestId,
-      time: Date.now(),
-      tenant,
-      key_id: ctx.keyId ?? null,
-      model,
-      backend: ctx.backend ?? null,
-      tokens_in: usage?.prompt ?? 0,
-      tokens_out: usage?.completion ?? 0,
-      estimated: usage?.estimated ?? false,
-      cost_usd: ctx.costUsd ?? 0,
-      latency_ms: Math.round(latencyMs * 1000) / 1000,
-      status,
-      cache_hit: ctx.cacheHit !== undefined,
-      request_id: ctx.requestId,
-    });
-    if (!ok) deps.logger.warn({ requestId: ctx.requestId }, 'usage ledger buffer above its high-water mark');
+    const journaled = ctx.accounting?.quotaJournaled === true;
+    const settled = releaseHolds(deps, ctx, ctx.accounting?.quotaActual);
+    // The journal keeps the record until its quota commit is confirmed (a replay redoes it otherwise).
+    if (journaled && deps.tenancy) {
+      const writer = deps.tenancy.state.ledgerWriter;
+      void settled.then(
+        (ok) => writer.quotaSettled(ctx.requestId, ok),
+        () => writer.quotaSettled(ctx.requestId, false),
+      );
+    }
   }
   for (const hook of deps.onFinish) {
     try {

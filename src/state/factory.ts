@@ -1,12 +1,12 @@
 /**
  * createStateBackends(cfg): the one place that picks a family and wires its stores.
  *   embedded:    memory counters + SQLite (tenants, keys, ledger, quotas) under data_dir
- *   distributed: Redis (counters, in-flight, quotas, invalidation) + Postgres (tenants, keys, ledger)
+ *   distributed: Redis (counters, in-flight, quotas, invalidation) + Postgres (tenants, keys, ledger),
+ *                in distributed.ts, imported only in that mode (so embedded never loads ioredis or pg)
  */
 import { holdStore, releaseStore } from './sqlite/backup.js';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   InvalidatingKeyStore,
   InvalidatingTenantStore,
@@ -15,6 +15,7 @@ import {
   type BusCacheOptions,
 } from './key-cache.js';
 import { LedgerWriter, type LedgerWriterOptions } from './ledger-writer.js';
+import { LedgerJournal, type JournalOptions } from './ledger-journal.js';
 import { MemoryCounterStore } from './memory/counters.js';
 import { MemoryKeyStore, MemoryLedgerStore, MemoryTenantStore } from './memory/catalog.js';
 import { MemoryInvalidationBus } from './memory/invalidation.js';
@@ -33,24 +34,29 @@ import type {
   StateLogger,
   TenantStore,
 } from './ports.js';
-import { openPostgres } from './postgres/db.js';
-import { PgKeyStore, PgLedgerStore, PgTenantStore } from './postgres/catalog.js';
-import { connectRedis, waitReady, type RedisContext } from './redis/client.js';
-import { RedisCounterStore } from './redis/counters.js';
-import { RedisInvalidationBus } from './redis/invalidation.js';
-import { RedisQuotaStore } from './redis/quotas.js';
 import { openSqlite } from './sqlite/db.js';
 import { SqliteKeyStore, SqliteLedgerStore, SqliteTenantStore } from './sqlite/catalog.js';
 import { SqliteQuotaStore } from './sqlite/quotas.js';
 import { SqliteInvalidationBus } from './sqlite/invalidation.js';
 import { MemoryResponseStore } from './memory/responses.js';
 import { SqliteResponseStore } from './sqlite/responses.js';
-import { PgResponseStore } from './postgres/responses.js';
 
 export type StateConfig =
-  | { kind: 'embedded'; data_dir: string }
+  | {
+      kind: 'embedded';
+      data_dir: string;
+      /** Ledger crash journal directory. Default <data_dir>/journal; '' turns it off. */
+      journal_dir?: string;
+    }
   | {
       kind: 'distributed';
+      /** This replica's ledger crash journal directory (its own volume). '' turns it off. */
+      journal_dir?: string;
+      /**
+       * journal_dir is a default, not the operator's choice: if it cannot be opened (a read-only
+       * working directory), log an error and run without the journal instead of refusing to start.
+       */
+      journal_dir_defaulted?: boolean;
       redis: { url: string; /** Default "portico:". */ key_prefix?: string };
       postgres: { url: string; /** Default "portico". */ schema?: string };
       redis_failure_mode: FailureMode;
@@ -62,7 +68,25 @@ export interface StateOptions {
   /** Inject time (tests). Without it Redis counters use Redis TIME. */
   clock?: Clock;
   keyCache?: Omit<BusCacheOptions, 'clock' | 'logger' | 'hooks' | 'busStore'>;
-  ledgerWriter?: Omit<LedgerWriterOptions, 'logger' | 'hooks' | 'store'>;
+  ledgerWriter?: Omit<LedgerWriterOptions, 'logger' | 'hooks' | 'store' | 'journal'>;
+  journal?: Omit<JournalOptions, 'logger'>;
+}
+
+/** What start-up replay of the ledger journal did. */
+export interface JournalReplay {
+  /** Journal directory in use (absent: no journal). */
+  dir?: string;
+  /** Records found in segments an earlier process left. */
+  records: number;
+  /** Of those, new to the ledger (the rest were already written). */
+  inserted: number;
+  /** Quota commits re-applied (their confirmation was not journaled). */
+  quotaCommits: number;
+  /** Lines cut by the crash (skipped). */
+  badLines: number;
+  files: number;
+  /** Set when replay failed; the files are kept for the next start. */
+  error?: string;
 }
 
 export interface StateBackends {
@@ -80,15 +104,18 @@ export interface StateBackends {
   keyResolver: KeyResolver;
   /** Per-request tenant lookup, cached the same way. */
   tenantResolver: TenantResolver;
-  /** Per-request usage records go here (batched, off the request path). */
+  /** Per-request usage records go here (journaled, then batched off the request path). */
   ledgerWriter: LedgerWriter;
+  /** What start-up replay of the ledger journal did. */
+  journalReplay: JournalReplay;
   /** Liveness of each backing service (for /readyz). */
   ping(): Promise<Partial<Record<BackendName, boolean>>>;
   /** Flush the ledger, stop timers, close connections. */
   close(): Promise<void>;
 }
 
-interface Parts {
+/** The stores of one family, before the caches and the ledger writer are put around them. */
+export interface StoreParts {
   kind: StateBackends['kind'];
   counters: CounterStore;
   quotas: QuotaStore;
@@ -101,9 +128,56 @@ interface Parts {
   ledgerStore: BackendName;
   ping: () => Promise<Partial<Record<BackendName, boolean>>>;
   closeConnections: () => Promise<void>;
+  journal?: LedgerJournal;
+  journalReplay?: JournalReplay;
 }
 
-function assemble(p: Parts, opts: StateOptions): StateBackends {
+/**
+ * Replay what an earlier process left in the journal: ledger appends (idempotent by request id),
+ * then the quota commits not marked confirmed (idempotent per reservation in every QuotaStore).
+ * On success the old segments are deleted; on failure they stay for the next start.
+ */
+export async function replayJournal(
+  journal: LedgerJournal,
+  ledger: LedgerStore,
+  quotas: QuotaStore,
+  logger?: StateLogger,
+): Promise<JournalReplay> {
+  const left = journal.leftovers();
+  const out: JournalReplay = {
+    dir: journal.dir,
+    records: left.entries.length,
+    inserted: 0,
+    quotaCommits: 0,
+    badLines: left.badLines,
+    files: left.files.length,
+  };
+  if (left.files.length === 0) return out;
+  try {
+    for (let i = 0; i < left.entries.length; i += 500)
+      out.inserted += await ledger.append(left.entries.slice(i, i + 500).map((e) => e.r));
+    for (const e of left.entries) {
+      if (!e.q || left.settled.has(e.r.id)) continue;
+      await quotas.commit(e.q.res, { tokens: e.q.tokens, requests: 1 });
+      out.quotaCommits++;
+    }
+    journal.discardLeftovers();
+    if (out.records > 0 || out.badLines > 0)
+      logger?.warn(
+        { ...out },
+        'replayed the usage ledger journal an earlier gateway process left (it did not shut down cleanly)',
+      );
+  } catch (err) {
+    out.error = err instanceof Error ? err.message : String(err);
+    logger?.error(
+      { err, dir: journal.dir },
+      'ledger journal replay failed; its files are kept for the next start',
+    );
+  }
+  return out;
+}
+
+function assemble(p: StoreParts, opts: StateOptions): StateBackends {
   const cacheOpts: BusCacheOptions = {
     ...opts.keyCache,
     ...(opts.clock ? { clock: opts.clock } : {}),
@@ -121,6 +195,7 @@ function assemble(p: Parts, opts: StateOptions): StateBackends {
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.hooks ? { hooks: opts.hooks } : {}),
     store: p.ledgerStore,
+    ...(p.journal ? { journal: p.journal } : {}),
   });
   let closed = false;
   return {
@@ -135,6 +210,7 @@ function assemble(p: Parts, opts: StateOptions): StateBackends {
     keyResolver,
     tenantResolver,
     ledgerWriter,
+    journalReplay: p.journalReplay ?? { records: 0, inserted: 0, quotaCommits: 0, badLines: 0, files: 0 },
     async ping() {
       const r = await p.ping();
       for (const [store, up] of Object.entries(r) as [BackendName, boolean][])
@@ -182,15 +258,21 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
     const db = openSqlite(cfg.data_dir);
     if (cfg.data_dir !== ':memory:') holdStore(cfg.data_dir);
     opts.hooks?.onBackendUp?.('sqlite', true);
+    const quotas = new SqliteQuotaStore(db, c);
+    const ledger = new SqliteLedgerStore(db);
+    const journalDir =
+      cfg.journal_dir ?? (cfg.data_dir === ':memory:' ? '' : defaultJournalDir(cfg.data_dir));
+    const j = await openJournal(journalDir, ledger, quotas, opts);
     return assemble(
       {
         kind: 'embedded',
+        ...j,
         // One replica: in-process counters are exact. Quotas persist so a restart keeps the totals.
         counters: new MemoryCounterStore(c),
-        quotas: new SqliteQuotaStore(db, c),
+        quotas,
         tenants: new SqliteTenantStore(db, c),
         keys: new SqliteKeyStore(db, c),
-        ledger: new SqliteLedgerStore(db),
+        ledger,
         responses: new SqliteResponseStore(db, c),
         bus: new SqliteInvalidationBus(db),
         busStore: 'sqlite',
@@ -205,62 +287,71 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
     );
   }
 
-  const pg = await openPostgres(cfg.postgres.url, {
-    ...(cfg.postgres.schema ? { schema: cfg.postgres.schema } : {}),
-    ...(opts.logger ? { logger: opts.logger } : {}),
-    ...(opts.hooks ? { hooks: opts.hooks } : {}),
-  });
-  const redisOpts = { logger: opts.logger, hooks: opts.hooks };
-  const redis: Redis = connectRedis(cfg.redis.url, redisOpts);
-  const sub: Redis = connectRedis(cfg.redis.url, redisOpts);
-  const ready = await waitReady(redis);
-  await waitReady(sub);
-  if (!ready) {
-    opts.logger?.error(
-      { store: 'redis', mode: cfg.redis_failure_mode },
-      `redis unreachable at startup; counters and quotas are ${cfg.redis_failure_mode} until it is back`,
+  // Redis and Postgres clients (ioredis, pg) are loaded only in distributed mode.
+  const { openDistributedParts } = await import('./distributed.js');
+  const parts = await openDistributedParts(cfg, opts);
+  const j = await openJournal(
+    cfg.journal_dir ?? '',
+    parts.ledger,
+    parts.quotas,
+    opts,
+    cfg.journal_dir_defaulted === true,
+  );
+  return assemble({ ...parts, ...j }, opts);
+}
+
+/** The embedded family's journal: next to the SQLite file. */
+export function defaultJournalDir(dataDir: string): string {
+  return join(dataDir, 'journal');
+}
+
+/**
+ * The distributed family's default journal directory (relative to the working directory): named
+ * after the stores it replays into, so a journal is never replayed into another deployment's
+ * database.
+ */
+export function defaultDistributedJournalDir(target: {
+  postgresUrl: string;
+  schema?: string | undefined;
+  redisUrl: string;
+  keyPrefix?: string | undefined;
+}): string {
+  const h = createHash('sha256')
+    .update(`${target.postgresUrl}\n${target.schema ?? ''}\n${target.redisUrl}\n${target.keyPrefix ?? ''}`)
+    .digest('hex')
+    .slice(0, 12);
+  return join('.portico-data', `journal-${h}`);
+}
+
+async function openJournal(
+  dir: string,
+  ledger: LedgerStore,
+  quotas: QuotaStore,
+  opts: StateOptions,
+  optional = false,
+): Promise<{ journal?: LedgerJournal; journalReplay?: JournalReplay }> {
+  if (dir === '') return {};
+  let journal: LedgerJournal;
+  try {
+    journal = LedgerJournal.open(dir, {
+      ...opts.journal,
+      ...(opts.logger ? { logger: opts.logger } : {}),
+    });
+  } catch (err) {
+    if (optional) {
+      opts.logger?.error(
+        { err, dir },
+        'cannot open the default usage ledger journal directory; running WITHOUT the journal (a crash may lose the last ~250 ms of ledger records). Set state.journal_dir to a writable directory on its own volume.',
+      );
+      return {};
+    }
+    throw new Error(
+      `cannot open the usage ledger journal under ${dir}: ${err instanceof Error ? err.message : String(err)}. Set state.journal_dir to a writable directory (its own volume per replica), or to '' to run without the journal (a crash may then lose the last ~250 ms of ledger records).`,
+      { cause: err },
     );
   }
-  const ctx: RedisContext = {
-    redis,
-    prefix: cfg.redis.key_prefix ?? 'portico:',
-    mode: cfg.redis_failure_mode,
-    logger: opts.logger,
-    hooks: opts.hooks,
-  };
-  return assemble(
-    {
-      kind: 'distributed',
-      counters: new RedisCounterStore(ctx, c),
-      quotas: new RedisQuotaStore(ctx, c),
-      tenants: new PgTenantStore(pg, c),
-      keys: new PgKeyStore(pg, c),
-      ledger: new PgLedgerStore(pg),
-      responses: new PgResponseStore(pg, c),
-      bus: new RedisInvalidationBus(ctx, sub),
-      busStore: 'redis',
-      ledgerStore: 'postgres',
-      ping: async () => {
-        const [r, p] = await Promise.all([
-          redis.ping().then(
-            () => true,
-            () => false,
-          ),
-          pg.pool.query('SELECT 1').then(
-            () => true,
-            () => false,
-          ),
-        ]);
-        return { redis: r, postgres: p };
-      },
-      closeConnections: async () => {
-        redis.disconnect();
-        sub.disconnect();
-        await pg.pool.end();
-      },
-    },
-    opts,
-  );
+  const journalReplay = await replayJournal(journal, ledger, quotas, opts.logger);
+  return { journal, journalReplay };
 }
 
 /** A fresh, collision-free name (test schemas, key prefixes). */

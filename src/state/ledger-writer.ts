@@ -4,7 +4,14 @@
  * backoff; appends are idempotent by request id, so a retry after an ambiguous failure cannot
  * duplicate. The buffer is bounded: past `maxBuffer` records are dropped and counted (that is a
  * store outage long enough to threaten memory). close() flushes everything that is left.
+ *
+ * With a journal (ledger-journal.ts) each write() is first appended synchronously to a local file,
+ * so a crash loses nothing the client was answered for: the next start replays the file. A record
+ * is confirmed in the journal once the store accepted it; a record that carries a quota settle
+ * also waits for quotaSettled(). A record dropped from the buffer stays in the journal (replayed
+ * at the next start).
  */
+import type { JournalQuota, JournalSegment, LedgerJournal } from './ledger-journal.js';
 import type { BackendName, LedgerRecord, LedgerStore, StateHooks, StateLogger } from './ports.js';
 
 export interface LedgerWriterOptions {
@@ -23,6 +30,8 @@ export interface LedgerWriterOptions {
   hooks?: StateHooks;
   /** Backend behind the store (for error events). */
   store?: BackendName;
+  /** Crash journal: every record is written to it synchronously before it is buffered. */
+  journal?: LedgerJournal;
 }
 
 export interface LedgerWriterStats {
@@ -50,9 +59,13 @@ function isValidRecord(r: LedgerRecord): boolean {
 
 export class LedgerWriter {
   readonly #store: LedgerStore;
-  readonly #o: Required<Omit<LedgerWriterOptions, 'logger' | 'hooks' | 'store'>>;
+  readonly #o: Required<Omit<LedgerWriterOptions, 'logger' | 'hooks' | 'store' | 'journal'>>;
   readonly #opts: LedgerWriterOptions;
   #buf: LedgerRecord[] = [];
+  /** Journal segment of each buffered record (same order as #buf); empty without a journal. */
+  #segs: Array<JournalSegment | undefined> = [];
+  /** Records whose quota commit is still to be confirmed (request id -> segment). */
+  readonly #awaitingQuota = new Map<string, JournalSegment>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   #closed = false;
@@ -80,19 +93,37 @@ export class LedgerWriter {
       retryBaseMs: opts.retryBaseMs ?? 200,
       retryMaxMs: opts.retryMaxMs ?? 5000,
     };
-    this.#timer = setInterval(() => void this.flush().catch(() => undefined), this.#o.flushIntervalMs);
+    this.#timer = setInterval(() => {
+      opts.journal?.tick();
+      void this.flush().catch(() => undefined);
+    }, this.#o.flushIntervalMs);
     this.#timer.unref();
   }
 
-  /** Queue a record. False means "buffer above high water" (or dropped): shed load if you can. */
-  write(r: LedgerRecord): boolean {
+  /**
+   * Queue a record (journaled first when there is a journal). `quota` is the quota commit this
+   * request's settle makes: journaled with the record so a replay can redo it; call quotaSettled()
+   * once that commit is confirmed. False means "buffer above high water" (or dropped): shed load.
+   */
+  write(r: LedgerRecord, quota?: JournalQuota): boolean {
     if (!isValidRecord(r)) {
       // A record the store would reject forever must not block the queue behind it.
       this.#stats.dropped++;
       this.#opts.logger?.error({ id: r.id, tenant: r.tenant }, 'invalid ledger record dropped');
       return false;
     }
+    const journal = this.#opts.journal;
+    let seg: JournalSegment | undefined;
+    if (journal && !this.#closed) {
+      try {
+        seg = journal.append(quota ? { r, q: quota } : { r });
+        if (quota) this.#awaitingQuota.set(r.id, seg);
+      } catch (err) {
+        this.#opts.logger?.error({ err, id: r.id }, 'ledger journal write failed');
+      }
+    }
     if (this.#closed || this.#buf.length >= this.#o.maxBuffer) {
+      // Journaled records are not lost: they stay in the journal for the next start.
       this.#stats.dropped++;
       if (this.#stats.dropped === 1 || this.#stats.dropped % 1000 === 0) {
         this.#opts.logger?.error(
@@ -103,6 +134,7 @@ export class LedgerWriter {
       return false;
     }
     this.#buf.push(r);
+    if (journal) this.#segs.push(seg);
     if (this.#buf.length >= this.#o.maxBatch && !this.#soon) {
       this.#soon = true;
       setImmediate(() => {
@@ -111,6 +143,18 @@ export class LedgerWriter {
       });
     }
     return this.#buf.length < this.#o.highWater;
+  }
+
+  /**
+   * The quota commit written with record `requestId` is done (`ok`) or failed for good: either way
+   * its journal entry no longer waits for it; only a confirmed one is marked so a replay skips it.
+   */
+  quotaSettled(requestId: string, ok = true): void {
+    const seg = this.#awaitingQuota.get(requestId);
+    if (!seg || !this.#opts.journal) return;
+    this.#awaitingQuota.delete(requestId);
+    if (ok) this.#opts.journal.settled(requestId, seg);
+    else this.#opts.journal.confirm(seg);
   }
 
   stats(): LedgerWriterStats {
@@ -134,6 +178,8 @@ export class LedgerWriter {
       try {
         const n = await this.#store.append(batch);
         this.#buf.splice(0, batch.length);
+        const journal = this.#opts.journal;
+        if (journal) for (const seg of this.#segs.splice(0, batch.length)) if (seg) journal.confirm(seg);
         this.#stats.flushes++;
         this.#stats.written += n;
         this.#stats.duplicates += batch.length - n;
@@ -174,13 +220,21 @@ export class LedgerWriter {
       }
     }
     if (this.#buf.length > 0) {
+      // Journaled ones stay in the journal: the next start replays them.
       this.#stats.dropped += this.#buf.length;
+      this.#segs = [];
       this.#opts.logger?.error(
         { lost: this.#buf.length, store: this.#opts.store },
         'ledger writer closed with unwritten records',
       );
       this.#buf = [];
     }
+    // Quota commits of the last requests may still be on their way (Redis): give them a moment so
+    // their journal records are confirmed, not replayed at the next start.
+    const quotaDeadline = Math.min(deadline, Date.now() + 2000);
+    while (this.#awaitingQuota.size > 0 && Date.now() < quotaDeadline)
+      await new Promise((r) => setTimeout(r, 10));
+    this.#opts.journal?.close();
     return this.stats();
   }
 }

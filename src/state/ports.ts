@@ -383,6 +383,11 @@ export interface LedgerRecord {
   status: number;
   cache_hit: boolean;
   request_id: string;
+  /**
+   * The answer was cut short (a stream the client cancelled or the upstream broke off): tokens_out
+   * counts what reached the client. Absent: false.
+   */
+  partial?: boolean;
 }
 
 export type LedgerGroupBy = 'day' | 'month' | 'model' | 'key';
@@ -407,6 +412,8 @@ export interface LedgerRow {
   cost_usd: number;
   /** How many of the requests have estimated token counts. */
   estimated: number;
+  /** How many of the requests were cut short (billed for what was delivered). */
+  partial: number;
 }
 
 export interface LedgerStore {

@@ -94,6 +94,7 @@ export const LEDGER_COLUMNS = [
   'status',
   'cache_hit',
   'request_id',
+  'partial',
 ] as const;
 
 export function ledgerParams(r: LedgerRecord): (string | number | boolean | null)[] {
@@ -112,5 +113,6 @@ export function ledgerParams(r: LedgerRecord): (string | number | boolean | null
     Math.round(r.status),
     r.cache_hit,
     r.request_id,
+    r.partial === true,
   ];
 }

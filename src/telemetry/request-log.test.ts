@@ -21,6 +21,7 @@ const rec = (i: number, over: Partial<StoredRecord> = {}): StoredRecord => ({
   tokens_in: 1,
   tokens_out: 1,
   tokens_estimated: false,
+  partial: false,
   cost_usd: 0,
   cache_hit: null,
   error: null,

@@ -43,6 +43,7 @@ export function recordFromContext(ctx: RequestContext, status: number, nowMs: nu
     tokens_in: ctx.accountedTokens?.input ?? 0,
     tokens_out: ctx.accountedTokens?.output ?? 0,
     tokens_estimated: ctx.accountedTokens?.estimated ?? false,
+    partial: ctx.partial === true,
     cost_usd: ctx.costUsd ?? 0,
     cache_hit: ctx.cacheHit ?? null,
     error: ctx.error ?? null,

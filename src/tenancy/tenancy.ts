@@ -17,6 +17,7 @@ import type { KeyLookupResult } from '../pipeline/authenticate.js';
 import {
   createMemoryBackends,
   createStateBackends,
+  defaultDistributedJournalDir,
   type StateBackends,
   type TenantRecord,
   type NewTenant,
@@ -125,9 +126,22 @@ export class Tenancy {
         ? createMemoryBackends({ logger, hooks })
         : await createStateBackends(
             s.kind === 'embedded'
-              ? { kind: 'embedded', data_dir: s.data_dir }
+              ? {
+                  kind: 'embedded',
+                  data_dir: s.data_dir,
+                  ...(s.journal_dir !== undefined ? { journal_dir: s.journal_dir } : {}),
+                }
               : {
                   kind: 'distributed',
+                  ...(s.journal_dir === undefined ? { journal_dir_defaulted: true } : {}),
+                  journal_dir:
+                    s.journal_dir ??
+                    defaultDistributedJournalDir({
+                      postgresUrl: s.postgres.url,
+                      schema: s.postgres.schema,
+                      redisUrl: s.redis.url,
+                      keyPrefix: s.redis.key_prefix,
+                    }),
                   redis: {
                     url: s.redis.url,
                     ...(s.redis.key_prefix !== undefined ? { key_prefix: s.redis.key_prefix } : {}),

@@ -40,13 +40,19 @@ import { MemoryCounterStore } from '../../src/state/memory/counters.js';
 import { MemoryQuotaStore } from '../../src/state/memory/quotas.js';
 import { MemoryKeyStore, MemoryLedgerStore, MemoryTenantStore } from '../../src/state/memory/catalog.js';
 import { MemoryInvalidationBus } from '../../src/state/memory/invalidation.js';
-import { openSqlite } from '../../src/state/sqlite/db.js';
+import Database from 'better-sqlite3';
+import { MIGRATIONS as SQLITE_MIGRATIONS, openSqlite, SQLITE_FILE } from '../../src/state/sqlite/db.js';
 import { SqliteQuotaStore } from '../../src/state/sqlite/quotas.js';
 import { SqliteKeyStore, SqliteLedgerStore, SqliteTenantStore } from '../../src/state/sqlite/catalog.js';
 import { connectRedis, waitReady, type RedisContext } from '../../src/state/redis/client.js';
 import { RedisCounterStore } from '../../src/state/redis/counters.js';
 import { RedisQuotaStore } from '../../src/state/redis/quotas.js';
-import { dropSchema, openPostgres, type PgContext } from '../../src/state/postgres/db.js';
+import {
+  dropSchema,
+  MIGRATIONS as PG_MIGRATIONS,
+  openPostgres,
+  type PgContext,
+} from '../../src/state/postgres/db.js';
 import { PgKeyStore, PgLedgerStore, PgTenantStore } from '../../src/state/postgres/catalog.js';
 import { uniqueName } from '../../src/state/factory.js';
 import { MemoryResponseStore } from '../../src/state/memory/responses.js';
@@ -962,6 +968,7 @@ for (const fam of catalogFamilies) {
             tokens_out: 50,
             cost_usd: 0.002,
             estimated: true,
+            partial: true,
           }),
           rec('r3', 'acme', d3, { key_id: null, status: 429 }),
           rec('r1', 'acme', d1), // duplicate in the same batch
@@ -987,6 +994,7 @@ for (const fam of catalogFamilies) {
             tokens_out: 5,
             cost_usd: 0.0001,
             estimated: 0,
+            partial: 0,
           },
           {
             tenant: 'acme',
@@ -996,6 +1004,7 @@ for (const fam of catalogFamilies) {
             tokens_out: 50,
             cost_usd: 0.002,
             estimated: 1,
+            partial: 1,
           },
           {
             tenant: 'acme',
@@ -1005,6 +1014,7 @@ for (const fam of catalogFamilies) {
             tokens_out: 5,
             cost_usd: 0.0001,
             estimated: 0,
+            partial: 0,
           },
         ]);
         const byMonth = await ledger.query({ tenant: 'acme' }, 'month');
@@ -1309,6 +1319,72 @@ async function freePort(): Promise<number> {
   if (addr === null || typeof addr === 'string') throw new Error('no port');
   return addr.port;
 }
+
+describe('ledger migration: the partial column (cancelled and broken-off streams)', () => {
+  const old = rec('old-1', 'acme', Date.UTC(2026, 10, 22, 12));
+  const cut = rec('cut-1', 'acme', Date.UTC(2026, 10, 22, 13), { tokens_out: 3, partial: true });
+  const expectRows = async (ledger: LedgerStore): Promise<void> => {
+    const rows = await ledger.query({ tenant: 'acme' }, 'day');
+    assert.deepEqual(
+      rows.map((r) => [r.group, r.requests, r.tokens_out, r.partial]),
+      [['2026-11-22', 2, 8, 1]],
+    );
+  };
+
+  it('sqlite: a store at schema 2 (before the column) migrates in order; old rows read as not partial', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-migrate-'));
+    try {
+      const db = new Database(join(dir, SQLITE_FILE));
+      for (const m of SQLITE_MIGRATIONS.slice(0, 2)) db.exec(m);
+      db.pragma('user_version = 2');
+      db.prepare(
+        `INSERT INTO ledger (id, time, tenant, key_id, model, backend, tokens_in, tokens_out, estimated, cost_usd, latency_ms, status, cache_hit, request_id)
+         VALUES (?, ?, 'acme', 'key_a', 'gpt-4o-mini', 'sim-1', 10, 5, 0, 0.0001, 42, 200, 0, ?)`,
+      ).run(old.id, old.time, old.id);
+      db.close();
+      const migrated = openSqlite(dir);
+      try {
+        assert.equal(Number(migrated.pragma('user_version', { simple: true })), SQLITE_MIGRATIONS.length);
+        const ledger = new SqliteLedgerStore(migrated);
+        assert.equal(await ledger.append([old, cut]), 1);
+        await expectRows(ledger);
+      } finally {
+        migrated.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('postgres: a schema at version 1 (before the column) migrates; old rows read as not partial', async (t) => {
+    if (!pgUrl) return unavailable(t, pgReason);
+    const schema = uniqueName('portico_test_');
+    const c = new pg.Client({ connectionString: pgUrl });
+    await c.connect();
+    try {
+      await c.query(`CREATE SCHEMA "${schema}"`);
+      await c.query(
+        `CREATE TABLE "${schema}".schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+      );
+      await c.query((PG_MIGRATIONS[0] as (s: string) => string)(`"${schema}"`));
+      await c.query(`INSERT INTO "${schema}".schema_migrations (version) VALUES (1)`);
+      await c.query(
+        `INSERT INTO "${schema}".ledger (id, time, tenant, key_id, model, backend, tokens_in, tokens_out, estimated, cost_usd, latency_ms, status, cache_hit, request_id)
+         VALUES ($1, to_timestamp($2::bigint / 1000.0), 'acme', 'key_a', 'gpt-4o-mini', 'sim-1', 10, 5, false, 0.0001, 42, 200, false, $1)`,
+        [old.id, old.time],
+      );
+      const ctx = await openPostgres(pgUrl, { schema, max: 2 });
+      pgContexts.push(ctx);
+      const v = await c.query<{ v: number }>(`SELECT max(version) AS v FROM "${schema}".schema_migrations`);
+      assert.equal(v.rows[0]?.v, PG_MIGRATIONS.length);
+      const ledger = new PgLedgerStore(ctx);
+      assert.equal(await ledger.append([old, cut]), 1);
+      await expectRows(ledger);
+    } finally {
+      await c.end();
+    }
+  });
+});
 
 describe('redis outage and recovery', () => {
   it('reports down/up, fails per mode while down, and counts a degraded reservation once back', async (t) => {

@@ -74,6 +74,25 @@ test('helm lint and helm template: every object passes the Kubernetes schemas', 
   assert.equal(sts.spec.volumeClaimTemplates[0]?.metadata.name, 'model-cache');
 });
 
+test('each gateway pod gets its own ledger journal volume, and a state config without journal_dir points at it', (t) => {
+  const helm = helmOrSkip(t);
+  if (!helm) return;
+  const docs = render(helm, CHART, ['--set', 'gateway.config.state.kind=distributed']);
+  const dep = docs.find((d) => d.kind === 'Deployment') as unknown as {
+    spec: { template: { spec: { volumes: Array<{ name: string; emptyDir?: { sizeLimit?: string } }>; containers: Array<{ volumeMounts: Array<{ name: string; mountPath: string }> }> } } };
+  };
+  const spec = dep.spec.template.spec;
+  assert.equal(spec.volumes.find((v) => v.name === 'journal')?.emptyDir?.sizeLimit, '1Gi');
+  assert.equal(spec.containers[0]?.volumeMounts.find((m) => m.name === 'journal')?.mountPath, '/var/lib/portico/journal');
+  const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name.endsWith('-config')) as unknown as { data: Record<string, string> };
+  const cfg = parse(cm.data['portico.yaml'] ?? '') as { state: { journal_dir: string } };
+  assert.equal(cfg.state.journal_dir, '/var/lib/portico/journal');
+  // An explicit journal_dir is kept.
+  const own = render(helm, CHART, ['--set', 'gateway.config.state.kind=distributed', '--set', 'gateway.config.state.journal_dir=/data/j']);
+  const cm2 = own.find((d) => d.kind === 'ConfigMap' && d.metadata.name.endsWith('-config')) as unknown as { data: Record<string, string> };
+  assert.equal((parse(cm2.data['portico.yaml'] ?? '') as { state: { journal_dir: string } }).state.journal_dir, '/data/j');
+});
+
 test('per-tenant objects for acme-corp and closed-ai: complete, isolated, schema-valid', async (t) => {
   const helm = helmOrSkip(t);
   if (!helm) return;

@@ -67,7 +67,7 @@ describe('admin CLI', () => {
     const csv = await cli('usage', 'report', '--tenant', 'initech', '--month', month, '--format', 'csv');
     assert.equal(csv.code, 0, csv.stderr);
     const lines = csv.stdout.trim().split('\n');
-    assert.equal(lines[0], 'tenant,group,requests,tokens_in,tokens_out,cost_usd,estimated');
+    assert.equal(lines[0], 'tenant,group,requests,tokens_in,tokens_out,cost_usd,estimated,partial');
     assert.match(lines[1] ?? '', /^initech,\d{4}-\d{2}-\d{2},1,/);
     const table = await cli('usage', 'report', '--tenant', 'initech', '--month', month);
     assert.match(table.stdout, /TOTAL/);
@@ -76,6 +76,31 @@ describe('admin CLI', () => {
     assert.equal(revoked.code, 0, revoked.stderr);
     const after = await fetch(`${gw.baseURL}/models`, { headers: { authorization: `Bearer ${key}` } });
     assert.equal(after.status, 401);
+  });
+
+  it("usage report: an unknown tenant exits 1, a bad month is a usage error in the user's words", async () => {
+    const nope = await cli('usage', 'report', '--tenant', 'NOPE');
+    assert.equal(nope.code, 1, nope.stdout + nope.stderr);
+    assert.match(nope.stderr, /no tenant "NOPE" at http:\/\/127\.0\.0\.1:\d+ \(see: portico tenants list\)/);
+    assert.equal(nope.stdout, '');
+    const month = await cli('usage', 'report', '--tenant', 'acme-corp', '--month', '2026-13');
+    assert.equal(month.code, 2);
+    assert.match(month.stderr, /--month 2026-13: there is no month 13/);
+    assert.doesNotMatch(month.stderr, /from must be/);
+  });
+
+  it('keys list shows the keys declared in the config file, marked as such', async () => {
+    const all = await cli('keys', 'list', '--json');
+    assert.equal(all.code, 0, all.stderr);
+    const keys = JSON.parse(all.stdout) as Array<{ tenant_id: string; source: string }>;
+    for (const tenant of ['acme-corp', 'closed-ai'])
+      assert.ok(
+        keys.some((k) => k.tenant_id === tenant && k.source === 'config'),
+        tenant,
+      );
+    const table = await cli('keys', 'list');
+    assert.match(table.stdout, /acme-corp-cfg-0\s+acme-corp\s+config/);
+    assert.match(table.stdout, /source=config: declared in the config file; not revocable from the API/);
   });
 
   it('explains a missing token and an unreachable gateway', async () => {

@@ -99,7 +99,12 @@ export class Fleet {
   }
 
   /** Write the config (with `state` filled in for the mode) and start `replicas` processes. */
-  static async start(mode: StateMode, replicas: number, config: Record<string, unknown>): Promise<Fleet> {
+  static async start(
+    mode: StateMode,
+    replicas: number,
+    config: Record<string, unknown>,
+    stateOverrides: Record<string, unknown> = {},
+  ): Promise<Fleet> {
     const dir = await mkdtemp(join(tmpdir(), 'portico-drill-'));
     const tag = randomBytes(4).toString('hex');
     const prefix = `portico-drill-${tag}:`;
@@ -112,6 +117,8 @@ export class Fleet {
             redis: { url: REDIS_URL, key_prefix: prefix },
             postgres: { url: mode.pgUrl, schema },
             redis_failure_mode: 'fail_closed',
+            // The replicas' ledger journals (each takes its own slot under it), removed with the fleet.
+            journal_dir: join(dir, 'journal'),
           };
     const file = join(dir, 'portico.yaml');
     await writeFile(
@@ -120,7 +127,7 @@ export class Fleet {
         server: { host: '127.0.0.1', port: 0 },
         logging: { level: 'warn' },
         admin: { token: ADMIN_TOKEN },
-        state,
+        state: { ...state, ...stateOverrides },
         ...config,
       }),
     );
@@ -135,6 +142,11 @@ export class Fleet {
       throw err;
     }
     return fleet;
+  }
+
+  /** The Postgres schema of a distributed fleet. */
+  get schema(): string {
+    return this.#schema;
   }
 
   get urls(): string[] {

@@ -58,6 +58,7 @@ function Detail({ r }: { r: RequestRecord }) {
         <dt>tokens</dt>
         <dd>
           {fmtInt(r.tokens_in)} in / {fmtInt(r.tokens_out)} out{r.tokens_estimated ? ' (estimated)' : ''}
+          {r.partial ? ' — partial: the stream was cut short, billed for the output the client received' : ''}
         </dd>
         <dt>cache</dt>
         <dd>{r.cache_hit ?? 'miss'}</dd>
@@ -175,7 +176,10 @@ export function Requests({ selected }: { selected?: string | undefined }) {
                   <td>{r.tenant ?? '—'}</td>
                   <td>{r.model ?? '—'}</td>
                   <td>{fmtMs(r.latency_ms)}</td>
-                  <td>{fmtInt(r.tokens_in + r.tokens_out)}</td>
+                  <td title={r.partial ? 'partial: billed for what was delivered' : undefined}>
+                    {fmtInt(r.tokens_in + r.tokens_out)}
+                    {r.partial ? ' (partial)' : ''}
+                  </td>
                   <td>{fmtUsd(r.cost_usd)}</td>
                   <td>{fmtTime(r.time)}</td>
                 </tr>

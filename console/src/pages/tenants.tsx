@@ -425,13 +425,19 @@ function UsageCharts({ tenant }: { tenant: Tenant }) {
               <th scope="col">requests</th>
               <th scope="col">tokens in</th>
               <th scope="col">tokens out</th>
+              <th
+                scope="col"
+                title="requests cut short (cancelled or broken-off streams), billed for what was delivered"
+              >
+                partial
+              </th>
               <th scope="col">cost</th>
             </tr>
           </thead>
           <tbody>
             {months.length === 0 && (
               <tr>
-                <td colSpan={5} class="muted">
+                <td colSpan={6} class="muted">
                   No usage recorded yet.
                 </td>
               </tr>
@@ -442,6 +448,7 @@ function UsageCharts({ tenant }: { tenant: Tenant }) {
                 <td>{fmtInt(m.requests)}</td>
                 <td>{fmtInt(m.tokens_in)}</td>
                 <td>{fmtInt(m.tokens_out)}</td>
+                <td>{fmtInt(m.partial ?? 0)}</td>
                 <td>{fmtUsd(m.cost_usd)}</td>
               </tr>
             ))}

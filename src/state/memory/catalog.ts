@@ -235,6 +235,7 @@ export class MemoryLedgerStore implements LedgerStore {
           tokens_out: 0,
           cost_usd: 0,
           estimated: 0,
+          partial: 0,
         };
         rows.set(k, row);
       }
@@ -243,6 +244,7 @@ export class MemoryLedgerStore implements LedgerStore {
       row.tokens_out += r.tokens_out;
       row.cost_usd += r.cost_usd;
       if (r.estimated) row.estimated++;
+      if (r.partial === true) row.partial++;
     }
     return [...rows.values()]
       .map((r) => ({ ...r, cost_usd: roundCost(r.cost_usd) }))

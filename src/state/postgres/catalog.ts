@@ -260,6 +260,7 @@ interface PgAggRow {
   tokens_out: string;
   cost_usd: number;
   estimated: string;
+  partial: string;
 }
 
 export class PgLedgerStore implements LedgerStore {
@@ -298,7 +299,8 @@ export class PgLedgerStore implements LedgerStore {
     const w = whereOf(filter);
     const r = await this.#ctx.pool.query<PgAggRow>(
       `SELECT tenant, ${PG_GROUP[groupBy]} AS grp, COUNT(*) AS requests, SUM(tokens_in) AS tokens_in,
-              SUM(tokens_out) AS tokens_out, SUM(cost_usd) AS cost_usd, COUNT(*) FILTER (WHERE estimated) AS estimated
+              SUM(tokens_out) AS tokens_out, SUM(cost_usd) AS cost_usd, COUNT(*) FILTER (WHERE estimated) AS estimated,
+              COUNT(*) FILTER (WHERE partial) AS partial
          FROM ${this.#ctx.s}.ledger ${w.sql}
         GROUP BY 1, 2 ORDER BY tenant COLLATE "C", ${PG_GROUP[groupBy]} COLLATE "C"`,
       w.params,
@@ -311,6 +313,7 @@ export class PgLedgerStore implements LedgerStore {
       tokens_out: Number(row.tokens_out),
       cost_usd: roundCost(Number(row.cost_usd)),
       estimated: Number(row.estimated),
+      partial: Number(row.partial),
     }));
   }
 

@@ -13,7 +13,7 @@ export interface PgContext {
 const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** Append-only: entry i moves the schema to version i + 1. `S` is the quoted schema. */
-const MIGRATIONS: readonly ((S: string) => string)[] = [
+export const MIGRATIONS: readonly ((S: string) => string)[] = [
   (S) => `
   CREATE TABLE ${S}.tenants (
     id text PRIMARY KEY,
@@ -71,6 +71,10 @@ const MIGRATIONS: readonly ((S: string) => string)[] = [
     PRIMARY KEY (tenant, id)
   );
   CREATE INDEX responses_expires ON ${S}.responses (expires_at);
+  `,
+  // Ledger records of answers cut short (cancelled or broken-off streams), billed for what was delivered.
+  (S) => `
+  ALTER TABLE ${S}.ledger ADD COLUMN partial boolean NOT NULL DEFAULT false;
   `,
 ];
 

@@ -217,6 +217,7 @@ interface LedgerAggRow {
   tokens_out: number;
   cost_usd: number;
   estimated: number;
+  partial: number;
 }
 
 function whereOf(f: LedgerFilter): { sql: string; params: (string | number)[] } {
@@ -272,7 +273,7 @@ export class SqliteLedgerStore implements LedgerStore {
     const rows = this.#db
       .prepare(
         `SELECT tenant, ${g} AS grp, COUNT(*) AS requests, SUM(tokens_in) AS tokens_in, SUM(tokens_out) AS tokens_out,
-                SUM(cost_usd) AS cost_usd, SUM(estimated) AS estimated
+                SUM(cost_usd) AS cost_usd, SUM(estimated) AS estimated, SUM(partial) AS partial
            FROM ledger ${w.sql} GROUP BY tenant, grp ORDER BY tenant, grp`,
       )
       .all(...w.params) as LedgerAggRow[];
@@ -284,6 +285,7 @@ export class SqliteLedgerStore implements LedgerStore {
       tokens_out: r.tokens_out,
       cost_usd: roundCost(r.cost_usd),
       estimated: r.estimated,
+      partial: r.partial,
     }));
   }
 

@@ -98,6 +98,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX responses_expires ON responses (expires_at);
   `,
+  // Ledger records of answers cut short (cancelled or broken-off streams), billed for what was delivered.
+  `
+  ALTER TABLE ledger ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** `dataDir` ':memory:' opens a throwaway in-memory database (tests). */

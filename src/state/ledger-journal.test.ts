@@ -1,0 +1,190 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LedgerJournal } from './ledger-journal.js';
+import { LedgerWriter } from './ledger-writer.js';
+import { replayJournal } from './factory.js';
+import { MemoryLedgerStore } from './memory/catalog.js';
+import { MemoryQuotaStore } from './memory/quotas.js';
+import type { LedgerRecord, QuotaReservation } from './ports.js';
+
+function rec(id: string, tokensOut = 1): LedgerRecord {
+  return {
+    id,
+    time: Date.UTC(2026, 10, 22),
+    tenant: 'acme',
+    key_id: null,
+    model: 'm',
+    backend: 'b',
+    tokens_in: 2,
+    tokens_out: tokensOut,
+    estimated: false,
+    cost_usd: 0,
+    latency_ms: 1,
+    status: 200,
+    cache_hit: false,
+    request_id: id,
+  };
+}
+
+function dir(): string {
+  return mkdtempSync(join(tmpdir(), 'portico-journal-'));
+}
+
+function segments(d: string): string[] {
+  return readdirSync(d).filter((f) => f.startsWith('ledger-'));
+}
+
+describe('LedgerJournal', () => {
+  it('writes one line per record synchronously and hands the lines to the next process', () => {
+    const d = dir();
+    const j = LedgerJournal.open(d);
+    j.append({ r: rec('a') });
+    j.append({ r: rec('b') });
+    // On disk already, before any flush or close (what a kill -9 leaves).
+    const files = segments(d);
+    assert.equal(files.length, 1);
+    const lines = readFileSync(join(d, files[0] as string), 'utf8')
+      .trim()
+      .split('\n');
+    assert.equal(lines.length, 2);
+    // A "crashed" process never closes; the next one (same pid here: the lock is stale) replays.
+    const next = LedgerJournal.open(d);
+    const left = next.leftovers();
+    assert.deepEqual(
+      left.entries.map((e) => e.r.id),
+      ['a', 'b'],
+    );
+    assert.equal(left.badLines, 0);
+    next.discardLeftovers();
+    assert.equal(segments(d).length, 0);
+  });
+
+  it('tolerates a last line cut by the crash', () => {
+    const d = dir();
+    const j = LedgerJournal.open(d);
+    j.append({ r: rec('a') });
+    const f = join(d, segments(d)[0] as string);
+    appendFileSync(f, '{"r":{"id":"b","time":17');
+    const left = LedgerJournal.open(d).leftovers();
+    assert.deepEqual(
+      left.entries.map((e) => e.r.id),
+      ['a'],
+    );
+    assert.equal(left.badLines, 1);
+  });
+
+  it('rolls segments and deletes them oldest first once every record in them is confirmed', () => {
+    const d = dir();
+    const j = LedgerJournal.open(d, { segmentBytes: 1 }); // every record rolls its segment
+    const s1 = j.append({ r: rec('a') });
+    const s2 = j.append({ r: rec('b') });
+    assert.equal(segments(d).length, 2);
+    j.confirm(s2); // the newer one is confirmed first: kept while an older one is not
+    assert.equal(segments(d).length, 2);
+    j.confirm(s1);
+    assert.equal(segments(d).length, 0);
+    assert.equal(j.pending(), 0);
+  });
+
+  it('rolls an old non-empty segment on tick, and close keeps only unconfirmed segments', () => {
+    const d = dir();
+    const j = LedgerJournal.open(d, { segmentMs: 10 });
+    const s1 = j.append({ r: rec('a') });
+    j.tick(Date.now() + 1000);
+    j.append({ r: rec('b') }); // a new segment
+    assert.equal(segments(d).length, 2);
+    j.confirm(s1);
+    assert.equal(segments(d).length, 1);
+    j.close();
+    assert.equal(segments(d).length, 1);
+    assert.equal(existsSync(join(d, 'owner.pid')), false);
+    assert.deepEqual(
+      LedgerJournal.open(d)
+        .leftovers()
+        .entries.map((e) => e.r.id),
+      ['b'],
+    );
+  });
+
+  it('a directory locked by a live process gives the next one a replica slot', () => {
+    const d = dir();
+    writeFileSync(join(d, 'owner.pid'), `${process.ppid}\n`); // a live process that is not us
+    const j = LedgerJournal.open(d);
+    assert.equal(j.dir, join(d, 'replica-1'));
+  });
+});
+
+describe('journal replay', () => {
+  const reservation = async (q: MemoryQuotaStore): Promise<QuotaReservation> => {
+    const r = await q.reserve({
+      tenant: 'acme',
+      scopes: [{ name: 'tenant', limits: { day: { tokens: 1000 } } }],
+      tokens: 100,
+      owner: 'dead',
+    });
+    assert.ok(r.ok);
+    return r.reservation;
+  };
+
+  it('is idempotent: records already in the ledger are not duplicated, quota commits made once', async () => {
+    const d = dir();
+    const ledger = new MemoryLedgerStore();
+    const quotas = new MemoryQuotaStore();
+    const res1 = await reservation(quotas);
+    const res2 = await reservation(quotas);
+    const j = LedgerJournal.open(d);
+    j.append({ r: rec('a', 5), q: { res: res1, tokens: 7 } });
+    const s2 = j.append({ r: rec('b', 3), q: { res: res2, tokens: 5 } });
+    // b was written to the ledger and its quota committed before the crash; a was not.
+    await ledger.append([rec('b', 3)]);
+    await quotas.commit(res2, { tokens: 5, requests: 1 });
+    j.settled('b', s2);
+    j.tick();
+
+    const r1 = await replayJournal(LedgerJournal.open(d), ledger, quotas);
+    assert.equal(r1.records, 2);
+    assert.equal(r1.inserted, 1);
+    assert.equal(r1.quotaCommits, 1);
+    assert.equal(await ledger.count({ tenant: 'acme' }), 2);
+    const u = await quotas.usage('acme', 'tenant', 'day');
+    assert.equal(u.usedTokens, 12);
+    assert.equal(u.usedRequests, 2);
+    assert.equal(u.reservedTokens, 0);
+    assert.equal(segments(d).length, 0);
+
+    // A second replay of the same lines (a crash during replay) changes nothing.
+    const j2 = LedgerJournal.open(d);
+    j2.append({ r: rec('a', 5), q: { res: res1, tokens: 7 } });
+    const r2 = await replayJournal(LedgerJournal.open(d), ledger, quotas);
+    assert.equal(r2.inserted, 0);
+    assert.equal(await ledger.count({ tenant: 'acme' }), 2);
+    assert.equal((await quotas.usage('acme', 'tenant', 'day')).usedTokens, 12);
+  });
+
+  it('the writer confirms journal records once the store has them and the quota commit is settled', async () => {
+    const d = dir();
+    const ledger = new MemoryLedgerStore();
+    const quotas = new MemoryQuotaStore();
+    const res = await reservation(quotas);
+    const journal = LedgerJournal.open(d, { segmentMs: 0 });
+    const w = new LedgerWriter(ledger, { journal, flushIntervalMs: 60_000 });
+    w.write(rec('a'), { res, tokens: 3 });
+    w.write(rec('b'));
+    assert.equal(journal.pending(), 3);
+    await w.flush();
+    assert.equal(journal.pending(), 1); // a's quota commit is still owed
+    journal.tick();
+    assert.equal(segments(d).length, 1);
+    w.quotaSettled('a');
+    assert.equal(journal.pending(), 1); // until the batched "s" line is written on the next tick
+    journal.tick();
+    assert.equal(journal.pending(), 0);
+    // The "s" line went to a new segment, rolled at once (segmentMs 0): nothing is left on disk.
+    assert.equal(segments(d).length, 0);
+    await w.close();
+    assert.equal(segments(d).length, 0);
+  });
+});

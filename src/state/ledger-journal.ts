@@ -1,0 +1,330 @@
+/**
+ * The usage ledger's crash journal: an append-only local file that every answered request's
+ * ledger record is written to synchronously (one JSON line, fs.writeSync) before the response is
+ * complete, so a process crash (kill -9, OOM kill) cannot lose a record the batched LedgerWriter
+ * had not yet written to SQLite/Postgres. A write() that returned is in the kernel's page cache:
+ * it survives the process without fsync (an OS crash or power loss may still lose the last ones).
+ *
+ * Lines:
+ *   {"r": LedgerRecord, "q": {"res": QuotaReservation, "tokens": n}}   a record (+ its quota settle)
+ *   {"s": ["<request id>", ...]}                                        those records' quota commits are confirmed
+ *
+ * The journal is a directory of segments (ledger-<seq>.jsonl). The current segment rolls when it
+ * is large or old; a rolled segment is deleted once every record in it is confirmed in the store
+ * (ledger append done and, when it carries one, the quota commit done), oldest first. At start-up
+ * the segments an earlier process left behind are replayed (see replayJournal in factory.ts):
+ * ledger appends are idempotent by request id, and a quota commit is re-applied only when no "s"
+ * line says it happened (and the store's own per-reservation marker guards it a second time).
+ *
+ * Each process locks the directory it writes (a pid file). In distributed mode every replica
+ * needs its own directory (its own volume); replicas started in the same directory (tests, one
+ * host) each take a free `replica-<n>` slot under it, and a slot whose owner died is taken over
+ * and replayed by the next process that starts there.
+ */
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import type { LedgerRecord, QuotaReservation, StateLogger } from './ports.js';
+
+/** The quota settle a record implies: what releaseHolds commits for it. */
+export interface JournalQuota {
+  res: QuotaReservation;
+  tokens: number;
+}
+
+export interface JournalEntry {
+  r: LedgerRecord;
+  q?: JournalQuota;
+}
+
+export interface JournalOptions {
+  /** Roll the current segment at this size. Default 4 MiB. */
+  segmentBytes?: number;
+  /** Roll the current segment when it is this old and not empty (checked on tick). Default 2 s. */
+  segmentMs?: number;
+  logger?: StateLogger;
+}
+
+/** What an earlier process left behind. */
+export interface JournalLeftovers {
+  entries: JournalEntry[];
+  /** Request ids whose quota commit was confirmed. */
+  settled: Set<string>;
+  /** Lines that could not be parsed (a line cut by the crash). */
+  badLines: number;
+  files: string[];
+}
+
+/** One segment file; `pending` counts confirmations still owed (ledger + quota). */
+export interface JournalSegment {
+  readonly seq: number;
+  readonly file: string;
+  fd: number | undefined;
+  bytes: number;
+  openedAt: number;
+  pending: number;
+}
+
+const LOCK = 'owner.pid';
+const SEGMENT_RE = /^ledger-(\d+)\.jsonl$/;
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return false; // a restarted container reuses its pid: the file is stale
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Take `dir` when no live process holds it. */
+function tryLock(dir: string): boolean {
+  mkdirSync(dir, { recursive: true });
+  const f = join(dir, LOCK);
+  try {
+    writeFileSync(f, `${process.pid}\n`, { flag: 'wx' });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  let pid = NaN;
+  try {
+    pid = Number.parseInt(readFileSync(f, 'utf8').trim(), 10);
+  } catch {
+    // unreadable: treat as stale
+  }
+  if (alive(pid)) return false;
+  writeFileSync(f, `${process.pid}\n`);
+  return true;
+}
+
+/** Parse segment files (oldest first); a torn or corrupt line is skipped and counted. */
+export function readSegments(files: readonly string[]): JournalLeftovers {
+  const out: JournalLeftovers = { entries: [], settled: new Set(), badLines: 0, files: [...files] };
+  for (const f of files) {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      if (line.length === 0) continue;
+      try {
+        const v = JSON.parse(line) as Partial<JournalEntry> & { s?: unknown };
+        if (Array.isArray(v.s)) for (const id of v.s as unknown[]) out.settled.add(String(id));
+        else if (typeof v.s === 'string') out.settled.add(v.s);
+        else if (v.r && typeof v.r.id === 'string') out.entries.push(v as JournalEntry);
+        else out.badLines++;
+      } catch {
+        out.badLines++;
+      }
+    }
+  }
+  return out;
+}
+
+function segmentsIn(dir: string): Array<{ seq: number; file: string }> {
+  if (!existsSync(dir)) return [];
+  const list: Array<{ seq: number; file: string }> = [];
+  for (const name of readdirSync(dir)) {
+    const m = SEGMENT_RE.exec(name);
+    if (m?.[1]) list.push({ seq: Number(m[1]), file: join(dir, name) });
+  }
+  return list.sort((a, b) => a.seq - b.seq);
+}
+
+export class LedgerJournal {
+  /** The directory this process writes (the base, or a replica-<n> slot under it). */
+  readonly dir: string;
+  readonly #o: Required<Omit<JournalOptions, 'logger'>>;
+  readonly #logger: StateLogger | undefined;
+  /** Oldest first; the last one is current (open). */
+  readonly #segments: JournalSegment[] = [];
+  #seq: number;
+  #leftoverFiles: string[];
+  #closed = false;
+  #settledIds: string[] = [];
+  #settledSegs: JournalSegment[] = [];
+
+  private constructor(dir: string, firstSeq: number, leftovers: string[], opts: JournalOptions) {
+    this.dir = dir;
+    this.#seq = firstSeq;
+    this.#leftoverFiles = leftovers;
+    this.#logger = opts.logger;
+    this.#o = { segmentBytes: opts.segmentBytes ?? 4 * 1024 * 1024, segmentMs: opts.segmentMs ?? 2000 };
+  }
+
+  /** Lock a directory under `baseDir` (the base itself, else the first free replica-<n>) and open it. */
+  static open(baseDir: string, opts: JournalOptions = {}): LedgerJournal {
+    let dir: string | undefined;
+    for (let i = 0; i < 256 && dir === undefined; i++) {
+      const d = i === 0 ? baseDir : join(baseDir, `replica-${i}`);
+      if (tryLock(d)) dir = d;
+    }
+    if (dir === undefined) throw new Error(`no free ledger journal slot under ${baseDir}`);
+    const old = segmentsIn(dir);
+    const next = (old.at(-1)?.seq ?? 0) + 1;
+    return new LedgerJournal(
+      dir,
+      next,
+      old.map((s) => s.file),
+      opts,
+    );
+  }
+
+  /** Segments an earlier process left (read once, at start-up). */
+  leftovers(): JournalLeftovers {
+    return readSegments(this.#leftoverFiles);
+  }
+
+  /** The leftovers were replayed: delete their files. */
+  discardLeftovers(): void {
+    for (const f of this.#leftoverFiles) rmSync(f, { force: true });
+    this.#leftoverFiles = [];
+  }
+
+  #current(): JournalSegment {
+    const cur = this.#segments.at(-1);
+    if (cur?.fd !== undefined) return cur;
+    const seq = this.#seq++;
+    const file = join(this.dir, `ledger-${String(seq).padStart(10, '0')}.jsonl`);
+    const seg: JournalSegment = {
+      seq,
+      file,
+      fd: openSync(file, 'a'),
+      bytes: 0,
+      openedAt: Date.now(),
+      pending: 0,
+    };
+    this.#segments.push(seg);
+    return seg;
+  }
+
+  #write(line: string): JournalSegment {
+    const seg = this.#current();
+    const fd = seg.fd as number;
+    const n = writeSync(fd, line);
+    const size = n < line.length ? Buffer.byteLength(line) : n;
+    if (n < size) {
+      // A short write (disk nearly full): finish it or throw.
+      const buf = Buffer.from(line, 'utf8');
+      let off = n;
+      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    }
+    seg.bytes += size;
+    return seg;
+  }
+
+  /**
+   * Write one record synchronously. Returns its segment: confirm() it once per confirmation owed
+   * (1, or 2 when it carries a quota settle).
+   */
+  append(entry: JournalEntry): JournalSegment {
+    if (this.#closed) throw new Error('ledger journal closed');
+    const seg = this.#write(`${JSON.stringify(entry)}\n`);
+    seg.pending += entry.q ? 2 : 1;
+    if (seg.bytes >= this.#o.segmentBytes) this.#roll();
+    return seg;
+  }
+
+  /**
+   * The quota commit of `requestId` is confirmed. Noted in memory and written as one line per
+   * batch on the next tick (not on the hot path); only then is its record confirmed, so the note
+   * outlives the record's segment. A crash before that line is written leaves the commit to the
+   * store's own per-reservation idempotency at replay.
+   */
+  settled(requestId: string, seg: JournalSegment): void {
+    this.#settledIds.push(requestId);
+    this.#settledSegs.push(seg);
+  }
+
+  #writeSettled(): void {
+    if (this.#settledIds.length === 0) return;
+    const ids = this.#settledIds;
+    const segs = this.#settledSegs;
+    this.#settledIds = [];
+    this.#settledSegs = [];
+    if (!this.#closed) this.#write(`${JSON.stringify({ s: ids })}\n`);
+    for (const seg of segs) seg.pending = Math.max(0, seg.pending - 1);
+    this.#sweep();
+  }
+
+  confirm(seg: JournalSegment): void {
+    seg.pending = Math.max(0, seg.pending - 1);
+    this.#sweep();
+  }
+
+  #roll(): void {
+    const cur = this.#segments.at(-1);
+    if (cur?.fd === undefined) return;
+    closeSync(cur.fd);
+    cur.fd = undefined;
+    this.#sweep();
+  }
+
+  /** Delete rolled segments whose records are all confirmed, oldest first (never past an unconfirmed one). */
+  #sweep(): void {
+    while (this.#segments.length > 0) {
+      const s = this.#segments[0] as JournalSegment;
+      if (s.fd !== undefined || s.pending > 0) return;
+      this.#segments.shift();
+      try {
+        unlinkSync(s.file);
+      } catch (err) {
+        this.#logger?.warn({ err, file: s.file }, 'could not delete a confirmed ledger journal segment');
+      }
+    }
+  }
+
+  /** Called periodically: roll an old non-empty segment so confirmed records leave the disk. */
+  tick(now = Date.now()): void {
+    this.#writeSettled();
+    const cur = this.#segments.at(-1);
+    if (cur?.fd !== undefined && cur.bytes > 0 && now - cur.openedAt >= this.#o.segmentMs) this.#roll();
+  }
+
+  /** Records written and not yet confirmed. */
+  pending(): number {
+    return this.#segments.reduce((n, s) => n + s.pending, 0);
+  }
+
+  /** Segment files on disk (current included). */
+  files(): string[] {
+    return this.#segments.map((s) => s.file);
+  }
+
+  /**
+   * Close the files. Segments whose records are all confirmed are deleted; the others stay for the
+   * next start to replay. Releases the directory lock.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#writeSettled();
+    this.#roll();
+    this.#closed = true;
+    if (this.#segments.length > 0)
+      this.#logger?.warn(
+        { pending: this.pending(), files: this.#segments.length, dir: this.dir },
+        'ledger journal closed with unconfirmed records; the next start replays them',
+      );
+    const f = join(this.dir, LOCK);
+    try {
+      if (readFileSync(f, 'utf8').trim() === String(process.pid)) rmSync(f, { force: true });
+    } catch {
+      // already gone
+    }
+  }
+}
