@@ -24,6 +24,11 @@ import { startFakeAnthropic } from '../clients/support/fake-anthropic.js';
 
 const FRUGAL_KEY = 'sk-test-frugal';
 
+/** The body of the last chat request the HTTP simulator received (health probes are GETs in between). */
+function lastChat(sim: TestSim): unknown {
+  return sim.received.filter((r) => r.method === 'POST' && r.path.endsWith('/chat/completions')).at(-1)?.body;
+}
+
 const weather = {
   type: 'function' as const,
   name: 'get_weather',
@@ -128,7 +133,7 @@ describe('Responses API with the openai SDK', () => {
     });
     assert.deepEqual(r.metadata, { run: 'r1' });
     assert.equal(r.max_output_tokens, 40);
-    const body = sim.received.at(-1)?.body as Record<string, unknown>;
+    const body = lastChat(sim) as Record<string, unknown>;
     assert.equal(body.temperature, 0.3);
     assert.equal(body.top_p, 0.9);
     assert.equal(body.max_tokens ?? body.max_completion_tokens, 40);
@@ -234,7 +239,7 @@ describe('Responses API with the openai SDK', () => {
     assert.ok(call && call.type === 'function_call');
     assert.equal(call.name, 'get_weather');
     assert.equal(typeof JSON.parse(call.arguments), 'object');
-    const sent = sim.received.at(-1)?.body as { tools?: unknown[]; tool_choice?: unknown };
+    const sent = lastChat(sim) as { tools?: unknown[]; tool_choice?: unknown };
     assert.equal(sent.tools?.length, 1);
     assert.equal(sent.tool_choice, 'required');
 
@@ -246,7 +251,7 @@ describe('Responses API with the openai SDK', () => {
     });
     assert.ok(second.output_text.length > 0);
     assert.equal(second.previous_response_id, first.id);
-    const msgs = (sim.received.at(-1)?.body as { messages: Array<Record<string, unknown>> }).messages;
+    const msgs = (lastChat(sim) as { messages: Array<Record<string, unknown>> }).messages;
     const assistant = msgs.find((m) => m.role === 'assistant') as { tool_calls: Array<{ id: string }> };
     assert.equal(assistant.tool_calls[0]?.id, call.call_id);
     assert.deepEqual(msgs.at(-1), {
