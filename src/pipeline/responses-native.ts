@@ -212,13 +212,22 @@ export async function runNativeResponses(
 
   const ids = new IdMap(newResponseId(), req.model);
   const who = { id: ids.ours, created_at: Math.floor(Date.now() / 1000) };
-  const storedInput = (Array.isArray(body.input) ? body.input : rawInput) as InputItem[];
+  // Stored normalised (the convertible items), with the whole conversation so far — also when the
+  // backend continues from its own id — so a later turn on a bridged model can replay it.
   const store = async (response: Record<string, unknown>): Promise<void> => {
     if (!req.store) return;
-    await save(deps, ctx, tenant.id, response as unknown as ResponseObject, storedInput, history, {
-      upstream_id: ids.upstreamId,
-      items: ids.reverse(),
-    });
+    await save(
+      deps,
+      ctx,
+      tenant.id,
+      response as unknown as ResponseObject,
+      convertible,
+      prev?.conversation ?? [],
+      {
+        upstream_id: ids.upstreamId,
+        items: ids.reverse(),
+      },
+    );
   };
 
   if (!req.stream) {

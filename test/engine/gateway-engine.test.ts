@@ -1,6 +1,6 @@
 /**
  * Provider kind `engine`: the gateway's /ask for both demo tenants answered by the in-process engine
- * (generated tiny model), and an engine that cannot load is skipped by the pool while another
+ * (generated tiny model), the Responses API bridged to it, and an engine that cannot load is skipped by the pool while another
  * backend of the model is available.
  */
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +12,7 @@ import { writeTinyModel, tinyExpectedText } from '../../src/engine/gguf/tiny-mod
 import { EngineProvider } from '../../src/engine/provider.js';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import OpenAI from 'openai';
 import { Gateway } from '../../src/app.js';
 import { buildConfig } from '../../src/config/load.js';
 import { ACME_KEY, CLOSED_KEY, demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
@@ -90,6 +91,24 @@ describe('gateway with the in-process engine', () => {
     assert.match(metrics, /^portico_engine_prompt_tokens_total\{backend="engine-local"\} [1-9]\d*$/m);
     assert.match(metrics, /^portico_engine_num_requests_running\{backend="engine-local"\} 0$/m);
     assert.match(metrics, /^portico_engine_time_to_first_token_seconds_count\{backend="engine-local"\} 2$/m);
+  });
+
+  it('the Responses API is bridged to the engine: create and stream, usage from the engine', async () => {
+    const provider = gw.gateway.snapshot.pools.get('default')?.backends[0]?.provider;
+    if (provider instanceof EngineProvider) await provider.ready();
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: ACME_KEY, maxRetries: 0 });
+    const r = await client.responses.create({ model: 'default', input: 'What first?', max_output_tokens: 6 });
+    assert.equal(r.output_text, tinyExpectedText(6));
+    assert.equal(r.usage?.output_tokens, 6);
+    const stream = client.responses.stream({ model: 'default', input: 'What first?', max_output_tokens: 6 });
+    let text = '';
+    stream.on('response.output_text.delta', (e) => {
+      text += e.delta;
+    });
+    const final = await stream.finalResponse();
+    assert.equal(text, tinyExpectedText(6));
+    assert.equal(final.output_text, text);
+    assert.equal((await client.responses.retrieve(final.id)).output_text, text);
   });
 
   it('an engine whose model cannot load is marked unavailable and the pool picks the other backend', async () => {

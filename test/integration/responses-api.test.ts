@@ -24,6 +24,11 @@ import { startFakeAnthropic } from '../clients/support/fake-anthropic.js';
 
 const FRUGAL_KEY = 'sk-test-frugal';
 
+/** The body of the last chat request the HTTP simulator received (health probes are GETs in between). */
+function lastChat(sim: TestSim): unknown {
+  return sim.received.filter((r) => r.method === 'POST' && r.path.endsWith('/chat/completions')).at(-1)?.body;
+}
+
 const weather = {
   type: 'function' as const,
   name: 'get_weather',
@@ -128,7 +133,7 @@ describe('Responses API with the openai SDK', () => {
     });
     assert.deepEqual(r.metadata, { run: 'r1' });
     assert.equal(r.max_output_tokens, 40);
-    const body = sim.received.at(-1)?.body as Record<string, unknown>;
+    const body = lastChat(sim) as Record<string, unknown>;
     assert.equal(body.temperature, 0.3);
     assert.equal(body.top_p, 0.9);
     assert.equal(body.max_tokens ?? body.max_completion_tokens, 40);
@@ -234,7 +239,7 @@ describe('Responses API with the openai SDK', () => {
     assert.ok(call && call.type === 'function_call');
     assert.equal(call.name, 'get_weather');
     assert.equal(typeof JSON.parse(call.arguments), 'object');
-    const sent = sim.received.at(-1)?.body as { tools?: unknown[]; tool_choice?: unknown };
+    const sent = lastChat(sim) as { tools?: unknown[]; tool_choice?: unknown };
     assert.equal(sent.tools?.length, 1);
     assert.equal(sent.tool_choice, 'required');
 
@@ -246,7 +251,7 @@ describe('Responses API with the openai SDK', () => {
     });
     assert.ok(second.output_text.length > 0);
     assert.equal(second.previous_response_id, first.id);
-    const msgs = (sim.received.at(-1)?.body as { messages: Array<Record<string, unknown>> }).messages;
+    const msgs = (lastChat(sim) as { messages: Array<Record<string, unknown>> }).messages;
     const assistant = msgs.find((m) => m.role === 'assistant') as { tool_calls: Array<{ id: string }> };
     assert.equal(assistant.tool_calls[0]?.id, call.call_id);
     assert.deepEqual(msgs.at(-1), {
@@ -386,6 +391,48 @@ describe('Responses API with the openai SDK', () => {
     }
   });
 
+  it('hostile bodies are 400s (or answers), never 500s', async () => {
+    const nested: unknown = JSON.parse('['.repeat(200) + ']'.repeat(200));
+    const bodies: unknown[] = [
+      null,
+      [],
+      'x',
+      { model: 'default' },
+      { model: 42, input: 'x' },
+      { model: 'default', input: [null] },
+      { model: 'default', input: [{}] },
+      { model: 'default', input: [{ role: 'user' }] },
+      { model: 'default', input: [{ role: 'user', content: [{}] }] },
+      { model: 'default', input: [{ role: 'tool', content: 'x' }] },
+      { model: 'default', input: [{ type: 'function_call' }] },
+      { model: 'default', input: [{ type: 'function_call_output', call_id: 'c', output: 7 }] },
+      { model: 'default', input: [{ type: 'item_reference', id: 'msg_\u0000' }] },
+      { model: 'default', input: [{ type: 'item_reference', id: `msg_${'0'.repeat(32)}_0` }] },
+      { model: 'default', input: nested },
+      { model: 'default', input: 'x', tools: [{ type: 'function' }] },
+      { model: 'default', input: 'x', tools: [{ type: 'function', name: 'f', parameters: 'no' }] },
+      { model: 'default', input: 'x', tool_choice: 'required' },
+      { model: 'default', input: 'x', text: { format: { type: 'yaml' } } },
+      { model: 'default', input: 'x', metadata: { k: 1 } },
+      { model: 'default', input: 'x', temperature: 'hot' },
+      { model: 'default', input: 'x', max_output_tokens: -1 },
+      { model: 'default', input: 'x', previous_response_id: 'resp_\ud800' },
+      { model: 'default', input: 'x', previous_response_id: 7 },
+      { model: 'default', input: 'nul \u0000 and \ud800', instructions: '\udc00' },
+      { model: 'nope', input: 'x' },
+    ];
+    for (const b of bodies) {
+      const res = await fetch(`${gw.baseURL}/responses`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify(b),
+      });
+      const text = await res.text();
+      assert.ok(res.status < 500, `${JSON.stringify(b).slice(0, 80)} -> ${res.status} ${text.slice(0, 200)}`);
+      if (res.status >= 400) assert.ok((JSON.parse(text) as { error: { type: string } }).error.type);
+    }
+  });
+
   it('quotas and auth apply: a spent quota is 429 insufficient_quota, a bad key 401', async () => {
     const frugal = new OpenAI({ baseURL: gw.baseURL, apiKey: FRUGAL_KEY, maxRetries: 0 });
     await frugal.responses.create({ model: 'default', input: 'one' });
@@ -412,6 +459,17 @@ describe('Responses API with the openai SDK', () => {
     const state = gw.gateway.tenancy?.state;
     await state?.ledgerWriter.flush();
     assert.ok(((await state?.ledger.count({ tenant: 'acme-corp', model: 'lorem' })) ?? 0) > 0);
+  });
+
+  it('the response cache applies (deterministic request): the second answer is a hit with a new response id', async () => {
+    const ask = () =>
+      acme.responses.create({ model: 'lorem', input: 'cache me please', temperature: 0 }).withResponse();
+    const first = await ask();
+    const second = await ask();
+    assert.equal(first.response.headers.get('x-portico-cache'), 'miss');
+    assert.equal(second.response.headers.get('x-portico-cache'), 'hit');
+    assert.equal(second.data.output_text, first.data.output_text);
+    assert.notEqual(second.data.id, first.data.id);
   });
 
   it('answers without /v1 and with a trailing slash, like the other OpenAI routes', async () => {

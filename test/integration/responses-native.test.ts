@@ -134,6 +134,7 @@ describe('Responses API: native pass-through', () => {
       ...base,
       tenants,
       models: {
+        echo: { backends: [{ id: 'sim-echo', provider: 'sim', sim: { mode: 'echo' } }] },
         native: {
           backends: [
             {
@@ -209,6 +210,18 @@ describe('Responses API: native pass-through', () => {
       type: 'item_reference',
       id: `msg_up${calls - 1}`,
     });
+  });
+
+  it('a native response continued on a bridged model replays the conversation', async () => {
+    const first = await acme.responses.create({ model: 'native', input: 'remember the word kumquat' });
+    const next = await acme.responses.create({
+      model: 'echo',
+      previous_response_id: first.id,
+      input: 'and now?',
+    });
+    assert.ok(next.output_text.includes('remember the word kumquat'), next.output_text);
+    assert.ok(next.output_text.includes(first.output_text));
+    assert.ok(next.output_text.includes('and now?'));
   });
 
   it('streams the backend events with Portico ids; the response is stored and retrievable', async () => {

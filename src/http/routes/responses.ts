@@ -9,6 +9,7 @@ import { PorticoError } from '../../errors/portico-error.js';
 import { deleteResponse, loadResponse, runResponses } from '../../pipeline/responses.js';
 import { encodeResponsesSse, type ResponseStreamEvent } from '../../providers/openai-responses/index.js';
 import { sendSse } from '../sse.js';
+import { markBypass } from '../../pipeline/cache.js';
 import { tenantRoute } from './openai.js';
 
 export const RESPONSES_PATH = '/v1/responses';
@@ -28,6 +29,7 @@ export function registerResponsesRoutes(app: FastifyInstance, gw: Gateway): void
   app.post(
     RESPONSES_PATH,
     tenantRoute(gw, 'responses', RESPONSES_PATH, async (ctx, tenant, request, reply) => {
+      markBypass(ctx); // x-portico-cache: bypass unless the cache stage answers or stores
       const out = await runResponses(deps, ctx, tenant, request.body);
       if (out.kind === 'json') return out.body;
       await sendSse<ResponseStreamEvent>(deps, reply, ctx, out.events, {
