@@ -1,14 +1,18 @@
 /**
- * Generates the parts of the docs that must match the code: the error table in docs/errors.md and
- * the field reference in docs/config.md (from the config schema). `npm run docs` rewrites them;
+ * Generates the parts of the docs that must match the code: the error table in docs/errors.md, the
+ * field reference in docs/config.md and schema/portico.schema.json (from the config schema), and
+ * the command reference in docs/cli.md (from the commander tree). `npm run docs` rewrites them;
  * test/docs/docs-sync.test.ts fails when the committed docs are stale.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readClientResults, renderClientSection, replaceSection } from './clients-table.js';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
+import type { Command } from 'commander';
 import { ConfigSchema } from '../src/config/schema.js';
+import { configJsonSchemaText } from '../src/config/json-schema.js';
+import { allCommands, buildProgram, commandPath, EXIT_CODES } from '../src/cli/program.js';
 import { ERROR_CATALOG } from '../src/errors/catalog.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -116,15 +120,40 @@ export function replaceBetween(text: string, marker: string, body: string): stri
   return text.slice(0, i + start.length) + '\n' + body + '\n' + text.slice(j);
 }
 
+/** Every command's --help, from the commander tree (docs/cli.md). */
+export function cliReference(): string {
+  const program = buildProgram({ env: {}, out: () => undefined, err: () => undefined }, () => undefined);
+  const help = (cmd: Command): string => {
+    let text = '';
+    cmd.configureOutput({ writeOut: (s) => (text += s) }).configureHelp({ helpWidth: 100 });
+    cmd.outputHelp();
+    return text.trimEnd();
+  };
+  const sections = allCommands(program)
+    .filter((c) => c.name() !== 'help')
+    .map((c) => `### \`${commandPath(c)}\`\n\n\`\`\`text\n${help(c)}\n\`\`\``);
+  const codes = ['| exit code | meaning |', '|---|---|', ...EXIT_CODES.map(([c, d]) => `| ${c} | ${d} |`)];
+  return [codes.join('\n'), ...sections].join('\n\n').replace(/\n{3,}/g, '\n\n');
+}
+
 export const GENERATED = [
   { file: 'docs/errors.md', marker: 'errors', render: errorTable },
   { file: 'docs/config.md', marker: 'config', render: configTable },
+  { file: 'docs/cli.md', marker: 'cli', render: cliReference },
 ];
+
+/** Files generated whole. */
+export const GENERATED_FILES = [{ file: 'schema/portico.schema.json', render: configJsonSchemaText }];
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
   for (const g of GENERATED) {
     const path = resolve(root, g.file);
     writeFileSync(path, replaceBetween(readFileSync(path, 'utf8'), g.marker, g.render()));
+    console.log(`updated ${g.file}`);
+  }
+  for (const g of GENERATED_FILES) {
+    mkdirSync(dirname(resolve(root, g.file)), { recursive: true });
+    writeFileSync(resolve(root, g.file), g.render());
     console.log(`updated ${g.file}`);
   }
   // The client-compatibility tables, from the suite's last results (test/clients writes them).

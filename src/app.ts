@@ -14,15 +14,18 @@ import { sha256Hex } from './lib/hash.js';
 import { VERSION } from './version.js';
 import { Tenancy } from './tenancy/tenancy.js';
 import { ResponseCache } from './cache/response-cache.js';
-import { Tracing } from './telemetry/tracing.js';
+import { createTracing, type Tracing } from './telemetry/tracing.js';
 import { AuditLog } from './telemetry/audit.js';
 import { Redactor } from './telemetry/redact.js';
 import { HealthChecker, publishBackendState } from './routing/health.js';
+import { MemoryResponseStore } from './state/memory/responses.js';
 
 export interface GatewayOptions {
   logger?: Logger;
   /** Collect Node process metrics (off in tests that build many gateways). */
   defaultMetrics?: boolean;
+  /** Hold start-up messages (an engine's model load) until releaseStartupLogs(): the CLI prints its banner first. */
+  holdStartupLogs?: boolean;
 }
 
 export class Gateway {
@@ -32,8 +35,7 @@ export class Gateway {
   readonly startedAt = Date.now();
   /** Response cache; its sizes and Redis connection are fixed at start (policy follows reloads). */
   readonly cache: ResponseCache;
-  /** Tracing, audit log and redaction are configured at start (telemetry.* is not hot-reloaded). */
-  readonly tracing: Tracing | undefined;
+  /** Audit log and redaction are configured at start (telemetry.* is not hot-reloaded). */
   readonly audit: AuditLog | undefined;
   readonly redactor: Redactor;
   #registry: ProviderRegistry;
@@ -42,12 +44,14 @@ export class Gateway {
   #generatedAdminToken: string | undefined;
   #version = 0;
   #tenancy: Tenancy | undefined;
+  #tracing: Tracing | undefined;
   #prompts: ReadonlyMap<string, string>;
   #ready = false;
   #draining = false;
+  #heldLogs: Array<() => void> | undefined;
 
   constructor(loaded: LoadedConfig, opts: GatewayOptions = {}) {
-    this.logger = opts.logger ?? createLogger(loaded.config.logging.level);
+    this.logger = opts.logger ?? createLogger(loaded.config.logging.level, loaded.config.logging.format);
     this.metrics = new GatewayMetrics({ version: VERSION, defaultMetrics: opts.defaultMetrics ?? true });
     const cfg = loaded.config;
     this.cache = new ResponseCache(cfg.cache, {
@@ -55,18 +59,29 @@ export class Gateway {
       logger: this.logger,
       redisUrl: cfg.state.kind === 'distributed' ? cfg.state.redis.url : undefined,
     });
-    this.deps = { metrics: this.metrics, logger: this.logger, onFinish: [], cache: this.cache };
+    this.deps = {
+      metrics: this.metrics,
+      logger: this.logger,
+      onFinish: [],
+      cache: this.cache,
+      // A bare gateway (no state store) keeps stored responses in memory.
+      responses: new MemoryResponseStore(),
+    };
     const tel = cfg.telemetry;
     this.redactor = new Redactor(tel.audit.redact_patterns);
     this.deps.redactor = this.redactor;
-    if (tel.tracing.enabled) this.tracing = new Tracing(tel.tracing, VERSION);
     if (tel.audit.enabled) {
       const audit = new AuditLog(tel.audit, { logger: this.logger, redactor: this.redactor });
       this.audit = audit;
       // First hook: it captures the (redacted) bodies that later hooks (the console) show.
       this.deps.onFinish.unshift((ctx, status) => audit.record(ctx, status));
     }
-    this.#registry = new ProviderRegistry({ metricsRegistry: this.metrics.registry, logger: this.logger });
+    if (opts.holdStartupLogs) this.#heldLogs = [];
+    this.#registry = new ProviderRegistry({
+      metricsRegistry: this.metrics.registry,
+      logger: this.logger,
+      defer: (log) => (this.#heldLogs ? this.#heldLogs.push(log) : log()),
+    });
     this.metrics.setUpstreamSource(() => this.#upstreamConnections());
     const { pools } = this.#registry.build(loaded.config);
     this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
@@ -93,13 +108,22 @@ export class Gateway {
    */
   static async create(loaded: LoadedConfig, opts: GatewayOptions = {}): Promise<Gateway> {
     const gw = new Gateway(loaded, opts);
+    // The OpenTelemetry SDK is loaded only when tracing is on.
+    const tracing = loaded.config.telemetry.tracing;
+    if (tracing.enabled) gw.#tracing = await createTracing(tracing, VERSION);
     const tenancy = await Tenancy.create(loaded.config, { logger: gw.logger, metrics: gw.metrics });
     gw.#tenancy = tenancy;
     gw.deps.tenancy = tenancy;
+    gw.deps.responses = tenancy.state.responses;
     gw.deps.lookupKey = (plaintext, ctx) => tenancy.lookupKey(plaintext, ctx.snapshot);
     await tenancy.syncConfig(gw.#snapshot, gw.#prompts);
     gw.#warmTokenizer();
     return gw;
+  }
+
+  /** Tracing (telemetry.tracing, configured at start; not hot-reloaded); set up by create(). */
+  get tracing(): Tracing | undefined {
+    return this.#tracing;
   }
 
   get tenancy(): Tenancy | undefined {
@@ -121,6 +145,12 @@ export class Gateway {
   }
   markReady(): void {
     this.#ready = true;
+  }
+  /** Write the start-up messages held so far (holdStartupLogs); later ones are written at once. */
+  releaseStartupLogs(): void {
+    const held = this.#heldLogs ?? [];
+    this.#heldLogs = undefined;
+    for (const log of held) log();
   }
   get draining(): boolean {
     return this.#draining;
@@ -188,6 +218,6 @@ export class Gateway {
     await this.#tenancy?.close();
     await this.cache.close();
     await this.audit?.close();
-    await this.tracing?.shutdown();
+    await this.#tracing?.shutdown();
   }
 }

@@ -3,8 +3,12 @@
  * (`<prefix><tenant>:<hash>`), values are the JSON entry with a TTL, entries above
  * `max_entry_bytes` are not stored. Redis being slow or down is a miss, never an error: the
  * request goes upstream, the failure is counted and `portico_cache_l2_up` drops to 0.
+ *
+ * ioredis (~20 MB of RSS) is required when an L2 tier is constructed, i.e. only when cache.l2 is
+ * enabled: a gateway without one never loads it.
  */
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import { parseEntry, type CachedEntry } from './entry.js';
 
 export interface RedisTierOptions {
@@ -46,7 +50,8 @@ export class RedisTier {
   constructor(opts: RedisTierOptions, hooks: RedisTierHooks) {
     this.#opts = opts;
     this.#hooks = hooks;
-    this.#redis = new Redis(opts.url, {
+    const { Redis: RedisClient } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+    this.#redis = new RedisClient(opts.url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectTimeout: 2000,

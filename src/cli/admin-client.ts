@@ -6,19 +6,30 @@ export interface AdminTarget {
   token: string;
 }
 
-export const ADMIN_OPTIONS = {
-  url: { type: 'string' },
-  'admin-token': { type: 'string' },
-} as const;
+/** The options every admin command takes (declared in program.ts). */
+export interface AdminOptions {
+  url?: string;
+  adminToken?: string;
+}
 
-export function adminTarget(values: { url?: string; 'admin-token'?: string }, io: CliIO): AdminTarget {
-  const token = values['admin-token'] ?? io.env.PORTICO_ADMIN_TOKEN;
+const DEFAULT_URL = 'http://127.0.0.1:8080';
+
+export function adminTarget(values: AdminOptions, io: CliIO): AdminTarget {
+  const token = values.adminToken || io.env.PORTICO_ADMIN_TOKEN;
   if (!token) throw new UsageError('the admin token is needed: --admin-token TOKEN or PORTICO_ADMIN_TOKEN');
-  return { url: (values.url ?? io.env.PORTICO_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, ''), token };
+  const url = values.url ?? io.env.PORTICO_URL ?? DEFAULT_URL;
+  return { url: url.replace(/\/+$/, ''), token };
 }
 
 export class AdminApiError extends Error {
   override name = 'AdminApiError';
+  constructor(
+    message: string,
+    /** HTTP status of the admin API's answer; undefined when it could not be reached. */
+    readonly status?: number,
+  ) {
+    super(message);
+  }
 }
 
 export async function adminRequest<T>(
@@ -47,7 +58,7 @@ export async function adminRequest<T>(
   const json = text ? (JSON.parse(text) as unknown) : undefined;
   if (!res.ok) {
     const msg = (json as { error?: { message?: string } } | undefined)?.error?.message ?? text;
-    throw new AdminApiError(`${method} ${path}: HTTP ${res.status}: ${msg}`);
+    throw new AdminApiError(`${method} ${t.url}${path}: HTTP ${res.status}: ${msg}`, res.status);
   }
   return json as T;
 }

@@ -4,18 +4,19 @@
  * (embedded only), else `.portico-data`. Distributed deployments back up Postgres and Redis with
  * their own tools (docs/backup.md).
  */
-import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../config/load.js';
 import { backupStore, BackupError, restoreStore } from '../state/sqlite/backup.js';
 import { UsageError, type CliIO } from './common.js';
 
+export interface StoreDirOptions {
+  dataDir?: string;
+  config?: string;
+}
+
 const DEFAULT_DATA_DIR = '.portico-data';
 
-async function dataDirFrom(
-  values: { 'data-dir'?: string | undefined; config?: string | undefined },
-  io: CliIO,
-) {
-  if (values['data-dir']) return values['data-dir'];
+async function dataDirFrom(values: StoreDirOptions, io: CliIO): Promise<string> {
+  if (values.dataDir) return values.dataDir;
   if (values.config) {
     const { config } = await loadConfigFile(values.config, io.env);
     if (config.state.kind !== 'embedded')
@@ -27,18 +28,10 @@ async function dataDirFrom(
   return DEFAULT_DATA_DIR;
 }
 
-export async function runBackupCommand(argv: string[], io: CliIO): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      out: { type: 'string', short: 'o' },
-      'data-dir': { type: 'string' },
-      config: { type: 'string', short: 'c' },
-      json: { type: 'boolean', default: false },
-    },
-  });
-  if (!values.out)
-    throw new UsageError('usage: portico backup --out FILE [--data-dir DIR | --config FILE] [--json]');
+export async function backup(
+  values: StoreDirOptions & { out: string; json?: boolean },
+  io: CliIO,
+): Promise<number> {
   const dir = await dataDirFrom(values, io);
   try {
     const r = await backupStore(dir, values.out);
@@ -60,22 +53,14 @@ export async function runBackupCommand(argv: string[], io: CliIO): Promise<numbe
   }
 }
 
-export async function runRestoreCommand(argv: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      'data-dir': { type: 'string' },
-      config: { type: 'string', short: 'c' },
-      force: { type: 'boolean', default: false },
-    },
-  });
-  const file = positionals[0];
-  if (!file || positionals.length > 1)
-    throw new UsageError('usage: portico restore FILE [--data-dir DIR | --config FILE] [--force]');
+export async function restore(
+  file: string,
+  values: StoreDirOptions & { force?: boolean },
+  io: CliIO,
+): Promise<number> {
   const dir = await dataDirFrom(values, io);
   try {
-    const s = restoreStore(file, dir, { force: values.force });
+    const s = restoreStore(file, dir, { force: values.force === true });
     io.out(
       `restored ${file} into ${dir}: ${s.tenants} tenant(s), ${s.api_keys} key(s), ${s.ledger} ledger record(s); start the gateway to serve it`,
     );
@@ -87,4 +72,15 @@ export async function runRestoreCommand(argv: string[], io: CliIO): Promise<numb
     }
     throw err;
   }
+}
+
+/** `portico backup ARGS...` / `portico restore ARGS...` in-process (tests). */
+export async function runBackupCommand(argv: string[], io: CliIO): Promise<number> {
+  const { runCli } = await import('./program.js');
+  return runCli(['backup', ...argv], io);
+}
+
+export async function runRestoreCommand(argv: string[], io: CliIO): Promise<number> {
+  const { runCli } = await import('./program.js');
+  return runCli(['restore', ...argv], io);
 }

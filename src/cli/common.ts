@@ -24,10 +24,11 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-export function parsePort(value: string | undefined, flag = '--port'): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new UsageError(`${flag} must be a port number (0-65535), got "${value}"`);
-  return n;
+/** The process's own standard streams. */
+export function stdio(env: Env): CliIO {
+  return {
+    env,
+    out: (l) => process.stdout.write(l + '\n'),
+    err: (l) => process.stderr.write(l + '\n'),
+  };
 }

@@ -1,61 +1,42 @@
-/** `portico engine --model M [--port N] [--host H] [--threads N] [--sequences N] [--context N] [--gpu auto|off]`. */
-import { parseArgs } from 'node:util';
-import { parsePort, UsageError, type CliIO } from './common.js';
+/** `portico engine`: the built-in engine behind an OpenAI API (options declared in program.ts). */
+import type { CliIO } from './common.js';
+import { downloadProgress } from '../lib/progress.js';
 
-function posInt(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${v}"`);
-  return n;
+export interface EngineCliOptions {
+  model: string;
+  port: number;
+  host: string;
+  threads?: number;
+  sequences?: number;
+  context?: number;
+  gpu: 'auto' | 'off';
+  modelsDir?: string;
 }
 
-export async function runEngineCommand(argv: string[], io: CliIO): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string', short: 'm' },
-      port: { type: 'string', short: 'p' },
-      host: { type: 'string' },
-      threads: { type: 'string' },
-      sequences: { type: 'string' },
-      context: { type: 'string' },
-      gpu: { type: 'string' },
-      'models-dir': { type: 'string' },
-    },
-    strict: true,
-  });
-  if (!values.model) throw new UsageError('--model is required (a GGUF path or hf:owner/repo:QUANT)');
-  if (values.gpu !== undefined && values.gpu !== 'auto' && values.gpu !== 'off')
-    throw new UsageError('--gpu must be auto or off');
-  const threads = posInt(values.threads, '--threads');
-  const sequences = posInt(values.sequences, '--sequences');
-  const context = posInt(values.context, '--context');
+export async function runEngine(o: EngineCliOptions, io: CliIO): Promise<void> {
   const { resolveModel } = await import('../engine/resolve.js');
   const { Engine } = await import('../engine/engine.js');
   const { buildEngineServer } = await import('../engine/server.js');
-  let lastPct = -1;
-  const modelPath = await resolveModel(values.model, {
-    ...(values['models-dir'] ? { cacheDir: values['models-dir'] } : {}),
+  const progress = downloadProgress(
+    `downloading ${o.model}`,
+    (s) => process.stderr.write(s),
+    process.stderr.isTTY === true,
+  );
+  const modelPath = await resolveModel(o.model, {
+    ...(o.modelsDir ? { cacheDir: o.modelsDir } : {}),
     env: io.env,
-    onProgress: (done, total) => {
-      const pct = total > 0 ? Math.floor((done / total) * 100) : 0;
-      if (pct !== lastPct) {
-        lastPct = pct;
-        io.err(
-          `downloading ${values.model}: ${pct}% (${(done / 2 ** 20).toFixed(0)} of ${(total / 2 ** 20).toFixed(0)} MiB)`,
-        );
-      }
-    },
+    onProgress: (done, total) => progress.update(done, total),
   });
+  progress.finish();
   const engine = await Engine.load({
     modelPath,
-    ...(threads ? { threads } : {}),
-    ...(sequences ? { sequences } : {}),
-    ...(context ? { contextPerSequence: context } : {}),
-    gpu: values.gpu === 'off' ? false : 'auto',
+    ...(o.threads ? { threads: o.threads } : {}),
+    ...(o.sequences ? { sequences: o.sequences } : {}),
+    ...(o.context ? { contextPerSequence: o.context } : {}),
+    gpu: o.gpu === 'off' ? false : 'auto',
   });
   const app = buildEngineServer(engine);
-  const url = await app.listen({ host: values.host ?? '127.0.0.1', port: parsePort(values.port) ?? 5001 });
+  const url = await app.listen({ host: o.host, port: o.port });
   io.err(
     `Portico engine: ${engine.modelName} (${modelPath}), ${engine.threads} threads, ${engine.sequences} sequences, listening on ${url} (OpenAI API under ${url}/v1)`,
   );

@@ -1,41 +1,25 @@
-/** `portico sim [--port N] [--host H] [--mode lorem|echo] [--ttft-ms N] [--itl-ms N] [--output-tokens N]`. */
-import { parseArgs } from 'node:util';
+/** `portico sim`: the backend simulator (options declared in program.ts). */
 import { buildSimServer } from '../sim/server.js';
-import { parsePort, UsageError, type CliIO } from './common.js';
+import type { CliIO } from './common.js';
 
-function num(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${flag} must be a non-negative number, got "${v}"`);
-  return n;
+export interface SimCliOptions {
+  port: number;
+  host: string;
+  mode?: 'lorem' | 'echo';
+  ttftMs?: number;
+  itlMs?: number;
+  outputTokens?: number;
+  model?: string[];
 }
 
-export async function runSimCommand(argv: string[], io: CliIO): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      port: { type: 'string', short: 'p' },
-      host: { type: 'string' },
-      mode: { type: 'string' },
-      'ttft-ms': { type: 'string' },
-      'itl-ms': { type: 'string' },
-      'output-tokens': { type: 'string' },
-      model: { type: 'string', multiple: true },
-    },
-    strict: true,
-  });
-  if (values.mode !== undefined && values.mode !== 'lorem' && values.mode !== 'echo')
-    throw new UsageError('--mode must be lorem or echo');
+export async function runSim(o: SimCliOptions, io: CliIO): Promise<void> {
   const sim: Record<string, unknown> = {};
-  if (values.mode) sim.mode = values.mode;
-  const ttft = num(values['ttft-ms'], '--ttft-ms');
-  const itl = num(values['itl-ms'], '--itl-ms');
-  const out = num(values['output-tokens'], '--output-tokens');
-  if (ttft !== undefined) sim.ttft_ms = ttft;
-  if (itl !== undefined) sim.itl_ms = itl;
-  if (out !== undefined) sim.output_tokens = Math.max(1, Math.round(out));
-  const { app } = buildSimServer({ sim, ...(values.model ? { models: values.model } : {}) });
-  const url = await app.listen({ host: values.host ?? '127.0.0.1', port: parsePort(values.port) ?? 9000 });
+  if (o.mode) sim.mode = o.mode;
+  if (o.ttftMs !== undefined) sim.ttft_ms = o.ttftMs;
+  if (o.itlMs !== undefined) sim.itl_ms = o.itlMs;
+  if (o.outputTokens !== undefined) sim.output_tokens = o.outputTokens;
+  const { app } = buildSimServer({ sim, ...(o.model ? { models: o.model } : {}) });
+  const url = await app.listen({ host: o.host, port: o.port });
   io.err(`Portico simulator (OpenAI API) listening on ${url}/v1`);
   const stop = (): void => void app.close().then(() => process.exit(0));
   process.on('SIGTERM', stop);

@@ -1,12 +1,11 @@
 /** `portico start [--config FILE] [--host H] [--port N]`: run the gateway. */
-import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { Gateway } from '../app.js';
-import { loadConfigFile, type LoadedConfig } from '../config/load.js';
+import { ConfigError, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { ConfigWatcher } from '../config/watch.js';
 import { buildHttpServer } from '../http/server.js';
 import type { FastifyInstance } from 'fastify';
-import { packageRoot, parsePort, type CliIO } from './common.js';
+import { packageRoot, type CliIO } from './common.js';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -34,9 +33,14 @@ export async function startGateway(opts: {
   port?: number;
   watch?: boolean;
   defaultMetrics?: boolean;
+  /** Hold start-up messages until gateway.releaseStartupLogs() (the CLI prints its banner first). */
+  holdStartupLogs?: boolean;
 }): Promise<RunningGateway> {
   const loaded = overrideServer(await loadConfigFile(opts.configFile, opts.env), opts.host, opts.port);
-  const gateway = await Gateway.create(loaded, { defaultMetrics: opts.defaultMetrics ?? true });
+  const gateway = await Gateway.create(loaded, {
+    defaultMetrics: opts.defaultMetrics ?? true,
+    holdStartupLogs: opts.holdStartupLogs ?? false,
+  });
   const app = await buildHttpServer(gateway);
   const address = await app.listen({ host: loaded.config.server.host, port: loaded.config.server.port });
   gateway.markReady();
@@ -107,30 +111,36 @@ export function startBanner(gateway: Gateway, url: string, configFile: string): 
   return lines;
 }
 
-export async function runStartCommand(argv: string[], io: CliIO): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: 'string', short: 'c' },
-      host: { type: 'string' },
-      port: { type: 'string', short: 'p' },
-    },
-    strict: true,
-  });
-  const configFile = resolve(values.config ?? resolve(packageRoot(), 'examples/demo.yaml'));
+export async function runStart(
+  opts: { config?: string; host?: string; port?: number },
+  io: CliIO,
+): Promise<void> {
+  const configFile = resolve(opts.config ?? resolve(packageRoot(), 'examples/demo.yaml'));
+  // Refuse a config that serves nothing (the full report: portico config check FILE).
+  const loaded = await loadConfigFile(configFile, io.env);
+  if (Object.keys(loaded.config.models).length === 0)
+    throw new ConfigError(configFile, [
+      {
+        path: 'models',
+        message: 'no models: define at least one model alias with a backend (see examples/demo.yaml)',
+      },
+    ]);
   const running = await startGateway({
     configFile,
     env: io.env,
-    ...(values.host ? { host: values.host } : {}),
-    ...(parsePort(values.port) !== undefined ? { port: parsePort(values.port) as number } : {}),
+    holdStartupLogs: true,
+    ...(opts.host ? { host: opts.host } : {}),
+    ...(opts.port !== undefined ? { port: opts.port } : {}),
   });
   const { gateway, url } = running;
   const snap = gateway.snapshot;
+  // The banner first, then what happened while starting (an engine's model, ...).
+  for (const line of startBanner(gateway, url, configFile)) io.err(line);
   gateway.logger.info(
     { url, config: configFile, tenants: snap.tenants.size, models: [...snap.pools.keys()] },
     'portico listening',
   );
-  for (const line of startBanner(gateway, url, configFile)) io.err(line);
+  gateway.releaseStartupLogs();
 
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { crossCheck } from './cross-check.js';
 import { ConfigSchema, type PorticoConfig } from './schema.js';
 
 export interface ConfigProblem {
@@ -83,8 +84,15 @@ export function interpolateEnv(
   return value;
 }
 
+/** zod's generic wording, made into something a person can act on. */
+function friendly(message: string): string {
+  const m = /^Invalid input: expected (\w+), received undefined$/.exec(message);
+  if (m) return `required: this field is missing (expected ${m[1] === 'object' ? 'a mapping' : `a ${m[1]}`})`;
+  return message;
+}
+
 export function zodProblems(error: z.ZodError): ConfigProblem[] {
-  return error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+  return error.issues.map((i) => ({ path: formatPath(i.path), message: friendly(i.message) }));
 }
 
 /** Validate an already-parsed object (used by tests and the admin API). */
@@ -96,7 +104,17 @@ export async function buildConfig(
   const problems: ConfigProblem[] = [];
   const interpolated = interpolateEnv(raw ?? {}, opts.env ?? {}, problems);
   const parsed = ConfigSchema.safeParse(interpolated);
-  if (!parsed.success) problems.push(...zodProblems(parsed.error));
+  if (!parsed.success) {
+    // A value left empty by an unset ${ENV} is reported once, as the missing variable.
+    const reported = new Set(problems.map((p) => p.path));
+    for (const p of zodProblems(parsed.error)) if (!reported.has(p.path)) problems.push(p);
+    // The schema's cross-field checks run only on a valid config; run them here too so one pass
+    // reports every problem (a missing provider key next to a typo elsewhere).
+    for (const p of crossCheck(interpolated)) {
+      const path = formatPath(p.path);
+      if (!p.warning && !problems.some((q) => q.path === path)) problems.push({ path, message: p.message });
+    }
+  }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(source, problems);
   const config = parsed.data;
   const baseDir = opts.baseDir ?? process.cwd();
@@ -146,7 +164,16 @@ export async function loadConfigFile(
       })),
     );
   }
-  const loaded = await buildConfig(doc.toJS(), { env, baseDir: dirname(source), source });
+  const raw: unknown = doc.toJS();
+  if (raw === null || raw === undefined)
+    throw new ConfigError(file, [
+      {
+        path: '',
+        message:
+          'the file is empty: a config needs at least `models:` (and `tenants:` with api_keys); start from examples/demo.yaml',
+      },
+    ]);
+  const loaded = await buildConfig(raw, { env, baseDir: dirname(source), source });
   loaded.files.unshift(source);
   return loaded;
 }

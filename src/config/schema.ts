@@ -4,6 +4,7 @@
  * docs/config.md documents every field; a test checks the two agree.
  */
 import { z } from 'zod';
+import { crossCheck } from './cross-check.js';
 
 const port = z.number().int().min(0).max(65535);
 const nonEmpty = z.string().min(1);
@@ -315,6 +316,12 @@ export const BackendSchema = z.discriminatedUnion('provider', [
     api_key: z.string().optional().describe('sent as Bearer; use ${ENV}'),
     headers: z.record(z.string(), z.string()).optional(),
     force_include_usage: z.boolean().default(true).describe('ask for usage on streams'),
+    responses_api: z
+      .enum(['bridge', 'native'])
+      .default('bridge')
+      .describe(
+        'POST /v1/responses on this model: bridge = run as chat completions; native = pass through to the backend\'s own /responses (docs/responses.md)',
+      ),
   }),
   z.strictObject({
     provider: z
@@ -325,6 +332,10 @@ export const BackendSchema = z.discriminatedUnion('provider', [
     api_key: z.string().optional().describe('sent as Bearer; required by openrouter and together'),
     headers: z.record(z.string(), z.string()).optional(),
     force_include_usage: z.boolean().optional().describe('default from the preset (true for all)'),
+    responses_api: z
+      .enum(['bridge', 'native'])
+      .default('bridge')
+      .describe('native: the server speaks the Responses API itself (docs/responses.md)'),
   }),
   z.strictObject({
     provider: z.literal('engine'),
@@ -340,7 +351,12 @@ export const BackendSchema = z.discriminatedUnion('provider', [
     provider: z.literal('anthropic'),
     ...backendCommon,
     base_url: z.url().optional().describe('default https://api.anthropic.com'),
-    api_key: nonEmpty.describe('sent as x-api-key; use ${ANTHROPIC_API_KEY}'),
+    api_key: z
+      .string({
+        error: 'provider anthropic needs an api_key: add api_key: ${ANTHROPIC_API_KEY} and set that variable',
+      })
+      .min(1, 'provider anthropic needs a non-empty api_key (use ${ANTHROPIC_API_KEY})')
+      .describe('sent as x-api-key; use ${ANTHROPIC_API_KEY}'),
     headers: z.record(z.string(), z.string()).optional().describe('e.g. anthropic-beta'),
     default_max_tokens: z
       .number()
@@ -627,16 +643,35 @@ export const TelemetrySchema = z.strictObject({
 
 export const LoggingSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  format: z
+    .enum(['auto', 'json', 'pretty'])
+    .default('auto')
+    .describe('auto: one readable line per record when stdout is a terminal, JSON lines otherwise'),
+});
+
+export const ResponsesSchema = z.strictObject({
+  ttl_hours: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 365)
+    .default(720)
+    .describe(
+      'how long a stored Responses API response (store: true) can be read or continued with previous_response_id; default 30 days',
+    ),
 });
 
 export const ConfigSchema = z
   .strictObject({
     server: ServerSchema.default(ServerSchema.parse({})),
     admin: AdminSchema.default({ token: '', console: true, request_log_size: 1000 }),
-    logging: LoggingSchema.default({ level: 'info' }),
+    logging: LoggingSchema.default({ level: 'info', format: 'auto' }),
     state: StateSchema.default({ kind: 'embedded', data_dir: '.portico-data' }),
     admission: AdmissionSchema.default(AdmissionSchema.parse({})),
     cache: CacheSchema.default(CacheSchema.parse({})),
+    responses: ResponsesSchema.default(ResponsesSchema.parse({})).describe(
+      'the Responses API (POST /v1/responses): stored responses',
+    ),
     telemetry: TelemetrySchema.default(TelemetrySchema.parse({})),
     tenants: z.array(TenantSchema).default([]),
     models: z.record(idString, ModelSchema).default({}),
@@ -652,89 +687,8 @@ export const ConfigSchema = z
         path: ['server', 'headers_timeout_ms'],
         message: `must not exceed server.body_timeout_ms (${cfg.server.body_timeout_ms}): the body deadline covers the headers too`,
       });
-    for (const [team, r] of Object.entries(cfg.routes))
-      if (!(r.model in cfg.models))
-        ctx.addIssue({
-          code: 'custom',
-          path: ['routes', team, 'model'],
-          message: `unknown model alias "${r.model}"`,
-        });
-    const seen = new Set<string>();
-    cfg.tenants.forEach((t, i) => {
-      if (seen.has(t.id))
-        ctx.addIssue({
-          code: 'custom',
-          path: ['tenants', i, 'id'],
-          message: `duplicate tenant id "${t.id}"`,
-        });
-      seen.add(t.id);
-      if (t.default_model !== undefined && !(t.default_model in cfg.models)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['tenants', i, 'default_model'],
-          message: `unknown model alias "${t.default_model}"`,
-        });
-      }
-      t.allowed_models.forEach((m, j) => {
-        if (m !== '*' && !(m in cfg.models)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['tenants', i, 'allowed_models', j],
-            message: `unknown model alias "${m}" (defined: ${Object.keys(cfg.models).join(', ') || 'none'})`,
-          });
-        }
-      });
-    });
-    const backendIds = new Set<string>();
-    for (const [alias, model] of Object.entries(cfg.models)) {
-      if (model.split && model.backends.length > 0)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['models', alias, 'split'],
-          message: 'a split alias has no backends of its own',
-        });
-      if (!model.split && model.backends.length === 0)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['models', alias, 'backends'],
-          message: 'give at least one backend (or a split)',
-        });
-      model.split?.forEach((v, i) => {
-        const target = cfg.models[v.model];
-        if (!target || target.split)
-          ctx.addIssue({
-            code: 'custom',
-            path: ['models', alias, 'split', i, 'model'],
-            message: `"${v.model}" must be a model alias with backends`,
-          });
-      });
-      model.fallbacks.forEach((f, i) => {
-        if (!(f in cfg.models) || f === alias)
-          ctx.addIssue({
-            code: 'custom',
-            path: ['models', alias, 'fallbacks', i],
-            message: `unknown model alias "${f}"`,
-          });
-      });
-      model.backends.forEach((b, i) => {
-        const id = b.id ?? `${alias}-${i}`;
-        if (backendIds.has(id)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['models', alias, 'backends', i, 'id'],
-            message: `duplicate backend id "${id}"`,
-          });
-        }
-        backendIds.add(id);
-        if ((b.provider === 'openrouter' || b.provider === 'together') && !b.api_key) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['models', alias, 'backends', i, 'api_key'],
-            message: `provider ${b.provider} needs an api_key (e.g. api_key: \${${b.provider.toUpperCase()}_API_KEY})`,
-          });
-        }
-      });
-    }
+    for (const p of crossCheck(cfg))
+      if (!p.warning) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
   });
 
 export type PorticoConfig = z.infer<typeof ConfigSchema>;

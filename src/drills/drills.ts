@@ -48,9 +48,79 @@ interface Answer {
   headers: Headers;
 }
 
+/** Why a fetch failed, in a few words: "ECONNREFUSED", "timed out", ... */
+function cause(err: unknown): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e.name === 'TimeoutError') return 'timed out';
+  return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
+}
+
+/** fetch() whose connection errors name the URL. */
+async function call(url: string, init?: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    throw new Error(`cannot reach ${url}: ${cause(err)}`, { cause: err });
+  }
+}
+
+const START_HINT =
+  'start it with `portico start --config examples/drills/portico.yaml` (and two simulators: `portico sim --port 9101`, `portico sim --port 9102`; see docs/drills.md)';
+
+/**
+ * Check the set-up the drills need before running them: the gateway is up and runs the drill
+ * config (it knows the drill keys and models), the admin token is its, the simulators answer.
+ * Returns one line saying what is wrong, or null.
+ */
+export async function preflight(t: DrillTarget, drills: readonly DrillName[]): Promise<string | null> {
+  try {
+    await call(`${t.gateway}/health`, { signal: AbortSignal.timeout(5_000) });
+  } catch (err) {
+    return `${(err as Error).message}: is the gateway running? ${START_HINT}`;
+  }
+  const keys = [t.key, ...(drills.includes('quota-rejection') ? [t.quotaKey] : [])];
+  for (const key of keys) {
+    const res = await call(`${t.gateway}/v1/models`, {
+      headers: { authorization: `Bearer ${key}` },
+      signal: AbortSignal.timeout(5_000),
+    });
+    if (res.status === 401)
+      return `the gateway at ${t.gateway} does not know the drill's keys (401 invalid_api_key for ${key.slice(0, 12)}…): it is running another config; ${START_HINT}`;
+    if (res.ok) {
+      const ids = ((await res.json()) as { data?: Array<{ id: string }> }).data?.map((m) => m.id) ?? [];
+      const want = key === t.key ? [t.models.slow, t.models.timeout, t.models.pool] : [t.models.quota];
+      const missing = want.filter((m) => !ids.includes(m));
+      if (missing.length)
+        return `the gateway at ${t.gateway} has no model ${missing.join(', ')} for the drill keys: it is running another config; ${START_HINT}`;
+    }
+  }
+  if (drills.includes('backend-down')) {
+    const res = await call(`${t.gateway}/admin/backends`, {
+      headers: { authorization: `Bearer ${t.adminToken}` },
+      signal: AbortSignal.timeout(5_000),
+    });
+    if (res.status === 401 || res.status === 403)
+      return `the gateway at ${t.gateway} refused the admin token (${res.status}): pass the token it was started with (--admin-token or PORTICO_ADMIN_TOKEN)`;
+  }
+  const sims = [
+    ['A', t.simA, 9101],
+    ...(drills.includes('backend-down') ? [['B', t.simB, 9102] as const] : []),
+  ] as const;
+  for (const [name, url, port] of sims) {
+    try {
+      const res = await call(`${url}/sim/config`, { signal: AbortSignal.timeout(5_000) });
+      if (!res.ok)
+        return `simulator ${name} at ${url} answered ${res.status} to /sim/config: is it a \`portico sim\`?`;
+    } catch (err) {
+      return `simulator ${name}: ${(err as Error).message}: start it with \`portico sim --port ${port}\` (or pass --sim-${name.toLowerCase()} URL)`;
+    }
+  }
+  return null;
+}
+
 async function chat(t: DrillTarget, model: string, key = t.key, timeoutMs = 60_000): Promise<Answer> {
   const started = performance.now();
-  const res = await fetch(`${t.gateway}/v1/chat/completions`, {
+  const res = await call(`${t.gateway}/v1/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body: JSON.stringify({ model, max_tokens: 8, messages: [{ role: 'user', content: 'drill' }] }),
@@ -67,7 +137,7 @@ async function chat(t: DrillTarget, model: string, key = t.key, timeoutMs = 60_0
 }
 
 async function simConfig(url: string, patch?: object): Promise<Record<string, unknown>> {
-  const res = await fetch(`${url}/sim/config`, {
+  const res = await call(`${url}/sim/config`, {
     method: patch ? 'PATCH' : 'GET',
     ...(patch ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(patch) } : {}),
   });
@@ -76,12 +146,12 @@ async function simConfig(url: string, patch?: object): Promise<Record<string, un
 }
 
 async function served(url: string): Promise<number> {
-  const res = await fetch(`${url}/health`);
+  const res = await call(`${url}/health`);
   return Number(((await res.json()) as { served?: number }).served ?? 0);
 }
 
 async function backendStates(t: DrillTarget, model: string): Promise<Record<string, string>> {
-  const res = await fetch(`${t.gateway}/admin/backends`, {
+  const res = await call(`${t.gateway}/admin/backends`, {
     headers: { authorization: `Bearer ${t.adminToken}` },
   });
   const body = (await res.json()) as {
@@ -111,7 +181,7 @@ async function slowStartup(t: DrillTarget, steps: string[]): Promise<boolean> {
     steps.push('simulator A now takes 3 s before its first byte (a model still loading)');
     const answers = await Promise.all(Array.from({ length: 4 }, () => chat(t, t.models.slow)));
     for (const a of answers) steps.push(`request -> ${fmt(a)}`);
-    const health = await fetch(`${t.gateway}/health`);
+    const health = await call(`${t.gateway}/health`);
     steps.push(`gateway /health during the slow start: ${health.status}`);
     const ok = answers.every(
       (a) => a.status === 200 || (a.status === 504 && a.body.error?.code === 'upstream_timeout'),
@@ -126,7 +196,12 @@ async function quotaRejection(t: DrillTarget, steps: string[]): Promise<boolean>
   for (let i = 0; i < 20 && !rejected; i++) {
     const a = await chat(t, t.models.quota, t.quotaKey);
     if (a.status === 429) rejected = a;
-    else steps.push(`request ${i + 1} -> ${fmt(a)}`);
+    else if (a.status === 401) {
+      steps.push(
+        `request ${i + 1} -> ${fmt(a)}: the gateway at ${t.gateway} does not know the drill's quota key; ${START_HINT}`,
+      );
+      return false;
+    } else steps.push(`request ${i + 1} -> ${fmt(a)}`);
   }
   if (!rejected) {
     steps.push('no rejection after 20 requests: is the quota tenant configured with a small daily_requests?');
@@ -193,7 +268,9 @@ export async function runDrill(name: DrillName, target: DrillTarget): Promise<Dr
   try {
     passed = await RUNNERS[name](target, steps);
   } catch (err) {
-    steps.push(`drill failed to run: ${err instanceof Error ? err.message : String(err)}`);
+    steps.push(
+      `drill failed to run: ${err instanceof Error ? err.message : String(err)} (gateway ${target.gateway}, simulators ${target.simA} and ${target.simB})`,
+    );
   }
   return { drill: name, passed, steps, seconds: Math.round((performance.now() - t0) / 100) / 10 };
 }

@@ -34,6 +34,7 @@ import {
   type OutputFormat,
 } from './engine.js';
 import { resolveModel, type ResolveOptions } from './resolve.js';
+import { EngineStats } from './stats.js';
 
 export interface EngineProviderOptions extends Omit<EngineOptions, 'modelPath'> {
   /** A GGUF path or `hf:owner/repo:QUANT`. */
@@ -262,12 +263,27 @@ export class EngineProvider implements Provider {
   #engine: Engine | undefined;
   #error: Error | undefined;
   #target: AvailabilityTarget | undefined;
+  /** Model download progress while an `hf:` model is fetched on first use. */
+  #download: { done: number; total: number } | undefined;
 
   constructor(id: string, opts: EngineProviderOptions) {
     this.id = id;
     const { model, resolve, onLoad, ...engineOpts } = opts;
+    const stats = engineOpts.metrics ? new EngineStats(engineOpts.metrics) : undefined;
+    let lastReport = 0;
+    const onProgress = (done: number, total: number): void => {
+      resolve?.onProgress?.(done, total);
+      stats?.download(done, total);
+      this.#download = { done, total };
+      // The backend record (console, /admin/backends) shows the progress; at most once a second.
+      const now = Date.now();
+      if (now - lastReport >= 1000 || done >= total) {
+        lastReport = now;
+        this.#report();
+      }
+    };
     this.#ready = (async () => {
-      const modelPath = await resolveModel(model, resolve ?? {});
+      const modelPath = await resolveModel(model, { ...resolve, onProgress });
       return Engine.load({ ...engineOpts, modelPath });
     })();
     this.#ready.then(
@@ -330,7 +346,11 @@ export class EngineProvider implements Provider {
     if (!this.#target) return;
     this.#target.healthy = this.available;
     if (this.#error) this.#target.healthReason = `engine failed to load: ${this.#error.message}`;
-    else if (!this.#engine) this.#target.healthReason = 'engine loading';
+    else if (!this.#engine && this.#download && this.#download.done < this.#download.total) {
+      const { done, total } = this.#download;
+      const mib = (n: number): string => (n / 2 ** 20).toFixed(0);
+      this.#target.healthReason = `engine downloading its model: ${Math.floor((done / total) * 100)}% (${mib(done)} of ${mib(total)} MiB)`;
+    } else if (!this.#engine) this.#target.healthReason = 'engine loading';
     else delete this.#target.healthReason;
   }
 

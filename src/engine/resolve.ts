@@ -98,7 +98,7 @@ export async function resolveModel(ref: string, opts: ResolveOptions = {}): Prom
   const started = Date.now();
   const unreachable = (why: string) =>
     new ModelResolveError(
-      `cannot download ${ref}: ${endpoint} ${why} (offline?). Download the GGUF file elsewhere and put it in ${cacheDir}, or pass a local path with --model.`,
+      `cannot download ${ref}: ${endpoint} ${why} (offline?). Download the GGUF file elsewhere and put it in ${cacheDir}, or use a local GGUF path.`,
     );
   try {
     const res = await fetch(`${endpoint}/api/models/${hf.owner}/${hf.repo}`, {

@@ -18,6 +18,8 @@ interface EngineMetricSet {
   prompt: Counter<'backend'>;
   generation: Counter<'backend'>;
   success: Counter<'backend' | 'finished_reason'>;
+  downloaded: Gauge<'backend'>;
+  modelSize: Gauge<'backend'>;
 }
 
 // One set of metric families per registry, shared by every engine that reports into it.
@@ -29,6 +31,18 @@ function metricSet(registry: Registry): EngineMetricSet {
   const registers = [registry];
   const labelNames = ['backend'] as const;
   set = {
+    downloaded: new Gauge({
+      name: 'portico_engine_model_download_bytes',
+      help: 'Bytes of the model file downloaded so far (equals portico_engine_model_size_bytes once it is complete).',
+      labelNames,
+      registers,
+    }),
+    modelSize: new Gauge({
+      name: 'portico_engine_model_size_bytes',
+      help: 'Size of the model file being downloaded (0 until the download starts or when the size is unknown).',
+      labelNames,
+      registers,
+    }),
     running: new Gauge({
       name: 'portico_engine_num_requests_running',
       help: 'Requests decoding on a context sequence now (vLLM: num_requests_running).',
@@ -156,5 +170,10 @@ export class EngineStats {
   }
   finished(reason: string): void {
     this.#set.success.inc({ backend: this.backend, finished_reason: reason });
+  }
+  /** Model download progress (bytes). */
+  download(done: number, total: number): void {
+    this.#set.downloaded.set({ backend: this.backend }, done);
+    this.#set.modelSize.set({ backend: this.backend }, total);
   }
 }

@@ -354,12 +354,100 @@ export const ADMIN_DOCS: Record<string, Doc> = {
   },
 };
 
+const RESPONSE_ID = { type: 'object', properties: { id: { type: 'string', description: 'resp_...' } } };
+const ResponseObj = obj(
+  {
+    id: str,
+    object: { type: 'string', enum: ['response'] },
+    created_at: int,
+    status: { type: 'string', enum: ['completed', 'incomplete', 'failed', 'in_progress'] },
+    model: { type: 'string', description: 'the model alias asked for' },
+    output: { type: 'array', items: { type: 'object', description: 'message or function_call item' } },
+    usage: obj({ input_tokens: int, output_tokens: int, total_tokens: int }, { nullable: true }),
+    previous_response_id: nstr,
+    store: { type: 'boolean' },
+  },
+  { additionalProperties: true },
+);
+const R = ['responses'];
+const tenantErrors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 429: ErrorBody };
+
+/** The Responses API (tenant key), documented in docs/responses.md. */
+export const RESPONSES_DOCS: Record<string, Doc> = {
+  'POST /v1/responses': {
+    tags: R,
+    summary: 'Create a model response (OpenAI Responses API)',
+    description:
+      'Runs the full pipeline (tenant prompt, limits, quotas, cache, routing, accounting) on any chat backend, or passes through to backends configured `responses_api: native`. `stream: true` answers typed Server-Sent Events (response.created ... response.completed). Unsupported parameters (hosted tools, background, reasoning on bridged backends) are 400s naming the parameter. See docs/responses.md.',
+    body: obj(
+      {
+        model: str,
+        input: {
+          description:
+            'a string or an array of input items (messages, function_call, function_call_output, item_reference)',
+        },
+        instructions: nstr,
+        tools: { type: 'array', items: { type: 'object' } },
+        tool_choice: {},
+        text: obj({ format: { type: 'object' } }),
+        max_output_tokens: { type: 'integer', nullable: true },
+        temperature: nnum,
+        top_p: nnum,
+        metadata: { type: 'object', additionalProperties: { type: 'string' } },
+        user: nstr,
+        parallel_tool_calls: { type: 'boolean' },
+        store: {
+          type: 'boolean',
+          description: 'default true: kept for responses.ttl_hours, readable by this tenant only',
+        },
+        stream: { type: 'boolean' },
+        previous_response_id: nstr,
+      },
+      { required: ['model'], additionalProperties: true },
+    ),
+    produces: ['application/json', 'text/event-stream'],
+    response: { 200: ResponseObj, ...tenantErrors },
+  },
+  'GET /v1/responses/:id': {
+    tags: R,
+    summary: "A stored response (this tenant's only; others get 404)",
+    params: RESPONSE_ID,
+    response: { 200: ResponseObj, ...tenantErrors },
+  },
+  'DELETE /v1/responses/:id': {
+    tags: R,
+    summary: 'Delete a stored response',
+    params: RESPONSE_ID,
+    response: { 200: obj({ id: str, object: str, deleted: { type: 'boolean' } }), ...tenantErrors },
+  },
+  'GET /v1/responses/:id/input_items': {
+    tags: R,
+    summary: "A stored response's input items (newest first unless order=asc)",
+    params: RESPONSE_ID,
+    querystring: obj({ limit: int, order: { type: 'string', enum: ['asc', 'desc'] }, after: str }),
+    response: { 200: { ...list({ type: 'object' }), additionalProperties: true }, ...tenantErrors },
+  },
+};
+
 /** Register before the routes: attaches the schemas above as routes are added, then serves /docs. */
 export async function registerOpenApi(app: FastifyInstance): Promise<void> {
   app.addHook('onRoute', (route) => {
-    if (!route.url.startsWith('/admin')) return;
     const method = Array.isArray(route.method) ? route.method[0] : route.method;
     if (!method || method === 'HEAD') return;
+    const responsesDoc = RESPONSES_DOCS[`${method} ${route.url}`];
+    if (responsesDoc && !route.schema) {
+      const { produces, ...rest } = responsesDoc;
+      route.schema = {
+        ...rest,
+        security: [{ tenantKey: [] }],
+        ...(produces ? { produces } : {}),
+      } as FastifySchema;
+      // Documentation only: the handlers validate (OpenAI-shaped 400s) and answer plain JSON.
+      route.validatorCompiler = () => () => true;
+      route.serializerCompiler = () => (data) => JSON.stringify(data);
+      return;
+    }
+    if (!route.url.startsWith('/admin')) return;
     const security = [{ adminToken: [] }];
     if (route.schema) {
       // A route that brings its own schema keeps it (and its validation); it is only tagged.
@@ -385,9 +473,14 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         title: 'Portico admin API',
         version: VERSION,
         description:
-          'Tenants, keys, usage and the console endpoints. Every call needs `Authorization: Bearer <admin token>`. Errors have the OpenAI error shape. See docs/admin-api.md.',
+          'Tenants, keys, usage and the console endpoints: every call needs `Authorization: Bearer <admin token>` (docs/admin-api.md). Also the OpenAI Responses API (`/v1/responses`, a tenant API key; docs/responses.md). Errors have the OpenAI error shape.',
       },
-      components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } } },
+      components: {
+        securitySchemes: {
+          adminToken: { type: 'http', scheme: 'bearer' },
+          tenantKey: { type: 'http', scheme: 'bearer', description: 'a tenant API key' },
+        },
+      },
       tags: [
         { name: 'tenants', description: 'Tenants (config-file tenants are read-only here)' },
         { name: 'keys', description: 'API keys: created (shown once) and revoked' },
@@ -395,6 +488,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'console', description: 'Live stats, request log, models, playground' },
         { name: 'routing', description: 'Pools and backends' },
         { name: 'admin', description: 'Other admin endpoints' },
+        { name: 'responses', description: 'The OpenAI Responses API (tenant API key; docs/responses.md)' },
       ],
     },
   });

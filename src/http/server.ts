@@ -22,6 +22,7 @@ import { ANONYMOUS_TENANT, UNMATCHED_ENDPOINT } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerOpenAIRoutes } from './routes/openai.js';
+import { registerResponsesRoutes } from './routes/responses.js';
 import { MODELS_PATH, registerModelRoutes, wantsAnthropicShape } from './routes/models.js';
 import { registerTenantRoutes } from './routes/tenant.js';
 import { registerAdminRoutes } from './routes/admin.js';
@@ -262,6 +263,7 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   registerModelRoutes(app, gw);
   registerTenantRoutes(app, gw);
   registerAnthropicRoutes(app, gw);
+  registerResponsesRoutes(app, gw);
   registerTeamRoutes(app, gw);
   app.get('/admin/backends', async (request) => {
     requireAdmin(gw, request);

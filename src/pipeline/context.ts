@@ -13,6 +13,7 @@ export type RouteName =
   | 'embeddings'
   | 'rerank'
   | 'messages'
+  | 'responses'
   | 'count_tokens'
   | 'ask'
   | 'predict'

@@ -17,6 +17,7 @@ import type {
   Usage,
 } from '../providers/openai-types.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { ResponseStore } from '../state/index.js';
 import { ANONYMOUS_TENANT, UNKNOWN_MODEL, type GatewayMetrics } from '../telemetry/metrics.js';
 import type { Tenancy } from '../tenancy/tenancy.js';
 import { countEmbeddingInput, countMessages, countPrompt, countText } from '../tenancy/tokens.js';
@@ -63,6 +64,8 @@ export interface PipelineDeps {
   redactor?: Redactor;
   /** The response cache (L1 + optional Redis L2); absent = no caching. */
   cache?: ResponseCache;
+  /** Stored Responses API responses (the state store's, or in memory for a bare gateway). */
+  responses?: ResponseStore;
   /** Run once per finished request, after metrics and accounting (audit, console stats, ...). Must not throw. */
   onFinish: FinishHook[];
 }
@@ -70,7 +73,16 @@ export interface PipelineDeps {
 export type Outcome<T, C> = { kind: 'json'; body: T } | { kind: 'stream'; chunks: AsyncIterable<C> };
 
 /** Routes whose requests are accounted in the usage ledger. */
-const ACCOUNTED = new Set(['chat', 'completions', 'embeddings', 'rerank', 'messages', 'ask', 'predict']);
+const ACCOUNTED = new Set([
+  'chat',
+  'completions',
+  'embeddings',
+  'rerank',
+  'messages',
+  'responses',
+  'ask',
+  'predict',
+]);
 
 /** Stage 1 for every tenant endpoint: per-IP limit, authentication, requests/s limits. */
 export async function beginTenantRequest(
@@ -91,7 +103,7 @@ export async function beginTenantRequest(
  * the client's (else `maxOutput`, the model's longest answer). Returns the answer's cap when a
  * token budget bound it (admit.ts), for capOutput to send upstream.
  */
-async function admitTokens(
+export async function admitTokens(
   deps: PipelineDeps,
   ctx: RequestContext,
   tenant: TenantRuntime,

@@ -54,6 +54,19 @@ export interface UpstreamConnections {
   readonly reaped: number;
 }
 
+/**
+ * A backend that speaks the OpenAI Responses API itself (`responses_api: native`): Responses
+ * request bodies go through as they are (the adapter sets the upstream model name).
+ */
+export interface NativeResponses {
+  create(body: Record<string, unknown>, ctx: ProviderCallContext): Promise<Record<string, unknown>>;
+  /** Typed events (`{type, sequence_number, ...}`); ends after the terminal event. */
+  stream(
+    body: Record<string, unknown>,
+    ctx: ProviderCallContext,
+  ): Promise<ProviderStream<Record<string, unknown>>>;
+}
+
 export interface Provider {
   readonly specVersion: typeof PROVIDER_SPEC_VERSION;
   /** Provider kind, e.g. 'openai', 'anthropic', 'engine', 'sim'. */
@@ -79,6 +92,8 @@ export interface Provider {
    * /v1/messages/count_tokens). Without it, Portico counts with its tokenizer.
    */
   countTokens?(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<number>;
+  /** Optional: native Responses API pass-through (only backends configured `responses_api: native`). */
+  readonly responses?: NativeResponses;
   /** Active health probe (cheap). */
   health(signal: AbortSignal): Promise<HealthResult>;
   /** Release pools, sequences, timers. */

@@ -13,7 +13,7 @@
  * ever see a socket before it was picked or after it was written to.
  */
 import type { Socket } from 'node:net';
-import { Pool, buildConnector } from 'undici';
+import { Pool, buildConnector } from './undici-lite.js';
 
 export interface UpstreamPoolOptions {
   connections: number;

@@ -12,12 +12,16 @@ import { Pool, type Backend } from './pool.js';
 import { CircuitBreaker } from './circuit.js';
 import { EngineProvider } from '../engine/provider.js';
 import type { Registry } from 'prom-client';
+import { ModelResolveError } from '../engine/resolve.js';
+import { downloadProgress } from '../lib/progress.js';
 import type { Logger } from '../telemetry/logger.js';
 
 /** What in-process providers report into: the gateway's metrics registry and log. */
 export interface ProviderHost {
   metricsRegistry?: Registry;
   logger?: Logger;
+  /** Where start-up messages go: held until the CLI has printed its banner (default: at once). */
+  defer?: (log: () => void) => void;
 }
 
 export interface ProviderFactoryContext {
@@ -43,9 +47,17 @@ function createProvider(
   switch (b.provider) {
     case 'sim':
       return new Simulator(id, b.sim ?? {});
-    case 'engine':
+    case 'engine': {
+      // A first-run download can take minutes: log its progress every 10 % (bytes, rate, ETA).
+      const progress = downloadProgress(
+        `engine ${id} downloading ${b.model_file}`,
+        (line) =>
+          (host.defer ?? ((f: () => void) => f()))(() => host.logger?.info({ backend: id }, line.trim())),
+        false,
+      );
       return new EngineProvider(id, {
         model: b.model_file,
+        resolve: { onProgress: (done, total) => progress.update(done, total) },
         sequences: b.sequences,
         contextPerSequence: b.context_size,
         queueTimeoutMs: b.queue_timeout_ms,
@@ -53,14 +65,34 @@ function createProvider(
         ...(b.threads ? { threads: b.threads } : {}),
         ...(host.metricsRegistry ? { metrics: { registry: host.metricsRegistry, backend: id } } : {}),
         onLoad: (err) => {
-          if (err)
-            host.logger?.error(
-              { backend: id, model: b.model_file, err: err.message },
-              'engine could not load its model; the backend stays unavailable (requests go to other backends and fallbacks)',
+          const log = (): void => {
+            if (!err) {
+              host.logger?.info({ backend: id, model: b.model_file }, 'engine model loaded');
+              return;
+            }
+            // Offline or not downloadable: one warning that says what answers meanwhile and what to do.
+            const fallbacks = cfg.models[alias]?.fallbacks ?? [];
+            const simFallback = fallbacks.some((f) =>
+              cfg.models[f]?.backends.some((x) => x.provider === 'sim'),
             );
-          else host.logger?.info({ backend: id, model: b.model_file }, 'engine model loaded');
+            const meanwhile = fallbacks.length
+              ? `requests to ${alias} go to its fallback${fallbacks.length > 1 ? 's' : ''} ${fallbacks.join(', ')}${simFallback ? ' (the simulator answers meanwhile)' : ''}`
+              : `requests to ${alias} go to its other backends`;
+            if (err instanceof ModelResolveError)
+              host.logger?.warn(
+                { backend: id, model: b.model_file, reason: err.message },
+                `engine ${id} has no model yet: ${meanwhile}. To use a local GGUF file, set model_file to its path (the demo: PORTICO_DEMO_MODEL=/path/to/model.gguf npm start)`,
+              );
+            else
+              host.logger?.error(
+                { backend: id, model: b.model_file, err: err.message },
+                `engine ${id} could not load its model; ${meanwhile}`,
+              );
+          };
+          (host.defer ?? ((f: () => void) => f()))(log);
         },
       });
+    }
     case 'anthropic':
       return createAnthropicProvider({
         id,
@@ -95,6 +127,7 @@ function createProvider(
         pipelining: pool.pipelining,
         ...(b.timeout_ms ? { timeoutMs: b.timeout_ms } : {}),
         streamIdleTimeoutMs: cfg.server.stream_idle_timeout_ms,
+        nativeResponses: b.responses_api === 'native',
       });
     }
   }

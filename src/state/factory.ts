@@ -1,12 +1,12 @@
 /**
  * createStateBackends(cfg): the one place that picks a family and wires its stores.
  *   embedded:    memory counters + SQLite (tenants, keys, ledger, quotas) under data_dir
- *   distributed: Redis (counters, in-flight, quotas, invalidation) + Postgres (tenants, keys, ledger)
+ *   distributed: Redis (counters, in-flight, quotas, invalidation) + Postgres (tenants, keys, ledger),
+ *                in distributed.ts, imported only in that mode (so embedded never loads ioredis or pg)
  */
 import { holdStore, releaseStore } from './sqlite/backup.js';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import {
   InvalidatingKeyStore,
   InvalidatingTenantStore,
@@ -29,20 +29,17 @@ import type {
   KeyStore,
   LedgerStore,
   QuotaStore,
+  ResponseStore,
   StateHooks,
   StateLogger,
   TenantStore,
 } from './ports.js';
-import { openPostgres } from './postgres/db.js';
-import { PgKeyStore, PgLedgerStore, PgTenantStore } from './postgres/catalog.js';
-import { connectRedis, waitReady, type RedisContext } from './redis/client.js';
-import { RedisCounterStore } from './redis/counters.js';
-import { RedisInvalidationBus } from './redis/invalidation.js';
-import { RedisQuotaStore } from './redis/quotas.js';
 import { openSqlite } from './sqlite/db.js';
 import { SqliteKeyStore, SqliteLedgerStore, SqliteTenantStore } from './sqlite/catalog.js';
 import { SqliteQuotaStore } from './sqlite/quotas.js';
 import { SqliteInvalidationBus } from './sqlite/invalidation.js';
+import { MemoryResponseStore } from './memory/responses.js';
+import { SqliteResponseStore } from './sqlite/responses.js';
 
 export type StateConfig =
   | {
@@ -100,6 +97,8 @@ export interface StateBackends {
   tenants: TenantStore;
   keys: KeyStore;
   ledger: LedgerStore;
+  /** Stored Responses API responses (previous_response_id, GET/DELETE /v1/responses/{id}). */
+  responses: ResponseStore;
   bus: InvalidationBus;
   /** Per-request authentication: plaintext key -> key info, cached, invalidated across replicas. */
   keyResolver: KeyResolver;
@@ -115,13 +114,15 @@ export interface StateBackends {
   close(): Promise<void>;
 }
 
-interface Parts {
+/** The stores of one family, before the caches and the ledger writer are put around them. */
+export interface StoreParts {
   kind: StateBackends['kind'];
   counters: CounterStore;
   quotas: QuotaStore;
   tenants: TenantStore;
   keys: KeyStore;
   ledger: LedgerStore;
+  responses: ResponseStore;
   bus: InvalidationBus;
   busStore: BackendName;
   ledgerStore: BackendName;
@@ -176,7 +177,7 @@ export async function replayJournal(
   return out;
 }
 
-function assemble(p: Parts, opts: StateOptions): StateBackends {
+function assemble(p: StoreParts, opts: StateOptions): StateBackends {
   const cacheOpts: BusCacheOptions = {
     ...opts.keyCache,
     ...(opts.clock ? { clock: opts.clock } : {}),
@@ -204,6 +205,7 @@ function assemble(p: Parts, opts: StateOptions): StateBackends {
     tenants,
     keys,
     ledger: p.ledger,
+    responses: p.responses,
     bus: p.bus,
     keyResolver,
     tenantResolver,
@@ -239,6 +241,7 @@ export function createMemoryBackends(opts: StateOptions = {}): StateBackends {
       tenants,
       keys: new MemoryKeyStore(tenants, c),
       ledger: new MemoryLedgerStore(),
+      responses: new MemoryResponseStore(c),
       bus: new MemoryInvalidationBus(),
       busStore: 'memory',
       ledgerStore: 'memory',
@@ -270,6 +273,7 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
         tenants: new SqliteTenantStore(db, c),
         keys: new SqliteKeyStore(db, c),
         ledger,
+        responses: new SqliteResponseStore(db, c),
         bus: new SqliteInvalidationBus(db),
         busStore: 'sqlite',
         ledgerStore: 'sqlite',
@@ -283,71 +287,17 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
     );
   }
 
-  const pg = await openPostgres(cfg.postgres.url, {
-    ...(cfg.postgres.schema ? { schema: cfg.postgres.schema } : {}),
-    ...(opts.logger ? { logger: opts.logger } : {}),
-    ...(opts.hooks ? { hooks: opts.hooks } : {}),
-  });
-  const redisOpts = { logger: opts.logger, hooks: opts.hooks };
-  const redis: Redis = connectRedis(cfg.redis.url, redisOpts);
-  const sub: Redis = connectRedis(cfg.redis.url, redisOpts);
-  const ready = await waitReady(redis);
-  await waitReady(sub);
-  if (!ready) {
-    opts.logger?.error(
-      { store: 'redis', mode: cfg.redis_failure_mode },
-      `redis unreachable at startup; counters and quotas are ${cfg.redis_failure_mode} until it is back`,
-    );
-  }
-  const ctx: RedisContext = {
-    redis,
-    prefix: cfg.redis.key_prefix ?? 'portico:',
-    mode: cfg.redis_failure_mode,
-    logger: opts.logger,
-    hooks: opts.hooks,
-  };
-  const quotas = new RedisQuotaStore(ctx, c);
-  const ledger = new PgLedgerStore(pg);
+  // Redis and Postgres clients (ioredis, pg) are loaded only in distributed mode.
+  const { openDistributedParts } = await import('./distributed.js');
+  const parts = await openDistributedParts(cfg, opts);
   const j = await openJournal(
     cfg.journal_dir ?? '',
-    ledger,
-    quotas,
+    parts.ledger,
+    parts.quotas,
     opts,
     cfg.journal_dir_defaulted === true,
   );
-  return assemble(
-    {
-      kind: 'distributed',
-      ...j,
-      counters: new RedisCounterStore(ctx, c),
-      quotas,
-      tenants: new PgTenantStore(pg, c),
-      keys: new PgKeyStore(pg, c),
-      ledger,
-      bus: new RedisInvalidationBus(ctx, sub),
-      busStore: 'redis',
-      ledgerStore: 'postgres',
-      ping: async () => {
-        const [r, p] = await Promise.all([
-          redis.ping().then(
-            () => true,
-            () => false,
-          ),
-          pg.pool.query('SELECT 1').then(
-            () => true,
-            () => false,
-          ),
-        ]);
-        return { redis: r, postgres: p };
-      },
-      closeConnections: async () => {
-        redis.disconnect();
-        sub.disconnect();
-        await pg.pool.end();
-      },
-    },
-    opts,
-  );
+  return assemble({ ...parts, ...j }, opts);
 }
 
 /** The embedded family's journal: next to the SQLite file. */

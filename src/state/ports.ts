@@ -26,7 +26,8 @@ export type FailureMode = 'fail_open' | 'fail_closed';
 /** Which backing service; the label of portico_state_errors_total / portico_state_backend_up. */
 export type BackendName = 'memory' | 'sqlite' | 'redis' | 'postgres';
 /** Which port an operation belongs to (for logs). */
-export type PortName = 'counters' | 'inflight' | 'quotas' | 'tenants' | 'keys' | 'ledger' | 'invalidation';
+export type PortName =
+  'counters' | 'inflight' | 'quotas' | 'tenants' | 'keys' | 'ledger' | 'invalidation' | 'responses';
 
 export interface StateErrorEvent {
   store: BackendName;
@@ -421,4 +422,37 @@ export interface LedgerStore {
   /** Rows ordered by tenant, then group. */
   query(filter: LedgerFilter, groupBy: LedgerGroupBy): Promise<LedgerRow[]>;
   count(filter: LedgerFilter): Promise<number>;
+}
+
+// ---------------------------------------------------------------- stored responses (Responses API)
+
+/**
+ * One stored Responses API response (`store: true`): what GET /v1/responses/{id} returns and what
+ * `previous_response_id` continues from. Always scoped by tenant: a tenant never reads, lists or
+ * deletes another tenant's responses, whatever id it presents.
+ */
+export interface StoredResponse {
+  tenant: string;
+  /** `resp_...` */
+  id: string;
+  /**
+   * The stored document (the response object, its input items, the conversation before it). Kept
+   * as JSON text by every store, so any string (NUL, unpaired surrogates) comes back exactly as put.
+   */
+  data: JsonValue;
+  /** ms epoch. */
+  createdAt: number;
+  /** ms epoch; after it the response reads as absent and may be purged. */
+  expiresAt: number;
+}
+
+export interface ResponseStore {
+  /** Insert or replace (same tenant and id). */
+  put(r: StoredResponse): Promise<void>;
+  /** Null when absent, expired, or stored by another tenant. */
+  get(tenant: string, id: string, now?: number): Promise<StoredResponse | null>;
+  /** False when absent (or another tenant's). */
+  delete(tenant: string, id: string): Promise<boolean>;
+  /** Remove expired responses; returns how many. */
+  purgeExpired(now?: number): Promise<number>;
 }

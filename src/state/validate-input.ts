@@ -78,3 +78,19 @@ export function checkLedgerFilter(f: LedgerFilter): void {
   checkTime('from', f.from);
   checkTime('to', f.to);
 }
+
+export function checkResponseKey(tenant: string, id: string): void {
+  checkText('tenant', tenant);
+  checkText('id', id);
+}
+
+export function checkStoredResponse(r: {
+  tenant: string;
+  id: string;
+  createdAt: number;
+  expiresAt: number;
+}): void {
+  checkResponseKey(r.tenant, r.id);
+  checkTime('createdAt', r.createdAt);
+  checkTime('expiresAt', r.expiresAt);
+}

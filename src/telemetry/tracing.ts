@@ -6,33 +6,33 @@
  * attributes, and their context goes upstream as `traceparent`. Sampling: parent-based, new
  * traces at `sample_ratio`. Unsampled requests cost one sampler decision and nothing else: no
  * span objects are kept on the context.
+ *
+ * This module is what the pipeline imports: types from @opentelemetry/api and the stage helpers,
+ * which do nothing when a request carries no trace. The OpenTelemetry SDK and the OTLP exporter
+ * (tracing-sdk.ts, ~15 MB of RSS) are loaded by createTracing(), i.e. only when
+ * telemetry.tracing.enabled is true.
  */
-import {
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  defaultTextMapGetter,
-  defaultTextMapSetter,
-  trace,
-  type Attributes,
-  type Context,
-  type Span,
-  type Tracer,
-} from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-} from '@opentelemetry/sdk-trace-base';
+import type { Attributes, Context, Span, Tracer } from '@opentelemetry/api';
 import type { TelemetryConfig } from '../config/schema.js';
 import type { Usage } from '../providers/openai-types.js';
 
+/** What needs the OpenTelemetry API's values (enums, propagator): supplied by tracing-sdk.ts. */
+export interface TraceOps {
+  /** Record the error on the span and set its status to ERROR. */
+  fail(span: Span, err: unknown): void;
+  /** Start a CLIENT span under the request's root; returns it with its `traceparent` headers. */
+  startClient(
+    t: RequestTrace,
+    name: string,
+    attributes: Attributes,
+  ): { span: Span; headers: Record<string, string> };
+  /** Set the span's status to ERROR. */
+  markError(span: Span): void;
+}
+
 export interface RequestTrace {
   readonly tracer: Tracer;
+  readonly ops: TraceOps;
   readonly root: Span;
   readonly rootCtx: Context;
   respond?: Span;
@@ -43,28 +43,8 @@ export interface Traced {
   trace?: RequestTrace | undefined;
 }
 
-const propagator = new W3CTraceContextPropagator();
-
-export class Tracing {
-  readonly #provider: BasicTracerProvider;
-  readonly #tracer: Tracer;
-
-  constructor(cfg: TelemetryConfig['tracing'], version: string) {
-    const exporter = new OTLPTraceExporter({ url: cfg.endpoint, headers: cfg.headers, timeoutMillis: 5_000 });
-    this.#provider = new BasicTracerProvider({
-      resource: resourceFromAttributes({ 'service.name': cfg.service_name, 'service.version': version }),
-      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(cfg.sample_ratio) }),
-      spanProcessors: [
-        new BatchSpanProcessor(exporter, {
-          scheduledDelayMillis: 1_000,
-          maxQueueSize: 4_096,
-          maxExportBatchSize: 512,
-        }),
-      ],
-    });
-    this.#tracer = this.#provider.getTracer('portico', version);
-  }
-
+/** Tracing as configured in telemetry.tracing (an OTLP/HTTP exporter in batches). */
+export interface Tracing {
   /** Start the root span; undefined when the request is not sampled. */
   startRequest(r: {
     method: string;
@@ -72,37 +52,15 @@ export class Tracing {
     requestId: string;
     correlationId: string;
     headers: Record<string, string | string[] | undefined>;
-  }): RequestTrace | undefined {
-    const parent = propagator.extract(ROOT_CONTEXT, r.headers, defaultTextMapGetter);
-    const root = this.#tracer.startSpan(
-      `${r.method} ${r.endpoint}`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          'http.request.method': r.method,
-          'http.route': r.endpoint,
-          'portico.request_id': r.requestId,
-          'portico.correlation_id': r.correlationId,
-        },
-      },
-      parent,
-    );
-    if (!root.isRecording()) return undefined;
-    return { tracer: this.#tracer, root, rootCtx: trace.setSpan(ROOT_CONTEXT, root) };
-  }
-
-  async flush(): Promise<void> {
-    await this.#provider.forceFlush();
-  }
-
-  async shutdown(): Promise<void> {
-    await this.#provider.shutdown();
-  }
+  }): RequestTrace | undefined;
+  flush(): Promise<void>;
+  shutdown(): Promise<void>;
 }
 
-function fail(span: Span, err: unknown): void {
-  span.recordException(err instanceof Error ? err : String(err));
-  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+/** Load the OpenTelemetry SDK and exporter (only now) and set up tracing. */
+export async function createTracing(cfg: TelemetryConfig['tracing'], version: string): Promise<Tracing> {
+  const { OtelTracing } = await import('./tracing-sdk.js');
+  return new OtelTracing(cfg, version);
 }
 
 /** Run `fn` inside a child span of the request (or just run it when the request is not traced). */
@@ -118,7 +76,7 @@ export async function withStage<T>(
   try {
     return await fn();
   } catch (err) {
-    fail(span, err);
+    t.ops.fail(span, err);
     throw err;
   } finally {
     span.end();
@@ -133,7 +91,7 @@ export function stageSync<T>(ctx: Traced, name: string, fn: () => T, attributes?
   try {
     return fn();
   } catch (err) {
-    fail(span, err);
+    t.ops.fail(span, err);
     throw err;
   } finally {
     span.end();
@@ -168,13 +126,7 @@ export function startAttempt(
   if (request?.max_tokens != null) attributes['gen_ai.request.max_tokens'] = request.max_tokens;
   if (request?.temperature != null) attributes['gen_ai.request.temperature'] = request.temperature;
   if (request?.top_p != null) attributes['gen_ai.request.top_p'] = request.top_p;
-  const span = t.tracer.startSpan(
-    `${a.operation} ${a.model}`,
-    { kind: SpanKind.CLIENT, attributes },
-    t.rootCtx,
-  );
-  const headers: Record<string, string> = {};
-  propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, defaultTextMapSetter);
+  const { span, headers } = t.ops.startClient(t, `${a.operation} ${a.model}`, attributes);
   let done = false;
   return {
     headers,
@@ -194,7 +146,7 @@ export function startAttempt(
     fail(err) {
       if (done) return;
       done = true;
-      fail(span, err);
+      t.ops.fail(span, err);
       span.end();
     },
   };
@@ -213,6 +165,6 @@ export function endRequestTrace(ctx: Traced, status: number, attributes: Attribu
   t.respond?.end();
   t.root.setAttributes(attributes);
   t.root.setAttribute('http.response.status_code', status);
-  if (status >= 500) t.root.setStatus({ code: SpanStatusCode.ERROR });
+  if (status >= 500) t.ops.markError(t.root);
   t.root.end();
 }

@@ -1,7 +1,7 @@
 /**
  * Client compatibility: LangChain JS (`@langchain/openai` ChatOpenAI on /v1/chat/completions),
  * unchanged, against the gateway on every provider kind. `useResponsesApi: true` calls the
- * Responses API (issue 17 item 1): that case lives in responses-api.cases.ts until it lands.
+ * Responses API: those cases are in responses-api.cases.ts.
  */
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +10,7 @@ import { AIMessage, HumanMessage, ToolMessage } from '@langchain/core/messages';
 import { tool } from '@langchain/core/tools';
 import { z } from 'zod';
 import { PROVIDER_COLUMNS } from '../../scripts/clients-table.js';
+import { langchainResponsesCases } from './responses-api.cases.js';
 import { ClientCases, KEY, MODELS, startSuite, type Suite } from './support/suite.js';
 
 let s: Suite;
@@ -67,5 +68,7 @@ for (const p of PROVIDER_COLUMNS) {
     assert.ok(typeof second.content === 'string' && second.content.length > 0);
   });
 }
+
+langchainResponsesCases(cases, () => s);
 
 cases.finish();

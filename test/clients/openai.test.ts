@@ -8,6 +8,7 @@ import OpenAI from 'openai';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 import { PROVIDER_COLUMNS } from '../../scripts/clients-table.js';
+import { openAIResponsesCases } from './responses-api.cases.js';
 import { ClientCases, KEY, MODELS, startSuite, type Suite } from './support/suite.js';
 
 let s: Suite;
@@ -213,5 +214,7 @@ cases.notApplicable(
   'anthropic',
   "Anthropic's errors carry no param or code; the type maps to the catalog",
 );
+
+openAIResponsesCases(cases, () => s);
 
 cases.finish();

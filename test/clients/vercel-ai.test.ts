@@ -1,8 +1,8 @@
 /**
  * Client compatibility: the Vercel AI SDK (`ai` with `@ai-sdk/openai` on /v1/chat/completions and
  * `@ai-sdk/anthropic` on /v1/messages), unchanged, against the gateway on every provider kind.
- * The default `createOpenAI()(model)` provider calls the Responses API (issue 17 item 1): those
- * cases live in responses-api.cases.ts until /v1/responses lands.
+ * The default `createOpenAI()(model)` provider calls the Responses API: those cases are in
+ * responses-api.cases.ts.
  */
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { z } from 'zod';
 import { PROVIDER_COLUMNS } from '../../scripts/clients-table.js';
+import { vercelResponsesCases } from './responses-api.cases.js';
 import { ClientCases, KEY, MODELS, startSuite, type Suite } from './support/suite.js';
 
 let s: Suite;
@@ -86,5 +87,7 @@ for (const p of PROVIDER_COLUMNS) {
     });
   }
 }
+
+vercelResponsesCases(cases, () => s);
 
 cases.finish();

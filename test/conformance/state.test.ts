@@ -2,6 +2,7 @@
  * State conformance: the SAME cases run against every implementation of each port.
  *   counters: memory, redis        quotas: memory, sqlite, redis
  *   tenants/keys/ledger: memory, sqlite, postgres
+ *   responses (Responses API store): memory, sqlite, postgres
  * plus revocation propagation between two distributed replicas, Redis failure modes and an
  * embedded restart. Redis (127.0.0.1:6379) and Postgres (127.0.0.1:5432, db test, user postgres
  * or root) are used for real; each run uses its own key prefix / schemas and removes them.
@@ -30,6 +31,7 @@ import {
   type LedgerRecord,
   type LedgerStore,
   type QuotaStore,
+  type ResponseStore,
   type StateBackends,
   type StateErrorEvent,
   type TenantStore,
@@ -53,6 +55,9 @@ import {
 } from '../../src/state/postgres/db.js';
 import { PgKeyStore, PgLedgerStore, PgTenantStore } from '../../src/state/postgres/catalog.js';
 import { uniqueName } from '../../src/state/factory.js';
+import { MemoryResponseStore } from '../../src/state/memory/responses.js';
+import { SqliteResponseStore } from '../../src/state/sqlite/responses.js';
+import { PgResponseStore } from '../../src/state/postgres/responses.js';
 
 const CI = process.env.CI === 'true';
 const REDIS_URL = process.env.PORTICO_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -257,6 +262,32 @@ const catalogFamilies: CatalogFamily[] = [
         ledger: new PgLedgerStore(ctx),
       };
     },
+  },
+];
+
+interface ResponseFamily {
+  name: string;
+  reason: () => string | null;
+  make: Get<ResponseStore>;
+}
+
+const responseFamilies: ResponseFamily[] = [
+  { name: 'memory', reason: () => null, make: async (clock) => new MemoryResponseStore({ clock }) },
+  {
+    name: 'sqlite',
+    reason: () => null,
+    make: async (clock) => {
+      const db = openSqlite(':memory:');
+      cleanups.push(() => {
+        db.close();
+      });
+      return new SqliteResponseStore(db, { clock });
+    },
+  },
+  {
+    name: 'postgres',
+    reason: () => (pgUrl ? null : pgReason),
+    make: async (clock) => new PgResponseStore(await pgCtx(), { clock }),
   },
 ];
 
@@ -1300,12 +1331,13 @@ describe('ledger migration: the partial column (cancelled and broken-off streams
     );
   };
 
-  it('sqlite: a store at schema 2 (before the column) migrates in order; old rows read as not partial', async () => {
+  it('sqlite: a store at the schema before the column migrates in order; old rows read as not partial', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portico-migrate-'));
     try {
       const db = new Database(join(dir, SQLITE_FILE));
-      for (const m of SQLITE_MIGRATIONS.slice(0, 2)) db.exec(m);
-      db.pragma('user_version = 2');
+      const before = SQLITE_MIGRATIONS.length - 1; // the partial column is the last migration
+      for (const m of SQLITE_MIGRATIONS.slice(0, before)) db.exec(m);
+      db.pragma(`user_version = ${before}`);
       db.prepare(
         `INSERT INTO ledger (id, time, tenant, key_id, model, backend, tokens_in, tokens_out, estimated, cost_usd, latency_ms, status, cache_hit, request_id)
          VALUES (?, ?, 'acme', 'key_a', 'gpt-4o-mini', 'sim-1', 10, 5, 0, 0.0001, 42, 200, 0, ?)`,
@@ -1325,7 +1357,7 @@ describe('ledger migration: the partial column (cancelled and broken-off streams
     }
   });
 
-  it('postgres: a schema at version 1 (before the column) migrates; old rows read as not partial', async (t) => {
+  it('postgres: a schema at the version before the column migrates; old rows read as not partial', async (t) => {
     if (!pgUrl) return unavailable(t, pgReason);
     const schema = uniqueName('portico_test_');
     const c = new pg.Client({ connectionString: pgUrl });
@@ -1335,8 +1367,11 @@ describe('ledger migration: the partial column (cancelled and broken-off streams
       await c.query(
         `CREATE TABLE "${schema}".schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
       );
-      await c.query((PG_MIGRATIONS[0] as (s: string) => string)(`"${schema}"`));
-      await c.query(`INSERT INTO "${schema}".schema_migrations (version) VALUES (1)`);
+      const before = PG_MIGRATIONS.length - 1; // the partial column is the last migration
+      for (let v = 0; v < before; v++) {
+        await c.query((PG_MIGRATIONS[v] as (s: string) => string)(`"${schema}"`));
+        await c.query(`INSERT INTO "${schema}".schema_migrations (version) VALUES ($1)`, [v + 1]);
+      }
       await c.query(
         `INSERT INTO "${schema}".ledger (id, time, tenant, key_id, model, backend, tokens_in, tokens_out, estimated, cost_usd, latency_ms, status, cache_hit, request_id)
          VALUES ($1, to_timestamp($2::bigint / 1000.0), 'acme', 'key_a', 'gpt-4o-mini', 'sim-1', 10, 5, false, 0.0001, 42, 200, false, $1)`,
@@ -1408,3 +1443,99 @@ describe('redis outage and recovery', () => {
     }
   });
 });
+
+// ---------------------------------------------------------------- stored responses (Responses API)
+
+const DAY_MS = 86_400_000;
+
+for (const fam of responseFamilies) {
+  describe(`responses conformance: ${fam.name}`, () => {
+    it(
+      "put, get, replace, delete; a tenant never sees another tenant's response",
+      withFamily(fam, async (store, c) => {
+        const data = {
+          object: 'response',
+          output: [{ type: 'message', text: 'hi' }],
+          n: 1.5,
+          ok: true,
+          z: null,
+        };
+        await store.put({ tenant: 'a', id: 'resp_1', data, createdAt: BASE, expiresAt: BASE + DAY_MS });
+        const got = await store.get('a', 'resp_1');
+        assert.deepEqual(got, { tenant: 'a', id: 'resp_1', data, createdAt: BASE, expiresAt: BASE + DAY_MS });
+        // Same id under another tenant: absent, and deleting it there touches nothing.
+        assert.equal(await store.get('b', 'resp_1'), null);
+        assert.equal(await store.delete('b', 'resp_1'), false);
+        assert.ok(await store.get('a', 'resp_1'));
+        // Another tenant may store the same id: two separate records.
+        await store.put({
+          tenant: 'b',
+          id: 'resp_1',
+          data: { v: 'b' },
+          createdAt: BASE,
+          expiresAt: BASE + DAY_MS,
+        });
+        assert.deepEqual((await store.get('b', 'resp_1'))?.data, { v: 'b' });
+        assert.deepEqual((await store.get('a', 'resp_1'))?.data, data);
+        // Replace.
+        await store.put({
+          tenant: 'a',
+          id: 'resp_1',
+          data: { v: 2 },
+          createdAt: BASE,
+          expiresAt: BASE + DAY_MS,
+        });
+        assert.deepEqual((await store.get('a', 'resp_1'))?.data, { v: 2 });
+        assert.equal(await store.delete('a', 'resp_1'), true);
+        assert.equal(await store.get('a', 'resp_1'), null);
+        assert.equal(await store.delete('a', 'resp_1'), false);
+        assert.deepEqual((await store.get('b', 'resp_1'))?.data, { v: 'b' });
+        c.add(0);
+      }),
+    );
+
+    it(
+      'expiry: an expired response reads as absent and purgeExpired removes it',
+      withFamily(fam, async (store, c) => {
+        await store.put({ tenant: 'a', id: 'resp_old', data: 1, createdAt: BASE, expiresAt: BASE + 1000 });
+        await store.put({ tenant: 'a', id: 'resp_new', data: 2, createdAt: BASE, expiresAt: BASE + DAY_MS });
+        assert.ok(await store.get('a', 'resp_old'));
+        c.add(1000);
+        assert.equal(await store.get('a', 'resp_old'), null);
+        assert.equal(await store.delete('a', 'resp_old'), false);
+        assert.equal(await store.purgeExpired(), 1);
+        assert.equal(await store.purgeExpired(), 0);
+        assert.equal((await store.get('a', 'resp_new'))?.data, 2);
+      }),
+    );
+
+    it(
+      'hostile inputs: NUL and unpaired surrogates in the document round-trip exactly; in keys they get the typed error',
+      withFamily(fam, async (store) => {
+        const data = {
+          nul: 'a\u0000b',
+          lone: 'x\ud800y',
+          low: '\udc00',
+          pair: '\ud83d\ude00',
+          ['k\u0000ey']: ['\u0000', { deep: '\udbff' }],
+          big: 'é'.repeat(10_000),
+        };
+        await store.put({ tenant: 't', id: 'resp_h', data, createdAt: BASE, expiresAt: BASE + DAY_MS });
+        assert.deepEqual((await store.get('t', 'resp_h'))?.data, data);
+        const bad = (p: Promise<unknown>, field: RegExp): Promise<void> =>
+          assert.rejects(p, (e: unknown) => e instanceof StateInvalidInputError && field.test(e.field));
+        const ok = { data: 1, createdAt: BASE, expiresAt: BASE + DAY_MS };
+        await bad(store.put({ tenant: 'a\u0000', id: 'resp_x', ...ok }), /tenant/);
+        await bad(store.put({ tenant: 'a', id: 'resp_\ud800', ...ok }), /id/);
+        await bad(store.get('a\u0000', 'resp_x'), /tenant/);
+        await bad(store.get('a', 'resp_\u0000'), /id/);
+        await bad(store.delete('a', '\udc00'), /id/);
+        await bad(
+          store.put({ tenant: 'a', id: 'resp_x', ...ok, expiresAt: Number.MAX_SAFE_INTEGER }),
+          /expiresAt/,
+        );
+        await bad(store.put({ tenant: 'a', id: 'resp_x', ...ok, createdAt: -1 }), /createdAt/);
+      }),
+    );
+  });
+}

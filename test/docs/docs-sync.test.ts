@@ -2,13 +2,19 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { GENERATED, replaceBetween } from '../../scripts/gen-docs.js';
+import { GENERATED, GENERATED_FILES, replaceBetween } from '../../scripts/gen-docs.js';
 
 describe('docs in sync with the code', () => {
   for (const g of GENERATED) {
     it(`${g.file} (${g.marker}) is up to date — run \`npm run docs\` if this fails`, () => {
       const text = readFileSync(g.file, 'utf8');
       assert.equal(text, replaceBetween(text, g.marker, g.render()));
+    });
+  }
+
+  for (const g of GENERATED_FILES) {
+    it(`${g.file} is up to date — run \`npm run docs\` if this fails`, () => {
+      assert.equal(readFileSync(g.file, 'utf8'), g.render());
     });
   }
 

@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import { runDrillCommand } from '../../src/cli/drill.js';
 import type { CliIO } from '../../src/cli/common.js';
 import { startGateway, type RunningGateway } from '../../src/cli/start.js';
-import { startTestSim, type TestSim } from '../support/gateway.js';
+import {
+  demoConfig,
+  startTestGateway,
+  startTestSim,
+  type TestGateway,
+  type TestSim,
+} from '../support/gateway.js';
+import { freePort } from '../support/processes.js';
 
 describe('portico drill', () => {
   let a: TestSim;
@@ -41,4 +48,50 @@ describe('portico drill', () => {
       assert.ok(lines.length >= 2, 'it says what happened');
     });
   }
+});
+
+describe('portico drill says what is wrong with the set-up, in one line', () => {
+  let sim: TestSim;
+  let demo: TestGateway;
+  before(async () => {
+    sim = await startTestSim();
+    demo = await startTestGateway(demoConfig());
+  });
+  after(async () => {
+    await demo.close();
+    await sim.close();
+  });
+
+  const drill = async (args: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io: CliIO = { env: {}, out: (l) => out.push(l), err: (l) => err.push(l) };
+    const code = await runDrillCommand([...args, '--admin-token', 'test-admin-token'], io);
+    return { code, out, err };
+  };
+
+  it('a gateway running another config (401 on the drill keys): the hint to start the drill config', async () => {
+    const r = await drill(['quota-rejection', '--target', demo.url, '--sim-a', sim.url]);
+    assert.equal(r.code, 1);
+    assert.deepEqual(r.out, []);
+    assert.equal(r.err.length, 1, r.err.join('\n'));
+    assert.match(
+      r.err[0] ?? '',
+      new RegExp(
+        `^portico drill: the gateway at ${demo.url} does not know the drill's keys \\(401 invalid_api_key .*start it with \`portico start --config examples/drills/portico.yaml\``,
+      ),
+    );
+  });
+
+  it('nothing listening: the URL and the hint', async () => {
+    const port = await freePort(); // nothing listens there
+    const r = await drill(['all', '--target', `http://127.0.0.1:${port}`, '--sim-a', sim.url]);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.err[0] ?? '',
+      new RegExp(
+        `^portico drill: cannot reach http://127\\.0\\.0\\.1:${port}/health: ECONNREFUSED: is the gateway running\\?`,
+      ),
+    );
+  });
 });

@@ -78,6 +78,31 @@ describe('admin CLI', () => {
     assert.equal(after.status, 401);
   });
 
+  it("usage report: an unknown tenant exits 1, a bad month is a usage error in the user's words", async () => {
+    const nope = await cli('usage', 'report', '--tenant', 'NOPE');
+    assert.equal(nope.code, 1, nope.stdout + nope.stderr);
+    assert.match(nope.stderr, /no tenant "NOPE" at http:\/\/127\.0\.0\.1:\d+ \(see: portico tenants list\)/);
+    assert.equal(nope.stdout, '');
+    const month = await cli('usage', 'report', '--tenant', 'acme-corp', '--month', '2026-13');
+    assert.equal(month.code, 2);
+    assert.match(month.stderr, /--month 2026-13: there is no month 13/);
+    assert.doesNotMatch(month.stderr, /from must be/);
+  });
+
+  it('keys list shows the keys declared in the config file, marked as such', async () => {
+    const all = await cli('keys', 'list', '--json');
+    assert.equal(all.code, 0, all.stderr);
+    const keys = JSON.parse(all.stdout) as Array<{ tenant_id: string; source: string }>;
+    for (const tenant of ['acme-corp', 'closed-ai'])
+      assert.ok(
+        keys.some((k) => k.tenant_id === tenant && k.source === 'config'),
+        tenant,
+      );
+    const table = await cli('keys', 'list');
+    assert.match(table.stdout, /acme-corp-cfg-0\s+acme-corp\s+config/);
+    assert.match(table.stdout, /source=config: declared in the config file; not revocable from the API/);
+  });
+
   it('explains a missing token and an unreachable gateway', async () => {
     const noToken = await run(process.execPath, ['--import', 'tsx', 'src/main.ts', 'tenants', 'list'], {
       env: { ...process.env, PORTICO_ADMIN_TOKEN: '' },

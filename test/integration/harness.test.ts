@@ -306,7 +306,7 @@ test('A/B split: compare finds B slower with a significant Mann-Whitney U, pass 
 test('bench CLI rejects bad arguments with messages a person can act on', async () => {
   await assert.rejects(
     runBenchCommand(['run', '--promptset', 'x.jsonl', '--target', 'http://127.0.0.1:1']),
-    /--run-id are required/,
+    /required option '--run-id <id>' not specified/,
   );
   await assert.rejects(
     runBenchCommand([
@@ -342,7 +342,7 @@ test('bench CLI rejects bad arguments with messages a person can act on', async 
     ]),
     /--run-id may use/,
   );
-  await assert.rejects(runBenchCommand(['compare', 'only-one.json']), /two report files/);
+  await assert.rejects(runBenchCommand(['compare', 'only-one.json']), /missing required argument 'run-b'/);
   await withTmp(async (dir) => {
     const bad = join(dir, 'bad.json');
     await writeFile(bad, '{"schema_version":1}');

@@ -226,23 +226,32 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
     return null;
   });
 
+  /** Keys declared in the config file (read-only here: edit the file to remove one). */
+  const configKeyViews = (tenantId?: string): Array<Record<string, unknown>> =>
+    gw.snapshot.config.tenants
+      .filter((x) => tenantId === undefined || x.id === tenantId)
+      .flatMap((tenant) =>
+        tenant.api_keys.map((k, i) => ({
+          id: k.id ?? `${tenant.id}-cfg-${i}`,
+          tenant_id: tenant.id,
+          label: k.label ?? '',
+          prefix: null,
+          expires_at: null,
+          revoked_at: null,
+          limits: k.limits ?? null,
+          quota: k.quota ?? null,
+          created_at: null,
+          source: 'config',
+        })),
+      );
+
   app.get<{ Params: { id: string } }>('/admin/tenants/:id/keys', async (request) => {
     const t = admin(request);
     const rec = await getTenant(t, request.params.id);
-    const declared = gw.snapshot.config.tenants.find((x) => x.id === rec.id)?.api_keys ?? [];
-    const configKeys = declared.map((k, i) => ({
-      id: k.id ?? `${rec.id}-cfg-${i}`,
-      tenant_id: rec.id,
-      label: k.label ?? '',
-      prefix: null,
-      expires_at: null,
-      revoked_at: null,
-      limits: k.limits ?? null,
-      quota: k.quota ?? null,
-      created_at: null,
-      source: 'config',
-    }));
-    return { object: 'list', data: [...configKeys, ...(await t.state.keys.list(rec.id)).map(keyView)] };
+    return {
+      object: 'list',
+      data: [...configKeyViews(rec.id), ...(await t.state.keys.list(rec.id)).map(keyView)],
+    };
   });
 
   app.post<{ Params: { id: string } }>('/admin/tenants/:id/keys', async (request, reply) => {
@@ -276,7 +285,13 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
 
   app.get<{ Querystring: { tenant?: string } }>('/admin/keys', async (request) => {
     const t = admin(request);
-    return { object: 'list', data: (await t.state.keys.list(request.query.tenant)).map(keyView) };
+    return {
+      object: 'list',
+      data: [
+        ...configKeyViews(request.query.tenant),
+        ...(await t.state.keys.list(request.query.tenant)).map(keyView),
+      ],
+    };
   });
 
   app.post<{ Params: { id: string } }>('/admin/keys/:id/revoke', async (request) => {

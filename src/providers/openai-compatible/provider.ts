@@ -10,6 +10,7 @@ import { decodeSse, SseProtocolError } from '../../lib/sse.js';
 import {
   PROVIDER_SPEC_VERSION,
   type HealthResult,
+  type NativeResponses,
   type Provider,
   type ProviderCallContext,
   type ProviderStream,
@@ -49,7 +50,12 @@ export interface OpenAICompatibleOptions {
   healthPath?: string;
   /** Request quirks of a preset (output cap field, dropped params, supported endpoints). */
   quirks?: PresetQuirks;
+  /** The server speaks the Responses API (`responses_api: native`): expose `responses`. */
+  nativeResponses?: boolean;
 }
+
+/** Events that end a Responses API stream (it sends no [DONE]). */
+const RESPONSES_TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed', 'error']);
 
 const MAX_ERROR_BODY = 64 * 1024;
 
@@ -62,6 +68,7 @@ export class OpenAICompatibleProvider implements Provider {
   #prefix: string;
   #opts: OpenAICompatibleOptions;
   #baseHeaders: Record<string, string>;
+  readonly responses?: NativeResponses;
 
   constructor(opts: OpenAICompatibleOptions) {
     this.id = opts.id;
@@ -80,6 +87,14 @@ export class OpenAICompatibleProvider implements Provider {
       ...(opts.headers ?? {}),
     };
     if (opts.apiKey) this.#baseHeaders.authorization = `Bearer ${opts.apiKey}`;
+    if (opts.nativeResponses)
+      this.responses = {
+        create: (body, ctx) => this.#json('/responses', { ...body, model: opts.model, stream: false }, ctx),
+        stream: (body, ctx) =>
+          this.#stream('/responses', { ...body, model: opts.model, stream: true }, ctx, (ev) =>
+            RESPONSES_TERMINAL.has(String((ev as { type?: unknown }).type)),
+          ),
+      };
   }
 
   async #post(
@@ -138,10 +153,12 @@ export class OpenAICompatibleProvider implements Provider {
     }
   }
 
-  async #stream<T extends { choices?: unknown[] }>(
+  /** `terminal`: a stream without [DONE] (the Responses API) ends cleanly after such an event. */
+  async #stream<T>(
     path: string,
     body: Record<string, unknown>,
     ctx: ProviderCallContext,
+    terminal?: (event: unknown) => boolean,
   ): Promise<ProviderStream<T>> {
     const res = await this.#post(path, body, ctx, true);
     const id = this.id;
@@ -150,6 +167,7 @@ export class OpenAICompatibleProvider implements Provider {
     for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') upstreamHeaders[k] = v;
     async function* iterate(): AsyncGenerator<T> {
       let done = false;
+      let ended = false;
       try {
         for await (const ev of decodeSse(res.body)) {
           const data = ev.data;
@@ -177,7 +195,12 @@ export class OpenAICompatibleProvider implements Provider {
               {},
             );
           }
+          if (terminal?.(parsed)) ended = true;
           yield parsed as T;
+        }
+        if (ended) {
+          done = true;
+          return;
         }
         throw new PorticoError('upstream_error', `backend ${id} ended the stream without [DONE]`, {
           upstream: { backend: id, class: 'stream_cut' },

@@ -59,6 +59,19 @@ export const MIGRATIONS: readonly ((S: string) => string)[] = [
   CREATE INDEX ledger_tenant_time ON ${S}.ledger (tenant, time);
   CREATE INDEX ledger_time ON ${S}.ledger (time);
   `,
+  // Stored Responses API responses (store: true), per tenant, with an expiry. JSON as text: jsonb
+  // refuses \u0000 in strings.
+  (S) => `
+  CREATE TABLE ${S}.responses (
+    tenant text NOT NULL,
+    id text NOT NULL,
+    data text NOT NULL,
+    created_at bigint NOT NULL,
+    expires_at bigint NOT NULL,
+    PRIMARY KEY (tenant, id)
+  );
+  CREATE INDEX responses_expires ON ${S}.responses (expires_at);
+  `,
   // Ledger records of answers cut short (cancelled or broken-off streams), billed for what was delivered.
   (S) => `
   ALTER TABLE ${S}.ledger ADD COLUMN partial boolean NOT NULL DEFAULT false;

@@ -86,6 +86,18 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE quota_reservations ADD COLUMN owner TEXT NOT NULL DEFAULT '';
   `,
+  // Stored Responses API responses (store: true), per tenant, with an expiry.
+  `
+  CREATE TABLE responses (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, id)
+  );
+  CREATE INDEX responses_expires ON responses (expires_at);
+  `,
   // Ledger records of answers cut short (cancelled or broken-off streams), billed for what was delivered.
   `
   ALTER TABLE ledger ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;

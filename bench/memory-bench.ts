@@ -1,0 +1,387 @@
+/**
+ * `npm run bench:memory`: the gateway's resident memory (RSS), fresh and under load, next to a bare
+ * node:http proxy, plus the modules a start-up loads.
+ *
+ * Everything runs as separate processes on 127.0.0.1 (ephemeral ports): a node:http mock upstream
+ * (OpenAI chat completions, answered at once; streams of 20 chunks with usage), the built gateway
+ * (`node dist/main.js start --config …`, so `npm run build` first) with the bench config (one
+ * tenant, key auth, prompt policy none, cache off, metrics, SQLite ledger, request log: the
+ * defaults), and a bare node:http proxy (parses the request JSON, re-serialises it, forwards it
+ * with an undici Pool, passes the answer back) as the floor. For each target: RSS (VmRSS from
+ * /proc) once it answers /health ("fresh"), its maximum while non-streaming and streaming load at
+ * c=64 runs (count- and time-bounded), and after the load. It also starts `npm start`'s
+ * examples/demo.yaml once for its fresh RSS (information: that config has an engine backend), and
+ * runs the bench config once more under scripts/module-probe.mjs to list what start-up loaded
+ * (never measured for RSS: the probe adds a loader thread).
+ *
+ * Options: --flags="<node flags>" adds node flags to the gateway only (e.g.
+ * "--max-semi-space-size=8"), to compare V8 heap settings on RSS and throughput; --seconds N per
+ * load phase (default 5); --no-report leaves bench/memory-report.md alone; --no-demo skips the
+ * demo config; --config FILE measures another gateway config (its server.port is overridden);
+ * --gateway PATH runs another build's main.js (e.g. an older commit's, for before/after figures).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+import { freePort, procStats, root, round, waitHttp } from './lib.js';
+
+const KEY = 'sk-bench-tenant';
+
+// ---------------------------------------------------------------- measurement
+
+interface LoadResult {
+  requests: number;
+  errors: number;
+  rps: number;
+  rss_max_mb: number;
+  cpu_us_per_req: number;
+}
+
+async function load(opts: {
+  origin: string;
+  pid: number;
+  model: string;
+  headers: Record<string, string>;
+  stream: boolean;
+  concurrency: number;
+  count: number;
+  seconds: number;
+}): Promise<LoadResult> {
+  const pool = new Pool(opts.origin, { connections: opts.concurrency, keepAliveTimeout: 30_000 });
+  const body = JSON.stringify({
+    model: opts.model,
+    messages: [{ role: 'user', content: 'Summarise the benefits of an LLM gateway in one paragraph.' }],
+    max_tokens: 20,
+    stream: opts.stream,
+    ...(opts.stream ? { stream_options: { include_usage: true } } : {}),
+  });
+  let requests = 0;
+  let errors = 0;
+  let issued = 0;
+  let rssMax = 0;
+  const sampler = setInterval(() => {
+    void procStats(opts.pid).then(
+      (s) => (rssMax = Math.max(rssMax, s.rssMb)),
+      () => undefined,
+    );
+  }, 100);
+  const before = await procStats(opts.pid);
+  const started = performance.now();
+  const deadline = started + opts.seconds * 1000;
+  const worker = async (): Promise<void> => {
+    while (issued < opts.count && performance.now() < deadline) {
+      issued++;
+      try {
+        const res = await pool.request({
+          method: 'POST',
+          path: '/v1/chat/completions',
+          headers: { 'content-type': 'application/json', ...opts.headers },
+          body,
+        });
+        await res.body.arrayBuffer();
+        if (res.statusCode === 200) requests++;
+        else errors++;
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  clearInterval(sampler);
+  const after = await procStats(opts.pid);
+  await pool.close();
+  return {
+    requests,
+    errors,
+    rps: round(requests / seconds, 0),
+    rss_max_mb: round(Math.max(rssMax, after.rssMb), 1),
+    cpu_us_per_req: round(((after.cpuSeconds - before.cpuSeconds) / Math.max(1, requests)) * 1e6, 1),
+  };
+}
+
+interface TargetResult {
+  fresh_mb: number;
+  nonstream: LoadResult;
+  stream: LoadResult;
+  after_mb: number;
+  heap_note?: string;
+}
+
+function spawnNode(args: string[], env: Record<string, string> = {}): ChildProcess {
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, PORTICO_ADMIN_TOKEN: 'bench-admin', ...env },
+  });
+  let tail = '';
+  child.stderr?.on('data', (c: Buffer) => (tail = (tail + c.toString()).slice(-4000)));
+  child.on('exit', (code, signal) => {
+    if (code && code !== 0 && signal === null)
+      process.stderr.write(`child ${args.join(' ')} exited ${code}\n${tail}\n`);
+  });
+  return child;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(t);
+}
+
+async function settleRss(pid: number): Promise<number> {
+  // Start-up work (SQLite migrations, health checks, the first GC) settles within a second.
+  await new Promise((r) => setTimeout(r, 1_000));
+  return round((await procStats(pid)).rssMb, 1);
+}
+
+async function measure(opts: {
+  origin: string;
+  pid: number;
+  model: string;
+  headers: Record<string, string>;
+  seconds: number;
+}): Promise<TargetResult> {
+  const fresh_mb = await settleRss(opts.pid);
+  const common = { ...opts, concurrency: 64 };
+  const nonstream = await load({ ...common, stream: false, count: 200_000 });
+  const stream = await load({ ...common, stream: true, count: 100_000 });
+  const after_mb = round((await procStats(opts.pid)).rssMb, 1);
+  return { fresh_mb, nonstream, stream, after_mb };
+}
+
+function gatewayConfig(port: number, upstream: string, dataDir: string): string {
+  return [
+    `server: { host: 127.0.0.1, port: ${port}, upstream_pool: { connections: 128 } }`,
+    'logging: { level: warn }',
+    `state: { kind: embedded, data_dir: "${dataDir}" }`,
+    'tenants:',
+    '  - id: bench',
+    '    prompt_policy: none',
+    `    api_keys: [{ value: ${KEY} }]`,
+    'models:',
+    '  bench:',
+    `    backends: [{ id: mock, provider: openai, base_url: "${upstream}/v1", model: mock }]`,
+    '',
+  ].join('\n');
+}
+
+interface ModuleSummary {
+  esm_files: number;
+  cjs_files: number;
+  packages: Record<string, number>;
+}
+
+function summariseModules(report: { esm: string[]; cjs: string[] }): ModuleSummary {
+  const packages: Record<string, number> = {};
+  for (const f of [...report.esm, ...report.cjs]) {
+    if (f.startsWith('node:')) continue;
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(f);
+    const name = m?.[1] ?? (f.includes('/dist/') ? 'portico (dist/)' : 'other');
+    packages[name] = (packages[name] ?? 0) + 1;
+  }
+  const sorted = Object.fromEntries(Object.entries(packages).sort((a, b) => b[1] - a[1]));
+  return { esm_files: report.esm.length, cjs_files: report.cjs.length, packages: sorted };
+}
+
+/** Start the gateway under the module probe, ask it (SIGUSR2) what it loaded. */
+async function probeModules(
+  mainJs: string,
+  configFile: string,
+  origin: string,
+  dir: string,
+): Promise<ModuleSummary> {
+  const out = join(dir, 'modules.json');
+  const gw = spawnNode(
+    ['--import', join(root, 'scripts/module-probe.mjs'), mainJs, 'start', '--config', configFile],
+    { PORTICO_MODULE_REPORT: out },
+  );
+  try {
+    await waitHttp(`${origin}/health`, 30_000);
+    await new Promise((r) => setTimeout(r, 500));
+    gw.kill('SIGUSR2');
+    const until = Date.now() + 10_000;
+    while (Date.now() < until) {
+      try {
+        return summariseModules(JSON.parse(await readFile(out, 'utf8')) as { esm: string[]; cjs: string[] });
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    throw new Error('module probe wrote no report');
+  } finally {
+    await stop(gw);
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      flags: { type: 'string', default: '' },
+      seconds: { type: 'string', default: '5' },
+      config: { type: 'string' },
+      gateway: { type: 'string' },
+      'no-report': { type: 'boolean', default: false },
+      'no-demo': { type: 'boolean', default: false },
+    },
+  });
+  const seconds = Number(values.seconds);
+  const mainJs = values.gateway ?? join(root, 'dist/main.js');
+  const flags = (values.flags ?? '').split(' ').filter(Boolean);
+  const loadAtStart = round(loadavg()[0] ?? 0, 2);
+  const dir = await mkdtemp(join(tmpdir(), 'portico-membench-'));
+  // Mock upstream and bare proxy are plain JavaScript: no TypeScript loader in the floor's RSS.
+  const childrenJs = join(root, 'bench/memory-children.mjs');
+  const children: ChildProcess[] = [];
+  try {
+    const upPort = await freePort();
+    const upstream = `http://127.0.0.1:${upPort}`;
+    children.push(spawnNode([childrenJs, 'upstream', String(upPort)]));
+    await waitHttp(`${upstream}/health`, 30_000);
+
+    // The floor first: a bare node:http proxy.
+    const barePort = await freePort();
+    const bare = spawnNode([childrenJs, 'bare', String(barePort), upstream]);
+    children.push(bare);
+    const bareOrigin = `http://127.0.0.1:${barePort}`;
+    await waitHttp(`${bareOrigin}/health`, 30_000);
+    const barePid = bare.pid as number;
+    process.stderr.write('bare node:http proxy…\n');
+    const bareResult = await measure({
+      origin: bareOrigin,
+      pid: barePid,
+      model: 'bench',
+      headers: {},
+      seconds,
+    });
+    await stop(bare);
+
+    // The gateway, bench config (or --config).
+    const gwPort = await freePort();
+    const configFile = join(dir, 'bench.yaml');
+    if (values.config) {
+      const text = await readFile(values.config, 'utf8');
+      await writeFile(configFile, text);
+    } else {
+      await writeFile(configFile, gatewayConfig(gwPort, upstream, join(dir, 'data')));
+    }
+    process.stderr.write(`gateway (${values.config ?? 'bench config'}) ${flags.join(' ')}…\n`);
+    const gw = spawnNode([...flags, mainJs, 'start', '--config', configFile, '--port', String(gwPort)]);
+    children.push(gw);
+    const gwOrigin = `http://127.0.0.1:${gwPort}`;
+    await waitHttp(`${gwOrigin}/health`, 30_000);
+    const gwResult = await measure({
+      origin: gwOrigin,
+      pid: gw.pid as number,
+      model: 'bench',
+      headers: { authorization: `Bearer ${KEY}` },
+      seconds,
+    });
+    await stop(gw);
+
+    // `npm start`'s demo config: fresh RSS only (an engine backend, offline here: its fallback).
+    let demoFresh: number | undefined;
+    if (!values['no-demo']) {
+      const demoPort = await freePort();
+      const demo = spawnNode(
+        [...flags, mainJs, 'start', '--config', join(root, 'examples/demo.yaml'), '--port', String(demoPort)],
+        { PORTICO_DATA_DIR: join(dir, 'demo-data'), PORTICO_DEMO_MODEL: join(dir, 'absent.gguf') },
+      );
+      children.push(demo);
+      await waitHttp(`http://127.0.0.1:${demoPort}/health`, 30_000);
+      demoFresh = await settleRss(demo.pid as number);
+      await stop(demo);
+    }
+
+    // What start-up loads (bench config), through the module probe.
+    const probePort = await freePort();
+    const probeConfig = join(dir, 'probe.yaml');
+    await writeFile(probeConfig, gatewayConfig(probePort, upstream, join(dir, 'probe-data')));
+    const modules = await probeModules(mainJs, probeConfig, `http://127.0.0.1:${probePort}`, dir);
+
+    const report = {
+      generated_at: new Date().toISOString(),
+      machine: {
+        cpus: cpus().length,
+        cpu_model: cpus()[0]?.model ?? 'unknown',
+        node: process.version,
+        load_avg_1m_at_start: loadAtStart,
+      },
+      gateway_node_flags: flags,
+      seconds_per_phase: seconds,
+      bare: bareResult,
+      portico: gwResult,
+      demo_fresh_mb: demoFresh,
+      modules,
+    };
+    printAndWrite(report, !values['no-report']);
+  } finally {
+    for (const c of children.reverse()) await stop(c);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function printAndWrite(
+  r: {
+    generated_at: string;
+    machine: { cpus: number; cpu_model: string; node: string; load_avg_1m_at_start: number };
+    gateway_node_flags: string[];
+    seconds_per_phase: number;
+    bare: TargetResult;
+    portico: TargetResult;
+    demo_fresh_mb: number | undefined;
+    modules: ModuleSummary;
+  },
+  write: boolean,
+): void {
+  const underLoad = (t: TargetResult): number => Math.max(t.nonstream.rss_max_mb, t.stream.rss_max_mb);
+  const ratio = round(underLoad(r.portico) / underLoad(r.bare), 2);
+  const row = (name: string, t: TargetResult): string =>
+    `| ${name} | ${t.fresh_mb} | ${t.nonstream.rss_max_mb} | ${t.stream.rss_max_mb} | ${t.after_mb} | ${t.nonstream.rps} | ${t.stream.rps} | ${t.nonstream.cpu_us_per_req} / ${t.stream.cpu_us_per_req} | ${t.nonstream.errors + t.stream.errors} |`;
+  const table = [
+    '| process | RSS fresh (MB) | RSS max, non-streaming c=64 (MB) | RSS max, 20-chunk streams c=64 (MB) | RSS after load (MB) | req/s | streams/s | CPU µs per req / per stream | errors |',
+    '|---|---|---|---|---|---|---|---|---|',
+    row('bare node:http proxy', r.bare),
+    row(
+      `Portico, bench config${r.gateway_node_flags.length ? ` (${r.gateway_node_flags.join(' ')})` : ''}`,
+      r.portico,
+    ),
+  ];
+  const top = Object.entries(r.modules.packages)
+    .slice(0, 25)
+    .map(([p, n]) => `${p} (${n})`)
+    .join(', ');
+  const md = [
+    '# Memory benchmark',
+    '',
+    `Generated by \`npm run bench:memory\` on ${r.generated_at} — ${r.machine.cpus} × ${r.machine.cpu_model}, Node ${r.machine.node}; 1-minute load average when it started: ${r.machine.load_avg_1m_at_start}.`,
+    `RSS is VmRSS from /proc, sampled every 100 ms. Load: c=64 over keep-alive connections from a separate process, ${r.seconds_per_phase} s per phase (non-streaming, then 20-chunk streams), against a node:http mock upstream on loopback. The gateway runs from dist/ with the bench config (one tenant, key auth, prompt policy none, cache off, metrics, SQLite ledger, request log).`,
+    '',
+    ...table,
+    '',
+    `- Fresh RSS, bench config: **${r.portico.fresh_mb} MB** (target ≤ 90 MB).`,
+    `- RSS under c=64 load: **${underLoad(r.portico)} MB** = **${ratio}×** the bare node:http proxy's ${underLoad(r.bare)} MB (target ≤ 1.3×).`,
+    ...(r.demo_fresh_mb !== undefined
+      ? [
+          `- Fresh RSS, \`npm start\` (examples/demo.yaml: two tenants, engine backend whose model file is absent here, simulator fallback): ${r.demo_fresh_mb} MB.`,
+        ]
+      : []),
+    '',
+    `## Modules loaded at start-up (bench config)`,
+    '',
+    `${r.modules.esm_files} ES modules, ${r.modules.cjs_files} CommonJS files (through scripts/module-probe.mjs). Files per package: ${top}.`,
+    '',
+  ].join('\n');
+  process.stdout.write(md + '\n');
+  if (write) {
+    void writeFile(join(root, 'bench/memory-report.md'), md);
+    void writeFile(join(root, 'bench/memory-report.json'), JSON.stringify(r, null, 2) + '\n');
+  }
+}
+
+await main();
