@@ -1331,12 +1331,13 @@ describe('ledger migration: the partial column (cancelled and broken-off streams
     );
   };
 
-  it('sqlite: a store at schema 2 (before the column) migrates in order; old rows read as not partial', async () => {
+  it('sqlite: a store at the schema before the column migrates in order; old rows read as not partial', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portico-migrate-'));
     try {
       const db = new Database(join(dir, SQLITE_FILE));
-      for (const m of SQLITE_MIGRATIONS.slice(0, 2)) db.exec(m);
-      db.pragma('user_version = 2');
+      const before = SQLITE_MIGRATIONS.length - 1; // the partial column is the last migration
+      for (const m of SQLITE_MIGRATIONS.slice(0, before)) db.exec(m);
+      db.pragma(`user_version = ${before}`);
       db.prepare(
         `INSERT INTO ledger (id, time, tenant, key_id, model, backend, tokens_in, tokens_out, estimated, cost_usd, latency_ms, status, cache_hit, request_id)
          VALUES (?, ?, 'acme', 'key_a', 'gpt-4o-mini', 'sim-1', 10, 5, 0, 0.0001, 42, 200, 0, ?)`,
@@ -1356,7 +1357,7 @@ describe('ledger migration: the partial column (cancelled and broken-off streams
     }
   });
 
-  it('postgres: a schema at version 1 (before the column) migrates; old rows read as not partial', async (t) => {
+  it('postgres: a schema at the version before the column migrates; old rows read as not partial', async (t) => {
     if (!pgUrl) return unavailable(t, pgReason);
     const schema = uniqueName('portico_test_');
     const c = new pg.Client({ connectionString: pgUrl });
@@ -1366,8 +1367,11 @@ describe('ledger migration: the partial column (cancelled and broken-off streams
       await c.query(
         `CREATE TABLE "${schema}".schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
       );
-      await c.query((PG_MIGRATIONS[0] as (s: string) => string)(`"${schema}"`));
-      await c.query(`INSERT INTO "${schema}".schema_migrations (version) VALUES (1)`);
+      const before = PG_MIGRATIONS.length - 1; // the partial column is the last migration
+      for (let v = 0; v < before; v++) {
+        await c.query((PG_MIGRATIONS[v] as (s: string) => string)(`"${schema}"`));
+        await c.query(`INSERT INTO "${schema}".schema_migrations (version) VALUES ($1)`, [v + 1]);
+      }
       await c.query(
         `INSERT INTO "${schema}".ledger (id, time, tenant, key_id, model, backend, tokens_in, tokens_out, estimated, cost_usd, latency_ms, status, cache_hit, request_id)
          VALUES ($1, to_timestamp($2::bigint / 1000.0), 'acme', 'key_a', 'gpt-4o-mini', 'sim-1', 10, 5, false, 0.0001, 42, 200, false, $1)`,

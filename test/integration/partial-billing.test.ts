@@ -113,7 +113,10 @@ describe('partial billing: cancelled and broken-off streams', () => {
         const piece = chunk.choices[0]?.delta?.content;
         if (piece) {
           text += piece;
-          if (++pieces === 40) controller.abort();
+          if (++pieces === 40) {
+            controller.abort();
+            break;
+          }
         }
       }
     } catch (err) {
