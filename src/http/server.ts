@@ -9,6 +9,7 @@ import { requireAdmin } from './admin-auth.js';
 import { ANTHROPIC_PATH, registerAnthropicRoutes } from './routes/anthropic.js';
 import { openAIErrorToAnthropic } from '../providers/anthropic/index.js';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { ServerOptions } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import compress from '@fastify/compress';
@@ -29,6 +30,32 @@ import { registerAdminRoutes } from './routes/admin.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerOpenApi } from './openapi.js';
 import { edgeClientErrorHandler, guardConnections, isRefused, trackRequest } from './edge.js';
+
+type Compilers = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>;
+type BuildValidator = NonNullable<Compilers['buildValidator']>;
+type BuildSerializer = NonNullable<Compilers['buildSerializer']>;
+const fastifyRequire = createRequire(createRequire(import.meta.url).resolve('fastify'));
+type Factory = (...args: unknown[]) => unknown;
+/** A compiler factory that requires its module (from fastify's own dependencies) when first called. */
+function onFirstUse(module: string): Factory {
+  let selector: Factory | undefined;
+  return (...args) => {
+    selector ??= (fastifyRequire(module) as () => Factory)();
+    return selector(...args);
+  };
+}
+/**
+ * Fastify's own validator (ajv) and serializer (fast-json-stringify) compilers, required on first
+ * use instead of at start-up. No Portico route compiles either: handlers validate with zod, and the
+ * admin routes' OpenAPI schemas are documentation only (openapi.ts gives them pass-through
+ * compilers). So ajv (~90 files, ~2 MB of RSS measured) stays unloaded unless a route asks. Same
+ * compilers with Fastify's options; the one difference is that Fastify then treats them as
+ * custom, which only skips lowercasing the keys of header schemas (no route here has one).
+ */
+const LAZY_COMPILERS: Compilers = {
+  buildValidator: onFirstUse('@fastify/ajv-compiler') as unknown as BuildValidator,
+  buildSerializer: onFirstUse('@fastify/fast-json-stringify-compiler') as unknown as BuildSerializer,
+};
 
 /** How often Node checks every connection against the header and body deadlines. */
 const CHECK_INTERVAL_MS = 1000;
@@ -62,6 +89,7 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   const cfg = gw.snapshot.config.server;
   const opts: FastifyServerOptions & { https?: Record<string, unknown>; http?: ServerOptions } = {
     logger: false,
+    schemaController: { compilersFactory: LAZY_COMPILERS },
     bodyLimit: cfg.body_limit_bytes,
     trustProxy: cfg.trust_proxy,
     return503OnClosing: true,

@@ -5,10 +5,12 @@
  *
  * - the default embedded config (one tenant, no limits, tracing off, no L2 cache, no engine
  *   backend) loads neither the OpenTelemetry SDK nor its exporter, nor pg, ioredis,
- *   node-llama-cpp or the tokenizer, nor undici's fetch/WebSocket/cache parts;
+ *   node-llama-cpp, the tokenizer or ajv, nor undici's fetch/WebSocket/cache parts;
  * - tracing on and a Redis L2 configured do load the SDK and ioredis (the probe sees them: the
  *   absence above is not the probe missing things). Distributed mode itself (pg + ioredis) is
  *   exercised by test/distributed.
+ * - Fastify's validator and serializer compilers (ajv, fast-json-stringify), loaded on first use
+ *   (src/http/server.ts), still validate, coerce and serialise a route that brings schemas.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +19,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../support/processes.js';
+import { demoConfig } from '../support/gateway.js';
+import { Gateway } from '../../src/app.js';
+import { buildConfig } from '../../src/config/load.js';
+import { buildHttpServer } from '../../src/http/server.js';
+import { createLogger } from '../../src/telemetry/logger.js';
 
 interface Loaded {
   esm: string[];
@@ -90,7 +97,7 @@ const pkg = (name: string): RegExp => new RegExp(`/node_modules/${name.replace('
 const loads = (files: string[], name: string): boolean => files.some((f) => pkg(name).test(f));
 
 describe('start-up loads only what the config uses', () => {
-  it('the default embedded config loads no OTel SDK, pg, ioredis, engine or tokenizer', async () => {
+  it('the default embedded config loads no OTel SDK, pg, ioredis, engine, tokenizer or ajv', async () => {
     const files = await loadedBy([]);
     // The probe works: the gateway's own modules and its HTTP stack are there.
     assert.ok(loads(files, 'fastify'), 'fastify was loaded');
@@ -109,6 +116,7 @@ describe('start-up loads only what the config uses', () => {
       'ioredis',
       'node-llama-cpp',
       'gpt-tokenizer',
+      'ajv',
     ];
     for (const name of absent) assert.equal(loads(files, name), false, `${name} was loaded`);
     // undici: the Pool and its request API, not fetch/WebSocket/cache stores.
@@ -130,5 +138,39 @@ describe('start-up loads only what the config uses', () => {
     assert.ok(loads(files, '@opentelemetry/exporter-trace-otlp-http'), 'the OTLP exporter was loaded');
     assert.ok(loads(files, 'ioredis'), 'ioredis was loaded');
     assert.equal(loads(files, 'pg'), false, 'pg was loaded');
+  });
+
+  it('a route with schemas is still validated (ajv, with coercion) and serialised when first used', async () => {
+    const loaded = await buildConfig(demoConfig(), { env: {} });
+    const gateway = await Gateway.create(loaded, { defaultMetrics: false, logger: createLogger('silent') });
+    const app = await buildHttpServer(gateway);
+    try {
+      app.get(
+        '/lazy-compilers-probe',
+        {
+          schema: {
+            querystring: {
+              type: 'object',
+              properties: { n: { type: 'integer', minimum: 1 } },
+              required: ['n'],
+            },
+            response: { 200: { type: 'object', properties: { twice: { type: 'integer' } } } },
+          },
+        },
+        async (request) => {
+          const { n } = request.query as { n: number };
+          // Coerced to a number by ajv; `secret` is not in the response schema, so it is dropped.
+          return { twice: n * 2, secret: 'dropped by the serializer' };
+        },
+      );
+      const ok = await app.inject({ method: 'GET', url: '/lazy-compilers-probe?n=21' });
+      assert.equal(ok.statusCode, 200);
+      assert.deepEqual(ok.json(), { twice: 42 });
+      const bad = await app.inject({ method: 'GET', url: '/lazy-compilers-probe?n=zero' });
+      assert.equal(bad.statusCode, 400);
+    } finally {
+      await app.close();
+      await gateway.close();
+    }
   });
 });
