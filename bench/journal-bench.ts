@@ -127,7 +127,9 @@ const dataBase = join(root, '.portico-data');
 mkdirSync(dataBase, { recursive: true });
 const dataDir = process.env.JOURNAL_DIR ?? mkdtempSync(join(dataBase, 'bench-journal-'));
 const tmpDir = mkdtempSync(join(tmpdir(), 'portico-bench-journal-'));
-const rows = [...measure(`data dir (${dataDir})`, dataDir), ...measure(`OS temp dir (${tmpDir})`, tmpDir)];
+// Labels without absolute paths: the report is committed.
+const dataLabel = process.env.JOURNAL_DIR ? 'JOURNAL_DIR' : 'data dir (.portico-data/)';
+const rows = [...measure(dataLabel, dataDir), ...measure('OS temp dir', tmpDir)];
 if (!process.env.JOURNAL_DIR) rmSync(dataDir, { recursive: true, force: true });
 rmSync(tmpDir, { recursive: true, force: true });
 
