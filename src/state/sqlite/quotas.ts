@@ -2,14 +2,18 @@
  * SQLite quota store (embedded family): usage and reservations persist under the data directory,
  * so a restart keeps the day/month totals. Each operation is one IMMEDIATE transaction.
  *
- * Commits are batched: `commit()` queues the settlement and resolves once it is in the database,
- * which happens either inside the next `reserve()` transaction (before that reservation is planned,
- * so admission sees exactly what a synchronous commit would have left) or in one transaction for
- * every commit queued in this turn of the event loop (`setImmediate`). Every other read (`usage`,
- * `release`, `renew`, `releaseOthers`) flushes the queue first. A crash before the flush loses
- * nothing: the reservation is still held in the database (released at restart) and the ledger
- * journal, written before the response's last byte, replays the commit (its confirmation is only
- * written once this promise resolved).
+ * Operations on the request path are batched per turn of the event loop: `reserve()` and `commit()`
+ * queue their work and resolve once it is in the database; a `setImmediate` writes everything
+ * queued in this turn in one IMMEDIATE transaction — the commits first (in a savepoint), then the
+ * reservations in call order, each planned on what the previous ones left, exactly as one
+ * transaction each would. Every other operation (`usage`, `release`, `renew`, `releaseOthers`)
+ * flushes the queue first, and the factory flushes before closing the database. If a batch fails,
+ * each operation is retried in its own transaction, so a failing one rejects alone.
+ * Guarantees are unchanged: a reservation is in SQLite before reserve() resolves (so before the
+ * request goes upstream, and a restart releases it), and a commit not yet flushed when the process
+ * dies leaves its reservation held in SQLite (released at restart) while the ledger journal, written
+ * before the response's last byte, replays the commit (its confirmation is written only after
+ * commit() resolved).
  */
 import { planReservation, SETTLED_RETENTION_MS, tokenRange, type Tally } from '../quota-logic.js';
 import type {
@@ -60,8 +64,15 @@ interface ResRow {
   state: string;
 }
 
+interface PendingReserve {
+  req: ReserveRequest;
+  now: number;
+  resolve: (r: ReserveResult) => void;
+  reject: (e: unknown) => void;
+}
+
 interface Reserved {
-  result: ReserveResult;
+  results: ReserveResult[];
   /** Whether the queued commits passed to the transaction were written with it. */
   applied: boolean;
 }
@@ -77,7 +88,9 @@ export class SqliteQuotaStore implements QuotaStore {
   #flushScheduled = false;
   /** Transaction functions made once (better-sqlite3 builds four wrappers per db.transaction()). */
   readonly #applyTx: (batch: readonly PendingCommit[], now: number) => void;
-  readonly #reserveTx: (req: ReserveRequest, now: number, batch: readonly PendingCommit[]) => Reserved;
+  /** Reservations waiting for the setImmediate flush, in call order. */
+  #reserves: PendingReserve[] = [];
+  readonly #reserveTx: (reserves: readonly PendingReserve[], batch: readonly PendingCommit[]) => Reserved;
 
   constructor(db: SqliteDb, opts: { clock?: Clock } = {}) {
     this.#db = db;
@@ -88,8 +101,8 @@ export class SqliteQuotaStore implements QuotaStore {
     });
     this.#applyTx = (batch, now) => apply.immediate(batch, now);
     const reserve = db.transaction(
-      (req: ReserveRequest, now: number, batch: readonly PendingCommit[]): Reserved => {
-        this.#purge(now);
+      (reserves: readonly PendingReserve[], batch: readonly PendingCommit[]): Reserved => {
+        const now = this.#clock();
         // Settle the queued commits first, in a savepoint: a failure there rolls back only them
         // (they are retried one by one by the flush) and never fails this reservation.
         let applied = false;
@@ -101,10 +114,15 @@ export class SqliteQuotaStore implements QuotaStore {
             applied = false;
           }
         }
-        return { result: this.#reserveIn(req, now), applied };
+        // In call order, each planned on what the previous ones left (as one transaction each would).
+        const results = reserves.map((r) => {
+          this.#purge(r.now);
+          return this.#reserveIn(r.req, r.now);
+        });
+        return { results, applied };
       },
     );
-    this.#reserveTx = (req, now, batch) => reserve.immediate(req, now, batch);
+    this.#reserveTx = (reserves, batch) => reserve.immediate(reserves, batch);
   }
 
   /** Prepared once, reused (this runs on every request). */
@@ -214,20 +232,15 @@ export class SqliteQuotaStore implements QuotaStore {
     return { ok: true, reservation: r };
   }
 
-  async reserve(req: ReserveRequest): Promise<ReserveResult> {
-    const now = req.now ?? this.#clock();
-    const batch = this.#pending;
-    this.#pending = [];
-    let out: Reserved;
-    try {
-      out = this.#reserveTx(req, now, batch);
-    } catch (e) {
-      this.#requeue(batch);
-      throw e;
-    }
-    if (out.applied) for (const p of batch) p.resolve();
-    else this.#requeue(batch);
-    return out.result;
+  /**
+   * Queued, and written with every reservation and commit queued in this turn of the event loop in
+   * one IMMEDIATE transaction (see flush()); resolves once the reservation is in the database.
+   */
+  reserve(req: ReserveRequest): Promise<ReserveResult> {
+    return new Promise<ReserveResult>((resolve, reject) => {
+      this.#reserves.push({ req, now: req.now ?? this.#clock(), resolve, reject });
+      this.#schedule();
+    });
   }
 
   /** One settlement, inside a transaction: idempotent per reservation id. */
@@ -256,12 +269,6 @@ export class SqliteQuotaStore implements QuotaStore {
     );
   }
 
-  #requeue(batch: PendingCommit[]): void {
-    if (batch.length === 0) return;
-    this.#pending = batch.concat(this.#pending);
-    this.#schedule();
-  }
-
   #schedule(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
@@ -272,13 +279,44 @@ export class SqliteQuotaStore implements QuotaStore {
   }
 
   /**
-   * Write every queued commit now, in one transaction; if that fails, one transaction each, so a
-   * failing commit rejects alone. Called before the database is closed.
+   * Write every queued commit and reservation now, in one transaction (commits first, in a
+   * savepoint, then the reservations in call order); if that fails, one transaction each, so a
+   * failing operation rejects alone. Called before every read and before the database is closed.
    */
   flush(): void {
+    const reserves = this.#reserves;
     const batch = this.#pending;
-    if (batch.length === 0) return;
+    if (reserves.length === 0) {
+      this.#flushCommits(batch);
+      return;
+    }
+    this.#reserves = [];
     this.#pending = [];
+    let out: Reserved;
+    try {
+      out = this.#reserveTx(reserves, batch);
+    } catch {
+      this.#flushCommits(batch);
+      for (const r of reserves) {
+        let one: Reserved;
+        try {
+          one = this.#reserveTx([r], []);
+        } catch (e) {
+          r.reject(e);
+          continue;
+        }
+        r.resolve(one.results[0] as ReserveResult);
+      }
+      return;
+    }
+    if (out.applied) for (const p of batch) p.resolve();
+    else this.#flushCommits(batch);
+    reserves.forEach((r, i) => r.resolve(out.results[i] as ReserveResult));
+  }
+
+  #flushCommits(batch: PendingCommit[]): void {
+    if (batch.length === 0) return;
+    if (batch === this.#pending) this.#pending = [];
     const now = this.#clock();
     try {
       this.#applyTx(batch, now);
