@@ -279,6 +279,7 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
         ledgerStore: 'sqlite',
         ping: async () => ({ sqlite: db.open }),
         closeConnections: async () => {
+          quotas.flush(); // queued commits (see SqliteQuotaStore) go in before the file closes
           db.close();
           if (cfg.data_dir !== ':memory:') releaseStore(cfg.data_dir);
         },
