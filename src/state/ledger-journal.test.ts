@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { entryLine, JOURNAL_FIELDS, LedgerJournal, type JournalEntry } from './ledger-journal.js';
+import { LedgerJournal } from './ledger-journal.js';
 import { LedgerWriter } from './ledger-writer.js';
 import { replayJournal } from './factory.js';
 import { MemoryLedgerStore } from './memory/catalog.js';
@@ -186,55 +186,5 @@ describe('journal replay', () => {
     assert.equal(segments(d).length, 0);
     await w.close();
     assert.equal(segments(d).length, 0);
-  });
-});
-
-describe('entryLine (the journal line writer)', () => {
-  const full: JournalEntry = {
-    r: {
-      id: 'req_1',
-      time: 1764979200123,
-      tenant: 'ac"me\u0000\ud800',
-      key_id: 'key_1',
-      model: 'm/\\x',
-      backend: null,
-      tokens_in: 12,
-      tokens_out: 0,
-      estimated: true,
-      cost_usd: 0.00015915,
-      latency_ms: 812.345,
-      status: 499,
-      cache_hit: true,
-      request_id: 'req_1',
-      partial: true,
-    },
-    q: {
-      res: {
-        id: 'res_1',
-        tenant: 'acme',
-        scopes: ['tenant', 'key:key_1'],
-        windows: { day: '2026-12-06', month: '2026-12' },
-        tokens: 1312,
-        requests: 1,
-        owner: 'replica-1',
-        expiresAt: 1764979215123,
-        degraded: false,
-      },
-      tokens: 599,
-    },
-  };
-
-  it('writes exactly what JSON.stringify writes, every field included', () => {
-    assert.deepEqual(Object.keys(full.r).sort(), Object.keys(JOURNAL_FIELDS.record).sort());
-    assert.deepEqual(Object.keys(full.q?.res ?? {}).sort(), Object.keys(JOURNAL_FIELDS.reservation).sort());
-    assert.equal(entryLine(full), `${JSON.stringify(full)}\n`);
-    const plain: JournalEntry = { r: rec('req_2') };
-    assert.equal(entryLine(plain), `${JSON.stringify(plain)}\n`);
-    assert.deepEqual(JSON.parse(entryLine(full)), full);
-  });
-
-  it('writes a number JSON cannot hold as null, as JSON.stringify does', () => {
-    const e: JournalEntry = { r: { ...rec('req_3'), cost_usd: Number.NaN, latency_ms: Infinity } };
-    assert.equal(entryLine(e), `${JSON.stringify(e)}\n`);
   });
 });
