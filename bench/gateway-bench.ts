@@ -465,6 +465,10 @@ function renderMarkdown(
     '',
     `Direct (no proxy): non-streaming c=1 p50 ${fmt(res.direct?.ns1_p50_ms, 3)} ms, stream c=1 TTFT p50 ${fmt(res.direct?.s1_ttft_ms, 3)} ms.`,
     '',
+    '## Where the remaining CPU goes',
+    '',
+    'A `--cpu-prof` summary by stage (authentication and limits, quota reservation, dispatch, the stream writer, `finishRequest`, socket writes, undici, Fastify, GC) for streams and non-streaming requests, defaults and governed, with the method and the before/after of each change: [pipeline-report.md](pipeline-report.md#where-the-cpu-goes-on-the-socket-path-node---cpu-prof-issue-16). Reproduce: `BENCH_CPU_PROF=DIR BENCH_SCENARIOS=ns64 npx tsx bench/gateway-bench.ts`, then `npx tsx bench/profile-summary.ts DIR/portico/*.cpuprofile 30`.',
+    '',
   ].join('\n');
 }
 
