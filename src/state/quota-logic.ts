@@ -2,8 +2,15 @@
  * Quota arithmetic shared by the memory and SQLite stores (the Redis Lua script mirrors it):
  * how many tokens a reservation may hold, or the first limit that refuses it.
  */
-import type { QuotaMetric, QuotaScope, QuotaWindow, ReserveResult } from './ports.js';
-import { QUOTA_WINDOWS, windowResetAt } from './util.js';
+import type {
+  QuotaMetric,
+  QuotaReservation,
+  QuotaScope,
+  QuotaWindow,
+  ReserveRequest,
+  ReserveResult,
+} from './ports.js';
+import { DEFAULT_RESERVATION_TTL_MS, newId, QUOTA_WINDOWS, windowId, windowResetAt } from './util.js';
 
 export interface Tally {
   usedTokens: number;
@@ -85,4 +92,36 @@ export function tokenRange(tokens: number, minTokens: number | undefined): { max
   const max = Math.max(0, Math.ceil(tokens));
   const min = minTokens === undefined ? max : Math.min(max, Math.max(0, Math.ceil(minTokens)));
   return { max, min };
+}
+
+/**
+ * The reservation an in-process store (memory, SQLite) takes for `req` at `now`, or the first limit
+ * that refuses it; `tally(tenant, scope, windowId)` reads that store's numbers. The store then
+ * records it its own way.
+ */
+export function takeReservation(
+  req: ReserveRequest,
+  now: number,
+  tally: (tenant: string, scope: string, windowId: string) => Tally,
+): { ok: true; reservation: QuotaReservation } | Refusal {
+  const requests = req.requests ?? 1;
+  const range = tokenRange(req.tokens, req.minTokens);
+  const windows = { day: windowId('day', now), month: windowId('month', now) };
+  const plan = planReservation(req.scopes, range.max, range.min, requests, now, (scope, w) =>
+    tally(req.tenant, scope, windows[w]),
+  );
+  if (!plan.ok) return plan;
+  return {
+    ok: true,
+    reservation: {
+      id: newId(),
+      tenant: req.tenant,
+      scopes: req.scopes.map((sc) => sc.name),
+      windows,
+      tokens: plan.tokens,
+      requests,
+      owner: req.owner ?? '',
+      expiresAt: now + (req.ttlMs ?? DEFAULT_RESERVATION_TTL_MS),
+    },
+  };
 }

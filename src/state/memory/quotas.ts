@@ -1,11 +1,5 @@
 /** In-process quota store (tests, and a reference for the others). */
-import {
-  EMPTY_TALLY,
-  planReservation,
-  SETTLED_RETENTION_MS,
-  tokenRange,
-  type Tally,
-} from '../quota-logic.js';
+import { EMPTY_TALLY, SETTLED_RETENTION_MS, takeReservation, type Tally } from '../quota-logic.js';
 import type {
   Clock,
   QuotaReservation,
@@ -15,7 +9,7 @@ import type {
   ReserveRequest,
   ReserveResult,
 } from '../ports.js';
-import { DEFAULT_RESERVATION_TTL_MS, newId, QUOTA_WINDOWS, windowId, windowResetAt } from '../util.js';
+import { DEFAULT_RESERVATION_TTL_MS, QUOTA_WINDOWS, windowId, windowResetAt } from '../util.js';
 
 type ResState = 'held' | 'settled' | 'expired';
 
@@ -77,23 +71,10 @@ export class MemoryQuotaStore implements QuotaStore {
   async reserve(req: ReserveRequest): Promise<ReserveResult> {
     const now = req.now ?? this.#clock();
     this.#purge(now);
-    const requests = req.requests ?? 1;
-    const range = tokenRange(req.tokens, req.minTokens);
-    const windows = { day: windowId('day', now), month: windowId('month', now) };
-    const plan = planReservation(req.scopes, range.max, range.min, requests, now, (scope, w) =>
-      this.#tally(req.tenant, scope, windows[w]),
-    );
-    if (!plan.ok) return plan;
-    const r: QuotaReservation = {
-      id: newId(),
-      tenant: req.tenant,
-      scopes: req.scopes.map((s) => s.name),
-      windows,
-      tokens: plan.tokens,
-      requests,
-      owner: req.owner ?? '',
-      expiresAt: now + (req.ttlMs ?? DEFAULT_RESERVATION_TTL_MS),
-    };
+    const taken = takeReservation(req, now, (tenant, scope, wid) => this.#tally(tenant, scope, wid));
+    if (!taken.ok) return taken;
+    const r = taken.reservation;
+    const windows = r.windows;
     this.#apply(r, (t) => {
       t.reservedTokens += r.tokens;
       t.reservedRequests += r.requests;

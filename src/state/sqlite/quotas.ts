@@ -15,7 +15,7 @@
  * before the response's last byte, replays the commit (its confirmation is written only after
  * commit() resolved).
  */
-import { planReservation, SETTLED_RETENTION_MS, tokenRange, type Tally } from '../quota-logic.js';
+import { SETTLED_RETENTION_MS, takeReservation, type Tally } from '../quota-logic.js';
 import type {
   Clock,
   QuotaReservation,
@@ -25,7 +25,7 @@ import type {
   ReserveRequest,
   ReserveResult,
 } from '../ports.js';
-import { DEFAULT_RESERVATION_TTL_MS, newId, QUOTA_WINDOWS, windowId, windowResetAt } from '../util.js';
+import { DEFAULT_RESERVATION_TTL_MS, QUOTA_WINDOWS, windowId, windowResetAt } from '../util.js';
 import type { Statement } from 'better-sqlite3';
 import type { SqliteDb } from './db.js';
 
@@ -198,23 +198,10 @@ export class SqliteQuotaStore implements QuotaStore {
   }
 
   #reserveIn(req: ReserveRequest, now: number): ReserveResult {
-    const requests = req.requests ?? 1;
-    const range = tokenRange(req.tokens, req.minTokens);
-    const windows = { day: windowId('day', now), month: windowId('month', now) };
-    const plan = planReservation(req.scopes, range.max, range.min, requests, now, (scope, w) =>
-      this.#tally(req.tenant, scope, windows[w]),
-    );
-    if (!plan.ok) return plan;
-    const r: QuotaReservation = {
-      id: newId(),
-      tenant: req.tenant,
-      scopes: req.scopes.map((s) => s.name),
-      windows,
-      tokens: plan.tokens,
-      requests,
-      owner: req.owner ?? '',
-      expiresAt: now + (req.ttlMs ?? DEFAULT_RESERVATION_TTL_MS),
-    };
+    const taken = takeReservation(req, now, (tenant, scope, wid) => this.#tally(tenant, scope, wid));
+    if (!taken.ok) return taken;
+    const r = taken.reservation;
+    const windows = r.windows;
     this.#add(r.tenant, r.scopes, windows, { ut: 0, ur: 0, rt: r.tokens, rr: r.requests });
     this.#st(
       "INSERT INTO quota_reservations (id, tenant, scopes, day, month, tokens, requests, expires_at, owner, state) VALUES (?,?,?,?,?,?,?,?,?,'held')",
