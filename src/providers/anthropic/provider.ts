@@ -217,6 +217,18 @@ export class AnthropicProvider implements Provider {
     return new PorticoError('upstream_error', `Backend '${this.id}' connection failed: ${msg}`, { cause: e });
   }
 
+  /** A successful answer's body as text (an error status is mapped to the catalog). */
+  async #readOk(up: Upstream): Promise<string> {
+    if (up.status < 200 || up.status >= 300) throw await this.#readError(up);
+    try {
+      return await up.body.text();
+    } catch (e) {
+      throw this.#networkError(e, up.signal);
+    } finally {
+      up.done();
+    }
+  }
+
   async #readError(up: Upstream): Promise<PorticoError> {
     let text = '';
     try {
@@ -238,15 +250,7 @@ export class AnthropicProvider implements Provider {
   async chat(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ChatCompletionResponse> {
     const body = toAnthropicRequest({ ...req, stream: false }, this.#convertOpts());
     const up = await this.#send('POST', this.#paths.messagesPath, body, ctx, false, req[ANTHROPIC_HEADERS]);
-    if (up.status < 200 || up.status >= 300) throw await this.#readError(up);
-    let text: string;
-    try {
-      text = await up.body.text();
-    } catch (e) {
-      throw this.#networkError(e, up.signal);
-    } finally {
-      up.done();
-    }
+    const text = await this.#readOk(up);
     let msg: unknown;
     try {
       msg = JSON.parse(text);
@@ -364,15 +368,7 @@ export class AnthropicProvider implements Provider {
       false,
       req[ANTHROPIC_HEADERS],
     );
-    if (up.status < 200 || up.status >= 300) throw await this.#readError(up);
-    let text: string;
-    try {
-      text = await up.body.text();
-    } catch (e) {
-      throw this.#networkError(e, up.signal);
-    } finally {
-      up.done();
-    }
+    const text = await this.#readOk(up);
     let n: unknown;
     try {
       n = (JSON.parse(text) as { input_tokens?: unknown }).input_tokens;
