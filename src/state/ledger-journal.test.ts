@@ -164,6 +164,34 @@ describe('journal replay', () => {
     assert.equal((await quotas.usage('acme', 'tenant', 'day')).usedTokens, 12);
   });
 
+  it('replays the quota part in both line forms (packed array, and the object form of older lines)', async () => {
+    const d = dir();
+    const ledger = new MemoryLedgerStore();
+    const quotas = new MemoryQuotaStore();
+    const res1 = await reservation(quotas);
+    const res2 = await reservation(quotas);
+    const j = LedgerJournal.open(d);
+    j.append({ r: rec('new', 4), q: { res: res1, tokens: 9 } });
+    j.close();
+    const [seg] = segments(d);
+    const line = readFileSync(join(d, seg as string), 'utf8');
+    assert.match(line, /"q":\["/, 'the quota part is written as an array');
+    assert.ok(!line.includes('"owner"'), 'the owner is not needed to commit, so not written');
+    // An older process wrote the object form; a third line has a quota part nothing can commit.
+    appendFileSync(
+      join(d, seg as string),
+      `${JSON.stringify({ r: rec('old', 2), q: { res: res2, tokens: 6 } })}\n` +
+        `${JSON.stringify({ r: rec('bad', 1), q: [42] })}\n`,
+    );
+    const r = await replayJournal(LedgerJournal.open(d), ledger, quotas);
+    assert.equal(r.records, 2);
+    assert.equal(r.badLines, 1);
+    assert.equal(r.quotaCommits, 2);
+    const u = await quotas.usage('acme', 'tenant', 'day');
+    assert.equal(u.usedTokens, 15);
+    assert.equal(u.reservedTokens, 0);
+  });
+
   it('the writer confirms journal records once the store has them and the quota commit is settled', async () => {
     const d = dir();
     const ledger = new MemoryLedgerStore();
