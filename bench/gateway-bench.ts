@@ -17,6 +17,8 @@
  * medians reported; default 1), BENCH_QUICK=1 (1 s phases, short warm-up), BENCH_TARGETS (comma
  * list of direct,node,fastify,portico,governed), BENCH_SCENARIOS (comma list of ns1,ns64,s1,s64),
  * BENCH_CPU_PROF=DIR (run both Portico configs under `node --cpu-prof`, profiles in DIR on exit),
+ * nojournal (only when named in BENCH_TARGETS: the defaults with the ledger crash journal off, so
+ * its in-gateway cost under load is the CPU difference to 'portico' in the same run),
  * BENCH_BASELINE_DIST=DIR (also run another build's DIR/main.js in both configs — "baseline" columns —
  * for before/after figures measured in the same run).
  * A full run (all targets and scenarios, not quick, no profiler) writes bench/report.json and
@@ -38,7 +40,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 1 : 3));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
 const CPU_PROF = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
 
-type TargetName = 'direct' | 'node' | 'fastify' | 'portico' | 'governed' | 'base' | 'base-governed';
+type TargetName =
+  'direct' | 'node' | 'fastify' | 'portico' | 'governed' | 'nojournal' | 'base' | 'base-governed';
 type ScenarioName = 'ns1' | 'ns64' | 's1' | 's64';
 
 interface Target {
@@ -78,6 +81,9 @@ const ALL_TARGETS: TargetName[] = [
   'portico',
   'governed',
   ...(BASELINE ? (['base', 'base-governed'] as const) : []),
+  // Only when asked for by name: the defaults with the ledger crash journal off (state.journal_dir:
+  // ''), for the journal's cost inside the gateway under load, next to 'portico' in the same run.
+  ...(process.env.BENCH_TARGETS?.split(',').includes('nojournal') ? (['nojournal'] as const) : []),
 ];
 const ALL_SCENARIOS: Scenario[] = [
   { name: 'ns1', label: 'non-streaming c=1', stream: false, concurrency: 1 },
@@ -204,7 +210,13 @@ async function freshRss(pid: number): Promise<number> {
   return round((await procStats(pid)).rssMb, 1);
 }
 
-function gatewayConfig(port: number, upstream: string, dir: string, governed: boolean): string {
+function gatewayConfig(
+  port: number,
+  upstream: string,
+  dir: string,
+  governed: boolean,
+  journal = true,
+): string {
   const tenant = governed
     ? [
         '  - id: governed',
@@ -218,7 +230,7 @@ function gatewayConfig(port: number, upstream: string, dir: string, governed: bo
     `server: { host: 127.0.0.1, port: ${port}, upstream_pool: { connections: 128 } }`,
     'logging: { level: warn }',
     'admin: { console: false }',
-    `state: { kind: embedded, data_dir: "${join(dir, 'data')}" }`,
+    `state: { kind: embedded, data_dir: "${join(dir, 'data')}"${journal ? '' : ', journal_dir: ""'} }`,
     'cache: { enabled: false }',
     ...(governed ? [`telemetry: { audit: { enabled: true, dir: "${join(dir, 'audit')}" } }`] : []),
     'tenants:',
@@ -271,6 +283,7 @@ async function main(): Promise<void> {
     for (const [name, governed, key, label, main] of [
       ['portico', false, KEY, 'Portico defaults', undefined],
       ['governed', true, KEY_GOVERNED, 'Portico governed', undefined],
+      ['nojournal', false, KEY, 'Portico defaults, no journal', undefined],
       ['base', false, KEY, 'baseline defaults', BASELINE && join(BASELINE, 'main.js')],
       ['base-governed', true, KEY_GOVERNED, 'baseline governed', BASELINE && join(BASELINE, 'main.js')],
     ] as const) {
@@ -279,7 +292,7 @@ async function main(): Promise<void> {
       await mkdir(dir, { recursive: true });
       const port = await freePort();
       const file = join(dir, 'bench.yaml');
-      await writeFile(file, gatewayConfig(port, mockUrl, dir, governed));
+      await writeFile(file, gatewayConfig(port, mockUrl, dir, governed, name !== 'nojournal'));
       const child = startProcess(['start', '--config', file], {
         cwd: dir,
         ...(main ? { main } : {}),
