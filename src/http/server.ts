@@ -17,7 +17,7 @@ import { canonicalApiUrl } from './route-aliases.js';
 import type { Gateway } from '../app.js';
 import { PorticoError } from '../errors/portico-error.js';
 import { acceptCorrelationId, newRequestId } from '../lib/ids.js';
-import { finishRequest, recordUsage } from '../pipeline/run.js';
+import { afterJournal, finishRequest, recordUsage } from '../pipeline/run.js';
 import { edgeContext, exposeTenantRouteMarks } from './edge-context.js';
 import { ANONYMOUS_TENANT, UNMATCHED_ENDPOINT } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
@@ -170,11 +170,17 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   });
 
   // Account (and journal the ledger record) before the response's bytes go out: once the client
-  // has its answer, a crash cannot lose the record.
+  // has its answer, a crash cannot lose the record. The journal line is written with the other
+  // answers finished in this event-loop turn (one write() for all), and the response goes out
+  // after that write.
   app.addHook('onSend', (request, reply, payload, done) => {
     const ctx = request.porticoCtx;
-    if (ctx) recordUsage(gw.deps, ctx, reply.statusCode);
-    done(null, payload);
+    if (!ctx) {
+      done(null, payload);
+      return;
+    }
+    recordUsage(gw.deps, ctx, reply.statusCode, true);
+    afterJournal(gw.deps, () => done(null, payload));
   });
 
   app.addHook('onResponse', (request, reply, done) => {

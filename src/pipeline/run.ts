@@ -577,7 +577,12 @@ function accountedUsage(
  * right after cannot lose the record of a response the client received; the record carries the
  * quota commit finishRequest will make, so a replay can make it too.
  */
-export function recordUsage(deps: PipelineDeps, ctx: RequestContext, status: number): void {
+export function recordUsage(
+  deps: PipelineDeps,
+  ctx: RequestContext,
+  status: number,
+  deferJournal = false,
+): void {
   if (ctx.accounting || ctx.finished) return;
   const latencyMs = performance.now() - ctx.startedAt;
   const usage = ctx.model ? accountedUsage(ctx, status) : undefined;
@@ -625,9 +630,20 @@ export function recordUsage(deps: PipelineDeps, ctx: RequestContext, status: num
         ...(ctx.partial ? { partial: true } : {}),
       },
       quota,
+      deferJournal,
     );
     if (!ok) deps.logger.warn({ requestId: ctx.requestId }, 'usage ledger buffer above its high-water mark');
   }
+}
+
+/**
+ * `cb` runs once the ledger records written so far are in the crash journal: a caller that passed
+ * `deferJournal` to recordUsage sends the response's bytes from here, so the guarantee holds
+ * (journaled before the client has its answer) while a busy turn's records share one write.
+ */
+export function afterJournal(deps: PipelineDeps, cb: () => void): void {
+  if (deps.tenancy) deps.tenancy.state.ledgerWriter.afterJournal(cb);
+  else cb();
 }
 
 /** Last stage, exactly once per request: metrics, accounting (quota settle, ledger), then the finish hooks. */

@@ -164,6 +164,44 @@ describe('journal replay', () => {
     assert.equal((await quotas.usage('acme', 'tenant', 'day')).usedTokens, 12);
   });
 
+  it('deferred appends share one write per event-loop turn; whenWritten waits for it', async () => {
+    const d = dir();
+    const j = LedgerJournal.open(d);
+    const lines = (): number =>
+      segments(d).reduce(
+        (n, f) => n + readFileSync(join(d, f), 'utf8').split('\n').filter(Boolean).length,
+        0,
+      );
+    const segA = j.append({ r: rec('a') }, true);
+    j.append({ r: rec('b') }, true);
+    assert.equal(lines(), 0, 'nothing written yet');
+    assert.equal(j.pending(), 2, 'owed confirmations counted at append');
+    const order: string[] = [];
+    j.whenWritten(() => order.push(`written:${lines()}`));
+    assert.equal(order.length, 0);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(order, ['written:2'], 'the callback runs after both lines are in the file');
+    j.whenWritten(() => order.push('at once'));
+    assert.deepEqual(order, ['written:2', 'at once'], 'nothing deferred: called back at once');
+    // A synchronous append, a tick or close writes what is deferred first (order kept).
+    j.append({ r: rec('c') }, true);
+    j.append({ r: rec('d') });
+    const text = readFileSync(join(d, segments(d)[0] as string), 'utf8');
+    assert.deepEqual(
+      text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { r: LedgerRecord }).r.id),
+      ['a', 'b', 'c', 'd'],
+    );
+    j.append({ r: rec('e') }, true);
+    j.close();
+    assert.equal(lines(), 5, 'close writes the deferred line');
+    j.confirm(segA);
+    const left = LedgerJournal.open(d).leftovers();
+    assert.equal(left.entries.length, 5);
+  });
+
   it('replays the quota part in both line forms (packed array, and the object form of older lines)', async () => {
     const d = dir();
     const ledger = new MemoryLedgerStore();

@@ -205,6 +205,11 @@ export class LedgerJournal {
   #closed = false;
   #settledIds: string[] = [];
   #settledSegs: JournalSegment[] = [];
+  /** Lines appended with `defer` and not yet written (all for the current segment). */
+  #deferred: string[] = [];
+  /** Callbacks waiting for the deferred lines to be written. */
+  #waiters: Array<() => void> = [];
+  #flushScheduled = false;
 
   private constructor(dir: string, firstSeq: number, leftovers: string[], opts: JournalOptions) {
     this.dir = dir;
@@ -276,19 +281,58 @@ export class LedgerJournal {
   }
 
   /**
-   * Write one record synchronously. Returns its segment: confirm() it once per confirmation owed
-   * (1, or 2 when it carries a quota settle).
+   * Write one record. Synchronously, or with `defer` queued for one write per event-loop turn
+   * (setImmediate) together with the other deferred lines of the turn: a caller that defers must
+   * hold back what the record's durability protects (the response's bytes) until whenWritten()
+   * calls back. Returns its segment: confirm() it once per confirmation owed (1, or 2 when it
+   * carries a quota settle).
    */
-  append(entry: JournalEntry): JournalSegment {
+  append(entry: JournalEntry, defer = false): JournalSegment {
     if (this.#closed) throw new Error('ledger journal closed');
-    const seg = this.#write(
-      entry.q
-        ? `{"r":${JSON.stringify(entry.r)},"q":${JSON.stringify(packQuota(entry.q))}}\n`
-        : `{"r":${JSON.stringify(entry.r)}}\n`,
-    );
+    const line = entry.q
+      ? `{"r":${JSON.stringify(entry.r)},"q":${JSON.stringify(packQuota(entry.q))}}\n`
+      : `{"r":${JSON.stringify(entry.r)}}\n`;
+    if (defer) {
+      const seg = this.#current();
+      this.#deferred.push(line);
+      seg.pending += entry.q ? 2 : 1;
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => {
+          this.#flushScheduled = false;
+          this.flushDeferred();
+        });
+      }
+      return seg;
+    }
+    this.flushDeferred();
+    const seg = this.#write(line);
     seg.pending += entry.q ? 2 : 1;
     if (seg.bytes >= this.#o.segmentBytes) this.#roll();
     return seg;
+  }
+
+  /** `cb` runs once every line appended so far is written (at once when none is waiting). */
+  whenWritten(cb: () => void): void {
+    if (this.#deferred.length === 0) cb();
+    else this.#waiters.push(cb);
+  }
+
+  /** Write the deferred lines now (one write), then call back whoever waits for them. */
+  flushDeferred(): void {
+    if (this.#deferred.length === 0) return;
+    const lines = this.#deferred;
+    const waiters = this.#waiters;
+    this.#deferred = [];
+    this.#waiters = [];
+    try {
+      const seg = this.#write(lines.length === 1 ? (lines[0] as string) : lines.join(''));
+      if (seg.bytes >= this.#o.segmentBytes) this.#roll();
+    } catch (err) {
+      // Disk full or the like: the records are still in the ledger writer's buffer for the store.
+      this.#logger?.error({ err, records: lines.length }, 'ledger journal write failed');
+    }
+    for (const w of waiters) w();
   }
 
   /**
@@ -319,6 +363,7 @@ export class LedgerJournal {
   }
 
   #roll(): void {
+    this.flushDeferred();
     const cur = this.#segments.at(-1);
     if (cur?.fd === undefined) return;
     closeSync(cur.fd);
@@ -342,6 +387,7 @@ export class LedgerJournal {
 
   /** Called periodically: roll an old non-empty segment so confirmed records leave the disk. */
   tick(now = Date.now()): void {
+    this.flushDeferred();
     this.#writeSettled();
     const cur = this.#segments.at(-1);
     if (cur?.fd !== undefined && cur.bytes > 0 && now - cur.openedAt >= this.#o.segmentMs) this.#roll();
@@ -363,6 +409,7 @@ export class LedgerJournal {
    */
   close(): void {
     if (this.#closed) return;
+    this.flushDeferred();
     this.#writeSettled();
     this.#roll();
     this.#closed = true;

@@ -46,14 +46,23 @@ export interface LedgerWriterStats {
   failedFlushes: number;
 }
 
+function okNumber(n: unknown): boolean {
+  return typeof n === 'number' && Number.isFinite(n) && n >= 0;
+}
+
+/** Every request's record passes here: plain checks, no per-call array or closure. */
 function isValidRecord(r: LedgerRecord): boolean {
-  const nums = [r.time, r.tokens_in, r.tokens_out, r.cost_usd, r.latency_ms, r.status];
   return (
     typeof r.id === 'string' &&
     r.id.length > 0 &&
     typeof r.tenant === 'string' &&
     typeof r.model === 'string' &&
-    nums.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0)
+    okNumber(r.time) &&
+    okNumber(r.tokens_in) &&
+    okNumber(r.tokens_out) &&
+    okNumber(r.cost_usd) &&
+    okNumber(r.latency_ms) &&
+    okNumber(r.status)
   );
 }
 
@@ -104,8 +113,10 @@ export class LedgerWriter {
    * Queue a record (journaled first when there is a journal). `quota` is the quota commit this
    * request's settle makes: journaled with the record so a replay can redo it; call quotaSettled()
    * once that commit is confirmed. False means "buffer above high water" (or dropped): shed load.
+   * `deferJournal`: the journal line is written with the others of this event-loop turn (one
+   * write); the caller holds the response back until afterJournal() calls back.
    */
-  write(r: LedgerRecord, quota?: JournalQuota): boolean {
+  write(r: LedgerRecord, quota?: JournalQuota, deferJournal = false): boolean {
     if (!isValidRecord(r)) {
       // A record the store would reject forever must not block the queue behind it.
       this.#stats.dropped++;
@@ -116,7 +127,7 @@ export class LedgerWriter {
     let seg: JournalSegment | undefined;
     if (journal && !this.#closed) {
       try {
-        seg = journal.append(quota ? { r, q: quota } : { r });
+        seg = journal.append(quota ? { r, q: quota } : { r }, deferJournal);
         if (quota) this.#awaitingQuota.set(r.id, seg);
       } catch (err) {
         this.#opts.logger?.error({ err, id: r.id }, 'ledger journal write failed');
@@ -143,6 +154,13 @@ export class LedgerWriter {
       });
     }
     return this.#buf.length < this.#o.highWater;
+  }
+
+  /** `cb` runs once every record written so far is in the journal (at once without a journal). */
+  afterJournal(cb: () => void): void {
+    const journal = this.#opts.journal;
+    if (journal && !this.#closed) journal.whenWritten(cb);
+    else cb();
   }
 
   /**
