@@ -573,7 +573,8 @@ function accountedUsage(
 /**
  * Accounting, once per request, at the end of its response but before its last byte is handed to
  * the socket (unary: the onSend hook; streams: before the closing event): counts the usage, prices
- * it and writes the ledger record, which the ledger journal makes durable at once. So a crash
+ * it and writes the ledger record, which the ledger journal makes durable at once (or, with
+ * `deferJournal`, in the turn's one write, which afterJournal() waits for). So a crash
  * right after cannot lose the record of a response the client received; the record carries the
  * quota commit finishRequest will make, so a replay can make it too.
  */

@@ -1,7 +1,8 @@
 /**
  * The usage ledger's crash journal: an append-only local file that every answered request's
- * ledger record is written to synchronously (one JSON line, fs.writeSync) before the response is
- * complete, so a process crash (kill -9, OOM kill) cannot lose a record the batched LedgerWriter
+ * ledger record is written to (one JSON line, fs.writeSync) before the response goes out — at once,
+ * or with `defer` together with the other lines of the event-loop turn, the caller holding its
+ * response until whenWritten() calls back — so a process crash (kill -9, OOM kill) cannot lose a record the batched LedgerWriter
  * had not yet written to SQLite/Postgres. A write() that returned is in the kernel's page cache:
  * it survives the process without fsync (an OS crash or power loss may still lose the last ones).
  *
