@@ -4,7 +4,7 @@
  * children are cached per label tuple to keep the hot path cheap.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { FastHistogram } from './fast-histogram.js';
+import { FastHistogram, type HistogramSeries } from './fast-histogram.js';
 
 export const LATENCY_BUCKETS = [
   0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320,
@@ -41,14 +41,14 @@ export function childCache<C>(
 export class GatewayMetrics {
   readonly registry: Registry;
   readonly requests: Counter<'tenant' | 'model' | 'route' | 'status'>;
-  readonly requestDuration: Histogram<'tenant' | 'model' | 'route'>;
-  readonly ttft: Histogram<'tenant' | 'model'>;
-  /** Observed for every streamed chunk: a FastHistogram (no label hashing per observation). */
+  /** Per-request and per-chunk histograms: FastHistograms (no label hashing per observation). */
+  readonly requestDuration: FastHistogram<'tenant' | 'model' | 'route'>;
+  readonly ttft: FastHistogram<'tenant' | 'model'>;
   readonly itl: FastHistogram<'tenant' | 'model'>;
   readonly tokens: Counter<'tenant' | 'model' | 'direction'>;
   readonly inFlight: Gauge<'tenant'>;
   readonly upstreamRequests: Counter<'backend' | 'model' | 'status'>;
-  readonly upstreamDuration: Histogram<'backend' | 'model'>;
+  readonly upstreamDuration: FastHistogram<'backend' | 'model'>;
   readonly upstreamErrors: Counter<'backend' | 'model' | 'class'>;
   readonly backendUp: Gauge<'backend' | 'model'>;
   readonly openConnections: Gauge;
@@ -56,7 +56,7 @@ export class GatewayMetrics {
   readonly upstreamConnections: Gauge<'backend'>;
   #upstreamSource: () => Iterable<{ backend: string; open: number }> = () => [];
   readonly httpRequests: Counter<'method' | 'endpoint' | 'tenant' | 'status'>;
-  readonly httpDuration: Histogram<'method' | 'endpoint' | 'tenant'>;
+  readonly httpDuration: FastHistogram<'method' | 'endpoint' | 'tenant'>;
   readonly configReloads: Counter<'result'>;
   readonly cost: Counter<'tenant' | 'model'>;
   readonly queueDepth: Gauge<'tenant'>;
@@ -84,14 +84,14 @@ export class GatewayMetrics {
   /** Cached label children of the per-request series (see childCache). */
   readonly child: {
     requests: (...v: string[]) => Counter.Internal;
-    requestDuration: (...v: string[]) => Histogram.Internal<'tenant' | 'model' | 'route'>;
+    requestDuration: (...v: string[]) => HistogramSeries;
     httpRequests: (...v: string[]) => Counter.Internal;
-    httpDuration: (...v: string[]) => Histogram.Internal<'method' | 'endpoint' | 'tenant'>;
+    httpDuration: (...v: string[]) => HistogramSeries;
     inFlight: (...v: string[]) => Gauge.Internal<'tenant'>;
     tokens: (...v: string[]) => Counter.Internal;
     cost: (...v: string[]) => Counter.Internal;
     upstreamRequests: (...v: string[]) => Counter.Internal;
-    upstreamDuration: (...v: string[]) => Histogram.Internal<'backend' | 'model'>;
+    upstreamDuration: (...v: string[]) => HistogramSeries;
   };
 
   constructor(opts: { version: string; defaultMetrics?: boolean }) {
@@ -103,14 +103,14 @@ export class GatewayMetrics {
       labelNames: ['tenant', 'model', 'route', 'status'],
       registers: [r],
     });
-    this.requestDuration = new Histogram({
+    this.requestDuration = new FastHistogram({
       name: 'portico_request_duration_seconds',
       help: 'End-to-end request time in the gateway',
       labelNames: ['tenant', 'model', 'route'],
       buckets: LATENCY_BUCKETS,
       registers: [r],
     });
-    this.ttft = new Histogram({
+    this.ttft = new FastHistogram({
       name: 'portico_time_to_first_token_seconds',
       help: 'Streaming: request start to first content sent to the client',
       labelNames: ['tenant', 'model'],
@@ -142,7 +142,7 @@ export class GatewayMetrics {
       labelNames: ['backend', 'model', 'status'],
       registers: [r],
     });
-    this.upstreamDuration = new Histogram({
+    this.upstreamDuration = new FastHistogram({
       name: 'portico_upstream_duration_seconds',
       help: 'Upstream attempt time',
       labelNames: ['backend', 'model'],
@@ -189,7 +189,7 @@ export class GatewayMetrics {
       labelNames: ['method', 'endpoint', 'tenant', 'status'],
       registers: [r],
     });
-    this.httpDuration = new Histogram({
+    this.httpDuration = new FastHistogram({
       name: 'http_request_duration_seconds',
       help: 'HTTP request duration (seed-compatible name)',
       labelNames: ['method', 'endpoint', 'tenant'],
