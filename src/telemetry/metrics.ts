@@ -4,7 +4,7 @@
  * children are cached per label tuple to keep the hot path cheap.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { FastHistogram, type HistogramSeries } from './fast-histogram.js';
+import { FastCounter, FastHistogram, type CounterSeries, type HistogramSeries } from './fast-metrics.js';
 
 export const LATENCY_BUCKETS = [
   0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320,
@@ -40,14 +40,14 @@ export function childCache<C>(
 
 export class GatewayMetrics {
   readonly registry: Registry;
-  readonly requests: Counter<'tenant' | 'model' | 'route' | 'status'>;
-  /** Per-request and per-chunk histograms: FastHistograms (no label hashing per observation). */
+  readonly requests: FastCounter<'tenant' | 'model' | 'route' | 'status'>;
+  /** Per-request and per-chunk series are FastCounters/FastHistograms (no label hashing per call). */
   readonly requestDuration: FastHistogram<'tenant' | 'model' | 'route'>;
   readonly ttft: FastHistogram<'tenant' | 'model'>;
   readonly itl: FastHistogram<'tenant' | 'model'>;
-  readonly tokens: Counter<'tenant' | 'model' | 'direction'>;
+  readonly tokens: FastCounter<'tenant' | 'model' | 'direction'>;
   readonly inFlight: Gauge<'tenant'>;
-  readonly upstreamRequests: Counter<'backend' | 'model' | 'status'>;
+  readonly upstreamRequests: FastCounter<'backend' | 'model' | 'status'>;
   readonly upstreamDuration: FastHistogram<'backend' | 'model'>;
   readonly upstreamErrors: Counter<'backend' | 'model' | 'class'>;
   readonly backendUp: Gauge<'backend' | 'model'>;
@@ -55,10 +55,10 @@ export class GatewayMetrics {
   readonly connectionsRefused: Counter<'reason'>;
   readonly upstreamConnections: Gauge<'backend'>;
   #upstreamSource: () => Iterable<{ backend: string; open: number }> = () => [];
-  readonly httpRequests: Counter<'method' | 'endpoint' | 'tenant' | 'status'>;
+  readonly httpRequests: FastCounter<'method' | 'endpoint' | 'tenant' | 'status'>;
   readonly httpDuration: FastHistogram<'method' | 'endpoint' | 'tenant'>;
   readonly configReloads: Counter<'result'>;
-  readonly cost: Counter<'tenant' | 'model'>;
+  readonly cost: FastCounter<'tenant' | 'model'>;
   readonly queueDepth: Gauge<'tenant'>;
   readonly queueWait: Histogram<'tenant'>;
   readonly rateLimitRejections: Counter<'tenant' | 'limit'>;
@@ -83,21 +83,21 @@ export class GatewayMetrics {
 
   /** Cached label children of the per-request series (see childCache). */
   readonly child: {
-    requests: (...v: string[]) => Counter.Internal;
+    requests: (...v: string[]) => CounterSeries;
     requestDuration: (...v: string[]) => HistogramSeries;
-    httpRequests: (...v: string[]) => Counter.Internal;
+    httpRequests: (...v: string[]) => CounterSeries;
     httpDuration: (...v: string[]) => HistogramSeries;
     inFlight: (...v: string[]) => Gauge.Internal<'tenant'>;
-    tokens: (...v: string[]) => Counter.Internal;
-    cost: (...v: string[]) => Counter.Internal;
-    upstreamRequests: (...v: string[]) => Counter.Internal;
+    tokens: (...v: string[]) => CounterSeries;
+    cost: (...v: string[]) => CounterSeries;
+    upstreamRequests: (...v: string[]) => CounterSeries;
     upstreamDuration: (...v: string[]) => HistogramSeries;
   };
 
   constructor(opts: { version: string; defaultMetrics?: boolean }) {
     const r = (this.registry = new Registry());
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: r });
-    this.requests = new Counter({
+    this.requests = new FastCounter({
       name: 'portico_requests_total',
       help: 'Requests finished, by tenant, model alias, route and HTTP status',
       labelNames: ['tenant', 'model', 'route', 'status'],
@@ -124,7 +124,7 @@ export class GatewayMetrics {
       buckets: ITL_BUCKETS,
       registers: [r],
     });
-    this.tokens = new Counter({
+    this.tokens = new FastCounter({
       name: 'portico_tokens_total',
       help: 'Tokens accounted, by direction (input/output)',
       labelNames: ['tenant', 'model', 'direction'],
@@ -136,7 +136,7 @@ export class GatewayMetrics {
       labelNames: ['tenant'],
       registers: [r],
     });
-    this.upstreamRequests = new Counter({
+    this.upstreamRequests = new FastCounter({
       name: 'portico_upstream_requests_total',
       help: 'Upstream attempts by backend and outcome',
       labelNames: ['backend', 'model', 'status'],
@@ -183,7 +183,7 @@ export class GatewayMetrics {
         for (const u of upstreamSource()) this.set({ backend: u.backend }, u.open);
       },
     });
-    this.httpRequests = new Counter({
+    this.httpRequests = new FastCounter({
       name: 'http_requests_total',
       help: 'HTTP requests (seed-compatible name)',
       labelNames: ['method', 'endpoint', 'tenant', 'status'],
@@ -202,7 +202,7 @@ export class GatewayMetrics {
       labelNames: ['result'],
       registers: [r],
     });
-    this.cost = new Counter({
+    this.cost = new FastCounter({
       name: 'portico_cost_usd_total',
       help: 'Cost in USD from per-model prices',
       labelNames: ['tenant', 'model'],

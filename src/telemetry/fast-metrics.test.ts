@@ -1,10 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Histogram, Registry } from 'prom-client';
-import { FastHistogram } from './fast-histogram.js';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { FastCounter, FastHistogram } from './fast-metrics.js';
 import { ITL_BUCKETS } from './metrics.js';
 
-describe('FastHistogram', () => {
+describe('FastHistogram and FastCounter', () => {
   it('renders exactly what a prom-client Histogram renders for the same observations', async () => {
     const a = new Registry();
     const b = new Registry();
@@ -31,6 +31,27 @@ describe('FastHistogram', () => {
     assert.equal(await b.metrics(), await a.metrics());
     b.resetMetrics();
     assert.equal(await b.metrics(), '# HELP x_seconds h\n# TYPE x_seconds histogram\n');
+  });
+
+  it('a FastCounter renders exactly what a prom-client Counter renders', async () => {
+    const a = new Registry();
+    const b = new Registry();
+    const opts = { name: 'y_requests', help: 'h', labelNames: ['tenant', 'status'] as const };
+    const slow = new Counter({ ...opts, labelNames: [...opts.labelNames], registers: [a] });
+    const fast = new FastCounter({ ...opts, registers: [b] });
+    for (const [t, st, by] of [
+      ['acme', '200', 1],
+      ['acme', '200', 2.5],
+      ['acme', '429', 1],
+      ['b\\"x\n', '200', 0],
+    ] as const) {
+      slow.labels(t, st).inc(by);
+      fast.labels(t, st).inc(by);
+    }
+    assert.equal(await b.metrics(), await a.metrics());
+    assert.throws(() => fast.labels('acme', '200').inc(-1), /cannot be increased by -1/);
+    assert.throws(() => fast.labels('acme', '200').inc(Number.NaN), /cannot be increased by NaN/);
+    assert.equal((await fast.get()).values.find((v) => v.labels.status === '429')?.value, 1);
   });
 
   it('memoises a label set and refuses the wrong number of label values', () => {
