@@ -48,11 +48,6 @@ export function contextFor(
   const cc = request.headers['cache-control'];
   if (typeof cc === 'string') ctx.cacheControl = cc;
   const controller = ctx.controller;
-  // Client went away before we finished: abort upstream work at once. (A finished request has no
-  // upstream work left; aborting it anyway would only build a DOMException.)
-  reply.raw.once('close', () => {
-    if (!ctx.finished && !reply.raw.writableFinished && !controller.signal.aborted) controller.abort();
-  });
   const maxMs = ctx.snapshot.config.server.request_timeout_ms;
   const timer = setTimeout(() => {
     if (!controller.signal.aborted) {
@@ -65,6 +60,12 @@ export function contextFor(
     }
   }, maxMs);
   timer.unref();
-  reply.raw.once('close', () => clearTimeout(timer));
+  // One listener for the connection's end: clear the time limit, and if the client went away
+  // before we finished, abort upstream work at once. (A finished request has no upstream work
+  // left; aborting it anyway would only build a DOMException.)
+  reply.raw.once('close', () => {
+    clearTimeout(timer);
+    if (!ctx.finished && !reply.raw.writableFinished && !controller.signal.aborted) controller.abort();
+  });
   return ctx;
 }

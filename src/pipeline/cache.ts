@@ -33,7 +33,8 @@ function setHeaders(ctx: RequestContext, h: Record<string, string>): void {
 
 /** Mark a cacheable endpoint's response as not served by the cache (the default until planned). */
 export function markBypass(ctx: RequestContext): void {
-  setHeaders(ctx, { [CACHE_HEADER]: 'bypass' });
+  if (ctx.responseHeaders) ctx.responseHeaders[CACHE_HEADER] = 'bypass';
+  else ctx.responseHeaders = { [CACHE_HEADER]: 'bypass' };
 }
 
 function directives(header: string | undefined): { noCache: boolean; noStore: boolean } {

@@ -114,7 +114,7 @@ export interface AdmissionHolds {
   renew?: NodeJS.Timeout;
 }
 
-export function createContext(init: {
+export interface ContextInit {
   requestId: string;
   correlationId: string;
   route: RouteName;
@@ -123,14 +123,74 @@ export function createContext(init: {
   clientIp: string;
   snapshot: Snapshot;
   controller?: AbortController;
-}): RequestContext {
-  return {
-    ...init,
-    startedAt: performance.now(),
-    controller: init.controller ?? new AbortController(),
-    stream: false,
-    finished: false,
-  };
+}
+
+/**
+ * The context's one shape: every field, optional ones included, is set in the constructor in the
+ * same order, so every stage that reads or sets a field meets a single hidden class (V8) instead of
+ * one per order in which optional fields were added — the pipeline's property accesses stay
+ * monomorphic. A field added to RequestContext must be added here too (the class implements it).
+ */
+class Context implements RequestContext {
+  readonly requestId: string;
+  readonly correlationId: string;
+  readonly route: RouteName;
+  readonly method: string;
+  readonly endpoint: string;
+  readonly clientIp: string;
+  readonly startedAt: number;
+  readonly controller: AbortController;
+  readonly snapshot: Snapshot;
+  tenant: TenantRuntime | undefined = undefined;
+  keyId: string | undefined = undefined;
+  model: string | undefined = undefined;
+  backend: string | undefined = undefined;
+  usage: Usage | undefined = undefined;
+  usageEstimated: boolean | undefined = undefined;
+  stream = false;
+  firstTokenAt: number | undefined = undefined;
+  finished = false;
+  key: KeyEntry | undefined = undefined;
+  priority: string | undefined = undefined;
+  admission: AdmissionHolds | undefined = undefined;
+  responseHeaders: Record<string, string> | undefined = undefined;
+  partial: boolean | undefined = undefined;
+  outputChars: string | undefined = undefined;
+  promptTokensEstimate: number | undefined = undefined;
+  affinityKey: string | undefined = undefined;
+  stickyUser: string | undefined = undefined;
+  variant: string | undefined = undefined;
+  fallbackModel: string | undefined = undefined;
+  error: { code: string; message: string } | undefined = undefined;
+  deadlineTimer: NodeJS.Timeout | undefined = undefined;
+  cacheHit: 'l1' | 'l2' | 'coalesced' | undefined = undefined;
+  cacheCoalesced: boolean | undefined = undefined;
+  cacheControl: string | undefined = undefined;
+  costUsd: number | undefined = undefined;
+  accounting: RequestContext['accounting'] = undefined;
+  accountedTokens: RequestContext['accountedTokens'] = undefined;
+  auditBodies: RequestContext['auditBodies'] = undefined;
+  auditRequest: unknown = undefined;
+  captureOutput: boolean | undefined = undefined;
+  outputText: string | undefined = undefined;
+  deliveredText: (() => string) | undefined = undefined;
+  trace: RequestTrace | undefined = undefined;
+
+  constructor(init: ContextInit) {
+    this.requestId = init.requestId;
+    this.correlationId = init.correlationId;
+    this.route = init.route;
+    this.method = init.method;
+    this.endpoint = init.endpoint;
+    this.clientIp = init.clientIp;
+    this.startedAt = performance.now();
+    this.controller = init.controller ?? new AbortController();
+    this.snapshot = init.snapshot;
+  }
+}
+
+export function createContext(init: ContextInit): RequestContext {
+  return new Context(init);
 }
 
 /** Headers sent upstream for correlation. */
