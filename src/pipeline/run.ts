@@ -628,7 +628,8 @@ export function recordUsage(
         status,
         cache_hit: ctx.cacheHit !== undefined,
         request_id: ctx.requestId,
-        ...(ctx.partial ? { partial: true } : {}),
+        // Always present (one object shape); undefined is left out of the JSON line.
+        partial: ctx.partial ? true : undefined,
       },
       quota,
       deferJournal,

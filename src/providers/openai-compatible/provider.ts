@@ -29,6 +29,7 @@ import type {
   RerankResponse,
 } from '../openai-types.js';
 import { mapTransportError, mapUpstreamStatus } from './map-error.js';
+import { postForBytes } from '../upstream-bytes.js';
 import { applyChatQuirks, type PresetQuirks } from '../presets.js';
 
 export interface OpenAICompatibleOptions {
@@ -163,15 +164,25 @@ export class OpenAICompatibleProvider implements Provider {
     }
   }
 
-  /** The answer's bytes; a body that is not a JSON object is the same protocol error as in #json. */
+  /**
+   * The answer's bytes (read by a dispatch handler: no Readable per request, upstream-bytes.ts); a
+   * body that is not a JSON object is the same protocol error as in #json.
+   */
   async #bytes(path: string, body: unknown, ctx: ProviderCallContext): Promise<Buffer> {
-    const res = await this.#post(path, body, ctx, false);
-    let buf: Buffer;
-    try {
-      buf = Buffer.from(await res.body.arrayBuffer());
-    } catch (err) {
-      throw mapTransportError(this.id, err, ctx.signal, 'stream');
-    }
+    const timeout = ctx.timeoutMs ?? this.#opts.timeoutMs ?? 300_000;
+    const res = await postForBytes(this.#pool, {
+      path: this.#prefix + path,
+      headers: ctx.headers ? { ...this.#baseHeaders, ...ctx.headers } : this.#baseHeaders,
+      body: JSON.stringify(body),
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      signal: ctx.signal,
+      maxErrorBody: MAX_ERROR_BODY,
+      mapError: (err, phase) => mapTransportError(this.id, err, ctx.signal, phase),
+    });
+    if (res.statusCode >= 400)
+      throw mapUpstreamStatus(this.id, res.statusCode, res.body.toString('utf8'), res.headers);
+    const buf = res.body;
     if (!looksLikeJsonObject(buf))
       throw new PorticoError('upstream_error', `backend ${this.id} returned malformed JSON`, {
         upstream: { backend: this.id, class: 'protocol' },

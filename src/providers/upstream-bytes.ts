@@ -1,0 +1,132 @@
+/**
+ * A whole upstream answer as one Buffer, read with an undici dispatch handler. `pool.request()`
+ * wraps every response in a Readable stream with a body mixin, and reading it whole
+ * (`arrayBuffer()`) adds a consumer, a promise and a copy; the unary path needs none of that: it
+ * forwards the answer's bytes. This handler keeps the socket's chunks and joins them once at the
+ * end. Aborting `signal` aborts the request (and frees its connection) at once, as `request()`
+ * does with its `signal` option; undici's header and body timeouts apply unchanged.
+ */
+import type { Dispatcher } from 'undici';
+
+export interface UpstreamBytes {
+  statusCode: number;
+  /** Response headers; only parsed for error statuses (the success path never reads them). */
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** Where a transport error happened: before the response's head arrived, or while reading its body. */
+export type TransportPhase = 'request' | 'stream';
+
+export interface BytesRequest {
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+  headersTimeout: number;
+  bodyTimeout: number;
+  signal: AbortSignal;
+  /** Bytes kept of an error status's body (the rest is read and dropped). */
+  maxErrorBody: number;
+  /** Maps a transport error (or the signal's abort) to what the caller rejects with. */
+  mapError: (err: unknown, phase: TransportPhase) => Error;
+}
+
+/** Header names and values as undici hands them to a raw handler, as a plain object (last value wins, names lowercased). */
+function headersOf(raw: ReadonlyArray<Buffer | string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) out[String(raw[i]).toLowerCase()] = String(raw[i + 1]);
+  return out;
+}
+
+class BytesHandler {
+  #status = 0;
+  #raw: ReadonlyArray<Buffer | string> = [];
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #abort: ((err?: Error) => void) | undefined = undefined;
+  #settled = false;
+  readonly #req: BytesRequest;
+  readonly #resolve: (r: UpstreamBytes) => void;
+  readonly #reject: (e: Error) => void;
+  readonly #onAbort = (): void => {
+    this.#abort?.(this.#req.signal.reason as Error);
+  };
+
+  constructor(req: BytesRequest, resolve: (r: UpstreamBytes) => void, reject: (e: Error) => void) {
+    this.#req = req;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  // undici's own handler interface (the one its request() API implements; no wrapper per request).
+  onConnect(abort: (err?: Error) => void): void {
+    const signal = this.#req.signal;
+    if (signal.aborted) {
+      abort(signal.reason as Error);
+      return;
+    }
+    // onConnect can run again for the same request (undici re-queues it after a socket error).
+    if (this.#abort === undefined) signal.addEventListener('abort', this.#onAbort, { once: true });
+    this.#abort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    this.#status = statusCode;
+    this.#raw = rawHeaders;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#status < 400) {
+      this.#chunks.push(chunk);
+      this.#size += chunk.length;
+    } else if (this.#size < this.#req.maxErrorBody) {
+      const kept = chunk.subarray(0, this.#req.maxErrorBody - this.#size);
+      this.#chunks.push(kept);
+      this.#size += kept.length;
+    }
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#req.signal.removeEventListener('abort', this.#onAbort);
+    const chunks = this.#chunks;
+    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#size);
+    this.#resolve({
+      statusCode: this.#status,
+      headers: this.#status >= 400 ? headersOf(this.#raw) : {},
+      body,
+    });
+  }
+
+  onError(err: Error): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#req.signal.removeEventListener('abort', this.#onAbort);
+    this.#reject(this.#req.mapError(err, this.#status === 0 ? 'request' : 'stream'));
+  }
+}
+
+/** POST `req.body` to `req.path` on `dispatcher`; resolves with the whole answer (any status). */
+export function postForBytes(dispatcher: Dispatcher, req: BytesRequest): Promise<UpstreamBytes> {
+  return new Promise((resolve, reject) => {
+    const handler = new BytesHandler(req, resolve, reject);
+    try {
+      dispatcher.dispatch(
+        {
+          method: 'POST',
+          path: req.path,
+          headers: req.headers,
+          body: req.body,
+          headersTimeout: req.headersTimeout,
+          bodyTimeout: req.bodyTimeout,
+        },
+        handler,
+      );
+    } catch (err) {
+      handler.onError(err as Error);
+    }
+  });
+}
