@@ -17,6 +17,8 @@
  * medians reported; default 1), BENCH_QUICK=1 (1 s phases, short warm-up), BENCH_TARGETS (comma
  * list of direct,node,fastify,portico,governed), BENCH_SCENARIOS (comma list of ns1,ns64,s1,s64),
  * BENCH_CPU_PROF=DIR (run both Portico configs under `node --cpu-prof`, profiles in DIR on exit),
+ * BENCH_NODE_ARGS (space-separated Node flags for the Portico targets, not the baseline ones: with
+ * BENCH_BASELINE_DIST=dist, a same-run A/B of V8 settings such as --max-semi-space-size),
  * nojournal (only when named in BENCH_TARGETS: the defaults with the ledger crash journal off, so
  * its in-gateway cost under load is the CPU difference to 'portico' in the same run),
  * BENCH_BASELINE_DIST=DIR (also run another build's DIR/main.js in both configs — "baseline" columns —
@@ -39,6 +41,7 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 1 : 3));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
 const CPU_PROF = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 type TargetName =
   'direct' | 'node' | 'fastify' | 'portico' | 'governed' | 'nojournal' | 'base' | 'base-governed';
@@ -315,7 +318,10 @@ async function main(): Promise<void> {
       const child = startProcess(['start', '--config', file], {
         cwd: dir,
         ...(main ? { main } : {}),
-        ...(CPU_PROF ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(CPU_PROF, name)] } : {}),
+        nodeArgs: [
+          ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(CPU_PROF, name)] : []),
+          ...(main ? [] : NODE_ARGS),
+        ],
       });
       children.push(child);
       const origin = `http://127.0.0.1:${port}`;
@@ -397,6 +403,7 @@ async function main(): Promise<void> {
     // Only a full run (every target and scenario, no profiler) replaces the committed report.
     const full =
       !CPU_PROF &&
+      NODE_ARGS.length === 0 &&
       targets.length === ALL_TARGETS.length &&
       scenarios.length === ALL_SCENARIOS.length &&
       !process.env.BENCH_QUICK;
