@@ -114,6 +114,8 @@ export async function admitRequestRate(
   key: KeyEntry | undefined,
 ): Promise<void> {
   if (!deps.tenancy) return;
+  if (key?.limits?.requests_per_second === undefined && tenant.limits?.requests_per_second === undefined)
+    return;
   const checks: Array<{ scope: ScopeKey; b: { ratePerSec: number; burst: number }; who: string }> = [];
   const kb = bucket(key?.limits);
   if (kb && key)

@@ -138,21 +138,25 @@ async function withRetries<R>(
 ): Promise<Attempted<R>> {
   const models = ctx.snapshot.config.models;
   const retry = models[pool.alias]?.retry ?? DEFAULT_RETRY;
-  const chain: Pool[] = [pool];
-  for (const alias of models[pool.alias]?.fallbacks ?? []) {
+  const fallbacks = models[pool.alias]?.fallbacks;
+  // The common case (no fallbacks, first attempt succeeds) allocates no chain and no tried-set.
+  const chain: Pool[] = fallbacks?.length ? [pool] : [];
+  for (const alias of fallbacks ?? []) {
     const p = ctx.snapshot.pools.get(alias);
     if (p) chain.push(p);
   }
+  const last = chain.length > 0 ? chain[chain.length - 1] : pool;
+  const pick = { affinityKey: ctx.affinityKey };
   let attempts = 0;
   let lastErr: unknown;
   let previous: Backend | undefined;
-  for (const p of chain) {
-    const tried = new Set<string>();
+  for (let i = 0; i < Math.max(1, chain.length); i++) {
+    const p = chain.length > 0 ? (chain[i] as Pool) : pool;
+    let tried: Set<string> | undefined;
     while (attempts < retry.attempts) {
-      let backend = p.pick(tried, { affinityKey: ctx.affinityKey });
+      let backend = p.pick(tried, pick);
       // Every backend of this pool was tried: the same one may be retried (single-backend pools).
-      if (!backend && tried.size > 0 && p === chain[chain.length - 1])
-        backend = p.pick(undefined, { affinityKey: ctx.affinityKey });
+      if (!backend && tried !== undefined && tried.size > 0 && p === last) backend = p.pick(undefined, pick);
       if (!backend) break;
       if (previous && previous.id !== backend.id)
         deps.metrics.fallbacks.labels(pool.alias, previous.id, backend.id).inc();
@@ -164,7 +168,7 @@ async function withRetries<R>(
       } catch (err) {
         lastErr = err;
         if (ctx.controller.signal.aborted || !isRetryable(err)) throw err;
-        tried.add(backend.id);
+        (tried ??= new Set()).add(backend.id);
         previous = backend;
         if (attempts >= retry.attempts) break;
         deps.metrics.retries.labels(pool.alias, backend.id).inc();

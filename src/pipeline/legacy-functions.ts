@@ -45,14 +45,16 @@ export function adoptLegacyFunctions(b: Json): void {
   }
   const msgs = b.messages;
   if (!Array.isArray(msgs)) return;
-  // role "function" results answer the latest assistant function_call of the same name.
-  const lastIdByName = new Map<string, string>();
-  msgs.forEach((m: unknown, i) => {
-    if (!isObject(m)) return;
+  // role "function" results answer the latest assistant function_call of the same name. (The map
+  // is made on the first legacy message: a request without one allocates nothing here.)
+  let lastIdByName: Map<string, string> | undefined;
+  for (let i = 0; i < msgs.length; i++) {
+    const m: unknown = msgs[i];
+    if (!isObject(m)) continue;
     const call = m.function_call;
     if (m.role === 'assistant' && isObject(call) && typeof call.name === 'string') {
       const id = `call_legacy_${i}`;
-      lastIdByName.set(call.name, id);
+      (lastIdByName ??= new Map()).set(call.name, id);
       if (m.tool_calls === undefined) {
         const tc: ToolCall = {
           id,
@@ -68,9 +70,9 @@ export function adoptLegacyFunctions(b: Json): void {
     } else if (m.role === 'function') {
       const name = typeof m.name === 'string' ? m.name : '';
       m.role = 'tool';
-      m.tool_call_id = lastIdByName.get(name) ?? `call_legacy_${name}`;
+      m.tool_call_id = lastIdByName?.get(name) ?? `call_legacy_${name}`;
     }
-  });
+  }
 }
 
 function legacyFinish(f: FinishReason): FinishReason {

@@ -79,6 +79,14 @@ export class Pool {
     opts: { affinityKey?: string | undefined; random?: () => number } = {},
   ): Backend | undefined {
     const now = Date.now();
+    if (this.backends.length === 1) {
+      // One backend (the common pool): what candidates() would return, without its two arrays.
+      // Health does not matter here: an unhealthy sole backend is still the one candidate.
+      const only = this.backends[0] as Backend;
+      if (only.weight <= 0 || exclude?.has(only.id) || !only.circuit.allows(now)) return undefined;
+      only.circuit.acquire(now);
+      return only;
+    }
     const candidates = this.candidates(exclude, now);
     if (candidates.length === 0) return undefined;
     const chosen = candidates.length === 1 ? candidates[0] : this.#choose(candidates, opts);

@@ -25,17 +25,38 @@ export function childCache<C>(
   metric: { labels(...values: string[]): C },
   max = 10_000,
 ): (...values: string[]) => C {
-  const children = new Map<string, C>();
-  return (...values: string[]): C => {
-    const key = values.length === 1 ? (values[0] as string) : values.join('\u0000');
-    let child = children.get(key);
+  // One Map level per label: a lookup hashes label strings that already exist (their hashes are
+  // cached), where one joined key would build and hash a new string on every call.
+  let root = new Map<string, unknown>();
+  let size = 0;
+  const lookup = (...values: string[]): C => {
+    let level = root;
+    const last = values.length - 1;
+    for (let i = 0; i < last; i++) {
+      const v = values[i] as string;
+      let next = level.get(v) as Map<string, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        level.set(v, next);
+      }
+      level = next;
+    }
+    const leaf = values[last] as string;
+    let child = level.get(leaf) as C | undefined;
     if (child === undefined) {
-      if (children.size >= max) children.clear();
+      if (size >= max) {
+        // Full: start over (the series themselves stay in the registry).
+        root = new Map();
+        size = 0;
+        return lookup(...values);
+      }
       child = metric.labels(...values);
-      children.set(key, child);
+      level.set(leaf, child);
+      size++;
     }
     return child;
   };
+  return lookup;
 }
 
 export class GatewayMetrics {
