@@ -17,6 +17,7 @@
  * medians reported; default 1), BENCH_QUICK=1 (1 s phases, short warm-up), BENCH_TARGETS (comma
  * list of direct,node,fastify,portico,governed), BENCH_SCENARIOS (comma list of ns1,ns64,s1,s64),
  * BENCH_CPU_PROF=DIR (run both Portico configs under `node --cpu-prof`, profiles in DIR on exit),
+ * BENCH_RESTART=1 (fresh Portico processes for every round: medians over processes; use it for A/Bs),
  * BENCH_NODE_ARGS (space-separated Node flags for the Portico targets, not the baseline ones: with
  * BENCH_BASELINE_DIST=dist, a same-run A/B of V8 settings such as --max-semi-space-size),
  * nojournal (only when named in BENCH_TARGETS: the defaults with the ledger crash journal off, so
@@ -42,6 +43,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 1 : 3));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
 const CPU_PROF = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+const RESTART = process.env.BENCH_RESTART === '1';
 
 type TargetName =
   'direct' | 'node' | 'fastify' | 'portico' | 'governed' | 'nojournal' | 'base' | 'base-governed';
@@ -55,6 +57,8 @@ interface Target {
   headers: Record<string, string>;
   pid?: number;
   rssFreshMb?: number;
+  /** Portico targets: stop the process and start a fresh one (BENCH_RESTART). */
+  restart?: () => Promise<void>;
 }
 
 interface Scenario {
@@ -315,19 +319,21 @@ async function main(): Promise<void> {
       const port = await freePort();
       const file = join(dir, 'bench.yaml');
       await writeFile(file, gatewayConfig(port, mockUrl, dir, governed, name !== 'nojournal'));
-      const child = startProcess(['start', '--config', file], {
-        cwd: dir,
-        ...(main ? { main } : {}),
-        nodeArgs: [
-          ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(CPU_PROF, name)] : []),
-          ...(main ? [] : NODE_ARGS),
-        ],
-      });
+      const launch = (): ChildProcess =>
+        startProcess(['start', '--config', file], {
+          cwd: dir,
+          ...(main ? { main } : {}),
+          nodeArgs: [
+            ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(CPU_PROF, name)] : []),
+            ...(main ? [] : NODE_ARGS),
+          ],
+        });
+      let child = launch();
       children.push(child);
       const origin = `http://127.0.0.1:${port}`;
       await waitHttp(`${origin}/health`);
       const pid = child.pid as number;
-      targets.push({
+      const target: Target = {
         name,
         label,
         origin,
@@ -335,11 +341,27 @@ async function main(): Promise<void> {
         headers: { authorization: `Bearer ${key}` },
         pid,
         rssFreshMb: await freshRss(pid),
-      });
+      };
+      target.restart = async () => {
+        const old = child;
+        await new Promise<void>((done) => {
+          old.once('exit', () => done());
+          old.kill('SIGTERM');
+        });
+        child = launch();
+        children.push(child);
+        await waitHttp(`${origin}/health`);
+        target.pid = child.pid as number;
+      };
+      targets.push(target);
     }
 
     const raw: Record<string, Record<string, PhaseResult[]>> = {};
     for (let round_ = 0; round_ < ROUNDS; round_++) {
+      // A Portico process keeps the JIT and heap state it happened to reach for its whole life
+      // (an A/A run measured two processes of one build 19% apart): with BENCH_RESTART=1 every
+      // round runs on fresh processes, so the median is over processes, not over one.
+      if (RESTART && round_ > 0) for (const t of targets) await t.restart?.();
       for (const s of scenarios) {
         // Rotate the order each round so no target always runs first (or last) on a busy machine.
         const order = targets.map((_, i) => targets[(i + round_) % targets.length] as Target);
