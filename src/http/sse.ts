@@ -80,6 +80,12 @@ class SseWriter {
 
   /** Write one piece; false = the socket buffer is full, wait for 'drain'. */
   write(data: string | Buffer): boolean {
+    this.#observe();
+    return this.res.write(data);
+  }
+
+  /** Time to first token, then the gap since the previous piece. */
+  #observe(): void {
     const now = performance.now();
     if (this.ctx.firstTokenAt === undefined) {
       this.ctx.firstTokenAt = now;
@@ -88,7 +94,6 @@ class SseWriter {
       this.#itl.observe((now - this.#last) / 1000);
     }
     this.#last = now;
-    return this.res.write(data);
   }
 
   drained(): Promise<void> {
@@ -104,13 +109,18 @@ class SseWriter {
     });
   }
 
-  /** The stream ended well: write the tail (if any) and finish with 200 (499 if the client left). */
-  end(tail?: string): void {
+  /**
+   * The stream ended well: write the tail (if any) and finish with 200 (499 if the client left).
+   * `tailIsContent`: the tail carries upstream pieces (a pass-through read that ended with
+   * [DONE]), timed like any written piece.
+   */
+  end(tail?: string | Buffer, tailIsContent = false): void {
     if (this.#finished) return;
     const status = this.res.destroyed ? 499 : 200;
     if (!this.res.destroyed) {
       // Accounted (and journaled) before the closing event reaches the client: see recordUsage.
       recordUsage(this.deps, this.ctx, status);
+      if (tailIsContent && tail !== undefined && tail.length > 0) this.#observe();
       this.res.end(tail);
     }
     this.#finish(status);
@@ -231,7 +241,8 @@ export function sendPassThrough(
         if (ctx.captureOutput) ctx.outputText = text;
       }
     };
-    const finish = (how: 'ok' | 'aborted' | { error: unknown }): void => {
+    /** `tail`: the last bytes, holding the [DONE] event: they go out after the record is journaled. */
+    const finish = (how: 'ok' | 'aborted' | { error: unknown }, tail?: Buffer): void => {
       if (ended) return;
       ended = true;
       cleanup();
@@ -242,7 +253,7 @@ export function sendPassThrough(
       }
       account(how === 'ok');
       settleAttempt(how);
-      if (how === 'ok') w.end();
+      if (how === 'ok') w.end(tail, true);
       else if (how === 'aborted') w.gaveUp();
       else w.fail(how.error, OPENAI_SSE.error);
       resolve();
@@ -256,6 +267,13 @@ export function sendPassThrough(
         if (end === 0) return;
       }
       buf = scanEvents(buf, end, opts, st);
+      if (st.done && st.errorData === undefined && !st.malformed) {
+        // The read that carries [DONE]: the client gets it with the response's end, after the
+        // ledger record is in the journal (w.end), so a crash cannot lose a completed stream's record.
+        if (deliveredBytes < MAX_CAPTURE_BYTES) delivered.push(buf);
+        finish('ok', buf);
+        return;
+      }
       if (buf.length > 0) {
         if (deliveredBytes < MAX_CAPTURE_BYTES) {
           delivered.push(buf);
@@ -284,12 +302,15 @@ export function sendPassThrough(
         const tail = pending;
         pending = undefined;
         const buf = scanEvents(tail, tail.length, opts, st);
-        if (buf.length > 0 && !st.errorData) {
+        if (st.errorData !== undefined) return finish({ error: raw.eventError(st.errorData) });
+        if (st.done) {
+          delivered.push(buf);
+          return finish('ok', buf);
+        }
+        if (buf.length > 0) {
           delivered.push(buf);
           w.write(buf);
         }
-        if (st.errorData !== undefined) return finish({ error: raw.eventError(st.errorData) });
-        if (st.done) return finish('ok');
       }
       finish({ error: raw.cut() });
     };

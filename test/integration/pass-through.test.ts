@@ -9,7 +9,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { ACME_KEY, demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
@@ -177,6 +177,48 @@ describe('pass-through streams', () => {
     assert.equal(r.last?.status, 502);
     // What reached the client before the cut, for billing a failed or cancelled stream.
     assert.equal(r.last?.delivered, 'Hello "quoted" [DONE] data: x');
+  });
+
+  it('journals the ledger record before the [DONE] event is written to the client', async () => {
+    // The crash guarantee (docs/state.md): once a client can have a stream's end, its record is
+    // in the journal. [DONE] arrives in the same upstream read as the last chunks here, so it must
+    // be held back and go out with the response's end, after the record was written.
+    const writer = gw.gateway.deps.tenancy?.state.ledgerWriter;
+    assert.ok(writer, 'the test gateway has a ledger writer');
+    const events: string[] = [];
+    const origWrite = writer.write.bind(writer);
+    const resWrite = ServerResponse.prototype.write;
+    const resEnd = ServerResponse.prototype.end;
+    // Only the gateway's responses (the fake upstream in this process writes [DONE] too).
+    const mark = (res: ServerResponse, chunk: unknown): void => {
+      if ((res.socket as { server?: unknown } | null)?.server === upstream) return;
+      if ((typeof chunk === 'string' || Buffer.isBuffer(chunk)) && String(chunk).includes('data: [DONE]'))
+        events.push('[DONE] written');
+    };
+    writer.write = (...args: Parameters<typeof origWrite>) => {
+      events.push('record written');
+      return origWrite(...args);
+    };
+    ServerResponse.prototype.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+      mark(this, chunk);
+      return (resWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as typeof resWrite;
+    ServerResponse.prototype.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+      mark(this, chunk);
+      return (resEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+    } as typeof resEnd;
+    try {
+      for (const prompt of ['split', 'no-usage']) {
+        events.length = 0;
+        const r = await stream('same', prompt, true);
+        assert.ok(r.got.toString('utf8').endsWith('data: [DONE]\n\n'));
+        assert.deepEqual(events, ['record written', '[DONE] written'], prompt);
+      }
+    } finally {
+      writer.write = origWrite;
+      ServerResponse.prototype.write = resWrite;
+      ServerResponse.prototype.end = resEnd;
+    }
   });
 
   it('keeps the delivered text for an estimate when the upstream reports no usage', async () => {
