@@ -14,7 +14,7 @@ import type { FastifyReply } from 'fastify';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { SSE_DONE } from '../lib/sse.js';
 import type { RequestContext } from '../pipeline/context.js';
-import { finishRequest, recordUsage, type PipelineDeps, type RawOutcome } from '../pipeline/run.js';
+import { afterJournal, finishRequest, recordUsage, type PipelineDeps, type RawOutcome } from '../pipeline/run.js';
 import { ANONYMOUS_TENANT, UNKNOWN_MODEL } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
 import { startRespond } from '../telemetry/tracing.js';
@@ -117,13 +117,19 @@ class SseWriter {
   end(tail?: string | Buffer, tailIsContent = false): void {
     if (this.#finished) return;
     const status = this.res.destroyed ? 499 : 200;
-    if (!this.res.destroyed) {
-      // Accounted (and journaled) before the closing event reaches the client: see recordUsage.
-      recordUsage(this.deps, this.ctx, status);
-      if (tailIsContent && tail !== undefined && tail.length > 0) this.#observe();
-      this.res.end(tail);
+    if (this.res.destroyed) {
+      this.#finish(status);
+      return;
     }
-    this.#finish(status);
+    this.#finished = true;
+    // Accounted before the closing event reaches the client (see recordUsage): the journal line
+    // is written with the others finished in this event-loop turn, and the end goes out after it.
+    recordUsage(this.deps, this.ctx, status, true);
+    if (tailIsContent && tail !== undefined && tail.length > 0) this.#observe();
+    afterJournal(this.deps, () => {
+      this.res.end(tail);
+      finishRequest(this.deps, this.ctx, status);
+    });
   }
 
   /** The stream failed: a well-formed error event, then finish with the error's status. */
@@ -137,11 +143,16 @@ class SseWriter {
         { requestId: ctx.requestId, code: pe.code, err: pe.message },
         'stream failed mid-way',
       );
-    if (!this.res.destroyed) {
-      recordUsage(this.deps, ctx, pe.status);
-      this.res.end(encode(pe));
+    if (this.res.destroyed) {
+      this.#finish(pe.status);
+      return;
     }
-    this.#finish(pe.status);
+    this.#finished = true;
+    recordUsage(this.deps, ctx, pe.status, true);
+    afterJournal(this.deps, () => {
+      this.res.end(encode(pe));
+      finishRequest(this.deps, ctx, pe.status);
+    });
   }
 
   /** The client went away. */
