@@ -67,9 +67,9 @@ export function measureJournal(where: string, dir: string, rounds: number, block
   const cases: Array<{ name: string; quota: boolean; perWrite: number }> = [
     { name: 'record without quota (1 write)', quota: false, perWrite: 1 },
     { name: 'record with quota (1 write; settled ids batched per tick)', quota: true, perWrite: 1 },
-    // Non-streaming answers finished in one event-loop turn share one write (server.ts onSend).
+    // Answers and streams finished in one event-loop turn share one write (server.ts onSend, sse.ts).
     {
-      name: 'record with quota, 4 records per write (non-streaming answers of one turn)',
+      name: 'record with quota, 4 records per write (answers and streams finished in one turn)',
       quota: true,
       perWrite: 4,
     },
