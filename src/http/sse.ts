@@ -14,7 +14,13 @@ import type { FastifyReply } from 'fastify';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { SSE_DONE } from '../lib/sse.js';
 import type { RequestContext } from '../pipeline/context.js';
-import { afterJournal, finishRequest, recordUsage, type PipelineDeps, type RawOutcome } from '../pipeline/run.js';
+import {
+  afterJournal,
+  finishRequest,
+  recordUsage,
+  type PipelineDeps,
+  type RawOutcome,
+} from '../pipeline/run.js';
 import { ANONYMOUS_TENANT, UNKNOWN_MODEL } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
 import { startRespond } from '../telemetry/tracing.js';
