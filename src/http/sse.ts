@@ -127,15 +127,8 @@ class SseWriter {
       this.#finish(status);
       return;
     }
-    this.#finished = true;
-    // Accounted before the closing event reaches the client (see recordUsage): the journal line
-    // is written with the others finished in this event-loop turn, and the end goes out after it.
-    recordUsage(this.deps, this.ctx, status, true);
     if (tailIsContent && tail !== undefined && tail.length > 0) this.#observe();
-    afterJournal(this.deps, () => {
-      this.res.end(tail);
-      finishRequest(this.deps, this.ctx, status);
-    });
+    this.#closeAfterJournal(status, tail);
   }
 
   /** The stream failed: a well-formed error event, then finish with the error's status. */
@@ -153,18 +146,26 @@ class SseWriter {
       this.#finish(pe.status);
       return;
     }
-    this.#finished = true;
-    recordUsage(this.deps, ctx, pe.status, true);
-    afterJournal(this.deps, () => {
-      this.res.end(encode(pe));
-      finishRequest(this.deps, ctx, pe.status);
-    });
+    this.#closeAfterJournal(pe.status, encode(pe));
   }
 
   /** The client went away. */
   gaveUp(): void {
     if (this.#finished) return;
     this.#finish(499);
+  }
+
+  /**
+   * Accounted before the closing bytes reach the client (see recordUsage): the journal line is
+   * written with the others finished in this event-loop turn, and the end goes out after it.
+   */
+  #closeAfterJournal(status: number, last: string | Buffer | undefined): void {
+    this.#finished = true;
+    recordUsage(this.deps, this.ctx, status, true);
+    afterJournal(this.deps, () => {
+      this.res.end(last);
+      finishRequest(this.deps, this.ctx, status);
+    });
   }
 
   #finish(status: number): void {
