@@ -138,20 +138,18 @@ async function withRetries<R>(
 ): Promise<Attempted<R>> {
   const models = ctx.snapshot.config.models;
   const retry = models[pool.alias]?.retry ?? DEFAULT_RETRY;
-  const fallbacks = models[pool.alias]?.fallbacks;
-  // The common case (no fallbacks, first attempt succeeds) allocates no chain and no tried-set.
-  const chain: Pool[] = fallbacks?.length ? [pool] : [];
-  for (const alias of fallbacks ?? []) {
+  const chain: Pool[] = [pool];
+  for (const alias of models[pool.alias]?.fallbacks ?? []) {
     const p = ctx.snapshot.pools.get(alias);
     if (p) chain.push(p);
   }
-  const last = chain.length > 0 ? chain[chain.length - 1] : pool;
+  const last = chain[chain.length - 1];
   const pick = { affinityKey: ctx.affinityKey };
   let attempts = 0;
   let lastErr: unknown;
   let previous: Backend | undefined;
-  for (let i = 0; i < Math.max(1, chain.length); i++) {
-    const p = chain.length > 0 ? (chain[i] as Pool) : pool;
+  for (const p of chain) {
+    // Made on the first failure: a first attempt that succeeds allocates no set.
     let tried: Set<string> | undefined;
     while (attempts < retry.attempts) {
       let backend = p.pick(tried, pick);
