@@ -412,14 +412,10 @@ export async function admitWork(
  * Give back in-flight slots at once (they gate other requests); settle tokens and quota with the
  * real usage. Resolves true unless the quota commit (or release) failed.
  */
-export async function releaseHolds(
-  deps: AdmitDeps,
-  ctx: RequestContext,
-  actualTokens?: number,
-): Promise<boolean> {
+export function releaseHolds(deps: AdmitDeps, ctx: RequestContext, actualTokens?: number): Promise<boolean> {
   const holds = ctx.admission;
   const tenancy = deps.tenancy;
-  if (!holds || !tenancy) return true;
+  if (!holds || !tenancy) return Promise.resolve(true);
   ctx.admission = undefined;
   if (holds.renew) clearInterval(holds.renew);
   const counters = tenancy.state.counters;
@@ -436,9 +432,19 @@ export async function releaseHolds(
         : tenancy.state.quotas.commit(holds.reservation, { tokens: actualTokens, requests: 1 }),
     );
   }
+  // Waiting for the stores must not keep the request's context alive (the quota commit waits for
+  // the embedded store's next write): only what the outcome needs is passed on.
+  return settled(jobs, holds.reservation !== undefined, deps.logger, ctx.requestId);
+}
+
+async function settled(
+  jobs: Array<Promise<unknown>>,
+  quota: boolean,
+  logger: Logger,
+  requestId: string,
+): Promise<boolean> {
   const results = await Promise.allSettled(jobs);
   for (const r of results)
-    if (r.status === 'rejected')
-      deps.logger.warn({ err: r.reason, requestId: ctx.requestId }, 'settling admission failed');
-  return !holds.reservation || results.at(-1)?.status === 'fulfilled';
+    if (r.status === 'rejected') logger.warn({ err: r.reason, requestId }, 'settling admission failed');
+  return !quota || results.at(-1)?.status === 'fulfilled';
 }

@@ -17,7 +17,7 @@ import type {
   Usage,
 } from '../providers/openai-types.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { ResponseStore } from '../state/index.js';
+import type { LedgerWriter, ResponseStore } from '../state/index.js';
 import { ANONYMOUS_TENANT, UNKNOWN_MODEL, type GatewayMetrics } from '../telemetry/metrics.js';
 import type { Tenancy } from '../tenancy/tenancy.js';
 import { countEmbeddingInput, countMessages, countPrompt, countText } from '../tenancy/tokens.js';
@@ -649,6 +649,14 @@ export function afterJournal(deps: PipelineDeps, cb: () => void): void {
 }
 
 /** Last stage, exactly once per request: metrics, accounting (quota settle, ledger), then the finish hooks. */
+/** Confirm the journaled record's quota commit once it is settled (closes over the id, not the context). */
+function confirmQuota(writer: LedgerWriter, settled: Promise<boolean>, requestId: string): void {
+  void settled.then(
+    (ok) => writer.quotaSettled(requestId, ok),
+    () => writer.quotaSettled(requestId, false),
+  );
+}
+
 export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: number): void {
   if (ctx.finished) return;
   recordUsage(deps, ctx, status);
@@ -679,13 +687,7 @@ export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: n
     const journaled = ctx.accounting?.quotaJournaled === true;
     const settled = releaseHolds(deps, ctx, ctx.accounting?.quotaActual);
     // The journal keeps the record until its quota commit is confirmed (a replay redoes it otherwise).
-    if (journaled && deps.tenancy) {
-      const writer = deps.tenancy.state.ledgerWriter;
-      void settled.then(
-        (ok) => writer.quotaSettled(ctx.requestId, ok),
-        () => writer.quotaSettled(ctx.requestId, false),
-      );
-    }
+    if (journaled && deps.tenancy) confirmQuota(deps.tenancy.state.ledgerWriter, settled, ctx.requestId);
   }
   for (const hook of deps.onFinish) {
     try {
