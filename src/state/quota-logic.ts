@@ -10,7 +10,7 @@ import type {
   ReserveRequest,
   ReserveResult,
 } from './ports.js';
-import { DEFAULT_RESERVATION_TTL_MS, newId, QUOTA_WINDOWS, windowId, windowResetAt } from './util.js';
+import { DEFAULT_RESERVATION_TTL_MS, newTimeId, QUOTA_WINDOWS, windowId, windowResetAt } from './util.js';
 
 export interface Tally {
   usedTokens: number;
@@ -114,7 +114,7 @@ export function takeReservation(
   return {
     ok: true,
     reservation: {
-      id: newId(),
+      id: newTimeId(now),
       tenant: req.tenant,
       scopes: req.scopes.map((sc) => sc.name),
       windows,

@@ -1,5 +1,5 @@
 /** Small pure helpers shared by every state implementation. */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync, randomUUID } from 'node:crypto';
 import type { JsonObject, QuotaWindow } from './ports.js';
 
 const B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
@@ -54,6 +54,32 @@ export function newId(): string {
   return randomUUID();
 }
 
+/** Random bytes for newTimeId, drawn 4 KiB at a time (one call into the CSPRNG per ~400 ids). */
+const randomPool = Buffer.alloc(4096);
+let randomAt = randomPool.length;
+
+/**
+ * A time-ordered id (UUID version 7: the first 48 bits are `ms`, the rest random), for records
+ * whose creation time a reader needs to bound a search (quota reservations).
+ */
+export function newTimeId(ms: number): string {
+  const t = Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0').slice(-12);
+  if (randomAt + 10 > randomPool.length) {
+    randomFillSync(randomPool);
+    randomAt = 0;
+  }
+  const r = randomPool.toString('hex', randomAt, (randomAt += 10));
+  const variant = ((parseInt(r.slice(3, 4), 16) & 0x3) | 0x8).toString(16);
+  return `${t.slice(0, 8)}-${t.slice(8)}-7${r.slice(0, 3)}-${variant}${r.slice(4, 7)}-${r.slice(7, 19)}`;
+}
+
+/** The creation time of an id made by newTimeId, or undefined for any other id. */
+export function timeIdMs(id: string): number | undefined {
+  if (id.length !== 36 || id[14] !== '7' || id[8] !== '-' || id[13] !== '-') return undefined;
+  const ms = parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
 /** Normalise a caller-given timestamp (ISO or anything Date parses) to ISO-8601 UTC; null stays null. */
 export function normalizeTime(v: string | null | undefined): string | null {
   if (v === null || v === undefined) return null;
@@ -68,9 +94,22 @@ export function isoNow(ms: number): string {
 
 /** "2026-11-22" / "2026-11" for the UTC window containing `ms`. */
 export function windowId(window: QuotaWindow, ms: number): string {
-  const iso = new Date(ms).toISOString();
-  return window === 'day' ? iso.slice(0, 10) : iso.slice(0, 7);
+  // Every request asks for the day and the month of about now: the UTC day they fall in is kept.
+  if (!(ms >= dayStart && ms < dayEnd)) {
+    const iso = new Date(ms).toISOString();
+    dayStart = ms - (((ms % DAY_MS) + DAY_MS) % DAY_MS);
+    dayEnd = dayStart + DAY_MS;
+    dayId = iso.slice(0, 10);
+    monthId = iso.slice(0, 7);
+  }
+  return window === 'day' ? dayId : monthId;
 }
+
+const DAY_MS = 86_400_000;
+let dayStart = NaN;
+let dayEnd = NaN;
+let dayId = '';
+let monthId = '';
 
 /** ms epoch of the next UTC day/month boundary after `ms`. */
 export function windowResetAt(window: QuotaWindow, ms: number): number {

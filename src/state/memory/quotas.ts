@@ -1,4 +1,8 @@
-/** In-process quota store (tests, and a reference for the others). */
+/**
+ * In-process quota store: the decisions of the memory store (tests) and of the embedded SQLite
+ * store, which is this class with its `QuotaPersistence` (one gateway process owns an embedded
+ * data directory, so its memory is the authority and the file is written behind it).
+ */
 import { EMPTY_TALLY, SETTLED_RETENTION_MS, takeReservation, type Tally } from '../quota-logic.js';
 import type {
   Clock,
@@ -13,27 +17,60 @@ import { DEFAULT_RESERVATION_TTL_MS, QUOTA_WINDOWS, windowId, windowResetAt } fr
 
 type ResState = 'held' | 'settled' | 'expired';
 
+/** Where an in-process store keeps what must outlive the process: settled usage, not holds. */
+export interface QuotaPersistence {
+  /** The usage settled in one (tenant, scope, window) by earlier processes. */
+  load(tenant: string, scope: string, windowId: string): { tokens: number; requests: number };
+  /** Whether this reservation was settled or released already (its marker is in, or queued for, the file). */
+  settledBefore(id: string): boolean;
+  /**
+   * Record a settlement: usage added to every scope and window (none for a release), and the
+   * reservation's marker; resolves once both are in the file.
+   */
+  settle(res: QuotaReservation, tokens: number, requests: number): Promise<void>;
+  /** Write what is queued now (before a tally it may touch is forgotten). */
+  flush(): void;
+}
+
+/** A tally, and where it counts. */
+interface TallyEntry extends Tally {
+  readonly wid: string;
+}
+
+/** How many tallies before those of past windows are forgotten (a day's are still in the file). */
+const TALLIES_KEPT = 10_000;
+
 export class MemoryQuotaStore implements QuotaStore {
   readonly #clock: Clock;
-  readonly #tallies = new Map<string, Tally>();
+  readonly #persist: QuotaPersistence | undefined;
+  readonly #tallies = new Map<string, TallyEntry>();
+  /**
+   * Reservations by id. Without persistence settled and expired ones are remembered for
+   * SETTLED_RETENTION_MS (a repeated commit counts once); with it only held ones are (the file keeps
+   * the markers, so memory does not grow with the request rate).
+   */
   readonly #res = new Map<string, { r: QuotaReservation; state: ResState }>();
   /** Ids of held reservations: the purge walks only these. */
   readonly #held = new Set<string>();
+  /** No held reservation expires before this (a lower bound): the purge walks nothing until then. */
+  #nextExpiry = Infinity;
   #ops = 0;
 
-  constructor(opts: { clock?: Clock } = {}) {
+  constructor(opts: { clock?: Clock; persistence?: QuotaPersistence } = {}) {
     this.#clock = opts.clock ?? Date.now;
+    this.#persist = opts.persistence;
   }
 
   #k(tenant: string, scope: string, wid: string): string {
     return `${tenant}\u0000${scope}\u0000${wid}`;
   }
 
-  #tally(tenant: string, scope: string, wid: string): Tally {
+  #tally(tenant: string, scope: string, wid: string): TallyEntry {
     const k = this.#k(tenant, scope, wid);
     let t = this.#tallies.get(k);
     if (!t) {
-      t = { ...EMPTY_TALLY };
+      const before = this.#persist?.load(tenant, scope, wid);
+      t = { ...EMPTY_TALLY, usedTokens: before?.tokens ?? 0, usedRequests: before?.requests ?? 0, wid };
       this.#tallies.set(k, t);
     }
     return t;
@@ -51,20 +88,42 @@ export class MemoryQuotaStore implements QuotaStore {
   }
 
   #purge(now: number): void {
-    for (const id of this.#held) {
-      const e = this.#res.get(id);
-      if (!e || e.state !== 'held') {
-        this.#held.delete(id);
-      } else if (e.r.expiresAt <= now) {
-        this.#unhold(e.r);
-        e.state = 'expired';
-        this.#held.delete(id);
+    if (now >= this.#nextExpiry) {
+      let next = Infinity;
+      for (const id of this.#held) {
+        const e = this.#res.get(id);
+        if (!e || e.state !== 'held') {
+          this.#held.delete(id);
+        } else if (e.r.expiresAt <= now) {
+          this.#unhold(e.r);
+          this.#end(id, e, 'expired');
+        } else if (e.r.expiresAt < next) next = e.r.expiresAt;
       }
+      this.#nextExpiry = next;
     }
-    if (++this.#ops % 1000 === 0) {
-      for (const [id, e] of this.#res) {
-        if (e.state !== 'held' && e.r.expiresAt + SETTLED_RETENTION_MS <= now) this.#res.delete(id);
-      }
+    if (++this.#ops % 1000 === 0) this.#forget(now);
+  }
+
+  /** A held reservation ends: remembered as settled or expired, or (with persistence) forgotten. */
+  #end(id: string, e: { r: QuotaReservation; state: ResState }, state: ResState): void {
+    this.#held.delete(id);
+    if (this.#persist) this.#res.delete(id);
+    else e.state = state;
+  }
+
+  /** Settled and expired markers past their retention; tallies of past windows beyond TALLIES_KEPT. */
+  #forget(now: number): void {
+    for (const [id, e] of this.#res) {
+      if (e.state !== 'held' && e.r.expiresAt + SETTLED_RETENTION_MS <= now) this.#res.delete(id);
+    }
+    if (this.#tallies.size <= TALLIES_KEPT) return;
+    // What is forgotten must be in the file first: a later load reads it back from there.
+    this.#persist?.flush();
+    const day = windowId('day', now);
+    const month = windowId('month', now);
+    for (const [k, t] of this.#tallies) {
+      if (t.wid !== day && t.wid !== month && t.reservedTokens === 0 && t.reservedRequests === 0)
+        this.#tallies.delete(k);
     }
   }
 
@@ -81,28 +140,44 @@ export class MemoryQuotaStore implements QuotaStore {
     });
     this.#res.set(r.id, { r, state: 'held' });
     this.#held.add(r.id);
+    if (r.expiresAt < this.#nextExpiry) this.#nextExpiry = r.expiresAt;
     return { ok: true, reservation: { ...r, scopes: [...r.scopes], windows: { ...windows } } };
   }
 
+  /**
+   * Settle: the usage counts at once in memory; with persistence, the promise resolves once it is
+   * in the file. Idempotent per reservation id, across restarts too (the file keeps the marker).
+   */
   async commit(res: QuotaReservation, actual: { tokens: number; requests?: number }): Promise<void> {
-    this.#purge(this.#clock());
+    const now = this.#clock();
+    this.#purge(now);
     const e = this.#res.get(res.id);
     if (e?.state === 'settled') return;
+    if (!e && this.#persist?.settledBefore(res.id)) return;
     if (e?.state === 'held') this.#unhold(e.r);
+    const tokens = Math.max(0, Math.round(actual.tokens));
     const requests = actual.requests ?? res.requests;
     this.#apply(res, (t) => {
-      t.usedTokens += Math.max(0, Math.round(actual.tokens));
+      t.usedTokens += tokens;
       t.usedRequests += requests;
     });
-    this.#res.set(res.id, { r: e?.r ?? res, state: 'settled' });
+    if (!this.#persist) {
+      this.#res.set(res.id, { r: e?.r ?? res, state: 'settled' });
+      return;
+    }
+    if (e) this.#end(res.id, e, 'settled');
+    await this.#persist.settle(res, tokens, requests);
   }
 
+  /** Give a hold back unused; a later commit of it counts nothing. */
   async release(res: QuotaReservation): Promise<void> {
-    this.#purge(this.#clock());
+    const now = this.#clock();
+    this.#purge(now);
     const e = this.#res.get(res.id);
     if (e?.state !== 'held') return;
     this.#unhold(e.r);
-    e.state = 'settled';
+    this.#end(res.id, e, 'settled');
+    if (this.#persist) await this.#persist.settle(res, 0, 0);
   }
 
   async renew(
@@ -129,8 +204,7 @@ export class MemoryQuotaStore implements QuotaStore {
       if (e?.state !== 'held' || e.r.owner === liveOwner) continue;
       this.#unhold(e.r);
       // Abandoned, not settled: a late commit would still record its usage.
-      e.state = 'expired';
-      this.#held.delete(id);
+      this.#end(id, e, 'expired');
       n++;
     }
     return n;
@@ -140,7 +214,15 @@ export class MemoryQuotaStore implements QuotaStore {
     const t = now ?? this.#clock();
     this.#purge(t);
     const wid = windowId(window, t);
-    const tally = this.#tallies.get(this.#k(tenant, scope, wid)) ?? EMPTY_TALLY;
-    return { window, windowId: wid, ...tally, resetAt: windowResetAt(window, t) };
+    const tally = this.#tally(tenant, scope, wid);
+    return {
+      window,
+      windowId: wid,
+      usedTokens: tally.usedTokens,
+      usedRequests: tally.usedRequests,
+      reservedTokens: tally.reservedTokens,
+      reservedRequests: tally.reservedRequests,
+      resetAt: windowResetAt(window, t),
+    };
   }
 }

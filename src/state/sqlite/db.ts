@@ -102,6 +102,16 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE ledger ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;
   `,
+  // Settled quota reservations, one row per write of the in-memory quota store (its ids joined):
+  // what makes a settlement replayed from the ledger journal count once.
+  `
+  CREATE TABLE quota_settled (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    ids TEXT NOT NULL
+  );
+  CREATE INDEX quota_settled_at ON quota_settled (at);
+  `,
 ];
 
 /** `dataDir` ':memory:' opens a throwaway in-memory database (tests). */
