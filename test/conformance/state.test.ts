@@ -955,6 +955,32 @@ for (const fam of catalogFamilies) {
     );
 
     it(
+      'ledger: a large batch (several multi-row statements and a remainder) lands every record once',
+      withFamily(fam, async ({ ledger }) => {
+        const t = Date.UTC(2026, 10, 5, 12);
+        const recs = Array.from({ length: 101 }, (_, i) =>
+          rec(`big-${i}`, 'bulk', t + i, { tokens_in: i, partial: i % 2 === 0, estimated: i % 3 === 0 }),
+        );
+        // Duplicates inside one statement's rows, across statements, and in the remainder.
+        const batch = [
+          ...recs.slice(0, 70),
+          recs[3] as LedgerRecord,
+          recs[40] as LedgerRecord,
+          ...recs.slice(70),
+        ];
+        batch.push(recs[100] as LedgerRecord);
+        assert.equal(await ledger.append(batch), 101);
+        assert.equal(await ledger.append(recs.slice(30, 90)), 0, 'a retried batch adds nothing');
+        assert.equal(await ledger.count({ tenant: 'bulk' }), 101);
+        const [row] = await ledger.query({ tenant: 'bulk' }, 'model');
+        assert.deepEqual(
+          [row?.requests, row?.tokens_in, row?.partial, row?.estimated],
+          [101, (100 * 101) / 2, 51, 34],
+        );
+      }),
+    );
+
+    it(
       'ledger: idempotent append, filters, group by day/month/model/key',
       withFamily(fam, async ({ ledger }) => {
         const d1 = Date.UTC(2026, 9, 31, 23, 30); // Oct 31

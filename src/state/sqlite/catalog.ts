@@ -242,28 +242,54 @@ const SQLITE_GROUP: Record<LedgerGroupBy, string> = {
   key: "COALESCE(key_id, '')",
 };
 
+/** Ledger rows per INSERT statement when a batch is large (one call into SQLite per this many). */
+const LEDGER_ROWS_PER_INSERT = 32;
+
+function ledgerInsert(db: SqliteDb, rows: number): Statement<unknown[]> {
+  const one = `(${LEDGER_COLUMNS.map(() => '?').join(',')})`;
+  return db.prepare(
+    `INSERT OR IGNORE INTO ledger (${LEDGER_COLUMNS.join(',')}) VALUES ${Array.from({ length: rows }, () => one).join(',')}`,
+  );
+}
+
+/** A record's values as SQLite binds them (booleans as 0/1), appended to `out`. */
+function pushLedgerParams(out: unknown[], r: LedgerRecord): void {
+  for (const v of ledgerParams(r)) out.push(typeof v === 'boolean' ? (v ? 1 : 0) : v);
+}
+
 export class SqliteLedgerStore implements LedgerStore {
   readonly #db: SqliteDb;
   readonly #insert: Statement<unknown[]>;
+  /** LEDGER_ROWS_PER_INSERT rows in one statement: the writer's batches are hundreds of records. */
+  readonly #insertMany: Statement<unknown[]>;
+  readonly #append: (records: readonly LedgerRecord[]) => number;
 
   constructor(db: SqliteDb) {
     this.#db = db;
-    this.#insert = db.prepare(
-      `INSERT OR IGNORE INTO ledger (${LEDGER_COLUMNS.join(',')}) VALUES (${LEDGER_COLUMNS.map(() => '?').join(',')})`,
-    );
+    this.#insert = ledgerInsert(db, 1);
+    this.#insertMany = ledgerInsert(db, LEDGER_ROWS_PER_INSERT);
+    const append = db.transaction((records: readonly LedgerRecord[]): number => {
+      let n = 0;
+      let i = 0;
+      const params: unknown[] = [];
+      for (; i + LEDGER_ROWS_PER_INSERT <= records.length; i += LEDGER_ROWS_PER_INSERT) {
+        params.length = 0;
+        for (let j = i; j < i + LEDGER_ROWS_PER_INSERT; j++)
+          pushLedgerParams(params, records[j] as LedgerRecord);
+        n += this.#insertMany.run(params).changes;
+      }
+      for (; i < records.length; i++) {
+        params.length = 0;
+        pushLedgerParams(params, records[i] as LedgerRecord);
+        n += this.#insert.run(params).changes;
+      }
+      return n;
+    });
+    this.#append = (records) => append.immediate(records);
   }
 
   async append(records: LedgerRecord[]): Promise<number> {
-    return this.#db
-      .transaction((): number => {
-        let n = 0;
-        for (const r of records) {
-          const p = ledgerParams(r).map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v));
-          n += this.#insert.run(...p).changes;
-        }
-        return n;
-      })
-      .immediate();
+    return this.#append(records);
   }
 
   async query(filter: LedgerFilter, groupBy: LedgerGroupBy): Promise<LedgerRow[]> {
