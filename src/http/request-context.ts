@@ -50,7 +50,7 @@ export function contextFor(
   const controller = ctx.controller;
   const maxMs = ctx.snapshot.config.server.request_timeout_ms;
   const timer = setTimeout(() => {
-    if (!controller.signal.aborted) {
+    if (!controller.aborted) {
       controller.abort(
         new PorticoError(
           'upstream_timeout',
@@ -65,7 +65,7 @@ export function contextFor(
   // left; aborting it anyway would only build a DOMException.)
   reply.raw.once('close', () => {
     clearTimeout(timer);
-    if (!ctx.finished && !reply.raw.writableFinished && !controller.signal.aborted) controller.abort();
+    if (!ctx.finished && !reply.raw.writableFinished && !controller.aborted) controller.abort();
   });
   return ctx;
 }

@@ -6,6 +6,7 @@ import type { KeyEntry, Snapshot, TenantRuntime } from './snapshot.js';
 import type { InflightLease, QuotaReservation, WindowCharge } from '../state/index.js';
 import type { Usage } from '../providers/openai-types.js';
 import type { RequestTrace } from '../telemetry/tracing.js';
+import { Cancel } from '../lib/abort.js';
 
 export type RouteName =
   | 'chat'
@@ -37,7 +38,7 @@ export interface ContextInit {
   endpoint: string;
   clientIp: string;
   snapshot: Snapshot;
-  controller?: AbortController;
+  controller?: Cancel;
 }
 
 /**
@@ -56,7 +57,7 @@ export class RequestContext {
   readonly clientIp: string;
   /** performance.now() at arrival */
   readonly startedAt: number;
-  readonly controller: AbortController;
+  readonly controller: Cancel;
   readonly snapshot: Snapshot;
   tenant?: TenantRuntime = undefined;
   keyId?: string = undefined;
@@ -138,7 +139,7 @@ export class RequestContext {
     this.endpoint = init.endpoint;
     this.clientIp = init.clientIp;
     this.startedAt = performance.now();
-    this.controller = init.controller ?? new AbortController();
+    this.controller = init.controller ?? new Cancel();
     this.snapshot = init.snapshot;
   }
 }

@@ -50,8 +50,13 @@ function resultInfo(r: unknown): { usage?: Usage | null; model?: string } {
 }
 
 function callContext(ctx: RequestContext, backend: Backend, span?: AttemptSpan): ProviderCallContext {
+  const cancel = ctx.controller;
   return {
-    signal: ctx.controller.signal,
+    // Made when a provider asks for it (a non-streaming answer registers through `cancel` instead).
+    get signal(): AbortSignal {
+      return cancel.signal;
+    },
+    cancel,
     requestId: ctx.requestId,
     correlationId: ctx.correlationId,
     headers: span ? { ...upstreamHeaders(ctx), ...span.headers } : upstreamHeaders(ctx),
@@ -165,7 +170,7 @@ async function withRetries<R>(
         return { result: await run(backend, p), backend };
       } catch (err) {
         lastErr = err;
-        if (ctx.controller.signal.aborted || !isRetryable(err)) throw err;
+        if (ctx.controller.aborted || !isRetryable(err)) throw err;
         (tried ??= new Set()).add(backend.id);
         previous = backend;
         if (attempts >= retry.attempts) break;

@@ -33,7 +33,7 @@ export function chooseVariant(
 export function limitRequestTime(ctx: RequestContext, ms: number, what: string): void {
   clearTimeout(ctx.deadlineTimer);
   ctx.deadlineTimer = setTimeout(() => {
-    if (ctx.finished || ctx.controller.signal.aborted) return;
+    if (ctx.finished || ctx.controller.aborted) return;
     ctx.controller.abort(
       new PorticoError('upstream_timeout', `${what} took longer than its limit of ${ms} ms and was stopped.`),
     );

@@ -9,6 +9,7 @@
  * longer retried (bytes may have reached the client). Iteration ends when the upstream stream ends.
  * Aborting `ctx.signal` must abort the upstream call at once and release its connection.
  */
+import type { Cancellable } from '../lib/abort.js';
 import type {
   ChatCompletionChunk,
   ChatCompletionRequest,
@@ -27,6 +28,8 @@ export const PROVIDER_SPEC_VERSION = 1 as const;
 export interface ProviderCallContext {
   /** Aborted when the client goes away, a deadline passes, or the gateway drains. */
   signal: AbortSignal;
+  /** The same cancellation without an AbortSignal (the gateway's calls give it; `signal` is then made on first use). */
+  cancel?: Cancellable;
   requestId: string;
   correlationId: string;
   /** Extra headers to send upstream (e.g. x-correlation-id, traceparent). */

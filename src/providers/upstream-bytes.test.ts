@@ -4,6 +4,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UpstreamPool } from './upstream-pool.js';
 import { postForBytes, type BytesRequest, type TransportPhase } from './upstream-bytes.js';
+import { Cancel, cancellableOf } from '../lib/abort.js';
 
 let server: Server;
 let up: UpstreamPool;
@@ -66,7 +67,7 @@ function req(path: string, over: Partial<BytesRequest> = {}): BytesRequest {
     body: '{"q":1}',
     headersTimeout: 5_000,
     bodyTimeout: 5_000,
-    signal: new AbortController().signal,
+    cancel: new Cancel(),
     maxErrorBody: 1024,
     mapError: (err, phase) => new Mapped(phase, err),
     ...over,
@@ -92,17 +93,22 @@ describe('postForBytes', () => {
     assert.ok(r.body.toString('utf8').startsWith('{"error":{"message":"slow down"}}'));
   });
 
-  it('a signal already aborted: rejected at once with the request phase', async () => {
+  it('already cancelled (a Cancel, or an AbortSignal seen through cancellableOf): rejected at once with the request phase', async () => {
+    const c = new Cancel();
+    c.abort(new Error('gone'));
     const ac = new AbortController();
     ac.abort(new Error('gone'));
-    const err = await postForBytes(up.pool, req('/ok', { signal: ac.signal })).catch((e: unknown) => e);
-    assert.ok(err instanceof Mapped);
-    assert.equal(err.phase, 'request');
+    for (const cancel of [c, cancellableOf(ac.signal)]) {
+      const err = await postForBytes(up.pool, req('/ok', { cancel })).catch((e: unknown) => e);
+      assert.ok(err instanceof Mapped);
+      assert.equal(err.phase, 'request');
+      assert.equal((err.original as Error).message, 'gone');
+    }
   });
 
   it('abort while waiting for the head, and while reading the body: rejected with the right phase', async () => {
-    const a1 = new AbortController();
-    const p1 = postForBytes(up.pool, req('/hang-head', { signal: a1.signal })).catch((e: unknown) => e);
+    const a1 = new Cancel();
+    const p1 = postForBytes(up.pool, req('/hang-head', { cancel: a1 })).catch((e: unknown) => e);
     setTimeout(() => a1.abort(new Error('client left')), 50);
     const e1 = await p1;
     assert.ok(e1 instanceof Mapped);
@@ -110,7 +116,9 @@ describe('postForBytes', () => {
     assert.equal((e1.original as Error).message, 'client left');
 
     const a2 = new AbortController();
-    const p2 = postForBytes(up.pool, req('/hang-body', { signal: a2.signal })).catch((e: unknown) => e);
+    const p2 = postForBytes(up.pool, req('/hang-body', { cancel: cancellableOf(a2.signal) })).catch(
+      (e: unknown) => e,
+    );
     setTimeout(() => a2.abort(new Error('client left')), 50);
     const e2 = await p2;
     assert.ok(e2 instanceof Mapped);

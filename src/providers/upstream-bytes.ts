@@ -3,10 +3,12 @@
  * wraps every response in a Readable stream with a body mixin, and reading it whole
  * (`arrayBuffer()`) adds a consumer, a promise and a copy; the unary path needs none of that: it
  * forwards the answer's bytes. This handler keeps the socket's chunks and joins them once at the
- * end. Aborting `signal` aborts the request (and frees its connection) at once, as `request()`
- * does with its `signal` option; undici's header and body timeouts apply unchanged.
+ * end. Cancelling `cancel` aborts the request (and frees its connection) at once, as `request()`
+ * does with its `signal` option (a plain callback: no AbortSignal is needed, see lib/abort.ts);
+ * undici's header and body timeouts apply unchanged.
  */
 import type { Dispatcher } from 'undici';
+import type { Cancellable } from '../lib/abort.js';
 
 export interface UpstreamBytes {
   statusCode: number;
@@ -24,10 +26,10 @@ export interface BytesRequest {
   body: string;
   headersTimeout: number;
   bodyTimeout: number;
-  signal: AbortSignal;
+  cancel: Cancellable;
   /** Bytes kept of an error status's body (the rest is read and dropped). */
   maxErrorBody: number;
-  /** Maps a transport error (or the signal's abort) to what the caller rejects with. */
+  /** Maps a transport error (or the cancellation's abort) to what the caller rejects with. */
   mapError: (err: unknown, phase: TransportPhase) => Error;
 }
 
@@ -44,12 +46,13 @@ class BytesHandler {
   #chunks: Buffer[] = [];
   #size = 0;
   #abort: ((err?: Error) => void) | undefined = undefined;
+  #off: (() => void) | undefined = undefined;
   #settled = false;
   readonly #req: BytesRequest;
   readonly #resolve: (r: UpstreamBytes) => void;
   readonly #reject: (e: Error) => void;
   readonly #onAbort = (): void => {
-    this.#abort?.(this.#req.signal.reason as Error);
+    this.#abort?.(this.#req.cancel.reason as Error);
   };
 
   constructor(req: BytesRequest, resolve: (r: UpstreamBytes) => void, reject: (e: Error) => void) {
@@ -60,13 +63,13 @@ class BytesHandler {
 
   // undici's own handler interface (the one its request() API implements; no wrapper per request).
   onConnect(abort: (err?: Error) => void): void {
-    const signal = this.#req.signal;
-    if (signal.aborted) {
-      abort(signal.reason as Error);
+    const cancel = this.#req.cancel;
+    if (cancel.aborted) {
+      abort(cancel.reason as Error);
       return;
     }
     // onConnect can run again for the same request (undici re-queues it after a socket error).
-    if (this.#abort === undefined) signal.addEventListener('abort', this.#onAbort, { once: true });
+    if (this.#abort === undefined) this.#off = cancel.onAbort(this.#onAbort);
     this.#abort = abort;
   }
 
@@ -91,7 +94,7 @@ class BytesHandler {
   onComplete(): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#req.signal.removeEventListener('abort', this.#onAbort);
+    this.#off?.();
     const chunks = this.#chunks;
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#size);
     this.#resolve({
@@ -104,7 +107,7 @@ class BytesHandler {
   onError(err: Error): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#req.signal.removeEventListener('abort', this.#onAbort);
+    this.#off?.();
     this.#reject(this.#req.mapError(err, this.#status === 0 ? 'request' : 'stream'));
   }
 }

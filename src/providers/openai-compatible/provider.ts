@@ -30,6 +30,7 @@ import type {
 } from '../openai-types.js';
 import { mapTransportError, mapUpstreamStatus } from './map-error.js';
 import { postForBytes } from '../upstream-bytes.js';
+import { cancellableOf } from '../../lib/abort.js';
 import { applyChatQuirks, type PresetQuirks } from '../presets.js';
 
 export interface OpenAICompatibleOptions {
@@ -176,7 +177,7 @@ export class OpenAICompatibleProvider implements Provider {
       body: JSON.stringify(body),
       headersTimeout: timeout,
       bodyTimeout: timeout,
-      signal: ctx.signal,
+      cancel: ctx.cancel ?? cancellableOf(ctx.signal),
       maxErrorBody: MAX_ERROR_BODY,
       mapError: (err, phase) => mapTransportError(this.id, err, ctx.signal, phase),
     });
