@@ -13,7 +13,7 @@
 import { PorticoError, isPorticoError } from '../errors/portico-error.js';
 import { observeLatency, type Backend, type Pool } from '../routing/pool.js';
 import { publishBackendState } from '../routing/health.js';
-import { sleep } from '../lib/abort.js';
+import { sleep, type Cancel } from '../lib/abort.js';
 import { RetrySchema } from '../config/schema.js';
 import type { ProviderCallContext, ProviderStream, RawSseStream } from '../providers/spec.js';
 import { firstEventError } from '../lib/sse-bytes.js';
@@ -49,19 +49,32 @@ function resultInfo(r: unknown): { usage?: Usage | null; model?: string } {
   return { usage: o.usage ?? null, ...(typeof o.model === 'string' ? { model: o.model } : {}) };
 }
 
+/**
+ * What a provider attempt gets. A class (one shape, a prototype getter) rather than a literal
+ * with a getter: the AbortSignal is made only when a provider asks for `signal`.
+ */
+class CallContext implements ProviderCallContext {
+  readonly cancel: Cancel;
+  readonly requestId: string;
+  readonly correlationId: string;
+  readonly headers: Record<string, string>;
+  readonly timeoutMs: number | undefined;
+
+  constructor(ctx: RequestContext, backend: Backend, span: AttemptSpan | undefined) {
+    this.cancel = ctx.controller;
+    this.requestId = ctx.requestId;
+    this.correlationId = ctx.correlationId;
+    this.headers = span ? { ...upstreamHeaders(ctx), ...span.headers } : upstreamHeaders(ctx);
+    this.timeoutMs = backend.config.timeout_ms || undefined;
+  }
+
+  get signal(): AbortSignal {
+    return this.cancel.signal;
+  }
+}
+
 function callContext(ctx: RequestContext, backend: Backend, span?: AttemptSpan): ProviderCallContext {
-  const cancel = ctx.controller;
-  return {
-    // Made when a provider asks for it (a non-streaming answer registers through `cancel` instead).
-    get signal(): AbortSignal {
-      return cancel.signal;
-    },
-    cancel,
-    requestId: ctx.requestId,
-    correlationId: ctx.correlationId,
-    headers: span ? { ...upstreamHeaders(ctx), ...span.headers } : upstreamHeaders(ctx),
-    ...(backend.config.timeout_ms ? { timeoutMs: backend.config.timeout_ms } : {}),
-  };
+  return new CallContext(ctx, backend, span);
 }
 
 const DEFAULT_RETRY = RetrySchema.parse({});
@@ -133,16 +146,60 @@ interface Attempted<R> {
 /**
  * The retry/fallback loop. `run` makes one attempt on one backend and resolves once the attempt
  * has succeeded far enough that nothing was sent to the client yet (unary: the whole answer;
- * streams: the first chunk).
+ * streams: the first chunk). The first attempt, which nearly always succeeds, runs outside the
+ * loop: no fallback chain, loop state or suspended async frame is built for it.
  */
-async function withRetries<R>(
+function withRetries<R>(
   deps: DispatchDeps,
   ctx: RequestContext,
   pool: Pool,
   run: (backend: Backend, pool: Pool) => Promise<R>,
 ): Promise<Attempted<R>> {
+  const retry = ctx.snapshot.config.models[pool.alias]?.retry ?? DEFAULT_RETRY;
+  const first = retry.attempts >= 1 ? pool.pick(undefined, { affinityKey: ctx.affinityKey }) : undefined;
+  if (!first) return retryLoop(deps, ctx, pool, run, retry, undefined);
+  ctx.backend = first.id;
+  return run(first, pool).then(
+    (result) => ({ result, backend: first }),
+    (err: unknown) => {
+      if (ctx.controller.aborted || !isRetryable(err)) throw err;
+      return retryLoop(deps, ctx, pool, run, retry, { backend: first, err });
+    },
+  );
+}
+
+/**
+ * After a failed attempt that may be retried: false when no attempt is left; otherwise counts
+ * the retry and waits the back-off (or throws when the backend asks for a longer wait).
+ */
+async function backOff(
+  deps: DispatchDeps,
+  ctx: RequestContext,
+  pool: Pool,
+  retry: typeof DEFAULT_RETRY,
+  failed: { backend: Backend; err: unknown },
+  attempts: number,
+): Promise<boolean> {
+  if (attempts >= retry.attempts) return false;
+  deps.metrics.retries.labels(pool.alias, failed.backend.id).inc();
+  const err = failed.err;
+  const hinted = isPorticoError(err) ? err.upstream?.retryAfterMs : undefined;
+  if (hinted !== undefined && hinted > retry.max_retry_after_ms) throw err;
+  const cap = Math.min(retry.max_backoff_ms, retry.backoff_ms * 2 ** (attempts - 1));
+  await sleep(Math.max(hinted ?? 0, Math.random() * cap), ctx.controller.signal);
+  return true;
+}
+
+/** Retries and fallbacks, after a first attempt failed (`failed`) or found no backend. */
+async function retryLoop<R>(
+  deps: DispatchDeps,
+  ctx: RequestContext,
+  pool: Pool,
+  run: (backend: Backend, pool: Pool) => Promise<R>,
+  retry: typeof DEFAULT_RETRY,
+  failed: { backend: Backend; err: unknown } | undefined,
+): Promise<Attempted<R>> {
   const models = ctx.snapshot.config.models;
-  const retry = models[pool.alias]?.retry ?? DEFAULT_RETRY;
   const chain: Pool[] = [pool];
   for (const alias of models[pool.alias]?.fallbacks ?? []) {
     const p = ctx.snapshot.pools.get(alias);
@@ -153,9 +210,15 @@ async function withRetries<R>(
   let attempts = 0;
   let lastErr: unknown;
   let previous: Backend | undefined;
+  if (failed) {
+    attempts = 1;
+    lastErr = failed.err;
+    previous = failed.backend;
+    if (!(await backOff(deps, ctx, pool, retry, failed, attempts))) throw lastErr;
+  }
   for (const p of chain) {
-    // Made on the first failure: a first attempt that succeeds allocates no set.
-    let tried: Set<string> | undefined;
+    // The backends of this pool that failed (the first attempt's, when it was made on this pool).
+    let tried: Set<string> | undefined = p === pool && failed ? new Set([failed.backend.id]) : undefined;
     while (attempts < retry.attempts) {
       let backend = p.pick(tried, pick);
       // Every backend of this pool was tried: the same one may be retried (single-backend pools).
@@ -173,12 +236,7 @@ async function withRetries<R>(
         if (ctx.controller.aborted || !isRetryable(err)) throw err;
         (tried ??= new Set()).add(backend.id);
         previous = backend;
-        if (attempts >= retry.attempts) break;
-        deps.metrics.retries.labels(pool.alias, backend.id).inc();
-        const hinted = isPorticoError(err) ? err.upstream?.retryAfterMs : undefined;
-        if (hinted !== undefined && hinted > retry.max_retry_after_ms) throw err;
-        const cap = Math.min(retry.max_backoff_ms, retry.backoff_ms * 2 ** (attempts - 1));
-        await sleep(Math.max(hinted ?? 0, Math.random() * cap), ctx.controller.signal);
+        if (!(await backOff(deps, ctx, pool, retry, { backend, err }, attempts))) break;
       }
     }
     if (attempts >= retry.attempts) break;
