@@ -295,12 +295,12 @@ export class OpenAICompatibleProvider implements Provider {
   chatBytes(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<Buffer> {
     return this.#bytes(
       '/chat/completions',
-      this.#chatQuirks({ ...this.#withModel(req), stream: false }),
+      this.#chatQuirks({ ...req, model: this.#opts.model, stream: false }),
       ctx,
     );
   }
   completionBytes(req: CompletionRequest, ctx: ProviderCallContext): Promise<Buffer> {
-    return this.#bytes('/completions', { ...this.#withModel(req), stream: false }, ctx);
+    return this.#bytes('/completions', { ...req, model: this.#opts.model, stream: false }, ctx);
   }
 
   chatStreamRaw(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<RawSseStream> {
@@ -337,7 +337,11 @@ export class OpenAICompatibleProvider implements Provider {
   }
 
   chat(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ChatCompletionResponse> {
-    return this.#json('/chat/completions', this.#chatQuirks({ ...this.#withModel(req), stream: false }), ctx);
+    return this.#json(
+      '/chat/completions',
+      this.#chatQuirks({ ...req, model: this.#opts.model, stream: false }),
+      ctx,
+    );
   }
   chatStream(
     req: ChatCompletionRequest,
@@ -346,7 +350,7 @@ export class OpenAICompatibleProvider implements Provider {
     return this.#stream('/chat/completions', this.#chatQuirks(this.#streamBody(req)), ctx);
   }
   completion(req: CompletionRequest, ctx: ProviderCallContext): Promise<CompletionResponse> {
-    return this.#json('/completions', { ...this.#withModel(req), stream: false }, ctx);
+    return this.#json('/completions', { ...req, model: this.#opts.model, stream: false }, ctx);
   }
   completionStream(
     req: CompletionRequest,
