@@ -209,7 +209,9 @@ export async function admitTokens(
     need = tokenNeed(ctx.promptTokensEstimate, maxTokens ?? maxOutput, cfg);
   }
   if (!need && !tenant.limits?.max_in_flight && !key?.limits?.max_in_flight) return undefined;
-  return withStage(ctx, 'admission.tokens', () => admitWork(deps, ctx, tenant, key, need, cfg, ctx.priority));
+  return await withStage(ctx, 'admission.tokens', () =>
+    admitWork(deps, ctx, tenant, key, need, cfg, ctx.priority),
+  );
 }
 
 /** The prompt prefix that prefix-affinity hashes: the first message (usually the tenant's system prompt). */

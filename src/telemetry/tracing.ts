@@ -63,15 +63,34 @@ export async function createTracing(cfg: TelemetryConfig['tracing'], version: st
   return new OtelTracing(cfg, version);
 }
 
-/** Run `fn` inside a child span of the request (or just run it when the request is not traced). */
-export async function withStage<T>(
+/**
+ * Run `fn` inside a child span of the request (or just run it when the request is not traced).
+ * Not an async function: an untraced stage hands back `fn`'s own promise (an async wrapper returning
+ * a promise adopts it through two more microtask turns and two more promises, on every request).
+ */
+export function withStage<T>(
   ctx: Traced,
   name: string,
   fn: () => Promise<T> | T,
   attributes?: Attributes,
 ): Promise<T> {
   const t = ctx.trace;
-  if (!t) return fn();
+  if (!t) {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+  return tracedStage(t, name, fn, attributes);
+}
+
+async function tracedStage<T>(
+  t: RequestTrace,
+  name: string,
+  fn: () => Promise<T> | T,
+  attributes: Attributes | undefined,
+): Promise<T> {
   const span = t.tracer.startSpan(name, attributes ? { attributes } : {}, t.rootCtx);
   try {
     return await fn();
