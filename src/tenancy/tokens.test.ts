@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { buildConfig } from '../config/load.js';
 import { Gateway } from '../app.js';
 import { createLogger } from '../telemetry/logger.js';
-import { countMessages, countText, tokenizerLoaded } from './tokens.js';
+import {
+  countCacheStats,
+  countMessages,
+  countText,
+  COUNT_CACHE_MIN_CHARS,
+  tokenizerLoaded,
+} from './tokens.js';
+import { createRequire } from 'node:module';
 
 async function gateway(tenant: Record<string, unknown>): Promise<Gateway> {
   const loaded = await buildConfig(
@@ -45,5 +52,36 @@ describe('tokenizer loading', () => {
     assert.equal(countText('hello world'), 2);
     // 3 priming + 4 per message + the text
     assert.equal(countMessages([{ role: 'user', content: 'hello world' }]), 9);
+  });
+
+  it('a long text is counted once and then remembered, with the count the BPE gives; short texts are not kept', () => {
+    const bpe = (createRequire(import.meta.url)('gpt-tokenizer') as typeof import('gpt-tokenizer'))
+      .countTokens;
+    const system =
+      'You are a careful assistant for ACME. Answer with the design first, then the code. '.repeat(8);
+    assert.ok(system.length >= COUNT_CACHE_MIN_CHARS);
+    const before = countCacheStats();
+    const first = countText(system);
+    // An equal string that is another object (as JSON.parse makes it for every request).
+    const again = countText(system.split('').join(''));
+    const after = countCacheStats();
+    assert.equal(first, bpe(system));
+    assert.equal(again, first);
+    assert.deepEqual([after.misses - before.misses, after.hits - before.hits], [1, 1]);
+    const short = 'hello world, twice';
+    countText(short);
+    countText(short);
+    assert.deepEqual([countCacheStats().hits, countCacheStats().misses], [after.hits, after.misses]);
+    // In a chat: the system prompt and a long history message hit; the new turn is counted.
+    const history = 'Earlier answer: '.padEnd(600, 'x');
+    const turn = (q: string) => [
+      { role: 'system' as const, content: system },
+      { role: 'assistant' as const, content: history },
+      { role: 'user' as const, content: q },
+    ];
+    const n1 = countMessages(turn('and the database?'));
+    const n2 = countMessages(turn('and the cache layer?'));
+    assert.equal(n1 - countText('and the database?'), n2 - countText('and the cache layer?'));
+    assert.equal(n1, 3 + 4 * 3 + bpe(system) + bpe(history) + bpe('and the database?'));
   });
 });

@@ -8,6 +8,7 @@
  * reloads when a tenant has a tokens/min limit or a quota (Gateway), so no request waits for them.
  */
 import { createRequire } from 'node:module';
+import { LRUCache } from 'lru-cache';
 import type { ChatMessage, ContentPart } from '../providers/openai-types.js';
 
 type CountTokens = (text: string) => number;
@@ -28,8 +29,38 @@ export function tokenizerLoaded(): boolean {
 const PER_MESSAGE = 4;
 const PER_IMAGE = 765;
 
+/**
+ * Long texts come back: a tenant's system prompt is in every request of the tenant, and a chat
+ * resends its whole history every turn. Each distinct long text is counted once (BPE in JS costs
+ * ~50-100 ns per character; a lookup hashes the string once, and the tenant prompt's string is the
+ * same object every time). Short texts are counted directly: they are cheap and rarely repeat.
+ */
+export const COUNT_CACHE_MIN_CHARS = 256;
+const counted = new LRUCache<string, number>({
+  max: 2048,
+  // Bounded by the characters it keeps alive (~8 MB of UTF-16 at most).
+  maxSize: 4_000_000,
+  sizeCalculation: (_n, text) => text.length,
+});
+const countStats = { hits: 0, misses: 0 };
+
+/** Hits and misses of the long-text count cache since start (tests, diagnostics). */
+export function countCacheStats(): { hits: number; misses: number; entries: number } {
+  return { ...countStats, entries: counted.size };
+}
+
 export function countText(text: string): number {
-  return text.length === 0 ? 0 : (countTokens ?? loadTokenizer())(text);
+  if (text.length === 0) return 0;
+  if (text.length < COUNT_CACHE_MIN_CHARS) return (countTokens ?? loadTokenizer())(text);
+  const known = counted.get(text);
+  if (known !== undefined) {
+    countStats.hits++;
+    return known;
+  }
+  countStats.misses++;
+  const n = (countTokens ?? loadTokenizer())(text);
+  counted.set(text, n);
+  return n;
 }
 
 export function countMessages(messages: ChatMessage[]): number {
