@@ -48,13 +48,20 @@ export async function startGatewayProcess(
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let err = '';
-  child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   const url = `http://127.0.0.1:${port}`;
+  // Ready only once this child said it listens there: another test's process may have taken the
+  // port between freePort() and this child's listen (then it would answer the probe, not this one).
+  const banner = `is listening on ${url}`;
+  let listening = false;
+  child.stderr?.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-4000);
+    if (!listening && err.includes(banner)) listening = true;
+  });
   const until = Date.now() + startTimeoutMs;
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`gateway exited: ${err}`);
     try {
-      if (await ready(url)) return { child, url };
+      if (listening && (await ready(url))) return { child, url };
     } catch {
       // starting
     }
