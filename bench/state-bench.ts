@@ -184,7 +184,7 @@ async function throughput(): Promise<Record<string, number>> {
   redis.disconnect();
   const db = openSqlite(`${process.env.TMPDIR ?? '/tmp'}/portico-bench-${uniqueName('')}`);
   const sq = new SqliteQuotaStore(db);
-  out.sqlite_reserve_commit = await opsPerSec(10_000, 1, async () => {
+  out.sqlite_reserve_commit = await opsPerSec(10_000, 32, async () => {
     const r = await sq.reserve({ tenant: 't', scopes, tokens: 100 });
     if (r.ok) await sq.commit(r.reservation, { tokens: 80 });
   });

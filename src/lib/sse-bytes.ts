@@ -159,7 +159,10 @@ export interface ScanState {
   malformed?: boolean;
 }
 
-/** Replace each `"model": "<x>"` value that differs from `modelJson` in buf[s, e). */
+/**
+ * Replace each `"model": "<x>"` value that differs from `modelJson` in buf[s, e). `first`: where
+ * the caller already found the first `"model"` at or after `s` (saves searching it again).
+ */
 function rewriteModels(
   buf: Buffer,
   s: number,
@@ -167,9 +170,10 @@ function rewriteModels(
   modelJson: Buffer,
   st: ScanState,
   out: Buffer[],
+  first?: number,
 ): void {
   let from = s;
-  let i = buf.indexOf(MODEL, s);
+  let i = first ?? buf.indexOf(MODEL, s);
   while (i !== -1 && i < e) {
     const v = valueAt(buf, i + MODEL.length);
     if (v !== -1 && buf[v] === QUOTE) {
@@ -206,9 +210,10 @@ export function scanEvents(buf: Buffer, end: number, o: ScanOptions, st: ScanSta
   const error = region.indexOf(ERROR) !== -1;
   if (!st.done && region.indexOf(DONE) !== -1 && hasDone(region, 0, end)) st.done = true;
   if (!usage && !error) {
-    if (!o.modelJson || region.indexOf(MODEL) === -1) return region;
+    const m = o.modelJson ? region.indexOf(MODEL) : -1;
+    if (!o.modelJson || m === -1) return region;
     const out: Buffer[] = [];
-    rewriteModels(region, 0, end, o.modelJson, st, out);
+    rewriteModels(region, 0, end, o.modelJson, st, out, m);
     return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
   }
   const out: Buffer[] = [];

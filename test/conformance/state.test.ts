@@ -740,6 +740,21 @@ for (const fam of quotaFamilies) {
     );
 
     it(
+      'leases: a renewal with a shorter lease ends the hold at the new end',
+      withFamily(fam, async (s, c) => {
+        const tenant = tenantId('shorter');
+        const scopes = [{ name: 'tenant', limits: { day: { tokens: 1000 } } }];
+        const r = await s.reserve({ tenant, scopes, tokens: 900, ttlMs: 60_000 });
+        assert.ok(r.ok);
+        assert.equal(await s.renew([r.reservation], 1_000), 1);
+        c.add(5_000);
+        const u = await s.usage(tenant, 'tenant', 'day');
+        assert.deepEqual([u.reservedTokens, u.reservedRequests], [0, 0]);
+        assert.ok((await s.reserve({ tenant, scopes, tokens: 900 })).ok);
+      }),
+    );
+
+    it(
       'release at start-up: an embedded store releases the holds of earlier processes',
       withFamily(fam, async (s) => {
         if (!s.releaseOthers) {

@@ -101,7 +101,7 @@ export class MemoryQuotaStore implements QuotaStore {
       }
       this.#nextExpiry = next;
     }
-    if (++this.#ops % 1000 === 0) this.#forget(now);
+    if (++this.#ops % 1000 === 0) this.#forget(this.#clock());
   }
 
   /** A held reservation ends: remembered as settled or expired, or (with persistence) forgotten. */
@@ -116,9 +116,10 @@ export class MemoryQuotaStore implements QuotaStore {
     for (const [id, e] of this.#res) {
       if (e.state !== 'held' && e.r.expiresAt + SETTLED_RETENTION_MS <= now) this.#res.delete(id);
     }
-    if (this.#tallies.size <= TALLIES_KEPT) return;
+    // Without a file, a forgotten tally would be usage lost: only a persisted store forgets them.
+    if (!this.#persist || this.#tallies.size <= TALLIES_KEPT) return;
     // What is forgotten must be in the file first: a later load reads it back from there.
-    this.#persist?.flush();
+    this.#persist.flush();
     const day = windowId('day', now);
     const month = windowId('month', now);
     for (const [k, t] of this.#tallies) {
@@ -177,7 +178,9 @@ export class MemoryQuotaStore implements QuotaStore {
     if (e?.state !== 'held') return;
     this.#unhold(e.r);
     this.#end(res.id, e, 'settled');
-    if (this.#persist) await this.#persist.settle(res, 0, 0);
+    // The marker is queued at once (a later commit of it in this process counts nothing) and written
+    // with the next write; nothing needs to wait for that.
+    if (this.#persist) void this.#persist.settle(res, 0, 0).catch(() => undefined);
   }
 
   async renew(
@@ -191,6 +194,8 @@ export class MemoryQuotaStore implements QuotaStore {
       const e = this.#res.get(res.id);
       if (e?.state !== 'held') continue;
       e.r.expiresAt = now + ttlMs;
+      // A shorter lease (or a clock step back) may end it before the purge's bound.
+      if (e.r.expiresAt < this.#nextExpiry) this.#nextExpiry = e.r.expiresAt;
       n++;
     }
     return n;

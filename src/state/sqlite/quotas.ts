@@ -33,10 +33,17 @@ const CLOCK_SLACK_MS = 60_000;
 
 /**
  * Settlements are written at most this long after they were made, all of them in one transaction.
- * Nothing waits for the write but the journal's confirmation line (a crash before it is replayed),
- * so a few milliseconds more batch many more settlements per transaction.
+ * Only the journal's confirmation waits for the write (a crash before it is replayed; the replay at
+ * start-up issues its commits together), so a few milliseconds more batch many more settlements per
+ * transaction.
  */
 const WRITE_EVERY_MS = 20;
+
+/** After a failed write: the next try (the queued settlements stay, their commits keep waiting). */
+const RETRY_MS = 1000;
+
+/** Commits kept waiting through failed writes before the oldest are rejected. */
+const MAX_WAITING = 100_000;
 
 interface UsedRow {
   used_tokens: number;
@@ -106,7 +113,14 @@ class SqliteQuotaFile implements QuotaPersistence {
     const write = db.transaction((deltas: Iterable<Delta>, ids: readonly string[]): void => {
       const now = this.#clock();
       for (const d of deltas) this.#addUsed.run(d.tenant, d.scope, d.wid, d.tokens, d.requests);
-      this.#mark.run(now, ids.join(','));
+      // Never before any of its reservations was made (a clock step back, a caller's `now` ahead):
+      // the replay looks for an id only in the writes since its reservation.
+      let at = now;
+      for (const id of ids) {
+        const made = timeIdMs(id);
+        if (made !== undefined && made > at) at = made;
+      }
+      this.#mark.run(at, ids.join(','));
       if (++this.#writes % CLEANUP_EVERY === 0) {
         this.#cleanup.run(now - SETTLED_RETENTION_MS);
         this.#cleanupOld.run(now - SETTLED_RETENTION_MS);
@@ -157,7 +171,10 @@ class SqliteQuotaFile implements QuotaPersistence {
     // an id an earlier version made has no time in it: every write kept is looked at.
     const made = timeIdMs(id);
     const since = made === undefined ? 0 : made - CLOCK_SLACK_MS;
-    for (const ids of this.#selectSettled.all(since) as string[]) if (ids.includes(id)) return true;
+    // Whole ids only (`,a,b,` contains `,b,`), whatever their length.
+    const needle = `,${id},`;
+    for (const ids of this.#selectSettled.all(since) as string[])
+      if (`,${ids},`.includes(needle)) return true;
     return false;
   }
 
@@ -166,12 +183,17 @@ class SqliteQuotaFile implements QuotaPersistence {
     this.#ids.push(res.id);
     return new Promise<void>((resolve, reject) => {
       this.#waiters.push({ resolve, reject });
-      if (this.#timer) return;
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        this.flush();
-      }, WRITE_EVERY_MS);
+      this.#schedule(WRITE_EVERY_MS);
     });
+  }
+
+  #schedule(ms: number, unref = false): void {
+    if (this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.flush();
+    }, ms);
+    if (unref) this.#timer.unref();
   }
 
   #queueUsage(res: QuotaReservation, tokens: number, requests: number): void {
@@ -189,9 +211,11 @@ class SqliteQuotaFile implements QuotaPersistence {
   }
 
   /**
-   * Write the queued settlements in one transaction. If it fails, they stay queued (written with the
-   * next settlement or flush) and the waiting commits reject: the journal then keeps their records
-   * unconfirmed, and the marker makes a later replay count each once.
+   * Write the queued settlements in one transaction. If it fails (the file locked or full), they
+   * stay queued and their commits keep waiting — so the ledger journal keeps their records for a
+   * replay — and the write is tried again after RETRY_MS (or with the next flush); the ids make a
+   * later replay count each once. Past MAX_WAITING waiting commits, the oldest are rejected (their
+   * usage stays queued and counted in memory).
    */
   flush(): void {
     if (this.#timer) {
@@ -215,8 +239,17 @@ class SqliteQuotaFile implements QuotaPersistence {
           now.requests += d.requests;
         } else this.#deltas.set(k, d);
       }
+      if (!this.#db.open) {
+        // Closed under them (the process is stopping): the journal replays what is unwritten.
+        for (const w of waiters) w.reject(e);
+        return;
+      }
       this.#ids = ids.concat(this.#ids);
-      for (const w of waiters) w.reject(e);
+      this.#waiters = waiters.concat(this.#waiters);
+      if (this.#waiters.length > MAX_WAITING)
+        for (const w of this.#waiters.splice(0, this.#waiters.length - MAX_WAITING)) w.reject(e);
+      // A retry does not keep the process alive: what it would write is in the ledger journal.
+      this.#schedule(RETRY_MS, true);
       return;
     }
     for (const w of waiters) w.resolve();
