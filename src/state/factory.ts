@@ -37,6 +37,7 @@ import type {
 import { openSqlite } from './sqlite/db.js';
 import { SqliteKeyStore, SqliteLedgerStore, SqliteTenantStore } from './sqlite/catalog.js';
 import { SqliteQuotaStore } from './sqlite/quotas.js';
+import { lockDataDir } from './sqlite/gateway-lock.js';
 import { SqliteInvalidationBus } from './sqlite/invalidation.js';
 import { MemoryResponseStore } from './memory/responses.js';
 import { SqliteResponseStore } from './sqlite/responses.js';
@@ -70,6 +71,12 @@ export interface StateOptions {
   keyCache?: Omit<BusCacheOptions, 'clock' | 'logger' | 'hooks' | 'busStore'>;
   ledgerWriter?: Omit<LedgerWriterOptions, 'logger' | 'hooks' | 'store' | 'journal'>;
   journal?: Omit<JournalOptions, 'logger'>;
+  /**
+   * Embedded: this process is the gateway that serves from `data_dir` (its quotas are decided in
+   * memory), so no other gateway may use the directory at the same time (sqlite/gateway-lock.ts).
+   * Tools that only read or edit the store (the CLI, tests) leave it off.
+   */
+  exclusive?: boolean;
 }
 
 /** What start-up replay of the ledger journal did. */
@@ -263,13 +270,29 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
   const c = opts.clock ? { clock: opts.clock } : {};
   if (cfg.kind === 'embedded') {
     const db = openSqlite(cfg.data_dir);
+    let unlock: (() => void) | undefined;
+    if (opts.exclusive && cfg.data_dir !== ':memory:') {
+      try {
+        unlock = lockDataDir(cfg.data_dir);
+      } catch (err) {
+        db.close();
+        throw err;
+      }
+    }
     if (cfg.data_dir !== ':memory:') holdStore(cfg.data_dir);
     opts.hooks?.onBackendUp?.('sqlite', true);
     const quotas = new SqliteQuotaStore(db, c);
     const ledger = new SqliteLedgerStore(db);
     const journalDir =
       cfg.journal_dir ?? (cfg.data_dir === ':memory:' ? '' : defaultJournalDir(cfg.data_dir));
-    const j = await openJournal(journalDir, ledger, quotas, opts);
+    let j: Awaited<ReturnType<typeof openJournal>>;
+    try {
+      j = await openJournal(journalDir, ledger, quotas, opts);
+    } catch (err) {
+      db.close();
+      unlock?.();
+      throw err;
+    }
     return assemble(
       {
         kind: 'embedded',
@@ -288,6 +311,7 @@ export async function createStateBackends(cfg: StateConfig, opts: StateOptions =
         closeConnections: async () => {
           quotas.flush(); // queued commits (see SqliteQuotaStore) go in before the file closes
           db.close();
+          unlock?.();
           if (cfg.data_dir !== ':memory:') releaseStore(cfg.data_dir);
         },
       },

@@ -152,7 +152,7 @@ export class Tenancy {
                   },
                   redis_failure_mode: s.redis_failure_mode,
                 },
-            { logger, hooks },
+            { logger, hooks, exclusive: true },
           );
     const reservations = new ReservationLeases(state.quotas, deps.logger, cfg.admission.reservation_lease_ms);
     if (s.kind === 'embedded' && state.quotas.releaseOthers) {

@@ -78,4 +78,17 @@ describe('embedded state survives a restart', () => {
     assert.equal(spent.status, 429, 'the quota continued across the restart');
     assert.equal(((await spent.json()) as { error: { code: string } }).error.code, 'insufficient_quota');
   });
+
+  it('a second gateway on the same data_dir is refused while the first runs, and starts once it stopped', async () => {
+    await gw?.stop(1_000);
+    gw = await startGateway({ configFile: file, env: {}, defaultMetrics: false, watch: false });
+    await assert.rejects(
+      startGateway({ configFile: file, env: {}, defaultMetrics: false, watch: false }),
+      /data_dir .* is in use by another Portico gateway .*state\.kind: distributed/,
+    );
+    assert.equal((await fetch(`${gw.url}/health`)).status, 200, 'the first one is unaffected');
+    await gw.stop(1_000);
+    gw = await startGateway({ configFile: file, env: {}, defaultMetrics: false, watch: false });
+    assert.equal((await fetch(`${gw.url}/health`)).status, 200);
+  });
 });
