@@ -21,7 +21,7 @@ type ChatWrapper = NonNullable<ReturnType<NLC['resolveChatWrapper']>>;
 type Token = Parameters<LlamaSequence['evaluate']>[0][number];
 type LlamaGrammar = Awaited<ReturnType<Llama['getGrammarFor']>>;
 
-/** What the output must be: any JSON value/object (`json_object`) or JSON following a schema. */
+/** What the output must be: a JSON value/object of whatever shape (`json_object`) or JSON following a schema. */
 export type OutputFormat = { type: 'json' } | { type: 'json_schema'; schema: Record<string, unknown> };
 
 /** Compiled grammars kept per schema (compiling one costs milliseconds; requests repeat schemas). */

@@ -1,5 +1,5 @@
 /**
- * Inbound direction: any error (PorticoError, an OpenAI-shaped error body, anything) -> the
+ * Inbound direction: every error (PorticoError, an OpenAI-shaped error body, anything else) -> the
  * Anthropic error body `{type:'error', error:{type, message}}` (https://docs.anthropic.com/en/api/errors).
  * The HTTP status stays the catalog's (e.g. 503 rather than Anthropic's 529; SDKs retry both).
  */
