@@ -1,18 +1,19 @@
 /**
  * The admin API as OpenAPI 3, served at /docs (Swagger UI) and /docs/json, /docs/yaml.
  *
- * Route schemas are attached here, by method and path, as the admin routes are registered. The
- * handlers keep validating with their zod schemas (the request schemas below are generated from
- * those same zod schemas), so the attached schemas are documentation only: these routes get a
- * pass-through validator and plain JSON.stringify serialization, and behave exactly as without
- * them. An /admin route with no entry here is still listed (tag `admin`); one that brings its own
- * schema keeps it, and its validation.
+ * Imported on the first request under /docs (./docs.ts): `buildDocsApp` registers the gateway's
+ * recorded routes in a small Fastify app of its own, attaching these schemas by method and path,
+ * with @fastify/swagger and @fastify/swagger-ui. The gateway's own routes never carry them: their
+ * handlers validate with zod (the request schemas below are generated from those same zod
+ * schemas). An /admin route with no entry here is still listed (tag `admin`); one that brings its
+ * own schema keeps it.
  */
-import type { FastifyInstance, FastifySchema } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifySchema, type HTTPMethods } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { z } from 'zod';
 import { VERSION } from '../version.js';
+import type { RecordedRoute } from './docs.js';
 import { NewKeyBody, NewTenantBody, PatchTenantBody, UsageQuery } from './routes/admin.js';
 import { PlaygroundBody, RequestsQuery, StatsQuery } from './routes/console.js';
 
@@ -429,8 +430,12 @@ export const RESPONSES_DOCS: Record<string, Doc> = {
   },
 };
 
-/** Register before the routes: attaches the schemas above as routes are added, then serves /docs. */
-export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+/** The docs app (./docs.ts): the gateway's routes with the documentation above, and /docs. */
+export async function buildDocsApp(routes: readonly RecordedRoute[]): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false });
+  // The handlers below never run (only /docs is asked of this app): no validation, no serializers.
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.addHook('onRoute', (route) => {
     const method = Array.isArray(route.method) ? route.method[0] : route.method;
     if (!method || method === 'HEAD') return;
@@ -442,15 +447,12 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         security: [{ tenantKey: [] }],
         ...(produces ? { produces } : {}),
       } as FastifySchema;
-      // Documentation only: the handlers validate (OpenAI-shaped 400s) and answer plain JSON.
-      route.validatorCompiler = () => () => true;
-      route.serializerCompiler = () => (data) => JSON.stringify(data);
       return;
     }
     if (!route.url.startsWith('/admin')) return;
     const security = [{ adminToken: [] }];
     if (route.schema) {
-      // A route that brings its own schema keeps it (and its validation); it is only tagged.
+      // A route that brings its own schema keeps it; it is only tagged.
       route.schema = { tags: ['admin'], security, ...route.schema } as FastifySchema;
       return;
     }
@@ -461,9 +463,6 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     };
     const { produces, ...rest } = doc;
     route.schema = { ...rest, security, ...(produces ? { produces } : {}) } as FastifySchema;
-    // Documentation only: the handlers validate with zod and answer plain JSON.
-    route.validatorCompiler = () => () => true;
-    route.serializerCompiler = () => (data) => JSON.stringify(data);
   });
   await app.register(swagger, {
     hideUntagged: true,
@@ -493,4 +492,16 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  const never = (): never => {
+    throw new Error('the docs app serves /docs only');
+  };
+  for (const r of routes)
+    app.route({
+      method: r.method as HTTPMethods,
+      url: r.url,
+      ...(r.schema ? { schema: r.schema } : {}),
+      handler: never,
+    });
+  await app.ready();
+  return app;
 }

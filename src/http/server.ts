@@ -28,7 +28,7 @@ import { MODELS_PATH, registerModelRoutes, wantsAnthropicShape } from './routes/
 import { registerTenantRoutes } from './routes/tenant.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerConsoleRoutes } from './routes/console.js';
-import { registerOpenApi } from './openapi.js';
+import { registerLazyDocs } from './docs.js';
 import { edgeClientErrorHandler, guardConnections, isRefused, trackRequest } from './edge.js';
 
 type Compilers = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>;
@@ -292,7 +292,7 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     reply.code(pe.status).headers(pe.headers).send(pe.toBody());
   });
 
-  await registerOpenApi(app);
+  registerLazyDocs(app);
   registerHealthRoutes(app, gw);
   registerOpenAIRoutes(app, gw);
   registerModelRoutes(app, gw);

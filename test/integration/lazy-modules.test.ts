@@ -5,10 +5,12 @@
  *
  * - the default embedded config (one tenant, no limits, tracing off, no L2 cache, no engine
  *   backend) loads neither the OpenTelemetry SDK nor its exporter, nor pg, ioredis,
- *   node-llama-cpp, the tokenizer or ajv, nor undici's fetch/WebSocket/cache parts;
+ *   node-llama-cpp, the tokenizer, ajv or the OpenAPI docs' plugins, nor undici's fetch/WebSocket/cache parts;
  * - tracing on and a Redis L2 configured do load the SDK and ioredis (the probe sees them: the
  *   absence above is not the probe missing things). Distributed mode itself (pg + ioredis) is
  *   exercised by test/distributed.
+ * - /docs (@fastify/swagger, @fastify/swagger-ui and the @fastify/static they use) is loaded by its
+ *   first request; with the console off, nothing loads @fastify/static before that.
  * - Fastify's validator and serializer compilers (ajv, fast-json-stringify), loaded on first use
  *   (src/http/server.ts), still validate, coerce and serialise a route that brings schemas.
  */
@@ -36,7 +38,7 @@ after(async () => {
 });
 
 /** Start `portico start` under the probe, wait for /health, return what it had loaded. */
-async function loadedBy(configLines: string[]): Promise<string[]> {
+async function loadedBy(configLines: string[], visit: string[] = []): Promise<string[]> {
   const dir = await mkdtemp(join(tmpdir(), 'portico-lazy-'));
   dirs.push(dir);
   const port = await freePort();
@@ -78,6 +80,11 @@ async function loadedBy(configLines: string[]): Promise<string[]> {
       if (!up) await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(up, `gateway did not start: ${stderr}`);
+    for (const path of visit) {
+      const r = await fetch(`http://127.0.0.1:${port}${path}`);
+      assert.equal(r.status, 200, `${path}: ${r.status}`);
+      await r.arrayBuffer();
+    }
     child.kill('SIGUSR2');
     while (Date.now() < until) {
       try {
@@ -117,6 +124,9 @@ describe('start-up loads only what the config uses', () => {
       'node-llama-cpp',
       'gpt-tokenizer',
       'ajv',
+      // /docs is built on its first request.
+      '@fastify/swagger',
+      '@fastify/swagger-ui',
     ];
     for (const name of absent) assert.equal(loads(files, name), false, `${name} was loaded`);
     // undici: the Pool and its request API, not fetch/WebSocket/cache stores.
@@ -138,6 +148,14 @@ describe('start-up loads only what the config uses', () => {
     assert.ok(loads(files, '@opentelemetry/exporter-trace-otlp-http'), 'the OTLP exporter was loaded');
     assert.ok(loads(files, 'ioredis'), 'ioredis was loaded');
     assert.equal(loads(files, 'pg'), false, 'pg was loaded');
+  });
+
+  it('the console off loads no @fastify/static; the first request under /docs loads the OpenAPI plugins', async () => {
+    const consoleOff = 'admin: { console: false }';
+    assert.equal(loads(await loadedBy([consoleOff]), '@fastify/static'), false, '@fastify/static was loaded');
+    const files = await loadedBy([consoleOff], ['/docs/json', '/docs/static/index.html']);
+    for (const name of ['@fastify/swagger', '@fastify/swagger-ui', '@fastify/static'])
+      assert.ok(loads(files, name), `${name} was loaded`);
   });
 
   it('a route with schemas is still validated (ajv, with coercion) and serialised when first used', async () => {

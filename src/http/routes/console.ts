@@ -14,7 +14,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import fastifyStatic from '@fastify/static';
 import { z } from 'zod';
 import type { Gateway } from '../../app.js';
 import { backendView, chainView } from '../../routing/view.js';
@@ -201,6 +200,8 @@ export async function registerConsoleRoutes(app: FastifyInstance, gw: Gateway): 
   if (!adminCfg.console) return;
   if (existsSync(`${CONSOLE_DIR}index.html`)) {
     app.get('/console', (_request, reply) => reply.redirect('/console/', 301));
+    // Imported only when the console is on (a fresh gateway without it does not load it).
+    const { default: fastifyStatic } = await import('@fastify/static');
     await app.register(fastifyStatic, {
       root: CONSOLE_DIR,
       prefix: '/console/',
