@@ -90,4 +90,46 @@ describe('sse-bytes', () => {
     assert.equal((JSON.parse(r.body.toString()) as { model: string }).model, 'alias');
     assert.equal(replaceModel(body, b('"up"')).body, body);
   });
+
+  it('CRLF events, a model key that is also a value, keys cut by the end of the read', () => {
+    const st: ScanState = { done: false };
+    const opts = { modelJson: b('"alias"'), hideUsage: true };
+    // CRLF delimiters; the value "model" of a key "model" is not itself a key; `"usage":null` cut.
+    const crlf = b(
+      'data: {"model":"model","choices":[{"delta":{"content":"x"}}],"usage":null}\r\n\r\n' +
+        'data: {"model":"up","choices":[],"usage":{"total_tokens":3}}\r\n\r\n',
+    );
+    assert.equal(completeEventsEnd(crlf), crlf.length);
+    assert.equal(
+      scanEvents(crlf, crlf.length, opts, st).toString(),
+      'data: {"model":"alias","choices":[{"delta":{"content":"x"}}]}\r\n\r\n',
+    );
+    assert.equal(st.upstreamModel, 'model');
+    assert.deepEqual(st.usage, { total_tokens: 3 });
+    // A read that ends inside an event: only the complete events are scanned; a `"model"` key cut
+    // by `end` is not rewritten (it will be, whole, in the next read).
+    const cut = b('data: {"model":"up"}\n\ndata: {"mod');
+    const end = completeEventsEnd(cut);
+    assert.equal(end, 'data: {"model":"up"}\n\n'.length);
+    assert.equal(scanEvents(cut, end, opts, { done: false }).toString(), 'data: {"model":"alias"}\n\n');
+    // No blank line at all: nothing complete.
+    assert.equal(completeEventsEnd(b('data: {"a":1}\r\n')), 0);
+    assert.equal(completeEventsEnd(b('\n\r\n')), 0);
+  });
+
+  it('[DONE] counts only as a line of its own, in any event of the read', () => {
+    const opts = { modelJson: undefined, hideUsage: false };
+    for (const [text, done] of [
+      ['data: {"choices":[]}\n\ndata: [DONE]\n\n', true],
+      ['data: {"choices":[]}\r\n\r\ndata:[DONE]\r\n\r\n', true],
+      ['data: [DONE] \n\n', false],
+      ['xdata: [DONE]\n\n', false],
+      ['data: {"choices":[{"delta":{"content":"[DONE]"}}]}\n\n', false],
+    ] as const) {
+      const st: ScanState = { done: false };
+      const buf = b(text);
+      assert.equal(scanEvents(buf, buf.length, opts, st), buf, text);
+      assert.equal(st.done, done, text);
+    }
+  });
 });

@@ -25,12 +25,21 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const BRACE = 0x7b;
 const COMMA = 0x2c;
+const BRACKET = 0x5b;
 
-/** Index just past the last complete event in `buf` (0: none complete yet). */
+/**
+ * Index just past the last complete event in `buf` (0: none complete yet): the end of the last
+ * `\n\n` or `\r\n\r\n`. Scanned backwards in JS: a read of an SSE stream nearly always ends
+ * on an event's blank line, so this looks at a byte or two (two native `lastIndexOf` calls, one
+ * of them over the whole read for a pattern an LF stream never has, cost more than that).
+ */
 export function completeEventsEnd(buf: Buffer): number {
-  const a = buf.lastIndexOf(LF2);
-  const b = buf.lastIndexOf(CRLF2);
-  return Math.max(a === -1 ? 0 : a + 2, b === -1 ? 0 : b + 4);
+  for (let i = buf.length - 1; i > 0; i--) {
+    if (buf[i] !== LF) continue;
+    if (buf[i - 1] === LF) return i + 1;
+    if (i >= 3 && buf[i - 1] === CR && buf[i - 2] === LF && buf[i - 3] === CR) return i + 1;
+  }
+  return 0;
 }
 
 /** Call `fn(start, end)` for each event in buf[0, end) (an event includes its blank line). */
@@ -90,23 +99,22 @@ export function eventData(buf: Buffer, s: number, e: number): string | undefined
   return data;
 }
 
-/** Is there a `data: [DONE]` (or `data:[DONE]`) line in buf[s, e)? */
-function hasDone(buf: Buffer, s: number, e: number): boolean {
-  let i = buf.indexOf(DONE, s);
-  while (i !== -1 && i < e) {
-    let j = i - 1;
-    if (buf[j] === SP) j--;
-    const lineStart = j - 4;
-    if (
-      j >= 4 &&
-      buf[j] === COLON &&
-      buf.toString('latin1', lineStart, j) === 'data' &&
-      (lineStart === 0 || buf[lineStart - 1] === LF || buf[lineStart - 1] === CR)
-    ) {
-      const after = buf[i + DONE.length];
-      if (after === undefined || after === LF || after === CR) return true;
-    }
-    i = buf.indexOf(DONE, i + 1);
+/** Is the `[DONE]` at `i` a `data: [DONE]` (or `data:[DONE]`) line of its own? */
+function isDoneLine(buf: Buffer, i: number): boolean {
+  let j = i - 1;
+  if (buf[j] === SP) j--;
+  const lineStart = j - 4;
+  if (
+    j >= 4 &&
+    buf[j] === COLON &&
+    buf[lineStart] === 0x64 && // d
+    buf[lineStart + 1] === 0x61 && // a
+    buf[lineStart + 2] === 0x74 && // t
+    buf[lineStart + 3] === 0x61 && // a
+    (lineStart === 0 || buf[lineStart - 1] === LF || buf[lineStart - 1] === CR)
+  ) {
+    const after = buf[i + DONE.length];
+    if (after === undefined || after === LF || after === CR) return true;
   }
   return false;
 }
@@ -115,6 +123,11 @@ function hasDone(buf: Buffer, s: number, e: number): boolean {
 function errorData(buf: Buffer, s: number, e: number): string | undefined {
   const k = buf.indexOf(ERROR, s);
   if (k === -1 || k >= e) return undefined;
+  return errorEventData(buf, s, e);
+}
+
+/** errorData once an `"error"` key is known to be in buf[s, e). */
+function errorEventData(buf: Buffer, s: number, e: number): string | undefined {
   const data = eventData(buf, s, e);
   if (data === undefined) return undefined;
   try {
@@ -160,8 +173,8 @@ export interface ScanState {
 }
 
 /**
- * Replace each `"model": "<x>"` value that differs from `modelJson` in buf[s, e). `first`: where
- * the caller already found the first `"model"` at or after `s` (saves searching it again).
+ * Replace each `"model": "<x>"` value that differs from `modelJson` in buf[s, e). `at`: the
+ * positions of `"model"` in `buf`, ascending (those outside [s, e) are skipped).
  */
 function rewriteModels(
   buf: Buffer,
@@ -170,33 +183,106 @@ function rewriteModels(
   modelJson: Buffer,
   st: ScanState,
   out: Buffer[],
-  first?: number,
+  at: readonly number[],
 ): void {
   let from = s;
-  let i = first ?? buf.indexOf(MODEL, s);
-  while (i !== -1 && i < e) {
+  let k = 0;
+  while (k < at.length && (at[k] as number) < s) k++;
+  while (k < at.length) {
+    const i = at[k] as number;
+    if (i >= e) break;
+    // Where the next search starts: past the value when this is a key, else just past `i`.
+    let next = i + 1;
     const v = valueAt(buf, i + MODEL.length);
     if (v !== -1 && buf[v] === QUOTE) {
       const ve = stringEnd(buf, v);
+      next = ve;
       if (ve - v !== modelJson.length || buf.compare(modelJson, 0, modelJson.length, v, ve) !== 0) {
+        let ok = true;
         if (st.upstreamModel === undefined) {
           try {
             st.upstreamModel = JSON.parse(buf.toString('utf8', v, ve)) as string;
           } catch {
-            // an unterminated value: leave the event alone
-            i = buf.indexOf(MODEL, i + 1);
-            continue;
+            ok = false; // an unterminated value: leave the event alone
+            next = i + 1;
           }
         }
-        out.push(buf.subarray(from, v), modelJson);
-        from = ve;
+        if (ok) {
+          out.push(buf.subarray(from, v), modelJson);
+          from = ve;
+        }
       }
-      i = buf.indexOf(MODEL, ve);
-    } else {
-      i = buf.indexOf(MODEL, i + 1);
     }
+    while (k < at.length && (at[k] as number) < next) k++;
   }
   out.push(from === 0 && e === buf.length ? buf : buf.subarray(from, e));
+}
+
+/** The first of `at` (ascending) in [s, e), or -1. */
+function firstIn(at: readonly number[], s: number, e: number): number {
+  for (const i of at) {
+    if (i >= e) return -1;
+    if (i >= s) return i;
+  }
+  return -1;
+}
+
+/** Does `needle` occur wholly in buf[i, end)? (buf[i] already matched needle[0].) */
+function matchesAt(buf: Buffer, i: number, needle: Buffer, end: number): boolean {
+  const n = needle.length;
+  if (i + n > end) return false;
+  for (let j = 1; j < n; j++) if (buf[i + j] !== needle[j]) return false;
+  return true;
+}
+
+/**
+ * What one pass over a read found. Scratch, reused by every call: scanEvents is synchronous and
+ * never re-entered, so one set serves the process.
+ */
+const usageAt: number[] = [];
+const errorAt: number[] = [];
+const modelAt: number[] = [];
+const doneAt: number[] = [];
+const eventEnds: number[] = [];
+
+/**
+ * One forward pass over buf[0, end), in JS: where each event ends (where forEachEvent would split
+ * them) and every occurrence of `"usage"`, `"error"`, `"model"` and `[DONE]`, ascending. It
+ * replaces four native `indexOf` scans of every read (and two more per event, each to the end of
+ * the read, on the reads that carry usage): each of those is a call into C++ that costs more than
+ * this loop spends on a few hundred bytes.
+ */
+function indexRead(buf: Buffer, end: number): void {
+  usageAt.length = 0;
+  errorAt.length = 0;
+  modelAt.length = 0;
+  doneAt.length = 0;
+  eventEnds.length = 0;
+  let s = 0;
+  for (let i = 0; i < end; i++) {
+    const c = buf[i];
+    if (c === QUOTE) {
+      const d = buf[i + 1];
+      if (d === 0x6d /* m */) {
+        if (matchesAt(buf, i, MODEL, end)) modelAt.push(i);
+      } else if (d === 0x75 /* u */) {
+        if (matchesAt(buf, i, USAGE, end)) usageAt.push(i);
+      } else if (d === 0x65 /* e */) {
+        if (matchesAt(buf, i, ERROR, end)) errorAt.push(i);
+      }
+    } else if (c === LF) {
+      if (
+        (i > s && buf[i - 1] === LF) ||
+        (i - 3 >= s && buf[i - 1] === CR && buf[i - 2] === LF && buf[i - 3] === CR)
+      ) {
+        eventEnds.push(i + 1);
+        s = i + 1;
+      }
+    } else if (c === BRACKET && buf[i + 1] === 0x44 /* D */ && matchesAt(buf, i, DONE, end)) {
+      doneAt.push(i);
+    }
+  }
+  if (s < end) eventEnds.push(end);
 }
 
 /**
@@ -206,41 +292,45 @@ function rewriteModels(
  */
 export function scanEvents(buf: Buffer, end: number, o: ScanOptions, st: ScanState): Buffer {
   const region = end === buf.length ? buf : buf.subarray(0, end);
-  const usage = region.indexOf(USAGE) !== -1;
-  const error = region.indexOf(ERROR) !== -1;
-  if (!st.done && region.indexOf(DONE) !== -1 && hasDone(region, 0, end)) st.done = true;
-  if (!usage && !error) {
-    const m = o.modelJson ? region.indexOf(MODEL) : -1;
-    if (!o.modelJson || m === -1) return region;
+  indexRead(region, end);
+  if (!st.done)
+    for (const i of doneAt)
+      if (isDoneLine(region, i)) {
+        st.done = true;
+        break;
+      }
+  const modelJson = modelAt.length > 0 ? o.modelJson : undefined;
+  if (usageAt.length === 0 && errorAt.length === 0) {
+    if (!modelJson) return region;
     const out: Buffer[] = [];
-    rewriteModels(region, 0, end, o.modelJson, st, out, m);
+    rewriteModels(region, 0, end, modelJson, st, out, modelAt);
     return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
   }
   const out: Buffer[] = [];
   let edited = false;
-  forEachEvent(region, end, (s, e) => {
-    if (error) {
-      const data = errorData(region, s, e);
+  let s = 0;
+  for (const e of eventEnds) {
+    if (firstIn(errorAt, s, e) !== -1) {
+      const data = errorEventData(region, s, e);
       if (data !== undefined) {
         st.errorData = data;
         edited = true;
-        return false;
+        break;
       }
     }
     let cut = -1;
     let cutEnd = -1;
-    const k = usage ? region.indexOf(USAGE, s) : -1;
-    if (k !== -1 && k < e) {
+    let hidden = false;
+    const k = firstIn(usageAt, s, e);
+    if (k !== -1) {
       const v = valueAt(region, k + USAGE.length);
       if (region[v] === BRACE) {
         const data = eventData(region, s, e);
         try {
           const parsed = JSON.parse(data ?? '') as { usage?: unknown; choices?: unknown[] };
           st.usage = parsed.usage;
-          if (o.hideUsage && (!Array.isArray(parsed.choices) || parsed.choices.length === 0)) {
-            edited = true;
-            return true; // the usage-only chunk the client did not ask for
-          }
+          // The usage-only chunk the client did not ask for.
+          if (o.hideUsage && (!Array.isArray(parsed.choices) || parsed.choices.length === 0)) hidden = true;
         } catch {
           st.malformed = true;
         }
@@ -254,19 +344,20 @@ export function scanEvents(buf: Buffer, end: number, o: ScanOptions, st: ScanSta
         }
       }
     }
-    if (cut !== -1) {
+    if (hidden) edited = true;
+    else if (cut !== -1) {
       edited = true;
-      if (o.modelJson) {
-        rewriteModels(region, s, cut, o.modelJson, st, out);
-        rewriteModels(region, cutEnd, e, o.modelJson, st, out);
+      if (modelJson) {
+        rewriteModels(region, s, cut, modelJson, st, out, modelAt);
+        rewriteModels(region, cutEnd, e, modelJson, st, out, modelAt);
       } else out.push(region.subarray(s, cut), region.subarray(cutEnd, e));
-    } else if (o.modelJson) {
+    } else if (modelJson) {
       const before = out.length;
-      rewriteModels(region, s, e, o.modelJson, st, out);
+      rewriteModels(region, s, e, modelJson, st, out, modelAt);
       if (out.length - before > 1) edited = true;
     } else out.push(region.subarray(s, e));
-    return true;
-  });
+    s = e;
+  }
   if (!edited) return region;
   return Buffer.concat(out);
 }
@@ -317,7 +408,9 @@ export function modelOf(buf: Buffer): string | undefined {
 export function replaceModel(buf: Buffer, modelJson: Buffer): { body: Buffer; upstream?: string } {
   const st: ScanState = { done: false };
   const out: Buffer[] = [];
-  rewriteModels(buf, 0, buf.length, modelJson, st, out);
+  const at: number[] = [];
+  for (let i = buf.indexOf(MODEL); i !== -1; i = buf.indexOf(MODEL, i + 1)) at.push(i);
+  rewriteModels(buf, 0, buf.length, modelJson, st, out, at);
   const body = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
   return st.upstreamModel === undefined ? { body } : { body, upstream: st.upstreamModel };
 }
