@@ -196,8 +196,6 @@ export async function sendSse<C = unknown>(
   }
 }
 
-const ignore = (): void => undefined;
-
 /** Bytes kept of a pass-through stream for the text it delivered (estimates, audit, partial billing). */
 const MAX_CAPTURE_BYTES = 4 * 1024 * 1024;
 
@@ -239,10 +237,6 @@ export function sendPassThrough(
   ctx.deliveredText = deliveredText;
   return new Promise<void>((resolve) => {
     const cleanup = (): void => {
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-      body.on('error', ignore);
       res.off('close', onClose);
     };
     const account = (completed: boolean): void => {
@@ -264,11 +258,9 @@ export function sendPassThrough(
       if (ended) return;
       ended = true;
       cleanup();
-      if (!body.readableEnded) {
-        // After [DONE]: drain what is left so the upstream connection is reused; else stop it.
-        if (how === 'ok') body.resume();
-        else body.destroy();
-      }
+      // After [DONE]: drain what is left so the upstream connection is reused; else stop it.
+      if (how === 'ok') body.drain();
+      else body.destroy();
       account(how === 'ok');
       settleAttempt(how);
       if (how === 'ok') w.end(tail, true);
@@ -341,9 +333,7 @@ export function sendPassThrough(
       if (!ended && !res.writableFinished) finish('aborted');
     };
     res.on('close', onClose);
-    body.on('data', onData);
-    body.on('end', onEnd);
-    body.on('error', onError);
+    body.setSink({ data: onData, end: onEnd, error: onError });
     forward(first);
     if (!ended) body.resume();
   });

@@ -386,27 +386,19 @@ export interface RawDispatched {
 /** Resolve with the first chunk of `body` (then paused), null if it ended empty. */
 function firstChunk(body: RawSseStream['body']): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
-    const cleanup = (): void => {
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-    };
-    const onData = (c: Buffer): void => {
-      cleanup();
-      body.pause();
-      resolve(c);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(null);
-    };
-    const onError = (e: unknown): void => {
-      cleanup();
-      reject(e instanceof Error ? e : new Error(String(e)));
-    };
-    body.on('data', onData);
-    body.on('end', onEnd);
-    body.on('error', onError);
+    body.setSink({
+      data(c) {
+        body.pause();
+        resolve(c);
+      },
+      end() {
+        resolve(null);
+      },
+      error(e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    });
+    body.resume();
   });
 }
 
@@ -440,7 +432,7 @@ export async function dispatchRawStream(
       observeLatency(backend, performance.now() - started);
       return { raw, first, started, span, alias: p.alias };
     } catch (err) {
-      if (raw && !raw.body.readableEnded) raw.body.destroy();
+      raw?.body.destroy();
       backend.inFlight--;
       span?.fail(err);
       settle(deps, backend, p.alias, err, (performance.now() - started) / 1000);

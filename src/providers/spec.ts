@@ -10,6 +10,7 @@
  * Aborting `ctx.signal` must abort the upstream call at once and release its connection.
  */
 import type { Cancellable } from '../lib/abort.js';
+import type { UpstreamBody } from './upstream-stream.js';
 import type {
   ChatCompletionChunk,
   ChatCompletionRequest,
@@ -49,11 +50,8 @@ export interface ProviderStream<T> extends AsyncIterable<T> {
  * `chatStream`, once the upstream accepted the request. Error mapping stays with the provider.
  */
 export interface RawSseStream {
-  /** The upstream body (a Node Readable of Buffers), not yet read. */
-  readonly body: NodeJS.ReadableStream & {
-    destroy(err?: Error): void;
-    readonly readableEnded: boolean;
-  };
+  /** The upstream body, not yet read (paused until a sink is set and resumed). */
+  readonly body: UpstreamBody;
   /** Response headers from upstream, lower-case. */
   readonly upstreamHeaders: Record<string, string>;
   /** The model name the backend writes in each chunk's `model` (what the gateway sent upstream). */

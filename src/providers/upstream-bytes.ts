@@ -34,7 +34,7 @@ export interface BytesRequest {
 }
 
 /** Header names and values as undici hands them to a raw handler, as a plain object (last value wins, names lowercased). */
-function headersOf(raw: ReadonlyArray<Buffer | string>): Record<string, string> {
+export function headersOf(raw: ReadonlyArray<Buffer | string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i + 1 < raw.length; i += 2) out[String(raw[i]).toLowerCase()] = String(raw[i + 1]);
   return out;

@@ -30,6 +30,7 @@ import type {
 } from '../openai-types.js';
 import { mapTransportError, mapUpstreamStatus } from './map-error.js';
 import { postForBytes } from '../upstream-bytes.js';
+import { postForStream } from '../upstream-stream.js';
 import { cancellableOf } from '../../lib/abort.js';
 import { applyChatQuirks, type PresetQuirks } from '../presets.js';
 
@@ -259,18 +260,31 @@ export class OpenAICompatibleProvider implements Provider {
     return it;
   }
 
-  /** Pass-through: the upstream SSE body as bytes; errors mapped as #stream maps them. */
+  /**
+   * Pass-through: the upstream SSE body as bytes, read by a dispatch handler (upstream-stream.ts: no
+   * Readable, no AbortSignal per stream); errors mapped as #stream maps them.
+   */
   async #raw(path: string, body: Record<string, unknown>, ctx: ProviderCallContext): Promise<RawSseStream> {
-    const res = await this.#post(path, body, ctx, true);
     const id = this.id;
-    const signal = ctx.signal;
-    const upstreamHeaders: Record<string, string> = {};
-    for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') upstreamHeaders[k] = v;
+    const head = await postForStream(this.#pool, {
+      path: this.#prefix + path,
+      headers: ctx.headers ? { ...this.#baseHeaders, ...ctx.headers } : this.#baseHeaders,
+      body: JSON.stringify(body),
+      headersTimeout: ctx.timeoutMs ?? this.#opts.timeoutMs ?? 300_000,
+      bodyTimeout: this.#opts.streamIdleTimeoutMs ?? 180_000,
+      cancel: ctx.cancel ?? cancellableOf(ctx.signal),
+      maxErrorBody: MAX_ERROR_BODY,
+      mapError: (err, phase) => mapTransportError(id, err, ctx.signal, phase),
+    });
+    if ('errorBody' in head)
+      throw mapUpstreamStatus(id, head.statusCode, head.errorBody.toString('utf8'), head.headers);
     return {
-      body: res.body,
-      upstreamHeaders,
+      body: head.body,
+      upstreamHeaders: head.headers,
       upstreamModel: this.#opts.model,
-      mapError: (err) => (err instanceof PorticoError ? err : mapTransportError(id, err, signal, 'stream')),
+      // ctx.signal is read only on an error (a CallContext makes it on first use).
+      mapError: (err) =>
+        err instanceof PorticoError ? err : mapTransportError(id, err, ctx.signal, 'stream'),
       eventError: (data) => {
         let code = 502;
         try {

@@ -1,0 +1,240 @@
+/**
+ * An upstream stream's bytes, delivered as they arrive by an undici dispatch handler (the
+ * pass-through SSE path). `pool.request()` would wrap the answer in a Readable with a body mixin
+ * and listen on an AbortSignal; the pass-through path needs neither: each chunk undici parses goes
+ * straight to the one consumer (`UpstreamBody.setSink`), and backpressure is undici's own — a chunk
+ * that arrives while the consumer is paused pauses the parser (onData returns false) until
+ * `resume()`. Cancelling `cancel` aborts the request and frees its connection, as the unary path
+ * (upstream-bytes.ts) does; undici's header and body (idle) timeouts apply unchanged.
+ */
+import type { Dispatcher } from 'undici';
+import { headersOf, type BytesRequest } from './upstream-bytes.js';
+
+/** Where an upstream body's bytes go: chunks in order, then exactly one of end() or error(). */
+export interface UpstreamSink {
+  data(chunk: Buffer): void;
+  end(): void;
+  error(err: unknown): void;
+}
+
+/** An upstream response body being read (the consumer's side of the handler below). */
+export interface UpstreamBody {
+  /** Where chunks go from now on (chunks that arrived before wait for it, paused). */
+  setSink(sink: UpstreamSink): void;
+  /** Hold deliveries (the upstream socket stops being read once its buffers fill). */
+  pause(): void;
+  /** Deliver what waited, then go on reading. */
+  resume(): void;
+  /** Read the rest and drop it (the connection stays reusable): the consumer is done with it. */
+  drain(): void;
+  /** Stop: abort the request (its connection is closed) unless the answer is already complete. */
+  destroy(): void;
+  /** The upstream's answer is complete (every byte received). */
+  readonly complete: boolean;
+}
+
+/** The head of an answer: a body to read (status < 400), or an error status's body (bounded). */
+export type UpstreamHead =
+  | { statusCode: number; headers: Record<string, string>; body: UpstreamBody }
+  | { statusCode: number; headers: Record<string, string>; errorBody: Buffer };
+
+const NO_SINK: UpstreamSink = { data: () => undefined, end: () => undefined, error: () => undefined };
+
+class StreamHandler implements UpstreamBody {
+  #status = 0;
+  #raw: ReadonlyArray<Buffer | string> = [];
+  #abort: ((err?: Error) => void) | undefined = undefined;
+  #off: (() => void) | undefined = undefined;
+  /** undici's resume, when onData returned false. */
+  #resumeParser: (() => void) | undefined = undefined;
+  #parserPaused = false;
+  #sink: UpstreamSink | undefined = undefined;
+  #paused = false;
+  /** Chunks that arrived with no sink or while paused. */
+  #queue: Buffer[] = [];
+  #complete = false;
+  #failed: { err: unknown } | undefined = undefined;
+  /** end() or error() was delivered, or the consumer gave up: nothing more goes to the sink. */
+  #closed = false;
+  #headSettled = false;
+  #errorChunks: Buffer[] = [];
+  #errorSize = 0;
+  readonly #req: BytesRequest;
+  readonly #resolve: (h: UpstreamHead) => void;
+  readonly #reject: (e: Error) => void;
+  readonly #onAbort = (): void => {
+    this.#abort?.(this.#req.cancel.reason as Error);
+  };
+
+  constructor(req: BytesRequest, resolve: (h: UpstreamHead) => void, reject: (e: Error) => void) {
+    this.#req = req;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  get complete(): boolean {
+    return this.#complete;
+  }
+
+  // ---- the consumer's side
+
+  setSink(sink: UpstreamSink): void {
+    this.#sink = sink;
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#flush();
+  }
+
+  drain(): void {
+    this.#sink = NO_SINK;
+    this.#closed = true;
+    this.#queue = [];
+    this.#paused = false;
+    this.#flush();
+  }
+
+  destroy(): void {
+    const open = !this.#complete && this.#failed === undefined;
+    this.#sink = NO_SINK;
+    this.#closed = true;
+    this.#queue = [];
+    if (open) {
+      this.#off?.();
+      this.#abort?.(new Error('upstream body destroyed by the gateway'));
+    }
+  }
+
+  /** Deliver what waited while unpaused; then the end or the error; else let undici read on. */
+  #flush(): void {
+    const sink = this.#sink;
+    if (sink === undefined) return;
+    while (!this.#paused && this.#queue.length > 0) sink.data(this.#queue.shift() as Buffer);
+    if (this.#paused) return;
+    if (this.#complete || this.#failed !== undefined) {
+      if (this.#closed) return;
+      this.#closed = true;
+      if (this.#failed !== undefined) sink.error(this.#failed.err);
+      else sink.end();
+      return;
+    }
+    if (this.#parserPaused) {
+      this.#parserPaused = false;
+      this.#resumeParser?.();
+    }
+  }
+
+  // ---- undici's handler interface (the one its request() API implements)
+
+  onConnect(abort: (err?: Error) => void): void {
+    const cancel = this.#req.cancel;
+    if (cancel.aborted) {
+      abort(cancel.reason as Error);
+      return;
+    }
+    // onConnect can run again for the same request (undici re-queues it after a socket error).
+    if (this.#abort === undefined) this.#off = cancel.onAbort(this.#onAbort);
+    this.#abort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    this.#status = statusCode;
+    this.#raw = rawHeaders;
+    this.#resumeParser = resume;
+    if (statusCode < 400) {
+      this.#headSettled = true;
+      this.#resolve({ statusCode, headers: headersOf(rawHeaders), body: this });
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#status >= 400) {
+      if (this.#errorSize < this.#req.maxErrorBody) {
+        const kept = chunk.subarray(0, this.#req.maxErrorBody - this.#errorSize);
+        this.#errorChunks.push(kept);
+        this.#errorSize += kept.length;
+      }
+      return true;
+    }
+    if (this.#closed) return true; // drained or destroyed: dropped
+    const sink = this.#sink;
+    if (sink === undefined || this.#paused || this.#queue.length > 0) {
+      this.#queue.push(chunk);
+      this.#parserPaused = true;
+      return false;
+    }
+    sink.data(chunk);
+    if (this.#paused) {
+      this.#parserPaused = true;
+      return false;
+    }
+    return true;
+  }
+
+  onComplete(): void {
+    this.#off?.();
+    if (this.#status >= 400) {
+      if (this.#headSettled) return;
+      this.#headSettled = true;
+      const chunks = this.#errorChunks;
+      this.#resolve({
+        statusCode: this.#status,
+        headers: headersOf(this.#raw),
+        errorBody: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#errorSize),
+      });
+      return;
+    }
+    this.#complete = true;
+    this.#flush();
+  }
+
+  onError(err: Error): void {
+    this.#off?.();
+    if (!this.#headSettled && this.#status >= 400) {
+      // An error status whose body was cut: the status and what arrived are enough.
+      this.onComplete();
+      return;
+    }
+    if (!this.#headSettled) {
+      this.#headSettled = true;
+      this.#reject(this.#req.mapError(err, this.#status === 0 ? 'request' : 'stream'));
+      return;
+    }
+    if (this.#complete || this.#failed !== undefined) return;
+    this.#failed = { err };
+    this.#flush();
+  }
+}
+
+/**
+ * POST `req.body` to `req.path` on `dispatcher`; resolves at the response's head (status < 400:
+ * its body to read) or, for an error status, once its body (up to `maxErrorBody`) is read. A
+ * transport error before the head rejects with `req.mapError(err, 'request')`; one while reading
+ * the body reaches the sink's `error` unmapped.
+ */
+export function postForStream(dispatcher: Dispatcher, req: BytesRequest): Promise<UpstreamHead> {
+  return new Promise((resolve, reject) => {
+    const handler = new StreamHandler(req, resolve, reject);
+    try {
+      dispatcher.dispatch(
+        {
+          method: 'POST',
+          path: req.path,
+          headers: req.headers,
+          body: req.body,
+          headersTimeout: req.headersTimeout,
+          bodyTimeout: req.bodyTimeout,
+        },
+        handler,
+      );
+    } catch (err) {
+      handler.onError(err as Error);
+    }
+  });
+}
