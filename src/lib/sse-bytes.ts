@@ -184,11 +184,12 @@ function rewriteModels(
   st: ScanState,
   out: Buffer[],
   at: readonly number[],
+  n: number,
 ): void {
   let from = s;
   let k = 0;
-  while (k < at.length && (at[k] as number) < s) k++;
-  while (k < at.length) {
+  while (k < n && (at[k] as number) < s) k++;
+  while (k < n) {
     const i = at[k] as number;
     if (i >= e) break;
     // Where the next search starts: past the value when this is a key, else just past `i`.
@@ -213,14 +214,15 @@ function rewriteModels(
         }
       }
     }
-    while (k < at.length && (at[k] as number) < next) k++;
+    while (k < n && (at[k] as number) < next) k++;
   }
   out.push(from === 0 && e === buf.length ? buf : buf.subarray(from, e));
 }
 
-/** The first of `at` (ascending) in [s, e), or -1. */
-function firstIn(at: readonly number[], s: number, e: number): number {
-  for (const i of at) {
+/** The first of at[0, n) (ascending) in [s, e), or -1. */
+function firstIn(at: readonly number[], n: number, s: number, e: number): number {
+  for (let k = 0; k < n; k++) {
+    const i = at[k] as number;
     if (i >= e) return -1;
     if (i >= s) return i;
   }
@@ -236,14 +238,19 @@ function matchesAt(buf: Buffer, i: number, needle: Buffer, end: number): boolean
 }
 
 /**
- * What one pass over a read found. Scratch, reused by every call: scanEvents is synchronous and
- * never re-entered, so one set serves the process.
+ * What one pass over a read found: positions in the first `<name>N` slots of each array. Scratch,
+ * reused by every call (only counts are reset): scanEvents is synchronous and never re-entered.
  */
 const usageAt: number[] = [];
 const errorAt: number[] = [];
 const modelAt: number[] = [];
 const doneAt: number[] = [];
 const eventEnds: number[] = [];
+let usageN = 0;
+let errorN = 0;
+let modelN = 0;
+let doneN = 0;
+let endsN = 0;
 
 /**
  * One forward pass over buf[0, end), in JS: where each event ends (where forEachEvent would split
@@ -253,36 +260,32 @@ const eventEnds: number[] = [];
  * this loop spends on a few hundred bytes.
  */
 function indexRead(buf: Buffer, end: number): void {
-  usageAt.length = 0;
-  errorAt.length = 0;
-  modelAt.length = 0;
-  doneAt.length = 0;
-  eventEnds.length = 0;
+  usageN = errorN = modelN = doneN = endsN = 0;
   let s = 0;
   for (let i = 0; i < end; i++) {
     const c = buf[i];
     if (c === QUOTE) {
       const d = buf[i + 1];
       if (d === 0x6d /* m */) {
-        if (matchesAt(buf, i, MODEL, end)) modelAt.push(i);
+        if (matchesAt(buf, i, MODEL, end)) modelAt[modelN++] = i;
       } else if (d === 0x75 /* u */) {
-        if (matchesAt(buf, i, USAGE, end)) usageAt.push(i);
+        if (matchesAt(buf, i, USAGE, end)) usageAt[usageN++] = i;
       } else if (d === 0x65 /* e */) {
-        if (matchesAt(buf, i, ERROR, end)) errorAt.push(i);
+        if (matchesAt(buf, i, ERROR, end)) errorAt[errorN++] = i;
       }
     } else if (c === LF) {
       if (
         (i > s && buf[i - 1] === LF) ||
         (i - 3 >= s && buf[i - 1] === CR && buf[i - 2] === LF && buf[i - 3] === CR)
       ) {
-        eventEnds.push(i + 1);
+        eventEnds[endsN++] = i + 1;
         s = i + 1;
       }
     } else if (c === BRACKET && buf[i + 1] === 0x44 /* D */ && matchesAt(buf, i, DONE, end)) {
-      doneAt.push(i);
+      doneAt[doneN++] = i;
     }
   }
-  if (s < end) eventEnds.push(end);
+  if (s < end) eventEnds[endsN++] = end;
 }
 
 /**
@@ -294,23 +297,29 @@ export function scanEvents(buf: Buffer, end: number, o: ScanOptions, st: ScanSta
   const region = end === buf.length ? buf : buf.subarray(0, end);
   indexRead(region, end);
   if (!st.done)
-    for (const i of doneAt)
-      if (isDoneLine(region, i)) {
+    for (let k = 0; k < doneN; k++)
+      if (isDoneLine(region, doneAt[k] as number)) {
         st.done = true;
         break;
       }
-  const modelJson = modelAt.length > 0 ? o.modelJson : undefined;
-  if (usageAt.length === 0 && errorAt.length === 0) {
+  const modelJson = modelN > 0 ? o.modelJson : undefined;
+  if (usageN === 0 && errorN === 0) {
     if (!modelJson) return region;
     const out: Buffer[] = [];
-    rewriteModels(region, 0, end, modelJson, st, out, modelAt);
+    rewriteModels(region, 0, end, modelJson, st, out, modelAt, modelN);
     return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
   }
   const out: Buffer[] = [];
   let edited = false;
   let s = 0;
-  for (const e of eventEnds) {
-    if (firstIn(errorAt, s, e) !== -1) {
+  // Counts copied: the JSON.parse calls below cannot re-enter indexRead, but the reader should not have to check.
+  const ends = endsN;
+  const errors = errorN;
+  const usages = usageN;
+  const models = modelN;
+  for (let x = 0; x < ends; x++) {
+    const e = eventEnds[x] as number;
+    if (firstIn(errorAt, errors, s, e) !== -1) {
       const data = errorEventData(region, s, e);
       if (data !== undefined) {
         st.errorData = data;
@@ -321,7 +330,7 @@ export function scanEvents(buf: Buffer, end: number, o: ScanOptions, st: ScanSta
     let cut = -1;
     let cutEnd = -1;
     let hidden = false;
-    const k = firstIn(usageAt, s, e);
+    const k = firstIn(usageAt, usages, s, e);
     if (k !== -1) {
       const v = valueAt(region, k + USAGE.length);
       if (region[v] === BRACE) {
@@ -348,12 +357,12 @@ export function scanEvents(buf: Buffer, end: number, o: ScanOptions, st: ScanSta
     else if (cut !== -1) {
       edited = true;
       if (modelJson) {
-        rewriteModels(region, s, cut, modelJson, st, out, modelAt);
-        rewriteModels(region, cutEnd, e, modelJson, st, out, modelAt);
+        rewriteModels(region, s, cut, modelJson, st, out, modelAt, models);
+        rewriteModels(region, cutEnd, e, modelJson, st, out, modelAt, models);
       } else out.push(region.subarray(s, cut), region.subarray(cutEnd, e));
     } else if (modelJson) {
       const before = out.length;
-      rewriteModels(region, s, e, modelJson, st, out, modelAt);
+      rewriteModels(region, s, e, modelJson, st, out, modelAt, models);
       if (out.length - before > 1) edited = true;
     } else out.push(region.subarray(s, e));
     s = e;
@@ -410,7 +419,7 @@ export function replaceModel(buf: Buffer, modelJson: Buffer): { body: Buffer; up
   const out: Buffer[] = [];
   const at: number[] = [];
   for (let i = buf.indexOf(MODEL); i !== -1; i = buf.indexOf(MODEL, i + 1)) at.push(i);
-  rewriteModels(buf, 0, buf.length, modelJson, st, out, at);
+  rewriteModels(buf, 0, buf.length, modelJson, st, out, at, at.length);
   const body = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
   return st.upstreamModel === undefined ? { body } : { body, upstream: st.upstreamModel };
 }

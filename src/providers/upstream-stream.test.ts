@@ -113,8 +113,8 @@ describe('postForStream', () => {
   it('resolves at the head (headers lowercased) and delivers the chunks in order, then the end', async () => {
     const head = await postForStream(up.pool, req('/sse'));
     assert.equal(head.statusCode, 200);
-    assert.equal(head.headers['x-upper'], 'Kept');
     const body = bodyOf(head);
+    assert.equal(body.headers['x-upper'], 'Kept');
     const r = await readAll(body);
     assert.equal(r.text, 'data: 1\n\ndata: 2\n\ndata: [DONE]\n\n');
     assert.equal(r.error, undefined);

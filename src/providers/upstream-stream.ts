@@ -31,11 +31,13 @@ export interface UpstreamBody {
   destroy(): void;
   /** The upstream's answer is complete (every byte received). */
   readonly complete: boolean;
+  /** Response headers, names lowercased (parsed on first read: the pass-through path never asks). */
+  readonly headers: Record<string, string>;
 }
 
 /** The head of an answer: a body to read (status < 400), or an error status's body (bounded). */
 export type UpstreamHead =
-  | { statusCode: number; headers: Record<string, string>; body: UpstreamBody }
+  | { statusCode: number; body: UpstreamBody }
   | { statusCode: number; headers: Record<string, string>; errorBody: Buffer };
 
 const NO_SINK: UpstreamSink = { data: () => undefined, end: () => undefined, error: () => undefined };
@@ -59,6 +61,7 @@ class StreamHandler implements UpstreamBody {
   #headSettled = false;
   #errorChunks: Buffer[] = [];
   #errorSize = 0;
+  #headers: Record<string, string> | undefined = undefined;
   readonly #req: BytesRequest;
   readonly #resolve: (h: UpstreamHead) => void;
   readonly #reject: (e: Error) => void;
@@ -74,6 +77,10 @@ class StreamHandler implements UpstreamBody {
 
   get complete(): boolean {
     return this.#complete;
+  }
+
+  get headers(): Record<string, string> {
+    return (this.#headers ??= headersOf(this.#raw));
   }
 
   // ---- the consumer's side
@@ -148,7 +155,7 @@ class StreamHandler implements UpstreamBody {
     this.#resumeParser = resume;
     if (statusCode < 400) {
       this.#headSettled = true;
-      this.#resolve({ statusCode, headers: headersOf(rawHeaders), body: this });
+      this.#resolve({ statusCode, body: this });
     }
     return true;
   }

@@ -278,9 +278,12 @@ export class OpenAICompatibleProvider implements Provider {
     });
     if ('errorBody' in head)
       throw mapUpstreamStatus(id, head.statusCode, head.errorBody.toString('utf8'), head.headers);
+    const upstream = head.body;
     return {
-      body: head.body,
-      upstreamHeaders: head.headers,
+      body: upstream,
+      get upstreamHeaders() {
+        return upstream.headers;
+      },
       upstreamModel: this.#opts.model,
       // ctx.signal is read only on an error (a CallContext makes it on first use).
       mapError: (err) =>
