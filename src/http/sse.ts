@@ -62,13 +62,19 @@ class SseWriter {
     reply: FastifyReply,
     readonly ctx: RequestContext,
   ) {
-    if (ctx.responseHeaders) reply.headers(ctx.responseHeaders);
     startRespond(ctx);
     reply.hijack();
     const res = reply.raw;
+    // One object for writeHead: the reply's headers, then the request's own (rate limits, variant,
+    // upstream model; lowercase names) set straight in it rather than through reply.headers().
     const headers: OutgoingHttpHeaders = {};
-    for (const [k, v] of Object.entries(reply.getHeaders()))
-      if (v !== undefined) headers[k] = typeof v === 'number' ? String(v) : v;
+    const set = reply.getHeaders();
+    for (const k in set) {
+      const v = set[k];
+      if (v !== undefined) headers[k] = v;
+    }
+    const own = ctx.responseHeaders;
+    if (own) for (const k in own) headers[k] = own[k];
     headers['content-type'] = 'text/event-stream; charset=utf-8';
     headers['cache-control'] = 'no-cache';
     headers['x-accel-buffering'] = 'no';
