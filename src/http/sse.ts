@@ -298,7 +298,7 @@ export function sendPassThrough(
         if (!w.write(buf) && !waiting) {
           waiting = true;
           body.pause();
-          res.once('drain', () => {
+          void w.drained().then(() => {
             waiting = false;
             if (!ended) body.resume();
           });
@@ -341,6 +341,7 @@ export function sendPassThrough(
     res.on('close', onClose);
     body.setSink({ data: onData, end: onEnd, error: onError });
     forward(first);
-    if (!ended) body.resume();
+    // Unless the first write already filled the socket (then 'drain' resumes it).
+    if (!ended && !waiting) body.resume();
   });
 }

@@ -389,6 +389,8 @@ function firstChunk(body: RawSseStream['body']): Promise<Buffer | null> {
     body.setSink({
       data(c) {
         body.pause();
+        // Until the stream's writer takes over, hold everything (an error or the end included).
+        body.setSink(undefined);
         resolve(c);
       },
       end() {

@@ -74,6 +74,7 @@ class BytesHandler {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    if (statusCode < 200) return true; // 1xx (103 Early Hints): the answer's head is still to come
     this.#status = statusCode;
     this.#raw = rawHeaders;
     return true;

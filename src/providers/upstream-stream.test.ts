@@ -40,6 +40,22 @@ before(async () => {
       } else if (req.url === '/error') {
         res.writeHead(503, { 'retry-after': '3' });
         res.end('{"error":{"message":"busy"}}' + ' '.repeat(10_000));
+      } else if (req.url === '/hints-then-error') {
+        res.writeEarlyHints({ link: '</a.css>; rel=preload' });
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end('{"error":{"message":"after hints"}}');
+      } else if (req.url === '/hints-then-sse') {
+        res.writeEarlyHints({ link: '</a.css>; rel=preload' });
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end('data: [DONE]\n\n');
+      } else if (req.url === '/endless-error') {
+        res.writeHead(502, { 'content-type': 'text/plain' });
+        const more = (): void => {
+          if (res.destroyed) return;
+          res.write('x'.repeat(1024));
+          setTimeout(more, 5);
+        };
+        more();
       } else if (req.url === '/hang-head') {
         open.add(res);
       } else if (req.url === '/hang-body') {
@@ -128,6 +144,48 @@ describe('postForStream', () => {
     assert.equal(head.errorBody.length, 50);
     assert.ok(head.errorBody.toString().startsWith('{"error":{"message":"busy"}}'));
     assert.equal(head.headers['retry-after'], '3');
+  });
+
+  it('1xx answers (103 Early Hints) are skipped: the real head follows, error status or stream', async () => {
+    const e = await postForStream(up.pool, req('/hints-then-error'));
+    assert.equal(e.statusCode, 500);
+    assert.ok('errorBody' in e);
+    assert.equal(e.errorBody.toString(), '{"error":{"message":"after hints"}}');
+    const ok = await postForStream(up.pool, req('/hints-then-sse'));
+    assert.equal(ok.statusCode, 200);
+    assert.equal((await readAll(bodyOf(ok))).text, 'data: [DONE]\n\n');
+  });
+
+  it('an error body that never ends settles at the cap, and the request is closed', async () => {
+    cut.length = 0;
+    const started = Date.now();
+    const e = await postForStream(up.pool, req('/endless-error', { maxErrorBody: 4096 }));
+    assert.equal(e.statusCode, 502);
+    assert.ok('errorBody' in e);
+    assert.equal(e.errorBody.length, 4096);
+    assert.ok(Date.now() - started < 2_000, 'settled at the cap, not at a timeout');
+    await waitFor(() => cut.includes('/endless-error'));
+  });
+
+  it('an abort reaches a paused reader at once (a client that stopped reading still ends)', async () => {
+    const cancel = new Cancel();
+    const body = bodyOf(await postForStream(up.pool, req('/big', { cancel })));
+    let error: unknown;
+    let chunks = 0;
+    body.setSink({
+      data: () => {
+        chunks++;
+        body.pause();
+      },
+      end: () => assert.fail('no end after an abort'),
+      error: (e) => (error = e),
+    });
+    body.resume();
+    await waitFor(() => chunks === 1);
+    cancel.abort(new Error('deadline'));
+    await waitFor(() => error !== undefined);
+    assert.equal((error as Error).message, 'deadline');
+    assert.equal(chunks, 1);
   });
 
   it('backpressure: nothing is delivered while paused, the socket is not read; resume delivers every byte in order', async () => {

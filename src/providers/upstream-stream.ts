@@ -19,8 +19,11 @@ export interface UpstreamSink {
 
 /** An upstream response body being read (the consumer's side of the handler below). */
 export interface UpstreamBody {
-  /** Where chunks go from now on (chunks that arrived before wait for it, paused). */
-  setSink(sink: UpstreamSink): void;
+  /**
+   * Where chunks go from now on (chunks that arrived before wait for it, paused). `undefined`: hold
+   * everything, the end and an error included, until a sink is set again.
+   */
+  setSink(sink: UpstreamSink | undefined): void;
   /** Hold deliveries (the upstream socket stops being read once its buffers fill). */
   pause(): void;
   /** Deliver what waited, then go on reading. */
@@ -85,7 +88,7 @@ class StreamHandler implements UpstreamBody {
 
   // ---- the consumer's side
 
-  setSink(sink: UpstreamSink): void {
+  setSink(sink: UpstreamSink | undefined): void {
     this.#sink = sink;
   }
 
@@ -150,6 +153,7 @@ class StreamHandler implements UpstreamBody {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx (103 Early Hints): the answer's head is still to come
     this.#status = statusCode;
     this.#raw = rawHeaders;
     this.#resumeParser = resume;
@@ -162,10 +166,15 @@ class StreamHandler implements UpstreamBody {
 
   onData(chunk: Buffer): boolean {
     if (this.#status >= 400) {
-      if (this.#errorSize < this.#req.maxErrorBody) {
-        const kept = chunk.subarray(0, this.#req.maxErrorBody - this.#errorSize);
-        this.#errorChunks.push(kept);
-        this.#errorSize += kept.length;
+      if (this.#headSettled) return true;
+      const kept = chunk.subarray(0, this.#req.maxErrorBody - this.#errorSize);
+      this.#errorChunks.push(kept);
+      this.#errorSize += kept.length;
+      if (this.#errorSize >= this.#req.maxErrorBody) {
+        // Enough of an error body: settle with it and stop reading (an endless one must not hold
+        // the attempt, or its connection).
+        this.onComplete();
+        this.#abort?.(new Error('upstream error body cut at the cap'));
       }
       return true;
     }
@@ -215,6 +224,12 @@ class StreamHandler implements UpstreamBody {
     }
     if (this.#complete || this.#failed !== undefined) return;
     this.#failed = { err };
+    // As a Readable destroyed with an error: the error reaches a paused consumer at once (what
+    // waited is dropped), so a deadline or a cancellation ends a stream whose client stopped reading.
+    if (this.#sink !== undefined && this.#paused) {
+      this.#queue = [];
+      this.#paused = false;
+    }
     this.#flush();
   }
 }
