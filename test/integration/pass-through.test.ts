@@ -228,3 +228,84 @@ describe('pass-through streams', () => {
     assert.equal(r.last?.outputChars, 'Hello there');
   });
 });
+
+describe('pass-through streams to a client that stops reading', () => {
+  let upstream: Server;
+  let gw: TestGateway;
+  const EVENTS = 30_000; // ~33 MB: far more than the sockets between them hold
+  let upstreamWrote = 0;
+  let upstreamClosed = false;
+  const finished: number[] = [];
+
+  before(async () => {
+    upstream = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        upstreamWrote = 0;
+        upstreamClosed = false;
+        res.on('close', () => (upstreamClosed = true));
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const pad = 'x'.repeat(1000);
+        const more = (): void => {
+          while (upstreamWrote < EVENTS)
+            if (!res.write(chunk('big', `${upstreamWrote++}${pad}`))) return void res.once('drain', more);
+          res.end('data: [DONE]\n\n');
+        };
+        more();
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`;
+    gw = await startTestGateway(
+      demoConfig({
+        server: { host: '127.0.0.1', port: 0, request_timeout_ms: 1_500 },
+        tenants: [{ id: 'acme-corp', prompt_policy: 'none', api_keys: [{ value: ACME_KEY }] }],
+        cache: { enabled: false },
+        models: {
+          big: {
+            backends: [{ id: 'b-big', provider: 'openai', base_url: url, model: 'big' }],
+            retry: { attempts: 1 },
+            health_check: { enabled: false },
+          },
+        },
+      }),
+    );
+    gw.gateway.deps.onFinish.push((_ctx, status) => finished.push(status));
+  });
+  after(async () => {
+    await gw.close();
+    await new Promise((r) => upstream.close(r));
+  });
+
+  it('reads the upstream only as fast as the client takes it, and the deadline still ends the request', async () => {
+    const { connect } = await import('node:net');
+    const { port } = new URL(gw.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    const body = JSON.stringify({ model: 'big', stream: true, messages: [{ role: 'user', content: 'go' }] });
+    socket.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${ACME_KEY}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    socket.pause(); // never read: the gateway's writes fill the socket, then it must stop reading upstream
+    const started = Date.now();
+    try {
+      await new Promise((r) => setTimeout(r, 700));
+      assert.ok(upstreamWrote > 0, 'the stream started');
+      assert.ok(
+        upstreamWrote < EVENTS,
+        `the upstream wrote all ${EVENTS} events to a client that reads nothing`,
+      );
+      assert.equal(finished.length, 0, 'still streaming (paused) before the deadline');
+      // The deadline (request_timeout_ms) aborts the upstream call of a paused stream; the request
+      // is finished without waiting for the client to read again.
+      const until = Date.now() + 5_000;
+      while (finished.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(finished.length, 1, 'the request finished');
+      assert.ok(Date.now() - started < 4_000, `finished ${Date.now() - started} ms after the start`);
+      assert.ok(upstreamClosed, 'the upstream request was closed');
+    } finally {
+      socket.destroy();
+    }
+  });
+});
