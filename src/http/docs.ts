@@ -11,6 +11,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import type { LightMyRequestResponse } from 'fastify';
+import { PorticoError } from '../errors/portico-error.js';
 
 /** A route of the gateway as the docs app needs it. */
 export interface RecordedRoute {
@@ -50,9 +51,16 @@ export function registerLazyDocs(app: FastifyInstance): void {
       docsApp = undefined; // built again on the next request
       throw err;
     }
+    if (res.statusCode === 404)
+      throw new PorticoError(
+        'not_found',
+        `No page ${request.url.split('?')[0]?.slice(0, 200)} in the API docs: open /docs, or /docs/json for the document.`,
+      );
     for (const [name, value] of Object.entries(res.headers))
       if (value !== undefined && !NOT_COPIED.has(name)) reply.header(name, value);
-    return reply.code(res.statusCode).send(res.rawPayload);
+    reply.code(res.statusCode);
+    // A redirect (or any answer without a body) goes out without one, not as an empty octet stream.
+    return res.rawPayload.length > 0 ? reply.send(res.rawPayload) : reply.send();
   };
   app.get('/docs', serve);
   app.get('/docs/*', serve);

@@ -100,6 +100,18 @@ describe('console admin endpoints', () => {
       assert.ok(spec.paths[p], `${p} documented`);
     assert.deepEqual(spec.paths['/admin/stats']?.get?.security, [{ adminToken: [] }]);
     assert.equal(spec.paths['/v1/chat/completions'], undefined);
+    // Swagger UI (built on the first /docs request): the page, its redirect, a 404 in the OpenAI shape.
+    const page = await fetch(`${gw.url}/docs`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(await page.text(), /swagger/i);
+    const moved = await fetch(`${gw.url}/docs/static/index.html`, { redirect: 'manual' });
+    assert.equal(moved.status, 302);
+    assert.equal(moved.headers.get('location'), '/docs/');
+    assert.equal(await moved.text(), '');
+    const missing = await fetch(`${gw.url}/docs/nothing-here`);
+    assert.equal(missing.status, 404);
+    assert.equal(((await missing.json()) as { error: { code: string } }).error.code, 'not_found');
   });
 
   it('stats and the request log follow real traffic', async () => {
