@@ -188,6 +188,24 @@ describe('postForStream', () => {
     assert.equal(chunks, 1);
   });
 
+  it('a consumer that throws gets its error once and the upstream is closed (no hang, nothing swallowed)', async () => {
+    cut.length = 0;
+    const body = bodyOf(await postForStream(up.pool, req('/hang-body')));
+    const errors: unknown[] = [];
+    body.setSink({
+      data: () => {
+        throw new Error('consumer bug');
+      },
+      end: () => assert.fail('no end'),
+      error: (e) => errors.push(e),
+    });
+    body.resume();
+    await waitFor(() => errors.length === 1 && cut.includes('/hang-body'));
+    assert.equal((errors[0] as Error).message, 'consumer bug');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(errors.length, 1);
+  });
+
   it('backpressure: nothing is delivered while paused, the socket is not read; resume delivers every byte in order', async () => {
     finished.length = 0;
     const body = bodyOf(await postForStream(up.pool, req('/big')));

@@ -120,17 +120,43 @@ class StreamHandler implements UpstreamBody {
     }
   }
 
+  /**
+   * The consumer threw from one of its callbacks (called from undici's, which would swallow it):
+   * stop the upstream and give the consumer its error once, so its request ends instead of waiting.
+   */
+  #consumerThrew(sink: UpstreamSink, err: unknown): void {
+    const first = !this.#closed;
+    this.destroy();
+    if (!first) return;
+    try {
+      sink.error(err);
+    } catch {
+      // the consumer's own error path failed too: nothing more can be done from here
+    }
+  }
+
   /** Deliver what waited while unpaused; then the end or the error; else let undici read on. */
   #flush(): void {
     const sink = this.#sink;
     if (sink === undefined) return;
-    while (!this.#paused && this.#queue.length > 0) sink.data(this.#queue.shift() as Buffer);
+    while (!this.#paused && this.#queue.length > 0) {
+      try {
+        sink.data(this.#queue.shift() as Buffer);
+      } catch (err) {
+        this.#consumerThrew(sink, err);
+        return;
+      }
+    }
     if (this.#paused) return;
     if (this.#complete || this.#failed !== undefined) {
       if (this.#closed) return;
       this.#closed = true;
-      if (this.#failed !== undefined) sink.error(this.#failed.err);
-      else sink.end();
+      try {
+        if (this.#failed !== undefined) sink.error(this.#failed.err);
+        else sink.end();
+      } catch (err) {
+        this.#consumerThrew(sink, err);
+      }
       return;
     }
     if (this.#parserPaused) {
@@ -185,7 +211,12 @@ class StreamHandler implements UpstreamBody {
       this.#parserPaused = true;
       return false;
     }
-    sink.data(chunk);
+    try {
+      sink.data(chunk);
+    } catch (err) {
+      this.#consumerThrew(sink, err);
+      return true;
+    }
     if (this.#paused) {
       this.#parserPaused = true;
       return false;
