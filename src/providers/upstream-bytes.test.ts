@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UpstreamPool } from './upstream-pool.js';
-import { postForBytes, type BytesRequest, type TransportPhase } from './upstream-bytes.js';
+import { postForBytes, type BytesRequest } from './upstream-bytes.js';
 import { Cancel, cancellableOf } from '../lib/abort.js';
+import { Mapped, upstreamRequest } from '../../test/support/upstream-request.js';
 
 let server: Server;
 let up: UpstreamPool;
@@ -51,28 +52,8 @@ after(async () => {
   await new Promise((r) => server.close(r));
 });
 
-class Mapped extends Error {
-  constructor(
-    readonly phase: TransportPhase,
-    readonly original: unknown,
-  ) {
-    super(`mapped ${phase}`);
-  }
-}
-
-function req(path: string, over: Partial<BytesRequest> = {}): BytesRequest {
-  return {
-    path,
-    headers: { 'content-type': 'application/json', 'x-test': 'yes' },
-    body: '{"q":1}',
-    headersTimeout: 5_000,
-    bodyTimeout: 5_000,
-    cancel: new Cancel(),
-    maxErrorBody: 1024,
-    mapError: (err, phase) => new Mapped(phase, err),
-    ...over,
-  };
-}
+const req = (path: string, over: Partial<BytesRequest> = {}): BytesRequest =>
+  upstreamRequest(path, '{"q":1}', over);
 
 describe('postForBytes', () => {
   it('sends method, path, headers and body, and joins the answer chunks in order', async () => {

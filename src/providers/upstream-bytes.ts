@@ -40,37 +40,45 @@ export function headersOf(raw: ReadonlyArray<Buffer | string>): Record<string, s
   return out;
 }
 
-class BytesHandler {
-  #status = 0;
-  #raw: ReadonlyArray<Buffer | string> = [];
-  #chunks: Buffer[] = [];
-  #size = 0;
-  #abort: ((err?: Error) => void) | undefined = undefined;
-  #off: (() => void) | undefined = undefined;
-  #settled = false;
-  readonly #req: BytesRequest;
-  readonly #resolve: (r: UpstreamBytes) => void;
-  readonly #reject: (e: Error) => void;
+/**
+ * What both upstream handlers share (this one and upstream-stream.ts's): the request, and undici's
+ * abort wired to the request's cancellation from the first onConnect on.
+ */
+export abstract class CancellableHandler {
+  protected abort: ((err?: Error) => void) | undefined = undefined;
+  protected off: (() => void) | undefined = undefined;
   readonly #onAbort = (): void => {
-    this.#abort?.(this.#req.cancel.reason as Error);
+    this.abort?.(this.req.cancel.reason as Error);
   };
 
-  constructor(req: BytesRequest, resolve: (r: UpstreamBytes) => void, reject: (e: Error) => void) {
-    this.#req = req;
-    this.#resolve = resolve;
-    this.#reject = reject;
-  }
+  constructor(protected readonly req: BytesRequest) {}
 
   // undici's own handler interface (the one its request() API implements; no wrapper per request).
   onConnect(abort: (err?: Error) => void): void {
-    const cancel = this.#req.cancel;
+    const cancel = this.req.cancel;
     if (cancel.aborted) {
       abort(cancel.reason as Error);
       return;
     }
     // onConnect can run again for the same request (undici re-queues it after a socket error).
-    if (this.#abort === undefined) this.#off = cancel.onAbort(this.#onAbort);
-    this.#abort = abort;
+    if (this.abort === undefined) this.off = cancel.onAbort(this.#onAbort);
+    this.abort = abort;
+  }
+}
+
+class BytesHandler extends CancellableHandler {
+  #status = 0;
+  #raw: ReadonlyArray<Buffer | string> = [];
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #settled = false;
+  readonly #resolve: (r: UpstreamBytes) => void;
+  readonly #reject: (e: Error) => void;
+
+  constructor(req: BytesRequest, resolve: (r: UpstreamBytes) => void, reject: (e: Error) => void) {
+    super(req);
+    this.#resolve = resolve;
+    this.#reject = reject;
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
@@ -84,8 +92,8 @@ class BytesHandler {
     if (this.#status < 400) {
       this.#chunks.push(chunk);
       this.#size += chunk.length;
-    } else if (this.#size < this.#req.maxErrorBody) {
-      const kept = chunk.subarray(0, this.#req.maxErrorBody - this.#size);
+    } else if (this.#size < this.req.maxErrorBody) {
+      const kept = chunk.subarray(0, this.req.maxErrorBody - this.#size);
       this.#chunks.push(kept);
       this.#size += kept.length;
     }
@@ -95,7 +103,7 @@ class BytesHandler {
   onComplete(): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#off?.();
+    this.off?.();
     const chunks = this.#chunks;
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#size);
     this.#resolve({
@@ -108,29 +116,36 @@ class BytesHandler {
   onError(err: Error): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#off?.();
-    this.#reject(this.#req.mapError(err, this.#status === 0 ? 'request' : 'stream'));
+    this.off?.();
+    this.#reject(this.req.mapError(err, this.#status === 0 ? 'request' : 'stream'));
   }
 }
 
 /** POST `req.body` to `req.path` on `dispatcher`; resolves with the whole answer (any status). */
 export function postForBytes(dispatcher: Dispatcher, req: BytesRequest): Promise<UpstreamBytes> {
-  return new Promise((resolve, reject) => {
-    const handler = new BytesHandler(req, resolve, reject);
-    try {
-      dispatcher.dispatch(
-        {
-          method: 'POST',
-          path: req.path,
-          headers: req.headers,
-          body: req.body,
-          headersTimeout: req.headersTimeout,
-          bodyTimeout: req.bodyTimeout,
-        },
-        handler,
-      );
-    } catch (err) {
-      handler.onError(err as Error);
-    }
-  });
+  return new Promise((resolve, reject) =>
+    dispatchPost(dispatcher, req, new BytesHandler(req, resolve, reject)),
+  );
+}
+
+/** A handler of undici's dispatch API (the legacy methods its request() API implements). */
+export type PostHandler = Dispatcher.DispatchHandler & { onError(err: Error): void };
+
+/** Dispatch `req` as a POST to `handler`; a synchronous throw reaches the handler's onError. */
+export function dispatchPost(dispatcher: Dispatcher, req: BytesRequest, handler: PostHandler): void {
+  try {
+    dispatcher.dispatch(
+      {
+        method: 'POST',
+        path: req.path,
+        headers: req.headers,
+        body: req.body,
+        headersTimeout: req.headersTimeout,
+        bodyTimeout: req.bodyTimeout,
+      },
+      handler,
+    );
+  } catch (err) {
+    handler.onError(err as Error);
+  }
 }

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UpstreamPool } from './upstream-pool.js';
-import type { BytesRequest, TransportPhase } from './upstream-bytes.js';
+import type { BytesRequest } from './upstream-bytes.js';
 import { postForStream, type UpstreamBody, type UpstreamHead } from './upstream-stream.js';
 import { Cancel } from '../lib/abort.js';
+import { Mapped, upstreamRequest } from '../../test/support/upstream-request.js';
 
 let server: Server;
 let up: UpstreamPool;
@@ -78,28 +79,8 @@ after(async () => {
   await new Promise((r) => server.close(r));
 });
 
-class Mapped extends Error {
-  constructor(
-    readonly phase: TransportPhase,
-    readonly original: unknown,
-  ) {
-    super(`mapped ${phase}`);
-  }
-}
-
-function req(path: string, over: Partial<BytesRequest> = {}): BytesRequest {
-  return {
-    path,
-    headers: { 'content-type': 'application/json' },
-    body: '{"stream":true}',
-    headersTimeout: 5_000,
-    bodyTimeout: 5_000,
-    cancel: new Cancel(),
-    maxErrorBody: 1024,
-    mapError: (err, phase) => new Mapped(phase, err),
-    ...over,
-  };
-}
+const req = (path: string, over: Partial<BytesRequest> = {}): BytesRequest =>
+  upstreamRequest(path, '{"stream":true}', over);
 
 function bodyOf(head: UpstreamHead): UpstreamBody {
   assert.ok('body' in head, `status ${head.statusCode}`);

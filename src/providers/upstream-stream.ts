@@ -8,7 +8,7 @@
  * (upstream-bytes.ts) does; undici's header and body (idle) timeouts apply unchanged.
  */
 import type { Dispatcher } from 'undici';
-import { headersOf, type BytesRequest } from './upstream-bytes.js';
+import { CancellableHandler, dispatchPost, headersOf, type BytesRequest } from './upstream-bytes.js';
 
 /** Where an upstream body's bytes go: chunks in order, then exactly one of end() or error(). */
 export interface UpstreamSink {
@@ -45,11 +45,9 @@ export type UpstreamHead =
 
 const NO_SINK: UpstreamSink = { data: () => undefined, end: () => undefined, error: () => undefined };
 
-class StreamHandler implements UpstreamBody {
+class StreamHandler extends CancellableHandler implements UpstreamBody {
   #status = 0;
   #raw: ReadonlyArray<Buffer | string> = [];
-  #abort: ((err?: Error) => void) | undefined = undefined;
-  #off: (() => void) | undefined = undefined;
   /** undici's resume, when onData returned false. */
   #resumeParser: (() => void) | undefined = undefined;
   #parserPaused = false;
@@ -65,15 +63,11 @@ class StreamHandler implements UpstreamBody {
   #errorChunks: Buffer[] = [];
   #errorSize = 0;
   #headers: Record<string, string> | undefined = undefined;
-  readonly #req: BytesRequest;
   readonly #resolve: (h: UpstreamHead) => void;
   readonly #reject: (e: Error) => void;
-  readonly #onAbort = (): void => {
-    this.#abort?.(this.#req.cancel.reason as Error);
-  };
 
   constructor(req: BytesRequest, resolve: (h: UpstreamHead) => void, reject: (e: Error) => void) {
-    this.#req = req;
+    super(req);
     this.#resolve = resolve;
     this.#reject = reject;
   }
@@ -115,8 +109,8 @@ class StreamHandler implements UpstreamBody {
     this.#closed = true;
     this.#queue = [];
     if (open) {
-      this.#off?.();
-      this.#abort?.(new Error('upstream body destroyed by the gateway'));
+      this.off?.();
+      this.abort?.(new Error('upstream body destroyed by the gateway'));
     }
   }
 
@@ -165,18 +159,7 @@ class StreamHandler implements UpstreamBody {
     }
   }
 
-  // ---- undici's handler interface (the one its request() API implements)
-
-  onConnect(abort: (err?: Error) => void): void {
-    const cancel = this.#req.cancel;
-    if (cancel.aborted) {
-      abort(cancel.reason as Error);
-      return;
-    }
-    // onConnect can run again for the same request (undici re-queues it after a socket error).
-    if (this.#abort === undefined) this.#off = cancel.onAbort(this.#onAbort);
-    this.#abort = abort;
-  }
+  // ---- undici's handler interface (onConnect: CancellableHandler's)
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // 1xx (103 Early Hints): the answer's head is still to come
@@ -193,14 +176,14 @@ class StreamHandler implements UpstreamBody {
   onData(chunk: Buffer): boolean {
     if (this.#status >= 400) {
       if (this.#headSettled) return true;
-      const kept = chunk.subarray(0, this.#req.maxErrorBody - this.#errorSize);
+      const kept = chunk.subarray(0, this.req.maxErrorBody - this.#errorSize);
       this.#errorChunks.push(kept);
       this.#errorSize += kept.length;
-      if (this.#errorSize >= this.#req.maxErrorBody) {
+      if (this.#errorSize >= this.req.maxErrorBody) {
         // Enough of an error body: settle with it and stop reading (an endless one must not hold
         // the attempt, or its connection).
         this.onComplete();
-        this.#abort?.(new Error('upstream error body cut at the cap'));
+        this.abort?.(new Error('upstream error body cut at the cap'));
       }
       return true;
     }
@@ -225,7 +208,7 @@ class StreamHandler implements UpstreamBody {
   }
 
   onComplete(): void {
-    this.#off?.();
+    this.off?.();
     if (this.#status >= 400) {
       if (this.#headSettled) return;
       this.#headSettled = true;
@@ -242,7 +225,7 @@ class StreamHandler implements UpstreamBody {
   }
 
   onError(err: Error): void {
-    this.#off?.();
+    this.off?.();
     if (!this.#headSettled && this.#status >= 400) {
       // An error status whose body was cut: the status and what arrived are enough.
       this.onComplete();
@@ -250,7 +233,7 @@ class StreamHandler implements UpstreamBody {
     }
     if (!this.#headSettled) {
       this.#headSettled = true;
-      this.#reject(this.#req.mapError(err, this.#status === 0 ? 'request' : 'stream'));
+      this.#reject(this.req.mapError(err, this.#status === 0 ? 'request' : 'stream'));
       return;
     }
     if (this.#complete || this.#failed !== undefined) return;
@@ -272,22 +255,7 @@ class StreamHandler implements UpstreamBody {
  * the body reaches the sink's `error` unmapped.
  */
 export function postForStream(dispatcher: Dispatcher, req: BytesRequest): Promise<UpstreamHead> {
-  return new Promise((resolve, reject) => {
-    const handler = new StreamHandler(req, resolve, reject);
-    try {
-      dispatcher.dispatch(
-        {
-          method: 'POST',
-          path: req.path,
-          headers: req.headers,
-          body: req.body,
-          headersTimeout: req.headersTimeout,
-          bodyTimeout: req.bodyTimeout,
-        },
-        handler,
-      );
-    } catch (err) {
-      handler.onError(err as Error);
-    }
-  });
+  return new Promise((resolve, reject) =>
+    dispatchPost(dispatcher, req, new StreamHandler(req, resolve, reject)),
+  );
 }
