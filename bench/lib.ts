@@ -1,11 +1,23 @@
 /** Helpers shared by the benchmarks: ports, child processes from dist/, /proc CPU and RSS, stats. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * glibc malloc settings of Portico's image (`MALLOC_*` in deploy/Dockerfile's ENV). The benchmarks
+ * give them to every process they measure — the floors too — so a figure is what the image runs
+ * and the ratios stay like for like.
+ */
+export const IMAGE_MALLOC_ENV: Record<string, string> = Object.fromEntries(
+  [...readFileSync(join(root, 'deploy/Dockerfile'), 'utf8').matchAll(/\b(MALLOC_[A-Z_]+)=(\S+)/g)].map(
+    (m) => [m[1] as string, m[2] as string],
+  ),
+);
 const CLK_TCK = 100;
 
 export async function freePort(): Promise<number> {
@@ -22,12 +34,12 @@ export async function freePort(): Promise<number> {
 
 export function startProcess(
   args: string[],
-  opts: { cwd?: string; nodeArgs?: string[]; main?: string } = {},
+  opts: { cwd?: string; nodeArgs?: string[]; main?: string; env?: Record<string, string> } = {},
 ): ChildProcess {
   const main = opts.main ?? join(root, 'dist/main.js');
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), main, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, PORTICO_ADMIN_TOKEN: 'bench-admin' },
+    env: { ...process.env, ...IMAGE_MALLOC_ENV, PORTICO_ADMIN_TOKEN: 'bench-admin', ...opts.env },
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
   child.stderr?.on('data', () => undefined);

@@ -26,7 +26,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { freePort, procStats, root, round, waitHttp } from './lib.js';
+import { IMAGE_MALLOC_ENV, freePort, procStats, root, round, waitHttp } from './lib.js';
 
 const KEY = 'sk-bench-tenant';
 
@@ -117,7 +117,7 @@ interface TargetResult {
 function spawnNode(args: string[], env: Record<string, string> = {}): ChildProcess {
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, PORTICO_ADMIN_TOKEN: 'bench-admin', ...env },
+    env: { ...process.env, ...IMAGE_MALLOC_ENV, PORTICO_ADMIN_TOKEN: 'bench-admin', ...env },
   });
   let tail = '';
   child.stderr?.on('data', (c: Buffer) => (tail = (tail + c.toString()).slice(-4000)));

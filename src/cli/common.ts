@@ -1,6 +1,4 @@
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+export { packageRoot } from '../lib/package-root.js';
 
 export type Env = Record<string, string | undefined>;
 
@@ -8,16 +6,6 @@ export interface CliIO {
   env: Env;
   out: (line: string) => void;
   err: (line: string) => void;
-}
-
-/** The package root (works from src/ under tsx and from dist/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(resolve(dir, 'package.json'))) return dir;
-    dir = dirname(dir);
-  }
-  return process.cwd();
 }
 
 export class UsageError extends Error {

@@ -5,12 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { DockerfileParser } from 'dockerfile-ast';
 import { validate } from 'dockerfile-utils';
+import { freePort } from '../support/processes.js';
 
 const text = readFileSync(join(process.cwd(), 'deploy/Dockerfile'), 'utf8');
 
@@ -113,4 +114,55 @@ test('the Dockerfile build stage runs as written in a clean copy (npm ci, build,
   assert.equal(v.stdout.trim(), pkg.version);
   const help = spawnSync(process.execPath, ['dist/main.js', 'start', '--help'], { cwd: app, encoding: 'utf8', timeout: 30_000 });
   assert.equal(help.status, 0, help.stderr);
+  // The runtime stage's files alone (package.json, production node_modules, the dist/ bundle) serve
+  // a chat completion: every package the bundle leaves external resolves without dev dependencies.
+  const image = join(app, 'runtime-stage');
+  for (const p of ['package.json', 'node_modules', 'dist']) cpSync(join(app, p), join(image, p), { recursive: true });
+  await answersFromRuntimeFiles(image);
 });
+
+async function answersFromRuntimeFiles(image: string): Promise<void> {
+  const children: ChildProcess[] = [];
+  const up = async (args: string[], url: string): Promise<void> => {
+    const child = spawn(process.execPath, ['dist/main.js', ...args], {
+      cwd: image,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, NODE_ENV: 'production', PORTICO_ADMIN_TOKEN: 'image-admin' },
+    });
+    children.push(child);
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-3000)));
+    for (const until = Date.now() + 30_000; Date.now() < until; ) {
+      if (child.exitCode !== null) break;
+      if (await fetch(url).then((r) => r.ok, () => false)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`dist/main.js ${args.join(' ')} did not come up: ${err}`);
+  };
+  try {
+    const [simPort, port] = [await freePort(), await freePort()];
+    await up(['sim', '--port', String(simPort), '--mode', 'echo'], `http://127.0.0.1:${simPort}/v1/models`);
+    const config = join(image, 'portico.yaml');
+    writeFileSync(
+      config,
+      [
+        `server: { host: 127.0.0.1, port: ${port} }`,
+        `state: { kind: embedded, data_dir: "${join(image, 'data')}" }`,
+        'tenants: [{ id: acme, prompt_policy: none, api_keys: [{ value: sk-image-test }] }]',
+        `models: { default: { backends: [{ id: sim, provider: openai, base_url: "http://127.0.0.1:${simPort}/v1", model: m }] } }`,
+        '',
+      ].join('\n'),
+    );
+    await up(['start', '--config', config], `http://127.0.0.1:${port}/health`);
+    const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer sk-image-test', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'from the image' }] }),
+    });
+    const body = (await r.json()) as { choices?: { message?: { content?: string } }[] };
+    assert.equal(r.status, 200, JSON.stringify(body));
+    assert.match(body.choices?.[0]?.message?.content ?? '', /from the image/);
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+  }
+}

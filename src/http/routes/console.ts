@@ -12,7 +12,7 @@
  * Both in-process collectors are fed by one finish hook, O(1) per request.
  */
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Gateway } from '../../app.js';
@@ -28,9 +28,10 @@ import { RequestLog, recordFromContext } from '../../telemetry/request-log.js';
 import { requireAdmin } from '../admin-auth.js';
 import { contextFor } from '../request-context.js';
 import { sendSse } from '../sse.js';
+import { packageRoot } from '../../lib/package-root.js';
 
 /** Where `npm run build` puts the console (dist/console); the same path from src/ and from dist/. */
-export const CONSOLE_DIR = fileURLToPath(new URL('../../../dist/console/', import.meta.url));
+export const CONSOLE_DIR = join(packageRoot(), 'dist/console/');
 
 /** The console loads only its own files and talks only to this origin. */
 const CONSOLE_CSP = [
