@@ -5,13 +5,48 @@
  * (fastify, undici, prom-client, pino, better-sqlite3, ...), Node's internals by module (node:http,
  * node:net, streams, ...), plus GC, native code and idle time. Percentages are of busy (non-idle)
  * samples. Usage: tsx bench/profile-summary.ts FILE.cpuprofile [TOP_FUNCTIONS]
+ *
+ * dist/ is a bundle (scripts/build.mjs): a frame in one of its files is mapped back through the
+ * file's source map (dist/*.js.map) to the src/ module or the dependency it came from, so stages and
+ * functions read as they would from tsc's one-file-per-module output.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { SourceMap, type SourceMapPayload } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   children?: number[];
+}
+
+const maps = new Map<string, { map: SourceMap; dir: string } | null>();
+/** A frame in a bundled file, mapped to its original module and line (in place). */
+function unbundle(frame: ProfileNode['callFrame']): void {
+  if (!frame.url.startsWith('file://') || frame.url.includes('/node_modules/')) return;
+  let entry = maps.get(frame.url);
+  if (entry === undefined) {
+    const file = fileURLToPath(frame.url);
+    entry = existsSync(`${file}.map`)
+      ? {
+          map: new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8')) as SourceMapPayload),
+          dir: dirname(file),
+        }
+      : null;
+    maps.set(frame.url, entry);
+  }
+  if (!entry) return;
+  const hit = entry.map.findEntry(frame.lineNumber, frame.columnNumber) as {
+    originalSource?: string;
+    originalLine?: number;
+  };
+  if (!hit.originalSource) return;
+  const source = hit.originalSource.startsWith('file://')
+    ? hit.originalSource
+    : pathToFileURL(resolve(entry.dir, hit.originalSource)).href;
+  frame.url = source;
+  frame.lineNumber = hit.originalLine ?? frame.lineNumber;
 }
 interface Profile {
   nodes: ProfileNode[];
@@ -45,6 +80,7 @@ const file = process.argv[2];
 if (!file) throw new Error('usage: profile-summary.ts FILE.cpuprofile [TOP]');
 const top = Number(process.argv[3] ?? 25);
 const prof = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+for (const n of prof.nodes) unbundle(n.callFrame);
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));
 const parent = new Map<number, number>();
 for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
