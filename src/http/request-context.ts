@@ -2,7 +2,18 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PorticoError } from '../errors/portico-error.js';
 import type { Gateway } from '../app.js';
-import { createContext, type RequestContext, type RouteName } from '../pipeline/context.js';
+import { createContext, type KeyMemo, type RequestContext, type RouteName } from '../pipeline/context.js';
+
+/** Each client connection's KeyMemo (authenticate.ts), dropped with the socket. */
+const keyMemos = new WeakMap<object, KeyMemo>();
+function keyMemoOf(socket: object): KeyMemo {
+  let memo = keyMemos.get(socket);
+  if (memo === undefined) {
+    memo = { key: '', hash: '' };
+    keyMemos.set(socket, memo);
+  }
+  return memo;
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -29,6 +40,7 @@ export function contextFor(
     snapshot: gw.snapshot,
   });
   request.porticoCtx = ctx;
+  ctx.keyMemo = keyMemoOf(request.raw.socket);
   const asked = request.headers['x-portico-priority'];
   if (typeof asked === 'string') ctx.priority = asked;
   if (gw.tracing)

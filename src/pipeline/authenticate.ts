@@ -1,11 +1,13 @@
 /**
- * Stage: authenticate. The presented key is hashed (sha256) and looked up — first in the config
- * snapshot (no I/O), then in the key store (API-created keys, cached and invalidated across
- * replicas on revocation); the stored digest is compared in constant time. Plain keys are never
- * stored or logged.
+ * Stage: authenticate. The presented key is hashed (sha256) and looked up by its digest — first in
+ * the config snapshot (no I/O), then in the key store (API-created keys, cached and invalidated
+ * across replicas on revocation). A lookup by digest reveals nothing about the key through its
+ * timing (finding a key from its digest is a preimage). Plain keys are never stored or logged; the
+ * digest of the last key on a connection is remembered with the connection (ctx.keyMemo), so a
+ * keep-alive client's requests after its first skip the hash.
  */
 import { PorticoError } from '../errors/portico-error.js';
-import { digestsEqual, sha256Hex } from '../lib/hash.js';
+import { sha256Hex } from '../lib/hash.js';
 import type { RequestContext } from './context.js';
 import type { KeyEntry, TenantRuntime } from './snapshot.js';
 
@@ -38,9 +40,18 @@ export async function authenticate(
     );
   }
   if (presented.length > 512) throw new PorticoError('invalid_api_key', 'Invalid API key.');
-  const hash = sha256Hex(presented);
+  const memo = ctx.keyMemo;
+  let hash: string;
+  if (memo !== undefined && memo.key === presented) hash = memo.hash;
+  else {
+    hash = sha256Hex(presented);
+    if (memo !== undefined) {
+      memo.key = presented;
+      memo.hash = hash;
+    }
+  }
   const entry = ctx.snapshot.keys.get(hash);
-  if (entry && digestsEqual(entry.hash, hash)) {
+  if (entry) {
     const tenant = ctx.snapshot.tenants.get(entry.tenantId);
     if (!tenant)
       throw new PorticoError('invalid_api_key', 'This API key belongs to a tenant that no longer exists.');

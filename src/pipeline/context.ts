@@ -130,6 +130,8 @@ export class RequestContext {
   deliveredText?: () => string = undefined;
   /** The request's trace (root span and stage spans); absent when tracing is off or not sampled. */
   trace?: RequestTrace | undefined = undefined;
+  /** The connection's last key and its digest (authenticate.ts): a keep-alive client hashes its key once. */
+  keyMemo?: KeyMemo = undefined;
 
   constructor(init: ContextInit) {
     this.requestId = init.requestId;
@@ -142,6 +144,15 @@ export class RequestContext {
     this.controller = init.controller ?? new Cancel();
     this.snapshot = init.snapshot;
   }
+}
+
+/**
+ * The last API key presented on one client connection and its sha256 digest, owned by the
+ * connection (http/request-context.ts): lives as long as the socket, never shared between sockets.
+ */
+export interface KeyMemo {
+  key: string;
+  hash: string;
 }
 
 export function createContext(init: ContextInit): RequestContext {
