@@ -104,8 +104,14 @@ export class AuditLog {
       ctx.auditBodies = bodies;
     }
     const now = Date.now();
-    const { at, ...rest } = recordFromContext(ctx, status, now);
-    const line = JSON.stringify({ time: new Date(at).toISOString(), client_ip: ctx.clientIp, ...rest });
+    const rec = recordFromContext(ctx, status, now);
+    // One copy of the record: `at` becomes `time` (JSON.stringify leaves out undefined values).
+    const line = JSON.stringify({
+      time: new Date(rec.at).toISOString(),
+      client_ip: ctx.clientIp,
+      ...rec,
+      at: undefined,
+    });
     if (this.#pending.length >= MAX_PENDING) {
       this.dropped++;
       return;

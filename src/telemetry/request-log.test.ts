@@ -1,6 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { RequestLog, type StoredRecord } from './request-log.js';
+import { RequestLog, recordFromContext, type StoredRecord } from './request-log.js';
+import { createContext } from '../pipeline/context.js';
+import type { Snapshot } from '../pipeline/snapshot.js';
 
 const rec = (i: number, over: Partial<StoredRecord> = {}): StoredRecord => ({
   request_id: `req_${String(i).padStart(6, '0')}`,
@@ -71,5 +73,31 @@ describe('RequestLog', () => {
       'prefixes shorter than 4 characters do not match',
     );
     assert.equal(log.query({ limit: 3 }).length, 3);
+  });
+});
+
+describe('recordFromContext', () => {
+  const ctxOf = (id: string) =>
+    createContext({
+      requestId: id,
+      correlationId: id,
+      route: 'chat',
+      method: 'POST',
+      endpoint: '/v1/chat/completions',
+      clientIp: '127.0.0.1',
+      snapshot: {} as Snapshot,
+    });
+  it('builds one record per finish: the same request and status asked again get the same record', () => {
+    const a = ctxOf('req_a');
+    const first = recordFromContext(a, 200, 1000);
+    assert.equal(recordFromContext(a, 200, 2000), first, 'the console log and the audit share it');
+    assert.equal(first.at, 1000);
+    const b = ctxOf('req_b');
+    const other = recordFromContext(b, 200, 3000);
+    assert.notEqual(other, first);
+    assert.equal(other.request_id, 'req_b');
+    const again = recordFromContext(b, 502, 4000);
+    assert.equal(again.status, 502, 'another status is another record');
+    assert.equal(recordFromContext(a, 200, 5000).request_id, 'req_a');
   });
 });

@@ -23,7 +23,15 @@ export type StoredRecord = Omit<RequestRecord, 'time'> & { at: number };
 
 const round = (n: number): number => Math.round(n * 10) / 10;
 
+/** The last record built: the finish hooks (console log, audit) ask for it one after the other. */
+let last: { ctx: RequestContext; status: number; rec: StoredRecord } | undefined;
+
+/**
+ * A finished request's record. Asked twice for the same request and status (the console's log and
+ * the audit log, in one finish), it is built once: callers must not change it.
+ */
 export function recordFromContext(ctx: RequestContext, status: number, nowMs: number): StoredRecord {
+  if (last !== undefined && last.ctx === ctx && last.status === status) return last.rec;
   const rec: StoredRecord = {
     request_id: ctx.requestId,
     correlation_id: ctx.correlationId,
@@ -50,6 +58,7 @@ export function recordFromContext(ctx: RequestContext, status: number, nowMs: nu
   };
   if (ctx.auditBodies?.request !== undefined) rec.request_body = ctx.auditBodies.request;
   if (ctx.auditBodies?.response !== undefined) rec.response_body = ctx.auditBodies.response;
+  last = { ctx, status, rec };
   return rec;
 }
 

@@ -107,6 +107,8 @@ describe('audit log and PII redaction', () => {
       'cache_hit',
     ])
       assert.ok(k in rec, `field ${k}`);
+    assert.equal('at' in rec, false, 'the epoch-ms `at` is written as `time`, not twice');
+    assert.deepEqual(Object.keys(rec).slice(0, 3), ['time', 'client_ip', 'request_id']);
     assert.equal(rec.tenant, 'acme-corp');
     assert.equal(rec.status, 200);
     const bodies = `${String(rec.request_body)} ${String(rec.response_body)}`;
