@@ -18,6 +18,8 @@
  * list of direct,node,fastify,portico,governed), BENCH_SCENARIOS (comma list of ns1,ns64,s1,s64),
  * BENCH_CPU_PROF=DIR (run both Portico configs under `node --cpu-prof`, profiles in DIR on exit),
  * BENCH_RESTART=1 (fresh Portico processes for every round: medians over processes; use it for A/Bs),
+ * BENCH_SLICES (each phase measured as this many interleaved slices across the targets, default 3:
+ * the floor and the gateway then share the same seconds of a VM whose speed drifts),
  * BENCH_NODE_ARGS (space-separated Node flags for the Portico targets, not the baseline ones: with
  * BENCH_BASELINE_DIST=dist, a same-run A/B of V8 settings such as --max-semi-space-size),
  * BENCH_PORTICO_ENV (space-separated NAME=value pairs for the Portico targets' environment, not the
@@ -52,6 +54,7 @@ const KEY_GOVERNED = 'sk-bench-governed';
 const QUICK = process.env.BENCH_QUICK === '1';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 1 : 3));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
+const SLICES = Math.max(1, Number(process.env.BENCH_SLICES ?? (QUICK ? 1 : 3)));
 const CPU_PROF = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 const PORTICO_ENV: Record<string, string> = Object.fromEntries(
@@ -124,7 +127,18 @@ function pick<T extends string>(env: string | undefined, all: readonly T[]): T[]
   return all.filter((a) => want.includes(a));
 }
 
-async function runPhase(target: Target, s: Scenario, phaseSeconds = SECONDS): Promise<PhaseResult> {
+/** One measured run of a scenario against a target: raw figures, merged by summarise(). */
+interface Sample {
+  requests: number;
+  errors: number;
+  seconds: number;
+  latencies: number[];
+  ttfts: number[];
+  cpuSeconds?: number;
+  rssMax?: number;
+}
+
+async function sample(target: Target, s: Scenario, phaseSeconds: number): Promise<Sample> {
   const pool = new Pool(target.origin, { connections: s.concurrency, keepAliveTimeout: 30_000 });
   const body = JSON.stringify({
     model: target.model,
@@ -190,23 +204,43 @@ async function runPhase(target: Target, s: Scenario, phaseSeconds = SECONDS): Pr
   if (sampler) clearInterval(sampler);
   const after = pid ? await procStats(pid) : undefined;
   await pool.close();
-  latencies.sort((a, b) => a - b);
-  ttfts.sort((a, b) => a - b);
+  return {
+    requests: latencies.length,
+    errors,
+    seconds,
+    latencies,
+    ttfts,
+    ...(before && after
+      ? { cpuSeconds: after.cpuSeconds - before.cpuSeconds, rssMax: Math.max(rssMax, after.rssMb) }
+      : {}),
+  };
+}
+
+/** One PhaseResult from one or more samples of the same target and scenario (slices: BENCH_SLICES). */
+function summarise(s: Scenario, samples: Sample[]): PhaseResult {
+  const latencies = samples.flatMap((x) => x.latencies).sort((a, b) => a - b);
+  const ttfts = samples.flatMap((x) => x.ttfts).sort((a, b) => a - b);
   const n = latencies.length;
+  const seconds = samples.reduce((a, x) => a + x.seconds, 0);
   const r: PhaseResult = {
     requests: n,
-    errors,
+    errors: samples.reduce((a, x) => a + x.errors, 0),
     seconds: round(seconds, 3),
     rps: round(n / seconds, 1),
     p50_ms: round(percentile(latencies, 50), 3),
     p99_ms: round(percentile(latencies, 99), 3),
   };
   if (s.stream) r.ttft_p50_ms = round(percentile(ttfts, 50), 3);
-  if (before && after) {
-    r.cpu_us_per_req = round(((after.cpuSeconds - before.cpuSeconds) / Math.max(1, n)) * 1e6, 1);
-    r.rss_mb_max = round(Math.max(rssMax, after.rssMb), 1);
+  if (samples.every((x) => x.cpuSeconds !== undefined)) {
+    const cpu = samples.reduce((a, x) => a + (x.cpuSeconds ?? 0), 0);
+    r.cpu_us_per_req = round((cpu / Math.max(1, n)) * 1e6, 1);
+    r.rss_mb_max = round(Math.max(...samples.map((x) => x.rssMax ?? 0)), 1);
   }
   return r;
+}
+
+async function runPhase(target: Target, s: Scenario, phaseSeconds = SECONDS): Promise<PhaseResult> {
+  return summarise(s, [await sample(target, s, phaseSeconds)]);
 }
 
 function median(xs: number[]): number {
@@ -396,13 +430,30 @@ async function main(): Promise<void> {
       for (const [si, s] of scenarios.entries()) {
         // Rotate the order each round so no target always runs first (or last) on a busy machine.
         const order = targets.map((_, i) => targets[(i + round_) % targets.length] as Target);
-        for (const t of order) {
-          if (RESTART && si === 0 && !warm.has(t) && t.pid !== undefined && (round_ === 0 || t.restart)) {
-            warm.add(t);
-            await runPhase(t, ALL_SCENARIOS[1] as Scenario, 2);
-            await runPhase(t, ALL_SCENARIOS[3] as Scenario, 2);
+        // Each target's phase is measured in SLICES interleaved slices (node, portico, ..., node,
+        // portico, ...), so the floor and the gateway see the same minutes of a VM whose speed drifts.
+        const slices = new Map<Target, Sample[]>();
+        for (let k = 0; k < SLICES; k++) {
+          for (const t of order) {
+            if (
+              RESTART &&
+              si === 0 &&
+              k === 0 &&
+              !warm.has(t) &&
+              t.pid !== undefined &&
+              (round_ === 0 || t.restart)
+            ) {
+              warm.add(t);
+              await runPhase(t, ALL_SCENARIOS[1] as Scenario, 2);
+              await runPhase(t, ALL_SCENARIOS[3] as Scenario, 2);
+            }
+            const got = slices.get(t) ?? [];
+            got.push(await sample(t, s, SECONDS / SLICES));
+            slices.set(t, got);
           }
-          const r = await runPhase(t, s);
+        }
+        for (const t of order) {
+          const r = summarise(s, slices.get(t) ?? []);
           ((raw[s.name] ??= {})[t.name] ??= []).push(r);
           process.stderr.write(
             `[round ${round_ + 1}/${ROUNDS}] ${s.label} ${t.label}: ${r.rps} req/s, p50 ${r.p50_ms} ms${r.ttft_p50_ms !== undefined ? `, ttft ${r.ttft_p50_ms} ms` : ''}${r.cpu_us_per_req !== undefined ? `, cpu ${r.cpu_us_per_req} µs/req, rss ${r.rss_mb_max} MB` : ''}${r.errors ? `, ${r.errors} errors` : ''}\n`,
@@ -471,7 +522,7 @@ async function main(): Promise<void> {
         load_avg_at_start: load,
         load_avg_at_end: loadavg().map((x) => round(x, 2)),
       },
-      knobs: { seconds_per_phase: SECONDS, rounds: ROUNDS, quick: QUICK, restart: RESTART },
+      knobs: { seconds_per_phase: SECONDS, slices: SLICES, rounds: ROUNDS, quick: QUICK, restart: RESTART },
       results,
       journal: { budget_us: JOURNAL_BUDGET_US, rows: journal },
       phases: raw,
@@ -517,7 +568,7 @@ function renderMarkdown(
       load_avg_at_start: number[];
       load_avg_at_end: number[];
     };
-    knobs: { seconds_per_phase: number; rounds: number; restart?: boolean };
+    knobs: { seconds_per_phase: number; slices?: number; rounds: number; restart?: boolean };
     results: Record<string, Record<string, number>>;
     journal: { budget_us: number; rows: JournalRow[] };
     phases?: Record<string, Record<string, PhaseResult[]>>;
@@ -596,7 +647,7 @@ function renderMarkdown(
   return [
     '# Gateway benchmark',
     '',
-    `Generated by \`npm run bench\` on ${report.generated_at} — ${m.cpus} × ${m.cpu_model}, Node ${m.node}. Load average (1/5/15 min) at start: ${m.load_avg_at_start.join(' / ')}, at end: ${m.load_avg_at_end.join(' / ')}. ${report.knobs.seconds_per_phase} s per phase, ${report.knobs.rounds} round(s) (medians)${report.knobs.restart ? ', Portico restarted for every round (BENCH_RESTART=1: medians over processes, fresh RSS included)' : ''}.`,
+    `Generated by \`npm run bench\` on ${report.generated_at} — ${m.cpus} × ${m.cpu_model}, Node ${m.node}. Load average (1/5/15 min) at start: ${m.load_avg_at_start.join(' / ')}, at end: ${m.load_avg_at_end.join(' / ')}. ${report.knobs.seconds_per_phase} s per phase${(report.knobs.slices ?? 1) > 1 ? ` (in ${report.knobs.slices} slices interleaved across the targets)` : ''}, ${report.knobs.rounds} round(s) (medians)${report.knobs.restart ? ', Portico restarted for every round (BENCH_RESTART=1: medians over processes, fresh RSS included)' : ''}.`,
     '',
     `Mock upstream (node:http), proxies and load generator are separate processes on loopback on this machine. CPU = process CPU time (/proc) of the proxy under test ÷ completed requests. Floors: bare node:http proxy and bare Fastify proxy, both parsing the request JSON, re-serialising it and forwarding it with an undici Pool (bench/bare-node-proxy.ts, bench/bare-proxy.ts). Portico defaults: one tenant, key auth, prompt policy none, cache off, metrics, SQLite ledger, request log; governed: + requests/s and tokens/min limits, daily token quota, audit log. Portico runs from its dist/ bundle (scripts/build.mjs); every measured process, floors included, gets the glibc malloc settings of Portico's image (${
       Object.entries(IMAGE_MALLOC_ENV)
