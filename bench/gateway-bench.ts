@@ -661,7 +661,7 @@ function renderMarkdown(
     '',
     `Direct (no proxy): non-streaming c=1 p50 ${fmt(res.direct?.ns1_p50_ms, 3)} ms, stream c=1 TTFT p50 ${fmt(res.direct?.s1_ttft_ms, 3)} ms.`,
     '',
-    'CPU ratios in bold: the median over rounds of (gateway ÷ floor in the same round) — the two are measured seconds apart, while the speed of this shared VM drifts over minutes; in brackets, the ratio of the two medians. CPU µs per request or stream, round by round (in the order of the columns):',
+    'CPU ratios in bold: the median over rounds of (gateway ÷ floor in the same round) — the two are measured in the same round, in slices interleaved across the targets, while the speed of this shared VM drifts; in brackets, the ratio of the two medians. CPU µs per request or stream, round by round (in the order of the columns):',
     '',
     ...(['ns64', 's64'] as const).map(
       (sc) =>
