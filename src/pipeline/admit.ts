@@ -15,6 +15,7 @@ import type {
   ReserveResult,
   ScopeKey,
   WindowCharge,
+  WindowResult,
 } from '../state/index.js';
 import { StateUnavailableError } from '../state/index.js';
 import type { Tenancy } from '../tenancy/tenancy.js';
@@ -46,13 +47,15 @@ function setHeaders(ctx: RequestContext, h: Record<string, string>): void {
   ctx.responseHeaders = ctx.responseHeaders ? Object.assign(ctx.responseHeaders, h) : h;
 }
 
-function requestHeaders(r: LimitResult): Record<string, string> {
+/** `limit`: String(r.limit), made once per limit (RateCheck). */
+function requestHeaders(r: LimitResult, limit: string): Record<string, string> {
+  const remaining = String(r.remaining);
   return {
-    'x-ratelimit-limit': String(r.limit),
-    'x-ratelimit-remaining': String(r.remaining),
+    'x-ratelimit-limit': limit,
+    'x-ratelimit-remaining': remaining,
     'x-ratelimit-reset': String(Math.ceil(r.resetMs / 1000)),
-    'x-ratelimit-limit-requests': String(r.limit),
-    'x-ratelimit-remaining-requests': String(r.remaining),
+    'x-ratelimit-limit-requests': limit,
+    'x-ratelimit-remaining-requests': remaining,
     'x-ratelimit-reset-requests': duration(r.resetMs),
   };
 }
@@ -82,9 +85,84 @@ async function guard<T>(p: Promise<T>): Promise<T> {
   try {
     return await p;
   } catch (err) {
-    if (err instanceof StateUnavailableError) throw storeDown(err);
-    throw err;
+    throw storeError(err);
   }
+}
+
+/** A store's failure as the client sees it: an unavailable store is a 503 with a retry hint. */
+function storeError(err: unknown): unknown {
+  return err instanceof StateUnavailableError ? storeDown(err) : err;
+}
+
+/**
+ * What a tenant's or a key's limits ask of the stores, worked out once per tenant or key entry
+ * (both are immutable: a config reload or a key change makes new ones) instead of per request:
+ * the scope keys, bucket and window parameters, quota scopes and the header values that do not
+ * change. The hot path then allocates only what depends on the request.
+ */
+interface RateCheck {
+  readonly scope: ScopeKey;
+  readonly b: { readonly ratePerSec: number; readonly burst: number };
+  readonly who: string;
+  readonly limit: string;
+}
+interface WindowCheck {
+  readonly scope: ScopeKey;
+  readonly limit: number;
+  readonly who: string;
+  readonly limitHeader: string;
+}
+interface CapCheck {
+  readonly key: ScopeKey;
+  readonly max: number;
+}
+interface OwnPlan {
+  readonly rate: RateCheck | undefined;
+  readonly window: WindowCheck | undefined;
+  readonly quota: QuotaScope | undefined;
+  readonly cap: CapCheck | undefined;
+}
+const tenantPlans = new WeakMap<TenantRuntime, OwnPlan>();
+const keyPlans = new WeakMap<KeyEntry, OwnPlan>();
+
+function ownPlan(
+  tenantId: string,
+  prefix: string,
+  limits: RateLimits | undefined,
+  quota: Quota | undefined,
+  who: string,
+  quotaScope: string,
+): OwnPlan {
+  const b = bucket(limits);
+  const tpm = limits?.tokens_per_minute;
+  const q = quotaLimits(quota);
+  const inflight = limits?.max_in_flight;
+  return {
+    rate: b && { scope: { tenant: tenantId, name: `${prefix}rps` }, b, who, limit: String(b.burst) },
+    window: tpm
+      ? { scope: { tenant: tenantId, name: `${prefix}tpm` }, limit: tpm, who, limitHeader: String(tpm) }
+      : undefined,
+    quota: q && { name: quotaScope, limits: q },
+    cap: inflight ? { key: { tenant: tenantId, name: `${prefix}inflight` }, max: inflight } : undefined,
+  };
+}
+
+function tenantPlan(t: TenantRuntime): OwnPlan {
+  let p = tenantPlans.get(t);
+  if (p === undefined) {
+    p = ownPlan(t.id, 'tenant:', t.limits, t.quota, `tenant ${t.id}`, 'tenant');
+    tenantPlans.set(t, p);
+  }
+  return p;
+}
+
+function keyPlan(t: TenantRuntime, k: KeyEntry): OwnPlan {
+  let p = keyPlans.get(k);
+  if (p === undefined) {
+    p = ownPlan(t.id, `key:${k.keyId}:`, k.limits, k.quota, 'this key', `key:${k.keyId}`);
+    keyPlans.set(k, p);
+  }
+  return p;
 }
 
 function bucket(limits: RateLimits | undefined): { ratePerSec: number; burst: number } | undefined {
@@ -114,26 +192,30 @@ export async function admitRequestRate(
   key: KeyEntry | undefined,
 ): Promise<void> {
   if (!deps.tenancy) return;
-  if (key?.limits?.requests_per_second === undefined && tenant.limits?.requests_per_second === undefined)
-    return;
-  const checks: Array<{ scope: ScopeKey; b: { ratePerSec: number; burst: number }; who: string }> = [];
-  const kb = bucket(key?.limits);
-  if (kb && key)
-    checks.push({ scope: { tenant: tenant.id, name: `key:${key.keyId}:rps` }, b: kb, who: 'this key' });
-  const tb = bucket(tenant.limits);
-  if (tb)
-    checks.push({ scope: { tenant: tenant.id, name: 'tenant:rps' }, b: tb, who: `tenant ${tenant.id}` });
+  const kc = key?.limits?.requests_per_second === undefined ? undefined : keyPlan(tenant, key).rate;
+  const tc = tenant.limits?.requests_per_second === undefined ? undefined : tenantPlan(tenant).rate;
+  if (!kc && !tc) return;
+  const counters = deps.tenancy.state.counters;
   let tightest: LimitResult | undefined;
-  for (const c of checks) {
-    const r = await guard(deps.tenancy.state.counters.consume(c.scope, c.b));
-    if (!tightest || r.remaining < tightest.remaining) tightest = r;
+  let tightestCheck: RateCheck | undefined;
+  for (const c of kc && tc ? [kc, tc] : [(kc ?? tc) as RateCheck]) {
+    let r: LimitResult;
+    try {
+      r = await counters.consume(c.scope, c.b);
+    } catch (err) {
+      throw storeError(err);
+    }
+    if (!tightest || r.remaining < tightest.remaining) {
+      tightest = r;
+      tightestCheck = c;
+    }
     if (!r.allowed) {
-      setHeaders(ctx, requestHeaders(r));
+      setHeaders(ctx, requestHeaders(r, c.limit));
       deps.metrics.rateLimitRejections.labels(tenant.id, 'rps').inc();
       throw rateLimited(ctx, `${c.b.ratePerSec} requests/s for ${c.who}`, r.retryAfterMs);
     }
   }
-  if (tightest) setHeaders(ctx, requestHeaders(tightest));
+  if (tightest && tightestCheck) setHeaders(ctx, requestHeaders(tightest, tightestCheck.limit));
 }
 
 function quotaLimits(q: Quota | undefined): QuotaLimits | undefined {
@@ -260,35 +342,31 @@ export async function admitWork(
   ctx.admission = holds;
   const counters = tenancy.state.counters;
 
-  // Tokens per minute.
-  const windows: Array<{ scope: ScopeKey; limit: number; who: string }> = [];
-  if (need && key?.limits?.tokens_per_minute)
-    windows.push({
-      scope: { tenant: tenant.id, name: `key:${key.keyId}:tpm` },
-      limit: key.limits.tokens_per_minute,
-      who: 'this key',
-    });
-  if (need && tenant.limits?.tokens_per_minute)
-    windows.push({
-      scope: { tenant: tenant.id, name: 'tenant:tpm' },
-      limit: tenant.limits.tokens_per_minute,
-      who: `tenant ${tenant.id}`,
-    });
+  const tp = tenantPlan(tenant);
+  const kp = key ? keyPlan(tenant, key) : undefined;
+
+  // Tokens per minute: the key's window, then the tenant's.
+  const windows = need ? [kp?.window, tp.window] : [];
   /** Charges that bind the answer (a prompt larger than the whole window does not: see below). */
   const binding: WindowCharge[] = [];
   for (const w of windows) {
+    if (w === undefined) continue;
     // A request that cannot fit even in an empty window is charged the whole window, all or
     // nothing, as before: it passes only when the window is empty, and its answer is not bound here.
     const fits = least <= w.limit;
-    const r = await guard(
-      counters.consumeWindow(w.scope, {
-        limit: w.limit,
-        windowMs: 60_000,
-        ...(fits ? { cost: most, minCost: least } : { cost: w.limit }),
-      }),
-    );
+    let r: WindowResult;
+    try {
+      r = await counters.consumeWindow(
+        w.scope,
+        fits
+          ? { limit: w.limit, windowMs: 60_000, cost: most, minCost: least }
+          : { limit: w.limit, windowMs: 60_000, cost: w.limit },
+      );
+    } catch (err) {
+      throw storeError(err);
+    }
     setHeaders(ctx, {
-      'x-ratelimit-limit-tokens': String(w.limit),
+      'x-ratelimit-limit-tokens': w.limitHeader,
       'x-ratelimit-remaining-tokens': String(Math.max(0, w.limit - Math.ceil(r.used))),
       'x-ratelimit-reset-tokens': duration(r.resetMs),
     });
@@ -305,22 +383,23 @@ export async function admitWork(
   }
 
   // Quotas: reserve across tenant and key scopes atomically, as much as fits.
-  const scopes: QuotaScope[] = [];
-  const tq = need ? quotaLimits(tenant.quota) : undefined;
-  if (tq) scopes.push({ name: 'tenant', limits: tq });
-  const kq = need ? quotaLimits(key?.quota) : undefined;
-  if (kq && key) scopes.push({ name: `key:${key.keyId}`, limits: kq });
+  const tq = need ? tp.quota : undefined;
+  const kq = need ? kp?.quota : undefined;
+  const scopes: QuotaScope[] = tq && kq ? [tq, kq] : tq ? [tq] : kq ? [kq] : [];
   if (scopes.length > 0) {
-    const r = await guard(
-      tenancy.state.quotas.reserve({
+    let r: ReserveResult;
+    try {
+      r = await tenancy.state.quotas.reserve({
         tenant: tenant.id,
         scopes,
         tokens: most,
         minTokens: least,
         owner: tenancy.reservations.owner,
         ttlMs: tenancy.reservations.leaseMs,
-      }),
-    );
+      });
+    } catch (err) {
+      throw storeError(err);
+    }
     if (!r.ok) {
       deps.metrics.quotaRejections.labels(tenant.id, r.window).inc();
       await releaseHolds(deps, ctx);
@@ -349,15 +428,29 @@ export async function admitWork(
     need && need.output > 0 && (windows.length > 0 || scopes.length > 0) ? most - need.prompt : undefined;
 
   // In-flight caps, waiting in the priority queue when full.
-  const caps: Array<{ key: ScopeKey; max: number }> = [];
-  if (key?.limits?.max_in_flight)
-    caps.push({
-      key: { tenant: tenant.id, name: `key:${key.keyId}:inflight` },
-      max: key.limits.max_in_flight,
-    });
-  if (tenant.limits?.max_in_flight)
-    caps.push({ key: { tenant: tenant.id, name: 'tenant:inflight' }, max: tenant.limits.max_in_flight });
-  if (caps.length === 0) return cap;
+  if (!kp?.cap && !tp.cap) return cap;
+  const caps: CapCheck[] = [];
+  if (kp?.cap) caps.push(kp.cap);
+  if (tp.cap) caps.push(tp.cap);
+  await takeSlots(deps, tenancy, ctx, tenant, caps, holds, cfg, askedPriority);
+  return cap;
+}
+
+/**
+ * In-flight caps, waiting in the priority queue when full. Apart from admitWork so that its
+ * variables (captured by `tryAll`) are allocated only for requests that have such a cap.
+ */
+async function takeSlots(
+  deps: AdmitDeps,
+  tenancy: Tenancy,
+  ctx: RequestContext,
+  tenant: TenantRuntime,
+  caps: readonly CapCheck[],
+  holds: NonNullable<RequestContext['admission']>,
+  cfg: AdmissionConfig,
+  askedPriority: string | undefined,
+): Promise<void> {
+  const counters = tenancy.state.counters;
   let gaveUp = false;
   const tryAll = async (): Promise<boolean> => {
     const got: InflightLease[] = [];
@@ -405,7 +498,6 @@ export async function admitWork(
     for (const l of holds.leases) void counters.renew(l, LEASE_MS).catch(() => undefined);
   }, LEASE_MS / 2);
   holds.renew.unref();
-  return cap;
 }
 
 /**

@@ -50,8 +50,14 @@ export class MemoryCounterStore implements CounterStore {
     const now = opts.now ?? this.#clock();
     this.#tick(now);
     const k = flat(key);
-    const step = bucketStep(this.#buckets.get(k), now, opts.ratePerSec, opts.burst, opts.cost ?? 1);
-    this.#buckets.set(k, { ...step.state, expires: now + step.ttlMs });
+    const prev = this.#buckets.get(k);
+    const step = bucketStep(prev, now, opts.ratePerSec, opts.burst, opts.cost ?? 1);
+    if (prev) {
+      // Updated in place: one bucket object per key for its whole life.
+      prev.tokens = step.state.tokens;
+      prev.ts = step.state.ts;
+      prev.expires = now + step.ttlMs;
+    } else this.#buckets.set(k, { ...step.state, expires: now + step.ttlMs });
     return {
       allowed: step.allowed,
       remaining: step.remaining,

@@ -76,15 +76,26 @@ export class MemoryQuotaStore implements QuotaStore {
     return t;
   }
 
-  #apply(r: QuotaReservation, f: (t: Tally) => void): void {
-    for (const s of r.scopes) for (const w of QUOTA_WINDOWS) f(this.#tally(r.tenant, s, r.windows[w]));
+  /** Add to every tally the reservation counts in (no closure per call: this runs per request). */
+  #bump(
+    r: QuotaReservation,
+    heldTokens: number,
+    heldRequests: number,
+    usedTokens: number,
+    usedRequests: number,
+  ): void {
+    for (const s of r.scopes)
+      for (const w of QUOTA_WINDOWS) {
+        const t = this.#tally(r.tenant, s, r.windows[w]);
+        t.reservedTokens += heldTokens;
+        t.reservedRequests += heldRequests;
+        t.usedTokens += usedTokens;
+        t.usedRequests += usedRequests;
+      }
   }
 
   #unhold(r: QuotaReservation): void {
-    this.#apply(r, (t) => {
-      t.reservedTokens -= r.tokens;
-      t.reservedRequests -= r.requests;
-    });
+    this.#bump(r, -r.tokens, -r.requests, 0, 0);
   }
 
   #purge(now: number): void {
@@ -135,10 +146,7 @@ export class MemoryQuotaStore implements QuotaStore {
     if (!taken.ok) return taken;
     const r = taken.reservation;
     const windows = r.windows;
-    this.#apply(r, (t) => {
-      t.reservedTokens += r.tokens;
-      t.reservedRequests += r.requests;
-    });
+    this.#bump(r, r.tokens, r.requests, 0, 0);
     this.#res.set(r.id, { r, state: 'held' });
     this.#held.add(r.id);
     if (r.expiresAt < this.#nextExpiry) this.#nextExpiry = r.expiresAt;
@@ -158,10 +166,7 @@ export class MemoryQuotaStore implements QuotaStore {
     if (e?.state === 'held') this.#unhold(e.r);
     const tokens = Math.max(0, Math.round(actual.tokens));
     const requests = actual.requests ?? res.requests;
-    this.#apply(res, (t) => {
-      t.usedTokens += tokens;
-      t.usedRequests += requests;
-    });
+    this.#bump(res, 0, 0, tokens, requests);
     if (!this.#persist) {
       this.#res.set(res.id, { r: e?.r ?? res, state: 'settled' });
       return;

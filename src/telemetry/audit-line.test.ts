@@ -1,0 +1,68 @@
+/** auditLine: the record as one JSON line, `time` and `client_ip` first, `at` left out, nothing else changed. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { auditLine } from './audit.js';
+import type { StoredRecord } from './request-log.js';
+
+function record(over: Partial<StoredRecord> = {}): StoredRecord {
+  return {
+    request_id: 'req_1',
+    correlation_id: 'corr_1',
+    at: Date.UTC(2026, 11, 7, 4, 30, 0, 123),
+    tenant: 'acme',
+    key_id: 'k1',
+    model: 'chat',
+    variant: null,
+    backend: 'mock',
+    fallback_model: null,
+    route: 'chat',
+    endpoint: '/v1/chat/completions',
+    status: 200,
+    stream: false,
+    latency_ms: 1.5,
+    ttft_ms: null,
+    tokens_in: 12,
+    tokens_out: 5,
+    tokens_estimated: false,
+    partial: false,
+    cost_usd: 0,
+    cache_hit: null,
+    error: null,
+    ...over,
+  };
+}
+
+/** What the line was before: a copy of the record with `time` and `client_ip` first, `at` dropped. */
+function reference(rec: StoredRecord, ip: string): string {
+  return JSON.stringify({ time: new Date(rec.at).toISOString(), client_ip: ip, ...rec, at: undefined });
+}
+
+describe('auditLine', () => {
+  const cases: Array<[string, StoredRecord, string]> = [
+    ['a plain record', record(), '127.0.0.1'],
+    [
+      'ids holding the key text and quotes',
+      record({ request_id: ',"at":1,', correlation_id: 'x","at":2' }),
+      '::1',
+    ],
+    [
+      'an error and bodies',
+      record({
+        status: 429,
+        error: { code: 'rate_limit_exceeded', message: 'a "quoted" ,"at": 5' },
+        request_body: '{"at":1}',
+        response_body: 'ok',
+      }),
+      '10.0.0.1',
+    ],
+    ['epoch 0 and a unicode IP label', record({ at: 0 }), 'fe80::1%é'],
+  ];
+  for (const [name, rec, ip] of cases)
+    it(`${name}: the same JSON as a copy of the record`, () => {
+      const line = auditLine(rec, ip);
+      assert.equal(line, reference(rec, ip));
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      assert.equal(parsed.at, undefined);
+      assert.deepEqual(Object.keys(parsed).slice(0, 3), ['time', 'client_ip', 'request_id']);
+    });
+});
