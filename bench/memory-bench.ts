@@ -14,6 +14,10 @@
  * runs the bench config once more under scripts/module-probe.mjs to list what start-up loaded
  * (never measured for RSS: the probe adds a loader thread).
  *
+ * Both measured processes run with --trace-gc-nvp and bench/heap-spaces.mjs: the report gives, per
+ * phase, the bytes the scavenger promoted per request, the GC counts, and V8's heap spaces after
+ * the load (where RSS under load sits, for the floor and the gateway).
+ *
  * Options: --flags="<node flags>" adds node flags to the gateway only (e.g.
  * "--max-semi-space-size=8"), to compare V8 heap settings on RSS and throughput; --seconds N per
  * load phase (default 5); --no-report leaves bench/memory-report.md alone; --no-demo skips the
@@ -38,11 +42,16 @@ interface LoadResult {
   rps: number;
   rss_max_mb: number;
   cpu_us_per_req: number;
+  /** Scavenger (--trace-gc-nvp): bytes promoted to the old generation per answered request. */
+  promoted_b_per_req: number;
+  scavenges: number;
+  mark_compacts: number;
 }
 
 async function load(opts: {
   origin: string;
   pid: number;
+  gc: GcTally;
   model: string;
   headers: Record<string, string>;
   stream: boolean;
@@ -69,6 +78,7 @@ async function load(opts: {
     );
   }, 100);
   const before = await procStats(opts.pid);
+  const gcBefore = { ...opts.gc };
   const started = performance.now();
   const deadline = started + opts.seconds * 1000;
   const worker = async (): Promise<void> => {
@@ -100,7 +110,32 @@ async function load(opts: {
     rps: round(requests / seconds, 0),
     rss_max_mb: round(Math.max(rssMax, after.rssMb), 1),
     cpu_us_per_req: round(((after.cpuSeconds - before.cpuSeconds) / Math.max(1, requests)) * 1e6, 1),
+    promoted_b_per_req: round((opts.gc.promotedBytes - gcBefore.promotedBytes) / Math.max(1, requests), 0),
+    scavenges: opts.gc.scavenges - gcBefore.scavenges,
+    mark_compacts: opts.gc.markCompacts - gcBefore.markCompacts,
   };
+}
+
+/** The GC work a child reported so far on stdout (--trace-gc-nvp: one line per GC). */
+interface GcTally {
+  scavenges: number;
+  promotedBytes: number;
+  markCompacts: number;
+}
+
+/** V8's heap after a load phase (bench/heap-spaces.mjs, on SIGUSR2), in MB. */
+interface HeapSpaces {
+  rss: number;
+  external: number;
+  array_buffers: number;
+  spaces: Record<string, { size: number; used: number }>;
+}
+
+interface Measured {
+  child: ChildProcess;
+  gc: GcTally;
+  /** Ask for the heap spaces now (undefined when the child did not answer within 2 s). */
+  heap(): Promise<HeapSpaces | undefined>;
 }
 
 interface TargetResult {
@@ -111,6 +146,8 @@ interface TargetResult {
   nonstream: LoadResult;
   stream: LoadResult;
   after_mb: number;
+  /** V8's heap spaces after the streaming phase. */
+  heap_after?: HeapSpaces | undefined;
   heap_note?: string;
 }
 
@@ -126,6 +163,63 @@ function spawnNode(args: string[], env: Record<string, string> = {}): ChildProce
       process.stderr.write(`child ${args.join(' ')} exited ${code}\n${tail}\n`);
   });
   return child;
+}
+
+/**
+ * A process to measure: started with --trace-gc-nvp (its GC lines tallied from stdout) and the
+ * heap-spaces preload. `nodeArgs` come before the script (flags), `script` and its arguments after.
+ */
+function spawnMeasured(nodeArgs: string[], script: string[]): Measured {
+  const child = spawn(
+    process.execPath,
+    ['--trace-gc-nvp', '--import', join(root, 'bench/heap-spaces.mjs'), ...nodeArgs, ...script],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...IMAGE_MALLOC_ENV, PORTICO_ADMIN_TOKEN: 'bench-admin' },
+    },
+  );
+  const gc: GcTally = { scavenges: 0, promotedBytes: 0, markCompacts: 0 };
+  let rest = '';
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (d: string) => {
+    const lines = (rest + d).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) {
+      if (/\bgc=s\b/.test(line)) {
+        gc.scavenges++;
+        gc.promotedBytes += Number(/ promoted=(\d+)/.exec(line)?.[1] ?? 0);
+      } else if (/\bgc=mc\b/.test(line)) gc.markCompacts++;
+    }
+  });
+  let errTail = '';
+  let waiting: ((h: HeapSpaces) => void) | undefined;
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (d: string) => {
+    errTail = (errTail + d).slice(-8000);
+    const m = /HEAP-SPACES (\{.*\})\n/.exec(errTail);
+    if (m && waiting) {
+      waiting(JSON.parse(m[1] as string) as HeapSpaces);
+      waiting = undefined;
+      errTail = errTail.slice((m.index ?? 0) + m[0].length);
+    }
+  });
+  child.on('exit', (code, signal) => {
+    if (code && code !== 0 && signal === null)
+      process.stderr.write(`child ${script.join(' ')} exited ${code}\n${errTail}\n`);
+  });
+  const heap = (): Promise<HeapSpaces | undefined> =>
+    new Promise((resolve) => {
+      const t = setTimeout(() => {
+        waiting = undefined;
+        resolve(undefined);
+      }, 2_000);
+      waiting = (h) => {
+        clearTimeout(t);
+        resolve(h);
+      };
+      child.kill('SIGUSR2');
+    });
+  return { child, gc, heap };
 }
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -145,17 +239,19 @@ async function settleRss(pid: number): Promise<number> {
 
 async function measure(opts: {
   origin: string;
-  pid: number;
+  target: Measured;
   model: string;
   headers: Record<string, string>;
   seconds: number;
 }): Promise<TargetResult> {
-  const fresh_mb = await settleRss(opts.pid);
-  const common = { ...opts, concurrency: 64 };
+  const pid = opts.target.child.pid as number;
+  const fresh_mb = await settleRss(pid);
+  const common = { ...opts, pid, gc: opts.target.gc, concurrency: 64 };
   const nonstream = await load({ ...common, stream: false, count: 200_000 });
   const stream = await load({ ...common, stream: true, count: 100_000 });
-  const after_mb = round((await procStats(opts.pid)).rssMb, 1);
-  return { fresh_mb, nonstream, stream, after_mb };
+  const after_mb = round((await procStats(pid)).rssMb, 1);
+  const heap_after = await opts.target.heap();
+  return { fresh_mb, nonstream, stream, after_mb, heap_after };
 }
 
 function gatewayConfig(port: number, upstream: string, dataDir: string): string {
@@ -249,15 +345,15 @@ async function main(): Promise<void> {
 
     // The floor first: a bare node:http proxy.
     const barePort = await freePort();
-    const bare = spawnNode([childrenJs, 'bare', String(barePort), upstream]);
+    const bareTarget = spawnMeasured([], [childrenJs, 'bare', String(barePort), upstream]);
+    const bare = bareTarget.child;
     children.push(bare);
     const bareOrigin = `http://127.0.0.1:${barePort}`;
     await waitHttp(`${bareOrigin}/health`, 30_000);
-    const barePid = bare.pid as number;
     process.stderr.write('bare node:http proxy…\n');
     const bareResult = await measure({
       origin: bareOrigin,
-      pid: barePid,
+      target: bareTarget,
       model: 'bench',
       headers: {},
       seconds,
@@ -274,13 +370,21 @@ async function main(): Promise<void> {
       await writeFile(configFile, gatewayConfig(gwPort, upstream, join(dir, 'data')));
     }
     process.stderr.write(`gateway (${values.config ?? 'bench config'}) ${flags.join(' ')}…\n`);
-    const gw = spawnNode([...flags, mainJs, 'start', '--config', configFile, '--port', String(gwPort)]);
+    const gwTarget = spawnMeasured(flags, [
+      mainJs,
+      'start',
+      '--config',
+      configFile,
+      '--port',
+      String(gwPort),
+    ]);
+    const gw = gwTarget.child;
     children.push(gw);
     const gwOrigin = `http://127.0.0.1:${gwPort}`;
     await waitHttp(`${gwOrigin}/health`, 30_000);
     const gwResult = await measure({
       origin: gwOrigin,
-      pid: gw.pid as number,
+      target: gwTarget,
       model: 'bench',
       headers: { authorization: `Bearer ${KEY}` },
       seconds,
@@ -373,6 +477,18 @@ function printAndWrite(
       r.portico,
     ),
   ];
+  const space = (t: TargetResult, name: string): string => {
+    const sp = t.heap_after?.spaces[name];
+    return sp ? `${sp.used} / ${sp.size}` : '—';
+  };
+  const gcRow = (name: string, t: TargetResult): string =>
+    `| ${name} | ${t.nonstream.promoted_b_per_req} / ${t.stream.promoted_b_per_req} | ${t.nonstream.scavenges} / ${t.stream.scavenges} | ${t.nonstream.mark_compacts} / ${t.stream.mark_compacts} | ${space(t, 'new')} | ${space(t, 'old')} | ${t.heap_after ? `${t.heap_after.external} (${t.heap_after.array_buffers})` : '—'} |`;
+  const gcTable = [
+    '| process | bytes promoted per request / per stream | scavenges (non-streaming / streams) | mark-compacts | young generation after load, used / committed (MB) | old generation after load, used / committed (MB) | external (ArrayBuffers) MB |',
+    '|---|---|---|---|---|---|---|',
+    gcRow('bare node:http proxy', r.bare),
+    gcRow('Portico, bench config', r.portico),
+  ];
   const top = Object.entries(r.modules.packages)
     .slice(0, 25)
     .map(([p, n]) => `${p} (${n})`)
@@ -392,6 +508,12 @@ function printAndWrite(
           `- Fresh RSS, \`npm start\` (examples/demo.yaml: two tenants, engine backend whose model file is absent here, simulator fallback): ${r.demo_fresh_mb} MB.`,
         ]
       : []),
+    '',
+    '## Where the memory under load is',
+    '',
+    "Both processes run with `--trace-gc-nvp` (the scavenger's promoted bytes and the GCs are tallied per phase from its output) and bench/heap-spaces.mjs, which reports V8's heap spaces on SIGUSR2 after the streaming phase. An object that survives two scavenges is promoted to the old generation and stays there, dead or alive, until the next mark-compact: bytes promoted per request is the rate at which the old generation fills, and the old generation's used size after load is live data plus that garbage.",
+    '',
+    ...gcTable,
     '',
     `## Modules loaded at start-up (bench config)`,
     '',
