@@ -29,8 +29,8 @@ import type {
   RerankResponse,
 } from '../openai-types.js';
 import { mapTransportError, mapUpstreamStatus } from './map-error.js';
-import { postForBytes } from '../upstream-bytes.js';
-import { postForStream } from '../upstream-stream.js';
+import { postForBytes, type TransportPhase } from '../upstream-bytes.js';
+import { postForStream, type UpstreamBody } from '../upstream-stream.js';
 import { cancellableOf } from '../../lib/abort.js';
 import { applyChatQuirks, type PresetQuirks } from '../presets.js';
 
@@ -70,6 +70,59 @@ function looksLikeJsonObject(buf: Buffer): boolean {
   while (i <= j && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x0d || buf[i] === 0x09)) i++;
   while (j >= i && (buf[j] === 0x20 || buf[j] === 0x0a || buf[j] === 0x0d || buf[j] === 0x09)) j--;
   return i < j && buf[i] === 0x7b && buf[j] === 0x7d;
+}
+
+/** A transport error (or the cancellation's abort) as the provider reports it. */
+function transportErrors(
+  id: string,
+  ctx: ProviderCallContext,
+): (err: unknown, phase: TransportPhase) => Error {
+  return (err, phase) => mapTransportError(id, err, ctx.signal, phase);
+}
+
+/**
+ * The pass-through stream the pipeline reads: a class (its methods on the prototype), not an
+ * object literal of closures — see #raw for why.
+ */
+class OpenAIRawStream implements RawSseStream {
+  constructor(
+    readonly id: string,
+    readonly body: UpstreamBody,
+    readonly upstreamModel: string,
+    private readonly ctx: ProviderCallContext,
+  ) {}
+
+  get upstreamHeaders(): Record<string, string> {
+    return this.body.headers;
+  }
+
+  // ctx.signal is read only on an error (a CallContext makes it on first use).
+  mapError(err: unknown): Error {
+    return err instanceof PorticoError ? err : mapTransportError(this.id, err, this.ctx.signal, 'stream');
+  }
+
+  eventError(data: string): Error {
+    let code = 502;
+    try {
+      const e = (JSON.parse(data) as { error?: { code?: unknown } }).error;
+      if (typeof e?.code === 'number') code = e.code;
+    } catch {
+      // not JSON: a 502 with the raw text
+    }
+    return mapUpstreamStatus(this.id, code, data, {});
+  }
+
+  cut(): Error {
+    return new PorticoError('upstream_error', `backend ${this.id} ended the stream without [DONE]`, {
+      upstream: { backend: this.id, class: 'stream_cut' },
+    });
+  }
+
+  malformed(): Error {
+    return new PorticoError('upstream_error', `backend ${this.id} sent a malformed stream event`, {
+      upstream: { backend: this.id, class: 'protocol' },
+    });
+  }
 }
 
 export class OpenAICompatibleProvider implements Provider {
@@ -262,10 +315,12 @@ export class OpenAICompatibleProvider implements Provider {
 
   /**
    * Pass-through: the upstream SSE body as bytes, read by a dispatch handler (upstream-stream.ts: no
-   * Readable, no AbortSignal per stream); errors mapped as #stream maps them.
+   * Readable, no AbortSignal per stream); errors mapped as #stream maps them. No closure here sees
+   * the upstream handler: the error mapper is made by transportErrors, the stream is a class
+   * (OpenAIRawStream). Measured: with closures over a scope holding the handler, each stream's
+   * upstream objects outlived two scavenges (bench/pipeline-report.md, Session 8).
    */
   async #raw(path: string, body: Record<string, unknown>, ctx: ProviderCallContext): Promise<RawSseStream> {
-    const id = this.id;
     const head = await postForStream(this.#pool, {
       path: this.#prefix + path,
       headers: ctx.headers ? { ...this.#baseHeaders, ...ctx.headers } : this.#baseHeaders,
@@ -274,39 +329,11 @@ export class OpenAICompatibleProvider implements Provider {
       bodyTimeout: this.#opts.streamIdleTimeoutMs ?? 180_000,
       cancel: ctx.cancel ?? cancellableOf(ctx.signal),
       maxErrorBody: MAX_ERROR_BODY,
-      mapError: (err, phase) => mapTransportError(id, err, ctx.signal, phase),
+      mapError: transportErrors(this.id, ctx),
     });
     if ('errorBody' in head)
-      throw mapUpstreamStatus(id, head.statusCode, head.errorBody.toString('utf8'), head.headers);
-    const upstream = head.body;
-    return {
-      body: upstream,
-      get upstreamHeaders() {
-        return upstream.headers;
-      },
-      upstreamModel: this.#opts.model,
-      // ctx.signal is read only on an error (a CallContext makes it on first use).
-      mapError: (err) =>
-        err instanceof PorticoError ? err : mapTransportError(id, err, ctx.signal, 'stream'),
-      eventError: (data) => {
-        let code = 502;
-        try {
-          const e = (JSON.parse(data) as { error?: { code?: unknown } }).error;
-          if (typeof e?.code === 'number') code = e.code;
-        } catch {
-          // not JSON: a 502 with the raw text
-        }
-        return mapUpstreamStatus(id, code, data, {});
-      },
-      cut: () =>
-        new PorticoError('upstream_error', `backend ${id} ended the stream without [DONE]`, {
-          upstream: { backend: id, class: 'stream_cut' },
-        }),
-      malformed: () =>
-        new PorticoError('upstream_error', `backend ${id} sent a malformed stream event`, {
-          upstream: { backend: id, class: 'protocol' },
-        }),
-    };
+      throw mapUpstreamStatus(this.id, head.statusCode, head.errorBody.toString('utf8'), head.headers);
+    return new OpenAIRawStream(this.id, head.body, this.#opts.model, ctx);
   }
 
   chatBytes(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<Buffer> {
