@@ -3,33 +3,17 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { auditLine } from './audit.js';
 import type { StoredRecord } from './request-log.js';
+import { storedRecord } from '../../test/support/records.js';
 
 function record(over: Partial<StoredRecord> = {}): StoredRecord {
-  return {
-    request_id: 'req_1',
-    correlation_id: 'corr_1',
-    at: Date.UTC(2026, 11, 7, 4, 30, 0, 123),
-    tenant: 'acme',
+  return storedRecord({
     key_id: 'k1',
     model: 'chat',
-    variant: null,
     backend: 'mock',
-    fallback_model: null,
-    route: 'chat',
-    endpoint: '/v1/chat/completions',
-    status: 200,
-    stream: false,
-    latency_ms: 1.5,
-    ttft_ms: null,
     tokens_in: 12,
     tokens_out: 5,
-    tokens_estimated: false,
-    partial: false,
-    cost_usd: 0,
-    cache_hit: null,
-    error: null,
     ...over,
-  };
+  });
 }
 
 /** What the line was before: a copy of the record with `time` and `client_ip` first, `at` dropped. */

@@ -3,32 +3,19 @@ import assert from 'node:assert/strict';
 import { RequestLog, recordFromContext, type StoredRecord } from './request-log.js';
 import { createContext } from '../pipeline/context.js';
 import type { Snapshot } from '../pipeline/snapshot.js';
+import { storedRecord } from '../../test/support/records.js';
 
-const rec = (i: number, over: Partial<StoredRecord> = {}): StoredRecord => ({
-  request_id: `req_${String(i).padStart(6, '0')}`,
-  correlation_id: `c${i}`,
-  at: i * 1000,
-  tenant: i % 2 === 0 ? 'acme' : 'globex',
-  key_id: null,
-  model: i % 3 === 0 ? 'big' : 'default',
-  variant: null,
-  backend: 'b1',
-  fallback_model: null,
-  route: 'chat',
-  endpoint: '/v1/chat/completions',
-  status: i % 5 === 0 ? 429 : i % 7 === 0 ? 502 : 200,
-  stream: false,
-  latency_ms: i,
-  ttft_ms: null,
-  tokens_in: 1,
-  tokens_out: 1,
-  tokens_estimated: false,
-  partial: false,
-  cost_usd: 0,
-  cache_hit: null,
-  error: null,
-  ...over,
-});
+const rec = (i: number, over: Partial<StoredRecord> = {}): StoredRecord =>
+  storedRecord({
+    request_id: `req_${String(i).padStart(6, '0')}`,
+    correlation_id: `c${i}`,
+    at: i * 1000,
+    tenant: i % 2 === 0 ? 'acme' : 'globex',
+    model: i % 3 === 0 ? 'big' : 'default',
+    status: i % 5 === 0 ? 429 : i % 7 === 0 ? 502 : 200,
+    latency_ms: i,
+    ...over,
+  });
 
 describe('RequestLog', () => {
   it('keeps the latest `capacity` records, newest first', () => {
