@@ -54,7 +54,7 @@ describe('tokenizer loading', () => {
     assert.equal(countMessages([{ role: 'user', content: 'hello world' }]), 9);
   });
 
-  it('a long text is counted once and then remembered, with the count the BPE gives; short texts are not kept', () => {
+  it('a text is counted once and then remembered, with the count the BPE gives; the tiniest texts are not kept', () => {
     const bpe = (createRequire(import.meta.url)('gpt-tokenizer') as typeof import('gpt-tokenizer'))
       .countTokens;
     const system =
@@ -68,20 +68,36 @@ describe('tokenizer loading', () => {
     assert.equal(first, bpe(system));
     assert.equal(again, first);
     assert.deepEqual([after.misses - before.misses, after.hits - before.hits], [1, 1]);
-    const short = 'hello world, twice';
-    countText(short);
-    countText(short);
+    const tiny = 'thanks!';
+    assert.ok(tiny.length < COUNT_CACHE_MIN_CHARS);
+    countText(tiny);
+    countText(tiny);
     assert.deepEqual([countCacheStats().hits, countCacheStats().misses], [after.hits, after.misses]);
-    // In a chat: the system prompt and a long history message hit; the new turn is counted.
+    // In a chat, every earlier message hits — short ones too; only the new turn is counted.
     const history = 'Earlier answer: '.padEnd(600, 'x');
+    const earlier = 'and the queue?';
     const turn = (q: string) => [
       { role: 'system' as const, content: system },
+      { role: 'user' as const, content: 'what about the database layer?' },
       { role: 'assistant' as const, content: history },
       { role: 'user' as const, content: q },
     ];
     const n1 = countMessages(turn('and the database?'));
+    const mid = countCacheStats();
     const n2 = countMessages(turn('and the cache layer?'));
+    const end = countCacheStats();
+    // Three of the four texts were counted before; the new turn is one miss.
+    assert.deepEqual([end.hits - mid.hits, end.misses - mid.misses], [3, 1]);
     assert.equal(n1 - countText('and the database?'), n2 - countText('and the cache layer?'));
-    assert.equal(n1, 3 + 4 * 3 + bpe(system) + bpe(history) + bpe('and the database?'));
+    assert.equal(
+      n1,
+      3 +
+        4 * 4 +
+        bpe(system) +
+        bpe('what about the database layer?') +
+        bpe(history) +
+        bpe('and the database?'),
+    );
+    assert.equal(countText(earlier), bpe(earlier));
   });
 });

@@ -30,21 +30,22 @@ const PER_MESSAGE = 4;
 const PER_IMAGE = 765;
 
 /**
- * Long texts come back: a tenant's system prompt is in every request of the tenant, and a chat
- * resends its whole history every turn. Each distinct long text is counted once (BPE in JS costs
- * ~50-100 ns per character; a lookup hashes the string once, and the tenant prompt's string is the
- * same object every time). Short texts are counted directly: they are cheap and rarely repeat.
+ * Texts come back: a tenant's system prompt is in every request of the tenant, and a chat resends
+ * its whole history every turn — a 20-turn chat counts 40 messages, 39 of them seen before. Each
+ * distinct text is counted once (BPE in JS costs ~50-100 ns per character; a lookup hashes the
+ * string once, and the tenant prompt's string is the same object every time). Only the tiniest
+ * texts ("yes", "thanks") are counted directly: a lookup would cost about as much.
  */
-export const COUNT_CACHE_MIN_CHARS = 256;
+export const COUNT_CACHE_MIN_CHARS = 16;
 const counted = new LRUCache<string, number>({
-  max: 2048,
+  max: 8192,
   // Bounded by the characters it keeps alive (~8 MB of UTF-16 at most).
   maxSize: 4_000_000,
   sizeCalculation: (_n, text) => text.length,
 });
 const countStats = { hits: 0, misses: 0 };
 
-/** Hits and misses of the long-text count cache since start (tests, diagnostics). */
+/** Hits and misses of the count cache since start (tests, diagnostics). */
 export function countCacheStats(): { hits: number; misses: number; entries: number } {
   return { ...countStats, entries: counted.size };
 }
