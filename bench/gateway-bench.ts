@@ -140,20 +140,26 @@ interface Sample {
 
 async function sample(target: Target, s: Scenario, phaseSeconds: number): Promise<Sample> {
   const pool = new Pool(target.origin, { connections: s.concurrency, keepAliveTimeout: 30_000 });
-  const body = JSON.stringify({
-    model: target.model,
-    messages: [{ role: 'user', content: 'Summarise the benefits of an LLM gateway in one paragraph.' }],
-    max_tokens: 20,
-    stream: s.stream,
-    ...(s.stream ? { stream_options: { include_usage: true } } : {}),
-  });
+  // Every request's prompt is new (a sequence number in it), as in real traffic: a repeated
+  // prompt would be a count-cache hit in the governed tenant's token estimate (tokens.ts).
+  let seq = 0;
+  const bodyOf = (): string =>
+    JSON.stringify({
+      model: target.model,
+      messages: [
+        { role: 'user', content: `Summarise the benefits of an LLM gateway in one paragraph. (${++seq})` },
+      ],
+      max_tokens: 20,
+      stream: s.stream,
+      ...(s.stream ? { stream_options: { include_usage: true } } : {}),
+    });
   const headers = { 'content-type': 'application/json', ...target.headers };
   const latencies: number[] = [];
   const ttfts: number[] = [];
   let errors = 0;
   const one = async (): Promise<void> => {
     const t0 = performance.now();
-    const res = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers, body });
+    const res = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers, body: bodyOf() });
     if (s.stream) {
       let first = true;
       for await (const _chunk of res.body) {

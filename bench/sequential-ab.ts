@@ -71,19 +71,24 @@ function config(port: number, upstream: string, dir: string): string {
 
 async function load(origin: string, seconds: number): Promise<number> {
   const pool = new Pool(origin, { connections: 64 });
-  const body = JSON.stringify({
-    model: 'bench',
-    messages: [{ role: 'user', content: 'Summarise the benefits of an LLM gateway in one paragraph.' }],
-    max_tokens: 20,
-    stream: values.stream,
-    ...(values.stream ? { stream_options: { include_usage: true } } : {}),
-  });
+  // A new prompt every request, as gateway-bench.ts sends (no count-cache hits in the token estimate).
+  let seq = 0;
+  const bodyOf = (): string =>
+    JSON.stringify({
+      model: 'bench',
+      messages: [
+        { role: 'user', content: `Summarise the benefits of an LLM gateway in one paragraph. (${++seq})` },
+      ],
+      max_tokens: 20,
+      stream: values.stream,
+      ...(values.stream ? { stream_options: { include_usage: true } } : {}),
+    });
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${KEY}` };
   let n = 0;
   const until = performance.now() + seconds * 1000;
   const worker = async (): Promise<void> => {
     while (performance.now() < until) {
-      const r = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers, body });
+      const r = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers, body: bodyOf() });
       await r.body.arrayBuffer();
       if (r.statusCode !== 200) throw new Error(`status ${r.statusCode}`);
       n++;
