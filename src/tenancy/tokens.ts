@@ -31,7 +31,7 @@ const PER_IMAGE = 765;
 
 /**
  * Texts come back: a tenant's system prompt is in every request of the tenant, and a chat resends
- * its whole history every turn — a 20-turn chat counts 40 messages, 39 of them seen before. Each
+ * its whole history every turn — at turn 20 a chat counts 40 messages, 38 of them seen before. Each
  * distinct text is counted once (BPE in JS costs ~50-100 ns per character; a lookup hashes the
  * string once, and the tenant prompt's string is the same object every time). Only the tiniest
  * texts ("yes", "thanks") are counted directly: a lookup would cost about as much.
