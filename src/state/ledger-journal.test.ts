@@ -164,7 +164,7 @@ describe('journal replay', () => {
     assert.equal((await quotas.usage('acme', 'tenant', 'day')).usedTokens, 12);
   });
 
-  it('deferred appends share one write per event-loop turn; whenWritten waits for it', async () => {
+  it('deferred appends share one write per event-loop turn (the first of a quiet turn at once); whenWritten waits for it', async () => {
     const d = dir();
     const j = LedgerJournal.open(d);
     const lines = (): number =>
@@ -172,34 +172,54 @@ describe('journal replay', () => {
         (n, f) => n + readFileSync(join(d, f), 'utf8').split('\n').filter(Boolean).length,
         0,
       );
-    const segA = j.append({ r: rec('a') }, true);
-    j.append({ r: rec('b') }, true);
-    assert.equal(lines(), 0, 'nothing written yet');
-    assert.equal(j.pending(), 2, 'owed confirmations counted at append');
+    const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
     const order: string[] = [];
+    // Quiet (no turn before wrote more than one line): the turn's first line is written at once.
+    const segA = j.append({ r: rec('a') }, true);
+    assert.equal(lines(), 1, 'the first line of a quiet turn is written at once');
+    j.whenWritten(() => order.push('a at once'));
+    assert.deepEqual(order, ['a at once']);
+    // A second line in the same turn waits for the turn's end.
+    j.append({ r: rec('b') }, true);
+    assert.equal(lines(), 1, 'the second line of the turn is deferred');
+    assert.equal(j.pending(), 2, 'owed confirmations counted at append');
     j.whenWritten(() => order.push(`written:${lines()}`));
-    assert.equal(order.length, 0);
-    await new Promise((r) => setImmediate(r));
-    assert.deepEqual(order, ['written:2'], 'the callback runs after both lines are in the file');
-    j.whenWritten(() => order.push('at once'));
-    assert.deepEqual(order, ['written:2', 'at once'], 'nothing deferred: called back at once');
-    // A synchronous append, a tick or close writes what is deferred first (order kept).
+    assert.equal(order.length, 1);
+    await turn();
+    assert.deepEqual(
+      order,
+      ['a at once', 'written:2'],
+      'the callback runs once the deferred line is in the file',
+    );
+    // That turn wrote two lines (busy): the next turn's lines all wait for its end, in one write.
     j.append({ r: rec('c') }, true);
+    assert.equal(lines(), 2, 'after a busy turn the first line is deferred too');
+    // A synchronous append writes what is deferred first (order kept).
     j.append({ r: rec('d') });
+    assert.equal(lines(), 4);
+    await turn();
+    j.append({ r: rec('e') }, true);
+    assert.equal(lines(), 4, 'c and d made a busy turn');
+    await turn();
+    assert.equal(lines(), 5);
+    // A turn of one line: quiet again.
+    j.append({ r: rec('f') }, true);
+    assert.equal(lines(), 6, 'after a one-line turn the first line is written at once');
+    j.append({ r: rec('g') }, true);
+    assert.equal(lines(), 6);
+    j.close();
+    assert.equal(lines(), 7, 'close writes the deferred line');
     const text = readFileSync(join(d, segments(d)[0] as string), 'utf8');
     assert.deepEqual(
       text
         .split('\n')
         .filter(Boolean)
         .map((l) => (JSON.parse(l) as { r: LedgerRecord }).r.id),
-      ['a', 'b', 'c', 'd'],
+      ['a', 'b', 'c', 'd', 'e', 'f', 'g'],
     );
-    j.append({ r: rec('e') }, true);
-    j.close();
-    assert.equal(lines(), 5, 'close writes the deferred line');
     j.confirm(segA);
     const left = LedgerJournal.open(d).leftovers();
-    assert.equal(left.entries.length, 5);
+    assert.equal(left.entries.length, 7);
   });
 
   it('replays the quota part in both line forms (packed array, and the object form of older lines)', async () => {

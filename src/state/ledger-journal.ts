@@ -211,6 +211,9 @@ export class LedgerJournal {
   /** Callbacks waiting for the deferred lines to be written. */
   #waiters: Array<() => void> = [];
   #flushScheduled = false;
+  /** Lines appended in this event-loop turn, and in the turn before (for `defer`'s choice). */
+  #turnLines = 0;
+  #lastTurnLines = 0;
 
   private constructor(dir: string, firstSeq: number, leftovers: string[], opts: JournalOptions) {
     this.dir = dir;
@@ -287,23 +290,34 @@ export class LedgerJournal {
    * hold back what the record's durability protects (the response's bytes) until whenWritten()
    * calls back. Returns its segment: confirm() it once per confirmation owed (1, or 2 when it
    * carries a quota settle).
+   *
+   * A deferred line that is the turn's first, after a turn that wrote at most one, is written at
+   * once instead (whenWritten() then calls back at once): at low concurrency a turn finishes one
+   * request, and waiting for the turn's end would only delay its response (the setImmediate hop was
+   * ~23 µs of a c=1 request's critical path on a slow VM, bench/pipeline-report.md Session 9).
+   * Under load, turns finish several requests and their lines share one write as before; a burst
+   * after a quiet turn costs at most one write more.
    */
   append(entry: JournalEntry, defer = false): JournalSegment {
     if (this.#closed) throw new Error('ledger journal closed');
     const line = entry.q
       ? `{"r":${JSON.stringify(entry.r)},"q":${JSON.stringify(packQuota(entry.q))}}\n`
       : `{"r":${JSON.stringify(entry.r)}}\n`;
-    if (defer) {
+    const now = defer && this.#turnLines === 0 && this.#lastTurnLines <= 1;
+    this.#turnLines++;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        this.#lastTurnLines = this.#turnLines;
+        this.#turnLines = 0;
+        this.flushDeferred();
+      });
+    }
+    if (defer && !now) {
       const seg = this.#current();
       this.#deferred.push(line);
       seg.pending += entry.q ? 2 : 1;
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(() => {
-          this.#flushScheduled = false;
-          this.flushDeferred();
-        });
-      }
       return seg;
     }
     this.flushDeferred();
