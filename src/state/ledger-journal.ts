@@ -293,8 +293,8 @@ export class LedgerJournal {
    *
    * A deferred line that is the turn's first, after a turn that wrote at most one, is written at
    * once instead (whenWritten() then calls back at once): at low concurrency a turn finishes one
-   * request, and waiting for the turn's end would only delay its response (the setImmediate hop was
-   * ~23 µs of a c=1 request's critical path on a slow VM, bench/pipeline-report.md Session 9).
+   * request, and waiting for the turn's end would only delay its response (the setImmediate hop cost
+   * ~16 µs of a c=1 request's critical path on a slow VM, bench/pipeline-report.md Session 9).
    * Under load, turns finish several requests and their lines share one write as before; a burst
    * after a quiet turn costs at most one write more.
    */
