@@ -4,10 +4,10 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createParser } from 'eventsource-parser';
-import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import { request, type Dispatcher } from 'undici';
 import type { PromptRecord } from '../promptset/types.js';
 import type { ErrorClass, Target } from './types.js';
+import { countText } from '../tenancy/tokens.js';
 
 export interface SendOptions {
   baseUrl: string;
@@ -221,7 +221,7 @@ export async function sendRecord(rec: PromptRecord, opts: SendOptions): Promise<
         error_class: null,
         reason: null,
         prompt_tokens: usage.prompt ?? rec.prompt_tokens,
-        completion_tokens: usage.completion ?? countTokens(text),
+        completion_tokens: usage.completion ?? countText(text),
       });
     }
     const raw = await res.body.text();
@@ -255,7 +255,7 @@ export async function sendRecord(rec: PromptRecord, opts: SendOptions): Promise<
       error_class: null,
       reason: null,
       prompt_tokens: usage.prompt ?? rec.prompt_tokens,
-      completion_tokens: usage.completion ?? countTokens(text),
+      completion_tokens: usage.completion ?? countText(text),
     });
   } catch (err) {
     const c = classifyThrown(err, timedOut);

@@ -3,10 +3,10 @@
  * environment; the manifest carries no timestamp (its id is derived from the content instead).
  */
 import { createHash } from 'node:crypto';
-import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import { Prng } from './prng.js';
 import { GENERATORS } from './templates.js';
 import { BUILTIN_CATEGORIES, type Expectation, type PromptRecord } from './types.js';
+import { countText } from '../tenancy/tokens.js';
 
 export const TOKENIZER = 'o200k_base';
 export const GENERATOR_VERSION = 'portico-promptset/1';
@@ -109,7 +109,7 @@ export function generatePromptset(opts: GenerateOptions): Promptset {
       prompt,
       max_tokens: maxTokens,
       expect,
-      prompt_tokens: countTokens(prompt),
+      prompt_tokens: countText(prompt),
     });
   };
 

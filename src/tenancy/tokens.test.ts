@@ -54,6 +54,24 @@ describe('tokenizer loading', () => {
     assert.equal(countMessages([{ role: 'user', content: 'hello world' }]), 9);
   });
 
+  it('counts a special-token marker in a text as the ordinary text it is, never refusing it', () => {
+    const bpe = createRequire(import.meta.url)('gpt-tokenizer') as typeof import('gpt-tokenizer');
+    // gpt-tokenizer's own default refuses such a text: the reason for counting ordinary text.
+    assert.throws(() => bpe.countTokens('<|endoftext|>'), /Disallowed special token/);
+    // As text, the marker is 7 tokens of o200k (as one special token it would be 1).
+    assert.equal(countText('<|endoftext|>'), 7);
+    assert.equal(
+      countText('<|endoftext|>'),
+      bpe.encode('<|endoftext|>', { disallowedSpecial: new Set() }).length,
+    );
+    const quoted = 'What do <|endoftext|> and <|endofprompt|> mean in a prompt?';
+    assert.equal(countText(quoted), bpe.encode(quoted, { disallowedSpecial: new Set() }).length);
+    assert.equal(
+      countMessages([{ role: 'user', content: quoted }]),
+      3 + 4 + bpe.encode(quoted, { disallowedSpecial: new Set() }).length,
+    );
+  });
+
   it('a text is counted once and then remembered, with the count the BPE gives; the tiniest texts are not kept', () => {
     const bpe = (createRequire(import.meta.url)('gpt-tokenizer') as typeof import('gpt-tokenizer'))
       .countTokens;

@@ -14,10 +14,21 @@ import type { ChatMessage, ContentPart } from '../providers/openai-types.js';
 type CountTokens = (text: string) => number;
 let countTokens: CountTokens | undefined;
 
+/**
+ * Texts are counted as ordinary text: a special-token marker in a prompt or an answer
+ * (`<|endoftext|>`, `<|endofprompt|>`) is counted as the characters it is, as OpenAI counts a
+ * message that quotes one (tiktoken's `encode_ordinary`). gpt-tokenizer's default throws on them
+ * ("Disallowed special token found"), which failed any request that quoted one with a 500 for a
+ * tenant with token limits; with no disallowed tokens it also skips a scan of the text for them.
+ */
+const ORDINARY = { disallowedSpecial: new Set<string>() };
+
 /** Load the tokenizer now (synchronously; a no-op once loaded). */
 export function loadTokenizer(): CountTokens {
-  countTokens ??= (createRequire(import.meta.url)('gpt-tokenizer') as typeof import('gpt-tokenizer'))
-    .countTokens;
+  if (countTokens === undefined) {
+    const bpe = (createRequire(import.meta.url)('gpt-tokenizer') as typeof import('gpt-tokenizer')).countTokens;
+    countTokens = (text) => bpe(text, ORDINARY);
+  }
   return countTokens;
 }
 

@@ -180,6 +180,8 @@ const EVIL: string[] = [
   '"\\ud800"',
   '"\\udfff\\ud800"',
   JSON.stringify('é'.repeat(20_000)),
+  // Special-token markers are ordinary text (a tenant with token limits counts them).
+  JSON.stringify('<|endoftext|> <|endofprompt|>'),
   '[]',
   '{}',
   '[null]',
