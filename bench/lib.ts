@@ -80,3 +80,47 @@ export function round(x: number, d: number): number {
   const f = 10 ** d;
   return Math.round(x * f) / f;
 }
+
+/** What the A/B tools (sequential-ab.ts, instructions.ts) can give a side of the governed tenant. */
+export const GOVERNED_PARTS = ['rps', 'tpm', 'quota', 'audit'] as const;
+export type Part = (typeof GOVERNED_PARTS)[number];
+
+/** A comma list of governed parts ("" for none); undefined: all of them when `governed`, else none. */
+export function partsOf(list: string | undefined, governed: boolean): Set<Part> {
+  if (list === undefined) return new Set(governed ? GOVERNED_PARTS : []);
+  const parts = list.split(',').filter((p) => p !== '');
+  for (const p of parts)
+    if (!(GOVERNED_PARTS as readonly string[]).includes(p))
+      throw new Error(`unknown governed part "${p}" (one of ${GOVERNED_PARTS.join(', ')})`);
+  return new Set(parts as Part[]);
+}
+
+/**
+ * The A/B tools' gateway config: the bench config (one tenant, key auth, prompt policy none, cache
+ * off, metrics, SQLite ledger) plus the governed parts asked for — requests/s and tokens/min limits,
+ * a daily token quota, the audit log — as gateway-bench.ts's governed tenant has them all.
+ */
+export function abConfig(o: { port: number; upstream: string; dir: string; key: string; parts: Set<Part> }): string {
+  const limits = [
+    ...(o.parts.has('rps') ? ['requests_per_second: 1000000'] : []),
+    ...(o.parts.has('tpm') ? ['tokens_per_minute: 1000000000'] : []),
+  ];
+  return [
+    `server: { host: 127.0.0.1, port: ${o.port}, upstream_pool: { connections: 128 } }`,
+    'logging: { level: warn }',
+    'admin: { console: false }',
+    `state: { kind: embedded, data_dir: "${join(o.dir, 'data')}" }`,
+    'cache: { enabled: false }',
+    ...(o.parts.has('audit') ? [`telemetry: { audit: { enabled: true, dir: "${join(o.dir, 'audit')}" } }`] : []),
+    'tenants:',
+    '  - id: ab',
+    '    prompt_policy: none',
+    `    api_keys: [{ value: ${o.key} }]`,
+    ...(limits.length > 0 ? [`    limits: { ${limits.join(', ')} }`] : []),
+    ...(o.parts.has('quota') ? ['    quota: { daily_tokens: 1000000000000 }'] : []),
+    'models:',
+    '  bench:',
+    `    backends: [{ id: mock, provider: openai, base_url: "${o.upstream}/v1", model: mock-model }]`,
+    '',
+  ].join('\n');
+}

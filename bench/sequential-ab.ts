@@ -8,8 +8,11 @@
  * measured 150.2 vs 158.7 µs per request, runs from 121 to 175, with 54–80 scavenges per run).
  *
  * Usage: tsx bench/sequential-ab.ts [--a DIR] [--b DIR] [--a-flags "..."] [--b-flags "..."]
- *        [--rounds 4] [--seconds 4] [--stream] [--governed]
- * DIR holds a build's main.js (default dist for both: then pass different flags).
+ *        [--rounds 4] [--seconds 4] [--stream] [--governed] [--a-parts LIST] [--b-parts LIST]
+ * DIR holds a build's main.js (default dist for both: then pass different flags). --governed gives
+ * both sides the governed tenant of gateway-bench.ts (requests/s and tokens/min limits, a daily
+ * token quota, the audit log); --a-parts / --b-parts give one side only some of those parts (a
+ * comma list of rps, tpm, quota, audit; "" for none), to measure what each costs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
@@ -17,7 +20,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { IMAGE_MALLOC_ENV, freePort, procStats, root, round, waitHttp } from './lib.js';
+import {
+  IMAGE_MALLOC_ENV,
+  abConfig,
+  freePort,
+  partsOf,
+  procStats,
+  root,
+  round,
+  waitHttp,
+  type Part,
+} from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +42,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '4' },
     stream: { type: 'boolean', default: false },
     governed: { type: 'boolean', default: false },
+    'a-parts': { type: 'string' },
+    'b-parts': { type: 'string' },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -42,31 +57,6 @@ interface Run {
   scavengeMs: number;
   markCompacts: number;
   rssMaxMb: number;
-}
-
-function config(port: number, upstream: string, dir: string): string {
-  return [
-    `server: { host: 127.0.0.1, port: ${port}, upstream_pool: { connections: 128 } }`,
-    'logging: { level: warn }',
-    'admin: { console: false }',
-    `state: { kind: embedded, data_dir: "${join(dir, 'data')}" }`,
-    'cache: { enabled: false }',
-    ...(values.governed ? [`telemetry: { audit: { enabled: true, dir: "${join(dir, 'audit')}" } }`] : []),
-    'tenants:',
-    '  - id: ab',
-    '    prompt_policy: none',
-    `    api_keys: [{ value: ${KEY} }]`,
-    ...(values.governed
-      ? [
-          '    limits: { requests_per_second: 1000000, tokens_per_minute: 1000000000 }',
-          '    quota: { daily_tokens: 1000000000000 }',
-        ]
-      : []),
-    'models:',
-    '  bench:',
-    `    backends: [{ id: mock, provider: openai, base_url: "${upstream}/v1", model: mock-model }]`,
-    '',
-  ].join('\n');
 }
 
 async function load(origin: string, seconds: number): Promise<number> {
@@ -99,11 +89,11 @@ async function load(origin: string, seconds: number): Promise<number> {
   return n;
 }
 
-async function once(dir: string, flags: string, upstream: string, work: string): Promise<Run> {
+async function once(dir: string, flags: string, parts: Set<Part>, upstream: string, work: string): Promise<Run> {
   const port = await freePort();
   const file = join(work, 'ab.yaml');
   await rm(join(work, 'data'), { recursive: true, force: true });
-  await writeFile(file, config(port, upstream, work));
+  await writeFile(file, abConfig({ port, upstream, dir: work, key: KEY, parts }));
   const child = spawn(
     process.execPath,
     [
@@ -181,12 +171,12 @@ async function main(): Promise<void> {
   try {
     await waitHttp(`http://127.0.0.1:${mockPort}/health`);
     const sides = [
-      { name: 'A', dir: values.a, flags: values['a-flags'], runs: [] as Run[] },
-      { name: 'B', dir: values.b, flags: values['b-flags'], runs: [] as Run[] },
+      { name: 'A', dir: values.a, flags: values['a-flags'], parts: partsOf(values['a-parts'], values.governed), runs: [] as Run[] },
+      { name: 'B', dir: values.b, flags: values['b-flags'], parts: partsOf(values['b-parts'], values.governed), runs: [] as Run[] },
     ];
     for (let r = 0; r < ROUNDS; r++) {
       for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
-        const run = await once(side.dir, side.flags, `http://127.0.0.1:${mockPort}`, work);
+        const run = await once(side.dir, side.flags, side.parts, `http://127.0.0.1:${mockPort}`, work);
         side.runs.push(run);
         process.stderr.write(
           `[round ${r + 1}/${ROUNDS}] ${side.name}: ${run.cpuUs} us/req, ${run.requests} req, ${run.scavenges} scavenges (${run.scavengeMs} ms), ${run.markCompacts} mark-compacts, RSS max ${run.rssMaxMb} MB\n`,
@@ -194,17 +184,17 @@ async function main(): Promise<void> {
       }
     }
     const out = [
-      '| side | build | flags | CPU µs per request (median) | runs | scavenges (ms) | RSS max MB |',
-      '|---|---|---|---|---|---|---|',
+      '| side | build | flags | governed parts | CPU µs per request (median) | runs | scavenges (ms) | RSS max MB |',
+      '|---|---|---|---|---|---|---|---|',
     ];
     for (const s of sides)
       out.push(
-        `| ${s.name} | ${s.dir} | ${s.flags || '—'} | **${round(median(s.runs.map((x) => x.cpuUs)), 1)}** | ${s.runs.map((x) => x.cpuUs).join(', ')} | ${median(s.runs.map((x) => x.scavenges))} (${median(s.runs.map((x) => x.scavengeMs))}) | ${median(s.runs.map((x) => x.rssMaxMb))} |`,
+        `| ${s.name} | ${s.dir} | ${s.flags || '—'} | ${[...s.parts].join(', ') || '—'} | **${round(median(s.runs.map((x) => x.cpuUs)), 1)}** | ${s.runs.map((x) => x.cpuUs).join(', ')} | ${median(s.runs.map((x) => x.scavenges))} (${median(s.runs.map((x) => x.scavengeMs))}) | ${median(s.runs.map((x) => x.rssMaxMb))} |`,
       );
     const [a, b] = sides.map((s) => median(s.runs.map((x) => x.cpuUs))) as [number, number];
     out.push(
       '',
-      `B ÷ A: ${round(b / a, 3)} (${values.stream ? '20-chunk streams' : 'non-streaming'}, c=64, ${SECONDS} s per run${values.governed ? ', governed' : ''})`,
+      `B ÷ A: ${round(b / a, 3)} (${values.stream ? '20-chunk streams' : 'non-streaming'}, c=64, ${SECONDS} s per run)`,
     );
     process.stdout.write(out.join('\n') + '\n');
   } finally {
