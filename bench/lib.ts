@@ -100,7 +100,13 @@ export function partsOf(list: string | undefined, governed: boolean): Set<Part> 
  * off, metrics, SQLite ledger) plus the governed parts asked for — requests/s and tokens/min limits,
  * a daily token quota, the audit log — as gateway-bench.ts's governed tenant has them all.
  */
-export function abConfig(o: { port: number; upstream: string; dir: string; key: string; parts: Set<Part> }): string {
+export function abConfig(o: {
+  port: number;
+  upstream: string;
+  dir: string;
+  key: string;
+  parts: Set<Part>;
+}): string {
   const limits = [
     ...(o.parts.has('rps') ? ['requests_per_second: 1000000'] : []),
     ...(o.parts.has('tpm') ? ['tokens_per_minute: 1000000000'] : []),
@@ -111,7 +117,9 @@ export function abConfig(o: { port: number; upstream: string; dir: string; key: 
     'admin: { console: false }',
     `state: { kind: embedded, data_dir: "${join(o.dir, 'data')}" }`,
     'cache: { enabled: false }',
-    ...(o.parts.has('audit') ? [`telemetry: { audit: { enabled: true, dir: "${join(o.dir, 'audit')}" } }`] : []),
+    ...(o.parts.has('audit')
+      ? [`telemetry: { audit: { enabled: true, dir: "${join(o.dir, 'audit')}" } }`]
+      : []),
     'tenants:',
     '  - id: ab',
     '    prompt_policy: none',

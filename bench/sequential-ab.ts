@@ -89,7 +89,13 @@ async function load(origin: string, seconds: number): Promise<number> {
   return n;
 }
 
-async function once(dir: string, flags: string, parts: Set<Part>, upstream: string, work: string): Promise<Run> {
+async function once(
+  dir: string,
+  flags: string,
+  parts: Set<Part>,
+  upstream: string,
+  work: string,
+): Promise<Run> {
   const port = await freePort();
   const file = join(work, 'ab.yaml');
   await rm(join(work, 'data'), { recursive: true, force: true });
@@ -171,8 +177,20 @@ async function main(): Promise<void> {
   try {
     await waitHttp(`http://127.0.0.1:${mockPort}/health`);
     const sides = [
-      { name: 'A', dir: values.a, flags: values['a-flags'], parts: partsOf(values['a-parts'], values.governed), runs: [] as Run[] },
-      { name: 'B', dir: values.b, flags: values['b-flags'], parts: partsOf(values['b-parts'], values.governed), runs: [] as Run[] },
+      {
+        name: 'A',
+        dir: values.a,
+        flags: values['a-flags'],
+        parts: partsOf(values['a-parts'], values.governed),
+        runs: [] as Run[],
+      },
+      {
+        name: 'B',
+        dir: values.b,
+        flags: values['b-flags'],
+        parts: partsOf(values['b-parts'], values.governed),
+        runs: [] as Run[],
+      },
     ];
     for (let r = 0; r < ROUNDS; r++) {
       for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {

@@ -26,7 +26,8 @@ const ORDINARY = { disallowedSpecial: new Set<string>() };
 /** Load the tokenizer now (synchronously; a no-op once loaded). */
 export function loadTokenizer(): CountTokens {
   if (countTokens === undefined) {
-    const bpe = (createRequire(import.meta.url)('gpt-tokenizer') as typeof import('gpt-tokenizer')).countTokens;
+    const bpe = (createRequire(import.meta.url)('gpt-tokenizer') as typeof import('gpt-tokenizer'))
+      .countTokens;
     countTokens = (text) => bpe(text, ORDINARY);
   }
   return countTokens;
