@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
-import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
 
 const MARKERS = 'What do <|endoftext|> and <|endofprompt|> mean in a prompt?';
 const ANSWER = 'They are special tokens: <|endoftext|> ends a document.';
@@ -61,21 +61,19 @@ describe('special-token markers are ordinary text for a tenant with token limits
 
   before(async () => {
     upstream = await startUpstream();
-    gw = await startTestGateway({
-      server: { host: '127.0.0.1', port: 0 },
-      logging: { level: 'silent' },
-      admin: { token: 'test-admin-token' },
-      state: { kind: 'memory' },
-      tenants: [
-        {
-          id: 'limited',
-          api_keys: [{ value: 'sk-limited' }],
-          limits: { tokens_per_minute: 1_000_000 },
-          quota: { daily_tokens: 10_000_000 },
-        },
-      ],
-      models: { m: { backends: [{ provider: 'openai', base_url: upstream.baseURL, model: 'm' }] } },
-    });
+    gw = await startTestGateway(
+      demoConfig({
+        tenants: [
+          {
+            id: 'limited',
+            api_keys: [{ value: 'sk-limited' }],
+            limits: { tokens_per_minute: 1_000_000 },
+            quota: { daily_tokens: 10_000_000 },
+          },
+        ],
+        models: { m: { backends: [{ provider: 'openai', base_url: upstream.baseURL, model: 'm' }] } },
+      }),
+    );
     client = new OpenAI({ apiKey: 'sk-limited', baseURL: gw.baseURL, maxRetries: 0 });
   });
 
