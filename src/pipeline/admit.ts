@@ -8,6 +8,7 @@ import { PorticoError } from '../errors/portico-error.js';
 import { ENGINE_DEFAULT_MAX_TOKENS } from '../engine/provider.js';
 import type { AdmissionConfig, PorticoConfig, Quota, RateLimits } from '../config/schema.js';
 import type {
+  CounterStore,
   InflightLease,
   LimitResult,
   QuotaLimits,
@@ -43,21 +44,29 @@ function duration(ms: number): string {
   return s >= 60 ? `${Math.floor(s / 60)}m${s % 60}s` : `${s}s`;
 }
 
-function setHeaders(ctx: RequestContext, h: Record<string, string>): void {
-  ctx.responseHeaders = ctx.responseHeaders ? Object.assign(ctx.responseHeaders, h) : h;
+/** The request's response headers, written into in place (no object per limit). */
+function headersOf(ctx: RequestContext): Record<string, string> {
+  return (ctx.responseHeaders ??= {});
 }
 
-/** `limit`: String(r.limit), made once per limit (RateCheck). */
-function requestHeaders(r: LimitResult, limit: string): Record<string, string> {
+/** The requests/s headers. `limit`: String(r.limit), made once per limit (RateCheck). */
+function setRequestHeaders(ctx: RequestContext, r: LimitResult, limit: string): void {
+  const h = headersOf(ctx);
   const remaining = String(r.remaining);
-  return {
-    'x-ratelimit-limit': limit,
-    'x-ratelimit-remaining': remaining,
-    'x-ratelimit-reset': String(Math.ceil(r.resetMs / 1000)),
-    'x-ratelimit-limit-requests': limit,
-    'x-ratelimit-remaining-requests': remaining,
-    'x-ratelimit-reset-requests': duration(r.resetMs),
-  };
+  h['x-ratelimit-limit'] = limit;
+  h['x-ratelimit-remaining'] = remaining;
+  h['x-ratelimit-reset'] = String(Math.ceil(r.resetMs / 1000));
+  h['x-ratelimit-limit-requests'] = limit;
+  h['x-ratelimit-remaining-requests'] = remaining;
+  h['x-ratelimit-reset-requests'] = duration(r.resetMs);
+}
+
+/** The tokens/min headers of the window checked last (the tenant's when both are). */
+function setTokenHeaders(ctx: RequestContext, w: WindowCheck, r: WindowResult): void {
+  const h = headersOf(ctx);
+  h['x-ratelimit-limit-tokens'] = w.limitHeader;
+  h['x-ratelimit-remaining-tokens'] = String(Math.max(0, w.limit - Math.ceil(r.used)));
+  h['x-ratelimit-reset-tokens'] = duration(r.resetMs);
 }
 
 function rateLimited(ctx: RequestContext, what: string, retryAfterMs: number): PorticoError {
@@ -120,8 +129,11 @@ interface OwnPlan {
   readonly rate: RateCheck | undefined;
   readonly window: WindowCheck | undefined;
   readonly quota: QuotaScope | undefined;
+  /** [quota] (the scopes a reservation takes when only this plan has a quota), else []. */
+  readonly quotaScopes: readonly QuotaScope[];
   readonly cap: CapCheck | undefined;
 }
+const NO_SCOPES: readonly QuotaScope[] = [];
 const tenantPlans = new WeakMap<TenantRuntime, OwnPlan>();
 const keyPlans = new WeakMap<KeyEntry, OwnPlan>();
 
@@ -137,12 +149,14 @@ function ownPlan(
   const tpm = limits?.tokens_per_minute;
   const q = quotaLimits(quota);
   const inflight = limits?.max_in_flight;
+  const scope = q && { name: quotaScope, limits: q };
   return {
     rate: b && { scope: { tenant: tenantId, name: `${prefix}rps` }, b, who, limit: String(b.burst) },
     window: tpm
       ? { scope: { tenant: tenantId, name: `${prefix}tpm` }, limit: tpm, who, limitHeader: String(tpm) }
       : undefined,
-    quota: q && { name: quotaScope, limits: q },
+    quota: scope,
+    quotaScopes: scope ? [scope] : NO_SCOPES,
     cap: inflight ? { key: { tenant: tenantId, name: `${prefix}inflight` }, max: inflight } : undefined,
   };
 }
@@ -184,7 +198,7 @@ export async function admitIp(deps: AdmitDeps, ctx: RequestContext, cfg: Admissi
   }
 }
 
-/** Requests/s for the key and its tenant; sets the rate-limit headers. */
+/** Requests/s for the key and its tenant; sets the rate-limit headers (of the tighter one). */
 export async function admitRequestRate(
   deps: AdmitDeps,
   ctx: RequestContext,
@@ -196,26 +210,32 @@ export async function admitRequestRate(
   const tc = tenant.limits?.requests_per_second === undefined ? undefined : tenantPlan(tenant).rate;
   if (!kc && !tc) return;
   const counters = deps.tenancy.state.counters;
-  let tightest: LimitResult | undefined;
-  let tightestCheck: RateCheck | undefined;
-  for (const c of kc && tc ? [kc, tc] : [(kc ?? tc) as RateCheck]) {
-    let r: LimitResult;
-    try {
-      r = await counters.consume(c.scope, c.b);
-    } catch (err) {
-      throw storeError(err);
-    }
-    if (!tightest || r.remaining < tightest.remaining) {
-      tightest = r;
-      tightestCheck = c;
-    }
-    if (!r.allowed) {
-      setHeaders(ctx, requestHeaders(r, c.limit));
-      deps.metrics.rateLimitRejections.labels(tenant.id, 'rps').inc();
-      throw rateLimited(ctx, `${c.b.ratePerSec} requests/s for ${c.who}`, r.retryAfterMs);
-    }
+  const kr = kc ? await consumeRate(deps, ctx, tenant, counters, kc) : undefined;
+  const tr = tc ? await consumeRate(deps, ctx, tenant, counters, tc) : undefined;
+  if (kr && kc && (!tr || kr.remaining <= tr.remaining)) setRequestHeaders(ctx, kr, kc.limit);
+  else if (tr && tc) setRequestHeaders(ctx, tr, tc.limit);
+}
+
+/** One requests/s bucket: its result when allowed, else the 429 (with its headers). */
+async function consumeRate(
+  deps: AdmitDeps,
+  ctx: RequestContext,
+  tenant: TenantRuntime,
+  counters: CounterStore,
+  c: RateCheck,
+): Promise<LimitResult> {
+  let r: LimitResult;
+  try {
+    r = await counters.consume(c.scope, c.b);
+  } catch (err) {
+    throw storeError(err);
   }
-  if (tightest && tightestCheck) setHeaders(ctx, requestHeaders(tightest, tightestCheck.limit));
+  if (!r.allowed) {
+    setRequestHeaders(ctx, r, c.limit);
+    deps.metrics.rateLimitRejections.labels(tenant.id, 'rps').inc();
+    throw rateLimited(ctx, `${c.b.ratePerSec} requests/s for ${c.who}`, r.retryAfterMs);
+  }
+  return r;
 }
 
 function quotaLimits(q: Quota | undefined): QuotaLimits | undefined {
@@ -345,47 +365,32 @@ export async function admitWork(
   const tp = tenantPlan(tenant);
   const kp = key ? keyPlan(tenant, key) : undefined;
 
-  // Tokens per minute: the key's window, then the tenant's.
-  const windows = need ? [kp?.window, tp.window] : [];
-  /** Charges that bind the answer (a prompt larger than the whole window does not: see below). */
-  const binding: WindowCharge[] = [];
-  for (const w of windows) {
-    if (w === undefined) continue;
-    // A request that cannot fit even in an empty window is charged the whole window, all or
-    // nothing, as before: it passes only when the window is empty, and its answer is not bound here.
-    const fits = least <= w.limit;
-    let r: WindowResult;
-    try {
-      r = await counters.consumeWindow(
-        w.scope,
-        fits
-          ? { limit: w.limit, windowMs: 60_000, cost: most, minCost: least }
-          : { limit: w.limit, windowMs: 60_000, cost: w.limit },
-      );
-    } catch (err) {
-      throw storeError(err);
-    }
-    setHeaders(ctx, {
-      'x-ratelimit-limit-tokens': w.limitHeader,
-      'x-ratelimit-remaining-tokens': String(Math.max(0, w.limit - Math.ceil(r.used))),
-      'x-ratelimit-reset-tokens': duration(r.resetMs),
-    });
-    if (!r.allowed || !r.charge) {
-      deps.metrics.rateLimitRejections.labels(tenant.id, 'tpm').inc();
-      await releaseHolds(deps, ctx);
-      throw rateLimited(ctx, `${w.limit} tokens/min for ${w.who}`, r.retryAfterMs);
-    }
-    holds.charges.push(r.charge);
-    if (fits) {
-      binding.push(r.charge);
-      most = Math.min(most, r.charge.cost);
+  // Tokens per minute: the key's window, then the tenant's. A charge "binds" the answer unless the
+  // request could not fit even in an empty window (see chargeWindow).
+  let keyBinding: WindowCharge | undefined;
+  let tenantBinding: WindowCharge | undefined;
+  if (need && kp?.window) {
+    const c = await chargeWindow(deps, ctx, tenant, counters, kp.window, most, least);
+    holds.charges.push(c);
+    if (least <= kp.window.limit) {
+      keyBinding = c;
+      most = Math.min(most, c.cost);
     }
   }
+  if (need && tp.window) {
+    const c = await chargeWindow(deps, ctx, tenant, counters, tp.window, most, least);
+    holds.charges.push(c);
+    if (least <= tp.window.limit) {
+      tenantBinding = c;
+      most = Math.min(most, c.cost);
+    }
+  }
+  const windows = need ? (kp?.window ? 1 : 0) + (tp.window ? 1 : 0) : 0;
 
   // Quotas: reserve across tenant and key scopes atomically, as much as fits.
   const tq = need ? tp.quota : undefined;
   const kq = need ? kp?.quota : undefined;
-  const scopes: QuotaScope[] = tq && kq ? [tq, kq] : tq ? [tq] : kq ? [kq] : [];
+  const scopes: readonly QuotaScope[] = tq && kq ? [tq, kq] : tq ? tp.quotaScopes : kq ? [kq] : NO_SCOPES;
   if (scopes.length > 0) {
     let r: ReserveResult;
     try {
@@ -413,19 +418,10 @@ export async function admitWork(
     if (!r.reservation.degraded) most = Math.min(most, r.reservation.tokens);
   }
   // Window charges above what the tightest budget held give the difference back at once.
-  for (const c of binding) {
-    if (c.cost <= most) continue;
-    const over = c.cost;
-    c.cost = most;
-    void counters
-      .settleWindow({ ...c, cost: over }, most)
-      .catch((err: unknown) =>
-        deps.logger.warn({ err, requestId: ctx.requestId }, 'returning an unused tokens/min charge failed'),
-      );
-  }
+  if (keyBinding && keyBinding.cost > most) giveBack(deps, ctx, counters, keyBinding, most);
+  if (tenantBinding && tenantBinding.cost > most) giveBack(deps, ctx, counters, tenantBinding, most);
   holds.estimate = most;
-  const cap =
-    need && need.output > 0 && (windows.length > 0 || scopes.length > 0) ? most - need.prompt : undefined;
+  const cap = need && need.output > 0 && (windows > 0 || scopes.length > 0) ? most - need.prompt : undefined;
 
   // In-flight caps, waiting in the priority queue when full.
   if (!kp?.cap && !tp.cap) return cap;
@@ -434,6 +430,58 @@ export async function admitWork(
   if (tp.cap) caps.push(tp.cap);
   await takeSlots(deps, tenancy, ctx, tenant, caps, holds, cfg, askedPriority);
   return cap;
+}
+
+/**
+ * Charge a tokens/min window (sets the tokens headers); a refusal gives back everything held so far
+ * and is the 429. A request that cannot fit even in an empty window (`least` above the limit) is
+ * charged the whole window, all or nothing: it passes only when the window is empty, and its answer
+ * is not bound here.
+ */
+async function chargeWindow(
+  deps: AdmitDeps,
+  ctx: RequestContext,
+  tenant: TenantRuntime,
+  counters: CounterStore,
+  w: WindowCheck,
+  most: number,
+  least: number,
+): Promise<WindowCharge> {
+  let r: WindowResult;
+  try {
+    r = await counters.consumeWindow(
+      w.scope,
+      least <= w.limit
+        ? { limit: w.limit, windowMs: 60_000, cost: most, minCost: least }
+        : { limit: w.limit, windowMs: 60_000, cost: w.limit },
+    );
+  } catch (err) {
+    throw storeError(err);
+  }
+  setTokenHeaders(ctx, w, r);
+  if (!r.allowed || !r.charge) {
+    deps.metrics.rateLimitRejections.labels(tenant.id, 'tpm').inc();
+    await releaseHolds(deps, ctx);
+    throw rateLimited(ctx, `${w.limit} tokens/min for ${w.who}`, r.retryAfterMs);
+  }
+  return r.charge;
+}
+
+/** A window charge above what the tightest budget held: the difference goes back at once. */
+function giveBack(
+  deps: AdmitDeps,
+  ctx: RequestContext,
+  counters: CounterStore,
+  c: WindowCharge,
+  most: number,
+): void {
+  const over = c.cost;
+  c.cost = most;
+  void counters
+    .settleWindow({ ...c, cost: over }, most)
+    .catch((err: unknown) =>
+      deps.logger.warn({ err, requestId: ctx.requestId }, 'returning an unused tokens/min charge failed'),
+    );
 }
 
 /**

@@ -163,7 +163,7 @@ export interface QuotaScope {
 export interface ReserveRequest {
   tenant: string;
   /** All scopes are reserved atomically: all or none. */
-  scopes: QuotaScope[];
+  scopes: readonly QuotaScope[];
   /** The most tokens to hold: the prompt estimate + the longest answer the request may get. */
   tokens: number;
   /**

@@ -38,49 +38,67 @@ export type Refusal = Extract<ReserveResult, { ok: false }>;
 /** What a reserve may hold: `tokens` granted, or the first limit that refuses it. */
 export type Plan = { ok: true; tokens: number } | Refusal;
 
+/** Where an in-process store keeps its numbers: `tally(tenant, scope, windowId)`. */
+export interface TallySource {
+  tally(tenant: string, scope: string, windowId: string): Tally;
+}
+
+function refusal(
+  scope: string,
+  window: QuotaWindow,
+  metric: QuotaMetric,
+  limit: number,
+  used: number,
+  held: number,
+  needed: number,
+  now: number,
+): Refusal {
+  return { ok: false, scope, window, metric, limit, used, held, needed, resetAt: windowResetAt(window, now) };
+}
+
 /**
  * Reserve "up to `tokens`, at least `minTokens`" (and `requests`) across every scope and window:
  * the grant is the room left in the tightest token limit, capped at `tokens`; a limit whose room
  * is below `minTokens` refuses (scope order, then day before month, tokens before requests). A
- * request that asks for nothing is still refused by an exhausted limit. `tally(scope, window)`
- * reads the current numbers. The Redis script QUOTA_RESERVE is a line-for-line port.
+ * request that asks for nothing is still refused by an exhausted limit. `source` reads the current
+ * numbers of `tenant` in the window ids `windows`. The Redis script QUOTA_RESERVE is a line-for-line
+ * port. (No closure per call: this runs for every request of a tenant with a quota.)
  */
 export function planReservation(
-  scopes: QuotaScope[],
+  scopes: readonly QuotaScope[],
   tokens: number,
   minTokens: number,
   requests: number,
   now: number,
-  tally: (scope: string, window: QuotaWindow) => Tally,
+  source: TallySource,
+  tenant: string,
+  windows: { readonly day: string; readonly month: string },
 ): Plan {
   let grant = tokens;
   for (const s of scopes) {
     for (const w of QUOTA_WINDOWS) {
       const lim = s.limits[w];
       if (!lim) continue;
-      const t = tally(s.name, w);
-      const refuse = (metric: QuotaMetric, limit: number, used: number, held: number, needed: number) =>
-        ({
-          ok: false,
-          scope: s.name,
-          window: w,
-          metric,
-          limit,
-          used,
-          held,
-          needed,
-          resetAt: windowResetAt(w, now),
-        }) as const;
+      const t = source.tally(tenant, s.name, windows[w]);
       if (lim.tokens !== undefined) {
         const room = lim.tokens - t.usedTokens - t.reservedTokens;
         if (room < minTokens || (minTokens === 0 && room <= 0))
-          return refuse('tokens', lim.tokens, t.usedTokens, t.reservedTokens, minTokens);
+          return refusal(s.name, w, 'tokens', lim.tokens, t.usedTokens, t.reservedTokens, minTokens, now);
         grant = Math.min(grant, room);
       }
       if (lim.requests !== undefined) {
         const taken = t.usedRequests + t.reservedRequests;
         if (taken + requests > lim.requests || (requests === 0 && taken >= lim.requests))
-          return refuse('requests', lim.requests, t.usedRequests, t.reservedRequests, requests);
+          return refusal(
+            s.name,
+            w,
+            'requests',
+            lim.requests,
+            t.usedRequests,
+            t.reservedRequests,
+            requests,
+            now,
+          );
       }
     }
   }
@@ -96,20 +114,17 @@ export function tokenRange(tokens: number, minTokens: number | undefined): { max
 
 /**
  * The reservation an in-process store (memory, SQLite) takes for `req` at `now`, or the first limit
- * that refuses it; `tally(tenant, scope, windowId)` reads that store's numbers. The store then
- * records it its own way.
+ * that refuses it; `source` reads that store's numbers. The store then records it its own way.
  */
 export function takeReservation(
   req: ReserveRequest,
   now: number,
-  tally: (tenant: string, scope: string, windowId: string) => Tally,
+  source: TallySource,
 ): { ok: true; reservation: QuotaReservation } | Refusal {
   const requests = req.requests ?? 1;
   const range = tokenRange(req.tokens, req.minTokens);
   const windows = { day: windowId('day', now), month: windowId('month', now) };
-  const plan = planReservation(req.scopes, range.max, range.min, requests, now, (scope, w) =>
-    tally(req.tenant, scope, windows[w]),
-  );
+  const plan = planReservation(req.scopes, range.max, range.min, requests, now, source, req.tenant, windows);
   if (!plan.ok) return plan;
   return {
     ok: true,

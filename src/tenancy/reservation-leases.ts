@@ -56,17 +56,22 @@ export class ReservationLeases {
     this.#start();
   }
 
+  /**
+   * The timer is not stopped here when the last hold goes: at low concurrency that happens after
+   * every request, and a timer made and cleared per request costs more than a tick that finds
+   * nothing; the first tick with nothing held stops it (renewAll).
+   */
   delete(r: QuotaReservation): void {
     this.#held.delete(r.id);
-    if (this.#held.size === 0 && this.#timer) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
-    }
   }
 
   /** Extend every held reservation's lease now (the timer calls this every third of a lease). */
   async renewAll(): Promise<void> {
-    if (this.#held.size === 0) return;
+    if (this.#held.size === 0) {
+      if (this.#timer) clearInterval(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
     try {
       await this.#quotas.renew([...this.#held.values()], this.#leaseMs);
       if (this.#failing)

@@ -3,7 +3,13 @@
  * store, which is this class with its `QuotaPersistence` (one gateway process owns an embedded
  * data directory, so its memory is the authority and the file is written behind it).
  */
-import { EMPTY_TALLY, SETTLED_RETENTION_MS, takeReservation, type Tally } from '../quota-logic.js';
+import {
+  EMPTY_TALLY,
+  SETTLED_RETENTION_MS,
+  takeReservation,
+  type Tally,
+  type TallySource,
+} from '../quota-logic.js';
 import type {
   Clock,
   QuotaReservation,
@@ -35,6 +41,23 @@ export interface QuotaPersistence {
 /** A tally, and where it counts. */
 interface TallyEntry extends Tally {
   readonly wid: string;
+  /** Forgotten (#forget): a holder of this entry must look its tally up again. */
+  dropped?: true;
+}
+
+/**
+ * A reservation this store knows. A held one keeps the tallies it counts in (every scope × window,
+ * found once when it is taken), so that settling it builds no keys and does no lookups.
+ */
+interface ResEntry {
+  r: QuotaReservation;
+  state: ResState;
+  tallies: TallyEntry[] | undefined;
+}
+
+function anyDropped(tallies: readonly TallyEntry[]): boolean {
+  for (const t of tallies) if (t.dropped) return true;
+  return false;
 }
 
 /** How many tallies before those of past windows are forgotten (a day's are still in the file). */
@@ -49,12 +72,14 @@ export class MemoryQuotaStore implements QuotaStore {
    * SETTLED_RETENTION_MS (a repeated commit counts once); with it only held ones are (the file keeps
    * the markers, so memory does not grow with the request rate).
    */
-  readonly #res = new Map<string, { r: QuotaReservation; state: ResState }>();
+  readonly #res = new Map<string, ResEntry>();
   /** Ids of held reservations: the purge walks only these. */
   readonly #held = new Set<string>();
   /** No held reservation expires before this (a lower bound): the purge walks nothing until then. */
   #nextExpiry = Infinity;
   #ops = 0;
+  /** takeReservation's view of the tallies (made once: no closure per request). */
+  readonly #source: TallySource = { tally: (tenant, scope, wid) => this.#tally(tenant, scope, wid) };
 
   constructor(opts: { clock?: Clock; persistence?: QuotaPersistence } = {}) {
     this.#clock = opts.clock ?? Date.now;
@@ -76,26 +101,36 @@ export class MemoryQuotaStore implements QuotaStore {
     return t;
   }
 
-  /** Add to every tally the reservation counts in (no closure per call: this runs per request). */
+  /** The tallies a reservation counts in: every scope × window. */
+  #talliesOf(r: QuotaReservation): TallyEntry[] {
+    const out: TallyEntry[] = [];
+    for (const s of r.scopes) for (const w of QUOTA_WINDOWS) out.push(this.#tally(r.tenant, s, r.windows[w]));
+    return out;
+  }
+
+  /**
+   * Add to every tally the reservation counts in: `tallies` when the entry kept them (and none was
+   * forgotten since), else looked up.
+   */
   #bump(
     r: QuotaReservation,
+    tallies: TallyEntry[] | undefined,
     heldTokens: number,
     heldRequests: number,
     usedTokens: number,
     usedRequests: number,
   ): void {
-    for (const s of r.scopes)
-      for (const w of QUOTA_WINDOWS) {
-        const t = this.#tally(r.tenant, s, r.windows[w]);
-        t.reservedTokens += heldTokens;
-        t.reservedRequests += heldRequests;
-        t.usedTokens += usedTokens;
-        t.usedRequests += usedRequests;
-      }
+    const ts = tallies && !anyDropped(tallies) ? tallies : this.#talliesOf(r);
+    for (const t of ts) {
+      t.reservedTokens += heldTokens;
+      t.reservedRequests += heldRequests;
+      t.usedTokens += usedTokens;
+      t.usedRequests += usedRequests;
+    }
   }
 
-  #unhold(r: QuotaReservation): void {
-    this.#bump(r, -r.tokens, -r.requests, 0, 0);
+  #unhold(e: ResEntry): void {
+    this.#bump(e.r, e.tallies, -e.r.tokens, -e.r.requests, 0, 0);
   }
 
   #purge(now: number): void {
@@ -106,7 +141,7 @@ export class MemoryQuotaStore implements QuotaStore {
         if (!e || e.state !== 'held') {
           this.#held.delete(id);
         } else if (e.r.expiresAt <= now) {
-          this.#unhold(e.r);
+          this.#unhold(e);
           this.#end(id, e, 'expired');
         } else if (e.r.expiresAt < next) next = e.r.expiresAt;
       }
@@ -116,8 +151,9 @@ export class MemoryQuotaStore implements QuotaStore {
   }
 
   /** A held reservation ends: remembered as settled or expired, or (with persistence) forgotten. */
-  #end(id: string, e: { r: QuotaReservation; state: ResState }, state: ResState): void {
+  #end(id: string, e: ResEntry, state: ResState): void {
     this.#held.delete(id);
+    e.tallies = undefined;
     if (this.#persist) this.#res.delete(id);
     else e.state = state;
   }
@@ -134,23 +170,27 @@ export class MemoryQuotaStore implements QuotaStore {
     const day = windowId('day', now);
     const month = windowId('month', now);
     for (const [k, t] of this.#tallies) {
-      if (t.wid !== day && t.wid !== month && t.reservedTokens === 0 && t.reservedRequests === 0)
+      if (t.wid !== day && t.wid !== month && t.reservedTokens === 0 && t.reservedRequests === 0) {
+        t.dropped = true;
         this.#tallies.delete(k);
+      }
     }
   }
 
   async reserve(req: ReserveRequest): Promise<ReserveResult> {
     const now = req.now ?? this.#clock();
     this.#purge(now);
-    const taken = takeReservation(req, now, (tenant, scope, wid) => this.#tally(tenant, scope, wid));
+    const taken = takeReservation(req, now, this.#source);
     if (!taken.ok) return taken;
     const r = taken.reservation;
-    const windows = r.windows;
-    this.#bump(r, r.tokens, r.requests, 0, 0);
-    this.#res.set(r.id, { r, state: 'held' });
+    const tallies = this.#talliesOf(r);
+    this.#bump(r, tallies, r.tokens, r.requests, 0, 0);
+    this.#res.set(r.id, { r, state: 'held', tallies });
     this.#held.add(r.id);
     if (r.expiresAt < this.#nextExpiry) this.#nextExpiry = r.expiresAt;
-    return { ok: true, reservation: { ...r, scopes: [...r.scopes], windows: { ...windows } } };
+    // The caller's copy: what it does to it does not reach the store's (scopes and windows are
+    // never changed by either, so they are shared).
+    return { ok: true, reservation: { ...r } };
   }
 
   /**
@@ -163,12 +203,14 @@ export class MemoryQuotaStore implements QuotaStore {
     const e = this.#res.get(res.id);
     if (e?.state === 'settled') return;
     if (!e && this.#persist?.settledBefore(res.id)) return;
-    if (e?.state === 'held') this.#unhold(e.r);
+    const held = e?.state === 'held' ? e : undefined;
+    if (held) this.#unhold(held);
     const tokens = Math.max(0, Math.round(actual.tokens));
     const requests = actual.requests ?? res.requests;
-    this.#bump(res, 0, 0, tokens, requests);
+    this.#bump(res, held?.tallies, 0, 0, tokens, requests);
     if (!this.#persist) {
-      this.#res.set(res.id, { r: e?.r ?? res, state: 'settled' });
+      if (e) this.#end(res.id, e, 'settled');
+      else this.#res.set(res.id, { r: res, state: 'settled', tallies: undefined });
       return;
     }
     if (e) this.#end(res.id, e, 'settled');
@@ -181,7 +223,7 @@ export class MemoryQuotaStore implements QuotaStore {
     this.#purge(now);
     const e = this.#res.get(res.id);
     if (e?.state !== 'held') return;
-    this.#unhold(e.r);
+    this.#unhold(e);
     this.#end(res.id, e, 'settled');
     // The marker is queued at once (a later commit of it in this process counts nothing) and written
     // with the next write; nothing needs to wait for that.
@@ -212,7 +254,7 @@ export class MemoryQuotaStore implements QuotaStore {
     for (const id of this.#held) {
       const e = this.#res.get(id);
       if (e?.state !== 'held' || e.r.owner === liveOwner) continue;
-      this.#unhold(e.r);
+      this.#unhold(e);
       // Abandoned, not settled: a late commit would still record its usage.
       this.#end(id, e, 'expired');
       n++;
