@@ -52,6 +52,32 @@ describe('sse-bytes', () => {
     assert.equal(st.upstreamModel, 'up');
   });
 
+  it('rewrites every event of a read into one buffer, byte for byte what the alias would give', () => {
+    // The common pass-through read: several chunks, each naming the upstream model (some already
+    // the alias), content quoting "model" keys; with and without a usage chunk to hide.
+    for (const withUsage of [false, true]) {
+      for (let n = 1; n <= 6; n++) {
+        const events: string[] = [];
+        const expected: string[] = [];
+        for (let i = 0; i < n; i++) {
+          const model = i % 3 === 2 ? 'alias' : 'up-model';
+          const content = `piece ${i} \\"model\\": \\"x\\" é`;
+          const ev = (m: string): string =>
+            `data: {"id":"c","model":"${m}","choices":[{"delta":{"content":"${content}"}}]}\n\n`;
+          events.push(ev(model));
+          expected.push(ev('alias'));
+        }
+        if (withUsage) events.push('data: {"model":"up-model","choices":[],"usage":{"total_tokens":3}}\n\n');
+        const buf = b(events.join(''));
+        const st: ScanState = { done: false };
+        const out = scanEvents(buf, buf.length, { modelJson: b('"alias"'), hideUsage: true }, st);
+        assert.equal(out.toString(), expected.join(''), `${n} events, usage ${withUsage}`);
+        assert.equal(st.upstreamModel, 'up-model');
+        if (withUsage) assert.deepEqual(st.usage, { total_tokens: 3 });
+      }
+    }
+  });
+
   it('stops at an error event', () => {
     const buf = b('data: {"choices":[]}\n\ndata: {"error":{"message":"x","code":500}}\n\n');
     const st: ScanState = { done: false };

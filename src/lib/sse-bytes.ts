@@ -173,8 +173,39 @@ export interface ScanState {
 }
 
 /**
- * Replace each `"model": "<x>"` value that differs from `modelJson` in buf[s, e). `at`: the
- * positions of `"model"` in `buf`, ascending (those outside [s, e) are skipped).
+ * The pieces of an edited read, as offsets into it: pairs (start, end), or (-1, -1) for the alias.
+ * Scratch shared by every call (only the count is reset): the scans are synchronous and never
+ * re-entered. Assembled into one buffer at the end (`assemble`): no Buffer view per piece and no
+ * list of them per read.
+ */
+const pieces: number[] = [];
+let piecesN = 0;
+
+function piece(s: number, e: number): void {
+  pieces[piecesN++] = s;
+  pieces[piecesN++] = e;
+}
+
+/** The edited bytes: `buf` itself when the pieces are all of it, else one new buffer. */
+function assemble(buf: Buffer, alias: Buffer | undefined): Buffer {
+  if (piecesN === 2 && pieces[0] === 0 && pieces[1] === buf.length) return buf;
+  let size = 0;
+  for (let k = 0; k < piecesN; k += 2) {
+    const s = pieces[k] as number;
+    size += s === -1 ? (alias as Buffer).length : (pieces[k + 1] as number) - s;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let k = 0; k < piecesN; k += 2) {
+    const s = pieces[k] as number;
+    at += s === -1 ? (alias as Buffer).copy(out, at) : buf.copy(out, at, s, pieces[k + 1] as number);
+  }
+  return out;
+}
+
+/**
+ * Replace each `"model": "<x>"` value that differs from `modelJson` in buf[s, e), as pieces. `at`:
+ * the positions of `"model"` in `buf`, ascending (those outside [s, e) are skipped).
  */
 function rewriteModels(
   buf: Buffer,
@@ -182,7 +213,6 @@ function rewriteModels(
   e: number,
   modelJson: Buffer,
   st: ScanState,
-  out: Buffer[],
   at: readonly number[],
   n: number,
 ): void {
@@ -209,14 +239,15 @@ function rewriteModels(
           }
         }
         if (ok) {
-          out.push(buf.subarray(from, v), modelJson);
+          piece(from, v);
+          piece(-1, -1);
           from = ve;
         }
       }
     }
     while (k < n && (at[k] as number) < next) k++;
   }
-  out.push(from === 0 && e === buf.length ? buf : buf.subarray(from, e));
+  piece(from, e);
 }
 
 /** The first of at[0, n) (ascending) in [s, e), or -1. */
@@ -305,11 +336,11 @@ export function scanEvents(buf: Buffer, end: number, o: ScanOptions, st: ScanSta
   const modelJson = modelN > 0 ? o.modelJson : undefined;
   if (usageN === 0 && errorN === 0) {
     if (!modelJson) return region;
-    const out: Buffer[] = [];
-    rewriteModels(region, 0, end, modelJson, st, out, modelAt, modelN);
-    return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+    piecesN = 0;
+    rewriteModels(region, 0, end, modelJson, st, modelAt, modelN);
+    return assemble(region, modelJson);
   }
-  const out: Buffer[] = [];
+  piecesN = 0;
   let edited = false;
   let s = 0;
   // Counts copied: the JSON.parse calls below cannot re-enter indexRead, but the reader should not have to check.
@@ -357,18 +388,21 @@ export function scanEvents(buf: Buffer, end: number, o: ScanOptions, st: ScanSta
     else if (cut !== -1) {
       edited = true;
       if (modelJson) {
-        rewriteModels(region, s, cut, modelJson, st, out, modelAt, models);
-        rewriteModels(region, cutEnd, e, modelJson, st, out, modelAt, models);
-      } else out.push(region.subarray(s, cut), region.subarray(cutEnd, e));
+        rewriteModels(region, s, cut, modelJson, st, modelAt, models);
+        rewriteModels(region, cutEnd, e, modelJson, st, modelAt, models);
+      } else {
+        piece(s, cut);
+        piece(cutEnd, e);
+      }
     } else if (modelJson) {
-      const before = out.length;
-      rewriteModels(region, s, e, modelJson, st, out, modelAt, models);
-      if (out.length - before > 1) edited = true;
-    } else out.push(region.subarray(s, e));
+      const before = piecesN;
+      rewriteModels(region, s, e, modelJson, st, modelAt, models);
+      if (piecesN - before > 2) edited = true;
+    } else piece(s, e);
     s = e;
   }
   if (!edited) return region;
-  return Buffer.concat(out);
+  return assemble(region, modelJson);
 }
 
 /** The text a stream delivered (choice 0's content or text), decoded from the forwarded bytes. */
@@ -416,11 +450,11 @@ export function modelOf(buf: Buffer): string | undefined {
  */
 export function replaceModel(buf: Buffer, modelJson: Buffer): { body: Buffer; upstream?: string } {
   const st: ScanState = { done: false };
-  const out: Buffer[] = [];
   const at: number[] = [];
   for (let i = buf.indexOf(MODEL); i !== -1; i = buf.indexOf(MODEL, i + 1)) at.push(i);
-  rewriteModels(buf, 0, buf.length, modelJson, st, out, at, at.length);
-  const body = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+  piecesN = 0;
+  rewriteModels(buf, 0, buf.length, modelJson, st, at, at.length);
+  const body = assemble(buf, modelJson);
   return st.upstreamModel === undefined ? { body } : { body, upstream: st.upstreamModel };
 }
 
