@@ -78,6 +78,34 @@ describe('sse-bytes', () => {
     }
   });
 
+  it('edits in place when the alias is no longer than the name it replaces, never past the events scanned', () => {
+    const events = 'data: {"model":"upstream-model-1","choices":[{"delta":{"content":"a"}}]}\n\n'.repeat(3);
+    const partial = 'data: {"model":"upstream-model-1","cho';
+    for (const alias of ['m', 'upstream-model-1', 'a-much-longer-alias-than-the-upstream-name']) {
+      const buf = b(events + partial);
+      const st: ScanState = { done: false };
+      const end = events.length;
+      const out = scanEvents(buf, end, { modelJson: b(JSON.stringify(alias)), hideUsage: true }, st);
+      assert.equal(out.toString(), events.replaceAll('upstream-model-1', alias), alias);
+      // The incomplete event after `end` (kept for the next read) is untouched either way.
+      assert.equal(buf.subarray(end).toString(), partial, alias);
+      if (alias.length <= 'upstream-model-1'.length) {
+        // In place: the output is the front of the read's own buffer (no copy).
+        assert.equal(out.buffer, buf.buffer, alias);
+        assert.equal(out.byteOffset, buf.byteOffset, alias);
+      } else
+        assert.equal(
+          buf.subarray(0, end).toString(),
+          events,
+          'a longer alias is copied, the read left alone',
+        );
+    }
+    const json = b('{"id":"x","model":"upstream-model-1","choices":[],"usage":{"total_tokens":1}}');
+    const r = replaceModel(json, b('"m"'));
+    assert.equal(r.body.toString(), '{"id":"x","model":"m","choices":[],"usage":{"total_tokens":1}}');
+    assert.equal(r.upstream, 'upstream-model-1');
+  });
+
   it('stops at an error event', () => {
     const buf = b('data: {"choices":[]}\n\ndata: {"error":{"message":"x","code":500}}\n\n');
     const st: ScanState = { done: false };

@@ -186,21 +186,37 @@ function piece(s: number, e: number): void {
   pieces[piecesN++] = e;
 }
 
-/** The edited bytes: `buf` itself when the pieces are all of it, else one new buffer. */
+/**
+ * The edited bytes: `buf` itself when the pieces are all of it; else, when no piece has to move to
+ * the right (the alias is no longer than the names it replaces, hidden parts only shrink it), buf
+ * edited in place and cut to its new length (no allocation: the buffer is this read's own, and
+ * nothing reads it again before it is written); else one new buffer.
+ */
 function assemble(buf: Buffer, alias: Buffer | undefined): Buffer {
   if (piecesN === 2 && pieces[0] === 0 && pieces[1] === buf.length) return buf;
   let size = 0;
+  let inPlace = true;
   for (let k = 0; k < piecesN; k += 2) {
     const s = pieces[k] as number;
-    size += s === -1 ? (alias as Buffer).length : (pieces[k + 1] as number) - s;
+    if (s === -1) size += (alias as Buffer).length;
+    else {
+      if (size > s) inPlace = false;
+      size += (pieces[k + 1] as number) - s;
+    }
   }
-  const out = Buffer.allocUnsafe(size);
+  const out = inPlace ? buf : Buffer.allocUnsafe(size);
   let at = 0;
   for (let k = 0; k < piecesN; k += 2) {
     const s = pieces[k] as number;
-    at += s === -1 ? (alias as Buffer).copy(out, at) : buf.copy(out, at, s, pieces[k + 1] as number);
+    if (s === -1) at += (alias as Buffer).copy(out, at);
+    else {
+      const e = pieces[k + 1] as number;
+      if (!inPlace) buf.copy(out, at, s, e);
+      else if (at !== s) buf.copyWithin(at, s, e);
+      at += e - s;
+    }
   }
-  return out;
+  return inPlace ? buf.subarray(0, at) : out;
 }
 
 /**
