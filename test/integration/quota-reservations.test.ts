@@ -125,6 +125,8 @@ describe('reservations bind the upstream', () => {
       },
       tenants: [
         tenant('free', {}),
+        // A quota block with no limit in it (allowed by the schema): no budget, so nothing to bind.
+        tenant('empty-quota', { quota: {} }),
         tenant('plenty', { quota: { daily_tokens: 100_000 } }),
         tenant('tight', { quota: { daily_tokens: PROMPT + 12 } }),
         tenant('asks-much', { quota: { daily_tokens: PROMPT + 25 } }),
@@ -144,6 +146,12 @@ describe('reservations bind the upstream', () => {
     const r = await ask(client(gw, 'free'));
     assert.equal(r.usage?.completion_tokens, 48);
     assert.equal(r.choices[0]?.finish_reason, 'stop');
+    assert.equal(lastSent(sim).max_tokens, undefined, 'no cap added');
+  });
+
+  it('a quota with no limit in it binds nothing: the request goes upstream as sent', async () => {
+    const r = await ask(client(gw, 'empty-quota'));
+    assert.equal(r.usage?.completion_tokens, 48);
     assert.equal(lastSent(sim).max_tokens, undefined, 'no cap added');
   });
 
