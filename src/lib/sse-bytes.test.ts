@@ -171,6 +171,26 @@ describe('sse-bytes', () => {
     assert.equal(completeEventsEnd(b('\n\r\n')), 0);
   });
 
+  it('leaves a model value that is not closed inside its event alone, and the events around it intact', () => {
+    const opts = { modelJson: b('"al"'), hideUsage: false };
+    const st: ScanState = { done: false };
+    // The first read names the upstream model; later reads are scanned event by event.
+    const r1 = b('data: {"model":"gpt-4o-2024","choices":[]}\n\n');
+    assert.equal(scanEvents(r1, r1.length, opts, st).toString(), 'data: {"model":"al","choices":[]}\n\n');
+    // A malformed event (its model value runs into the next event) before a usage event. The
+    // value's closing quote found in the next event used to make a piece that ended before it
+    // started: the output went back over bytes already written (or threw a RangeError).
+    const bad = 'data: {"model":"gpt-4o-2024\n\n';
+    const r2 = b(`${bad}data: {"id":"x","model":"gpt-4o-2024","usage":{"prompt_tokens":1}}\n\n`);
+    const out = scanEvents(r2, r2.length, opts, st).toString();
+    assert.equal(out, `${bad}data: {"id":"x","model":"al","usage":{"prompt_tokens":1}}\n\n`);
+    assert.deepEqual(st.usage, { prompt_tokens: 1 });
+    // A JSON answer cut inside a second model value: the first is rewritten, the cut one kept.
+    const cut = replaceModel(b('{"model":"gpt-4o-2024","x":{"model":"gpt-4'), b('"al"'));
+    assert.equal(cut.body.toString(), '{"model":"al","x":{"model":"gpt-4');
+    assert.equal(modelOf(b('data: {"model":"gpt-4')), undefined);
+  });
+
   it('[DONE] counts only as a line of its own, in any event of the read', () => {
     const opts = { modelJson: undefined, hideUsage: false };
     for (const [text, done] of [

@@ -74,14 +74,14 @@ function valueAt(buf: Buffer, i: number): number {
   return skipWs(buf, i + 1);
 }
 
-/** `i` at an opening quote: the index just past the closing one (buf.length if unterminated). */
-function stringEnd(buf: Buffer, i: number): number {
-  for (let j = i + 1; j < buf.length; j++) {
+/** `i` at an opening quote: the index just past the closing one before `end`, or -1 if there is none. */
+function stringEnd(buf: Buffer, i: number, end = buf.length): number {
+  for (let j = i + 1; j < end; j++) {
     const c = buf[j];
     if (c === BACKSLASH) j++;
     else if (c === QUOTE) return j + 1;
   }
-  return buf.length;
+  return -1;
 }
 
 /** The `data` field of the event in buf[s, e) (data lines joined by \n, as SSE defines). */
@@ -241,8 +241,10 @@ function rewriteModels(
     // Where the next search starts: past the value when this is a key, else just past `i`.
     let next = i + 1;
     const v = valueAt(buf, i + MODEL.length);
-    if (v !== -1 && buf[v] === QUOTE) {
-      const ve = stringEnd(buf, v);
+    // A value not closed inside this event (a malformed upstream event) is left alone: its end
+    // found further on would be a piece ending before it starts.
+    const ve = v !== -1 && buf[v] === QUOTE ? stringEnd(buf, v, e) : -1;
+    if (ve !== -1) {
       next = ve;
       if (ve - v !== modelJson.length || buf.compare(modelJson, 0, modelJson.length, v, ve) !== 0) {
         let ok = true;
@@ -250,7 +252,7 @@ function rewriteModels(
           try {
             st.upstreamModel = JSON.parse(buf.toString('utf8', v, ve)) as string;
           } catch {
-            ok = false; // an unterminated value: leave the event alone
+            ok = false; // not a JSON string (a bad escape): leave the event alone
             next = i + 1;
           }
         }
@@ -449,8 +451,10 @@ export function modelOf(buf: Buffer): string | undefined {
   while (i !== -1) {
     const v = valueAt(buf, i + MODEL.length);
     if (v !== -1 && buf[v] === QUOTE) {
+      const ve = stringEnd(buf, v);
+      if (ve === -1) return undefined;
       try {
-        return JSON.parse(buf.toString('utf8', v, stringEnd(buf, v))) as string;
+        return JSON.parse(buf.toString('utf8', v, ve)) as string;
       } catch {
         return undefined;
       }
@@ -479,8 +483,11 @@ function objectEnd(buf: Buffer, i: number): number {
   let depth = 0;
   for (let j = i; j < buf.length; j++) {
     const c = buf[j];
-    if (c === QUOTE) j = stringEnd(buf, j) - 1;
-    else if (c === BRACE) depth++;
+    if (c === QUOTE) {
+      const se = stringEnd(buf, j);
+      if (se === -1) return -1;
+      j = se - 1;
+    } else if (c === BRACE) depth++;
     else if (c === 0x7d && --depth === 0) return j + 1;
   }
   return -1;
