@@ -105,6 +105,8 @@ class BytesHandler extends CancellableHandler {
     this.#settled = true;
     this.off?.();
     const chunks = this.#chunks;
+    // The caller owns the body and may edit it in place (sse-bytes.ts's alias rewrite): a single
+    // chunk is handed over as it is, so nothing else may keep a reference to it.
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#size);
     this.#resolve({
       statusCode: this.#status,

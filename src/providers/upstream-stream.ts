@@ -10,7 +10,12 @@
 import type { Dispatcher } from 'undici';
 import { CancellableHandler, dispatchPost, headersOf, type BytesRequest } from './upstream-bytes.js';
 
-/** Where an upstream body's bytes go: chunks in order, then exactly one of end() or error(). */
+/**
+ * Where an upstream body's bytes go: chunks in order, then exactly one of end() or error(). A chunk
+ * is the sink's own: nothing here (or in undici's plain HTTP/1 Pool, with no interceptors) reads it
+ * again, so the sink may edit it in place (sse-bytes.ts rewrites the model alias inside it). A
+ * change that keeps or re-reads chunks (a cache or retry interceptor, HTTP/2) must copy them first.
+ */
 export interface UpstreamSink {
   data(chunk: Buffer): void;
   end(): void;
