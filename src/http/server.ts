@@ -180,7 +180,20 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
       return;
     }
     recordUsage(gw.deps, ctx, reply.statusCode, true);
-    afterJournal(gw.deps, () => done(null, payload));
+    let inHook = true;
+    afterJournal(gw.deps, () => {
+      try {
+        done(null, payload);
+      } catch (err) {
+        // Writing the response threw (a header Node refuses). Called back at once, this is still
+        // the hook: Fastify's error handling answers. Called from the journal's flush, nothing is
+        // around it: end the connection rather than leave the client waiting for ever.
+        if (inHook) throw err;
+        gw.logger.error({ err, requestId: ctx.requestId }, 'response could not be written');
+        request.raw.socket.destroy();
+      }
+    });
+    inHook = false;
   });
 
   app.addHook('onResponse', (request, reply, done) => {

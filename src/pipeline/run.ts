@@ -119,9 +119,28 @@ function modelJsonOf(alias: string): Buffer {
   return b;
 }
 
+/** What a header value may hold as it is (printable ASCII and tab); anything else is encoded. */
+const PLAIN_HEADER_VALUE = /^[\t\x20-\x7e]*$/;
+const MAX_UPSTREAM_MODEL_CHARS = 256;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * The upstream's name in a response header. The name comes from the backend's answer, so it is
+ * made safe for a header: a name with other characters (non-ASCII, control characters) is
+ * percent-encoded — Node refuses such a header when the response is written (ERR_INVALID_CHAR),
+ * which left the response unsent — and a name longer than 256 characters is cut.
+ */
+export function upstreamModelHeader(upstream: string): string {
+  const name =
+    upstream.length > MAX_UPSTREAM_MODEL_CHARS ? upstream.slice(0, MAX_UPSTREAM_MODEL_CHARS) : upstream;
+  // encodeURIComponent throws on a lone surrogate (a JSON "\ud800", or a pair cut above).
+  return PLAIN_HEADER_VALUE.test(name) ? name : encodeURIComponent(name.replace(LONE_SURROGATE, '\ufffd'));
+}
+
 function setUpstreamModel(ctx: RequestContext, upstream: string): void {
-  if (ctx.responseHeaders) ctx.responseHeaders[UPSTREAM_MODEL_HEADER] = upstream;
-  else ctx.responseHeaders = { [UPSTREAM_MODEL_HEADER]: upstream };
+  const value = upstreamModelHeader(upstream);
+  if (ctx.responseHeaders) ctx.responseHeaders[UPSTREAM_MODEL_HEADER] = value;
+  else ctx.responseHeaders = { [UPSTREAM_MODEL_HEADER]: value };
 }
 
 /**

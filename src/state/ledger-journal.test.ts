@@ -1,6 +1,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import fs, {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LedgerJournal } from './ledger-journal.js';
@@ -8,7 +17,7 @@ import { LedgerWriter } from './ledger-writer.js';
 import { replayJournal } from './factory.js';
 import { MemoryLedgerStore } from './memory/catalog.js';
 import { MemoryQuotaStore } from './memory/quotas.js';
-import type { LedgerRecord, QuotaReservation } from './ports.js';
+import type { LedgerRecord, QuotaReservation, StateLogger } from './ports.js';
 
 function rec(id: string, tokensOut = 1): LedgerRecord {
   return {
@@ -35,6 +44,33 @@ function dir(): string {
 
 function segments(d: string): string[] {
   return readdirSync(d).filter((f) => f.startsWith('ledger-'));
+}
+
+/** A logger that keeps the messages of errors and warnings. */
+function logged(): { logger: StateLogger; messages: string[] } {
+  const messages: string[] = [];
+  const keep = (_o: object, m: string): void => void messages.push(m);
+  return { logger: { error: keep, warn: keep }, messages };
+}
+
+/** Disk errors on demand: fs.writeSync (which the journal imports) replaced until restore(). */
+function failingWrites(fail: (call: number, data: unknown) => 'ok' | 'partial' | 'enospc'): () => void {
+  const real = fs.writeSync;
+  let call = 0;
+  const enospc = (): never => {
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  };
+  (fs as { writeSync: unknown }).writeSync = (fd: number, data: string | Buffer, ...rest: unknown[]) => {
+    const how = fail(call++, data);
+    if (how === 'enospc') enospc();
+    if (how === 'partial') return real(fd, Buffer.from(data as string).subarray(0, 40));
+    return (real as (...a: unknown[]) => number)(fd, data, ...rest);
+  };
+  syncBuiltinESMExports();
+  return () => {
+    (fs as { writeSync: unknown }).writeSync = real;
+    syncBuiltinESMExports();
+  };
 }
 
 describe('LedgerJournal', () => {
@@ -114,6 +150,114 @@ describe('LedgerJournal', () => {
     writeFileSync(join(d, 'owner.pid'), `${process.ppid}\n`); // a live process that is not us
     const j = LedgerJournal.open(d);
     assert.equal(j.dir, join(d, 'replica-1'));
+  });
+});
+
+describe('LedgerJournal under write errors (review, 2026-12-07)', () => {
+  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+  it('a waiter that throws neither keeps the others waiting nor escapes the flush', async () => {
+    const { logger, messages } = logged();
+    const j = LedgerJournal.open(dir(), { logger });
+    j.append({ r: rec('w1') }, true);
+    j.append({ r: rec('w2') }, true);
+    await turn(); // a busy turn: the next turn's lines are deferred
+    j.append({ r: rec('a') }, true);
+    const released: string[] = [];
+    j.whenWritten(() => {
+      throw new Error('writeHead refused a header');
+    });
+    j.whenWritten(() => released.push('b'));
+    // Before: the exception escaped (from the setImmediate flush: an uncaught exception, the
+    // process exits) and 'b' was never released.
+    assert.doesNotThrow(() => j.flushDeferred());
+    assert.deepEqual(released, ['b']);
+    assert.ok(messages.includes('a response waiting for the ledger journal failed'));
+    j.close();
+  });
+
+  it('a line cut by a failed write is never followed by the next one in the same file', async () => {
+    const { logger } = logged();
+    const d = dir();
+    const j = LedgerJournal.open(d, { logger });
+    j.append({ r: rec('w1') }, true);
+    j.append({ r: rec('w2') }, true);
+    await turn();
+    j.append({ r: rec('x1') }, true);
+    j.append({ r: rec('x2') }, true);
+    // The turn's one write gets 40 bytes out, then the disk is full.
+    const restore = failingWrites((call) => (call === 0 ? 'partial' : 'enospc'));
+    try {
+      await turn();
+    } finally {
+      restore();
+    }
+    j.append({ r: rec('y1') }); // space again: a later answer's line
+    j.close();
+    const left = LedgerJournal.open(d).leftovers();
+    // Before: y1 was appended to the fragment of x1's line and both were one bad line.
+    assert.deepEqual(
+      left.entries.map((e) => e.r.id),
+      ['w1', 'w2', 'y1'],
+    );
+    assert.equal(left.badLines, 1);
+  });
+
+  it('a disk full when the quota settle notes are written: nothing escapes, they are written on a later tick', async () => {
+    const { logger, messages } = logged();
+    const d = dir();
+    const quotas = new MemoryQuotaStore();
+    const r = await quotas.reserve({
+      tenant: 'acme',
+      scopes: [{ name: 'tenant', limits: { day: { tokens: 1000 } } }],
+      tokens: 10,
+      owner: 'me',
+    });
+    assert.ok(r.ok);
+    const j = LedgerJournal.open(d, { logger, segmentMs: 0 });
+    const w = new LedgerWriter(new MemoryLedgerStore(), { journal: j, flushIntervalMs: 60_000 });
+    w.write(rec('a'), { res: r.reservation, tokens: 3 });
+    await w.flush();
+    j.tick(); // the record's segment rolls; its quota commit is still owed
+    assert.equal(j.pending(), 1);
+    // The next segment (where the notes go) is on a full disk.
+    symlinkSync('/dev/full', join(d, 'ledger-0000000002.jsonl'));
+    w.quotaSettled('a');
+    assert.doesNotThrow(() => j.tick()); // before: ENOSPC thrown from the writer's timer
+    assert.equal(j.pending(), 1, 'the record stays owed while its note is unwritten');
+    assert.ok(messages.includes('ledger journal: writing quota settle notes failed'));
+    j.tick(); // the next tick writes the note in a new segment
+    assert.equal(j.pending(), 0);
+    assert.deepEqual(segments(d), []);
+    await w.close();
+  });
+
+  it('a confirmation that arrives after close keeps the segment for the next start', async () => {
+    const d = dir();
+    const quotas = new MemoryQuotaStore();
+    const r = await quotas.reserve({
+      tenant: 'acme',
+      scopes: [{ name: 'tenant', limits: { day: { tokens: 1000 } } }],
+      tokens: 10,
+      owner: 'me',
+    });
+    assert.ok(r.ok);
+    const j = LedgerJournal.open(d);
+    const seg = j.append({ r: rec('a'), q: { res: r.reservation, tokens: 3 } }); // 2 owed
+    j.close();
+    assert.equal(segments(d).length, 1);
+    // The store's append and the quota commit end after shutdown's wait: before, these late
+    // confirmations deleted the segment the next start was to replay.
+    j.confirm(seg);
+    j.confirm(seg);
+    j.settled('a', seg);
+    assert.equal(segments(d).length, 1);
+    assert.deepEqual(
+      LedgerJournal.open(d)
+        .leftovers()
+        .entries.map((e) => e.r.id),
+      ['a'],
+    );
   });
 });
 

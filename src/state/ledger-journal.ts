@@ -211,6 +211,8 @@ export class LedgerJournal {
   /** Callbacks waiting for the deferred lines to be written. */
   #waiters: Array<() => void> = [];
   #flushScheduled = false;
+  /** The last attempt to write the quota settle notes failed (logged once per failing streak). */
+  #settledFailing = false;
   /** Lines appended in this event-loop turn, and in the turn before (for `defer`'s choice). */
   #turnLines = 0;
   #lastTurnLines = 0;
@@ -272,16 +274,36 @@ export class LedgerJournal {
   #write(line: string): JournalSegment {
     const seg = this.#current();
     const fd = seg.fd as number;
-    const n = writeSync(fd, line);
-    const size = n < line.length ? Buffer.byteLength(line) : n;
-    if (n < size) {
-      // A short write (disk nearly full): finish it or throw.
-      const buf = Buffer.from(line, 'utf8');
-      let off = n;
-      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    const size = Buffer.byteLength(line);
+    let written = 0;
+    try {
+      written = writeSync(fd, line);
+      if (written < size) {
+        // A short write (disk nearly full): finish it or throw.
+        const buf = Buffer.from(line, 'utf8');
+        while (written < size) written += writeSync(fd, buf, written, size - written);
+      }
+    } catch (err) {
+      // The line may be cut part-way (disk full): the next line must not be appended to the
+      // fragment, which would make a good record unreadable at replay. It starts a new segment;
+      // this one keeps its confirmations owed and is deleted as usual once they are in.
+      seg.bytes += written;
+      this.#closeSegment(seg);
+      throw err;
     }
     seg.bytes += size;
     return seg;
+  }
+
+  #closeSegment(seg: JournalSegment): void {
+    if (seg.fd === undefined) return;
+    const fd = seg.fd;
+    seg.fd = undefined;
+    try {
+      closeSync(fd);
+    } catch (err) {
+      this.#logger?.warn({ err, file: seg.file }, 'could not close a ledger journal segment');
+    }
   }
 
   /**
@@ -347,7 +369,15 @@ export class LedgerJournal {
       // Disk full or the like: the records are still in the ledger writer's buffer for the store.
       this.#logger?.error({ err, records: lines.length }, 'ledger journal write failed');
     }
-    for (const w of waiters) w();
+    // Each waiter sends a response: one that throws must not leave the others unsent, nor escape
+    // (from the setImmediate flush it would be an uncaught exception).
+    for (const w of waiters) {
+      try {
+        w();
+      } catch (err) {
+        this.#logger?.error({ err }, 'a response waiting for the ledger journal failed');
+      }
+    }
   }
 
   /**
@@ -357,22 +387,38 @@ export class LedgerJournal {
    * store's own per-reservation idempotency at replay.
    */
   settled(requestId: string, seg: JournalSegment): void {
+    // After close the segments stay as they are for the next start (which replays the commit; the
+    // store's per-reservation marker makes a commit that did happen a no-op).
+    if (this.#closed) return;
     this.#settledIds.push(requestId);
     this.#settledSegs.push(seg);
   }
 
   #writeSettled(): void {
-    if (this.#settledIds.length === 0) return;
+    if (this.#settledIds.length === 0 || this.#closed) return;
     const ids = this.#settledIds;
     const segs = this.#settledSegs;
+    try {
+      this.#write(`${JSON.stringify({ s: ids })}\n`);
+    } catch (err) {
+      // Disk full: the notes stay queued for the next tick (their records stay unconfirmed, so
+      // their segments are kept), and this runs from a timer: nothing may escape.
+      if (!this.#settledFailing)
+        this.#logger?.error({ err, ids: ids.length }, 'ledger journal: writing quota settle notes failed');
+      this.#settledFailing = true;
+      return;
+    }
+    this.#settledFailing = false;
     this.#settledIds = [];
     this.#settledSegs = [];
-    if (!this.#closed) this.#write(`${JSON.stringify({ s: ids })}\n`);
     for (const seg of segs) seg.pending = Math.max(0, seg.pending - 1);
     this.#sweep();
   }
 
   confirm(seg: JournalSegment): void {
+    // A confirmation after close (a quota commit that ended after shutdown's wait) must not delete
+    // a segment the next start is to replay.
+    if (this.#closed) return;
     seg.pending = Math.max(0, seg.pending - 1);
     this.#sweep();
   }
@@ -381,8 +427,7 @@ export class LedgerJournal {
     this.flushDeferred();
     const cur = this.#segments.at(-1);
     if (cur?.fd === undefined) return;
-    closeSync(cur.fd);
-    cur.fd = undefined;
+    this.#closeSegment(cur);
     this.#sweep();
   }
 
@@ -401,11 +446,13 @@ export class LedgerJournal {
   }
 
   /** Called periodically: roll an old non-empty segment so confirmed records leave the disk. */
-  tick(now = Date.now()): void {
+  tick(now?: number): void {
     this.flushDeferred();
     this.#writeSettled();
+    // The time is read after the writes above, which may have opened the segment checked here.
+    const t = now ?? Date.now();
     const cur = this.#segments.at(-1);
-    if (cur?.fd !== undefined && cur.bytes > 0 && now - cur.openedAt >= this.#o.segmentMs) this.#roll();
+    if (cur?.fd !== undefined && cur.bytes > 0 && t - cur.openedAt >= this.#o.segmentMs) this.#roll();
   }
 
   /** Records written and not yet confirmed. */

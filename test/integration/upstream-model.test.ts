@@ -3,9 +3,17 @@
  * the alias it asked for in `model` (non-streaming and every stream chunk) and the backend's name
  * in `x-portico-upstream-model`. Checked with the official openai SDK against a fake OpenAI
  * upstream whose model name differs from the alias.
+ *
+ * A backend's model name that is not printable ASCII (a local model named in Chinese, a control
+ * character) goes in the header percent-encoded: Node refuses such a header when the response is
+ * written, and with the ledger journal deferring the response (embedded state) and compression off
+ * that left responses unsent and threw out of the journal's flush (found in review, 2026-12-07).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import { ACME_KEY, demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { startFakeOpenAI, type FakeServer } from '../helpers/fake-openai.js';
@@ -69,5 +77,68 @@ describe('model alias on openai-kind backends', () => {
       assert.equal(text, 'ANSWER: hello there');
       assert.equal(usage !== undefined, include_usage);
     }
+  });
+});
+
+describe('a backend model name that is not printable ASCII', () => {
+  let fake: FakeServer;
+  let gw: TestGateway;
+  let client: OpenAI;
+  const dataDir = mkdtempSync(join(tmpdir(), 'portico-upstream-model-'));
+  before(async () => {
+    fake = await startFakeOpenAI();
+    gw = await startTestGateway(
+      demoConfig({
+        // The embedded state has the ledger journal (responses wait for its write); compression off
+        // leaves no later onSend hook to catch a throwing writeHead.
+        server: { host: '127.0.0.1', port: 0, compression: { enabled: false } },
+        state: { kind: 'embedded', data_dir: dataDir },
+        tenants: [{ id: 'acme-corp', api_keys: [{ value: ACME_KEY }] }],
+        models: {
+          local: {
+            backends: [
+              { id: 'fake', provider: 'openai', base_url: `${fake.url}/v1`, model: '模型-7b\u0007' },
+            ],
+            health_check: { enabled: false },
+          },
+        },
+      }),
+    );
+    client = new OpenAI({ baseURL: gw.baseURL, apiKey: ACME_KEY, maxRetries: 0, timeout: 10_000 });
+  });
+  after(async () => {
+    await gw.close();
+    await fake.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('is percent-encoded in the header; every answer and stream is sent (30 at once)', async () => {
+    const encoded = encodeURIComponent('模型-7b\u0007');
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, async (_, i) => {
+        if (i % 2 === 0) {
+          const { data, response } = await client.chat.completions
+            .create({ model: 'local', messages: [{ role: 'user', content: `q${i}` }] })
+            .withResponse();
+          assert.equal(response.headers.get('x-portico-upstream-model'), encoded);
+          assert.equal(data.model, 'local');
+          return data.choices[0]?.message.content;
+        }
+        const { data: stream, response } = await client.chat.completions
+          .create({ model: 'local', messages: [{ role: 'user', content: `q${i}` }], stream: true })
+          .withResponse();
+        assert.equal(response.headers.get('x-portico-upstream-model'), encoded);
+        let text = '';
+        for await (const c of stream) {
+          assert.equal(c.model, 'local');
+          text += c.choices[0]?.delta.content ?? '';
+        }
+        return text;
+      }),
+    );
+    assert.deepEqual(
+      answers,
+      Array.from({ length: 30 }, (_, i) => `ANSWER: q${i}`),
+    );
   });
 });
