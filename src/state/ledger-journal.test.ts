@@ -10,6 +10,8 @@ import fs, {
   writeFileSync,
 } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LedgerJournal } from './ledger-journal.js';
@@ -145,11 +147,63 @@ describe('LedgerJournal', () => {
     );
   });
 
-  it('a directory locked by a live process gives the next one a replica slot', () => {
+  it('a directory locked by a live process gives the next one a replica slot', async () => {
     const d = dir();
-    writeFileSync(join(d, 'owner.pid'), `${process.ppid}\n`); // a live process that is not us
-    const j = LedgerJournal.open(d);
-    assert.equal(j.dir, join(d, 'replica-1'));
+    // Another process holds the slot's lock (as a running gateway does) until told to stop.
+    const holder = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const D = require('better-sqlite3'); const db = new D(${JSON.stringify(join(d, 'journal.lock'))});
+         db.pragma('locking_mode = EXCLUSIVE'); db.exec('BEGIN EXCLUSIVE'); console.log('held');
+         process.stdin.on('data', () => process.exit(0));`,
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    await once(holder.stdout, 'data');
+    try {
+      const j = LedgerJournal.open(d);
+      assert.equal(j.dir, join(d, 'replica-1'));
+      j.close();
+    } finally {
+      holder.stdin.end('stop');
+      await once(holder, 'exit');
+    }
+    // The holder is gone (the OS dropped its lock): the next journal takes the base slot.
+    const again = LedgerJournal.open(d);
+    assert.equal(again.dir, d);
+    again.close();
+  });
+
+  it('processes starting at once on a slot whose owner died each get a slot of their own', async () => {
+    const d = dir();
+    // The lock file of an older version naming a dead process: not a lock any more.
+    writeFileSync(join(d, 'owner.pid'), '999999\n');
+    const at = Date.now() + 1500;
+    const child = (): Promise<string> =>
+      new Promise((res, rej) => {
+        const p = spawn(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            '-e',
+            `import { LedgerJournal } from ${JSON.stringify(join(import.meta.dirname, 'ledger-journal.ts'))};
+             while (Date.now() < ${at}) {}
+             const j = LedgerJournal.open(${JSON.stringify(d)}); console.log(j.dir);
+             setTimeout(() => process.exit(0), 1500);`,
+          ],
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        let out = '';
+        p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        p.on('error', rej);
+        p.on('exit', () => res(out.trim()));
+      });
+    const dirs = await Promise.all([child(), child(), child(), child()]);
+    // Before (a pid file read, then overwritten): two owners of one slot in 6 rounds of 6.
+    assert.equal(new Set(dirs).size, 4, `slots: ${dirs.join(', ')}`);
+    assert.ok(dirs.includes(d));
   });
 });
 

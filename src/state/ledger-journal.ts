@@ -20,10 +20,15 @@
  * ledger appends are idempotent by request id, and a quota commit is re-applied only when no "s"
  * line says it happened (and the store's own per-reservation marker guards it a second time).
  *
- * Each process locks the directory it writes (a pid file). In distributed mode every replica
- * needs its own directory (its own volume); replicas started in the same directory (tests, one
- * host) each take a free `replica-<n>` slot under it, and a slot whose owner died is taken over
- * and replayed by the next process that starts there.
+ * Each process locks the directory it writes: an exclusive SQLite lock on `<dir>/journal.lock`,
+ * held for the journal's life (as sqlite/gateway-lock.ts does for a data_dir). The OS drops it
+ * when the process dies (kill -9 included), so the next process to start there takes the slot over
+ * and replays it; two processes starting at once cannot both take one slot, and neither a reused
+ * pid nor another PID namespace (containers sharing a volume) can fake an owner (the pid file this
+ * replaced could: review, 2026-12-07). In distributed mode every replica needs its own directory
+ * (its own volume); replicas started in the same directory (tests, one host) each take a free
+ * `replica-<n>` slot under it. Within one process a later journal on a slot takes it over from an
+ * earlier one that was never closed (what a crash leaves, as tests simulate it).
  */
 import {
   closeSync,
@@ -34,10 +39,10 @@ import {
   readFileSync,
   rmSync,
   unlinkSync,
-  writeFileSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
 import type { LedgerRecord, QuotaReservation, StateLogger } from './ports.js';
 
 /** The quota settle a record implies: what releaseHolds commits for it. */
@@ -79,39 +84,55 @@ export interface JournalSegment {
   pending: number;
 }
 
-const LOCK = 'owner.pid';
+const LOCK = 'journal.lock';
+/** The lock file of versions before 2026-12-07 (a pid): removed when a slot is taken. */
+const OLD_LOCK = 'owner.pid';
 const SEGMENT_RE = /^ledger-(\d+)\.jsonl$/;
 
-function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return false; // a restarted container reuses its pid: the file is stale
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** A slot's lock: the SQLite connection holding it, and the journal that owns it now. */
+interface SlotLock {
+  readonly db: Database.Database;
+  owner: LedgerJournal | undefined;
+}
+/** The slots this process holds, by absolute path. */
+const heldSlots = new Map<string, SlotLock>();
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
 }
 
-/** Take `dir` when no live process holds it. */
-function tryLock(dir: string): boolean {
+/** Take `dir` when no other process holds it (this process's own earlier hold is taken over). */
+function tryLock(dir: string): SlotLock | undefined {
   mkdirSync(dir, { recursive: true });
-  const f = join(dir, LOCK);
+  const key = resolve(dir);
+  const mine = heldSlots.get(key);
+  if (mine) return mine;
+  const db = new Database(join(dir, LOCK));
   try {
-    writeFileSync(f, `${process.pid}\n`, { flag: 'wx' });
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    db.pragma('busy_timeout = 0');
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('BEGIN EXCLUSIVE');
+  } catch (err) {
+    db.close();
+    if (isBusy(err)) return undefined;
+    throw err;
   }
-  let pid = NaN;
+  rmSync(join(dir, OLD_LOCK), { force: true });
+  const lock: SlotLock = { db, owner: undefined };
+  heldSlots.set(key, lock);
+  return lock;
+}
+
+function unlock(dir: string, lock: SlotLock): void {
+  heldSlots.delete(resolve(dir));
   try {
-    pid = Number.parseInt(readFileSync(f, 'utf8').trim(), 10);
+    lock.db.exec('ROLLBACK');
   } catch {
-    // unreadable: treat as stale
+    // the transaction is gone with the connection anyway
+  } finally {
+    lock.db.close();
   }
-  if (alive(pid)) return false;
-  writeFileSync(f, `${process.pid}\n`);
-  return true;
 }
 
 /** The quota part of a journal line (see the file comment): what QuotaStore.commit needs. */
@@ -217,8 +238,18 @@ export class LedgerJournal {
   #turnLines = 0;
   #lastTurnLines = 0;
 
-  private constructor(dir: string, firstSeq: number, leftovers: string[], opts: JournalOptions) {
+  readonly #lock: SlotLock;
+
+  private constructor(
+    dir: string,
+    lock: SlotLock,
+    firstSeq: number,
+    leftovers: string[],
+    opts: JournalOptions,
+  ) {
     this.dir = dir;
+    this.#lock = lock;
+    lock.owner = this;
     this.#seq = firstSeq;
     this.#leftoverFiles = leftovers;
     this.#logger = opts.logger;
@@ -228,15 +259,18 @@ export class LedgerJournal {
   /** Lock a directory under `baseDir` (the base itself, else the first free replica-<n>) and open it. */
   static open(baseDir: string, opts: JournalOptions = {}): LedgerJournal {
     let dir: string | undefined;
-    for (let i = 0; i < 256 && dir === undefined; i++) {
-      const d = i === 0 ? baseDir : join(baseDir, `replica-${i}`);
-      if (tryLock(d)) dir = d;
+    let lock: SlotLock | undefined;
+    for (let i = 0; i < 256 && lock === undefined; i++) {
+      dir = i === 0 ? baseDir : join(baseDir, `replica-${i}`);
+      lock = tryLock(dir);
     }
-    if (dir === undefined) throw new Error(`no free ledger journal slot under ${baseDir}`);
+    if (lock === undefined || dir === undefined)
+      throw new Error(`no free ledger journal slot under ${baseDir}`);
     const old = segmentsIn(dir);
     const next = (old.at(-1)?.seq ?? 0) + 1;
     return new LedgerJournal(
       dir,
+      lock,
       next,
       old.map((s) => s.file),
       opts,
@@ -480,11 +514,7 @@ export class LedgerJournal {
         { pending: this.pending(), files: this.#segments.length, dir: this.dir },
         'ledger journal closed with unconfirmed records; the next start replays them',
       );
-    const f = join(this.dir, LOCK);
-    try {
-      if (readFileSync(f, 'utf8').trim() === String(process.pid)) rmSync(f, { force: true });
-    } catch {
-      // already gone
-    }
+    // A journal that a later one in this process took the slot over from leaves the lock alone.
+    if (this.#lock.owner === this) unlock(this.dir, this.#lock);
   }
 }
