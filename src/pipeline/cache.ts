@@ -54,11 +54,25 @@ export function planCache(
   request: { temperature?: number | null; seed?: number | null; stream?: boolean | null },
 ): CachePlan | undefined {
   const cfg = ctx.snapshot.config.cache;
-  const model = ctx.model ? ctx.snapshot.config.models[ctx.model] : undefined;
+  const models = ctx.snapshot.config.models;
+  const model = ctx.model ? models[ctx.model] : undefined;
+  // An alias that splits (A/B) answers from the variant picked for this request: the variant is
+  // what the entry is for (keyed by it), and its own cache settings apply before the alias's.
+  const variant = ctx.variant !== undefined && ctx.variant !== ctx.model ? models[ctx.variant] : undefined;
   markBypass(ctx);
-  if (!cache || !cfg.enabled || tenant.cache?.enabled === false || model?.cache?.enabled === false) return;
+  if (
+    !cache ||
+    !cfg.enabled ||
+    tenant.cache?.enabled === false ||
+    model?.cache?.enabled === false ||
+    variant?.cache?.enabled === false
+  )
+    return;
   const deterministicOnly =
-    tenant.cache?.deterministic_only ?? model?.cache?.deterministic_only ?? cfg.deterministic_only;
+    tenant.cache?.deterministic_only ??
+    variant?.cache?.deterministic_only ??
+    model?.cache?.deterministic_only ??
+    cfg.deterministic_only;
   if (deterministicOnly && !isDeterministic(request)) return;
   const { noCache, noStore } = directives(ctx.cacheControl);
   if (noCache && noStore) return;
@@ -66,7 +80,7 @@ export function planCache(
   return {
     cache,
     tenant: tenant.id,
-    key: cacheKey(tenant.id, ctx.model ?? '', endpoint, request),
+    key: cacheKey(tenant.id, ctx.variant ?? ctx.model ?? '', endpoint, request),
     lookup: !noCache,
     store: !noStore,
   };
@@ -77,9 +91,14 @@ function markHit(ctx: RequestContext, tier: 'l1' | 'l2' | 'coalesced'): void {
   setHeaders(ctx, { [CACHE_HEADER]: 'hit', [CACHE_TIER_HEADER]: tier });
 }
 
-/** The leader's client went away: followers should make their own call rather than fail. */
+/**
+ * The leader's client went away: followers should make their own call rather than fail. A plain
+ * AbortError is the leader's own signal too (a retry's back-off sleep, an in-process backend):
+ * upstream timeouts and failures arrive as PorticoErrors with their own codes.
+ */
 function leaderAbandoned(err: unknown): boolean {
-  return isPorticoError(err) && err.code === 'client_closed_request';
+  if (isPorticoError(err)) return err.code === 'client_closed_request';
+  return err instanceof Error && err.name === 'AbortError';
 }
 
 function abandoned(): PorticoError {

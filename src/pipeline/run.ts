@@ -357,6 +357,18 @@ function passThrough(
   return { kind: 'raw', dispatched: d, wantsUsage, modelJson: modelJsonOf(alias), countPrompt };
 }
 
+/**
+ * A cached stream is shared by clients that asked for the usage chunk and clients that did not
+ * (stream_options is not in the key), so the leader's upstream call always asks for it: backends
+ * that send usage only when asked (Anthropic, the engine, the simulator) would otherwise leave an
+ * entry without it. trackUsage hides the chunk from a client that did not ask.
+ */
+function withStreamUsage<R extends { stream_options?: { include_usage?: boolean } | null }>(req: R): R {
+  return req.stream_options?.include_usage === true
+    ? req
+    : { ...req, stream_options: { ...(req.stream_options ?? {}), include_usage: true } };
+}
+
 export async function runChat(
   deps: PipelineDeps,
   ctx: RequestContext,
@@ -394,9 +406,10 @@ export async function runChat(
         ),
         () => countMessages(shaped.messages),
       );
+    const upstreamReq = plan ? withStreamUsage(shaped) : shaped;
     const chunks = await serveStream(plan, ctx, () =>
       dispatchStream(deps, ctx, pool, async (b, pctx) =>
-        aliasStream(ctx, b, req.model, await b.provider.chatStream(shaped, pctx)),
+        aliasStream(ctx, b, req.model, await b.provider.chatStream(upstreamReq, pctx)),
       ),
     );
     return {
@@ -458,9 +471,10 @@ export async function runCompletion(
         () => countPrompt(r.prompt),
       );
     }
+    const upstreamReq = plan ? withStreamUsage(req) : req;
     const chunks = await serveStream(plan, ctx, () =>
       dispatchStream(deps, ctx, pool, async (b, pctx) =>
-        aliasStream(ctx, b, alias, await b.provider.completionStream(req, pctx)),
+        aliasStream(ctx, b, alias, await b.provider.completionStream(upstreamReq, pctx)),
       ),
     );
     return { kind: 'stream', chunks: trackUsage(ctx, chunks, wantsUsage, () => countPrompt(req.prompt)) };

@@ -313,3 +313,117 @@ describe('response cache: isolation, expiry, eviction, Redis down', () => {
     }
   });
 });
+
+/**
+ * Found in review (2026-12-07), each reproduced against the old code first: an A/B alias keyed by
+ * the alias (one variant's answer served to the other's users), a stream stored without its usage
+ * chunk (backends that send usage only when asked) replayed to a client that asked for it, and a
+ * follower that got a 500 when the leader's client left during a retry's back-off.
+ */
+describe('response cache: variants, usage, abandoned leaders', () => {
+  const split = [
+    { model: 'va', weight: 1 },
+    { model: 'vb', weight: 1 },
+  ];
+  let gw: TestGateway;
+  let sim: TestSim;
+  before(async () => {
+    // Every answer a 503 with retry-after 2 s: a leader sleeps 2 s before its retry.
+    sim = await startTestSim({
+      sim: {
+        mode: 'lorem',
+        output_tokens: 4,
+        faults: { error_rate: 1, error_status: 503, retry_after_s: 2 },
+      },
+    });
+    gw = await startTestGateway(
+      demoConfig({
+        tenants: [
+          {
+            id: 'acme-corp',
+            allowed_models: ['ab', 'va', 'vb', 'local', 'flaky'],
+            api_keys: [{ value: ACME_KEY }],
+          },
+        ],
+        models: {
+          va: { backends: [{ id: 'sim-a', provider: 'sim', sim: { mode: 'echo' } }] },
+          vb: { backends: [{ id: 'sim-b', provider: 'sim', sim: { mode: 'lorem', output_tokens: 5 } }] },
+          ab: { split },
+          // In-process simulator: sends the usage chunk only when asked, as Anthropic and the engine do.
+          local: {
+            backends: [{ id: 'sim-local', provider: 'sim', sim: { mode: 'lorem', output_tokens: 6 } }],
+          },
+          flaky: {
+            retry: { attempts: 2 },
+            backends: [{ id: 'sim-503', provider: 'openai', base_url: sim.baseURL, model: 'sim' }],
+          },
+        },
+      }),
+    );
+  });
+  after(async () => {
+    await gw.close();
+    await sim.close();
+  });
+
+  it('an A/B alias caches each variant under its own entry', async () => {
+    const users: Record<string, string> = {};
+    for (let i = 0; i < 200 && Object.keys(users).length < 2; i++) {
+      const r = await fetch(`${gw.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${ACME_KEY}`,
+          'content-type': 'application/json',
+          'x-portico-user': `u${i}`,
+        },
+        body: chatBody('which variant?', { model: 'ab', max_tokens: 10 }),
+      });
+      const variant = r.headers.get('x-portico-variant') ?? '';
+      const text = ((await r.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]
+        ?.message.content;
+      assert.equal(r.status, 200);
+      // Before: the second variant's first request was a hit on the first variant's entry.
+      if (!(variant in users)) {
+        assert.equal(r.headers.get('x-portico-cache'), 'miss', `${variant}: first request`);
+        users[variant] = text ?? '';
+      } else assert.equal(text, users[variant], `${variant}: its own entry`);
+    }
+    assert.deepEqual(Object.keys(users).sort(), ['va', 'vb']);
+    assert.notEqual(users.va, users.vb);
+  });
+
+  it('a stream cached for a client that did not ask for usage still has it for one that does', async () => {
+    const body = chatBody('usage shared?', { model: 'local', stream: true });
+    const first = await post(gw, body);
+    assert.equal(first.cache, 'miss');
+    assert.doesNotMatch(first.text, /"usage":\{/, 'hidden from the client that did not ask');
+    const second = await post(
+      gw,
+      chatBody('usage shared?', { model: 'local', stream: true, stream_options: { include_usage: true } }),
+    );
+    assert.equal(second.cache, 'hit');
+    assert.match(second.text, /"usage":\{"prompt_tokens":\d+/, 'before: no usage chunk in the replay');
+  });
+
+  it("a follower makes its own call when the leader's client leaves during a retry's back-off", async () => {
+    const body = chatBody('leave during back-off', { model: 'flaky' });
+    const ac = new AbortController();
+    const leader = fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      signal: ac.signal,
+      headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+      body,
+    }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    const follower = post(gw, body);
+    await new Promise((r) => setTimeout(r, 300));
+    ac.abort(); // the leader is asleep before its retry
+    await leader;
+    const f = await follower;
+    // Before: 500 internal_error (the leader's AbortError was not seen as abandonment). Now the
+    // follower calls upstream itself and gets the backend's own answer (a 503 after its retry).
+    assert.notEqual(f.status, 500, f.text);
+    assert.equal(f.status, 503, f.text);
+    assert.doesNotMatch(f.text, /internal_error/);
+  });
+});
