@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PorticoError } from '../errors/portico-error.js';
 import type { Gateway } from '../app.js';
 import { createContext, type KeyMemo, type RequestContext, type RouteName } from '../pipeline/context.js';
+import { finishRequest } from '../pipeline/run.js';
 
 /** Each client connection's KeyMemo (authenticate.ts), dropped with the socket. */
 const keyMemos = new WeakMap<object, KeyMemo>();
@@ -74,10 +75,28 @@ export function contextFor(
   timer.unref();
   // One listener for the connection's end: clear the time limit, and if the client went away
   // before we finished, abort upstream work at once. (A finished request has no upstream work
-  // left; aborting it anyway would only build a DOMException.)
+  // left; aborting it anyway would only build a DOMException.) A response that can no longer be
+  // written never gets Fastify's onResponse, where requests are finished: a request whose handler
+  // is done is finished here (its in-flight slot, quota hold and tokens/min charge given back);
+  // one whose handler still runs is finished when it settles (tenantRoute), streams by their writer.
   reply.raw.once('close', () => {
     clearTimeout(timer);
-    if (!ctx.finished && !reply.raw.writableFinished && !controller.aborted) controller.abort();
+    if (ctx.finished || reply.raw.writableFinished) return;
+    ctx.clientGone = true;
+    if (!controller.aborted) controller.abort();
+    if (ctx.handlerDone) finishRequest(gw.deps, ctx, CLIENT_CLOSED);
   });
   return ctx;
+}
+
+/** The status a request whose client left is recorded with (nginx's "client closed request"). */
+export const CLIENT_CLOSED = 499;
+
+/**
+ * The route's handler settled: when its client already left, the request is finished now (see
+ * contextFor's close listener), else by onResponse or the stream writer as usual.
+ */
+export function handlerSettled(gw: Gateway, ctx: RequestContext): void {
+  ctx.handlerDone = true;
+  if (ctx.clientGone && !ctx.finished) finishRequest(gw.deps, ctx, CLIENT_CLOSED);
 }

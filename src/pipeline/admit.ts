@@ -503,12 +503,19 @@ async function takeSlots(
   const tryAll = async (): Promise<boolean> => {
     const got: InflightLease[] = [];
     for (const c of caps) {
-      const r = await guard(counters.acquire(c.key, { max: c.max, leaseMs: LEASE_MS }));
-      if (!r.lease) {
+      let lease: InflightLease | null | undefined;
+      try {
+        lease = (await counters.acquire(c.key, { max: c.max, leaseMs: LEASE_MS })).lease;
+      } catch (err) {
+        // The key's slot is taken and the tenant's acquire failed (store down): give the key's back.
+        await Promise.allSettled(got.map((l) => counters.release(l)));
+        throw storeError(err);
+      }
+      if (!lease) {
         await Promise.all(got.map((l) => counters.release(l)));
         return false;
       }
-      got.push(r.lease);
+      got.push(lease);
     }
     if (gaveUp) {
       await Promise.all(got.map((l) => counters.release(l)));

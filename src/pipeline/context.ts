@@ -72,6 +72,10 @@ export class RequestContext {
   firstTokenAt?: number = undefined;
   /** Set once when the request is finished (accounting runs exactly once). */
   finished = false;
+  /** The client's connection closed before its response was written. */
+  clientGone = false;
+  /** The route's handler settled (its response is being sent, or never will be). */
+  handlerDone = false;
   key?: KeyEntry = undefined;
   /** A lower priority class asked for by the request (x-portico-priority). */
   priority?: string = undefined;

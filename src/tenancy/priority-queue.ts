@@ -57,7 +57,9 @@ export class AdmissionQueue {
     attempt: () => Promise<boolean>,
     signal: AbortSignal,
   ): Promise<boolean> {
-    if (this.#waiters.length >= this.#maxQueue || timeoutMs <= 0) return Promise.resolve(false);
+    // A request whose client already left does not wait (its abort event has already fired).
+    if (this.#waiters.length >= this.#maxQueue || timeoutMs <= 0 || signal.aborted)
+      return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       const w: Waiter = {
         rank: priorityRank(priority),

@@ -317,3 +317,91 @@ async function countRequests(gw: TestGateway, tenant: string, status: string): P
     .filter((v) => v.labels.tenant === tenant && v.labels.status === status)
     .reduce((n, v) => n + v.value, 0);
 }
+
+/**
+ * Found in review (2026-12-07): a client that left before its response started was never finished
+ * (Fastify runs onResponse only for a response it wrote), so its in-flight slot, quota hold and
+ * tokens/min charge were renewed for ever: with max_in_flight 1, every later request waited the
+ * whole queue timeout and got a 503. Each case fails on the old code.
+ */
+describe('a client that leaves before its response', () => {
+  const KEY = 'sk-test-leaving-client';
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway(
+      demoConfig({
+        tenants: [
+          {
+            id: 'narrow',
+            allowed_models: ['slow'],
+            limits: { max_in_flight: 1, tokens_per_minute: 100_000 },
+            quota: { daily_tokens: 1_000_000 },
+            api_keys: [{ value: KEY }],
+          },
+        ],
+        models: {
+          slow: {
+            backends: [
+              {
+                id: 's',
+                provider: 'sim',
+                sim: { mode: 'lorem', output_tokens: 10, ttft_ms: 400, itl_ms: 20 },
+              },
+            ],
+          },
+        },
+        admission: { queue_timeout_ms: 3000 },
+      }),
+    );
+  });
+  after(() => gw.close());
+
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  const inFlight = async (): Promise<number> => {
+    const tenancy = gw.gateway.tenancy;
+    assert.ok(tenancy);
+    return tenancy.state.counters.inflight({ tenant: 'narrow', name: 'tenant:inflight' });
+  };
+  /** A request whose client goes `afterMs` after sending it (the backend answers after 400 ms). */
+  async function leaves(extra: Record<string, unknown>, afterMs: number): Promise<void> {
+    const ac = new AbortController();
+    const req = fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      signal: ac.signal,
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'slow',
+        messages: [{ role: 'user', content: 'bye' }],
+        max_tokens: 10,
+        ...extra,
+      }),
+    }).catch(() => undefined);
+    await sleep(afterMs);
+    ac.abort();
+    await req;
+  }
+
+  for (const [name, extra] of [
+    ['non-streaming', {}],
+    ['streaming, before the first byte', { stream: true }],
+  ] as const) {
+    it(`${name}: its slot, quota hold and tokens/min charge are given back`, async () => {
+      // Its client leaves while the upstream call runs (holding the slot, the quota and the charge).
+      await leaves(extra, 100);
+      const until = Date.now() + 2_000;
+      while ((await inFlight()) > 0 && Date.now() < until) await sleep(20);
+      assert.equal(await inFlight(), 0, 'the in-flight slot was given back');
+      assert.equal(gw.gateway.tenancy?.reservations.size, 0, 'no quota reservation is held');
+      const started = Date.now();
+      const next = await chat(gw, KEY, { model: 'slow' });
+      await next.arrayBuffer();
+      assert.equal(next.status, 200);
+      assert.ok(
+        Date.now() - started < 2_000,
+        `the next request waited ${Date.now() - started} ms for a slot`,
+      );
+      const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+      assert.match(metrics, /portico_requests_in_flight\{tenant="narrow"\} 0/);
+    });
+  }
+});

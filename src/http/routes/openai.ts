@@ -6,7 +6,7 @@ import type { RouteName } from '../../pipeline/context.js';
 import { beginTenantRequest, runChat, runCompletion, runEmbeddings, runRerank } from '../../pipeline/run.js';
 import type { TenantRuntime } from '../../pipeline/snapshot.js';
 import type { RequestContext } from '../../pipeline/context.js';
-import { contextFor } from '../request-context.js';
+import { contextFor, handlerSettled } from '../request-context.js';
 import { markTenantRoute } from '../edge-context.js';
 import { markBypass } from '../../pipeline/cache.js';
 import { startRespond } from '../../telemetry/tracing.js';
@@ -24,16 +24,20 @@ type Handler = (
 export function tenantRoute(gw: Gateway, route: RouteName, endpoint: string, handler: Handler) {
   const run = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
     const ctx = contextFor(gw, request, reply, route, endpoint);
-    if (route === 'chat' || route === 'completions') markBypass(ctx);
-    const tenant = await beginTenantRequest(
-      gw.deps,
-      ctx,
-      extractKey(request.headers.authorization, request.headers['x-api-key']),
-    );
-    const result = await handler(ctx, tenant, request, reply);
-    if (ctx.responseHeaders && !reply.sent) reply.headers(ctx.responseHeaders);
-    if (!reply.sent) startRespond(ctx);
-    return result;
+    try {
+      if (route === 'chat' || route === 'completions') markBypass(ctx);
+      const tenant = await beginTenantRequest(
+        gw.deps,
+        ctx,
+        extractKey(request.headers.authorization, request.headers['x-api-key']),
+      );
+      const result = await handler(ctx, tenant, request, reply);
+      if (ctx.responseHeaders && !reply.sent) reply.headers(ctx.responseHeaders);
+      if (!reply.sent) startRespond(ctx);
+      return result;
+    } finally {
+      handlerSettled(gw, ctx);
+    }
   };
   // Marked so that a request the edge rejects before `run` (415, 413, bad JSON) is still logged.
   return markTenantRoute(run, route, endpoint);

@@ -1,0 +1,94 @@
+/**
+ * Found in review (2026-12-07): a store that fails on the tenant's in-flight acquire, after the
+ * key's slot was taken, left the key's slot taken (until its 2-minute lease ran out; inside the
+ * queue's retries one more per poll); and a request whose client had already left waited in the
+ * admission queue for the whole timeout (and could still be handed a slot).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { admitWork, releaseHolds, type AdmitDeps } from './admit.js';
+import { createContext } from './context.js';
+import type { KeyEntry, TenantRuntime } from './snapshot.js';
+import { AdmissionQueue } from '../tenancy/priority-queue.js';
+import type { Tenancy } from '../tenancy/tenancy.js';
+import { MemoryCounterStore } from '../state/memory/counters.js';
+import { StateUnavailableError, type CounterStore } from '../state/index.js';
+import { Cancel } from '../lib/abort.js';
+import { buildConfig } from '../config/load.js';
+import { GatewayMetrics } from '../telemetry/metrics.js';
+import { createLogger } from '../telemetry/logger.js';
+import type { AdmissionConfig } from '../config/schema.js';
+
+describe('admission gives back what it took', () => {
+  it('a store failure on the tenant acquire gives the key slot back, and is a 503', async () => {
+    const inner = new MemoryCounterStore();
+    let acquires = 0;
+    const counters: CounterStore = {
+      consume: (k, b) => inner.consume(k, b),
+      consumeWindow: (k, w) => inner.consumeWindow(k, w),
+      settleWindow: (c, a) => inner.settleWindow(c, a),
+      acquire: async (k, o) => {
+        if (++acquires === 2) throw new StateUnavailableError('redis', 'connection lost');
+        return inner.acquire(k, o);
+      },
+      release: (l) => inner.release(l),
+      renew: (l, ms) => inner.renew(l, ms),
+      inflight: (k) => inner.inflight(k),
+    };
+    const queue = new AdmissionQueue({ maxQueue: 10 });
+    const deps = {
+      tenancy: {
+        state: { counters },
+        queue,
+        reservations: { owner: 'me', leaseMs: 1000 },
+      } as unknown as Tenancy,
+      metrics: new GatewayMetrics({ version: 'test', defaultMetrics: false }),
+      logger: createLogger('silent'),
+    } as AdmitDeps;
+    const { config } = await buildConfig({ tenants: [], models: {} });
+    const ctx = createContext({
+      requestId: 'r1',
+      correlationId: 'r1',
+      route: 'chat',
+      method: 'POST',
+      endpoint: '/v1/chat/completions',
+      clientIp: '127.0.0.1',
+      snapshot: { config } as never,
+    });
+    const tenant = { id: 't', limits: { max_in_flight: 5 }, priority: 'normal' } as unknown as TenantRuntime;
+    const key = { keyId: 'k', limits: { max_in_flight: 5 } } as unknown as KeyEntry;
+    const cfg = { ...config.admission, queue_timeout_ms: 200 } as AdmissionConfig;
+    await assert.rejects(admitWork(deps, ctx, tenant, key, undefined, cfg, undefined), {
+      code: 'limits_unavailable',
+    });
+    await releaseHolds(deps, ctx);
+    assert.equal(
+      await inner.inflight({ tenant: 't', name: 'key:k:inflight' }),
+      0,
+      'the key slot was given back',
+    );
+    assert.equal(await inner.inflight({ tenant: 't', name: 'tenant:inflight' }), 0);
+    queue.close();
+  });
+
+  it('a request whose client already left does not wait in the queue, nor get a slot', async () => {
+    const queue = new AdmissionQueue({ maxQueue: 10 });
+    const gone = new Cancel();
+    gone.abort();
+    let attempts = 0;
+    const started = performance.now();
+    const ok = await queue.wait(
+      'normal',
+      300,
+      async () => {
+        attempts++;
+        return true;
+      },
+      gone.signal,
+    );
+    assert.equal(ok, false);
+    assert.equal(attempts, 0);
+    assert.ok(performance.now() - started < 100, 'it did not wait for the timeout');
+    queue.close();
+  });
+});
