@@ -48,6 +48,18 @@ function segments(d: string): string[] {
   return readdirSync(d).filter((f) => f.startsWith('ledger-'));
 }
 
+/** A quota reservation of 100 tokens against a 1,000-token daily quota. */
+async function reservation(q: MemoryQuotaStore): Promise<QuotaReservation> {
+  const r = await q.reserve({
+    tenant: 'acme',
+    scopes: [{ name: 'tenant', limits: { day: { tokens: 1000 } } }],
+    tokens: 100,
+    owner: 'dead',
+  });
+  assert.ok(r.ok);
+  return r.reservation;
+}
+
 /** A logger that keeps the messages of errors and warnings. */
 function logged(): { logger: StateLogger; messages: string[] } {
   const messages: string[] = [];
@@ -260,17 +272,10 @@ describe('LedgerJournal under write errors (review, 2026-12-07)', () => {
   it('a disk full when the quota settle notes are written: nothing escapes, they are written on a later tick', async () => {
     const { logger, messages } = logged();
     const d = dir();
-    const quotas = new MemoryQuotaStore();
-    const r = await quotas.reserve({
-      tenant: 'acme',
-      scopes: [{ name: 'tenant', limits: { day: { tokens: 1000 } } }],
-      tokens: 10,
-      owner: 'me',
-    });
-    assert.ok(r.ok);
+    const res = await reservation(new MemoryQuotaStore());
     const j = LedgerJournal.open(d, { logger, segmentMs: 0 });
     const w = new LedgerWriter(new MemoryLedgerStore(), { journal: j, flushIntervalMs: 60_000 });
-    w.write(rec('a'), { res: r.reservation, tokens: 3 });
+    w.write(rec('a'), { res, tokens: 3 });
     await w.flush();
     j.tick(); // the record's segment rolls; its quota commit is still owed
     assert.equal(j.pending(), 1);
@@ -288,16 +293,9 @@ describe('LedgerJournal under write errors (review, 2026-12-07)', () => {
 
   it('a confirmation that arrives after close keeps the segment for the next start', async () => {
     const d = dir();
-    const quotas = new MemoryQuotaStore();
-    const r = await quotas.reserve({
-      tenant: 'acme',
-      scopes: [{ name: 'tenant', limits: { day: { tokens: 1000 } } }],
-      tokens: 10,
-      owner: 'me',
-    });
-    assert.ok(r.ok);
+    const res = await reservation(new MemoryQuotaStore());
     const j = LedgerJournal.open(d);
-    const seg = j.append({ r: rec('a'), q: { res: r.reservation, tokens: 3 } }); // 2 owed
+    const seg = j.append({ r: rec('a'), q: { res, tokens: 3 } }); // 2 owed
     j.close();
     assert.equal(segments(d).length, 1);
     // The store's append and the quota commit end after shutdown's wait: before, these late
@@ -316,17 +314,6 @@ describe('LedgerJournal under write errors (review, 2026-12-07)', () => {
 });
 
 describe('journal replay', () => {
-  const reservation = async (q: MemoryQuotaStore): Promise<QuotaReservation> => {
-    const r = await q.reserve({
-      tenant: 'acme',
-      scopes: [{ name: 'tenant', limits: { day: { tokens: 1000 } } }],
-      tokens: 100,
-      owner: 'dead',
-    });
-    assert.ok(r.ok);
-    return r.reservation;
-  };
-
   it('is idempotent: records already in the ledger are not duplicated, quota commits made once', async () => {
     const d = dir();
     const ledger = new MemoryLedgerStore();

@@ -30,9 +30,15 @@ async function admin(
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
 
-async function chat(gw: TestGateway, key: string, extra: Record<string, unknown> = {}): Promise<Response> {
+async function chat(
+  gw: TestGateway,
+  key: string,
+  extra: Record<string, unknown> = {},
+  signal?: AbortSignal,
+): Promise<Response> {
   return fetch(`${gw.baseURL}/chat/completions`, {
     method: 'POST',
+    ...(signal ? { signal } : {}),
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body: JSON.stringify({
       model: 'default',
@@ -365,17 +371,7 @@ describe('a client that leaves before its response', () => {
   /** A request whose client goes `afterMs` after sending it (the backend answers after 400 ms). */
   async function leaves(extra: Record<string, unknown>, afterMs: number): Promise<void> {
     const ac = new AbortController();
-    const req = fetch(`${gw.baseURL}/chat/completions`, {
-      method: 'POST',
-      signal: ac.signal,
-      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        model: 'slow',
-        messages: [{ role: 'user', content: 'bye' }],
-        max_tokens: 10,
-        ...extra,
-      }),
-    }).catch(() => undefined);
+    const req = chat(gw, KEY, { model: 'slow', ...extra }, ac.signal).catch(() => undefined);
     await sleep(afterMs);
     ac.abort();
     await req;
