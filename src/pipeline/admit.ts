@@ -557,7 +557,7 @@ async function takeSlots(
 
 /**
  * Give back in-flight slots at once (they gate other requests); settle tokens and quota with the
- * real usage. Resolves true unless the quota commit (or release) failed.
+ * real usage. Resolves false only when the quota commit was given up (quota-commits.ts).
  */
 export function releaseHolds(deps: AdmitDeps, ctx: RequestContext, actualTokens?: number): Promise<boolean> {
   const holds = ctx.admission;
@@ -571,27 +571,27 @@ export function releaseHolds(deps: AdmitDeps, ctx: RequestContext, actualTokens?
     jobs.push(Promise.all(holds.leases.map((l) => counters.release(l))).then(() => tenancy.queue.notify()));
   }
   for (const c of holds.charges) jobs.push(counters.settleWindow(c, actualTokens ?? 0));
+  let quota: Promise<boolean> | undefined;
   if (holds.reservation) {
     tenancy.reservations.delete(holds.reservation);
-    jobs.push(
-      actualTokens === undefined
-        ? tenancy.state.quotas.release(holds.reservation)
-        : tenancy.state.quotas.commit(holds.reservation, { tokens: actualTokens, requests: 1 }),
-    );
+    // A commit that fails is owed and retried until it lands (quota-commits.ts); false only when
+    // it was given up, and then the ledger journal keeps it for the next start's replay.
+    if (actualTokens === undefined) jobs.push(tenancy.state.quotas.release(holds.reservation));
+    else quota = tenancy.quotaCommits.commit(holds.reservation, { tokens: actualTokens, requests: 1 });
   }
   // Waiting for the stores must not keep the request's context alive (the quota commit waits for
   // the embedded store's next write): only what the outcome needs is passed on.
-  return settled(jobs, holds.reservation !== undefined, deps.logger, ctx.requestId);
+  return settled(jobs, quota, deps.logger, ctx.requestId);
 }
 
 async function settled(
   jobs: Array<Promise<unknown>>,
-  quota: boolean,
+  quota: Promise<boolean> | undefined,
   logger: Logger,
   requestId: string,
 ): Promise<boolean> {
   const results = await Promise.allSettled(jobs);
   for (const r of results)
     if (r.status === 'rejected') logger.warn({ err: r.reason, requestId }, 'settling admission failed');
-  return !quota || results.at(-1)?.status === 'fulfilled';
+  return quota === undefined ? true : quota;
 }

@@ -435,6 +435,29 @@ describe('journal replay', () => {
     assert.equal(u.reservedTokens, 0);
   });
 
+  it('a quota commit given up stays in the journal, and the next start commits it', async () => {
+    const d = dir();
+    const ledger = new MemoryLedgerStore();
+    const quotas = new MemoryQuotaStore();
+    const res = await reservation(quotas);
+    const journal = LedgerJournal.open(d, { segmentMs: 0 });
+    const w = new LedgerWriter(ledger, { journal, flushIntervalMs: 60_000 });
+    w.write(rec('a'), { res, tokens: 9 });
+    await w.flush();
+    // The store never took the commit (retried until given up, tenancy/quota-commits.ts).
+    w.quotaSettled('a', false);
+    journal.tick();
+    assert.equal(journal.pending(), 1, 'the commit is still owed: its record is not confirmed away');
+    assert.equal(segments(d).length, 1);
+    await w.close();
+    // The next start: the record is in the ledger already (once), the commit is replayed.
+    const r = await replayJournal(LedgerJournal.open(d), ledger, quotas);
+    assert.equal(r.quotaCommits, 1);
+    const u = await quotas.usage('acme', 'tenant', 'day');
+    assert.equal(u.usedTokens, 9);
+    assert.equal(u.reservedTokens, 0);
+  });
+
   it('the writer confirms journal records once the store has them and the quota commit is settled', async () => {
     const d = dir();
     const ledger = new MemoryLedgerStore();

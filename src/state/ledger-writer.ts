@@ -164,15 +164,15 @@ export class LedgerWriter {
   }
 
   /**
-   * The quota commit written with record `requestId` is done (`ok`) or failed for good: either way
-   * its journal entry no longer waits for it; only a confirmed one is marked so a replay skips it.
+   * The quota commit written with record `requestId` is done (`ok`: marked, so a replay skips it)
+   * or was given up (the caller retried it for as long as it could): then its journal entry stays
+   * unconfirmed, and the next start replays the commit — usage the store never took is not lost.
    */
   quotaSettled(requestId: string, ok = true): void {
     const seg = this.#awaitingQuota.get(requestId);
     if (!seg || !this.#opts.journal) return;
     this.#awaitingQuota.delete(requestId);
     if (ok) this.#opts.journal.settled(requestId, seg);
-    else this.#opts.journal.confirm(seg);
   }
 
   stats(): LedgerWriterStats {

@@ -89,6 +89,8 @@ export class GatewayMetrics {
   readonly stateUp: Gauge<'store'>;
   readonly dailyBudget: Gauge<'tenant'>;
   readonly ledgerDropped: Counter;
+  readonly quotaCommitsOwed: Gauge;
+  readonly quotaCommitsAbandoned: Counter;
   readonly circuitState: Gauge<'backend' | 'model'>;
   readonly retries: Counter<'model' | 'backend'>;
   readonly fallbacks: Counter<'model' | 'from_backend' | 'to_backend'>;
@@ -281,6 +283,16 @@ export class GatewayMetrics {
     this.ledgerDropped = new Counter({
       name: 'portico_ledger_dropped_total',
       help: 'Usage records lost because the ledger buffer was full',
+      registers: [r],
+    });
+    this.quotaCommitsOwed = new Gauge({
+      name: 'portico_quota_commits_owed',
+      help: 'Quota commits the store refused (Redis down, SQLite locked), waiting for a retry',
+      registers: [r],
+    });
+    this.quotaCommitsAbandoned = new Counter({
+      name: 'portico_quota_commits_abandoned_total',
+      help: 'Quota commits retried for 10 minutes or cut by shutdown without landing; the next start replays them from the ledger journal',
       registers: [r],
     });
     this.circuitState = new Gauge({

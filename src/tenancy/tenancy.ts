@@ -26,6 +26,7 @@ import {
 import type { Logger } from '../telemetry/logger.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { AdmissionQueue } from './priority-queue.js';
+import { QuotaCommits } from './quota-commits.js';
 import { ReservationLeases } from './reservation-leases.js';
 
 /** What an API tenant record keeps in its `limits` JSON. */
@@ -100,12 +101,20 @@ export class Tenancy {
   readonly queue: AdmissionQueue;
   /** The quota reservations this replica holds (their owner id and lease renewal). */
   readonly reservations: ReservationLeases;
+  /** Quota commits, retried while the store refuses them (quota-commits.ts). */
+  readonly quotaCommits: QuotaCommits;
   #apiTenants = new Map<string, { rec: TenantRecord; rt: TenantRuntime }>();
 
-  private constructor(state: StateBackends, queue: AdmissionQueue, reservations: ReservationLeases) {
+  private constructor(
+    state: StateBackends,
+    queue: AdmissionQueue,
+    reservations: ReservationLeases,
+    quotaCommits: QuotaCommits,
+  ) {
     this.state = state;
     this.queue = queue;
     this.reservations = reservations;
+    this.quotaCommits = quotaCommits;
   }
 
   static async create(
@@ -165,7 +174,16 @@ export class Tenancy {
           'released quota reservations held by an earlier gateway process that did not shut down cleanly',
         );
     }
-    const t = new Tenancy(state, new AdmissionQueue({ maxQueue: cfg.admission.max_queue }), reservations);
+    const quotaCommits = new QuotaCommits(state.quotas, deps.logger, {
+      onOwed: (n) => deps.metrics.quotaCommitsOwed.set(n),
+      onAbandoned: () => deps.metrics.quotaCommitsAbandoned.inc(),
+    });
+    const t = new Tenancy(
+      state,
+      new AdmissionQueue({ maxQueue: cfg.admission.max_queue }),
+      reservations,
+      quotaCommits,
+    );
     state.bus.subscribe(() => t.#apiTenants.clear());
     return t;
   }
@@ -221,6 +239,8 @@ export class Tenancy {
   async close(): Promise<void> {
     this.reservations.close();
     this.queue.close();
+    // Before the stores close: what is still owed stays in the ledger journal for the next start.
+    this.quotaCommits.close();
     await this.state.close();
   }
 }

@@ -30,6 +30,7 @@ import {
   type KeyStore,
   type LedgerRecord,
   type LedgerStore,
+  type QuotaReservation,
   type QuotaStore,
   type ResponseStore,
   type StateBackends,
@@ -58,6 +59,9 @@ import { uniqueName } from '../../src/state/factory.js';
 import { MemoryResponseStore } from '../../src/state/memory/responses.js';
 import { SqliteResponseStore } from '../../src/state/sqlite/responses.js';
 import { PgResponseStore } from '../../src/state/postgres/responses.js';
+import { QuotaCommits } from '../../src/tenancy/quota-commits.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 
 const CI = process.env.CI === 'true';
 const REDIS_URL = process.env.PORTICO_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -1221,7 +1225,9 @@ describe('distributed family (redis + postgres)', () => {
         tokens: 5,
       });
       assert.ok(q.ok && q.reservation.degraded);
-      await qOpen.commit(q.reservation, { tokens: 5 }); // swallowed in fail_open
+      // A commit is never swallowed, in either mode: the usage was spent, the caller retries it
+      // (tenancy/quota-commits.ts). Counted with mode `retry`.
+      await assert.rejects(qOpen.commit(q.reservation, { tokens: 5 }), StateUnavailableError);
 
       const closed = new RedisCounterStore({ redis: dead, prefix: 'x:', mode: 'fail_closed', logger, hooks });
       await assert.rejects(
@@ -1237,7 +1243,7 @@ describe('distributed family (redis + postgres)', () => {
         [
           ['redis', 'counters', 'consume', 'fail_open'],
           ['redis', 'quotas', 'reserve', 'fail_open'],
-          ['redis', 'quotas', 'commit', 'fail_open'],
+          ['redis', 'quotas', 'commit', 'retry'],
           ['redis', 'counters', 'consume', 'fail_closed'],
           ['redis', 'inflight', 'acquire', 'fail_closed'],
           ['redis', 'quotas', 'reserve', 'fail_closed'],
@@ -1481,6 +1487,49 @@ describe('redis outage and recovery', () => {
     } finally {
       client.disconnect();
       await stopProcess(server);
+    }
+  });
+});
+
+describe('quota commits through a Redis outage', () => {
+  it('a commit made while Redis is unreachable is owed, and lands once when it is back (both modes)', async (t) => {
+    if (!redis) return unavailable(t, redisReason);
+    const target = new URL(REDIS_URL);
+    const proxy = await startTcpProxy(Number(target.port || 6379), target.hostname);
+    const client = connectRedis(`redis://127.0.0.1:${proxy.port}`);
+    const until = async (cond: () => boolean, what: string): Promise<void> => {
+      for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(cond(), what);
+    };
+    try {
+      assert.equal(await waitReady(client), true);
+      for (const mode of ['fail_open', 'fail_closed'] as const) {
+        const store = new RedisQuotaStore({ redis: client, prefix: `${REDIS_PREFIX}owed-${mode}:`, mode });
+        const commits = new QuotaCommits(store, createLogger('silent'), { baseMs: 20, maxMs: 100 });
+        const scopes = [{ name: 'tenant', limits: { day: { tokens: 10_000 } } }];
+        const held: QuotaReservation[] = [];
+        for (let i = 0; i < 3; i++) {
+          const r = await store.reserve({ tenant: 't', scopes, tokens: 100 });
+          assert.ok(r.ok);
+          held.push(r.reservation);
+        }
+        proxy.cut();
+        await until(() => client.status !== 'ready', 'the client saw the connection go');
+        // fail_open used to swallow these: the three requests' usage was never counted.
+        const landed = held.map((r) => commits.commit(r, { tokens: 40, requests: 1 }));
+        await until(() => commits.owed === 3, 'the three commits are owed');
+        proxy.restore();
+        assert.deepEqual(await Promise.all(landed), [true, true, true], mode);
+        const u = await store.usage('t', 'tenant', 'day');
+        assert.deepEqual([u.usedTokens, u.usedRequests, u.reservedTokens], [120, 3, 0], mode);
+        // Committed once: a later retry of the same reservation (a reply lost) adds nothing.
+        assert.equal(await commits.commit(held[0] as QuotaReservation, { tokens: 40, requests: 1 }), true);
+        assert.equal((await store.usage('t', 'tenant', 'day')).usedTokens, 120, mode);
+        commits.close();
+      }
+    } finally {
+      client.disconnect();
+      await proxy.close();
     }
   });
 });

@@ -15,6 +15,7 @@ import type {
   ReserveResult,
 } from '../ports.js';
 import { DEFAULT_RESERVATION_TTL_MS, newId, QUOTA_WINDOWS, windowId, windowResetAt } from '../util.js';
+import { StateUnavailableError } from '../errors.js';
 import { asArray, guarded, num, runScript, tenantTag, type RedisContext } from './client.js';
 import { QUOTA_COMMIT, QUOTA_RELEASE, QUOTA_RENEW, QUOTA_RESERVE, QUOTA_USAGE } from './scripts.js';
 
@@ -121,29 +122,31 @@ export class RedisQuotaStore implements QuotaStore {
     );
   }
 
+  /**
+   * Throws when Redis does not take it, in either failure mode: the usage was spent, so the caller
+   * retries it (tenancy/quota-commits.ts) rather than have fail_open drop it. Counted with mode
+   * `retry`; not logged here (the caller logs once per outage, not once per try).
+   */
   async commit(res: QuotaReservation, actual: { tokens: number; requests?: number }): Promise<void> {
     const tallies = this.#tallies(res);
     const expiries = res.scopes.flatMap(() => QUOTA_WINDOWS.map((w) => tallyExpireAt(res.windows[w])));
-    await guarded(
-      this.#ctx,
-      'quotas',
-      'commit',
-      async () => {
-        await runScript(
-          this.#ctx.redis,
-          QUOTA_COMMIT,
-          [this.#hold(res.tenant), this.#resPrefix(res.tenant) + res.id, ...tallies],
-          [
-            res.id,
-            Math.max(0, Math.round(actual.tokens)),
-            actual.requests ?? res.requests,
-            SETTLED_RETENTION_MS,
-            ...expiries,
-          ],
-        );
-      },
-      () => undefined,
-    );
+    try {
+      await runScript(
+        this.#ctx.redis,
+        QUOTA_COMMIT,
+        [this.#hold(res.tenant), this.#resPrefix(res.tenant) + res.id, ...tallies],
+        [
+          res.id,
+          Math.max(0, Math.round(actual.tokens)),
+          actual.requests ?? res.requests,
+          SETTLED_RETENTION_MS,
+          ...expiries,
+        ],
+      );
+    } catch (error) {
+      this.#ctx.hooks?.onError?.({ store: 'redis', port: 'quotas', op: 'commit', mode: 'retry', error });
+      throw new StateUnavailableError('redis', 'redis unavailable for quotas.commit', error);
+    }
   }
 
   async release(res: QuotaReservation): Promise<void> {
