@@ -1,7 +1,7 @@
 /**
  * The response cache: an in-process LRU (L1, bounded in entries and bytes, with a TTL) in front of
  * an optional shared Redis tier (L2), plus the single-flight table. Lookups go L1 then L2 (an L2
- * hit is copied into L1); stores go to both. Everything is keyed by tenant first, so one tenant
+ * hit is copied into L1 for at most what it has left in L2); stores go to both. Everything is keyed by tenant first, so one tenant
  * can never be served another tenant's entry.
  */
 import { LRUCache } from 'lru-cache';
@@ -28,6 +28,7 @@ export class ResponseCache {
   readonly #l2: RedisTier | undefined;
   readonly #metrics: GatewayMetrics;
   readonly #ttlMs: number;
+  readonly #l2Ttl: number;
 
   constructor(
     cfg: CacheConfig,
@@ -35,6 +36,7 @@ export class ResponseCache {
   ) {
     this.#metrics = deps.metrics;
     this.#ttlMs = cfg.l1.ttl_seconds * 1000;
+    this.#l2Ttl = cfg.l2.ttl_seconds * 1000;
     const m = deps.metrics;
     this.#l1 = new LRUCache<string, L1Value>({
       max: cfg.l1.max_entries,
@@ -116,7 +118,10 @@ export class ResponseCache {
     const entry = await this.#l2.get(tenant, hash);
     lookups.labels(tenant, 'l2', entry ? 'hit' : 'miss').inc();
     if (!entry) return undefined;
-    this.#setL1(k, entry, JSON.stringify(entry));
+    // In L1 no longer than it has left in L2: an entry another replica stored near the end of its
+    // L2 life must not get a fresh L1 TTL (it would be served for up to l1.ttl past its expiry).
+    const left = this.#l2Ttl - (Date.now() - entry.storedAt);
+    if (left >= 1) this.#setL1(k, entry, JSON.stringify(entry), Math.min(this.#ttlMs, left));
     return { entry, tier: 'l2' };
   }
 
@@ -126,9 +131,9 @@ export class ResponseCache {
     this.#l2?.set(tenant, hash, serialized);
   }
 
-  #setL1(k: string, entry: CachedEntry, serialized: string): void {
+  #setL1(k: string, entry: CachedEntry, serialized: string, ttl?: number): void {
     const bytes = entryBytes(serialized);
-    this.#l1.set(k, { entry, bytes });
+    this.#l1.set(k, { entry, bytes }, ttl === undefined ? undefined : { ttl: Math.floor(ttl) });
     this.#metrics.cacheEntries.labels('l1').set(this.#l1.size);
     this.#metrics.cacheBytes.labels('l1').set(this.#l1.calculatedSize);
   }
