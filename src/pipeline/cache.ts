@@ -105,6 +105,12 @@ function abandoned(): PorticoError {
   return new PorticoError('client_closed_request', 'The request this one was joined to was cancelled.');
 }
 
+/** The flight that took over from an abandoned one, if another follower started it already. */
+function nextFlight(plan: CachePlan, abandonedFlight: Flight): Flight | undefined {
+  const next = plan.cache.flights.get(plan.key);
+  return next === abandonedFlight || next?.failed ? undefined : next;
+}
+
 async function settled(flight: Flight): Promise<void> {
   while (!flight.done && !flight.failed) await flight.changed();
 }
@@ -124,8 +130,7 @@ export async function serveUnary<T>(
       markHit(ctx, hit.tier);
       return structuredClone(hit.entry.body) as T;
     }
-    const flight = cache.flights.get(key);
-    if (flight) {
+    for (let flight = cache.flights.get(key); flight; flight = nextFlight(plan, flight)) {
       await settled(flight);
       if (flight.done) {
         markHit(ctx, 'coalesced');
@@ -134,6 +139,8 @@ export async function serveUnary<T>(
         return structuredClone(flight.body) as T;
       }
       if (!leaderAbandoned(flight.error)) throw flight.error;
+      // The leader's client left: the first follower to wake leads a new call (below, before any
+      // await), and the others join that one instead of each calling upstream.
     }
   }
   const flight = plan.lookup ? cache.flights.start(key) : undefined;
@@ -155,10 +162,12 @@ async function* replay<C>(chunks: readonly unknown[]): AsyncGenerator<C> {
 }
 
 async function* follow<C>(
+  plan: CachePlan,
   ctx: RequestContext,
-  flight: Flight,
-  ownCall: () => Promise<AsyncIterable<C>>,
+  first: Flight,
+  call: () => Promise<AsyncIterable<C>>,
 ): AsyncGenerator<C> {
+  let flight = first;
   let i = 0;
   for (;;) {
     if (i < flight.chunks.length) {
@@ -167,10 +176,21 @@ async function* follow<C>(
       return;
     } else if (flight.failed) {
       if (i === 0 && leaderAbandoned(flight.error)) {
-        // Nothing reached this client yet: make the call ourselves.
+        // Nothing reached this client yet: join the call another follower took over with, or be
+        // the one that takes over (the flight is started before any await, so the followers that
+        // wake after this one join it instead of each calling upstream).
+        const next = nextFlight(plan, flight);
+        if (next) {
+          flight = next;
+          continue;
+        }
         ctx.cacheHit = undefined;
         ctx.cacheCoalesced = false;
-        yield* await ownCall();
+        if (ctx.responseHeaders) {
+          ctx.responseHeaders[CACHE_HEADER] = 'miss';
+          delete ctx.responseHeaders[CACHE_TIER_HEADER];
+        }
+        yield* await leadCall(plan, call);
         return;
       }
       throw flight.error;
@@ -231,9 +251,18 @@ export async function serveStream<C>(
       markHit(ctx, 'coalesced');
       ctx.cacheCoalesced = true;
       cache.countCoalesced(plan.tenant);
-      return follow(ctx, flight, call);
+      return follow(plan, ctx, flight, call);
     }
   }
+  return leadCall(plan, call);
+}
+
+/** Make the call as the leader: the flight is in the table before the first await. */
+async function leadCall<C>(
+  plan: CachePlan,
+  call: () => Promise<AsyncIterable<C>>,
+): Promise<AsyncIterable<C>> {
+  const { cache, key } = plan;
   const flight = plan.lookup ? cache.flights.start(key) : undefined;
   let upstream: AsyncIterable<C>;
   try {

@@ -427,3 +427,75 @@ describe('response cache: variants, usage, abandoned leaders', () => {
     assert.doesNotMatch(f.text, /internal_error/);
   });
 });
+
+/**
+ * Found in review (2026-12-07): when a leader's client left, every waiting follower called upstream
+ * itself — N followers, N upstream calls at once. Now the first to wake takes over and the others
+ * join its call: two upstream calls in all (the abandoned one and the takeover), for answers and
+ * for streams.
+ */
+describe('response cache: followers of an abandoned leader share one new call', () => {
+  let gw: TestGateway;
+  let sim: TestSim;
+  before(async () => {
+    sim = await startTestSim({ sim: { mode: 'lorem', output_tokens: 6, ttft_ms: 400 } });
+    gw = await startTestGateway(
+      demoConfig({
+        tenants: [{ id: 'acme-corp', allowed_models: ['slow'], api_keys: [{ value: ACME_KEY }] }],
+        models: {
+          slow: { backends: [{ id: 'sim-slow', provider: 'openai', base_url: sim.baseURL, model: 'sim' }] },
+        },
+      }),
+    );
+  });
+  after(async () => {
+    await gw.close();
+    await sim.close();
+  });
+
+  for (const stream of [false, true]) {
+    it(`${stream ? 'streams' : 'answers'}: one takeover call for four followers`, async () => {
+      const before = upstreamCalls(sim);
+      const body = chatBody(`abandoned leader ${String(stream)}`, { model: 'slow', stream });
+      const ac = new AbortController();
+      const leader = fetch(`${gw.baseURL}/chat/completions`, {
+        method: 'POST',
+        signal: ac.signal,
+        headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+        body,
+      }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+      const followers = Array.from({ length: 4 }, () => post(gw, body));
+      await new Promise((r) => setTimeout(r, 100));
+      ac.abort(); // the leader's client leaves while the backend is still thinking
+      await leader;
+      const answers = await Promise.all(followers);
+      for (const a of answers) assert.equal(a.status, 200, a.text);
+      // Before: 5 (the leader's and one per follower).
+      assert.equal(upstreamCalls(sim) - before, 2, 'the abandoned call and one takeover');
+      const tiers = answers.map((a) => `${a.cache}/${a.tier ?? ''}`).sort();
+      // A stream's head went out when its follower joined (coalesced); the one that took over is
+      // billed as a miss all the same (its context's cache hit is cleared).
+      assert.deepEqual(
+        tiers,
+        stream
+          ? ['hit/coalesced', 'hit/coalesced', 'hit/coalesced', 'hit/coalesced']
+          : ['hit/coalesced', 'hit/coalesced', 'hit/coalesced', 'miss/'],
+      );
+      const content = (text: string): string =>
+        stream
+          ? text
+              .split('\n')
+              .filter((l) => l.startsWith('data: {'))
+              .map(
+                (l) =>
+                  (JSON.parse(l.slice(6)) as { choices: Array<{ delta?: { content?: string } }> }).choices[0]
+                    ?.delta?.content ?? '',
+              )
+              .join('')
+          : ((JSON.parse(text) as { choices: Array<{ message: { content: string } }> }).choices[0]?.message
+              .content ?? '');
+      assert.equal(new Set(answers.map((a) => content(a.text))).size, 1, 'the same answer for all four');
+    });
+  }
+});
