@@ -19,6 +19,10 @@ import { AuditLog } from './telemetry/audit.js';
 import { Redactor } from './telemetry/redact.js';
 import { HealthChecker, publishBackendState } from './routing/health.js';
 import { MemoryResponseStore } from './state/memory/responses.js';
+import { OpenRequests } from './pipeline/open-requests.js';
+
+/** How long close() waits for requests still open (twice: before and after closing the backends). */
+const CLOSE_WAIT_MS = 2_000;
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -66,6 +70,7 @@ export class Gateway {
       cache: this.cache,
       // A bare gateway (no state store) keeps stored responses in memory.
       responses: new MemoryResponseStore(),
+      openRequests: new OpenRequests(),
     };
     const tel = cfg.telemetry;
     this.redactor = new Redactor(tel.audit.redact_patterns);
@@ -214,7 +219,16 @@ export class Gateway {
 
   async close(): Promise<void> {
     this.health.stop();
+    // Requests whose connections the drain deadline cut finish a moment later (their upstream call
+    // aborted): their records must reach the journal and the ledger before the writer closes.
+    const open = this.deps.openRequests;
+    if (open && open.size > 0 && !(await open.idle(CLOSE_WAIT_MS))) {
+      this.logger.warn({ open: open.size }, 'closing with requests still open; closing their backends');
+    }
     await this.#registry.closeAll();
+    // Closing a backend ends what still used it: give those a last moment to be accounted.
+    if (open && open.size > 0 && !(await open.idle(CLOSE_WAIT_MS)))
+      this.logger.error({ open: open.size }, 'requests still open at shutdown; their usage records are lost');
     await this.#tenancy?.close();
     await this.cache.close();
     await this.audit?.close();

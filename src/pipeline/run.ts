@@ -53,6 +53,7 @@ import { redactMessages, redactPrompt } from './redact-upstream.js';
 import type { Redactor } from '../telemetry/redact.js';
 import { endRequestTrace, stageSync, withStage } from '../telemetry/tracing.js';
 import type { TenantRuntime } from './snapshot.js';
+import type { OpenRequests } from './open-requests.js';
 import {
   validateChatRequest,
   validateCompletionRequest,
@@ -77,6 +78,8 @@ export interface PipelineDeps {
   responses?: ResponseStore;
   /** Run once per finished request, after metrics and accounting (audit, console stats, ...). Must not throw. */
   onFinish: FinishHook[];
+  /** Tenant requests begun and not finished (shutdown waits for them before closing the ledger). */
+  openRequests?: OpenRequests;
 }
 
 /** A stream forwarded as bytes (OpenAI SSE upstream to an OpenAI SSE client): http/sse.ts sendPassThrough. */
@@ -201,6 +204,7 @@ export async function beginTenantRequest(
   await admitIp(deps, ctx, ctx.snapshot.config.admission);
   const tenant = await withStage(ctx, 'authenticate', () => authenticate(ctx, presentedKey, deps.lookupKey));
   deps.metrics.child.inFlight(tenant.id).inc();
+  deps.openRequests?.add();
   if (ctx.trace) ctx.trace.root.setAttribute('portico.tenant', tenant.id);
   await withStage(ctx, 'admission', () => admitRequestRate(deps, ctx, tenant, ctx.key));
   return tenant;
@@ -731,6 +735,8 @@ export function finishRequest(deps: PipelineDeps, ctx: RequestContext, status: n
       deps.logger.error({ err, requestId: ctx.requestId }, 'finish hook failed');
     }
   }
+  // Last: its record is journaled (recordUsage above) and its hooks have run.
+  if (ctx.tenant) deps.openRequests?.done();
   if (deps.logger.isLevelEnabled('debug'))
     deps.logger.debug(
       {
