@@ -165,13 +165,12 @@ export async function replayJournal(
       out.inserted += await ledger.append(left.entries.slice(i, i + 500).map((e) => e.r));
     // Issued 500 at a time and awaited together: a store that writes behind (embedded SQLite) puts
     // them in one write instead of one write each.
-    const commits = left.entries.filter((e) => e.q && !left.settled.has(e.r.id));
+    const commits = left.entries.flatMap((e) => (e.q && !left.settled.has(e.r.id) ? [e.q] : []));
+    // And those an earlier process gave up on (owed-quota.jsonl): never marked settled.
+    commits.push(...left.owed);
     for (let i = 0; i < commits.length; i += 500) {
       await Promise.all(
-        commits.slice(i, i + 500).map((e) => {
-          const q = e.q as NonNullable<typeof e.q>;
-          return quotas.commit(q.res, { tokens: q.tokens, requests: 1 });
-        }),
+        commits.slice(i, i + 500).map((q) => quotas.commit(q.res, { tokens: q.tokens, requests: 1 })),
       );
       out.quotaCommits += Math.min(500, commits.length - i);
     }

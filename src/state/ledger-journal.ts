@@ -13,6 +13,11 @@
  *                                          than the object; readers also take {"res", "tokens"})
  *   {"s": ["<request id>", ...]}           those records' quota commits are confirmed
  *
+ * A quota commit the process gave up on (its store refused it for the whole retry window, see
+ * tenancy/quota-commits.ts) goes to `owed-quota.jsonl` in the same directory as `{"o": [...]}` (the
+ * quota part alone), and its record is then confirmed: the next start commits it from there, and
+ * its segment (with every newer one, deleted oldest first) need not stay on disk until then.
+ *
  * The journal is a directory of segments (ledger-<seq>.jsonl). The current segment rolls when it
  * is large or old; a rolled segment is deleted once every record in it is confirmed in the store
  * (ledger append done and, when it carries one, the quota commit done), oldest first. At start-up
@@ -31,6 +36,7 @@
  * earlier one that was never closed (what a crash leaves, as tests simulate it).
  */
 import {
+  appendFileSync,
   closeSync,
   existsSync,
   mkdirSync,
@@ -69,6 +75,8 @@ export interface JournalLeftovers {
   entries: JournalEntry[];
   /** Request ids whose quota commit was confirmed. */
   settled: Set<string>;
+  /** Quota commits an earlier process gave up on (owed-quota.jsonl): each is committed at replay. */
+  owed: JournalQuota[];
   /** Lines that could not be parsed (a line cut by the crash). */
   badLines: number;
   files: string[];
@@ -88,6 +96,8 @@ const LOCK = 'journal.lock';
 /** The lock file of versions before 2026-12-07 (a pid): removed when a slot is taken. */
 const OLD_LOCK = 'owner.pid';
 const SEGMENT_RE = /^ledger-(\d+)\.jsonl$/;
+/** Quota commits given up in the process, for the next start (see the file comment). */
+export const OWED_FILE = 'owed-quota.jsonl';
 
 /** A slot's lock: the SQLite connection holding it, and the journal that owns it now. */
 interface SlotLock {
@@ -178,7 +188,13 @@ function unpackQuota(v: unknown): JournalQuota | undefined {
 
 /** Parse segment files (oldest first); a torn or corrupt line is skipped and counted. */
 export function readSegments(files: readonly string[]): JournalLeftovers {
-  const out: JournalLeftovers = { entries: [], settled: new Set(), badLines: 0, files: [...files] };
+  const out: JournalLeftovers = {
+    entries: [],
+    settled: new Set(),
+    owed: [],
+    badLines: 0,
+    files: [...files],
+  };
   for (const f of files) {
     let text: string;
     try {
@@ -189,9 +205,13 @@ export function readSegments(files: readonly string[]): JournalLeftovers {
     for (const line of text.split('\n')) {
       if (line.length === 0) continue;
       try {
-        const v = JSON.parse(line) as { r?: LedgerRecord; q?: unknown; s?: unknown };
+        const v = JSON.parse(line) as { r?: LedgerRecord; q?: unknown; s?: unknown; o?: unknown };
         if (Array.isArray(v.s)) for (const id of v.s as unknown[]) out.settled.add(String(id));
-        else if (typeof v.s === 'string') out.settled.add(v.s);
+        else if (v.o !== undefined) {
+          const q = unpackQuota(v.o);
+          if (q) out.owed.push(q);
+          else out.badLines++;
+        } else if (typeof v.s === 'string') out.settled.add(v.s);
         else if (v.r && typeof v.r.id === 'string') {
           const q = v.q === undefined ? undefined : unpackQuota(v.q);
           if (v.q !== undefined && !q) out.badLines++;
@@ -268,13 +288,9 @@ export class LedgerJournal {
       throw new Error(`no free ledger journal slot under ${baseDir}`);
     const old = segmentsIn(dir);
     const next = (old.at(-1)?.seq ?? 0) + 1;
-    return new LedgerJournal(
-      dir,
-      lock,
-      next,
-      old.map((s) => s.file),
-      opts,
-    );
+    const leftovers = old.map((s) => s.file);
+    if (existsSync(join(dir, OWED_FILE))) leftovers.push(join(dir, OWED_FILE));
+    return new LedgerJournal(dir, lock, next, leftovers, opts);
   }
 
   /** Segments an earlier process left (read once, at start-up). */
@@ -447,6 +463,25 @@ export class LedgerJournal {
     this.#settledSegs = [];
     for (const seg of segs) seg.pending = Math.max(0, seg.pending - 1);
     this.#sweep();
+  }
+
+  /**
+   * A quota commit this process gave up on: written to owed-quota.jsonl for the next start's
+   * replay. True when written (the caller may then confirm its record); false when closed or the
+   * write failed (then its record must stay unconfirmed: the segment is the only copy).
+   */
+  owe(q: JournalQuota): boolean {
+    if (this.#closed) return false;
+    try {
+      appendFileSync(join(this.dir, OWED_FILE), `${JSON.stringify({ o: packQuota(q) })}\n`);
+      return true;
+    } catch (err) {
+      this.#logger?.error(
+        { err, requestId: q.res.id },
+        'ledger journal: could not write an owed quota commit',
+      );
+      return false;
+    }
   }
 
   confirm(seg: JournalSegment): void {

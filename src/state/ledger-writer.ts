@@ -74,7 +74,7 @@ export class LedgerWriter {
   /** Journal segment of each buffered record (same order as #buf); empty without a journal. */
   #segs: Array<JournalSegment | undefined> = [];
   /** Records whose quota commit is still to be confirmed (request id -> segment). */
-  readonly #awaitingQuota = new Map<string, JournalSegment>();
+  readonly #awaitingQuota = new Map<string, { seg: JournalSegment; q: JournalQuota }>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   #closed = false;
@@ -128,7 +128,7 @@ export class LedgerWriter {
     if (journal && !this.#closed) {
       try {
         seg = journal.append(quota ? { r, q: quota } : { r }, deferJournal);
-        if (quota) this.#awaitingQuota.set(r.id, seg);
+        if (quota) this.#awaitingQuota.set(r.id, { seg, q: quota });
       } catch (err) {
         this.#opts.logger?.error({ err, id: r.id }, 'ledger journal write failed');
       }
@@ -165,14 +165,18 @@ export class LedgerWriter {
 
   /**
    * The quota commit written with record `requestId` is done (`ok`: marked, so a replay skips it)
-   * or was given up (the caller retried it for as long as it could): then its journal entry stays
-   * unconfirmed, and the next start replays the commit — usage the store never took is not lost.
+   * or was given up (the caller retried it for as long as it could): then it is written to the
+   * journal's owed file for the next start's replay, and its record confirmed — usage the store
+   * never took is not lost, and its segment does not stay on disk meanwhile. If even that write
+   * fails, the record stays unconfirmed (the segment is replayed instead).
    */
   quotaSettled(requestId: string, ok = true): void {
-    const seg = this.#awaitingQuota.get(requestId);
-    if (!seg || !this.#opts.journal) return;
+    const owed = this.#awaitingQuota.get(requestId);
+    const journal = this.#opts.journal;
+    if (!owed || !journal) return;
     this.#awaitingQuota.delete(requestId);
-    if (ok) this.#opts.journal.settled(requestId, seg);
+    if (ok) journal.settled(requestId, owed.seg);
+    else if (journal.owe(owed.q)) journal.confirm(owed.seg);
   }
 
   stats(): LedgerWriterStats {

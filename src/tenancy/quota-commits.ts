@@ -8,8 +8,8 @@
  *
  * Retries stop after RETRY_WINDOW_MS (10 min: inside the 15 min the stores remember a settled
  * reservation, SETTLED_RETENTION_MS), when more than MAX_OWED are owed, or at shutdown. Such a
- * commit resolves false: its ledger record then stays unconfirmed in the crash journal, and the
- * next start replays the commit (docs/state.md). Nothing is lost while the process lives or after.
+ * commit resolves false: the ledger writer then writes it to the crash journal's owed file, and the
+ * next start commits it from there (docs/state.md). Nothing is lost while the process lives or after.
  */
 import type { QuotaReservation, QuotaStore } from '../state/index.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -49,6 +49,10 @@ export class QuotaCommits {
   #delay: number;
   #passing = false;
   #closed = false;
+  /** Past maxOwed: logged once per streak, not once per commit. */
+  #overCap = false;
+  /** Owed commits that landed since the outage began (for the "landed" line). */
+  #landed = 0;
 
   constructor(store: QuotaStore, logger: Logger, opts: QuotaCommitsOptions = {}) {
     this.#store = store;
@@ -83,7 +87,9 @@ export class QuotaCommits {
 
   #owe(res: QuotaReservation, actual: Owed['actual'], err: unknown): Promise<boolean> {
     if (this.#closed || this.#owed.length >= this.#o.maxOwed) {
-      this.#abandon(1, err, this.#closed ? 'shutting down' : 'too many owed');
+      const quiet = !this.#closed && this.#overCap;
+      if (!this.#closed) this.#overCap = true;
+      this.#abandon(1, err, this.#closed ? 'shutting down' : 'too many owed', quiet);
       return Promise.resolve(false);
     }
     if (this.#owed.length === 0)
@@ -98,8 +104,9 @@ export class QuotaCommits {
     });
   }
 
-  #abandon(n: number, err: unknown, why: string): void {
+  #abandon(n: number, err: unknown, why: string, quiet = false): void {
     for (let i = 0; i < n; i++) this.#o.onAbandoned?.();
+    if (quiet) return;
     this.#logger.error(
       { err, commits: n, reason: why },
       'quota commits given up; their usage is replayed from the ledger journal at the next start',
@@ -132,8 +139,10 @@ export class QuotaCommits {
         let expired = 0;
         results.forEach((r, i) => {
           const o = batch[i] as Owed;
-          if (r.status === 'fulfilled') o.done(true);
-          else if (now - o.since >= this.#o.windowMs) {
+          if (r.status === 'fulfilled') {
+            this.#landed++;
+            o.done(true);
+          } else if (now - o.since >= this.#o.windowMs) {
             expired++;
             lastErr = r.reason;
             o.done(false);
@@ -145,13 +154,19 @@ export class QuotaCommits {
         if (expired > 0) this.#abandon(expired, lastErr, 'retried for the whole retry window');
         this.#owed = kept.concat(this.#owed.slice(batch.length));
         this.#o.onOwed?.(this.#owed.length);
+        if (this.#owed.length < this.#o.maxOwed) this.#overCap = false;
         if (kept.length > 0) {
           this.#delay = Math.min(this.#o.maxMs, this.#delay * 2);
           return;
         }
         if (this.#owed.length === 0) {
           this.#delay = this.#o.baseMs;
-          this.#logger.info({}, 'owed quota commits landed; the quota store takes commits again');
+          if (this.#landed > 0)
+            this.#logger.info(
+              { landed: this.#landed },
+              'owed quota commits landed; the quota store takes commits again',
+            );
+          this.#landed = 0;
         }
       }
     } finally {

@@ -18,7 +18,8 @@ function memoryFile(): QuotaPersistence & { sums: Map<string, { tokens: number; 
     load: (tenant, scope, wid) => ({
       ...(sums.get(`${tenant}/${scope}/${wid}`) ?? { tokens: 0, requests: 0 }),
     }),
-    settledBefore: (id) => settled.has(id),
+    settledBefore: (id) => (settled.has(id) ? 'written' : false),
+    whenWritten: () => Promise.resolve(),
     settle(res: QuotaReservation, tokens: number, requests: number): Promise<void> {
       settled.add(res.id);
       for (const s of res.scopes)

@@ -27,8 +27,13 @@ type ResState = 'held' | 'settled' | 'expired';
 export interface QuotaPersistence {
   /** The usage settled in one (tenant, scope, window) by earlier processes. */
   load(tenant: string, scope: string, windowId: string): { tokens: number; requests: number };
-  /** Whether this reservation was settled or released already (its marker is in, or queued for, the file). */
-  settledBefore(id: string): boolean;
+  /**
+   * Whether this reservation was settled or released already: its marker is in the file
+   * (`written`), or queued for the next write (`queued`), or neither (false).
+   */
+  settledBefore(id: string): 'written' | 'queued' | false;
+  /** Resolves once what is queued now is in the file (rejects as settle() does when it cannot be). */
+  whenWritten(): Promise<void>;
   /**
    * Record a settlement: usage added to every scope and window (none for a release), and the
    * reservation's marker; resolves once both are in the file.
@@ -202,7 +207,13 @@ export class MemoryQuotaStore implements QuotaStore {
     this.#purge(now);
     const e = this.#res.get(res.id);
     if (e?.state === 'settled') return;
-    if (!e && this.#persist?.settledBefore(res.id)) return;
+    if (!e && this.#persist) {
+      // A second commit of one already counted: done, but only once that is durable (a retried
+      // commit must not be reported landed while its first try still waits for the file).
+      const before = this.#persist.settledBefore(res.id);
+      if (before === 'written') return;
+      if (before === 'queued') return this.#persist.whenWritten();
+    }
     const held = e?.state === 'held' ? e : undefined;
     if (held) this.#unhold(held);
     const tokens = Math.max(0, Math.round(actual.tokens));

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSqlite, type SqliteDb } from './db.js';
+import Database from 'better-sqlite3';
+import { openSqlite, SQLITE_FILE, type SqliteDb } from './db.js';
 import { SqliteQuotaStore } from './quotas.js';
 
 const scopes = [
@@ -113,6 +114,35 @@ describe('SQLite quota store: memory decides, the file follows', () => {
       await s2.commit(r.reservation, { tokens: 300 });
       assert.equal((await s2.usage('acme', 'tenant', 'day')).usedTokens, 0);
       db2.close();
+    }),
+  );
+
+  it(
+    'a retried commit resolves only once the first one is in the file (review, 2026-12-07)',
+    withDir(async (dir) => {
+      const db = openSqlite(dir);
+      db.pragma('busy_timeout = 0');
+      const s = new SqliteQuotaStore(db);
+      const r = await s.reserve({ tenant: 'acme', scopes, tokens: 10 });
+      assert.ok(r.ok);
+      // Another connection holds the file (a backup, the sqlite3 shell): every write fails.
+      const other = new Database(join(dir, SQLITE_FILE));
+      other.exec('BEGIN EXCLUSIVE');
+      let first = false;
+      let second = false;
+      void s.commit(r.reservation, { tokens: 7, requests: 1 }).then(() => (first = true));
+      await new Promise((res) => setTimeout(res, 60));
+      // A retry of the same commit (QuotaCommits after an error): before, it resolved at once
+      // because the id was queued — reported landed while the usage was not in the file.
+      void s.commit(r.reservation, { tokens: 7, requests: 1 }).then(() => (second = true));
+      await new Promise((res) => setTimeout(res, 60));
+      assert.deepEqual([first, second], [false, false]);
+      other.exec('ROLLBACK');
+      other.close();
+      for (let i = 0; i < 200 && !(first && second); i++) await new Promise((res) => setTimeout(res, 10));
+      assert.deepEqual([first, second], [true, true]);
+      assert.equal(fileUsage(db, 'tenant')[0]?.used_tokens, 7, 'counted once');
+      db.close();
     }),
   );
 

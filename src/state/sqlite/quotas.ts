@@ -164,9 +164,9 @@ class SqliteQuotaFile implements QuotaPersistence {
     };
   }
 
-  settledBefore(id: string): boolean {
-    if (this.#ids.includes(id)) return true;
-    if ((this.#selectState.get(id) as { state: string } | undefined)?.state === 'settled') return true;
+  settledBefore(id: string): 'written' | 'queued' | false {
+    if (this.#ids.includes(id)) return 'queued';
+    if ((this.#selectState.get(id) as { state: string } | undefined)?.state === 'settled') return 'written';
     // Only the writes since the reservation was made can hold it (a replay after a crash: a few);
     // an id an earlier version made has no time in it: every write kept is looked at.
     const made = timeIdMs(id);
@@ -174,8 +174,16 @@ class SqliteQuotaFile implements QuotaPersistence {
     // Whole ids only (`,a,b,` contains `,b,`), whatever their length.
     const needle = `,${id},`;
     for (const ids of this.#selectSettled.all(since) as string[])
-      if (`,${ids},`.includes(needle)) return true;
+      if (`,${ids},`.includes(needle)) return 'written';
     return false;
+  }
+
+  whenWritten(): Promise<void> {
+    if (this.#ids.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.#waiters.push({ resolve, reject });
+      this.#schedule(WRITE_EVERY_MS);
+    });
   }
 
   settle(res: QuotaReservation, tokens: number, requests: number): Promise<void> {
