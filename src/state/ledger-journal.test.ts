@@ -468,6 +468,58 @@ describe('journal replay', () => {
     assert.equal(again.quotaCommits, 0);
   });
 
+  it('records dropped from a full buffer are read back from the journal once the store recovers', async () => {
+    const d = dir();
+    let down = true;
+    const store = new MemoryLedgerStore();
+    const flaky = Object.assign(Object.create(store) as MemoryLedgerStore, {
+      append: (records: LedgerRecord[]) =>
+        down ? Promise.reject(new Error('store down')) : store.append(records),
+    });
+    let lost = 0;
+    const journal = LedgerJournal.open(d, { segmentMs: 0 });
+    const w = new LedgerWriter(flaky, {
+      journal,
+      flushIntervalMs: 60_000,
+      maxBuffer: 5,
+      retryBaseMs: 1,
+      retryMaxMs: 1,
+      hooks: { onLedgerLost: (n) => (lost += n) },
+    });
+    for (let i = 0; i < 12; i++) {
+      w.write(rec(`r${i}`));
+      if (i % 4 === 3) journal.tick(); // records spread over three segments
+    }
+    await w.flush().catch(() => undefined);
+    assert.equal(w.stats().dropped, 7, 'the buffer holds 5');
+    assert.equal(lost, 0, 'dropped, not lost: the journal has them');
+    down = false;
+    await new Promise((r) => setTimeout(r, 5));
+    await w.flush();
+    // Before: 5 in the store, the other 7 only at the next start's replay, their segments kept.
+    assert.equal(await store.count({}), 12);
+    assert.equal(w.stats().recovered, 7);
+    assert.equal(journal.pending(), 0);
+    journal.tick();
+    assert.deepEqual(segments(d), [], 'every segment confirmed and deleted');
+    await w.close();
+  });
+
+  it('without a journal a dropped record is lost, and counted as such', async () => {
+    let lost = 0;
+    const store = new MemoryLedgerStore();
+    const w = new LedgerWriter(
+      Object.assign(Object.create(store) as MemoryLedgerStore, {
+        append: () => Promise.reject(new Error('store down')),
+      }),
+      { flushIntervalMs: 60_000, maxBuffer: 2, hooks: { onLedgerLost: (n) => (lost += n) } },
+    );
+    for (let i = 0; i < 5; i++) w.write(rec(`x${i}`));
+    assert.equal(lost, 3);
+    await w.close(50);
+    assert.equal(lost, 5, 'and what is still buffered at close');
+  });
+
   it('the writer confirms journal records once the store has them and the quota commit is settled', async () => {
     const d = dir();
     const ledger = new MemoryLedgerStore();

@@ -465,6 +465,12 @@ export class LedgerJournal {
     this.#sweep();
   }
 
+  /** The ledger records in one of this process's segments (its deferred lines written first). */
+  recordsIn(seg: JournalSegment): LedgerRecord[] {
+    this.flushDeferred();
+    return readSegments([seg.file]).entries.map((e) => e.r);
+  }
+
   /**
    * A quota commit this process gave up on: written to owed-quota.jsonl for the next start's
    * replay. True when written (the caller may then confirm its record); false when closed or the

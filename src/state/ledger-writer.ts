@@ -8,8 +8,11 @@
  * With a journal (ledger-journal.ts) each write() is first appended synchronously to a local file,
  * so a crash loses nothing the client was answered for: the next start replays the file. A record
  * is confirmed in the journal once the store accepted it; a record that carries a quota settle
- * also waits for quotaSettled(). A record dropped from the buffer stays in the journal (replayed
- * at the next start).
+ * also waits for quotaSettled(). A record dropped from the buffer (full during a long store outage)
+ * stays in the journal: once the store has taken everything buffered, the writer reads the dropped
+ * records back from their segments, oldest first, and appends them (with the segment's records
+ * that were written already: appends are idempotent), so the ledger is whole again without a
+ * restart and the segments can go. Without a journal a dropped record is lost (onLedgerLost).
  */
 import type { JournalQuota, JournalSegment, LedgerJournal } from './ledger-journal.js';
 import type { BackendName, LedgerRecord, LedgerStore, StateHooks, StateLogger } from './ports.js';
@@ -40,8 +43,10 @@ export interface LedgerWriterStats {
   written: number;
   /** Records the store already had (retried appends). */
   duplicates: number;
-  /** Records lost because the buffer was full or the writer closed. */
+  /** Records dropped from the buffer because it was full or the writer closed. */
   dropped: number;
+  /** Dropped records read back from the journal and appended once the store recovered. */
+  recovered: number;
   flushes: number;
   failedFlushes: number;
 }
@@ -71,10 +76,16 @@ export class LedgerWriter {
   readonly #o: Required<Omit<LedgerWriterOptions, 'logger' | 'hooks' | 'store' | 'journal'>>;
   readonly #opts: LedgerWriterOptions;
   #buf: LedgerRecord[] = [];
-  /** Journal segment of each buffered record (same order as #buf); empty without a journal. */
-  #segs: Array<JournalSegment | undefined> = [];
+  /**
+   * Journal segment of each buffered record (same order as #buf), confirmed once it is written;
+   * null: in the journal but owes it nothing (read back with a dropped group); undefined: not in
+   * the journal (its write failed). Empty without a journal.
+   */
+  #segs: Array<JournalSegment | null | undefined> = [];
   /** Records whose quota commit is still to be confirmed (request id -> segment). */
   readonly #awaitingQuota = new Map<string, { seg: JournalSegment; q: JournalQuota }>();
+  /** Segments holding records dropped from a full buffer, and how many each (oldest first). */
+  readonly #droppedIn = new Map<JournalSegment, number>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   #closed = false;
@@ -86,6 +97,7 @@ export class LedgerWriter {
     written: 0,
     duplicates: 0,
     dropped: 0,
+    recovered: 0,
     flushes: 0,
     failedFlushes: 0,
   };
@@ -120,6 +132,7 @@ export class LedgerWriter {
     if (!isValidRecord(r)) {
       // A record the store would reject forever must not block the queue behind it.
       this.#stats.dropped++;
+      this.#opts.hooks?.onLedgerLost?.(1);
       this.#opts.logger?.error({ id: r.id, tenant: r.tenant }, 'invalid ledger record dropped');
       return false;
     }
@@ -134,8 +147,11 @@ export class LedgerWriter {
       }
     }
     if (this.#closed || this.#buf.length >= this.#o.maxBuffer) {
-      // Journaled records are not lost: they stay in the journal for the next start.
+      // Journaled records are not lost: read back once the store recovers (#recoverDropped), or
+      // replayed at the next start.
       this.#stats.dropped++;
+      if (seg && !this.#closed) this.#droppedIn.set(seg, (this.#droppedIn.get(seg) ?? 0) + 1);
+      else if (!seg) this.#opts.hooks?.onLedgerLost?.(1);
       if (this.#stats.dropped === 1 || this.#stats.dropped % 1000 === 0) {
         this.#opts.logger?.error(
           { dropped: this.#stats.dropped, closed: this.#closed, store: this.#opts.store },
@@ -195,7 +211,7 @@ export class LedgerWriter {
 
   async #drain(): Promise<void> {
     if (Date.now() < this.#retryAt) return;
-    while (this.#buf.length > 0) {
+    while (this.#buf.length > 0 || this.#recoverDropped()) {
       const batch = this.#buf.slice(0, this.#o.maxBatch);
       try {
         const n = await this.#store.append(batch);
@@ -224,6 +240,38 @@ export class LedgerWriter {
     }
   }
 
+  /**
+   * The buffer is empty (the store took everything): put the records dropped into the oldest such
+   * segment back in it — the whole segment's records, the ones written already being no-ops for
+   * the store — and owe that segment its confirmations once they are written. True if it did.
+   */
+  #recoverDropped(): boolean {
+    const journal = this.#opts.journal;
+    if (this.#closed || !journal || this.#droppedIn.size === 0) return false;
+    const [seg, n] = this.#droppedIn.entries().next().value as [JournalSegment, number];
+    this.#droppedIn.delete(seg);
+    let records: LedgerRecord[];
+    try {
+      records = journal.recordsIn(seg);
+    } catch (err) {
+      // Unreadable: its records stay unconfirmed, for the next start's replay.
+      this.#opts.logger?.error({ err, file: seg.file }, 'could not read dropped ledger records back');
+      return this.#droppedIn.size > 0;
+    }
+    const owed = Math.min(n, records.length);
+    for (let i = 0; i < records.length; i++) {
+      this.#buf.push(records[i] as LedgerRecord);
+      // Confirmed by the last `owed` of the group: by then every record of the segment is in.
+      this.#segs.push(i >= records.length - owed ? seg : null);
+    }
+    this.#stats.recovered += n;
+    this.#opts.logger?.warn(
+      { records: n, file: seg.file, segmentsLeft: this.#droppedIn.size },
+      'ledger store recovered: appending records dropped from the full buffer, read back from the journal',
+    );
+    return records.length > 0 || this.#droppedIn.size > 0;
+  }
+
   /** Stop the timer and flush everything, retrying until `timeoutMs`. Records still unwritten then are counted as dropped. */
   async close(timeoutMs = 10_000): Promise<LedgerWriterStats> {
     this.#closed = true;
@@ -244,6 +292,9 @@ export class LedgerWriter {
     if (this.#buf.length > 0) {
       // Journaled ones stay in the journal: the next start replays them.
       this.#stats.dropped += this.#buf.length;
+      const lost =
+        this.#segs.length === 0 ? this.#buf.length : this.#segs.filter((s) => s === undefined).length;
+      if (lost > 0) this.#opts.hooks?.onLedgerLost?.(lost);
       this.#segs = [];
       this.#opts.logger?.error(
         { lost: this.#buf.length, store: this.#opts.store },

@@ -44,6 +44,8 @@ export interface StateHooks {
   onError?(e: StateErrorEvent): void;
   /** Set portico_state_backend_up{store} to 1/0. */
   onBackendUp?(store: BackendName, up: boolean): void;
+  /** Usage records lost for good: dropped with no copy in the crash journal (portico_ledger_dropped_total). */
+  onLedgerLost?(records: number): void;
 }
 
 /** A counter / quota key. `name` is free-form within the tenant, e.g. "key:key_abc:rps". */

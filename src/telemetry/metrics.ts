@@ -282,7 +282,7 @@ export class GatewayMetrics {
     });
     this.ledgerDropped = new Counter({
       name: 'portico_ledger_dropped_total',
-      help: 'Usage records lost because the ledger buffer was full',
+      help: 'Usage records lost for good: dropped from the ledger buffer (full, or closed) with no copy in the crash journal',
       registers: [r],
     });
     this.quotaCommitsOwed = new Gauge({

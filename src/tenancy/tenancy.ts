@@ -124,6 +124,7 @@ export class Tenancy {
     const hooks = {
       onError: (e: { store: string; mode: string }) => deps.metrics.stateErrors.labels(e.store, e.mode).inc(),
       onBackendUp: (store: string, up: boolean) => deps.metrics.stateUp.labels(store).set(up ? 1 : 0),
+      onLedgerLost: (records: number) => deps.metrics.ledgerDropped.inc(records),
     };
     const logger = {
       warn: (o: object, m: string) => deps.logger.warn(o, m),
