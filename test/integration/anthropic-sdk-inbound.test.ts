@@ -239,5 +239,16 @@ describe('@anthropic-ai/sdk -> Portico /v1/messages -> OpenAI-compatible backend
       return true;
     });
     assert.equal(text, 'Hello');
+    // Recorded as the failure it is (review, 2026-12-07: it was a 200 with no error).
+    const log = (await (
+      await fetch(`${gw.url}/admin/requests?limit=1`, {
+        headers: { authorization: 'Bearer test-admin-token' },
+      })
+    ).json()) as { data: Array<{ route: string; status: number; partial: boolean; error: unknown }> };
+    const rec = log.data[0];
+    assert.equal(rec?.route, 'messages');
+    assert.ok((rec?.status ?? 0) >= 500, JSON.stringify(rec));
+    assert.equal(rec?.partial, true);
+    assert.ok(rec?.error, 'the error is recorded');
   });
 });

@@ -133,19 +133,21 @@ describe('openAIChunksToAnthropicEvents', () => {
     });
   });
 
-  it('ends with a terminal error event when the source fails mid-stream', async () => {
-    const evs = await events(openAIFixture('stream-error'));
-    assertValidAnthropicStream(evs);
-    assert.deepEqual(evs.at(-1), {
-      event: 'error',
-      data: {
-        type: 'error',
-        error: {
-          type: 'overloaded_error',
-          message: 'The engine is currently overloaded, please try again later.',
-        },
-      },
-    });
+  it('rethrows a failure mid-stream after the events so far (the writer sends the error event)', async () => {
+    // Review (2026-12-07): the error used to be yielded as an event and the generator ended
+    // normally, so the route recorded a failed stream as a 200.
+    const evs: AnthropicSseEvent[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const e of openAIChunksToAnthropicEvents(openAIFixture('stream-error'), {
+          model: 'alias',
+        }))
+          evs.push(e);
+      })(),
+      (e: unknown) => e instanceof PorticoError && e.code === 'upstream_unavailable',
+    );
+    assert.equal(evs[0]?.event, 'message_start');
+    assert.ok(!evs.some((e) => e.event === 'error'));
   });
 
   it('produces a valid empty message for an empty source, and maps length', async () => {

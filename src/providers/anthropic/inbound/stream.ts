@@ -7,7 +7,6 @@
  */
 import type { ChatCompletionChunk, FinishReason, Usage } from '../../openai-types.js';
 import type { AnthropicSseEvent, AnthropicStreamEvent } from '../types.js';
-import { openAIErrorToAnthropic } from './error.js';
 import { finishReasonToStopReason, messageId, usageToAnthropic } from './response.js';
 
 export interface ToAnthropicStreamOptions {
@@ -167,9 +166,10 @@ export async function* openAIChunksToAnthropicEvents(
       if (choice.finish_reason) finish = choice.finish_reason;
     }
   } catch (e) {
+    // The stream's writer ends it with Anthropic's error event (the route's SseFormat) and records
+    // the failure (status, error, partial): yielding the event here made a failed stream a 200.
     if (!started) yield start(undefined);
-    yield ev(openAIErrorToAnthropic(e));
-    return;
+    throw e;
   }
   if (!started) yield start(undefined);
   yield* close();
