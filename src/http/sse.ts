@@ -254,7 +254,8 @@ export function sendPassThrough(
         const text = deliveredText();
         if (ctx.usage === undefined) {
           ctx.outputChars = text;
-          if (!completed) ctx.promptTokensEstimate ??= out.countPrompt();
+          // Completed or not: a usage-less stream is billed for its prompt too.
+          ctx.promptTokensEstimate ??= out.countPrompt();
         }
         if (ctx.captureOutput) ctx.outputText = text;
       }

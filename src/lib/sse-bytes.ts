@@ -424,6 +424,37 @@ export function scanEvents(buf: Buffer, end: number, o: ScanOptions, st: ScanSta
 }
 
 /** The text a stream delivered (choice 0's content or text), decoded from the forwarded bytes. */
+/**
+ * What a streamed choice carries that the model generated and a usage-less stream is billed for:
+ * text, reasoning, and tool-call arguments (a stream of tool calls alone is output too).
+ */
+export function choiceText(choice: unknown): string {
+  if (choice === null || typeof choice !== 'object') return '';
+  const c = choice as { delta?: unknown; text?: unknown };
+  if (typeof c.text === 'string') return c.text;
+  const d = c.delta as
+    | {
+        content?: unknown;
+        reasoning_content?: unknown;
+        reasoning?: unknown;
+        tool_calls?: unknown;
+        function_call?: { arguments?: unknown } | null;
+      }
+    | undefined;
+  if (d === null || typeof d !== 'object') return '';
+  let out = typeof d.content === 'string' ? d.content : '';
+  if (typeof d.reasoning_content === 'string') out += d.reasoning_content;
+  else if (typeof d.reasoning === 'string') out += d.reasoning;
+  if (Array.isArray(d.tool_calls))
+    for (const tc of d.tool_calls as Array<{ function?: { name?: unknown; arguments?: unknown } } | null>) {
+      const f = tc?.function;
+      if (typeof f?.name === 'string') out += f.name;
+      if (typeof f?.arguments === 'string') out += f.arguments;
+    }
+  if (typeof d.function_call?.arguments === 'string') out += d.function_call.arguments;
+  return out;
+}
+
 export function textOfSse(parts: readonly Buffer[]): string {
   const buf = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
   let text = '';
@@ -431,12 +462,8 @@ export function textOfSse(parts: readonly Buffer[]): string {
     const data = eventData(buf, s, e);
     if (data === undefined || data === '' || data === '[DONE]') return true;
     try {
-      const c = JSON.parse(data) as {
-        choices?: Array<{ delta?: { content?: string | null }; text?: string }>;
-      };
-      const choice = c.choices?.[0];
-      const piece = choice?.delta?.content ?? choice?.text;
-      if (typeof piece === 'string') text += piece;
+      const c = JSON.parse(data) as { choices?: unknown[] };
+      if (Array.isArray(c.choices)) for (const choice of c.choices) text += choiceText(choice);
     } catch {
       // not a JSON event (a partial tail): nothing to count
     }

@@ -44,7 +44,7 @@ import {
 } from './dispatch.js';
 import type { Backend } from '../routing/pool.js';
 import type { ProviderStream } from '../providers/spec.js';
-import { modelOf, replaceModel, usageOf } from '../lib/sse-bytes.js';
+import { choiceText, modelOf, replaceModel, usageOf } from '../lib/sse-bytes.js';
 import { planCache, serveStream, serveUnary } from './cache.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import { applyTokenPolicy, resolveModel } from './resolve-model.js';
@@ -272,20 +272,24 @@ async function* trackUsage<
   try {
     for await (const c of chunks) {
       if (c.usage) ctx.usage = c.usage;
-      const choice = c.usage ? undefined : c.choices[0];
-      const piece = choice?.delta?.content ?? choice?.text;
       if (!clientWantsUsage && c.choices.length === 0 && c.usage) continue;
       if (!clientWantsUsage && c.usage === null) delete c.usage;
+      // Text, reasoning and tool-call arguments, of every choice (n > 1): what a usage-less stream bills.
+      let piece = '';
+      if ((ctx.usage === undefined || ctx.captureOutput) && chars.length < 1_000_000)
+        for (const choice of c.choices) piece += choiceText(choice);
       yield c;
       // Back here: the consumer has written that chunk to the client.
-      if (piece && (ctx.usage === undefined || ctx.captureOutput) && chars.length < 1_000_000) chars += piece;
+      if (piece) chars += piece;
     }
     ended = true;
   } finally {
     if (!ended) ctx.partial = true;
     if (ctx.usage === undefined) {
       ctx.outputChars = chars;
-      if (!ended) ctx.promptTokensEstimate ??= countPrompt();
+      // Completed or not, a stream without upstream usage is billed for its prompt too (review,
+      // 2026-12-07: a completed one was billed 0 input tokens).
+      ctx.promptTokensEstimate ??= countPrompt();
     }
     if (ctx.captureOutput) ctx.outputText = chars;
   }
@@ -410,10 +414,20 @@ export async function runChat(
         ),
         () => countMessages(shaped.messages),
       );
-    const upstreamReq = plan ? withStreamUsage(shaped) : shaped;
+    // Usage is always asked of backends that take it from the request (Anthropic, the engine, the
+    // simulator; trackUsage hides the usage chunk from a client that did not ask). An OpenAI-
+    // compatible backend asks by itself (force_include_usage) unless configured not to, because it
+    // rejects stream_options: only a cache fill asks it then.
+    const usageReq = withStreamUsage(shaped);
+    const upstreamReq = plan ? usageReq : shaped;
     const chunks = await serveStream(plan, ctx, () =>
       dispatchStream(deps, ctx, pool, async (b, pctx) =>
-        aliasStream(ctx, b, req.model, await b.provider.chatStream(upstreamReq, pctx)),
+        aliasStream(
+          ctx,
+          b,
+          req.model,
+          await b.provider.chatStream(b.provider.chatStreamRaw ? upstreamReq : usageReq, pctx),
+        ),
       ),
     );
     return {
@@ -475,10 +489,16 @@ export async function runCompletion(
         () => countPrompt(r.prompt),
       );
     }
-    const upstreamReq = plan ? withStreamUsage(req) : req;
+    const usageReq = withStreamUsage(req);
+    const upstreamReq = plan ? usageReq : req;
     const chunks = await serveStream(plan, ctx, () =>
       dispatchStream(deps, ctx, pool, async (b, pctx) =>
-        aliasStream(ctx, b, alias, await b.provider.completionStream(upstreamReq, pctx)),
+        aliasStream(
+          ctx,
+          b,
+          alias,
+          await b.provider.completionStream(b.provider.completionStreamRaw ? upstreamReq : usageReq, pctx),
+        ),
       ),
     );
     return { kind: 'stream', chunks: trackUsage(ctx, chunks, wantsUsage, () => countPrompt(req.prompt)) };
