@@ -252,25 +252,57 @@ export async function runNativeResponses(
     return native.stream(up, pctx);
   });
   const writer = new ResponsesStream(req, who);
+  // A stream that ends without the backend's usage (cut, cancelled, or no terminal event) is
+  // billed as the chat paths bill one: the prompt estimated and what reached the client counted
+  // (text, reasoning and function-call arguments), marked partial (review, 2026-12-07: such a
+  // stream was billed nothing).
+  const countPrompt = (): number => countMessages(shapeMessages(tenant, messages));
   async function* relay(): AsyncGenerator<ResponseStreamEvent> {
-    for await (const e of events) {
-      ids.event(e);
-      if (typeof e.sequence_number === 'number') writer.continueAfter(e.sequence_number);
-      const r = e.response;
-      if (isRecord(r) && (e.type === 'response.completed' || e.type === 'response.incomplete')) {
-        const usage = usageOf(r.usage);
-        if (usage) ctx.usage = usage;
-        if (ctx.captureOutput) ctx.outputText = textOf(r.output);
-        await store(r);
-      } else if (isRecord(r) && e.type === 'response.failed') {
-        const usage = usageOf(r.usage);
-        if (usage) ctx.usage = usage;
+    let delivered = '';
+    let terminal = false;
+    try {
+      for await (const e of events) {
+        ids.event(e);
+        if (typeof e.sequence_number === 'number') writer.continueAfter(e.sequence_number);
+        const r = e.response;
+        if (isRecord(r) && (e.type === 'response.completed' || e.type === 'response.incomplete')) {
+          terminal = true;
+          const usage = usageOf(r.usage);
+          if (usage) ctx.usage = usage;
+          if (ctx.captureOutput) ctx.outputText = textOf(r.output);
+          await store(r);
+        } else if (isRecord(r) && e.type === 'response.failed') {
+          terminal = true;
+          const usage = usageOf(r.usage);
+          if (usage) ctx.usage = usage;
+        }
+        const piece =
+          typeof e.type === 'string' && GENERATED_DELTAS.has(e.type) && typeof e.delta === 'string'
+            ? e.delta
+            : '';
+        yield e as ResponseStreamEvent;
+        // Back here: the consumer wrote that event to the client.
+        if (piece && delivered.length < 1_000_000) delivered += piece;
       }
-      yield e as ResponseStreamEvent;
+    } finally {
+      if (!terminal) ctx.partial = true;
+      if (ctx.usage === undefined) {
+        ctx.outputChars = delivered;
+        ctx.promptTokensEstimate ??= countPrompt();
+      }
     }
   }
   return { kind: 'stream', events: relay(), writer };
 }
+
+/** Events whose `delta` is generated output (billed when the backend gives no usage). */
+const GENERATED_DELTAS = new Set([
+  'response.output_text.delta',
+  'response.function_call_arguments.delta',
+  'response.reasoning_text.delta',
+  'response.reasoning_summary_text.delta',
+  'response.refusal.delta',
+]);
 
 function textOf(output: unknown): string {
   if (!Array.isArray(output)) return '';
