@@ -17,8 +17,10 @@ export async function* readSseMessages(
   const parser = createParser({
     maxBufferSize: MAX_EVENT_CHARS,
     onEvent: (m) => queue.push(m),
+    // Only an event over the size bound is fatal: an unknown field or a bad `retry:` value is
+    // ignored, as the SSE spec says (it used to end the stream as malformed: review, 2026-12-07).
     onError: (e) => {
-      parseError = e;
+      if (e.type === 'max-buffer-size-exceeded') parseError = e;
     },
   });
   const decoder = new TextDecoder();
