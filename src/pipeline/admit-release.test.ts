@@ -12,7 +12,8 @@ import type { KeyEntry, TenantRuntime } from './snapshot.js';
 import { AdmissionQueue } from '../tenancy/priority-queue.js';
 import type { Tenancy } from '../tenancy/tenancy.js';
 import { MemoryCounterStore } from '../state/memory/counters.js';
-import { StateUnavailableError, type CounterStore } from '../state/index.js';
+import { MemoryQuotaStore } from '../state/memory/quotas.js';
+import { StateUnavailableError, type CounterStore, type QuotaReservation } from '../state/index.js';
 import { Cancel } from '../lib/abort.js';
 import { buildConfig } from '../config/load.js';
 import { GatewayMetrics } from '../telemetry/metrics.js';
@@ -90,5 +91,100 @@ describe('admission gives back what it took', () => {
     assert.equal(attempts, 0);
     assert.ok(performance.now() - started < 100, 'it did not wait for the timeout');
     queue.close();
+  });
+});
+
+/** admitWork's dependencies over `counters`, with a memory quota store committed at once. */
+async function work(counters: CounterStore, queue = new AdmissionQueue({ maxQueue: 10 })) {
+  const quotas = new MemoryQuotaStore();
+  const deps = {
+    tenancy: {
+      state: { counters, quotas },
+      queue,
+      reservations: { owner: 'me', leaseMs: 15_000, add: () => undefined, delete: () => undefined },
+      quotaCommits: {
+        commit: async (r: QuotaReservation, a: { tokens: number; requests: number }) => {
+          await quotas.commit(r, a);
+          return true;
+        },
+      },
+    } as unknown as Tenancy,
+    metrics: new GatewayMetrics({ version: 'test', defaultMetrics: false }),
+    logger: createLogger('silent'),
+  } as AdmitDeps;
+  const { config } = await buildConfig({ tenants: [], models: {} });
+  let n = 0;
+  const ctx = () =>
+    createContext({
+      requestId: `r${++n}`,
+      correlationId: 'c',
+      route: 'chat',
+      method: 'POST',
+      endpoint: '/v1/chat/completions',
+      clientIp: '127.0.0.1',
+      snapshot: { config } as never,
+    });
+  return { deps, ctx, cfg: config.admission, queue };
+}
+
+const TPM = { tenant: 't', name: 'tenant:tpm' };
+const MINUTE = { limit: 10_000, windowMs: 60_000 };
+
+describe('tokens/min charges', () => {
+  it('a degraded (fail_open) charge gives nothing back early and settles at its whole actual cost', async () => {
+    // Found in review (2026-12-08): during a Redis blip the charge is let through unwritten, yet the
+    // quota's shrink gave back (estimate - quota) and the settle added (actual - estimate) to the
+    // shared window once Redis was back, erasing other requests' usage (6,000 became 2,050).
+    const now = Date.UTC(2026, 11, 8, 12, 0, 0); // one clock, mid-window for the whole test
+    const inner = new MemoryCounterStore({ clock: () => now });
+    const counters: CounterStore = {
+      consume: (k, b) => inner.consume(k, b),
+      // The store cannot be reached: fail_open lets the charge through without writing it.
+      consumeWindow: async (key, w) => ({
+        allowed: true,
+        used: 0,
+        remaining: w.limit,
+        retryAfterMs: 0,
+        resetMs: 0,
+        limit: w.limit,
+        degraded: true,
+        charge: {
+          key,
+          windowMs: w.windowMs,
+          windowStart: Math.floor(now / w.windowMs) * w.windowMs,
+          cost: w.cost,
+          degraded: true,
+        },
+      }),
+      // ... and it is back when the request settles.
+      settleWindow: (c, a) => inner.settleWindow(c, a),
+      acquire: (k, o) => inner.acquire(k, o),
+      release: (l) => inner.release(l),
+      renew: (l, ms) => inner.renew(l, ms),
+      inflight: (k) => inner.inflight(k),
+    };
+    await inner.consumeWindow(TPM, { ...MINUTE, cost: 6000 }); // another request's usage
+    const { deps, ctx, cfg } = await work(counters);
+    const tenant = {
+      id: 't',
+      limits: { tokens_per_minute: 10_000 },
+      quota: { daily_tokens: 1000 },
+      priority: 'normal',
+    } as unknown as TenantRuntime;
+    const c = ctx();
+    const cap = await admitWork(
+      deps,
+      c,
+      tenant,
+      undefined,
+      { prompt: 100, output: 4000, minOutput: 16 },
+      cfg,
+      undefined,
+    );
+    assert.equal(cap, 900, 'the quota bound the answer');
+    await new Promise((r) => setTimeout(r, 10)); // a give-back runs in the background
+    assert.equal((await inner.consumeWindow(TPM, { ...MINUTE, cost: 0 })).used, 6000, 'nothing given back');
+    await releaseHolds(deps, c, 50);
+    assert.equal((await inner.consumeWindow(TPM, { ...MINUTE, cost: 0 })).used, 6050, 'its 50 added');
   });
 });

@@ -477,6 +477,9 @@ function giveBack(
 ): void {
   const over = c.cost;
   c.cost = most;
+  // A degraded charge (fail_open, store down) was never written: there is nothing to give back,
+  // and its settle adds the whole actual cost.
+  if (c.degraded === true) return;
   void counters
     .settleWindow({ ...c, cost: over }, most)
     .catch((err: unknown) =>

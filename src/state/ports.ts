@@ -100,6 +100,12 @@ export interface WindowCharge {
   windowMs: number;
   windowStart: number;
   cost: number;
+  /**
+   * True when the store was unreachable and fail_open let the request through: `cost` was never
+   * added to the window, so settleWindow adds the whole actual cost (not actual - cost) and there is
+   * nothing to give back early.
+   */
+  degraded?: boolean;
 }
 
 export interface WindowResult extends LimitResult {
@@ -135,7 +141,10 @@ export interface CounterStore {
   consume(key: ScopeKey, opts: BucketOptions): Promise<LimitResult>;
   /** Sliding-window budget (e.g. tokens/min): charge an estimate now. Refused charges cost nothing. */
   consumeWindow(key: ScopeKey, opts: WindowOptions): Promise<WindowResult>;
-  /** Settle a window charge with the real cost: adds (actual - charge.cost) to the charged window. */
+  /**
+   * Settle a window charge with the real cost: adds (actual - charge.cost) to the charged window, or
+   * the whole actual cost for a `degraded` charge (its estimate was never added).
+   */
   settleWindow(charge: WindowCharge, actualCost: number): Promise<void>;
   /** In-flight slot with a lease; null lease when `max` slots are held. */
   acquire(key: ScopeKey, opts: AcquireOptions): Promise<AcquireResult>;

@@ -447,6 +447,41 @@ for (const fam of counterFamilies) {
     );
 
     it(
+      'tokens/min: a degraded (fail_open) charge settles at its whole actual cost, taking nothing away',
+      withFamily(fam, async (s, c) => {
+        // Found in review (2026-12-08): a charge fail_open let through while Redis was down was never
+        // written, yet its settle added (actual - estimate) once Redis was back: 6,000 used, a
+        // degraded 4,000 settled at 50 left the window at 2,050 instead of 6,050.
+        const key = { tenant: tenantId('tpm-degraded'), name: 'tenant:tpm' };
+        const w = { limit: 10_000, windowMs: 60_000 };
+        const a = await s.consumeWindow(key, { ...w, cost: 6000, minCost: 100 });
+        assert.ok(a.charge);
+        // What the store hands back in fail_open when it cannot be reached: nothing written.
+        const degraded = { ...a.charge, cost: 4000, degraded: true };
+        await s.settleWindow(degraded, 50);
+        assert.equal((await s.consumeWindow(key, { ...w, cost: 0 })).used, 6050);
+        assert.equal((await s.consumeWindow(key, { ...w, cost: 7900 })).allowed, false);
+        // Nothing used: nothing added.
+        await s.settleWindow(degraded, 0);
+        assert.equal((await s.consumeWindow(key, { ...w, cost: 0 })).used, 6050);
+        // A window nobody wrote to while the store was down still gets the usage.
+        const empty = { tenant: tenantId('tpm-degraded-empty'), name: 'tenant:tpm' };
+        await s.settleWindow({ ...degraded, key: empty }, 300);
+        assert.equal((await s.consumeWindow(empty, { ...w, cost: 0 })).used, 300);
+        // Settled half-way through the next window: it counts there as the previous window (0.5).
+        const late = { tenant: tenantId('tpm-degraded-late'), name: 'tenant:tpm' };
+        c.add(90_000);
+        await s.settleWindow({ ...degraded, key: late }, 300);
+        assert.equal((await s.consumeWindow(late, { ...w, cost: 0 })).used, 150);
+        // Settled once its window no longer counts: dropped.
+        const gone = { tenant: tenantId('tpm-degraded-gone'), name: 'tenant:tpm' };
+        c.add(30_000);
+        await s.settleWindow({ ...degraded, key: gone }, 300);
+        assert.equal((await s.consumeWindow(gone, { ...w, cost: 0 })).used, 0);
+      }),
+    );
+
+    it(
       'tokens/min with minCost: 100 concurrent charges never exceed the limit',
       withFamily(fam, async (s) => {
         const key = { tenant: tenantId('tpm-conc'), name: 'tenant:tpm' };
@@ -1201,6 +1236,29 @@ describe('distributed family (redis + postgres)', () => {
       const ctx = await openPostgres(pgUrl, { schema });
       await dropSchema(ctx);
       await ctx.pool.end();
+    }
+  });
+
+  it('a tokens/min charge let through while Redis was down settles without erasing other usage', async (t) => {
+    if (!redis) return unavailable(t, redisReason);
+    // The same keys, reached through a client that cannot connect (the outage) and one that can.
+    const dead = connectRedis('redis://127.0.0.1:1');
+    try {
+      const prefix = `${REDIS_PREFIX}degraded-settle:`;
+      const up = new RedisCounterStore({ redis, prefix, mode: 'fail_open' });
+      const blip = new RedisCounterStore({ redis: dead, prefix, mode: 'fail_open' });
+      const key = { tenant: tenantId('tpm-blip'), name: 'tenant:tpm' };
+      const w = { limit: 10_000, windowMs: 60_000 };
+      assert.equal((await up.consumeWindow(key, { ...w, cost: 6000, minCost: 100 })).charge?.cost, 6000);
+      const b = await blip.consumeWindow(key, { ...w, cost: 4000, minCost: 100 });
+      assert.ok(b.degraded && b.charge?.degraded);
+      // Redis is back when B finishes, having used 50 tokens.
+      await up.settleWindow(b.charge, 50);
+      const after = await up.consumeWindow(key, { ...w, cost: 0 });
+      assert.equal(after.used, 6050, 'A keeps its 6,000; B adds its 50');
+      assert.equal((await up.consumeWindow(key, { ...w, cost: 7900 })).allowed, false);
+    } finally {
+      dead.disconnect();
     }
   });
 

@@ -106,6 +106,10 @@ export class MemoryCounterStore implements CounterStore {
   }
 
   async settleWindow(charge: WindowCharge, actualCost: number): Promise<void> {
+    if (charge.degraded === true) {
+      this.#settleDegraded(charge, actualCost);
+      return;
+    }
     const delta = actualCost - charge.cost;
     if (delta === 0) return;
     const w = this.#windows.get(`${flat(charge.key)}\u0000${charge.windowMs}`);
@@ -113,6 +117,23 @@ export class MemoryCounterStore implements CounterStore {
     const cur = w.counts.get(charge.windowStart);
     if (cur === undefined) return;
     w.counts.set(charge.windowStart, Math.max(0, cur + delta));
+  }
+
+  /**
+   * This store never degrades, but the CounterStore contract is the same: a degraded charge's
+   * estimate was never added, so all of the actual cost is, while its window still counts.
+   */
+  #settleDegraded(charge: WindowCharge, actualCost: number): void {
+    if (actualCost <= 0) return;
+    const expires = charge.windowStart + 2 * charge.windowMs;
+    if (expires <= this.#clock()) return;
+    const k = `${flat(charge.key)}\u0000${charge.windowMs}`;
+    let w = this.#windows.get(k);
+    if (!w) {
+      w = { counts: new Map(), expires };
+      this.#windows.set(k, w);
+    } else if (w.expires < expires) w.expires = expires;
+    w.counts.set(charge.windowStart, (w.counts.get(charge.windowStart) ?? 0) + actualCost);
   }
 
   #live(k: string, now: number): Map<string, number> {

@@ -110,14 +110,25 @@ export class RedisCounterStore implements CounterStore {
         resetMs: 0,
         limit: opts.limit,
         degraded: true,
-        charge: { key, windowMs: opts.windowMs, windowStart: start, cost },
+        // Nothing was written: its settle adds the whole actual cost (see settleWindow).
+        charge: { key, windowMs: opts.windowMs, windowStart: start, cost, degraded: true },
       }),
     );
   }
 
   async settleWindow(charge: WindowCharge, actualCost: number): Promise<void> {
-    const delta = actualCost - charge.cost;
+    // A degraded charge (fail_open while Redis was down) never reached the window: add all of the
+    // actual cost, creating the window if no one else wrote it, while it still counts (it is the
+    // previous window until windowStart + 2 windows).
+    const degraded = charge.degraded === true;
+    const delta = degraded ? Math.max(0, actualCost) : actualCost - charge.cost;
     if (delta === 0) return;
+    let create: number | '' = '';
+    if (degraded) {
+      const left = charge.windowStart + 2 * charge.windowMs - (this.#clock?.() ?? Date.now());
+      if (left <= 0) return;
+      create = Math.ceil(left) + 1000;
+    }
     await guarded(
       this.#ctx,
       'counters',
@@ -127,7 +138,7 @@ export class RedisCounterStore implements CounterStore {
           this.#ctx.redis,
           WINDOW_SETTLE,
           [this.#windowKey(charge.key, charge.windowMs, charge.windowStart)],
-          [delta],
+          [delta, create],
         );
       },
       () => undefined,

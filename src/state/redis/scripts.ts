@@ -98,9 +98,18 @@ if c > 0 then reset = math.ceil(start + 2 * win - now) else reset = math.ceil(st
 return {allowed and 1 or 0, string.format('%.17g', after), math.max(0, math.floor(limit - after)), retry, reset, string.format('%.17g', charge)}
 `);
 
-/** KEYS[1]=window key. ARGV: delta. Clamped at 0; a vanished window is left alone. */
+/**
+ * KEYS[1]=window key. ARGV: delta, createTtlMs|''. Clamped at 0; a vanished window is left alone,
+ * unless createTtlMs is given (a degraded charge's settle: its usage was never written), which
+ * creates it with that TTL.
+ */
 export const WINDOW_SETTLE = lua(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local ttl = tonumber(ARGV[2])
+  if not ttl then return 0 end
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+  return 1
+end
 local v = tonumber(redis.call('INCRBYFLOAT', KEYS[1], ARGV[1]))
 if v < 0 then redis.call('SET', KEYS[1], '0', 'KEEPTTL') end
 return 1
