@@ -188,3 +188,60 @@ describe('tokens/min charges', () => {
     assert.equal((await inner.consumeWindow(TPM, { ...MINUTE, cost: 0 })).used, 6050, 'its 50 added');
   });
 });
+
+describe('a store failure while queued', () => {
+  it('ends the wait with the error: a 503 limits_unavailable at once, not a queue_timeout', async () => {
+    // Found in review (2026-12-08): the queue swallowed the error of a try, so a request queued for
+    // an in-flight slot while the store went down (fail_closed) waited out queue_timeout_ms and
+    // got a 503 queue_timeout instead of the documented limits_unavailable.
+    const inner = new MemoryCounterStore();
+    let down = false;
+    const counters: CounterStore = {
+      consume: (k, b) => inner.consume(k, b),
+      consumeWindow: (k, w) => inner.consumeWindow(k, w),
+      settleWindow: (c, a) => inner.settleWindow(c, a),
+      acquire: async (k, o) => {
+        if (down) throw new StateUnavailableError('redis', 'connection lost');
+        return inner.acquire(k, o);
+      },
+      release: (l) => inner.release(l),
+      renew: (l, ms) => inner.renew(l, ms),
+      inflight: (k) => inner.inflight(k),
+    };
+    const { deps, ctx, cfg, queue } = await work(counters);
+    const tenant = { id: 't', limits: { max_in_flight: 1 }, priority: 'normal' } as unknown as TenantRuntime;
+    const wait = { ...cfg, queue_timeout_ms: 2000 };
+    const first = ctx();
+    await admitWork(deps, first, tenant, undefined, undefined, wait, undefined);
+    const second = ctx();
+    const started = performance.now();
+    const queued = admitWork(deps, second, tenant, undefined, undefined, wait, undefined);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(queue.depth, 1, 'the second request waits for the slot');
+    down = true;
+    await assert.rejects(queued, { code: 'limits_unavailable' });
+    const ms = performance.now() - started;
+    assert.ok(ms < 1000, `it ended on the store error, not the 2 s timeout (${Math.round(ms)} ms)`);
+    assert.equal(queue.depth, 0);
+    down = false;
+    await releaseHolds(deps, second);
+    await releaseHolds(deps, first);
+    assert.equal(await inner.inflight({ tenant: 't', name: 'tenant:inflight' }), 0, 'no slot left taken');
+    queue.close();
+  });
+
+  it('the queue rejects the wait with the error of a try, and leaves the other waiters be', async () => {
+    const queue = new AdmissionQueue({ maxQueue: 10, pollMs: 5 });
+    const live = new Cancel();
+    const boom = new Error('store down');
+    let free = false;
+    const failing = queue.wait('normal', 2000, async () => Promise.reject(boom), live.signal);
+    const other = queue.wait('normal', 2000, async () => free, live.signal);
+    await assert.rejects(failing, boom);
+    assert.equal(queue.depth, 1);
+    free = true;
+    assert.equal(await other, true);
+    assert.equal(queue.depth, 0);
+    queue.close();
+  });
+});

@@ -534,6 +534,11 @@ async function takeSlots(
     let ok: boolean;
     try {
       ok = await tenancy.queue.wait(priority, cfg.queue_timeout_ms, tryAll, ctx.controller.signal);
+    } catch (err) {
+      // A try in the queue failed on the store: tryAll gave back the slots it took and mapped the
+      // error (503 limits_unavailable), as for a store error before the queue.
+      gaveUp = true;
+      throw err;
     } finally {
       deps.metrics.queueDepth.labels(tenant.id).dec();
     }

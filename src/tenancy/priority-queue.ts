@@ -27,6 +27,8 @@ interface Waiter {
   /** Try to take a slot; true when it got one (the waiter then leaves the queue). */
   attempt: () => Promise<boolean>;
   resolve: (ok: boolean) => void;
+  /** Ends the wait with `attempt`'s error (a store failure): the caller maps it as outside the queue. */
+  fail: (err: unknown) => void;
   busy: boolean;
   done: boolean;
 }
@@ -49,7 +51,8 @@ export class AdmissionQueue {
 
   /**
    * Wait for `attempt` to succeed, trying again whenever a slot may have freed. Resolves true when
-   * admitted, false on timeout/abort/full queue.
+   * admitted, false on timeout/abort/full queue; rejects with the error when an `attempt` throws
+   * (the store is down: waiting out the timeout would turn that into a queue timeout).
    */
   wait(
     priority: Priority,
@@ -60,17 +63,19 @@ export class AdmissionQueue {
     // A request whose client already left does not wait (its abort event has already fired).
     if (this.#waiters.length >= this.#maxQueue || timeoutMs <= 0 || signal.aborted)
       return Promise.resolve(false);
-    return new Promise<boolean>((resolve) => {
+    return new Promise<boolean>((resolve, reject) => {
       const w: Waiter = {
         rank: priorityRank(priority),
         seq: this.#seq++,
         attempt,
         resolve,
+        fail: reject,
         busy: false,
         done: false,
       };
-      const finish = (ok: boolean): void => {
-        if (w.done) return;
+      /** Leave the queue; false when the wait had already ended. */
+      const leave = (): boolean => {
+        if (w.done) return false;
         w.done = true;
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
@@ -80,9 +85,15 @@ export class AdmissionQueue {
           clearInterval(this.#poll);
           this.#poll = undefined;
         }
-        resolve(ok);
+        return true;
+      };
+      const finish = (ok: boolean): void => {
+        if (leave()) resolve(ok);
       };
       w.resolve = finish;
+      w.fail = (err) => {
+        if (leave()) reject(err);
+      };
       const onAbort = (): void => finish(false);
       const timer = setTimeout(() => finish(false), timeoutMs);
       signal.addEventListener('abort', onAbort, { once: true });
@@ -106,11 +117,13 @@ export class AdmissionQueue {
     for (const w of [...this.#waiters]) {
       if (w.done || w.busy) continue;
       w.busy = true;
-      let ok = false;
+      let ok: boolean;
       try {
         ok = await w.attempt();
-      } catch {
-        ok = false;
+      } catch (err) {
+        w.busy = false;
+        w.fail(err);
+        continue;
       }
       w.busy = false;
       if (ok) w.resolve(true);
