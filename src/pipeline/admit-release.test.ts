@@ -182,6 +182,7 @@ describe('tokens/min charges', () => {
       undefined,
     );
     assert.equal(cap, 900, 'the quota bound the answer');
+    assert.equal(c.responseHeaders?.['x-ratelimit-remaining-tokens'], '10000', 'nothing was given back');
     await new Promise((r) => setTimeout(r, 10)); // a give-back runs in the background
     assert.equal((await inner.consumeWindow(TPM, { ...MINUTE, cost: 0 })).used, 6000, 'nothing given back');
     await releaseHolds(deps, c, 50);
@@ -243,5 +244,43 @@ describe('a store failure while queued', () => {
     assert.equal(await other, true);
     assert.equal(queue.depth, 0);
     queue.close();
+  });
+});
+
+describe('tokens/min headers', () => {
+  it('x-ratelimit-remaining-tokens counts what the quota gave back of the charge', async () => {
+    // Found in review (2026-12-08): the header was set when the window was charged (4,100) and not
+    // updated when the quota shrank the charge to 1,000: it said 5,900 left where 9,000 were.
+    const now = Date.UTC(2026, 11, 8, 12, 0, 0); // one clock, mid-window for the whole test
+    const inner = new MemoryCounterStore({ clock: () => now });
+    const { deps, ctx, cfg } = await work(inner);
+    const need = { prompt: 100, output: 4000, minOutput: 16 };
+    const tenant = {
+      id: 't',
+      limits: { tokens_per_minute: 10_000 },
+      quota: { daily_tokens: 1000 },
+      priority: 'normal',
+    } as unknown as TenantRuntime;
+    const c = ctx();
+    assert.equal(await admitWork(deps, c, tenant, undefined, need, cfg, undefined), 900);
+    await new Promise((r) => setTimeout(r, 10)); // the give-back runs in the background
+    const real = await inner.consumeWindow(TPM, { ...MINUTE, cost: 0 });
+    assert.equal(real.remaining, 9000);
+    assert.equal(c.responseHeaders?.['x-ratelimit-remaining-tokens'], '9000');
+    await releaseHolds(deps, c, 0);
+
+    // With a key window too, the headers are the tenant's: the key's give-back leaves them alone.
+    const other = { ...tenant, id: 'u' } as unknown as TenantRuntime;
+    const key = { keyId: 'k', limits: { tokens_per_minute: 20_000 } } as unknown as KeyEntry;
+    const d = ctx();
+    assert.equal(await admitWork(deps, d, other, key, need, cfg, undefined), 900);
+    await new Promise((r) => setTimeout(r, 10));
+    const tenantLeft = (
+      await inner.consumeWindow({ tenant: 'u', name: 'tenant:tpm' }, { ...MINUTE, cost: 0 })
+    ).remaining;
+    assert.equal(tenantLeft, 9000);
+    assert.equal(d.responseHeaders?.['x-ratelimit-remaining-tokens'], '9000');
+    assert.equal(d.responseHeaders?.['x-ratelimit-limit-tokens'], '10000');
+    await releaseHolds(deps, d, 0);
   });
 });

@@ -418,8 +418,9 @@ export async function admitWork(
     if (!r.reservation.degraded) most = Math.min(most, r.reservation.tokens);
   }
   // Window charges above what the tightest budget held give the difference back at once.
-  if (keyBinding && keyBinding.cost > most) giveBack(deps, ctx, counters, keyBinding, most);
-  if (tenantBinding && tenantBinding.cost > most) giveBack(deps, ctx, counters, tenantBinding, most);
+  // The tokens headers are the window charged last's: the tenant's when it has one.
+  if (keyBinding && keyBinding.cost > most) giveBack(deps, ctx, counters, keyBinding, most, !tp.window);
+  if (tenantBinding && tenantBinding.cost > most) giveBack(deps, ctx, counters, tenantBinding, most, true);
   holds.estimate = most;
   const cap = need && need.output > 0 && (windows > 0 || scopes.length > 0) ? most - need.prompt : undefined;
 
@@ -467,19 +468,27 @@ async function chargeWindow(
   return r.charge;
 }
 
-/** A window charge above what the tightest budget held: the difference goes back at once. */
+/**
+ * A window charge above what the tightest budget held: the difference goes back at once. `headed`:
+ * the tokens headers are this window's, so what goes back is added to x-ratelimit-remaining-tokens.
+ */
 function giveBack(
   deps: AdmitDeps,
   ctx: RequestContext,
   counters: CounterStore,
   c: WindowCharge,
   most: number,
+  headed: boolean,
 ): void {
   const over = c.cost;
   c.cost = most;
   // A degraded charge (fail_open, store down) was never written: there is nothing to give back,
   // and its settle adds the whole actual cost.
   if (c.degraded === true) return;
+  if (headed) {
+    const h = headersOf(ctx);
+    h['x-ratelimit-remaining-tokens'] = String(Number(h['x-ratelimit-remaining-tokens'] ?? 0) + over - most);
+  }
   void counters
     .settleWindow({ ...c, cost: over }, most)
     .catch((err: unknown) =>
