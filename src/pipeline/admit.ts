@@ -500,6 +500,8 @@ function giveBack(
  * In-flight caps, waiting in the priority queue when full. Apart from admitWork so that its
  * variables (captured by `tryAll`) are allocated only for requests that have such a cap.
  */
+const NO_KEYS: readonly string[] = [];
+
 async function takeSlots(
   deps: AdmitDeps,
   tenancy: Tenancy,
@@ -536,13 +538,26 @@ async function takeSlots(
     holds.leases.push(...got);
     return true;
   };
-  if (!(await tryAll())) {
-    const priority = effectivePriority(tenant.priority, askedPriority);
+  const priority = effectivePriority(tenant.priority, askedPriority);
+  const queue = tenancy.queue;
+  // Behind whoever of the same or a higher class already waits for one of these caps.
+  const keys = queue.depth === 0 ? NO_KEYS : caps.map((c) => `${c.key.tenant}\u0000${c.key.name}`);
+  const behind = keys.length > 0 && queue.waitingAhead(priority, keys);
+  if (behind || !(await tryAll())) {
     const started = performance.now();
     deps.metrics.queueDepth.labels(tenant.id).inc();
     let ok: boolean;
     try {
-      ok = await tenancy.queue.wait(priority, cfg.queue_timeout_ms, tryAll, ctx.controller.signal);
+      const waiting = queue.wait(
+        priority,
+        cfg.queue_timeout_ms,
+        tryAll,
+        ctx.controller.signal,
+        keys.length > 0 ? keys : caps.map((c) => `${c.key.tenant}\u0000${c.key.name}`),
+      );
+      // Queued behind others without trying: let the queue try, in its order, at once.
+      if (behind) queue.notify();
+      ok = await waiting;
     } catch (err) {
       // A try in the queue failed on the store: tryAll gave back the slots it took and mapped the
       // error (503 limits_unavailable), as for a store error before the queue.

@@ -24,6 +24,8 @@ export function effectivePriority(tenantClass: Priority, asked: string | undefin
 interface Waiter {
   rank: number;
   seq: number;
+  /** The in-flight caps it waits for (scope keys): a new arrival for one of them queues behind it. */
+  keys: readonly string[];
   /** Try to take a slot; true when it got one (the waiter then leaves the queue). */
   attempt: () => Promise<boolean>;
   resolve: (ok: boolean) => void;
@@ -50,6 +52,22 @@ export class AdmissionQueue {
   }
 
   /**
+   * Whether a request of `priority` for these caps must queue rather than take a free slot first:
+   * someone of the same or a higher class already waits for one of them. Without it a new arrival
+   * took a slot that had just freed (on another replica, or here just before the waiter's retry)
+   * ahead of a queued higher-priority request (review, 2026-12-07).
+   */
+  waitingAhead(priority: Priority, keys: readonly string[]): boolean {
+    if (this.#waiters.length === 0) return false;
+    const rank = priorityRank(priority);
+    for (const w of this.#waiters) {
+      if (w.rank > rank) break; // sorted by rank
+      if (!w.done && w.keys.some((k) => keys.includes(k))) return true;
+    }
+    return false;
+  }
+
+  /**
    * Wait for `attempt` to succeed, trying again whenever a slot may have freed. Resolves true when
    * admitted, false on timeout/abort/full queue; rejects with the error when an `attempt` throws
    * (the store is down: waiting out the timeout would turn that into a queue timeout).
@@ -59,6 +77,7 @@ export class AdmissionQueue {
     timeoutMs: number,
     attempt: () => Promise<boolean>,
     signal: AbortSignal,
+    keys: readonly string[] = [],
   ): Promise<boolean> {
     // A request whose client already left does not wait (its abort event has already fired).
     if (this.#waiters.length >= this.#maxQueue || timeoutMs <= 0 || signal.aborted)
@@ -67,6 +86,7 @@ export class AdmissionQueue {
       const w: Waiter = {
         rank: priorityRank(priority),
         seq: this.#seq++,
+        keys,
         attempt,
         resolve,
         fail: reject,
