@@ -354,3 +354,35 @@ describe('the admission queue goes first', () => {
     queue.close();
   });
 });
+
+describe('tokens/min: a request too big for the whole window', () => {
+  it('passes an empty window with its answer capped at the shortest useful answer', async () => {
+    // Found in review (2026-12-07): prompt 990 + shortest answer 16 > 1,000 tokens/min was charged
+    // the whole window but its answer left uncapped (4,000 sent upstream: ~5x the limit per pass).
+    const counters = new MemoryCounterStore();
+    const { deps, ctx, cfg, queue } = await work(counters);
+    const tenant = {
+      id: 't',
+      limits: { tokens_per_minute: 1000 },
+      priority: 'normal',
+    } as unknown as TenantRuntime;
+    const c = ctx();
+    const cap = await admitWork(
+      deps,
+      c,
+      tenant,
+      undefined,
+      { prompt: 990, output: 4000, minOutput: 16 },
+      cfg,
+      undefined,
+    );
+    assert.equal(cap, 16);
+    await releaseHolds(deps, c, 990 + 16);
+    // The window is not empty now: the next such request waits for it.
+    await assert.rejects(
+      admitWork(deps, ctx(), tenant, undefined, { prompt: 990, output: 4000, minOutput: 16 }, cfg, undefined),
+      { code: 'rate_limit_exceeded' },
+    );
+    queue.close();
+  });
+});

@@ -375,7 +375,7 @@ export async function admitWork(
     if (least <= kp.window.limit) {
       keyBinding = c;
       most = Math.min(most, c.cost);
-    }
+    } else most = Math.min(most, least); // too big for any window: the shortest useful answer only
   }
   if (need && tp.window) {
     const c = await chargeWindow(deps, ctx, tenant, counters, tp.window, most, least);
@@ -383,7 +383,7 @@ export async function admitWork(
     if (least <= tp.window.limit) {
       tenantBinding = c;
       most = Math.min(most, c.cost);
-    }
+    } else most = Math.min(most, least);
   }
   const windows = need ? (kp?.window ? 1 : 0) + (tp.window ? 1 : 0) : 0;
 
