@@ -547,6 +547,7 @@ async function takeSlots(
     const started = performance.now();
     deps.metrics.queueDepth.labels(tenant.id).inc();
     let ok: boolean;
+    const full = queue.full;
     try {
       const waiting = queue.wait(
         priority,
@@ -573,7 +574,9 @@ async function takeSlots(
       await releaseHolds(deps, ctx);
       throw new PorticoError(
         'queue_timeout',
-        `Tenant ${tenant.id} is at its limit of concurrent requests and this request waited ${cfg.queue_timeout_ms} ms for a slot. Retry shortly.`,
+        full
+          ? `Tenant ${tenant.id} is at its limit of concurrent requests and the admission queue is full (admission.max_queue: ${queue.maxQueue} waiting per replica). Retry shortly.`
+          : `Tenant ${tenant.id} is at its limit of concurrent requests and this request waited ${cfg.queue_timeout_ms} ms for a slot. Retry shortly.`,
         {
           headers: { ...(ctx.responseHeaders ?? {}), 'retry-after': '1' },
         },

@@ -40,7 +40,7 @@ export class AdmissionQueue {
   #seq = 0;
   #poll: NodeJS.Timeout | undefined;
   readonly #pollMs: number;
-  readonly #maxQueue: number;
+  #maxQueue: number;
 
   constructor(opts: { maxQueue: number; pollMs?: number }) {
     this.#maxQueue = opts.maxQueue;
@@ -49,6 +49,20 @@ export class AdmissionQueue {
 
   get depth(): number {
     return this.#waiters.length;
+  }
+
+  get maxQueue(): number {
+    return this.#maxQueue;
+  }
+
+  /** admission.max_queue after a config reload: later waits follow it (who waits now stays). */
+  configure(maxQueue: number): void {
+    this.#maxQueue = maxQueue;
+  }
+
+  /** A wait would be refused at once: the queue holds max_queue waiters already. */
+  get full(): boolean {
+    return this.#waiters.length >= this.#maxQueue;
   }
 
   /**

@@ -192,6 +192,7 @@ export class Tenancy {
   /** Make the store's config-sourced tenants match the config (called at start and on reload). */
   async syncConfig(snapshot: Snapshot, prompts: ReadonlyMap<string, string>): Promise<void> {
     this.reservations.configure(snapshot.config.admission.reservation_lease_ms);
+    this.queue.configure(snapshot.config.admission.max_queue);
     await this.state.tenants.syncFromConfig(
       snapshot.config.tenants.map((t) => tenantRecordFromConfig(t, prompts.get(t.id) ?? '')),
     );

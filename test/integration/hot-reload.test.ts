@@ -97,3 +97,38 @@ describe('hot reload', () => {
     await waitFor(async () => (await info(gw.url)).system_prompt === 'Wireframes before code.');
   });
 });
+
+describe('hot reload: admission.max_queue', () => {
+  it('a new max_queue applies to later requests (review, 2026-12-07: it kept the start value)', async () => {
+    const base = demoConfig({
+      logging: { level: 'silent' },
+      admission: { max_queue: 0, queue_timeout_ms: 5000 },
+      models: {
+        default: { backends: [{ id: 'sim-echo', provider: 'sim', sim: { mode: 'echo', ttft_ms: 400 } }] },
+      },
+    });
+    const tenants = base.tenants as Array<Record<string, unknown>>;
+    tenants[0] = { ...tenants[0], limits: { max_in_flight: 1 } };
+    const g = await startGatewayFromFile(base);
+    const chat = async (): Promise<{ status: number; text: string }> => {
+      const res = await fetch(`${g.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      return { status: res.status, text: await res.text() };
+    };
+    try {
+      const [a, b] = await Promise.all([chat(), chat()]);
+      assert.deepEqual([a.status, b.status].sort(), [200, 503]);
+      // Says why: the queue is full — not "waited 5000 ms" (it did not wait).
+      assert.match((a.status === 503 ? a : b).text, /admission queue is full \(admission\.max_queue: 0/);
+      await writeFile(g.file, stringify({ ...base, admission: { max_queue: 100, queue_timeout_ms: 5000 } }));
+      await waitFor(async () => g.gateway.snapshot.config.admission.max_queue === 100);
+      const [c, d] = await Promise.all([chat(), chat()]);
+      assert.deepEqual([c.status, d.status], [200, 200], 'the second waited in the queue');
+    } finally {
+      await g.cleanup();
+    }
+  });
+});
