@@ -61,10 +61,9 @@ export function tenantRuntimeFromRecord(rec: TenantRecord): TenantRuntime {
     industry: rec.industry ?? '',
     systemPrompt: rec.system_prompt ?? '',
     promptPolicy,
-    allowedModels:
-      rec.allowed_models.length === 0 || rec.allowed_models.includes('*')
-        ? undefined
-        : new Set(rec.allowed_models),
+    // Only "*" means every model, as in the config. An empty list (refused by the admin API, but
+    // stored by versions before that) allows none: the tenant is told it has no models.
+    allowedModels: rec.allowed_models.includes('*') ? undefined : new Set(rec.allowed_models),
     defaultModel: policy.default_model ?? (rec.allowed_models.find((m) => m !== '*') || undefined),
     maxTokensCap: policy.max_tokens_cap,
     defaultMaxTokens: policy.default_max_tokens,

@@ -31,7 +31,10 @@ const tenantFields = {
   industry: z.string().max(200).nullable().optional(),
   system_prompt: z.string().max(100_000).nullable().optional(),
   prompt_policy: z.enum(['prepend', 'replace', 'none']).optional(),
-  allowed_models: z.array(z.string().min(1)).optional(),
+  allowed_models: z
+    .array(z.string().min(1))
+    .min(1, 'give at least one model alias, or ["*"] for every model (an empty list is not "all")')
+    .optional(),
   limits: RateLimitsSchema.optional(),
   quota: QuotaSchema.optional(),
   max_tokens_cap: z.number().int().min(1).optional(),
@@ -65,6 +68,27 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
     });
   }
   return r.data;
+}
+
+/**
+ * The model aliases a tenant body names must exist in the config now, as `config check` requires
+ * of config tenants (`*` stands for every model).
+ */
+function checkModelAliases(gw: Gateway, body: { allowed_models?: string[]; default_model?: string }): void {
+  const models = gw.snapshot.config.models;
+  const known = (m: string): boolean => Object.hasOwn(models, m);
+  const defined = Object.keys(models).join(', ') || 'none';
+  const unknown = (param: string, m: string): PorticoError =>
+    new PorticoError(
+      'invalid_request',
+      `${param}: unknown model alias ${JSON.stringify(m.slice(0, 100))} (defined: ${defined}).`,
+      { param },
+    );
+  body.allowed_models?.forEach((m, i) => {
+    if (m !== '*' && !known(m)) throw unknown(`allowed_models[${i}]`, m);
+  });
+  if (body.default_model !== undefined && !known(body.default_model))
+    throw unknown('default_model', body.default_model);
 }
 
 function tenancyOf(gw: Gateway): Tenancy {
@@ -162,6 +186,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
   app.post('/admin/tenants', async (request, reply) => {
     const t = admin(request);
     const body = parse(NewTenantBody, request.body);
+    checkModelAliases(gw, body);
     try {
       const rec = await t.state.tenants.create({
         id: body.id,
@@ -199,6 +224,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
       );
     }
     const body = parse(PatchTenantBody, request.body);
+    checkModelAliases(gw, body);
     const updated = await t.state.tenants.update(rec.id, {
       ...(body.display_name !== undefined ? { display_name: body.display_name } : {}),
       ...(body.company !== undefined ? { company: body.company } : {}),

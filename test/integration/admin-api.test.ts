@@ -1,0 +1,125 @@
+/**
+ * Admin API input checks (memory state): what a tenant or key body, or a query, may say, and what
+ * a client is told when it says something the gateway cannot use. Every refusal is a 400 in the
+ * OpenAI error shape naming the field.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
+
+const ADMIN = 'test-admin-token';
+
+interface ErrorBody {
+  error: { message: string; type: string; param: string | null; code: string };
+}
+
+async function admin(
+  gw: TestGateway,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${gw.url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${ADMIN}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+function assertInvalid(
+  r: { status: number; body: Record<string, unknown> },
+  param: string,
+  re: RegExp,
+): void {
+  assert.equal(r.status, 400, JSON.stringify(r.body));
+  const e = (r.body as unknown as ErrorBody).error;
+  assert.equal(e.type, 'invalid_request_error');
+  assert.equal(e.param, param);
+  assert.match(e.message, re);
+}
+
+async function chat(gw: TestGateway, key: string, model: string): Promise<number> {
+  const res = await fetch(`${gw.baseURL}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+describe('admin API input checks', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway(
+      demoConfig({
+        models: {
+          default: { backends: [{ id: 'sim-echo', provider: 'sim', sim: { mode: 'echo' } }] },
+          secret: { backends: [{ id: 'sim-secret', provider: 'sim', sim: { mode: 'echo' } }] },
+        },
+      }),
+    );
+  });
+  after(() => gw.close());
+
+  it('allowed_models: an empty list is refused (it never means "every model"), unknown aliases too', async () => {
+    const t = await admin(gw, 'POST', '/admin/tenants', { id: 'globex', allowed_models: ['default'] });
+    assert.equal(t.status, 201, JSON.stringify(t.body));
+    const key = (await admin(gw, 'POST', '/admin/tenants/globex/keys', {})).body.key as string;
+    assert.equal(await chat(gw, key, 'secret'), 404);
+
+    assertInvalid(
+      await admin(gw, 'PATCH', '/admin/tenants/globex', { allowed_models: [] }),
+      'allowed_models',
+      /at least one model alias, or \["\*"\]/,
+    );
+    assertInvalid(
+      await admin(gw, 'POST', '/admin/tenants', { id: 'initech', allowed_models: [] }),
+      'allowed_models',
+      /at least one/,
+    );
+    assertInvalid(
+      await admin(gw, 'PATCH', '/admin/tenants/globex', { allowed_models: ['default', 'nope'] }),
+      'allowed_models[1]',
+      /unknown model alias "nope" \(defined: default, secret\)/,
+    );
+    assertInvalid(
+      await admin(gw, 'POST', '/admin/tenants', { id: 'initech', default_model: 'nope' }),
+      'default_model',
+      /unknown model alias "nope"/,
+    );
+    assert.equal((await admin(gw, 'GET', '/admin/tenants/initech')).status, 404);
+    // Nothing changed: still restricted.
+    assert.deepEqual((await admin(gw, 'GET', '/admin/tenants/globex')).body.allowed_models, ['default']);
+    assert.equal(await chat(gw, key, 'secret'), 404);
+    assert.equal(await chat(gw, key, 'default'), 200);
+    // "*" is how every model is given.
+    assert.equal((await admin(gw, 'PATCH', '/admin/tenants/globex', { allowed_models: ['*'] })).status, 200);
+    assert.equal(await chat(gw, key, 'secret'), 200);
+  });
+
+  it('a stored tenant with an empty allowed_models (older versions) may use no model, not every one', async () => {
+    assert.equal((await admin(gw, 'POST', '/admin/tenants', { id: 'legacy' })).status, 201);
+    const key = (await admin(gw, 'POST', '/admin/tenants/legacy/keys', {})).body.key as string;
+    assert.equal(await chat(gw, key, 'secret'), 200);
+    // What an older version's PATCH {allowed_models: []} left in the store.
+    const tenancy = gw.gateway.tenancy;
+    assert.ok(tenancy);
+    await tenancy.state.tenants.update('legacy', { allowed_models: [] });
+    assert.equal(await chat(gw, key, 'secret'), 404);
+    const res = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.equal(res.status, 404);
+    const e = ((await res.json()) as ErrorBody).error;
+    assert.equal(e.code, 'model_not_found');
+    assert.match(e.message, /Your models: none\./);
+  });
+});
