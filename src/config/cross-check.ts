@@ -4,6 +4,7 @@
  * schema: `config check` then reports these problems together with the schema's, in one pass.
  * The schema's superRefine runs them on every valid config.
  */
+import { sha256Hex } from '../lib/hash.js';
 
 export interface CrossProblem {
   path: Array<string | number>;
@@ -37,6 +38,8 @@ export function crossCheck(raw: unknown): CrossProblem[] {
     }
 
   const seen = new Set<string>();
+  /** Key digest -> where it was first declared (a key authenticates as exactly one tenant). */
+  const keyDigests = new Map<string, { tenant: string; at: string }>();
   arr(raw.tenants).forEach((t, i) => {
     if (!isRecord(t)) return;
     const id = str(t.id);
@@ -44,6 +47,33 @@ export function crossCheck(raw: unknown): CrossProblem[] {
       if (seen.has(id)) out.push({ path: ['tenants', i, 'id'], message: `duplicate tenant id "${id}"` });
       seen.add(id);
     }
+    const keyIds = new Set<string>();
+    arr(t.api_keys).forEach((k, j) => {
+      if (!isRecord(k)) return;
+      // The id the gateway gives the key (usage records and the admin API name keys by it).
+      const keyId = str(k.id) ?? `${id ?? i}-cfg-${j}`;
+      if (keyIds.has(keyId))
+        out.push({
+          path: ['tenants', i, 'api_keys', j, 'id'],
+          message: `duplicate key id "${keyId}" in tenant ${id ?? i}: give each key its own id (usage is recorded per key id)`,
+        });
+      keyIds.add(keyId);
+      const value = str(k.value);
+      const sha = str(k.sha256);
+      const field = value !== undefined ? 'value' : 'sha256';
+      const digest = value ? sha256Hex(value) : sha && /^[0-9a-f]{64}$/.test(sha) ? sha : undefined;
+      if (digest === undefined) return;
+      const first = keyDigests.get(digest);
+      if (first)
+        out.push({
+          path: ['tenants', i, 'api_keys', j, field],
+          message:
+            first.tenant === String(id ?? i)
+              ? `the same API key as ${first.at}: list each key once`
+              : `the same API key as ${first.at} (tenant ${first.tenant}): a key belongs to one tenant only; give each tenant its own key`,
+        });
+      else keyDigests.set(digest, { tenant: String(id ?? i), at: `tenants[${i}].api_keys[${j}]` });
+    });
     const dm = str(t.default_model);
     if (dm !== undefined && !known(dm))
       out.push({

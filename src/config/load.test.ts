@@ -4,6 +4,7 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildConfig, ConfigError, interpolateEnv, loadConfigFile } from './load.js';
+import { sha256Hex } from '../lib/hash.js';
 
 describe('config loading', () => {
   it('interpolates ${VAR} and ${VAR:-default}, typed when the whole value is a reference', () => {
@@ -77,6 +78,53 @@ describe('config loading', () => {
         return true;
       },
     );
+  });
+
+  it('an API key declared twice (under two tenants or in one) and a duplicate key id are errors', async () => {
+    const models = { m: { backends: [{ provider: 'sim' }] } };
+    const digest = sha256Hex('sk-shared');
+    await assert.rejects(
+      buildConfig({
+        tenants: [
+          { id: 'a', api_keys: [{ value: 'sk-shared' }, { value: 'sk-a2', id: 'a-cfg-0' }] },
+          { id: 'b', api_keys: [{ value: 'sk-shared' }] },
+          {
+            id: 'c',
+            api_keys: [{ sha256: digest }, { value: 'sk-c', id: 'x' }, { value: 'sk-c2', id: 'x' }],
+          },
+          { id: 'd', api_keys: [{ value: 'sk-d' }, { value: 'sk-d' }] },
+        ],
+        models,
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        const text = e.message;
+        assert.match(
+          text,
+          /tenants\[1\]\.api_keys\[0\]\.value: the same API key as tenants\[0\]\.api_keys\[0\] \(tenant a\): a key belongs to one tenant only/,
+        );
+        assert.match(
+          text,
+          /tenants\[2\]\.api_keys\[0\]\.sha256: the same API key as tenants\[0\]\.api_keys\[0\]/,
+        );
+        assert.match(
+          text,
+          /tenants\[3\]\.api_keys\[1\]\.value: the same API key as tenants\[3\]\.api_keys\[0\]: list each key once/,
+        );
+        assert.match(text, /tenants\[0\]\.api_keys\[1\]\.id: duplicate key id "a-cfg-0" in tenant a/);
+        assert.match(text, /tenants\[2\]\.api_keys\[2\]\.id: duplicate key id "x" in tenant c/);
+        assert.ok(!text.includes('sk-shared'), 'the key itself is never shown');
+        return true;
+      },
+    );
+    // The same key id in two tenants is fine (usage is per tenant and key).
+    await buildConfig({
+      tenants: [
+        { id: 'a', api_keys: [{ value: 'sk-a', id: 'ci' }] },
+        { id: 'b', api_keys: [{ value: 'sk-b', id: 'ci' }] },
+      ],
+      models,
+    });
   });
 
   it('reads system_prompt_file relative to the config file; a missing file is a problem', async () => {

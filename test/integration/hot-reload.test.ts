@@ -132,3 +132,25 @@ describe('hot reload: admission.max_queue', () => {
     }
   });
 });
+
+describe('reloads that would change who a credential belongs to', () => {
+  let gw: Running;
+  before(async () => {
+    gw = await startGatewayFromFile(demoConfig());
+  });
+  after(() => gw.cleanup());
+
+  const tenantOf = async (key: string): Promise<string> => {
+    const res = await fetch(`${gw.url}/info`, { headers: { authorization: `Bearer ${key}` } });
+    return ((await res.json()) as { tenant: string }).tenant;
+  };
+
+  it('the same API key under two tenants is rejected; the key stays with its tenant', async () => {
+    const dup = demoConfig();
+    const tenants = dup.tenants as Array<Record<string, unknown>>;
+    (tenants[1] as Record<string, unknown>).api_keys = [{ value: ACME_KEY }];
+    await writeFile(gw.file, stringify(dup));
+    assert.equal(await gw.watcher?.reload(), false);
+    assert.equal(await tenantOf(ACME_KEY), 'acme-corp');
+  });
+});
