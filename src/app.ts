@@ -3,7 +3,7 @@
  * the provider registry, metrics and logger, and the pipeline's dependencies.
  */
 import { randomBytes } from 'node:crypto';
-import type { LoadedConfig } from './config/load.js';
+import { ConfigError, type LoadedConfig } from './config/load.js';
 import { compileSnapshot, type Snapshot } from './pipeline/snapshot.js';
 import type { PipelineDeps } from './pipeline/run.js';
 import { ProviderRegistry } from './routing/registry.js';
@@ -46,6 +46,8 @@ export class Gateway {
   #snapshot: Snapshot;
   #adminTokenHash: string;
   #generatedAdminToken: string | undefined;
+  /** The admin token in force came from `admin.token` (not generated at start). */
+  #adminTokenConfigured = false;
   #version = 0;
   #tenancy: Tenancy | undefined;
   #tracing: Tracing | undefined;
@@ -95,6 +97,7 @@ export class Gateway {
     const token = loaded.config.admin.token;
     if (token) {
       this.#adminTokenHash = sha256Hex(token);
+      this.#adminTokenConfigured = true;
     } else {
       this.#generatedAdminToken = 'pt-admin-' + randomBytes(24).toString('base64url');
       this.#adminTokenHash = sha256Hex(this.#generatedAdminToken);
@@ -190,6 +193,16 @@ export class Gateway {
 
   /** Swap in a new validated config. Unchanged backends keep their providers (and connections). */
   applyConfig(loaded: LoadedConfig): Snapshot {
+    // Without admin.token a start generates a token and prints it; a reload has nowhere to show a
+    // new one, and keeping the removed token valid would be a surprise: refuse, change nothing.
+    if (this.#adminTokenConfigured && !loaded.config.admin.token)
+      throw new ConfigError(loaded.source ?? '(config)', [
+        {
+          path: 'admin.token',
+          message:
+            'the admin token cannot be removed by a reload; the current token stays in force. Restart to run without admin.token (a start generates a new token and prints it), or write a new token here to replace the old one (a reload applies that at once)',
+        },
+      ]);
     const { pools, retired } = this.#registry.build(loaded.config);
     this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
     this.#prompts = loaded.prompts;
@@ -201,7 +214,10 @@ export class Gateway {
           this.logger.error({ err }, 'syncing config tenants into the tenant store failed'),
         );
     }
-    if (loaded.config.admin.token) this.#adminTokenHash = sha256Hex(loaded.config.admin.token);
+    if (loaded.config.admin.token) {
+      this.#adminTokenHash = sha256Hex(loaded.config.admin.token);
+      this.#adminTokenConfigured = true;
+    }
     this.metrics.backendUp.reset();
     this.#publishBackendGauges();
     // Let requests that already hold the retired providers finish before closing them.

@@ -137,7 +137,12 @@ export const TeamRouteSchema = z.strictObject({
 });
 
 export const AdminSchema = z.strictObject({
-  token: z.string().default('').describe('admin bearer token; empty = generate one at start-up and print it'),
+  token: z
+    .string()
+    .default('')
+    .describe(
+      'admin bearer token; empty = generate one at start-up and print it. A reload applies a new token at once, but cannot remove it (restart for that)',
+    ),
   console: z
     .boolean()
     .default(true)

@@ -9,6 +9,8 @@ import { readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { ACME_KEY, demoConfig, startGatewayFromFile } from '../support/gateway.js';
+import { ConfigError } from '../../src/config/load.js';
+import { ConfigSchema } from '../../src/config/schema.js';
 
 type Running = Awaited<ReturnType<typeof startGatewayFromFile>>;
 
@@ -133,7 +135,7 @@ describe('hot reload: admission.max_queue', () => {
   });
 });
 
-describe('reloads that would change who a credential belongs to', () => {
+describe('reloads that would change who a credential belongs to, or what opens the admin API', () => {
   let gw: Running;
   before(async () => {
     gw = await startGatewayFromFile(demoConfig());
@@ -152,5 +154,50 @@ describe('reloads that would change who a credential belongs to', () => {
     await writeFile(gw.file, stringify(dup));
     assert.equal(await gw.watcher?.reload(), false);
     assert.equal(await tenantOf(ACME_KEY), 'acme-corp');
+  });
+
+  it('removing admin.token is refused (the token stays in force, not silently); a new token applies', async () => {
+    const adminStatus = async (token: string): Promise<number> =>
+      (await fetch(`${gw.url}/admin/tenants`, { headers: { authorization: `Bearer ${token}` } })).status;
+    const noToken = demoConfig();
+    delete noToken.admin;
+    assert.throws(
+      () => gw.gateway.applyConfig({ config: ConfigSchema.parse(noToken), prompts: new Map(), files: [] }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.match(e.message, /admin\.token: the admin token cannot be removed by a reload/);
+        assert.match(e.message, /Restart to run without admin\.token/);
+        return true;
+      },
+    );
+    await writeFile(gw.file, stringify(noToken));
+    assert.equal(await gw.watcher?.reload(), false);
+    assert.equal(await adminStatus('test-admin-token'), 200);
+
+    const rotated = demoConfig({ admin: { token: 'rotated-admin-token' } });
+    await writeFile(gw.file, stringify(rotated));
+    assert.equal(await gw.watcher?.reload(), true);
+    assert.equal(await adminStatus('test-admin-token'), 401);
+    assert.equal(await adminStatus('rotated-admin-token'), 200);
+  });
+});
+
+describe('a gateway started without admin.token', () => {
+  it('keeps its generated token across reloads without one', async () => {
+    const cfg = demoConfig();
+    delete cfg.admin;
+    const gw = await startGatewayFromFile(cfg);
+    try {
+      const token = gw.gateway.generatedAdminToken;
+      assert.ok(token);
+      const tenants = cfg.tenants as Array<Record<string, unknown>>;
+      (tenants[0] as Record<string, unknown>).system_prompt = 'v2';
+      await writeFile(gw.file, stringify(cfg));
+      assert.equal(await gw.watcher?.reload(), true);
+      const res = await fetch(`${gw.url}/admin/tenants`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 200);
+    } finally {
+      await gw.cleanup();
+    }
   });
 });
