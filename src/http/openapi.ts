@@ -14,7 +14,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { z } from 'zod';
 import { VERSION } from '../version.js';
 import type { RecordedRoute } from './docs.js';
-import { NewKeyBody, NewTenantBody, PatchTenantBody, UsageQuery } from './routes/admin.js';
+import { KeysQuery, NewKeyBody, NewTenantBody, PatchTenantBody, UsageQuery } from './routes/admin.js';
 import { PlaygroundBody, RequestsQuery, StatsQuery } from './routes/console.js';
 
 type Json = Record<string, unknown>;
@@ -292,8 +292,8 @@ export const ADMIN_DOCS: Record<string, Doc> = {
   'GET /admin/keys': {
     tags: K,
     summary: 'List keys',
-    querystring: obj({ tenant: str }),
-    response: { 200: list(Key) },
+    querystring: fromZod(KeysQuery),
+    response: { 200: list(Key), 400: ErrorBody, 401: ErrorBody },
   },
   'POST /admin/keys/:id/revoke': {
     tags: K,

@@ -5,6 +5,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
 
 const ADMIN = 'test-admin-token';
@@ -121,5 +124,47 @@ describe('admin API input checks', () => {
     const e = ((await res.json()) as ErrorBody).error;
     assert.equal(e.code, 'model_not_found');
     assert.match(e.message, /Your models: none\./);
+  });
+});
+
+describe('admin API input checks (embedded state)', () => {
+  let gw: TestGateway;
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'portico-admin-api-'));
+    gw = await startTestGateway(demoConfig({ state: { kind: 'embedded', data_dir: join(dir, 'data') } }));
+    assert.equal((await admin(gw, 'POST', '/admin/tenants', { id: 'globex' })).status, 201);
+    assert.equal((await admin(gw, 'POST', '/admin/tenants/globex/keys', { label: 'k' })).status, 201);
+  });
+  after(async () => {
+    await gw.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const keyTenants = async (query: string): Promise<string[]> => {
+    const r = await admin(gw, 'GET', `/admin/keys${query}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return (r.body.data as Array<{ tenant_id: string }>).map((k) => k.tenant_id).sort();
+  };
+
+  it('GET /admin/keys: one tenant, or every tenant when absent or empty; a repeated or bad tenant is a 400', async () => {
+    assert.deepEqual(await keyTenants(''), ['acme-corp', 'closed-ai', 'globex']);
+    assert.deepEqual(await keyTenants('?tenant='), ['acme-corp', 'closed-ai', 'globex']);
+    assert.deepEqual(await keyTenants('?tenant=globex'), ['globex']);
+    assert.deepEqual(await keyTenants('?tenant=acme-corp'), ['acme-corp']);
+    assertInvalid(
+      await admin(gw, 'GET', '/admin/keys?tenant=acme-corp&tenant=globex'),
+      'tenant',
+      /tenant: give this parameter once, with one value/,
+    );
+    assertInvalid(await admin(gw, 'GET', '/admin/keys?tenant=Not%20An%20Id'), 'tenant', /give a tenant id/);
+    const unknown = await admin(gw, 'GET', '/admin/keys?tenants=globex');
+    assert.equal(unknown.status, 400);
+    assert.match((unknown.body as unknown as ErrorBody).error.message, /tenants/);
+    assertInvalid(
+      await admin(gw, 'GET', '/admin/usage?tenant=a&tenant=b'),
+      'tenant',
+      /tenant: give this parameter once/,
+    );
   });
 });

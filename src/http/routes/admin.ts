@@ -49,12 +49,23 @@ export const NewKeyBody = z.strictObject({
   limits: RateLimitsSchema.optional(),
   quota: QuotaSchema.optional(),
 });
+/** One value of a query parameter (a parameter given twice arrives as a list). */
+const queryValue = z.string({ error: 'give this parameter once, with one value' });
+export const KeysQuery = z.strictObject({
+  tenant: queryValue
+    .regex(
+      /^(?:[a-z0-9][a-z0-9._-]{0,62})?$/,
+      'give a tenant id (1-63 lower-case letters, digits, ".", "_" or "-"), or leave it empty for every tenant',
+    )
+    .optional()
+    .describe("only this tenant's keys; empty or absent: every tenant's"),
+});
 export const UsageQuery = z.strictObject({
-  tenant: z.string().optional(),
-  from: z.string().optional(),
-  to: z.string().optional(),
-  model: z.string().optional(),
-  key: z.string().optional(),
+  tenant: queryValue.optional(),
+  from: queryValue.optional(),
+  to: queryValue.optional(),
+  model: queryValue.optional(),
+  key: queryValue.optional(),
   group_by: z.enum(['day', 'month', 'model', 'key']).default('day'),
 });
 
@@ -309,14 +320,12 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
     }
   });
 
-  app.get<{ Querystring: { tenant?: string } }>('/admin/keys', async (request) => {
+  app.get('/admin/keys', async (request) => {
     const t = admin(request);
+    const tenant = parse(KeysQuery, request.query).tenant || undefined;
     return {
       object: 'list',
-      data: [
-        ...configKeyViews(request.query.tenant),
-        ...(await t.state.keys.list(request.query.tenant)).map(keyView),
-      ],
+      data: [...configKeyViews(tenant), ...(await t.state.keys.list(tenant)).map(keyView)],
     };
   });
 
