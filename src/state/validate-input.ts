@@ -10,6 +10,14 @@ import type { JsonValue, LedgerFilter, NewApiKey, NewTenant, TenantPatch } from 
 
 /** The largest ms epoch every store represents (9999-12-31T23:59:59.999Z; Postgres timestamptz goes further, JS Date to 8.64e15). */
 export const MAX_TIME_MS = 253_402_300_799_999;
+/** The smallest ms epoch a key's expiry may be (0001-01-01T00:00:00.000Z: Postgres has no year 0). */
+export const MIN_EXPIRY_MS = -62_135_596_800_000;
+
+/** An expiry every store can keep: years 1-9999 once its offset is applied (UTC). */
+export function isStorableExpiry(v: string): boolean {
+  const ms = Date.parse(v);
+  return ms >= MIN_EXPIRY_MS && ms <= MAX_TIME_MS;
+}
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -59,6 +67,11 @@ export function checkKeyInput(k: NewApiKey): void {
   checkText('id', k.id);
   checkText('label', k.label);
   checkText('expires_at', k.expires_at);
+  if (typeof k.expires_at === 'string' && !isStorableExpiry(k.expires_at))
+    throw new StateInvalidInputError(
+      'expires_at',
+      `expires_at must be a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z once its offset is applied, got ${JSON.stringify(k.expires_at.slice(0, 40))}`,
+    );
   checkJson('limits', k.limits);
 }
 

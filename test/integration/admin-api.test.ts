@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { StateInvalidInputError } from '../../src/state/errors.js';
 
 const ADMIN = 'test-admin-token';
 
@@ -124,6 +125,45 @@ describe('admin API input checks', () => {
     const e = ((await res.json()) as ErrorBody).error;
     assert.equal(e.code, 'model_not_found');
     assert.match(e.message, /Your models: none\./);
+  });
+});
+
+describe('key expiry', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway(demoConfig());
+    assert.equal((await admin(gw, 'POST', '/admin/tenants', { id: 'globex' })).status, 201);
+  });
+  after(() => gw.close());
+
+  it('expires_at outside the years 1-9999 once its offset is applied is a 400, at the API and in the store', async () => {
+    for (const expires_at of [
+      '0000-01-01T00:00:00Z',
+      '9999-12-31T23:59:59-14:00',
+      '0001-01-01T00:00:00+00:01',
+    ])
+      assertInvalid(
+        await admin(gw, 'POST', '/admin/tenants/globex/keys', { expires_at }),
+        'expires_at',
+        /expires_at: must fall in the years 0001-9999 once its offset is applied/,
+      );
+    for (const [expires_at, stored] of [
+      ['0001-01-01T00:00:00Z', '0001-01-01T00:00:00.000Z'],
+      ['9999-12-31T23:59:59Z', '9999-12-31T23:59:59.000Z'],
+      ['9999-12-31T23:59:59+14:00', '9999-12-31T09:59:59.000Z'],
+    ]) {
+      const r = await admin(gw, 'POST', '/admin/tenants/globex/keys', { expires_at });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      assert.equal(r.body.expires_at, stored);
+    }
+    // The stores' own guard (for callers that skip the API): one typed error, a 400 at the edge.
+    const tenancy = gw.gateway.tenancy;
+    assert.ok(tenancy);
+    await assert.rejects(
+      tenancy.state.keys.create({ tenant_id: 'globex', label: '', expires_at: '+010000-01-01T00:00:00Z' }),
+      (e: unknown) =>
+        e instanceof StateInvalidInputError && /expires_at must be a time from 0001/.test(e.message),
+    );
   });
 });
 

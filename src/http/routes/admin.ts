@@ -20,7 +20,7 @@ import {
 } from '../../state/index.js';
 import { TenantPolicySchema, type Tenancy } from '../../tenancy/tenancy.js';
 import { requireAdmin } from '../admin-auth.js';
-import { MAX_TIME_MS } from '../../state/validate-input.js';
+import { MAX_TIME_MS, isStorableExpiry } from '../../state/validate-input.js';
 
 const idString = z
   .string()
@@ -45,7 +45,14 @@ export const NewTenantBody = z.strictObject({ id: idString, ...tenantFields });
 export const PatchTenantBody = z.strictObject(tenantFields);
 export const NewKeyBody = z.strictObject({
   label: z.string().max(200).optional(),
-  expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
+  expires_at: z.iso
+    .datetime({ offset: true })
+    .refine(
+      isStorableExpiry,
+      'must fall in the years 0001-9999 once its offset is applied (UTC): give an ISO time up to 9999-12-31T23:59:59Z',
+    )
+    .nullable()
+    .optional(),
   limits: RateLimitsSchema.optional(),
   quota: QuotaSchema.optional(),
 });
