@@ -127,6 +127,35 @@ describe('config loading', () => {
     });
   });
 
+  it('rate limits outside their bounds are errors (config tenants, keys, per-IP)', async () => {
+    await assert.rejects(
+      buildConfig({
+        admission: { per_ip: { requests_per_second: 1e-300 } },
+        tenants: [
+          {
+            id: 'a',
+            limits: { requests_per_second: 1e308, tokens_per_minute: 1e15 },
+            api_keys: [{ value: 'sk-a', limits: { requests_per_second: 1, burst: 1e15 } }],
+          },
+        ],
+        models: { m: { backends: [{ provider: 'sim' }] } },
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        const text = e.message;
+        assert.match(text, /admission\.per_ip\.requests_per_second: give at least 0\.000001 requests\/s/);
+        assert.match(text, /tenants\[0\]\.limits\.requests_per_second: give at most 1000000 requests\/s/);
+        assert.match(text, /tenants\[0\]\.limits\.tokens_per_minute: give at most 1000000000000 tokens\/min/);
+        assert.match(text, /tenants\[0\]\.api_keys\[0\]\.limits\.burst: give a bucket of at most 1000000000/);
+        return true;
+      },
+    );
+    await buildConfig({
+      tenants: [{ id: 'a', limits: { requests_per_second: 1e-6, burst: 1e9, tokens_per_minute: 1e12 } }],
+      models: { m: { backends: [{ provider: 'sim' }] } },
+    });
+  });
+
   it('reads system_prompt_file relative to the config file; a missing file is a problem', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'portico-cfg-'));
     try {

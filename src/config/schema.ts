@@ -156,13 +156,38 @@ export const AdminSchema = z.strictObject({
     .describe('finished requests kept in memory for GET /admin/requests and the console; read at start'),
 });
 
+/**
+ * Bounds of the rate limits. Past them a limit means nothing useful (a bucket that refills once in
+ * centuries, a budget no gateway reaches) and the limiters' arithmetic leaves what Redis takes.
+ */
+export const RATE_LIMIT_BOUNDS = {
+  requests_per_second: { min: 1e-6, max: 1e6 },
+  burst: 1e9,
+  tokens_per_minute: 1e12,
+} as const;
+
 export const RateLimitsSchema = z.strictObject({
-  requests_per_second: z.number().positive().optional().describe('token bucket refill rate'),
-  burst: z.number().int().min(1).optional().describe('bucket size; default = max(1, requests_per_second)'),
+  requests_per_second: z
+    .number()
+    .min(
+      RATE_LIMIT_BOUNDS.requests_per_second.min,
+      'give at least 0.000001 requests/s (one request per 11.6 days)',
+    )
+    .max(RATE_LIMIT_BOUNDS.requests_per_second.max, 'give at most 1000000 requests/s (or no limit)')
+    .optional()
+    .describe('token bucket refill rate'),
+  burst: z
+    .number()
+    .int()
+    .min(1)
+    .max(RATE_LIMIT_BOUNDS.burst, 'give a bucket of at most 1000000000 requests')
+    .optional()
+    .describe('bucket size; default = max(1, requests_per_second)'),
   tokens_per_minute: z
     .number()
     .int()
     .min(1)
+    .max(RATE_LIMIT_BOUNDS.tokens_per_minute, 'give at most 1000000000000 tokens/min (or no limit)')
     .optional()
     .describe('sliding one-minute budget of prompt + completion tokens'),
   max_in_flight: z

@@ -7,10 +7,10 @@
 import { z } from 'zod';
 import {
   QuotaSchema,
-  RateLimitsSchema,
   PrioritySchema,
   type PorticoConfig,
   type Priority,
+  type RateLimits,
 } from '../config/schema.js';
 import type { Snapshot, TenantRuntime } from '../pipeline/snapshot.js';
 import type { KeyLookupResult } from '../pipeline/authenticate.js';
@@ -29,9 +29,21 @@ import { AdmissionQueue } from './priority-queue.js';
 import { QuotaCommits } from './quota-commits.js';
 import { ReservationLeases } from './reservation-leases.js';
 
+/**
+ * Rate limits as the store holds them. The admin API writes only bounded values (RateLimitsSchema),
+ * but records written before the bounds are read as they are: refusing one here would drop its
+ * whole policy (quota included) and leave the tenant unlimited.
+ */
+const StoredRateLimitsSchema = z.strictObject({
+  requests_per_second: z.number().positive().optional(),
+  burst: z.number().int().min(1).optional(),
+  tokens_per_minute: z.number().int().min(1).optional(),
+  max_in_flight: z.number().int().min(1).optional(),
+}) satisfies z.ZodType<RateLimits>;
+
 /** What an API tenant record keeps in its `limits` JSON. */
 export const TenantPolicySchema = z.strictObject({
-  limits: RateLimitsSchema.optional(),
+  limits: StoredRateLimitsSchema.optional(),
   quota: QuotaSchema.optional(),
   max_tokens_cap: z.number().int().min(1).optional(),
   default_max_tokens: z.number().int().min(1).optional(),
@@ -40,7 +52,7 @@ export const TenantPolicySchema = z.strictObject({
 export type TenantPolicy = z.infer<typeof TenantPolicySchema>;
 
 export const KeyPolicySchema = z.strictObject({
-  limits: RateLimitsSchema.optional(),
+  limits: StoredRateLimitsSchema.optional(),
   quota: QuotaSchema.optional(),
 });
 

@@ -128,6 +128,60 @@ describe('admin API input checks', () => {
   });
 });
 
+describe('rate limits', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway(demoConfig());
+    assert.equal((await admin(gw, 'POST', '/admin/tenants', { id: 'globex' })).status, 201);
+  });
+  after(() => gw.close());
+
+  it('limits outside their bounds are a 400 naming the field, for tenants and keys', async () => {
+    assertInvalid(
+      await admin(gw, 'PATCH', '/admin/tenants/globex', { limits: { requests_per_second: 1e308 } }),
+      'limits.requests_per_second',
+      /give at most 1000000 requests\/s/,
+    );
+    assertInvalid(
+      await admin(gw, 'POST', '/admin/tenants', { id: 'tiny', limits: { requests_per_second: 1e-300 } }),
+      'limits.requests_per_second',
+      /give at least 0\.000001 requests\/s/,
+    );
+    assertInvalid(
+      await admin(gw, 'POST', '/admin/tenants/globex/keys', {
+        limits: { requests_per_second: 1, burst: 1e15 },
+      }),
+      'limits.burst',
+      /at most 1000000000/,
+    );
+    assertInvalid(
+      await admin(gw, 'PATCH', '/admin/tenants/globex', { limits: { tokens_per_minute: 1e15 } }),
+      'limits.tokens_per_minute',
+      /at most 1000000000000 tokens\/min/,
+    );
+    assert.equal((await admin(gw, 'GET', '/admin/tenants/globex')).body.limits, null);
+    const ok = await admin(gw, 'PATCH', '/admin/tenants/globex', {
+      limits: { requests_per_second: 1e6, burst: 1e9, tokens_per_minute: 1e12 },
+    });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  });
+
+  it('a record stored before the bounds keeps its whole policy (quota included)', async () => {
+    const tenancy = gw.gateway.tenancy;
+    assert.ok(tenancy);
+    assert.equal((await admin(gw, 'POST', '/admin/tenants', { id: 'legacy-limits' })).status, 201);
+    await tenancy.state.tenants.update('legacy-limits', {
+      limits: { limits: { requests_per_second: 1e308 }, quota: { daily_requests: 1 } },
+    });
+    const view = await admin(gw, 'GET', '/admin/tenants/legacy-limits');
+    assert.deepEqual(view.body.limits, { requests_per_second: 1e308 });
+    assert.deepEqual(view.body.quota, { daily_requests: 1 });
+    const key = (await admin(gw, 'POST', '/admin/tenants/legacy-limits/keys', {})).body.key as string;
+    assert.equal(await chat(gw, key, 'default'), 200);
+    assert.equal(await chat(gw, key, 'default'), 429, 'the daily quota of 1 request still applies');
+  });
+});
+
 describe('key expiry', () => {
   let gw: TestGateway;
   before(async () => {

@@ -42,7 +42,9 @@ else
 end
 local reset = math.ceil((burst - tokens) * 1000 / rate)
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', ts))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+-- Forgotten once full again (burst / rate s), but at most ~317 years: PEXPIRE takes an integer,
+-- and Lua writes a number from 1e14 up in exponent form (limits stored unbounded by older versions).
+redis.call('PEXPIRE', KEYS[1], math.min(1e13, math.ceil(burst * 1000 / rate)) + 1000)
 return {allowed, math.floor(tokens), retry, reset}
 `);
 
