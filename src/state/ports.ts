@@ -290,7 +290,21 @@ export interface TenantRecord {
 }
 
 export type NewTenant = Omit<TenantRecord, 'created_at' | 'source'> & { source?: TenantSource };
-export type TenantPatch = Partial<Omit<TenantRecord, 'id' | 'created_at' | 'source'>>;
+export type TenantPatch = Partial<Omit<TenantRecord, 'id' | 'created_at' | 'source'>> & {
+  /**
+   * Keys set in `limits`, merged into the stored value inside the update's transaction (so two
+   * updates of different keys both land; `limits` itself replaces the whole value).
+   */
+  limits_merge?: JsonObject;
+};
+
+/** The record an update makes: the patch over the current one (limits_merge merged into limits). */
+export function patchedTenant(cur: TenantRecord, patch: TenantPatch): TenantRecord {
+  const { limits_merge: merge, ...rest } = patch;
+  const next: TenantRecord = { ...cur, ...rest, id: cur.id, created_at: cur.created_at, source: cur.source };
+  if (merge) next.limits = { ...(next.limits ?? {}), ...merge };
+  return next;
+}
 
 export interface TenantStore {
   /** Throws StateConflictError if the id exists. */

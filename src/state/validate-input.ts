@@ -60,6 +60,7 @@ export function checkTenantInput(t: NewTenant | TenantPatch, id?: string): void 
   t.allowed_models?.forEach((m, i) => checkText(`allowed_models[${i}]`, m));
   checkJson('prompt_policy', t.prompt_policy);
   checkJson('limits', t.limits);
+  if ('limits_merge' in t) checkJson('limits_merge', t.limits_merge);
 }
 
 export function checkKeyInput(k: NewApiKey): void {

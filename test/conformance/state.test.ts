@@ -877,6 +877,28 @@ function rec(id: string, tenant: string, time: number, over: Partial<LedgerRecor
 for (const fam of catalogFamilies) {
   describe(`tenants/keys/ledger conformance: ${fam.name}`, () => {
     it(
+      'limits_merge: concurrent updates of different limits keys all land (review, 2026-12-07)',
+      withFamily(fam, async ({ tenants }) => {
+        await tenants.create({ id: 'merge', ...baseTenant, limits: { burst: 5 } });
+        // Before, the admin PATCH sent the whole limits object built from a read: two at once
+        // lost one (Postgres, 19 of 20 tenants).
+        await Promise.all([
+          tenants.update('merge', { limits_merge: { limits: { requests_per_second: 5 } } }),
+          tenants.update('merge', { limits_merge: { quota: { daily_tokens: 1000 } } }),
+          tenants.update('merge', { display_name: 'Merged', limits_merge: { max_tokens_cap: 64 } }),
+        ]);
+        const t = await tenants.get('merge');
+        assert.deepEqual(t?.limits, {
+          burst: 5,
+          limits: { requests_per_second: 5 },
+          quota: { daily_tokens: 1000 },
+          max_tokens_cap: 64,
+        });
+        assert.equal(t?.display_name, 'Merged');
+      }),
+    );
+
+    it(
       'tenant CRUD and config sync',
       withFamily(fam, async ({ tenants }) => {
         const t = await tenants.create({ id: 'acme', ...baseTenant });

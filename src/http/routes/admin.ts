@@ -251,7 +251,9 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
       ...(body.prompt_policy !== undefined ? { prompt_policy: { policy: body.prompt_policy } } : {}),
       ...(body.allowed_models !== undefined ? { allowed_models: body.allowed_models } : {}),
       ...(body.priority !== undefined ? { priority: body.priority } : {}),
-      limits: policyJson(body, rec.limits),
+      // Only the policy keys this PATCH sets, merged in the store's transaction: two PATCHes of
+      // different keys at once both land (review, 2026-12-07: Postgres lost one in 19 of 20).
+      limits_merge: policyJson(body, null),
     });
     if (!updated) throw new PorticoError('not_found', `No tenant "${rec.id}".`);
     return tenantView(updated);

@@ -18,6 +18,7 @@ import type {
   TenantRecord,
   TenantStore,
 } from '../ports.js';
+import { patchedTenant } from '../ports.js';
 import { keyMaterial, normalizeTime, isoNow, ledgerGroupOfTime, newKeyId } from '../util.js';
 
 export function toKeyInfo(k: ApiKeyRecord): ApiKeyInfo {
@@ -77,13 +78,7 @@ export class MemoryTenantStore implements TenantStore {
     checkTenantInput(patch, id);
     const t = this.#tenants.get(id);
     if (!t) return null;
-    const next: TenantRecord = {
-      ...t,
-      ...clone(patch),
-      id: t.id,
-      created_at: t.created_at,
-      source: t.source,
-    };
+    const next = patchedTenant(t, clone(patch));
     this.#tenants.set(id, next);
     return clone(next);
   }

@@ -19,6 +19,7 @@ import type {
   TenantRecord,
   TenantStore,
 } from '../ports.js';
+import { patchedTenant } from '../ports.js';
 import {
   keyFromRow,
   LEDGER_COLUMNS,
@@ -98,14 +99,7 @@ export class PgTenantStore implements TenantStore {
       );
       const row = r.rows[0];
       if (!row) return null;
-      const cur = tenantFromRow(row);
-      const next: TenantRecord = {
-        ...cur,
-        ...patch,
-        id: cur.id,
-        created_at: cur.created_at,
-        source: cur.source,
-      };
+      const next = patchedTenant(tenantFromRow(row), patch);
       const p = tenantParams(next, next.source, next.created_at);
       const u = await c.query<TenantRow>(
         `UPDATE ${this.#ctx.s}.tenants SET display_name=$2, company=$3, industry=$4, system_prompt=$5, prompt_policy=$6::jsonb,

@@ -19,6 +19,7 @@ import type {
   TenantRecord,
   TenantStore,
 } from '../ports.js';
+import { patchedTenant } from '../ports.js';
 import {
   keyFromRow,
   LEDGER_COLUMNS,
@@ -80,13 +81,7 @@ export class SqliteTenantStore implements TenantStore {
       .transaction((): TenantRecord | null => {
         const cur = this.#get(id);
         if (!cur) return null;
-        const next: TenantRecord = {
-          ...cur,
-          ...patch,
-          id: cur.id,
-          created_at: cur.created_at,
-          source: cur.source,
-        };
+        const next = patchedTenant(cur, patch);
         this.#db.prepare('DELETE FROM tenants WHERE id = ?').run(id);
         this.#db.prepare(TENANT_INSERT).run(...tenantParams(next, next.source, next.created_at));
         return this.#get(id);
