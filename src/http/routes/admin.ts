@@ -143,18 +143,49 @@ function keyView(k: ApiKeyInfo): Record<string, unknown> {
   return { ...k, limits: limits.limits ?? null, quota: limits.quota ?? null, source: 'api' };
 }
 
-function parseTime(v: string | undefined, name: string): number | undefined {
+const MONTH_RE = /^(\d{4})-(\d{2})$/;
+const DAY_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
+/** An ISO time with its offset (Z or ±hh:mm): without one it would be read in the server's zone. */
+const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * A usage query bound as epoch ms, and whether it named a whole month or day (a `to` of that form
+ * means "through the end of it"). Forms: a month (2026-11), a day (2026-11-22), an ISO time with
+ * its offset, or epoch milliseconds (digits only, whatever their number). UTC throughout; a date
+ * that does not exist (2026-11-31) is refused rather than rolled over.
+ */
+export function parseTime(
+  v: string | undefined,
+  name: string,
+): { ms: number; unit?: 'month' | 'day' } | undefined {
   if (v === undefined || v === '') return undefined;
-  const n = /^\d+$/.test(v)
-    ? Number(v)
-    : Date.parse(v.length === 7 ? `${v}-01T00:00:00Z` : v.length === 10 ? `${v}T00:00:00Z` : v);
-  if (!Number.isSafeInteger(n) || n < 0 || n > MAX_TIME_MS)
-    throw new PorticoError(
+  const bad = (): PorticoError =>
+    new PorticoError(
       'invalid_request',
-      `${name}=${JSON.stringify(v.slice(0, 40))} is not a time Portico can use: give a day (2026-11-22), a month (2026-11), an ISO time or epoch milliseconds, between 1970 and 9999.`,
+      `${name}=${JSON.stringify(v.slice(0, 40))} is not a time Portico can use: give a month (2026-11), a day (2026-11-22), an ISO time with its offset (2026-11-22T08:00:00Z) or epoch milliseconds, between 1970 and 9999 (UTC).`,
       { param: name },
     );
-  return n;
+  let ms: number;
+  let unit: 'month' | 'day' | undefined;
+  const m = MONTH_RE.exec(v);
+  const d = DAY_RE.exec(v);
+  if (/^\d+$/.test(v)) ms = Number(v);
+  else if (m) {
+    const month = Number(m[2]);
+    if (month < 1 || month > 12) throw bad();
+    ms = Date.UTC(Number(m[1]), month - 1, 1);
+    unit = 'month';
+  } else if (d) {
+    const [y, mo, day] = [Number(d[1]), Number(d[2]), Number(d[3])];
+    ms = Date.UTC(y, mo - 1, day);
+    const back = new Date(ms);
+    if (back.getUTCFullYear() !== y || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== day)
+      throw bad();
+    unit = 'day';
+  } else if (ISO_RE.test(v)) ms = Date.parse(v);
+  else throw bad();
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_TIME_MS) throw bad();
+  return unit ? { ms, unit } : { ms };
 }
 
 async function usageOf(tenancy: Tenancy, rec: TenantRecord): Promise<Record<string, unknown>> {
@@ -352,13 +383,14 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/admin/usage', async (request) => {
     const t = admin(request);
     const q = parse(UsageQuery, request.query);
-    const from = parseTime(q.from, 'from');
-    let to = parseTime(q.to, 'to');
-    // A bare month or day in `to` means "through the end of it".
-    if (to !== undefined && q.to && (q.to.length === 7 || q.to.length === 10)) {
-      const d = new Date(to);
-      to = q.to.length === 7 ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) : to + 86_400_000;
-    }
+    const from = parseTime(q.from, 'from')?.ms;
+    const end = parseTime(q.to, 'to');
+    // A month or a day in `to` means "through the end of it" (epoch ms and ISO times are exact).
+    let to = end?.ms;
+    if (end?.unit === 'month') {
+      const d = new Date(end.ms);
+      to = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+    } else if (end?.unit === 'day') to = end.ms + 86_400_000;
     await t.state.ledgerWriter.flush();
     const rows = await t.state.ledger.query(
       {
