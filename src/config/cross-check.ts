@@ -95,6 +95,15 @@ export function crossCheck(raw: unknown): CrossProblem[] {
       });
   });
 
+  // The admin token must not also be a tenant's key: whoever holds that key would hold the admin API.
+  const adminToken = isRecord(raw.admin) ? str(raw.admin.token) : undefined;
+  const clash = adminToken ? keyDigests.get(sha256Hex(adminToken)) : undefined;
+  if (clash)
+    out.push({
+      path: ['admin', 'token'],
+      message: `admin.token is also the API key at ${clash.at} (tenant ${clash.tenant}): that tenant's key would open the admin API; give the admin token its own secret`,
+    });
+
   const backendIds = new Set<string>();
   for (const [alias, model] of Object.entries(models)) {
     if (!isRecord(model)) continue;

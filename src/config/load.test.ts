@@ -80,6 +80,25 @@ describe('config loading', () => {
     );
   });
 
+  it('an admin token that is also a tenant key is an error (review, 2026-12-07)', async () => {
+    await assert.rejects(
+      buildConfig({
+        admin: { token: 'sk-both-admin-and-tenant' },
+        tenants: [{ id: 'a', api_keys: [{ value: 'sk-both-admin-and-tenant' }] }],
+        models: { m: { backends: [{ provider: 'sim' }] } },
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.match(
+          e.message,
+          /admin\.token: admin\.token is also the API key at tenants\[0\]\.api_keys\[0\] \(tenant a\)/,
+        );
+        assert.ok(!e.message.includes('sk-both-admin-and-tenant'), 'the secret is never shown');
+        return true;
+      },
+    );
+  });
+
   it('an API key declared twice (under two tenants or in one) and a duplicate key id are errors', async () => {
     const models = { m: { backends: [{ provider: 'sim' }] } };
     const digest = sha256Hex('sk-shared');
