@@ -293,7 +293,8 @@ export type NewTenant = Omit<TenantRecord, 'created_at' | 'source'> & { source?:
 export type TenantPatch = Partial<Omit<TenantRecord, 'id' | 'created_at' | 'source'>> & {
   /**
    * Keys set in `limits`, merged into the stored value inside the update's transaction (so two
-   * updates of different keys both land; `limits` itself replaces the whole value).
+   * updates of different keys both land; `limits` itself replaces the whole value). A null value
+   * removes its key.
    */
   limits_merge?: JsonObject;
 };
@@ -302,7 +303,14 @@ export type TenantPatch = Partial<Omit<TenantRecord, 'id' | 'created_at' | 'sour
 export function patchedTenant(cur: TenantRecord, patch: TenantPatch): TenantRecord {
   const { limits_merge: merge, ...rest } = patch;
   const next: TenantRecord = { ...cur, ...rest, id: cur.id, created_at: cur.created_at, source: cur.source };
-  if (merge) next.limits = { ...(next.limits ?? {}), ...merge };
+  if (merge) {
+    const limits: Record<string, unknown> = { ...(next.limits ?? {}) };
+    for (const [k, v] of Object.entries(merge)) {
+      if (v === null) delete limits[k];
+      else limits[k] = v;
+    }
+    next.limits = limits as JsonObject;
+  }
   return next;
 }
 

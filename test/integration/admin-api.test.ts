@@ -71,6 +71,32 @@ describe('admin API input checks', () => {
   });
   after(() => gw.close());
 
+  it('PATCH clears a policy field with null, and leaves the others (review, 2026-12-07: null was a 400)', async () => {
+    const created = await admin(gw, 'POST', '/admin/tenants', {
+      id: 'clearable',
+      limits: { requests_per_second: 5 },
+      quota: { daily_tokens: 1000 },
+      max_tokens_cap: 64,
+      default_model: 'default',
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const r = await admin(gw, 'PATCH', '/admin/tenants/clearable', {
+      quota: null,
+      max_tokens_cap: null,
+      default_model: null,
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const v = (await admin(gw, 'GET', '/admin/tenants/clearable')).body;
+    assert.deepEqual(
+      [v.limits, v.quota, v.max_tokens_cap, v.default_model],
+      [{ requests_per_second: 5 }, null, null, null],
+    );
+    // The runtime follows (the tenant is re-read after the change): no default model any more.
+    const key = (await admin(gw, 'POST', '/admin/tenants/clearable/keys', {})).body.key as string;
+    const res = await fetch(`${gw.url}/info`, { headers: { authorization: `Bearer ${key}` } });
+    assert.equal(((await res.json()) as { default_model: unknown }).default_model, null);
+  });
+
   it('allowed_models: an empty list is refused (it never means "every model"), unknown aliases too', async () => {
     const t = await admin(gw, 'POST', '/admin/tenants', { id: 'globex', allowed_models: ['default'] });
     assert.equal(t.status, 201, JSON.stringify(t.body));

@@ -42,7 +42,14 @@ const tenantFields = {
   priority: z.enum(PriorityClassesForDocs).optional(),
 };
 export const NewTenantBody = z.strictObject({ id: idString, ...tenantFields });
-export const PatchTenantBody = z.strictObject(tenantFields);
+/** A PATCH may also clear a policy field with null (the tenant then has none of it). */
+export const PatchTenantBody = z.strictObject({
+  ...tenantFields,
+  limits: RateLimitsSchema.nullable().optional(),
+  quota: QuotaSchema.nullable().optional(),
+  max_tokens_cap: z.number().int().min(1).nullable().optional(),
+  default_model: z.string().nullable().optional(),
+});
 export const NewKeyBody = z.strictObject({
   label: z.string().max(200).optional(),
   expires_at: z.iso
@@ -92,7 +99,10 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
  * The model aliases a tenant body names must exist in the config now, as `config check` requires
  * of config tenants (`*` stands for every model).
  */
-function checkModelAliases(gw: Gateway, body: { allowed_models?: string[]; default_model?: string }): void {
+function checkModelAliases(
+  gw: Gateway,
+  body: { allowed_models?: string[]; default_model?: string | null },
+): void {
   const models = gw.snapshot.config.models;
   const known = (m: string): boolean => Object.hasOwn(models, m);
   const defined = Object.keys(models).join(', ') || 'none';
@@ -105,7 +115,7 @@ function checkModelAliases(gw: Gateway, body: { allowed_models?: string[]; defau
   body.allowed_models?.forEach((m, i) => {
     if (m !== '*' && !known(m)) throw unknown(`allowed_models[${i}]`, m);
   });
-  if (body.default_model !== undefined && !known(body.default_model))
+  if (typeof body.default_model === 'string' && !known(body.default_model))
     throw unknown('default_model', body.default_model);
 }
 
@@ -207,7 +217,7 @@ async function usageOf(tenancy: Tenancy, rec: TenantRecord): Promise<Record<stri
 }
 
 function policyJson(
-  body: { limits?: unknown; quota?: unknown; max_tokens_cap?: number; default_model?: string },
+  body: { limits?: unknown; quota?: unknown; max_tokens_cap?: number | null; default_model?: string | null },
   base: JsonObject | null,
 ): JsonObject {
   const out: Record<string, unknown> = { ...(base ?? {}) };
