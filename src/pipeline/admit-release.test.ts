@@ -285,21 +285,19 @@ describe('tokens/min headers', () => {
   });
 });
 
+/** A queue that retries only when told (no poll): what happens without notify is what is tested. */
+const quietQueue = (): AdmissionQueue => new AdmissionQueue({ maxQueue: 10, pollMs: 60_000 });
+const capped = (id: string, priority: string): TenantRuntime =>
+  ({ id, limits: { max_in_flight: 1 }, priority }) as unknown as TenantRuntime;
+
 describe('the admission queue goes first', () => {
   it('a new arrival does not take a slot ahead of a queued request of the same or a higher class', async () => {
     // Found in review (2026-12-07): a slot freed where the queue did not hear of it (another
     // replica's release, or here just before the waiter's next try) went to whoever arrived next —
     // a `low` request took it and the queued `critical` one timed out (5 of 5 runs with Redis).
     const counters = new MemoryCounterStore();
-    const { deps, ctx, cfg, queue } = await work(
-      counters,
-      new AdmissionQueue({ maxQueue: 10, pollMs: 60_000 }),
-    );
-    const tenant = {
-      id: 't',
-      limits: { max_in_flight: 1 },
-      priority: 'critical',
-    } as unknown as TenantRuntime;
+    const { deps, ctx, cfg, queue } = await work(counters, quietQueue());
+    const tenant = capped('t', 'critical');
     const wait = { ...cfg, queue_timeout_ms: 300 };
     const holder = ctx();
     await admitWork(deps, holder, tenant, undefined, undefined, wait, undefined);
@@ -328,16 +326,9 @@ describe('the admission queue goes first', () => {
 
   it('another tenant’s waiters do not hold a request back', async () => {
     const counters = new MemoryCounterStore();
-    const { deps, ctx, cfg, queue } = await work(
-      counters,
-      new AdmissionQueue({ maxQueue: 10, pollMs: 60_000 }),
-    );
-    const busy = {
-      id: 'busy',
-      limits: { max_in_flight: 1 },
-      priority: 'critical',
-    } as unknown as TenantRuntime;
-    const other = { id: 'other', limits: { max_in_flight: 1 }, priority: 'low' } as unknown as TenantRuntime;
+    const { deps, ctx, cfg, queue } = await work(counters, quietQueue());
+    const busy = capped('busy', 'critical');
+    const other = capped('other', 'low');
     const wait = { ...cfg, queue_timeout_ms: 200 };
     const holder = ctx();
     await admitWork(deps, holder, busy, undefined, undefined, wait, undefined);
