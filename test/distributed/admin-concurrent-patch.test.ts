@@ -7,9 +7,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
-import { reachablePostgres } from '../support/processes.js';
+import { dropTestState, reachablePostgres, redisUnreachable } from '../support/processes.js';
 
 const REDIS_URL = process.env.PORTICO_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ADMIN = { authorization: 'Bearer test-admin-token', 'content-type': 'application/json' };
@@ -26,20 +25,7 @@ describe('distributed: concurrent admin PATCHes of one tenant', () => {
     if ('reason' in pg) skip = pg.reason;
     else {
       pgUrl = pg.url;
-      const r = new Redis(REDIS_URL, {
-        lazyConnect: true,
-        maxRetriesPerRequest: 1,
-        retryStrategy: () => null,
-      });
-      r.on('error', () => undefined);
-      try {
-        await r.connect();
-        await r.ping();
-      } catch (e) {
-        skip = `redis unreachable at ${REDIS_URL}: ${String(e)}`;
-      } finally {
-        r.disconnect();
-      }
+      skip = await redisUnreachable(REDIS_URL);
     }
     if (skip) {
       if (process.env.CI === 'true') throw new Error(`CI=true but ${skip}`);
@@ -59,12 +45,7 @@ describe('distributed: concurrent admin PATCHes of one tenant', () => {
   });
   after(async () => {
     await gw?.close();
-    if (!pgUrl || skip) return;
-    const { default: pgLib } = await import('pg');
-    const c = new pgLib.Client({ connectionString: pgUrl });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await c.end();
+    if (!skip) await dropTestState(pgUrl, [schema]);
   });
 
   it('both policy changes land, for every tenant', async (t) => {

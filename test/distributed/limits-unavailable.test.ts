@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ACME_KEY, demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
-import { freePort, reachablePostgres } from '../support/processes.js';
+import { dropTestState, freePort, reachablePostgres } from '../support/processes.js';
 
 describe('distributed: Redis unreachable', () => {
   let pgUrl: string | undefined;
@@ -27,12 +27,7 @@ describe('distributed: Redis unreachable', () => {
   });
   after(async () => {
     for (const g of gateways) await g.close();
-    if (!pgUrl) return;
-    const { default: pgLib } = await import('pg');
-    const c = new pgLib.Client({ connectionString: pgUrl });
-    await c.connect();
-    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
-    await c.end();
+    await dropTestState(pgUrl, schemas);
   });
 
   async function gateway(mode: 'fail_open' | 'fail_closed'): Promise<TestGateway> {

@@ -7,27 +7,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
-import { reachablePostgres } from '../support/processes.js';
+import { dropTestState, reachablePostgres, redisUnreachable } from '../support/processes.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 const REDIS_URL = process.env.PORTICO_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const KEY = 'sk-owed-commit-0123456789';
-
-async function redisReason(): Promise<string | undefined> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  r.on('error', () => undefined);
-  try {
-    await r.connect();
-    await r.ping();
-    return undefined;
-  } catch (e) {
-    return `redis unreachable at ${REDIS_URL}: ${String(e)}`;
-  } finally {
-    r.disconnect();
-  }
-}
 
 async function metric(gw: TestGateway, name: string): Promise<number> {
   const text = await (await fetch(`${gw.url}/metrics`)).text();
@@ -45,7 +30,7 @@ describe('distributed: a quota commit during a Redis outage', () => {
 
   before(async () => {
     const pg = await reachablePostgres();
-    skip = 'reason' in pg ? pg.reason : await redisReason();
+    skip = 'reason' in pg ? pg.reason : await redisUnreachable(REDIS_URL);
     if (skip) {
       if (process.env.CI === 'true') throw new Error(`CI=true but ${skip}`);
       console.warn(`SKIPPED quota commit outage tests: ${skip}`);
@@ -56,18 +41,7 @@ describe('distributed: a quota commit during a Redis outage', () => {
   after(async () => {
     for (const g of gateways) await g.close();
     for (const p of proxies) await p.close();
-    if (!pgUrl) return;
-    const { default: pgLib } = await import('pg');
-    const c = new pgLib.Client({ connectionString: pgUrl });
-    await c.connect();
-    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
-    await c.end();
-    const r = new Redis(REDIS_URL);
-    for (const p of prefixes) {
-      const keys = await r.keys(`${p}*`);
-      if (keys.length) await r.del(...keys);
-    }
-    r.disconnect();
+    await dropTestState(pgUrl, schemas, REDIS_URL, prefixes);
   });
 
   for (const mode of ['fail_open', 'fail_closed'] as const) {

@@ -99,3 +99,27 @@ export async function reachablePostgres(): Promise<{ url: string } | { reason: s
   }
   return { reason: `postgres unreachable (${PG_CANDIDATES.join(', ')})` };
 }
+
+/** Drop the Postgres schemas a test made (its own, uniquely named), and the Redis keys under its prefixes. */
+export async function dropTestState(
+  pgUrl: string | undefined,
+  schemas: readonly string[],
+  redisUrl?: string,
+  prefixes: readonly string[] = [],
+): Promise<void> {
+  if (pgUrl && schemas.length > 0) {
+    const { default: pgLib } = await import('pg');
+    const c = new pgLib.Client({ connectionString: pgUrl });
+    await c.connect();
+    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+    await c.end();
+  }
+  if (redisUrl && prefixes.length > 0) {
+    const r = new Redis(redisUrl);
+    for (const p of prefixes) {
+      const keys = await r.keys(`${p}*`);
+      if (keys.length) await r.del(...keys);
+    }
+    r.disconnect();
+  }
+}
