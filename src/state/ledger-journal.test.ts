@@ -60,6 +60,24 @@ async function reservation(q: MemoryQuotaStore): Promise<QuotaReservation> {
   return r.reservation;
 }
 
+/** A writer on a fresh journal (segments roll at every tick), a ledger and a quota reservation. */
+async function writerWithJournal(): Promise<{
+  d: string;
+  ledger: MemoryLedgerStore;
+  quotas: MemoryQuotaStore;
+  res: QuotaReservation;
+  journal: LedgerJournal;
+  w: LedgerWriter;
+}> {
+  const d = dir();
+  const ledger = new MemoryLedgerStore();
+  const quotas = new MemoryQuotaStore();
+  const res = await reservation(quotas);
+  const journal = LedgerJournal.open(d, { segmentMs: 0 });
+  const w = new LedgerWriter(ledger, { journal, flushIntervalMs: 60_000 });
+  return { d, ledger, quotas, res, journal, w };
+}
+
 /** A logger that keeps the messages of errors and warnings. */
 function logged(): { logger: StateLogger; messages: string[] } {
   const messages: string[] = [];
@@ -436,12 +454,7 @@ describe('journal replay', () => {
   });
 
   it('a quota commit given up goes to the owed file: its segments can go, the next start commits it', async () => {
-    const d = dir();
-    const ledger = new MemoryLedgerStore();
-    const quotas = new MemoryQuotaStore();
-    const res = await reservation(quotas);
-    const journal = LedgerJournal.open(d, { segmentMs: 0 });
-    const w = new LedgerWriter(ledger, { journal, flushIntervalMs: 60_000 });
+    const { d, ledger, quotas, res, journal, w } = await writerWithJournal();
     w.write(rec('a'), { res, tokens: 9 });
     await w.flush();
     // The store never took the commit (retried until given up, tenancy/quota-commits.ts).
@@ -521,12 +534,7 @@ describe('journal replay', () => {
   });
 
   it('the writer confirms journal records once the store has them and the quota commit is settled', async () => {
-    const d = dir();
-    const ledger = new MemoryLedgerStore();
-    const quotas = new MemoryQuotaStore();
-    const res = await reservation(quotas);
-    const journal = LedgerJournal.open(d, { segmentMs: 0 });
-    const w = new LedgerWriter(ledger, { journal, flushIntervalMs: 60_000 });
+    const { d, res, journal, w } = await writerWithJournal();
     w.write(rec('a'), { res, tokens: 3 });
     w.write(rec('b'));
     assert.equal(journal.pending(), 3);

@@ -48,6 +48,16 @@ async function post(
   };
 }
 
+/** A request a test cancels (a leader whose client leaves): settles either way. */
+function abortable(gw: TestGateway, body: string, signal: AbortSignal): Promise<unknown> {
+  return fetch(`${gw.baseURL}/chat/completions`, {
+    method: 'POST',
+    signal,
+    headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+    body,
+  }).catch(() => undefined);
+}
+
 function upstreamCalls(sim: TestSim): number {
   return sim.received.filter((r) => r.path.startsWith('/v1/chat/completions')).length;
 }
@@ -408,12 +418,7 @@ describe('response cache: variants, usage, abandoned leaders', () => {
   it("a follower makes its own call when the leader's client leaves during a retry's back-off", async () => {
     const body = chatBody('leave during back-off', { model: 'flaky' });
     const ac = new AbortController();
-    const leader = fetch(`${gw.baseURL}/chat/completions`, {
-      method: 'POST',
-      signal: ac.signal,
-      headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
-      body,
-    }).catch(() => undefined);
+    const leader = abortable(gw, body, ac.signal);
     await new Promise((r) => setTimeout(r, 300));
     const follower = post(gw, body);
     await new Promise((r) => setTimeout(r, 300));
@@ -458,12 +463,7 @@ describe('response cache: followers of an abandoned leader share one new call', 
       const before = upstreamCalls(sim);
       const body = chatBody(`abandoned leader ${String(stream)}`, { model: 'slow', stream });
       const ac = new AbortController();
-      const leader = fetch(`${gw.baseURL}/chat/completions`, {
-        method: 'POST',
-        signal: ac.signal,
-        headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
-        body,
-      }).catch(() => undefined);
+      const leader = abortable(gw, body, ac.signal);
       await new Promise((r) => setTimeout(r, 100));
       const followers = Array.from({ length: 4 }, () => post(gw, body));
       await new Promise((r) => setTimeout(r, 100));
