@@ -241,6 +241,14 @@ export interface QuotaUsage {
   resetAt: number;
 }
 
+/** Usage moved from one scope to another in one window (QuotaStore.moveUsage). */
+export interface QuotaMoved {
+  window: QuotaWindow;
+  windowId: string;
+  tokens: number;
+  requests: number;
+}
+
 export interface QuotaStore {
   reserve(req: ReserveRequest): Promise<ReserveResult>;
   /**
@@ -265,6 +273,15 @@ export interface QuotaStore {
    */
   releaseOthers?(liveOwner: string): Promise<number>;
   usage(tenant: string, scope: string, window: QuotaWindow, now?: number): Promise<QuotaUsage>;
+  /**
+   * Rename a scope's usage: add the usage settled under scope `from` in the current day and month
+   * windows to scope `to`, and leave `from` with none — atomically (a crash or a concurrent move
+   * leaves each window's usage under exactly one of the two). Holds stay where they are: their
+   * reservations settle against the scope they were made in. Returns what moved (windows with none
+   * are left out), so a second move of the same scope moves nothing. Used once at start-up for the
+   * config key ids (tenancy/config-key-ids.ts).
+   */
+  moveUsage(tenant: string, from: string, to: string, now?: number): Promise<QuotaMoved[]>;
 }
 
 // ---------------------------------------------------------------- tenants and keys

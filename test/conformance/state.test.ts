@@ -819,6 +819,51 @@ for (const fam of quotaFamilies) {
     );
 
     it(
+      'moveUsage: settled usage moves to the new scope once, holds stay, nothing is counted twice',
+      withFamily(fam, async (s) => {
+        const tenant = tenantId('move');
+        const scope = (name: string) => [{ name, limits: { day: { tokens: 1000, requests: 5 } } }];
+        const a1 = await s.reserve({ tenant, scopes: scope('key:old'), tokens: 200 });
+        const a2 = await s.reserve({ tenant, scopes: scope('key:old'), tokens: 200 });
+        const b = await s.reserve({ tenant, scopes: scope('key:new'), tokens: 100 });
+        const held = await s.reserve({ tenant, scopes: scope('key:old'), tokens: 100 });
+        assert.ok(a1.ok && a2.ok && b.ok && held.ok);
+        await s.commit(a1.reservation, { tokens: 120 });
+        await s.commit(b.reservation, { tokens: 50 });
+        // Not awaited: still queued for the file in the embedded store when the move runs.
+        const late = s.commit(a2.reservation, { tokens: 180 });
+        const moved = await s.moveUsage(tenant, 'key:old', 'key:new');
+        await late;
+        assert.deepEqual(moved, [
+          { window: 'day', windowId: BASE_DAY_ID, tokens: 300, requests: 2 },
+          { window: 'month', windowId: BASE_MONTH_ID, tokens: 300, requests: 2 },
+        ]);
+        for (const w of ['day', 'month'] as const) {
+          const to = await s.usage(tenant, 'key:new', w);
+          assert.deepEqual([to.usedTokens, to.usedRequests, to.reservedTokens], [350, 3, 0], w);
+          const from = await s.usage(tenant, 'key:old', w);
+          assert.deepEqual([from.usedTokens, from.usedRequests, from.reservedTokens], [0, 0, 100], w);
+        }
+        // The new scope's limit counts what moved: 350 + 700 > 1000.
+        assert.equal((await s.reserve({ tenant, scopes: scope('key:new'), tokens: 700 })).ok, false);
+        // Moved once: a second move (a second start) moves nothing.
+        assert.deepEqual(await s.moveUsage(tenant, 'key:old', 'key:new'), []);
+        // The hold settles against the scope it was made in; the next move takes that too.
+        await s.commit(held.reservation, { tokens: 10 });
+        assert.equal((await s.usage(tenant, 'key:old', 'day')).reservedTokens, 0);
+        assert.deepEqual(
+          (await s.moveUsage(tenant, 'key:old', 'key:new')).map((m) => [m.window, m.tokens, m.requests]),
+          [
+            ['day', 10, 1],
+            ['month', 10, 1],
+          ],
+        );
+        assert.equal((await s.usage(tenant, 'key:new', 'month')).usedTokens, 360);
+        assert.equal((await s.usage(tenant, 'key:old', 'month')).usedTokens, 0);
+      }),
+    );
+
+    it(
       'unsettled reservations expire; a late commit still records usage once',
       withFamily(fam, async (s, c) => {
         const tenant = tenantId('exp');

@@ -31,6 +31,18 @@ function memoryFile(): QuotaPersistence & { sums: Map<string, { tokens: number; 
       return Promise.resolve();
     },
     flush: () => undefined,
+    move(tenant, from, to, wids) {
+      return wids.map((wid) => {
+        const moved = sums.get(`${tenant}/${from}/${wid}`) ?? { tokens: 0, requests: 0 };
+        sums.delete(`${tenant}/${from}/${wid}`);
+        const cur = sums.get(`${tenant}/${to}/${wid}`) ?? { tokens: 0, requests: 0 };
+        sums.set(`${tenant}/${to}/${wid}`, {
+          tokens: cur.tokens + moved.tokens,
+          requests: cur.requests + moved.requests,
+        });
+        return { ...moved };
+      });
+    },
   };
 }
 

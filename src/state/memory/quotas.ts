@@ -12,6 +12,7 @@ import {
 } from '../quota-logic.js';
 import type {
   Clock,
+  QuotaMoved,
   QuotaReservation,
   QuotaStore,
   QuotaUsage,
@@ -41,6 +42,16 @@ export interface QuotaPersistence {
   settle(res: QuotaReservation, tokens: number, requests: number): Promise<void>;
   /** Write what is queued now (before a tally it may touch is forgotten). */
   flush(): void;
+  /**
+   * Move the usage of scope `from` to scope `to` in these windows, in one transaction (queued usage
+   * of `from` moves with it); returns what moved, per window in the order given.
+   */
+  move(
+    tenant: string,
+    from: string,
+    to: string,
+    windowIds: readonly string[],
+  ): Array<{ tokens: number; requests: number }>;
 }
 
 /** A tally, and where it counts. */
@@ -271,6 +282,35 @@ export class MemoryQuotaStore implements QuotaStore {
       n++;
     }
     return n;
+  }
+
+  async moveUsage(tenant: string, from: string, to: string, now?: number): Promise<QuotaMoved[]> {
+    if (from === to) return [];
+    const t = now ?? this.#clock();
+    const wids = QUOTA_WINDOWS.map((w) => windowId(w, t));
+    // With a file, it holds what moves (and the tallies in memory follow); without, memory does.
+    const fromFile = this.#persist?.move(tenant, from, to, wids);
+    const out: QuotaMoved[] = [];
+    QUOTA_WINDOWS.forEach((window, i) => {
+      const wid = wids[i] ?? '';
+      const src = this.#tallies.get(this.#k(tenant, from, wid));
+      const moved = fromFile
+        ? (fromFile[i] ?? { tokens: 0, requests: 0 })
+        : { tokens: src?.usedTokens ?? 0, requests: src?.usedRequests ?? 0 };
+      if (src) {
+        src.usedTokens = 0;
+        src.usedRequests = 0;
+      }
+      if (moved.tokens === 0 && moved.requests === 0) return;
+      // A tally of `to` not in memory yet is read from the file when needed (the move is in it).
+      const dst = this.#persist ? this.#tallies.get(this.#k(tenant, to, wid)) : this.#tally(tenant, to, wid);
+      if (dst) {
+        dst.usedTokens += moved.tokens;
+        dst.usedRequests += moved.requests;
+      }
+      out.push({ window, windowId: wid, ...moved });
+    });
+    return out;
   }
 
   async usage(tenant: string, scope: string, window: QuotaWindow, now?: number): Promise<QuotaUsage> {

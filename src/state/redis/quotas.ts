@@ -7,6 +7,7 @@ import { SETTLED_RETENTION_MS, tokenRange } from '../quota-logic.js';
 import type {
   Clock,
   QuotaMetric,
+  QuotaMoved,
   QuotaReservation,
   QuotaStore,
   QuotaUsage,
@@ -17,7 +18,14 @@ import type {
 import { DEFAULT_RESERVATION_TTL_MS, newId, QUOTA_WINDOWS, windowId, windowResetAt } from '../util.js';
 import { StateUnavailableError } from '../errors.js';
 import { asArray, guarded, num, runScript, tenantTag, type RedisContext } from './client.js';
-import { QUOTA_COMMIT, QUOTA_RELEASE, QUOTA_RENEW, QUOTA_RESERVE, QUOTA_USAGE } from './scripts.js';
+import {
+  QUOTA_COMMIT,
+  QUOTA_MOVE,
+  QUOTA_RELEASE,
+  QUOTA_RENEW,
+  QUOTA_RESERVE,
+  QUOTA_USAGE,
+} from './scripts.js';
 
 const TALLY_GRACE_MS = 2 * 86_400_000;
 
@@ -201,6 +209,37 @@ export class RedisQuotaStore implements QuotaStore {
       },
       () => 0,
     );
+  }
+
+  /**
+   * One script: both tallies of a tenant share its hash tag (one cluster slot). Throws when Redis
+   * does not take it, in either failure mode (nothing moved; the caller tries again at its next start).
+   */
+  async moveUsage(tenant: string, from: string, to: string, now?: number): Promise<QuotaMoved[]> {
+    if (from === to) return [];
+    const t = now ?? this.#clock();
+    const wids = QUOTA_WINDOWS.map((w) => windowId(w, t));
+    let v: number[];
+    try {
+      v = asArray(
+        await runScript(
+          this.#ctx.redis,
+          QUOTA_MOVE,
+          wids.flatMap((wid) => [this.#tally(tenant, from, wid), this.#tally(tenant, to, wid)]),
+          wids.map(tallyExpireAt),
+        ),
+      ).map(num);
+    } catch (error) {
+      this.#ctx.hooks?.onError?.({ store: 'redis', port: 'quotas', op: 'moveUsage', mode: 'retry', error });
+      throw new StateUnavailableError('redis', 'redis unavailable for quotas.moveUsage', error);
+    }
+    const out: QuotaMoved[] = [];
+    QUOTA_WINDOWS.forEach((window, i) => {
+      const tokens = v[2 * i] ?? 0;
+      const requests = v[2 * i + 1] ?? 0;
+      if (tokens !== 0 || requests !== 0) out.push({ window, windowId: wids[i] ?? '', tokens, requests });
+    });
+    return out;
   }
 
   async usage(tenant: string, scope: string, window: QuotaWindow, now?: number): Promise<QuotaUsage> {

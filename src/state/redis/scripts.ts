@@ -294,6 +294,30 @@ local v = redis.call('HMGET', KEYS[2], 'ut', 'ur', 'rt', 'rr')
 return {tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0'), tonumber(v[4] or '0')}
 `);
 
+/**
+ * Move settled usage between scopes. KEYS: pairs (from tally, to tally), one per window.
+ * ARGV: per pair, the `to` tally's expireAt. The used fields (ut, ur) of each `from` tally are added
+ * to its `to` tally and removed from `from`; the held fields (rt, rr) stay, for the reservations
+ * that name `from` to give back. -> {tokens, requests} per pair
+ */
+export const QUOTA_MOVE = lua(`
+local out = {}
+for i = 1, #KEYS, 2 do
+  local v = redis.call('HMGET', KEYS[i], 'ut', 'ur')
+  local ut = tonumber(v[1] or '0')
+  local ur = tonumber(v[2] or '0')
+  if ut ~= 0 or ur ~= 0 then
+    redis.call('HINCRBY', KEYS[i + 1], 'ut', ut)
+    redis.call('HINCRBY', KEYS[i + 1], 'ur', ur)
+    if redis.call('PTTL', KEYS[i + 1]) < 0 then redis.call('PEXPIREAT', KEYS[i + 1], ARGV[(i + 1) / 2]) end
+    redis.call('HDEL', KEYS[i], 'ut', 'ur')
+  end
+  out[#out + 1] = ut
+  out[#out + 1] = ur
+end
+return out
+`);
+
 /** KEYS[1]=version counter. ARGV: channel, payload. Bump then publish, in one step. */
 export const INVALIDATE = lua(`
 local v = redis.call('INCR', KEYS[1])

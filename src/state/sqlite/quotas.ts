@@ -85,6 +85,7 @@ class SqliteQuotaFile implements QuotaPersistence {
   readonly #cleanup: Statement<unknown[]>;
   readonly #cleanupOld: Statement<unknown[]>;
   readonly #write: (deltas: Iterable<Delta>, ids: readonly string[]) => void;
+  readonly #clearUsed: Statement<unknown[]>;
   #deltas = new Map<string, Delta>();
   /** Ids of the settlements (and releases) queued for the next write. */
   #ids: string[] = [];
@@ -106,6 +107,9 @@ class SqliteQuotaFile implements QuotaPersistence {
        ON CONFLICT (tenant, scope, window_id) DO UPDATE SET
          used_tokens = used_tokens + excluded.used_tokens,
          used_requests = used_requests + excluded.used_requests`,
+    );
+    this.#clearUsed = db.prepare(
+      'UPDATE quota_usage SET used_tokens = 0, used_requests = 0 WHERE tenant = ? AND scope = ? AND window_id = ?',
     );
     this.#mark = db.prepare('INSERT INTO quota_settled (at, ids) VALUES (?, ?)');
     this.#cleanup = db.prepare('DELETE FROM quota_settled WHERE at < ?');
@@ -176,6 +180,46 @@ class SqliteQuotaFile implements QuotaPersistence {
     for (const ids of this.#selectSettled.all(since) as string[])
       if (`,${ids},`.includes(needle)) return 'written';
     return false;
+  }
+
+  move(
+    tenant: string,
+    from: string,
+    to: string,
+    windowIds: readonly string[],
+  ): Array<{ tokens: number; requests: number }> {
+    const moveAll = this.#db.transaction(() =>
+      windowIds.map((wid) => {
+        const row = this.#selectUsed.get(tenant, from, wid) as UsedRow | undefined;
+        const tokens = row?.used_tokens ?? 0;
+        const requests = row?.used_requests ?? 0;
+        if (tokens !== 0 || requests !== 0) {
+          this.#addUsed.run(tenant, to, wid, tokens, requests);
+          this.#clearUsed.run(tenant, from, wid);
+        }
+        return { tokens, requests };
+      }),
+    );
+    const moved = moveAll.immediate();
+    // Usage of `from` queued for the next write goes there under `to`.
+    windowIds.forEach((wid, i) => {
+      const fromKey = `${tenant}\u0000${from}\u0000${wid}`;
+      const queued = this.#deltas.get(fromKey);
+      if (!queued) return;
+      this.#deltas.delete(fromKey);
+      const toKey = `${tenant}\u0000${to}\u0000${wid}`;
+      const d = this.#deltas.get(toKey);
+      if (d) {
+        d.tokens += queued.tokens;
+        d.requests += queued.requests;
+      } else this.#deltas.set(toKey, { ...queued, scope: to });
+      const m = moved[i];
+      if (m) {
+        m.tokens += queued.tokens;
+        m.requests += queued.requests;
+      }
+    });
+    return moved;
   }
 
   whenWritten(): Promise<void> {
