@@ -5,6 +5,7 @@
  * The schema's superRefine runs them on every valid config.
  */
 import { sha256Hex } from '../lib/hash.js';
+import { configKeyId } from './key-ids.js';
 
 export interface CrossProblem {
   path: Array<string | number>;
@@ -50,18 +51,22 @@ export function crossCheck(raw: unknown): CrossProblem[] {
     const keyIds = new Set<string>();
     arr(t.api_keys).forEach((k, j) => {
       if (!isRecord(k)) return;
-      // The id the gateway gives the key (usage records and the admin API name keys by it).
-      const keyId = str(k.id) ?? `${id ?? i}-cfg-${j}`;
-      if (keyIds.has(keyId))
-        out.push({
-          path: ['tenants', i, 'api_keys', j, 'id'],
-          message: `duplicate key id "${keyId}" in tenant ${id ?? i}: give each key its own id (usage is recorded per key id)`,
-        });
-      keyIds.add(keyId);
       const value = str(k.value);
       const sha = str(k.sha256);
       const field = value !== undefined ? 'value' : 'sha256';
       const digest = value ? sha256Hex(value) : sha && /^[0-9a-f]{64}$/.test(sha) ? sha : undefined;
+      // The id the gateway gives the key (usage records and the admin API name keys by it); without
+      // an id and a valid key there is none (the schema reports the key).
+      const explicit = str(k.id);
+      const keyId = digest === undefined ? explicit : configKeyId(String(id ?? i), explicit, digest);
+      if (keyId !== undefined) {
+        if (keyIds.has(keyId))
+          out.push({
+            path: ['tenants', i, 'api_keys', j, 'id'],
+            message: `duplicate key id "${keyId}" in tenant ${id ?? i}: give each key its own id (usage is recorded per key id)`,
+          });
+        keyIds.add(keyId);
+      }
       if (digest === undefined) return;
       const first = keyDigests.get(digest);
       if (first)

@@ -209,17 +209,25 @@ export const PRIORITY_CLASSES = ['critical', 'high', 'normal', 'low'] as const;
 export const PrioritySchema = z.enum(PRIORITY_CLASSES);
 export const PriorityClassesForDocs = PRIORITY_CLASSES;
 
+/** A config key's id (config/key-ids.ts): what usage records, quota scopes and the admin API name it by. */
+const configKeyIdField = z
+  .string()
+  .optional()
+  .describe(
+    'names the key in usage records, per-key limits and quotas, the audit log and the admin API; default {tenant}-cfg- + the first 12 hex characters of the key sha256 (stable when keys are added, removed or reordered)',
+  );
+
 export const ApiKeySchema = z.union([
   z.strictObject({
     sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex characters (sha256 of the key)'),
-    id: z.string().optional(),
+    id: configKeyIdField,
     label: z.string().optional(),
     limits: RateLimitsSchema.optional(),
     quota: QuotaSchema.optional(),
   }),
   z.strictObject({
     value: nonEmpty.describe('the key itself, normally from ${ENV}; hashed at load, never kept'),
-    id: z.string().optional(),
+    id: configKeyIdField,
     label: z.string().optional(),
     limits: RateLimitsSchema.optional(),
     quota: QuotaSchema.optional(),

@@ -12,7 +12,7 @@ import type {
   RateLimits,
   TenantConfig,
 } from '../config/schema.js';
-import { sha256Hex } from '../lib/hash.js';
+import { configKeyDigest, configKeyId } from '../config/key-ids.js';
 import type { Pool } from '../routing/pool.js';
 
 export interface TenantRuntime {
@@ -89,17 +89,17 @@ export function compileSnapshot(loaded: LoadedConfig, pools: Map<string, Pool>, 
   const keys = new Map<string, KeyEntry>();
   for (const t of cfg.tenants) {
     tenants.set(t.id, compileTenant(t, loaded.prompts.get(t.id) ?? '', models));
-    t.api_keys.forEach((k, i) => {
-      const hash = 'sha256' in k ? k.sha256 : sha256Hex(k.value);
+    for (const k of t.api_keys) {
+      const hash = configKeyDigest(k);
       keys.set(hash, {
         tenantId: t.id,
-        keyId: k.id ?? `${t.id}-cfg-${i}`,
+        keyId: configKeyId(t.id, k.id, hash),
         label: k.label ?? '',
         hash,
         limits: k.limits,
         quota: k.quota,
       });
-    });
+    }
   }
   return { version, loadedAt: new Date(), config: cfg, tenants, keys, pools };
 }

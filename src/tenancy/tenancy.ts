@@ -25,6 +25,7 @@ import {
 } from '../state/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
+import { migrateConfigKeyIds } from './config-key-ids.js';
 import { AdmissionQueue } from './priority-queue.js';
 import { QuotaCommits } from './quota-commits.js';
 import { ReservationLeases } from './reservation-leases.js';
@@ -186,6 +187,19 @@ export class Tenancy {
           'released quota reservations held by an earlier gateway process that did not shut down cleanly',
         );
     }
+    // Config keys without `id:` were named by their place in the list before; their quota usage in
+    // the current windows moves to the ids derived from the keys (config-key-ids.ts).
+    const migration = await migrateConfigKeyIds(state.quotas, cfg.tenants);
+    for (const m of migration.moved)
+      deps.logger.info(
+        { tenant: m.tenant, from: m.from, to: m.to, moved: m.moved },
+        'moved a config key quota usage from its positional id to its derived id (ledger rows keep the old id)',
+      );
+    for (const f of migration.failed)
+      deps.logger.error(
+        f,
+        'could not move a config key quota usage from its positional id to its derived id; it stays under the old id until a later start moves it',
+      );
     const quotaCommits = new QuotaCommits(state.quotas, deps.logger, {
       onOwed: (n) => deps.metrics.quotaCommitsOwed.set(n),
       onAbandoned: () => deps.metrics.quotaCommitsAbandoned.inc(),

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { Gateway } from '../../app.js';
 import { PriorityClassesForDocs, QuotaSchema, RateLimitsSchema } from '../../config/schema.js';
 import { formatPath } from '../../config/load.js';
+import { configKeyDigest, configKeyId } from '../../config/key-ids.js';
 import { PorticoError } from '../../errors/portico-error.js';
 import {
   StateConflictError,
@@ -318,8 +319,8 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
     gw.snapshot.config.tenants
       .filter((x) => tenantId === undefined || x.id === tenantId)
       .flatMap((tenant) =>
-        tenant.api_keys.map((k, i) => ({
-          id: k.id ?? `${tenant.id}-cfg-${i}`,
+        tenant.api_keys.map((k) => ({
+          id: configKeyId(tenant.id, k.id, configKeyDigest(k)),
           tenant_id: tenant.id,
           label: k.label ?? '',
           prefix: null,
