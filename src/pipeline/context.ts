@@ -85,6 +85,12 @@ export class RequestContext {
   responseHeaders?: Record<string, string> = undefined;
   /** The answer was cut short (stream cancelled by the client or broken off upstream): billed for what was delivered. */
   partial?: boolean = undefined;
+  /**
+   * The usage the upstream reported before its stream ended (Anthropic: message_start's input,
+   * the last message_delta's output), set by dispatch: a stream cut short before its usage chunk
+   * is billed by these counts (run.ts accountedUsage) rather than estimated.
+   */
+  reportedUsage?: Usage = undefined;
   /** Streamed output text, kept only to estimate usage when the upstream reports none. */
   outputChars?: string = undefined;
   /** Prompt tokens as Portico counted them (for estimates), when it had to count. */

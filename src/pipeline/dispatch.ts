@@ -299,6 +299,7 @@ export async function dispatchStream<T>(
     started: number;
     span: AttemptSpan | undefined;
     alias: string;
+    reportedUsage: ProviderStream<T>['reportedUsage'];
   }
   const { result, backend } = await withRetries<Opened>(deps, ctx, pool, async (backend, p) => {
     const started = performance.now();
@@ -310,7 +311,7 @@ export async function dispatchStream<T>(
       // Wait for the first chunk: a failure before it can still be retried elsewhere.
       const first = await it.next();
       observeLatency(backend, performance.now() - started);
-      return { first, it, started, span, alias: p.alias };
+      return { first, it, started, span, alias: p.alias, reportedUsage: upstream.reportedUsage };
     } catch (err) {
       backend.inFlight--;
       span?.fail(err);
@@ -318,7 +319,7 @@ export async function dispatchStream<T>(
       throw err;
     }
   });
-  const { first, it, started, span, alias } = result;
+  const { first, it, started, span, alias, reportedUsage } = result;
   async function* tracked(): AsyncGenerator<T> {
     let failed: unknown;
     let completed = false;
@@ -337,6 +338,10 @@ export async function dispatchStream<T>(
       throw err;
     } finally {
       if (!completed) await it.return?.();
+      // The answering attempt's counts so far, for a stream cut before its usage chunk (run.ts
+      // accountedUsage); this runs before the consumers' own cleanup (trackUsage's finally).
+      const reported = reportedUsage?.();
+      if (reported) ctx.reportedUsage = reported;
       backend.inFlight--;
       const seconds = (performance.now() - started) / 1000;
       if (failed !== undefined) {

@@ -288,8 +288,9 @@ async function* trackUsage<
     if (ctx.usage === undefined) {
       ctx.outputChars = chars;
       // Completed or not, a stream without upstream usage is billed for its prompt too (review,
-      // 2026-12-07: a completed one was billed 0 input tokens).
-      ctx.promptTokensEstimate ??= countPrompt();
+      // 2026-12-07: a completed one was billed 0 input tokens), unless the upstream reported it
+      // before the cut (ctx.reportedUsage, set by dispatch before this runs).
+      if (ctx.reportedUsage === undefined) ctx.promptTokensEstimate ??= countPrompt();
     }
     if (ctx.captureOutput) ctx.outputText = chars;
   }
@@ -613,7 +614,15 @@ export async function runRerank(
   return res;
 }
 
-/** Usage for accounting: the upstream's, or Portico's count when the upstream gave none. */
+/**
+ * Usage for accounting: the upstream's, or Portico's count when the upstream gave none. A stream
+ * cut short after the upstream reported counts (ctx.reportedUsage: Anthropic's message_start and
+ * message_delta) is billed its input exactly and, as output, the larger of the upstream's last
+ * count and the tokenizer's count of what reached the client: the upstream's count lags the text
+ * (Anthropic sends output_tokens in message_delta, usually once, at the end), and a generation
+ * the client did not see is still one the upstream bills. Marked `estimated` only when the
+ * estimate is what was billed.
+ */
 function accountedUsage(
   ctx: RequestContext,
   status: number,
@@ -621,6 +630,13 @@ function accountedUsage(
   if (ctx.usage)
     return { prompt: ctx.usage.prompt_tokens, completion: ctx.usage.completion_tokens, estimated: false };
   if (status >= 400 && ctx.outputChars === undefined) return undefined;
+  const reported = ctx.reportedUsage;
+  if (reported) {
+    const delivered = ctx.outputChars ? countText(ctx.outputChars) : 0;
+    return delivered > reported.completion_tokens
+      ? { prompt: reported.prompt_tokens, completion: delivered, estimated: true }
+      : { prompt: reported.prompt_tokens, completion: reported.completion_tokens, estimated: false };
+  }
   if (ctx.promptTokensEstimate === undefined && ctx.outputChars === undefined) return undefined;
   return {
     prompt: ctx.promptTokensEstimate ?? 0,
@@ -655,9 +671,11 @@ export function recordUsage(
   if (usage) {
     ctx.accountedTokens = { input: usage.prompt, output: usage.completion, estimated: usage.estimated };
     const pricing = ctx.snapshot.config.models[model]?.pricing;
+    // The cache part of the prompt: the upstream's usage, or its counts before a cut.
+    const upstream = ctx.usage ?? ctx.reportedUsage;
     ctx.costUsd = ctx.cacheHit
       ? 0
-      : costUsd(pricing, usage.prompt, usage.completion, ctx.usage ? cacheTokensOf(ctx.usage) : undefined);
+      : costUsd(pricing, usage.prompt, usage.completion, upstream ? cacheTokensOf(upstream) : undefined);
   }
   // One ledger record per admitted request: it reached a backend (or the cache answered).
   if (

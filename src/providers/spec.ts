@@ -22,6 +22,7 @@ import type {
   EmbeddingResponse,
   RerankRequest,
   RerankResponse,
+  Usage,
 } from './openai-types.js';
 
 export const PROVIDER_SPEC_VERSION = 1 as const;
@@ -42,6 +43,13 @@ export interface ProviderCallContext {
 export interface ProviderStream<T> extends AsyncIterable<T> {
   /** Response headers from upstream that callers may want (e.g. x-request-id), lower-case. */
   readonly upstreamHeaders?: Record<string, string>;
+  /**
+   * Optional: the usage the upstream has reported so far, cumulative (Anthropic sends its input
+   * count in message_start and its output count in each message_delta, long before the usage
+   * chunk). Read once iteration is over: a stream cut short before its usage chunk is billed by
+   * these counts rather than by Portico's estimate. Undefined until the upstream reported any.
+   */
+  readonly reportedUsage?: () => Usage | undefined;
 }
 
 /**

@@ -21,6 +21,12 @@ export interface ConvertStreamOptions {
   backendId?: string;
   /** The tool that carries a structured output: its input fragments stream as content. */
   responseTool?: ResponseTool | undefined;
+  /**
+   * Called with the cumulative usage each time the upstream reports it (message_start, then every
+   * message_delta), so a stream cut short before message_stop can still be billed by Anthropic's
+   * own counts (the usage chunk comes only at message_stop).
+   */
+  onUsage?: (usage: AnthropicUsage) => void;
 }
 
 export async function* anthropicEventsToChunks(
@@ -69,6 +75,7 @@ export async function* anthropicEventsToChunks(
         id = ev.message.id;
         if (opts.model === undefined) model = ev.message.model;
         usage = { ...ev.message.usage };
+        opts.onUsage?.(usage);
         yield chunk({ role: 'assistant', content: '' });
         break;
       }
@@ -129,6 +136,7 @@ export async function* anthropicEventsToChunks(
             ? 'stop'
             : mapStopReason(ev.delta.stop_reason);
         usage = mergeUsage(usage, ev.usage);
+        opts.onUsage?.(usage);
         break;
       }
       case 'message_stop': {

@@ -15,6 +15,7 @@ import {
   type CompletionResponse,
   type EmbeddingResponse,
   type RerankResponse,
+  type Usage,
 } from '../openai-types.js';
 import {
   PROVIDER_SPEC_VERSION,
@@ -25,11 +26,11 @@ import {
 } from '../spec.js';
 import { toAnthropicRequest } from './convert-request.js';
 import { responseToolFor } from './structured-output.js';
-import { fromAnthropicResponse } from './convert-response.js';
+import { fromAnthropicResponse, mapUsage } from './convert-response.js';
 import { anthropicEventsToChunks } from './convert-stream.js';
 import { mapAnthropicError } from './map-error.js';
 import { decodeAnthropicEvents, readSseMessages } from './read-sse.js';
-import { ANTHROPIC_VERSION, type AnthropicMessage } from './types.js';
+import { ANTHROPIC_VERSION, type AnthropicMessage, type AnthropicUsage } from './types.js';
 
 export interface AnthropicProviderOptions {
   /** Backend id from config (metrics, logs, error messages). */
@@ -276,6 +277,11 @@ export class AnthropicProvider implements Provider {
     const includeUsage = req.stream_options?.include_usage === true;
     const networkError = (e: unknown): unknown => this.#networkError(e, up.signal);
     const backendId = this.id;
+    /** Anthropic's counts so far (message_start's input, the last message_delta's output). */
+    let reported: Usage | undefined;
+    const onUsage = (u: AnthropicUsage): void => {
+      reported = mapUsage(u);
+    };
     async function* iterate(): AsyncGenerator<ChatCompletionChunk> {
       let finished = false;
       try {
@@ -284,6 +290,7 @@ export class AnthropicProvider implements Provider {
           includeUsage,
           backendId,
           responseTool,
+          onUsage,
         });
         finished = true;
       } catch (e) {
@@ -294,7 +301,7 @@ export class AnthropicProvider implements Provider {
         up.done();
       }
     }
-    return { upstreamHeaders: up.headers, [Symbol.asyncIterator]: iterate };
+    return { upstreamHeaders: up.headers, reportedUsage: () => reported, [Symbol.asyncIterator]: iterate };
   }
 
   async completion(req: CompletionRequest, ctx: ProviderCallContext): Promise<CompletionResponse> {
@@ -350,7 +357,11 @@ export class AnthropicProvider implements Provider {
         yield out;
       }
     }
-    return { upstreamHeaders: inner.upstreamHeaders ?? {}, [Symbol.asyncIterator]: iterate };
+    return {
+      upstreamHeaders: inner.upstreamHeaders ?? {},
+      ...(inner.reportedUsage ? { reportedUsage: inner.reportedUsage } : {}),
+      [Symbol.asyncIterator]: iterate,
+    };
   }
 
   /** POST /v1/messages/count_tokens: Anthropic's exact count for this request (no tokens spent). */
