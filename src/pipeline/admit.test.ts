@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigSchema } from '../config/schema.js';
-import { capOutput, modelMaxOutput, tokenNeed } from './admit.js';
+import { capOutput, headerInt, modelMaxOutput, tokenNeed } from './admit.js';
 
 const config = ConfigSchema.parse({
   admission: { default_output_tokens: 200, min_output_tokens: 16 },
@@ -52,5 +52,17 @@ describe('tokenNeed and capOutput', () => {
     const explicitNull = { max_tokens: null };
     capOutput(explicitNull, 12);
     assert.deepEqual(explicitNull, { max_tokens: 12 });
+  });
+});
+
+describe('headerInt', () => {
+  it('writes a non-negative integer in plain notation, whatever the arithmetic gave', () => {
+    assert.equal(headerInt(42), '42');
+    assert.equal(headerInt(3.7), '3');
+    assert.equal(headerInt(1e12), '1000000000000');
+    assert.equal(headerInt(1e308), '9007199254740991');
+    assert.equal(headerInt(Infinity), '9007199254740991');
+    assert.equal(headerInt(-9223372036854778), '0');
+    assert.equal(headerInt(Number.NaN), '0');
   });
 });

@@ -34,13 +34,24 @@ export interface AdmitDeps {
 
 const LEASE_MS = 120_000;
 
+/**
+ * A number as a header value: a non-negative integer in plain notation, whatever the limiters'
+ * arithmetic gave (a stored limit past its bounds, a store's clock: 1e+308, Infinity, NaN, a
+ * negative), capped at 2^53 - 1, which String() still writes digit by digit.
+ */
+export function headerInt(n: number): string {
+  if (!(n > 0)) return '0';
+  return n < Number.MAX_SAFE_INTEGER ? String(Math.floor(n)) : String(Number.MAX_SAFE_INTEGER);
+}
+
+/** Whole seconds in `ms` (rounded up), at least 1: retry-after. */
 function secs(ms: number): string {
-  return String(Math.max(1, Math.ceil(ms / 1000)));
+  return headerInt(Math.max(1, Math.ceil(ms / 1000)));
 }
 
 /** OpenAI-style reset durations: "1s", "6m0s". */
 function duration(ms: number): string {
-  const s = Math.max(0, Math.ceil(ms / 1000));
+  const s = Number(headerInt(Math.ceil(ms / 1000)));
   return s >= 60 ? `${Math.floor(s / 60)}m${s % 60}s` : `${s}s`;
 }
 
@@ -52,10 +63,10 @@ function headersOf(ctx: RequestContext): Record<string, string> {
 /** The requests/s headers. `limit`: String(r.limit), made once per limit (RateCheck). */
 function setRequestHeaders(ctx: RequestContext, r: LimitResult, limit: string): void {
   const h = headersOf(ctx);
-  const remaining = String(r.remaining);
+  const remaining = headerInt(r.remaining);
   h['x-ratelimit-limit'] = limit;
   h['x-ratelimit-remaining'] = remaining;
-  h['x-ratelimit-reset'] = String(Math.ceil(r.resetMs / 1000));
+  h['x-ratelimit-reset'] = headerInt(Math.ceil(r.resetMs / 1000));
   h['x-ratelimit-limit-requests'] = limit;
   h['x-ratelimit-remaining-requests'] = remaining;
   h['x-ratelimit-reset-requests'] = duration(r.resetMs);
@@ -65,7 +76,7 @@ function setRequestHeaders(ctx: RequestContext, r: LimitResult, limit: string): 
 function setTokenHeaders(ctx: RequestContext, w: WindowCheck, r: WindowResult): void {
   const h = headersOf(ctx);
   h['x-ratelimit-limit-tokens'] = w.limitHeader;
-  h['x-ratelimit-remaining-tokens'] = String(Math.max(0, w.limit - Math.ceil(r.used)));
+  h['x-ratelimit-remaining-tokens'] = headerInt(w.limit - Math.ceil(r.used));
   h['x-ratelimit-reset-tokens'] = duration(r.resetMs);
 }
 
@@ -73,7 +84,7 @@ function rateLimited(ctx: RequestContext, what: string, retryAfterMs: number): P
   const headers = {
     ...(ctx.responseHeaders ?? {}),
     'retry-after': secs(retryAfterMs),
-    'retry-after-ms': String(Math.max(1, Math.ceil(retryAfterMs))),
+    'retry-after-ms': headerInt(Math.max(1, Math.ceil(retryAfterMs))),
   };
   return new PorticoError(
     'rate_limit_exceeded',
@@ -151,9 +162,9 @@ function ownPlan(
   const inflight = limits?.max_in_flight;
   const scope = q && { name: quotaScope, limits: q };
   return {
-    rate: b && { scope: { tenant: tenantId, name: `${prefix}rps` }, b, who, limit: String(b.burst) },
+    rate: b && { scope: { tenant: tenantId, name: `${prefix}rps` }, b, who, limit: headerInt(b.burst) },
     window: tpm
-      ? { scope: { tenant: tenantId, name: `${prefix}tpm` }, limit: tpm, who, limitHeader: String(tpm) }
+      ? { scope: { tenant: tenantId, name: `${prefix}tpm` }, limit: tpm, who, limitHeader: headerInt(tpm) }
       : undefined,
     quota: scope,
     quotaScopes: scope ? [scope] : NO_SCOPES,
@@ -487,7 +498,9 @@ function giveBack(
   if (c.degraded === true) return;
   if (headed) {
     const h = headersOf(ctx);
-    h['x-ratelimit-remaining-tokens'] = String(Number(h['x-ratelimit-remaining-tokens'] ?? 0) + over - most);
+    h['x-ratelimit-remaining-tokens'] = headerInt(
+      Number(h['x-ratelimit-remaining-tokens'] ?? 0) + over - most,
+    );
   }
   void counters
     .settleWindow({ ...c, cost: over }, most)

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import {
   QuotaSchema,
   PrioritySchema,
+  RATE_LIMIT_BOUNDS,
   type PorticoConfig,
   type Priority,
   type RateLimits,
@@ -59,7 +60,57 @@ export const KeyPolicySchema = z.strictObject({
 
 const POLICIES = new Set(['prepend', 'replace', 'none']);
 
-export function tenantRuntimeFromRecord(rec: TenantRecord): TenantRuntime {
+/** A stored limit outside RATE_LIMIT_BOUNDS, and the bound it is enforced at. */
+export interface ClampedLimit {
+  field: 'requests_per_second' | 'burst' | 'tokens_per_minute';
+  stored: number;
+  enforced: number;
+}
+
+/**
+ * Stored limits as enforced: a value outside the schema's bounds (written before the bounds
+ * existed) is taken at the bound, which is what such a value means in practice; past it the
+ * limiters' arithmetic gives rate-limit headers such as 1e+308 (review, 2026-12-07). What was
+ * clamped is pushed to `clamped`; the limits are returned as they are when nothing was.
+ */
+export function enforcedLimits(
+  limits: RateLimits | undefined,
+  clamped: ClampedLimit[],
+): RateLimits | undefined {
+  if (!limits) return limits;
+  const rps = RATE_LIMIT_BOUNDS.requests_per_second;
+  // The usual case (per request for API keys): in range, nothing allocated.
+  if (
+    within(limits.requests_per_second, rps.min, rps.max) &&
+    within(limits.burst, 1, RATE_LIMIT_BOUNDS.burst) &&
+    within(limits.tokens_per_minute, 1, RATE_LIMIT_BOUNDS.tokens_per_minute)
+  )
+    return limits;
+  const out: RateLimits = { ...limits };
+  const clamp = (field: ClampedLimit['field'], min: number, max: number): void => {
+    const v = out[field];
+    if (v === undefined || within(v, min, max)) return;
+    const enforced = v < min ? min : max;
+    out[field] = enforced;
+    clamped.push({ field, stored: v, enforced });
+  };
+  clamp('requests_per_second', rps.min, rps.max);
+  clamp('burst', 1, RATE_LIMIT_BOUNDS.burst);
+  clamp('tokens_per_minute', 1, RATE_LIMIT_BOUNDS.tokens_per_minute);
+  return out;
+}
+
+function within(v: number | undefined, min: number, max: number): boolean {
+  return v === undefined || (v >= min && v <= max);
+}
+
+/** "limits.requests_per_second 1e+308 (enforced as 1000000), ...". */
+function describeClamps(clamped: readonly ClampedLimit[]): string {
+  return clamped.map((c) => `limits.${c.field} ${c.stored} (enforced as ${c.enforced})`).join(', ');
+}
+
+/** `clamped`: receives the stored limits taken at their bounds (see enforcedLimits). */
+export function tenantRuntimeFromRecord(rec: TenantRecord, clamped: ClampedLimit[] = []): TenantRuntime {
   const parsed = TenantPolicySchema.safeParse(rec.limits ?? {});
   const policy = parsed.success ? parsed.data : {};
   const promptPolicy =
@@ -81,7 +132,7 @@ export function tenantRuntimeFromRecord(rec: TenantRecord): TenantRuntime {
     maxTokensCap: policy.max_tokens_cap,
     defaultMaxTokens: policy.default_max_tokens,
     source: rec.source,
-    limits: policy.limits,
+    limits: enforcedLimits(policy.limits, clamped),
     quota: policy.quota,
     priority: priority.success ? priority.data : 'normal',
   };
@@ -116,17 +167,44 @@ export class Tenancy {
   /** Quota commits, retried while the store refuses them (quota-commits.ts). */
   readonly quotaCommits: QuotaCommits;
   #apiTenants = new Map<string, { rec: TenantRecord; rt: TenantRuntime }>();
+  /** Per tenant or key with stored limits outside their bounds: what was last warned about. */
+  #clampWarned = new Map<string, string>();
+  #logger: Logger;
 
   private constructor(
     state: StateBackends,
     queue: AdmissionQueue,
     reservations: ReservationLeases,
     quotaCommits: QuotaCommits,
+    logger: Logger,
   ) {
     this.state = state;
     this.queue = queue;
     this.reservations = reservations;
     this.quotaCommits = quotaCommits;
+    this.#logger = logger;
+  }
+
+  /**
+   * One warning per tenant or key whose stored limits were taken at their bounds (again only if
+   * the stored values change): records are re-read on every invalidation, the warning is not.
+   */
+  #warnClamped(tenant: string, key: string | undefined, clamped: readonly ClampedLimit[]): void {
+    // The common case (per request for API keys): nothing clamped, nothing ever warned.
+    if (clamped.length === 0 && this.#clampWarned.size === 0) return;
+    const id = key === undefined ? `tenant:${tenant}` : `key:${key}`;
+    if (clamped.length === 0) {
+      this.#clampWarned.delete(id);
+      return;
+    }
+    const what = describeClamps(clamped);
+    if (this.#clampWarned.get(id) === what) return;
+    this.#clampWarned.set(id, what);
+    const owner = key === undefined ? `tenant ${tenant}` : `key ${key} of tenant ${tenant}`;
+    this.#logger.warn(
+      { tenant, ...(key === undefined ? {} : { key }), limits: clamped },
+      `stored rate limits of ${owner} are outside their bounds: ${what}; set them again through the admin API`,
+    );
   }
 
   static async create(
@@ -209,6 +287,7 @@ export class Tenancy {
       new AdmissionQueue({ maxQueue: cfg.admission.max_queue }),
       reservations,
       quotaCommits,
+      deps.logger,
     );
     state.bus.subscribe(() => t.#apiTenants.clear());
     return t;
@@ -230,7 +309,9 @@ export class Tenancy {
     if (!rec) return undefined;
     const cached = this.#apiTenants.get(id);
     if (cached && cached.rec === rec) return cached.rt;
-    const rt = tenantRuntimeFromRecord(rec);
+    const clamped: ClampedLimit[] = [];
+    const rt = tenantRuntimeFromRecord(rec, clamped);
+    this.#warnClamped(id, undefined, clamped);
     this.#apiTenants.set(id, { rec, rt });
     return rt;
   }
@@ -250,6 +331,9 @@ export class Tenancy {
     const tenant = await this.tenant(r.key.tenant_id, snapshot);
     if (!tenant) return { rejected: 'This API key belongs to a tenant that no longer exists.' };
     const policy = KeyPolicySchema.safeParse(r.key.limits ?? {});
+    const clamped: ClampedLimit[] = [];
+    const limits = policy.success ? enforcedLimits(policy.data.limits, clamped) : undefined;
+    this.#warnClamped(r.key.tenant_id, r.key.id, clamped);
     return {
       tenant,
       entry: {
@@ -257,7 +341,7 @@ export class Tenancy {
         keyId: r.key.id,
         label: r.key.label,
         hash: '',
-        limits: policy.success ? policy.data.limits : undefined,
+        limits,
         quota: policy.success ? policy.data.quota : undefined,
       },
     };
