@@ -26,6 +26,7 @@ describe('admission gives back what it took', () => {
     let acquires = 0;
     const counters: CounterStore = {
       consume: (k, b) => inner.consume(k, b),
+      consumeAll: (b, n) => inner.consumeAll(b, n),
       consumeWindow: (k, w) => inner.consumeWindow(k, w),
       settleWindow: (c, a) => inner.settleWindow(c, a),
       acquire: async (k, o) => {
@@ -139,6 +140,7 @@ describe('tokens/min charges', () => {
     const inner = new MemoryCounterStore({ clock: () => now });
     const counters: CounterStore = {
       consume: (k, b) => inner.consume(k, b),
+      consumeAll: (b, n) => inner.consumeAll(b, n),
       // The store cannot be reached: fail_open lets the charge through without writing it.
       consumeWindow: async (key, w) => ({
         allowed: true,
@@ -199,6 +201,7 @@ describe('a store failure while queued', () => {
     let down = false;
     const counters: CounterStore = {
       consume: (k, b) => inner.consume(k, b),
+      consumeAll: (b, n) => inner.consumeAll(b, n),
       consumeWindow: (k, w) => inner.consumeWindow(k, w),
       settleWindow: (c, a) => inner.settleWindow(c, a),
       acquire: async (k, o) => {

@@ -51,6 +51,26 @@ export function bucketStep(
   };
 }
 
+/**
+ * Several token buckets, all or none (CounterStore.consumeAll): each is bucketStep's step; when one
+ * refuses, none is charged, and a bucket that had the cost reports its state uncharged (its step
+ * with cost 0: allowed, remaining as it was). `prev[i]` is bucket i's state.
+ */
+export function bucketsStep(
+  prev: readonly (BucketState | undefined)[],
+  now: number,
+  buckets: readonly { ratePerSec: number; burst: number; cost?: number }[],
+): { allowed: boolean; steps: BucketStep[] } {
+  const steps = buckets.map((b, i) => bucketStep(prev[i], now, b.ratePerSec, b.burst, b.cost ?? 1));
+  const allowed = steps.every((s) => s.allowed);
+  if (!allowed)
+    for (let i = 0; i < steps.length; i++) {
+      const b = buckets[i];
+      if (steps[i]?.allowed === true && b) steps[i] = bucketStep(prev[i], now, b.ratePerSec, b.burst, 0);
+    }
+  return { allowed, steps };
+}
+
 export interface WindowStep {
   allowed: boolean;
   /** What was charged when allowed: `cost`, or with `minCost` as much as fits (at least minCost). */

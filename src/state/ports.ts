@@ -67,6 +67,15 @@ export interface BucketOptions {
   now?: number;
 }
 
+/** One bucket of a consumeAll call. */
+export interface BucketCheck {
+  key: ScopeKey;
+  ratePerSec: number;
+  burst: number;
+  /** Default 1. */
+  cost?: number;
+}
+
 export interface LimitResult {
   allowed: boolean;
   /** Whole units left after this call (floored). */
@@ -76,6 +85,20 @@ export interface LimitResult {
   /** ms until the counter is back to full (X-RateLimit-Reset). */
   resetMs: number;
   limit: number;
+  /** True when the store was unreachable and fail_open let this through. */
+  degraded?: boolean;
+}
+
+/** What consumeAll did: every bucket was charged, or none was. */
+export interface AllLimitResult {
+  /** True when every bucket had the cost and each was charged; false: none was charged. */
+  allowed: boolean;
+  /**
+   * Per bucket, in the order asked. `allowed`: this bucket had the cost (a bucket that had it is
+   * still not charged when another refused); `retryAfterMs`: 0 for a bucket that had it, else ms
+   * until it will; `remaining`/`resetMs`: the bucket after this call.
+   */
+  results: LimitResult[];
   /** True when the store was unreachable and fail_open let this through. */
   degraded?: boolean;
 }
@@ -139,6 +162,13 @@ export interface AcquireResult {
 export interface CounterStore {
   /** Token bucket: requests/s with burst. */
   consume(key: ScopeKey, opts: BucketOptions): Promise<LimitResult>;
+  /**
+   * Several token buckets, all or none, in one atomic step: each is charged its cost when every one
+   * has it, else none is (a request refused by one bucket costs nothing in the others). The
+   * buckets are one tenant's (one Redis Cluster slot: the tenant is the keys' hash tag) and
+   * distinct; a RangeError otherwise. `now`: override the store's clock (tests).
+   */
+  consumeAll(buckets: readonly BucketCheck[], now?: number): Promise<AllLimitResult>;
   /** Sliding-window budget (e.g. tokens/min): charge an estimate now. Refused charges cost nothing. */
   consumeWindow(key: ScopeKey, opts: WindowOptions): Promise<WindowResult>;
   /**

@@ -1,6 +1,6 @@
 /** Small pure helpers shared by every state implementation. */
 import { createHash, randomBytes, randomFillSync, randomUUID } from 'node:crypto';
-import type { JsonObject, QuotaWindow } from './ports.js';
+import type { BucketCheck, JsonObject, QuotaWindow } from './ports.js';
 
 const B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -140,6 +140,26 @@ export function parseStringArray(s: string | null): string[] {
   if (s === null) return [];
   const v: unknown = JSON.parse(s);
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/**
+ * The buckets of one consumeAll call: one tenant's (one Redis Cluster slot), distinct, with
+ * positive rates and bursts. Programming errors, so RangeErrors.
+ */
+export function assertBucketSet(buckets: readonly BucketCheck[]): void {
+  const first = buckets[0];
+  for (let i = 0; i < buckets.length; i++) {
+    const b = buckets[i] as BucketCheck;
+    assertPositive('ratePerSec', b.ratePerSec);
+    assertPositive('burst', b.burst);
+    if (first && b.key.tenant !== first.key.tenant)
+      throw new RangeError(
+        `consumeAll takes one tenant's buckets, got ${first.key.tenant} and ${b.key.tenant}`,
+      );
+    for (let j = 0; j < i; j++)
+      if (buckets[j]?.key.name === b.key.name)
+        throw new RangeError(`consumeAll takes distinct buckets, got ${b.key.name} twice`);
+  }
 }
 
 /** Validate a token-bucket / window argument early: NaN or <= 0 limits are programming errors. */

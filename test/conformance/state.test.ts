@@ -383,6 +383,102 @@ for (const fam of counterFamilies) {
     );
 
     it(
+      'several buckets, all or none: a bucket that refuses leaves the others uncharged',
+      withFamily(fam, async (s, c) => {
+        // Found in review: the key's requests/s bucket was charged before the tenant's refused, so a
+        // key whose every request the tenant refused was drained all the same.
+        const tenant = tenantId('all');
+        const key = { key: { tenant, name: 'key:k1:rps' }, ratePerSec: 1, burst: 3 };
+        const ten = { key: { tenant, name: 'tenant:rps' }, ratePerSec: 2, burst: 1 };
+        const first = await s.consumeAll([key, ten]);
+        assert.equal(first.allowed, true);
+        assert.deepEqual(
+          first.results.map((r) => [r.allowed, r.remaining, r.retryAfterMs, r.resetMs, r.limit]),
+          [
+            [true, 2, 0, 1000, 3],
+            [true, 0, 0, 500, 1],
+          ],
+        );
+        for (let i = 0; i < 5; i++) {
+          const refused = await s.consumeAll([key, ten]);
+          assert.equal(refused.allowed, false);
+          assert.deepEqual(
+            refused.results.map((r) => [r.allowed, r.remaining, r.retryAfterMs, r.resetMs]),
+            [
+              [true, 2, 0, 1000], // had the token, and keeps it
+              [false, 0, 500, 500],
+            ],
+          );
+        }
+        // The same buckets as consume's: the key still has its 2.
+        assert.equal((await s.consume(key.key, key)).remaining, 1);
+        c.add(500);
+        const again = await s.consumeAll([key, ten]);
+        assert.equal(again.allowed, true);
+        assert.deepEqual(
+          again.results.map((r) => r.remaining),
+          [0, 0],
+        );
+        // Both refuse: each says when it has room again.
+        const both = await s.consumeAll([key, ten]);
+        assert.equal(both.allowed, false);
+        assert.deepEqual(
+          both.results.map((r) => [r.allowed, r.retryAfterMs]),
+          [
+            [false, 500],
+            [false, 500],
+          ],
+        );
+        c.add(1000);
+        // Refused by the key now (1.5 tokens, costs 2); the tenant's bucket keeps its token.
+        const dear = await s.consumeAll([
+          { ...key, cost: 2 },
+          { ...ten, cost: 1 },
+        ]);
+        assert.equal(dear.allowed, false);
+        assert.deepEqual(
+          dear.results.map((r) => [r.allowed, r.remaining, r.retryAfterMs]),
+          [
+            [false, 1, 500],
+            [true, 1, 0],
+          ],
+        );
+        assert.equal((await s.consume(ten.key, ten)).allowed, true, 'the tenant kept its token');
+        // A cost above a burst never passes, and charges nothing.
+        const big = await s.consumeAll([{ ...key, cost: 4 }, ten]);
+        assert.equal(big.allowed, false);
+        assert.equal(big.results[0]?.retryAfterMs, 1500, 'until the bucket is full');
+        assert.equal((await s.consumeAll([])).allowed, true, 'nothing asked, nothing refused');
+      }),
+    );
+
+    it(
+      'several buckets: 50 concurrent calls admit exactly what the tightest allows, and charge only those',
+      withFamily(fam, async (s) => {
+        const tenant = tenantId('all-conc');
+        const key = { key: { tenant, name: 'key:k1:rps' }, ratePerSec: 0.001, burst: 10 };
+        const ten = { key: { tenant, name: 'tenant:rps' }, ratePerSec: 0.001, burst: 4 };
+        const rs = await Promise.all(Array.from({ length: 50 }, () => s.consumeAll([key, ten])));
+        assert.equal(rs.filter((r) => r.allowed).length, 4);
+        let left = 0;
+        while ((await s.consume(key.key, key)).allowed) left++;
+        assert.equal(left, 6, 'the key was charged only for the 4 admitted');
+      }),
+    );
+
+    it(
+      'several buckets: one tenant, distinct buckets, or a RangeError',
+      withFamily(fam, async (s) => {
+        const a = { key: { tenant: tenantId('all-a'), name: 'rps' }, ratePerSec: 1, burst: 1 };
+        const b = { key: { tenant: tenantId('all-b'), name: 'rps' }, ratePerSec: 1, burst: 1 };
+        await assert.rejects(s.consumeAll([a, b]), RangeError);
+        await assert.rejects(s.consumeAll([a, a]), RangeError);
+        await assert.rejects(s.consumeAll([{ ...a, burst: 0 }]), RangeError);
+        assert.equal((await s.consume(a.key, a)).allowed, true, 'nothing was charged');
+      }),
+    );
+
+    it(
       'tokens/min sliding window: charge, refuse, settle, slide',
       withFamily(fam, async (s, c) => {
         const key = { tenant: tenantId('tpm'), name: 'tenant:tpm' };

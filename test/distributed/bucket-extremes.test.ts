@@ -2,7 +2,8 @@
  * The Redis token bucket with the extreme limits that versions before the rate-limit bounds let
  * the admin API store (requests_per_second 1e308 or 1e-300, burst 1e15): its TTL stays a PEXPIRE
  * argument Redis takes, so such a tenant is limited as stored instead of getting 503
- * limits_unavailable on every request. Needs Redis at PORTICO_TEST_REDIS_URL (127.0.0.1:6379).
+ * limits_unavailable on every request; the same for several buckets at once (consumeAll, a key's
+ * and its tenant's). Needs Redis at PORTICO_TEST_REDIS_URL (127.0.0.1:6379).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,6 +58,33 @@ describe('distributed: token bucket with extreme stored limits', () => {
       assert.equal(keys.length, 1, c.name);
       const ttl = await redis.pttl(keys[0] as string);
       assert.ok(ttl > 0 && ttl <= 1e13 + 1000, `${c.name}: pttl ${ttl}`);
+    }
+  });
+
+  it('several buckets at once (consumeAll): the same limits, the same bounded TTL', async (t) => {
+    if (!redis) return t.skip(skip);
+    const store = new RedisCounterStore({ redis, prefix, mode: 'fail_closed' });
+    const cases = [
+      { name: 'all-burst1e15', ratePerSec: 1, burst: 1e15, allowed: [true, true] },
+      { name: 'all-huge', ratePerSec: 1e308, burst: 1e308, allowed: [true, true] },
+      { name: 'all-tiny', ratePerSec: 1e-300, burst: 1, allowed: [true, false] },
+    ];
+    for (const c of cases) {
+      const tenant = 'bucket-extremes';
+      const pair = [
+        { key: { tenant, name: c.name }, ratePerSec: c.ratePerSec, burst: c.burst },
+        { key: { tenant, name: `${c.name}-companion` }, ratePerSec: 5, burst: 5 },
+      ];
+      for (const expected of c.allowed) {
+        const r = await store.consumeAll(pair);
+        assert.equal(r.allowed, expected, `${c.name}: ${JSON.stringify(r)}`);
+      }
+      for (const name of [c.name, `${c.name}-companion`]) {
+        const keys = await redis.keys(`${prefix}*${encodeURIComponent(name)}`);
+        assert.equal(keys.length, 1, name);
+        const ttl = await redis.pttl(keys[0] as string);
+        assert.ok(ttl > 0 && ttl <= 1e13 + 1000, `${name}: pttl ${ttl}`);
+      }
     }
   });
 });

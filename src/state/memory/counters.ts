@@ -1,8 +1,10 @@
 /** In-process counters for the embedded family (one replica). Each call is one synchronous step. */
-import { bucketStep, windowStep, type BucketState } from '../algorithms.js';
+import { bucketStep, bucketsStep, windowStep, type BucketState } from '../algorithms.js';
 import type {
   AcquireOptions,
   AcquireResult,
+  AllLimitResult,
+  BucketCheck,
   BucketOptions,
   Clock,
   CounterStore,
@@ -13,7 +15,7 @@ import type {
   WindowOptions,
   WindowResult,
 } from '../ports.js';
-import { assertPositive, DEFAULT_LEASE_MS, newId } from '../util.js';
+import { assertBucketSet, assertPositive, DEFAULT_LEASE_MS, newId } from '../util.js';
 
 function flat(k: ScopeKey): string {
   return `${k.tenant}\u0000${k.name}`;
@@ -65,6 +67,37 @@ export class MemoryCounterStore implements CounterStore {
       resetMs: step.resetMs,
       limit: opts.burst,
     };
+  }
+
+  async consumeAll(buckets: readonly BucketCheck[], now?: number): Promise<AllLimitResult> {
+    assertBucketSet(buckets);
+    const t = now ?? this.#clock();
+    this.#tick(t);
+    const keys = buckets.map((b) => flat(b.key));
+    const prev = keys.map((k) => this.#buckets.get(k));
+    const { allowed, steps } = bucketsStep(prev, t, buckets);
+    const results: LimitResult[] = [];
+    for (let i = 0; i < steps.length; i++) {
+      const step = steps[i] as (typeof steps)[number];
+      const b = buckets[i] as BucketCheck;
+      // Refused: nothing is written (a bucket's refill is worked out from its last charge).
+      if (allowed) {
+        const p = prev[i];
+        if (p) {
+          p.tokens = step.state.tokens;
+          p.ts = step.state.ts;
+          p.expires = t + step.ttlMs;
+        } else this.#buckets.set(keys[i] as string, { ...step.state, expires: t + step.ttlMs });
+      }
+      results.push({
+        allowed: step.allowed,
+        remaining: step.remaining,
+        retryAfterMs: step.retryAfterMs,
+        resetMs: step.resetMs,
+        limit: b.burst,
+      });
+    }
+    return { allowed, results };
   }
 
   async consumeWindow(key: ScopeKey, opts: WindowOptions): Promise<WindowResult> {

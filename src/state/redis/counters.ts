@@ -2,6 +2,8 @@
 import type {
   AcquireOptions,
   AcquireResult,
+  AllLimitResult,
+  BucketCheck,
   BucketOptions,
   Clock,
   CounterStore,
@@ -12,9 +14,9 @@ import type {
   WindowOptions,
   WindowResult,
 } from '../ports.js';
-import { assertPositive, DEFAULT_LEASE_MS, newId } from '../util.js';
+import { assertBucketSet, assertPositive, DEFAULT_LEASE_MS, newId } from '../util.js';
 import { asArray, guarded, num, runScript, scopedKey, type RedisContext } from './client.js';
-import { ACQUIRE, BUCKET, INFLIGHT, RENEW, WINDOW, WINDOW_SETTLE } from './scripts.js';
+import { ACQUIRE, BUCKET, BUCKETS, INFLIGHT, RENEW, WINDOW, WINDOW_SETTLE } from './scripts.js';
 
 export class RedisCounterStore implements CounterStore {
   readonly #ctx: RedisContext;
@@ -64,6 +66,45 @@ export class RedisCounterStore implements CounterStore {
         retryAfterMs: 0,
         resetMs: 0,
         limit: opts.burst,
+        degraded: true,
+      }),
+    );
+  }
+
+  async consumeAll(buckets: readonly BucketCheck[], now?: number): Promise<AllLimitResult> {
+    assertBucketSet(buckets);
+    if (buckets.length === 0) return { allowed: true, results: [] };
+    const keys: string[] = [];
+    const args: (string | number)[] = [this.#now(now)];
+    for (const b of buckets) {
+      keys.push(scopedKey(this.#ctx.prefix, 'rl', b.key));
+      args.push(b.ratePerSec, b.burst, b.cost ?? 1);
+    }
+    return guarded(
+      this.#ctx,
+      'counters',
+      'consumeAll',
+      async () => {
+        const r = asArray(await runScript(this.#ctx.redis, BUCKETS, keys, args));
+        const results: LimitResult[] = buckets.map((b, i) => ({
+          allowed: num(r[1 + i * 4]) === 1,
+          remaining: num(r[2 + i * 4]),
+          retryAfterMs: num(r[3 + i * 4]),
+          resetMs: num(r[4 + i * 4]),
+          limit: b.burst,
+        }));
+        return { allowed: num(r[0]) === 1, results };
+      },
+      () => ({
+        allowed: true,
+        results: buckets.map((b) => ({
+          allowed: true,
+          remaining: b.burst,
+          retryAfterMs: 0,
+          resetMs: 0,
+          limit: b.burst,
+          degraded: true,
+        })),
         degraded: true,
       }),
     );

@@ -49,6 +49,62 @@ return {allowed, math.floor(tokens), retry, reset}
 `);
 
 /**
+ * Several buckets, all or none (algorithms.ts bucketsStep): each is charged when every one has its
+ * cost, else none is and nothing is written. KEYS[i]=bucket hashes, all of one tenant (one hash
+ * tag: one cluster slot). ARGV: now|'', then per bucket rate/s, burst, cost.
+ * -> {allowed, then per bucket: had the cost, remaining, retryMs, resetMs}
+ */
+export const BUCKETS = lua(`${NOW}
+local now = now_ms(ARGV[1])
+local n = #KEYS
+local tokens = {}
+local stamps = {}
+local all = 1
+for i = 1, n do
+  local rate = tonumber(ARGV[2 + (i - 1) * 3])
+  local burst = tonumber(ARGV[3 + (i - 1) * 3])
+  local cost = tonumber(ARGV[4 + (i - 1) * 3])
+  local h = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+  local t = burst
+  local ts = now
+  if h[1] then
+    local prev = tonumber(h[2])
+    local elapsed = now - prev
+    if elapsed < 0 then elapsed = 0 end
+    if prev > ts then ts = prev end
+    t = math.min(burst, tonumber(h[1]) + elapsed * rate / 1000)
+  end
+  tokens[i] = t
+  stamps[i] = ts
+  if cost > t then all = 0 end
+end
+local out = {all}
+for i = 1, n do
+  local rate = tonumber(ARGV[2 + (i - 1) * 3])
+  local burst = tonumber(ARGV[3 + (i - 1) * 3])
+  local cost = tonumber(ARGV[4 + (i - 1) * 3])
+  local t = tokens[i]
+  local room = 0
+  local retry = 0
+  if cost <= t then
+    room = 1
+  else
+    retry = math.max(1, math.ceil((math.min(cost, burst) - t) * 1000 / rate))
+  end
+  if all == 1 then
+    t = t - cost
+    redis.call('HSET', KEYS[i], 'tokens', string.format('%.17g', t), 'ts', string.format('%.17g', stamps[i]))
+    redis.call('PEXPIRE', KEYS[i], math.min(1e13, math.ceil(burst * 1000 / rate)) + 1000)
+  end
+  out[#out + 1] = room
+  out[#out + 1] = math.floor(t)
+  out[#out + 1] = retry
+  out[#out + 1] = math.ceil((burst - t) * 1000 / rate)
+end
+return out
+`);
+
+/**
  * KEYS[1]=current window, KEYS[2]=previous window. ARGV: now, windowMs, limit, cost, windowStart,
  * minCost|'' (algorithms.ts windowStep). -> {allowed, used, remaining, retryMs, resetMs, charged}
  */
