@@ -8,6 +8,8 @@ import { PorticoError } from '../errors/portico-error.js';
 import { ENGINE_DEFAULT_MAX_TOKENS } from '../engine/provider.js';
 import type { AdmissionConfig, PorticoConfig, Quota, RateLimits } from '../config/schema.js';
 import type {
+  AllLimitResult,
+  BucketCheck,
   CounterStore,
   InflightLease,
   LimitResult,
@@ -123,6 +125,8 @@ function storeError(err: unknown): unknown {
 interface RateCheck {
   readonly scope: ScopeKey;
   readonly b: { readonly ratePerSec: number; readonly burst: number };
+  /** The same bucket as consumeAll takes it. */
+  readonly spec: BucketCheck;
   readonly who: string;
   readonly limit: string;
 }
@@ -161,8 +165,9 @@ function ownPlan(
   const q = quotaLimits(quota);
   const inflight = limits?.max_in_flight;
   const scope = q && { name: quotaScope, limits: q };
+  const rps = { tenant: tenantId, name: `${prefix}rps` };
   return {
-    rate: b && { scope: { tenant: tenantId, name: `${prefix}rps` }, b, who, limit: headerInt(b.burst) },
+    rate: b && { scope: rps, b, spec: { key: rps, ...b }, who, limit: headerInt(b.burst) },
     window: tpm
       ? { scope: { tenant: tenantId, name: `${prefix}tpm` }, limit: tpm, who, limitHeader: headerInt(tpm) }
       : undefined,
@@ -209,7 +214,11 @@ export async function admitIp(deps: AdmitDeps, ctx: RequestContext, cfg: Admissi
   }
 }
 
-/** Requests/s for the key and its tenant; sets the rate-limit headers (of the tighter one). */
+/**
+ * Requests/s for the key and its tenant; sets the rate-limit headers (of the tighter one). With
+ * both, the two buckets are one all-or-none step (consumeAll): a request the tenant's bucket
+ * refuses takes nothing from the key's, and the other way round. With one, a plain consume.
+ */
 export async function admitRequestRate(
   deps: AdmitDeps,
   ctx: RequestContext,
@@ -219,34 +228,69 @@ export async function admitRequestRate(
   if (!deps.tenancy) return;
   const kc = key?.limits?.requests_per_second === undefined ? undefined : keyPlan(tenant, key).rate;
   const tc = tenant.limits?.requests_per_second === undefined ? undefined : tenantPlan(tenant).rate;
-  if (!kc && !tc) return;
-  const counters = deps.tenancy.state.counters;
-  const kr = kc ? await consumeRate(deps, ctx, tenant, counters, kc) : undefined;
-  const tr = tc ? await consumeRate(deps, ctx, tenant, counters, tc) : undefined;
-  if (kr && kc && (!tr || kr.remaining <= tr.remaining)) setRequestHeaders(ctx, kr, kc.limit);
-  else if (tr && tc) setRequestHeaders(ctx, tr, tc.limit);
+  if (kc && tc) return consumeBoth(deps, ctx, tenant, deps.tenancy.state.counters, kc, tc);
+  const c = kc ?? tc;
+  if (!c) return;
+  let r: LimitResult;
+  try {
+    r = await deps.tenancy.state.counters.consume(c.scope, c.b);
+  } catch (err) {
+    throw storeError(err);
+  }
+  setRequestHeaders(ctx, r, c.limit);
+  if (!r.allowed) throw refusedRate(deps, ctx, tenant, c, r);
 }
 
-/** One requests/s bucket: its result when allowed, else the 429 (with its headers). */
-async function consumeRate(
+/** [the key's bucket, the tenant's], made once per pair of plans (both immutable). */
+const ratePairs = new WeakMap<RateCheck, { tenant: RateCheck; specs: readonly BucketCheck[] }>();
+
+/**
+ * The key's and the tenant's buckets, all or none. Allowed: the headers are the tighter bucket's
+ * (the key's on a tie). Refused: the headers, the retry hint and the message are those of the
+ * refusing bucket that has room last (the key's on a tie): only then can the request pass.
+ */
+async function consumeBoth(
   deps: AdmitDeps,
   ctx: RequestContext,
   tenant: TenantRuntime,
   counters: CounterStore,
-  c: RateCheck,
-): Promise<LimitResult> {
-  let r: LimitResult;
+  kc: RateCheck,
+  tc: RateCheck,
+): Promise<void> {
+  let pair = ratePairs.get(kc);
+  if (pair?.tenant !== tc) {
+    pair = { tenant: tc, specs: [kc.spec, tc.spec] };
+    ratePairs.set(kc, pair);
+  }
+  let all: AllLimitResult;
   try {
-    r = await counters.consume(c.scope, c.b);
+    all = await counters.consumeAll(pair.specs);
   } catch (err) {
     throw storeError(err);
   }
-  if (!r.allowed) {
-    setRequestHeaders(ctx, r, c.limit);
-    deps.metrics.rateLimitRejections.labels(tenant.id, 'rps').inc();
-    throw rateLimited(ctx, `${c.b.ratePerSec} requests/s for ${c.who}`, r.retryAfterMs);
+  const [kr, tr] = all.results;
+  if (!kr || !tr) throw new Error(`consumeAll answered ${all.results.length} results for 2 buckets`);
+  if (all.allowed) {
+    if (kr.remaining <= tr.remaining) setRequestHeaders(ctx, kr, kc.limit);
+    else setRequestHeaders(ctx, tr, tc.limit);
+    return;
   }
-  return r;
+  const tenantLast = !tr.allowed && (kr.allowed || tr.retryAfterMs > kr.retryAfterMs);
+  const [c, r] = tenantLast ? [tc, tr] : [kc, kr];
+  setRequestHeaders(ctx, r, c.limit);
+  throw refusedRate(deps, ctx, tenant, c, r);
+}
+
+/** A requests/s refusal: counted, and the 429 (the headers are set by the caller). */
+function refusedRate(
+  deps: AdmitDeps,
+  ctx: RequestContext,
+  tenant: TenantRuntime,
+  c: RateCheck,
+  r: LimitResult,
+): PorticoError {
+  deps.metrics.rateLimitRejections.labels(tenant.id, 'rps').inc();
+  return rateLimited(ctx, `${c.b.ratePerSec} requests/s for ${c.who}`, r.retryAfterMs);
 }
 
 function quotaLimits(q: Quota | undefined): QuotaLimits | undefined {

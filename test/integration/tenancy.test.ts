@@ -184,6 +184,51 @@ describe('tenancy', () => {
     assert.ok(retriedRound, 'the SDK saw a 429, waited for the hint and retried successfully');
   });
 
+  it("requests/s: a request the tenant's bucket refuses takes nothing from its key's bucket", async () => {
+    // Found in review: the key's bucket was charged before the tenant's was checked, so a key whose
+    // every request the tenant refused was drained all the same, and refused on its own later.
+    await admin(gw, 'POST', '/admin/tenants', {
+      id: 'sharer',
+      allowed_models: ['default'],
+      limits: { requests_per_second: 0.01, burst: 1 }, // one request, then one per 100 s
+    });
+    const other = (await admin(gw, 'POST', '/admin/tenants/sharer/keys', {})).body.key as string;
+    const made = await admin(gw, 'POST', '/admin/tenants/sharer/keys', {
+      limits: { requests_per_second: 0.01, burst: 3 },
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const key = made.body.key as string;
+    assert.equal((await chat(gw, other)).status, 200, "the other key takes the tenant's one request");
+
+    const hammered = await Promise.all(Array.from({ length: 10 }, () => chat(gw, key)));
+    for (const r of hammered) {
+      assert.equal(r.status, 429);
+      const body = (await r.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'rate_limit_exceeded');
+      assert.match(body.error.message, /requests\/s for tenant sharer/, 'refused by the tenant, not the key');
+      assert.equal(r.headers.get('x-ratelimit-limit-requests'), '1', "the tenant's bucket");
+      assert.equal(r.headers.get('x-ratelimit-remaining-requests'), '0');
+      assert.ok(Number(r.headers.get('retry-after-ms')) > 1000, 'the tenant refills in 100 s');
+    }
+
+    // Lift the tenant's limit: the key still has its whole burst, and its own headers say so.
+    const lifted = await admin(gw, 'PATCH', '/admin/tenants/sharer', {
+      limits: { requests_per_second: 1000, burst: 1000 },
+    });
+    assert.equal(lifted.status, 200, JSON.stringify(lifted.body));
+    for (const left of ['2', '1', '0']) {
+      const r = await chat(gw, key);
+      assert.equal(r.status, 200, `the key's request with ${left} left`);
+      await r.arrayBuffer();
+      assert.equal(r.headers.get('x-ratelimit-limit-requests'), '3', "the key's bucket is the tighter");
+      assert.equal(r.headers.get('x-ratelimit-remaining-requests'), left);
+    }
+    const spent = await chat(gw, key);
+    assert.equal(spent.status, 429);
+    assert.match(((await spent.json()) as { error: { message: string } }).error.message, /for this key/);
+    assert.equal(spent.headers.get('x-ratelimit-limit-requests'), '3');
+  });
+
   it('quota: exhausted is 429 insufficient_quota with x-should-retry: false, and the SDK does not retry', async () => {
     await admin(gw, 'POST', '/admin/tenants', {
       id: 'frugal',
