@@ -192,6 +192,80 @@ describe('tokens/min charges', () => {
   });
 });
 
+describe('a refused request costs nothing in the other tokens/min window', () => {
+  const need = { prompt: 100, output: 100, minOutput: 16 };
+  const tenant = {
+    id: 't',
+    limits: { tokens_per_minute: 1000 },
+    priority: 'normal',
+  } as unknown as TenantRuntime;
+  const key = { keyId: 'k', limits: { tokens_per_minute: 5000 } } as unknown as KeyEntry;
+  const KEY_TPM = { tenant: 't', name: 'key:k:tpm' };
+
+  it("the key's charge goes back at once when the tenant's window refuses", async () => {
+    const now = Date.UTC(2026, 11, 8, 12, 0, 0);
+    const counters = new MemoryCounterStore({ clock: () => now });
+    const { deps, ctx, cfg } = await work(counters);
+    await counters.consumeWindow(TPM, { limit: 1000, windowMs: 60_000, cost: 1000 }); // the tenant's is full
+    const c = ctx();
+    await assert.rejects(admitWork(deps, c, tenant, key, need, cfg, undefined), (e: unknown) => {
+      assert.match(String((e as Error).message), /1000 tokens\/min for tenant t/);
+      return true;
+    });
+    assert.equal(c.admission, undefined, 'nothing is left to release');
+    assert.equal((await counters.consumeWindow(KEY_TPM, { ...MINUTE, cost: 0 })).used, 0);
+  });
+
+  it("the key's charge goes back at once when the tenant's window cannot be reached, or the quota store", async () => {
+    // Found in review: a store error on the tenant's window (or on the quota reservation) after the
+    // key's window was charged left that charge in the window until the request finished.
+    const now = Date.UTC(2026, 11, 8, 12, 0, 0);
+    const inner = new MemoryCounterStore({ clock: () => now });
+    const counters: CounterStore = {
+      consume: (k, b) => inner.consume(k, b),
+      consumeAll: (b, n) => inner.consumeAll(b, n),
+      consumeWindow: async (k, w) => {
+        if (k.name === 'tenant:tpm') throw new StateUnavailableError('redis', 'connection lost');
+        return inner.consumeWindow(k, w);
+      },
+      settleWindow: (c, a) => inner.settleWindow(c, a),
+      acquire: (k, o) => inner.acquire(k, o),
+      release: (l) => inner.release(l),
+      renew: (l, ms) => inner.renew(l, ms),
+      inflight: (k) => inner.inflight(k),
+    };
+    const { deps, ctx, cfg } = await work(counters);
+    const c = ctx();
+    await assert.rejects(admitWork(deps, c, tenant, key, need, cfg, undefined), {
+      code: 'limits_unavailable',
+    });
+    assert.equal(c.admission, undefined);
+    assert.equal((await inner.consumeWindow(KEY_TPM, { ...MINUTE, cost: 0 })).used, 0);
+
+    const quotas = deps.tenancy?.state.quotas;
+    assert.ok(quotas);
+    quotas.reserve = async () => {
+      throw new StateUnavailableError('redis', 'connection lost');
+    };
+    const quoted = { keyId: 'k', limits: { tokens_per_minute: 5000 }, quota: { daily_tokens: 10_000 } };
+    const d = ctx();
+    await assert.rejects(
+      admitWork(
+        deps,
+        d,
+        { ...tenant, limits: {} } as TenantRuntime,
+        quoted as unknown as KeyEntry,
+        need,
+        cfg,
+        undefined,
+      ),
+      { code: 'limits_unavailable' },
+    );
+    assert.equal(d.admission, undefined);
+    assert.equal((await inner.consumeWindow(KEY_TPM, { ...MINUTE, cost: 0 })).used, 0);
+  });
+});
+
 describe('a store failure while queued', () => {
   it('ends the wait with the error: a 503 limits_unavailable at once, not a queue_timeout', async () => {
     // Found in review (2026-12-08): the queue swallowed the error of a try, so a request queued for

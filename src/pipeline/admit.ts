@@ -458,6 +458,8 @@ export async function admitWork(
         ttlMs: tenancy.reservations.leaseMs,
       });
     } catch (err) {
+      // As for a refusal: the window charges go back now, not when the request finishes.
+      await releaseHolds(deps, ctx);
       throw storeError(err);
     }
     if (!r.ok) {
@@ -489,10 +491,12 @@ export async function admitWork(
 }
 
 /**
- * Charge a tokens/min window (sets the tokens headers); a refusal gives back everything held so far
- * and is the 429. A request that cannot fit even in an empty window (`least` above the limit) is
- * charged the whole window, all or nothing: it passes only when the window is empty, and its answer
- * is not bound here.
+ * Charge a tokens/min window (sets the tokens headers); a refusal gives back at once everything
+ * held so far (the key's charge when the tenant's window refuses: a refused request costs nothing
+ * in the other window, as with the requests/s buckets) and is the 429; a store error gives it back
+ * too and is the 503. A request that cannot fit even in an empty window (`least` above the limit)
+ * is charged the whole window, all or nothing: it passes only when the window is empty, and its
+ * answer is not bound here.
  */
 async function chargeWindow(
   deps: AdmitDeps,
@@ -512,6 +516,8 @@ async function chargeWindow(
         : { limit: w.limit, windowMs: 60_000, cost: w.limit },
     );
   } catch (err) {
+    // As for a refusal: the key's charge goes back now, not when the request finishes.
+    await releaseHolds(deps, ctx);
     throw storeError(err);
   }
   setTokenHeaders(ctx, w, r);
