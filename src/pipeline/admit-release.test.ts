@@ -4,7 +4,7 @@
  * queue's retries one more per poll); and a request whose client had already left waited in the
  * admission queue for the whole timeout (and could still be handed a slot).
  */
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { admitWork, releaseHolds, type AdmitDeps } from './admit.js';
 import { createContext } from './context.js';
@@ -18,6 +18,7 @@ import { Cancel } from '../lib/abort.js';
 import { buildConfig } from '../config/load.js';
 import { GatewayMetrics } from '../telemetry/metrics.js';
 import { createLogger } from '../telemetry/logger.js';
+import { pino } from 'pino';
 import type { AdmissionConfig } from '../config/schema.js';
 
 describe('admission gives back what it took', () => {
@@ -451,6 +452,114 @@ describe('tokens/min: a request too big for the whole window', () => {
       admitWork(deps, ctx(), tenant, undefined, { prompt: 990, output: 4000, minOutput: 16 }, cfg, undefined),
       { code: 'rate_limit_exceeded' },
     );
+    queue.close();
+  });
+});
+
+describe('an in-flight slot whose lease lapsed while its request ran', () => {
+  // Found in review: a renewal that found the lease lapsed (the store unreachable, or the process
+  // stalled, for longer than the lease) returned false and was ignored: the slot was no longer
+  // counted while its request still ran, so one more request got in for as long as it did.
+  // Time is mocked: the store's clock jumps past the 120 s lease, the renewal timer (every 60 s)
+  // is ticked by hand.
+  const SLOT = { tenant: 't', name: 'tenant:inflight' };
+  const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+  async function setup(t: TestContext, counters?: (inner: MemoryCounterStore) => CounterStore) {
+    t.mock.timers.enable({ apis: ['setInterval'] });
+    const clock = { now: Date.UTC(2026, 11, 8, 12, 0, 0) };
+    const inner = new MemoryCounterStore({ clock: () => clock.now });
+    const w = await work(counters ? counters(inner) : inner);
+    const logs: Array<Record<string, unknown>> = [];
+    w.deps.logger = pino({ level: 'warn' }, { write: (l: string) => void logs.push(JSON.parse(l)) });
+    const lapses = async (): Promise<number> =>
+      (await w.deps.metrics.leaseLapses.get()).values.find(
+        (v) => v.labels.tenant === 't' && v.labels.lease === 'inflight',
+      )?.value ?? 0;
+    const admit = (c: ReturnType<typeof w.ctx>) =>
+      admitWork(
+        w.deps,
+        c,
+        capped('t', 'normal'),
+        undefined,
+        undefined,
+        { ...w.cfg, queue_timeout_ms: 30 },
+        undefined,
+      );
+    return { ...w, clock, inner, logs, lapses, admit };
+  }
+
+  it('is taken again at the next renewal, so the cap still holds; logged once, counted each time', async (t) => {
+    const { deps, ctx, queue, clock, inner, logs, lapses, admit } = await setup(t);
+    const running = ctx();
+    await admit(running);
+    clock.now += 121_000;
+    assert.equal(await inner.inflight(SLOT), 0, 'the store forgot the slot');
+    t.mock.timers.tick(60_000);
+    await settle();
+    assert.equal(await inner.inflight(SLOT), 1, 'the renewal took it again');
+    await assert.rejects(admit(ctx()), { code: 'queue_timeout' }, 'max_in_flight 1 still holds');
+    assert.equal(await lapses(), 1);
+    assert.equal(logs.length, 1);
+    assert.equal(logs[0]?.tenant, 't');
+    assert.equal(logs[0]?.requestId, running.requestId);
+    // A second lapse of the same request: counted, not logged again.
+    clock.now += 121_000;
+    t.mock.timers.tick(60_000);
+    await settle();
+    assert.equal(await inner.inflight(SLOT), 1);
+    assert.equal(await lapses(), 2);
+    assert.equal(logs.length, 1);
+    await releaseHolds(deps, running);
+    assert.equal(await inner.inflight(SLOT), 0, 'the slot taken again is the one given back');
+    queue.close();
+  });
+
+  it('is taken again over the cap when another request got the slot meanwhile', async (t) => {
+    const { deps, ctx, queue, clock, inner, admit } = await setup(t);
+    const first = ctx();
+    await admit(first);
+    clock.now += 121_000;
+    const second = ctx();
+    await admit(second); // the store no longer counted the first: the lapse itself lets one in
+    t.mock.timers.tick(60_000);
+    await settle();
+    assert.equal(await inner.inflight(SLOT), 2, 'both running requests count, over max_in_flight 1');
+    await assert.rejects(admit(ctx()), { code: 'queue_timeout' });
+    await releaseHolds(deps, second);
+    await assert.rejects(admit(ctx()), { code: 'queue_timeout' }, 'the first still runs and counts');
+    await releaseHolds(deps, first);
+    const third = ctx();
+    await admit(third);
+    await releaseHolds(deps, third);
+    queue.close();
+  });
+
+  it('a slot taken again after its request finished is given back at once', async (t) => {
+    let gate: (() => void) | undefined;
+    const { deps, ctx, queue, clock, inner, admit } = await setup(t, (store) => ({
+      consume: (k, b) => store.consume(k, b),
+      consumeAll: (b, n) => store.consumeAll(b, n),
+      consumeWindow: (k, w) => store.consumeWindow(k, w),
+      settleWindow: (c, a) => store.settleWindow(c, a),
+      acquire: async (k, o) => {
+        if (o.max > 1) await new Promise<void>((r) => (gate = r)); // the retake waits
+        return store.acquire(k, o);
+      },
+      release: (l) => store.release(l),
+      renew: (l, ms) => store.renew(l, ms),
+      inflight: (k) => store.inflight(k),
+    }));
+    const running = ctx();
+    await admit(running);
+    clock.now += 121_000;
+    t.mock.timers.tick(60_000);
+    await settle();
+    assert.ok(gate, 'the renewal is taking the slot again');
+    await releaseHolds(deps, running); // the request ends meanwhile
+    gate();
+    await settle();
+    assert.equal(await inner.inflight(SLOT), 0);
     queue.close();
   });
 });

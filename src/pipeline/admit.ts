@@ -34,7 +34,10 @@ export interface AdmitDeps {
   logger: Logger;
 }
 
+/** In-flight leases: renewed every half lease while their request runs (renewSlots). */
 const LEASE_MS = 120_000;
+/** The cap a lapsed slot is taken again under: none, its request is already running (renewSlots). */
+const NO_CAP = Number.MAX_SAFE_INTEGER;
 
 /**
  * A number as a header value: a non-negative integer in plain notation, whatever the limiters'
@@ -646,11 +649,58 @@ async function takeSlots(
       );
     }
   }
-  // Long streams keep their slots.
-  holds.renew = setInterval(() => {
-    for (const l of holds.leases) void counters.renew(l, LEASE_MS).catch(() => undefined);
-  }, LEASE_MS / 2);
+  // Long streams keep their slots; a lapsed one is taken again (renewSlots).
+  const who: LapseLog = { tenant: tenant.id, requestId: ctx.requestId, logged: false };
+  holds.renew = setInterval(() => void renewSlots(deps, counters, holds, who), LEASE_MS / 2);
   holds.renew.unref();
+}
+
+/** Whose slots a renewal looks after: ids, not the request's context (see releaseHolds). */
+interface LapseLog {
+  readonly tenant: string;
+  readonly requestId: string;
+  logged: boolean;
+}
+
+/**
+ * Renew a running request's in-flight leases. A renewal that finds its lease lapsed (the store was
+ * unreachable, or this process stalled, for longer than a lease, so the store stopped counting the
+ * slot) takes the slot again at once, even over the cap: the request runs whatever the count says;
+ * uncounted, its slot would let one more request in for as long as it runs, while counted over the
+ * cap it only holds new requests back until enough finish. Counted in
+ * portico_admission_lease_lapses_total{lease="inflight"}, logged once per request. A store error
+ * leaves the lease as it is: the next renewal tries again.
+ */
+async function renewSlots(
+  deps: AdmitDeps,
+  counters: CounterStore,
+  holds: NonNullable<RequestContext['admission']>,
+  who: LapseLog,
+): Promise<void> {
+  for (let i = 0; i < holds.leases.length; i++) {
+    const lease = holds.leases[i] as InflightLease;
+    let again: InflightLease | null;
+    try {
+      if (await counters.renew(lease, LEASE_MS)) continue;
+      again = (await counters.acquire(lease.key, { max: NO_CAP, leaseMs: LEASE_MS })).lease;
+    } catch {
+      continue;
+    }
+    if (!again) continue;
+    if (holds.released) {
+      // The request finished while the slot was being taken again.
+      void counters.release(again).catch(() => undefined);
+      return;
+    }
+    holds.leases[i] = again;
+    deps.metrics.leaseLapses.labels(who.tenant, 'inflight').inc();
+    if (who.logged) continue;
+    who.logged = true;
+    deps.logger.warn(
+      { tenant: who.tenant, requestId: who.requestId, slot: lease.key.name },
+      'an in-flight slot lapsed while its request ran (the limit store was unreachable, or this process stalled, for longer than the lease); it was taken again, over max_in_flight if need be',
+    );
+  }
 }
 
 /**
@@ -662,6 +712,7 @@ export function releaseHolds(deps: AdmitDeps, ctx: RequestContext, actualTokens?
   const tenancy = deps.tenancy;
   if (!holds || !tenancy) return Promise.resolve(true);
   ctx.admission = undefined;
+  holds.released = true;
   if (holds.renew) clearInterval(holds.renew);
   const counters = tenancy.state.counters;
   const jobs: Array<Promise<unknown>> = [];

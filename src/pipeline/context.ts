@@ -28,6 +28,8 @@ export interface AdmissionHolds {
   /** Tokens charged up front (prompt estimate + max output). */
   estimate: number;
   renew?: NodeJS.Timeout;
+  /** Set by releaseHolds: a slot a renewal takes again afterwards is given back at once. */
+  released?: boolean;
 }
 
 export interface ContextInit {

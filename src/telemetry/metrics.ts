@@ -85,6 +85,7 @@ export class GatewayMetrics {
   readonly rateLimitRejections: Counter<'tenant' | 'limit'>;
   readonly quotaRejections: Counter<'tenant' | 'window'>;
   readonly queueRejections: Counter<'tenant'>;
+  readonly leaseLapses: Counter<'tenant' | 'lease'>;
   readonly stateErrors: Counter<'store' | 'mode'>;
   readonly stateUp: Gauge<'store'>;
   readonly dailyBudget: Gauge<'tenant'>;
@@ -260,6 +261,12 @@ export class GatewayMetrics {
       name: 'portico_queue_rejections_total',
       help: 'Requests that timed out in the admission queue (503)',
       labelNames: ['tenant'],
+      registers: [r],
+    });
+    this.leaseLapses = new Counter({
+      name: 'portico_admission_lease_lapses_total',
+      help: 'In-flight slots (lease=inflight) whose lease lapsed while their request ran, taken again',
+      labelNames: ['tenant', 'lease'],
       registers: [r],
     });
     this.stateErrors = new Counter({
