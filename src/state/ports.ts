@@ -296,6 +296,16 @@ export interface QuotaStore {
    */
   renew(reservations: readonly QuotaReservation[], ttlMs?: number): Promise<number>;
   /**
+   * Hold again those of these reservations whose lease lapsed while their request still runs
+   * (their owner's renew extended fewer than it asked: the store was unreachable, or the owner
+   * stalled, for longer than a lease). One that was neither committed nor released gets its tokens
+   * and requests back in every tally it counts in, whatever the limits now (its request is running
+   * and its commit will count its usage anyway), and a lease to now + ttlMs. Held, settled, degraded
+   * and forgotten ones are left alone (Redis forgets an ended hold SETTLED_RETENTION_MS after its
+   * lease). Returns the ids held again.
+   */
+  rehold(reservations: readonly QuotaReservation[], ttlMs?: number): Promise<string[]>;
+  /**
    * Release every held reservation whose owner is not `liveOwner`. Only for a store that one
    * gateway writes to (embedded): at start-up whatever is still held belongs to an earlier process
    * that died. A shared store (Redis) does not offer it: there, other owners are live replicas and

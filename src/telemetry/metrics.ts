@@ -265,7 +265,7 @@ export class GatewayMetrics {
     });
     this.leaseLapses = new Counter({
       name: 'portico_admission_lease_lapses_total',
-      help: 'In-flight slots (lease=inflight) whose lease lapsed while their request ran, taken again',
+      help: 'In-flight slots (lease=inflight) and quota holds (lease=quota) whose lease lapsed while their request ran, taken again',
       labelNames: ['tenant', 'lease'],
       registers: [r],
     });

@@ -50,6 +50,46 @@ describe('ReservationLeases', () => {
     }
   });
 
+  it('a hold that lapsed while its request ran is held again at the next renewal', async () => {
+    // Found in review: renewAll ignored how many holds the store renewed. A hold whose lease lapsed
+    // (the store unreachable, or this process stalled, for longer than the lease) went back to the
+    // budget while its request still ran, and another request reserved it a second time.
+    let now = Date.UTC(2030, 0, 10, 12);
+    const quotas = new MemoryQuotaStore({ clock: () => now });
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+    const lapsed: string[] = [];
+    const leases = new ReservationLeases(quotas, logger, 15_000, { onLapsed: (t) => lapsed.push(t) });
+    try {
+      const reserve = (tokens: number) =>
+        quotas.reserve({ tenant: 't', scopes, tokens, owner: leases.owner, ttlMs: leases.leaseMs });
+      const running = await reserve(600);
+      assert.ok(running.ok);
+      leases.add(running.reservation);
+      now += 20_000; // no renewal for longer than the lease
+      const other = await reserve(600);
+      assert.ok(other.ok, 'the lapse let another request reserve the same tokens');
+      await leases.renewAll();
+      const u = await quotas.usage('t', 'tenant', 'day');
+      assert.equal(u.reservedTokens, 1200, 'held again, over the quota');
+      assert.equal((await reserve(300)).ok, false, 'the quota holds again');
+      assert.deepEqual(lapsed, ['t']);
+      assert.equal(lines.length, 1);
+      assert.deepEqual((JSON.parse(lines[0] ?? '{}') as { tenants: string[] }).tenants, ['t']);
+      // Renewed as usual from then on; its commit settles it once.
+      now += 5_000;
+      await leases.renewAll();
+      assert.deepEqual(lapsed, ['t']);
+      assert.equal(lines.length, 1);
+      leases.delete(running.reservation);
+      await quotas.commit(running.reservation, { tokens: 500 });
+      const after = await quotas.usage('t', 'tenant', 'day');
+      assert.deepEqual([after.usedTokens, after.reservedTokens], [500, 600]);
+    } finally {
+      leases.close();
+    }
+  });
+
   it('a failing store is logged and does not throw', async () => {
     const quotas = new MemoryQuotaStore();
     const broken = Object.assign(Object.create(quotas) as MemoryQuotaStore, {

@@ -3,7 +3,9 @@
  * (this replica) and lives one lease (admission.reservation_lease_ms, 15 s by default) unless
  * renewed; one timer renews all of them every third of a lease, in one store call (per tenant in
  * Redis). So the holds of a replica that dies — kill -9, OOM, a lost node — come back within one
- * lease, instead of locking its tenants out for as long as a request may run.
+ * lease, instead of locking its tenants out for as long as a request may run. A hold that lapses
+ * under a live request (the store unreachable, or this process stalled, past the lease) is held
+ * again at the next renewal (#holdAgain).
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -18,15 +20,23 @@ export class ReservationLeases {
   readonly #quotas: QuotaStore;
   readonly #logger: Logger;
   readonly #held = new Map<string, QuotaReservation>();
+  readonly #onLapsed: ((tenant: string) => void) | undefined;
   #leaseMs: number;
   #timer: NodeJS.Timeout | undefined;
   #failing = false;
   #closed = false;
 
-  constructor(quotas: QuotaStore, logger: Logger, leaseMs = DEFAULT_RESERVATION_LEASE_MS) {
+  /** `onLapsed`: a hold that lapsed while its request ran was held again (a metric). */
+  constructor(
+    quotas: QuotaStore,
+    logger: Logger,
+    leaseMs = DEFAULT_RESERVATION_LEASE_MS,
+    hooks: { onLapsed?: (tenant: string) => void } = {},
+  ) {
     this.#quotas = quotas;
     this.#logger = logger;
     this.#leaseMs = leaseMs;
+    this.#onLapsed = hooks.onLapsed;
     this.owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   }
 
@@ -73,7 +83,9 @@ export class ReservationLeases {
       return;
     }
     try {
-      await this.#quotas.renew([...this.#held.values()], this.#leaseMs);
+      const asked = [...this.#held.values()];
+      const renewed = await this.#quotas.renew(asked, this.#leaseMs);
+      if (renewed < countLive(asked)) await this.#holdAgain(asked);
       if (this.#failing)
         this.#logger.info({ held: this.#held.size }, 'quota reservation leases renewed again');
       this.#failing = false;
@@ -88,6 +100,32 @@ export class ReservationLeases {
     }
   }
 
+  /**
+   * Some of the holds asked for were not renewed: their lease lapsed while their requests run (the
+   * store unreachable, or this process stalled, for longer than a lease), and the store gave them
+   * back to the budget, where other requests could reserve them a second time. Hold them again,
+   * over the quota if need be (their requests run, and their commits count their usage anyway);
+   * not those whose request finished meanwhile. Counted per hold, logged once per renewal.
+   */
+  async #holdAgain(asked: readonly QuotaReservation[]): Promise<void> {
+    const running = new Map<string, QuotaReservation>();
+    for (const r of asked) if (!r.degraded && this.#held.has(r.id)) running.set(r.id, r);
+    if (running.size === 0) return;
+    const again = await this.#quotas.rehold([...running.values()], this.#leaseMs);
+    if (again.length === 0) return;
+    const tenants = new Set<string>();
+    for (const id of again) {
+      const tenant = running.get(id)?.tenant;
+      if (tenant === undefined) continue;
+      tenants.add(tenant);
+      this.#onLapsed?.(tenant);
+    }
+    this.#logger.warn(
+      { held: again.length, tenants: [...tenants] },
+      'quota reservations lapsed while their requests ran (the quota store was unreachable, or this process stalled, for longer than the lease); they are held again, over the quota if need be',
+    );
+  }
+
   #start(): void {
     if (this.#timer || this.#closed) return;
     this.#timer = setInterval(() => void this.renewAll(), Math.max(100, Math.floor(this.#leaseMs / 3)));
@@ -100,4 +138,11 @@ export class ReservationLeases {
     this.#timer = undefined;
     this.#held.clear();
   }
+}
+
+/** How many of these a store renews when they are held: all but the degraded (never written). */
+function countLive(rs: readonly QuotaReservation[]): number {
+  let n = 0;
+  for (const r of rs) if (!r.degraded) n++;
+  return n;
 }

@@ -254,7 +254,14 @@ export class Tenancy {
                 },
             { logger, hooks, exclusive: true },
           );
-    const reservations = new ReservationLeases(state.quotas, deps.logger, cfg.admission.reservation_lease_ms);
+    const reservations = new ReservationLeases(
+      state.quotas,
+      deps.logger,
+      cfg.admission.reservation_lease_ms,
+      {
+        onLapsed: (tenant) => deps.metrics.leaseLapses.labels(tenant, 'quota').inc(),
+      },
+    );
     if (s.kind === 'embedded' && state.quotas.releaseOthers) {
       // One gateway writes an embedded store: what is still held was held by an earlier process of
       // it (killed before it could settle). Give it back now rather than after the lease.

@@ -875,6 +875,45 @@ for (const fam of quotaFamilies) {
     );
 
     it(
+      'leases: a hold that lapsed while its request runs is held again (rehold), over the limit if need be',
+      withFamily(fam, async (s, c) => {
+        // Found in review: a renewal that extended fewer holds than asked was ignored, so a hold
+        // that lapsed (the store unreachable, or its replica stalled, past the lease) stayed out of
+        // the budget while its request ran, and others could reserve it a second time.
+        const tenant = tenantId('rehold');
+        const scopes = [{ name: 'tenant', limits: { day: { tokens: 1000 } } }];
+        const lapsed = await s.reserve({ tenant, scopes, tokens: 600, owner: 'me', ttlMs: 15_000 });
+        const done = await s.reserve({ tenant, scopes, tokens: 100, owner: 'me', ttlMs: 15_000 });
+        assert.ok(lapsed.ok && done.ok);
+        await s.release(done.reservation);
+        c.add(20_000);
+        const intruder = await s.reserve({ tenant, scopes, tokens: 600 });
+        assert.ok(intruder.ok, 'the lapse gave its 600 back to the budget');
+        assert.equal(await s.renew([lapsed.reservation], 15_000), 0, 'renew does not revive it');
+        assert.deepEqual(await s.rehold([lapsed.reservation, done.reservation], 15_000), [
+          lapsed.reservation.id,
+        ]);
+        let u = await s.usage(tenant, 'tenant', 'day');
+        assert.deepEqual([u.reservedTokens, u.reservedRequests], [1200, 2], 'held again, over the limit');
+        assert.equal((await s.reserve({ tenant, scopes, tokens: 1 })).ok, false);
+        // Held again for a whole lease, and renewed as any other hold; held ones are left alone.
+        assert.deepEqual(await s.rehold([lapsed.reservation], 15_000), []);
+        c.add(10_000);
+        assert.equal(await s.renew([lapsed.reservation], 15_000), 1);
+        // Its commit settles it once; a settled one is not held again.
+        await s.commit(lapsed.reservation, { tokens: 500 });
+        await s.commit(intruder.reservation, { tokens: 400 });
+        assert.deepEqual(await s.rehold([lapsed.reservation, intruder.reservation], 15_000), []);
+        u = await s.usage(tenant, 'tenant', 'day');
+        assert.deepEqual(
+          [u.usedTokens, u.usedRequests, u.reservedTokens, u.reservedRequests],
+          [900, 2, 0, 0],
+        );
+        assert.deepEqual(await s.rehold([], 15_000), []);
+      }),
+    );
+
+    it(
       'leases: a renewal with a shorter lease ends the hold at the new end',
       withFamily(fam, async (s, c) => {
         const tenant = tenantId('shorter');

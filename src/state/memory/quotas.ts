@@ -270,6 +270,35 @@ export class MemoryQuotaStore implements QuotaStore {
     return n;
   }
 
+  async rehold(
+    reservations: readonly QuotaReservation[],
+    ttlMs = DEFAULT_RESERVATION_TTL_MS,
+  ): Promise<string[]> {
+    const now = this.#clock();
+    this.#purge(now);
+    const again: string[] = [];
+    for (const res of reservations) {
+      if (res.degraded) continue;
+      let e = this.#res.get(res.id);
+      if (e) {
+        if (e.state !== 'expired') continue;
+      } else {
+        // With a file, an ended hold is forgotten at once: the file says whether it was settled.
+        if (!this.#persist || this.#persist.settledBefore(res.id) !== false) continue;
+        e = { r: { ...res }, state: 'expired', tallies: undefined };
+        this.#res.set(res.id, e);
+      }
+      e.state = 'held';
+      e.r.expiresAt = now + ttlMs;
+      e.tallies = this.#talliesOf(e.r);
+      this.#bump(e.r, e.tallies, e.r.tokens, e.r.requests, 0, 0);
+      this.#held.add(res.id);
+      if (e.r.expiresAt < this.#nextExpiry) this.#nextExpiry = e.r.expiresAt;
+      again.push(res.id);
+    }
+    return again;
+  }
+
   async releaseOthers(liveOwner: string): Promise<number> {
     this.#purge(this.#clock());
     let n = 0;

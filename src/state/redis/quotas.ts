@@ -21,6 +21,7 @@ import { asArray, guarded, num, runScript, tenantTag, type RedisContext } from '
 import {
   QUOTA_COMMIT,
   QUOTA_MOVE,
+  QUOTA_REHOLD,
   QUOTA_RELEASE,
   QUOTA_RENEW,
   QUOTA_RESERVE,
@@ -240,6 +241,43 @@ export class RedisQuotaStore implements QuotaStore {
       if (tokens !== 0 || requests !== 0) out.push({ window, windowId: wids[i] ?? '', tokens, requests });
     });
     return out;
+  }
+
+  async rehold(
+    reservations: readonly QuotaReservation[],
+    ttlMs = DEFAULT_RESERVATION_TTL_MS,
+  ): Promise<string[]> {
+    // One script per tenant, as renew.
+    const byTenant = new Map<string, QuotaReservation[]>();
+    for (const r of reservations) {
+      if (r.degraded) continue;
+      const list = byTenant.get(r.tenant);
+      if (list) list.push(r);
+      else byTenant.set(r.tenant, [r]);
+    }
+    if (byTenant.size === 0) return [];
+    const expiresAt = this.#clock() + ttlMs;
+    return guarded(
+      this.#ctx,
+      'quotas',
+      'rehold',
+      async () => {
+        const ids = await Promise.all(
+          [...byTenant].map(async ([tenant, list]) =>
+            asArray(
+              await runScript(
+                this.#ctx.redis,
+                QUOTA_REHOLD,
+                [this.#hold(tenant), ...list.map((r) => this.#resPrefix(tenant) + r.id)],
+                [expiresAt, ttlMs + SETTLED_RETENTION_MS, ...list.map((r) => r.id)],
+              ),
+            ).map(String),
+          ),
+        );
+        return ids.flat();
+      },
+      () => [],
+    );
   }
 
   async usage(tenant: string, scope: string, window: QuotaWindow, now?: number): Promise<QuotaUsage> {

@@ -343,6 +343,37 @@ end
 return n
 `);
 
+/**
+ * Hold again reservations whose lease lapsed (state 'expired': purge gave their hold back) while
+ * their request runs. KEYS[1]=hold zset, KEYS[2..]=reservation hashes. ARGV: expiresAt,
+ * reservationKeepMs, then the ids (same order as the hashes). Their tallies (same hash tag) get
+ * their tokens and requests back whatever the limits. -> the ids held again
+ */
+export const QUOTA_REHOLD = lua(`
+local again = {}
+for i = 2, #KEYS do
+  local id = ARGV[i + 1]
+  local f = redis.call('HMGET', KEYS[i], 'state', 'tokens', 'requests', 'tallies')
+  if f[1] == 'expired' then
+    local t = tonumber(f[2])
+    local rq = tonumber(f[3])
+    for k in string.gmatch(f[4], '[^\\n]+') do
+      redis.call('HINCRBY', k, 'rt', t)
+      redis.call('HINCRBY', k, 'rr', rq)
+    end
+    redis.call('HSET', KEYS[i], 'state', 'held')
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+    redis.call('ZADD', KEYS[1], ARGV[1], id)
+    again[#again + 1] = id
+  end
+end
+if #again > 0 then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+end
+return again
+`);
+
 /** KEYS[1]=hold zset, KEYS[2]=tally. ARGV: now, reservationPrefix. -> {ut, ur, rt, rr} */
 export const QUOTA_USAGE = lua(`${QUOTA_LIB}
 purge(KEYS[1], ARGV[2], tonumber(ARGV[1]))
