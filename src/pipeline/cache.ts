@@ -1,14 +1,17 @@
 /**
  * Stage: cache. Runs after admission and before dispatch for chat and completions.
  * - plan: is this request cacheable (policy, determinism, Cache-Control), and under which key;
- * - serve: answer from L1/L2, or join an identical request in flight (single-flight), or make the
+ * - serve: answer from L1/L2, or join an identical request in flight (single-flight), or start the
  *   call as the leader, record what comes back (every stream chunk, usage included) and store it.
+ *   The call belongs to its flight (cache/flight.ts), not to the leader's request: leader and
+ *   followers all read it, each leaves on its own client or deadline, and the call is cancelled
+ *   only when no one reads it any more.
  * Every response of a cacheable endpoint says what happened in `x-portico-cache: hit|miss|bypass`
  * (and `x-portico-cache-tier: l1|l2|coalesced` on hits).
  */
-import { isPorticoError, PorticoError } from '../errors/portico-error.js';
 import { cacheKey, isDeterministic, type CacheEndpoint } from '../cache/key.js';
-import type { Flight } from '../cache/flight.js';
+import { Flight, type FlightReader } from '../cache/flight.js';
+import type { Cancel } from '../lib/abort.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import type { RequestContext } from './context.js';
 import type { TenantRuntime } from './snapshot.js';
@@ -91,36 +94,76 @@ function markHit(ctx: RequestContext, tier: 'l1' | 'l2' | 'coalesced'): void {
   setHeaders(ctx, { [CACHE_HEADER]: 'hit', [CACHE_TIER_HEADER]: tier });
 }
 
+function markCoalesced(plan: CachePlan, ctx: RequestContext): void {
+  markHit(ctx, 'coalesced');
+  ctx.cacheCoalesced = true;
+  plan.cache.countCoalesced(plan.tenant);
+}
+
 /**
- * The leader's client went away: followers should make their own call rather than fail. A plain
- * AbortError is the leader's own signal too (a retry's back-off sleep, an in-process backend):
- * upstream timeouts and failures arrive as PorticoErrors with their own codes.
+ * The flight the leader makes its call in: in the table (identical requests join it), or private
+ * with Cache-Control: no-cache (nobody joins; the answer is still stored).
  */
-function leaderAbandoned(err: unknown): boolean {
-  if (isPorticoError(err)) return err.code === 'client_closed_request';
-  return err instanceof Error && err.name === 'AbortError';
+function startFlight(plan: CachePlan): Flight {
+  return plan.lookup ? plan.cache.flights.start(plan.key) : new Flight();
 }
 
-function abandoned(): PorticoError {
-  return new PorticoError('client_closed_request', 'The request this one was joined to was cancelled.');
+/** A request that was cancelled (its client left, a deadline passed) before it started to read. */
+function throwIfCancelled(ctx: RequestContext): void {
+  if (ctx.controller.aborted) throw ctx.controller.reason;
 }
 
-/** The flight that took over from an abandoned one, if another follower started it already. */
-function nextFlight(plan: CachePlan, abandonedFlight: Flight): Flight | undefined {
-  const next = plan.cache.flights.get(plan.key);
-  return next === abandonedFlight || next?.failed ? undefined : next;
+/**
+ * Wait, as `reader`, until `flight` has `ready` (a chunk) or settled. Rejects with the request's
+ * own cancellation reason as soon as it is cancelled: a reader never waits on the call longer than
+ * its own client and deadlines allow. The reader has left when this throws.
+ */
+async function waitFor(
+  flight: Flight,
+  ctx: RequestContext,
+  reader: FlightReader,
+  ready: () => boolean,
+): Promise<void> {
+  try {
+    while (!ready() && !flight.settled) await flight.changed(ctx.controller);
+  } catch (err) {
+    reader.leave();
+    throw err;
+  }
 }
 
-async function settled(flight: Flight): Promise<void> {
-  while (!flight.done && !flight.failed) await flight.changed();
+/**
+ * The flight's upstream call (unary), made by the leader with the flight's cancellation: it goes on
+ * while anyone still waits for it (the leader's client may leave) and is cancelled when no one does.
+ */
+async function flyUnary<T>(
+  plan: CachePlan,
+  flight: Flight,
+  call: (cancel: Cancel) => Promise<T>,
+): Promise<void> {
+  let res: T;
+  try {
+    res = await call(flight.cancel);
+  } catch (err) {
+    flight.fail(err);
+    plan.cache.flights.end(plan.key, flight);
+    return;
+  }
+  try {
+    if (plan.store)
+      plan.cache.store(plan.tenant, plan.key, { kind: 'json', body: res, storedAt: Date.now() });
+  } finally {
+    flight.finish(res);
+    plan.cache.flights.end(plan.key, flight);
+  }
 }
 
 export async function serveUnary<T>(
   plan: CachePlan | undefined,
   ctx: RequestContext,
-  call: () => Promise<T>,
+  call: (cancel: Cancel) => Promise<T>,
 ): Promise<T> {
-  if (!plan) return call();
+  if (!plan) return call(ctx.controller);
   const { cache, key } = plan;
   if (plan.lookup) {
     const hit = await withStage(ctx, 'cache.lookup', () => cache.lookup(plan.tenant, key), {
@@ -130,113 +173,90 @@ export async function serveUnary<T>(
       markHit(ctx, hit.tier);
       return structuredClone(hit.entry.body) as T;
     }
-    for (let flight = cache.flights.get(key); flight; flight = nextFlight(plan, flight)) {
-      await settled(flight);
-      if (flight.done) {
-        markHit(ctx, 'coalesced');
-        ctx.cacheCoalesced = true;
-        cache.countCoalesced(plan.tenant);
-        return structuredClone(flight.body) as T;
-      }
-      if (!leaderAbandoned(flight.error)) throw flight.error;
-      // The leader's client left: the first follower to wake leads a new call (below, before any
-      // await), and the others join that one instead of each calling upstream.
+    const flight = cache.flights.get(key);
+    if (flight) {
+      throwIfCancelled(ctx);
+      const reader = flight.join(ctx.controller);
+      await waitFor(flight, ctx, reader, () => false);
+      reader.leave();
+      if (flight.failed) throw flight.error;
+      markCoalesced(plan, ctx);
+      return structuredClone(flight.body) as T;
     }
   }
-  const flight = plan.lookup ? cache.flights.start(key) : undefined;
-  try {
-    const res = await call();
-    if (plan.store) cache.store(plan.tenant, key, { kind: 'json', body: res, storedAt: Date.now() });
-    flight?.finish(res);
-    return res;
-  } catch (err) {
-    flight?.fail(err);
-    throw err;
-  } finally {
-    if (flight) cache.flights.end(key, flight);
-  }
+  throwIfCancelled(ctx);
+  const flight = startFlight(plan);
+  const reader = flight.join(ctx.controller);
+  void flyUnary(plan, flight, call);
+  await waitFor(flight, ctx, reader, () => false);
+  reader.leave();
+  if (flight.failed) throw flight.error;
+  return flight.body as T;
 }
 
 async function* replay<C>(chunks: readonly unknown[]): AsyncGenerator<C> {
   for (const c of chunks) yield structuredClone(c) as C;
 }
 
-async function* follow<C>(
-  plan: CachePlan,
-  ctx: RequestContext,
-  first: Flight,
-  call: () => Promise<AsyncIterable<C>>,
-): AsyncGenerator<C> {
-  let flight = first;
-  let i = 0;
-  for (;;) {
-    if (i < flight.chunks.length) {
-      yield structuredClone(flight.chunks[i++]) as C;
-    } else if (flight.done) {
-      return;
-    } else if (flight.failed) {
-      if (i === 0 && leaderAbandoned(flight.error)) {
-        // Nothing reached this client yet: join the call another follower took over with, or be
-        // the one that takes over (the flight is started before any await, so the followers that
-        // wake after this one join it instead of each calling upstream).
-        const next = nextFlight(plan, flight);
-        if (next) {
-          flight = next;
-          continue;
-        }
-        ctx.cacheHit = undefined;
-        ctx.cacheCoalesced = false;
-        if (ctx.responseHeaders) {
-          ctx.responseHeaders[CACHE_HEADER] = 'miss';
-          delete ctx.responseHeaders[CACHE_TIER_HEADER];
-        }
-        yield* await leadCall(plan, call);
-        return;
-      }
-      throw flight.error;
-    } else {
-      await flight.changed();
+/**
+ * One reader's stream: the chunks recorded so far, then each as it arrives. Ends when the request
+ * is cancelled (its client left, its deadline passed) without waiting for the call.
+ */
+async function* read<C>(flight: Flight, ctx: RequestContext, reader: FlightReader): AsyncGenerator<C> {
+  const cancel = ctx.controller;
+  try {
+    for (let i = 0; ;) {
+      if (cancel.aborted) throw cancel.reason;
+      if (i < flight.chunks.length) yield structuredClone(flight.chunks[i++]) as C;
+      else if (flight.done) return;
+      else if (flight.failed) throw flight.error;
+      else await flight.changed(cancel);
     }
+  } finally {
+    reader.leave();
   }
 }
 
-async function* lead<C>(
+/**
+ * The flight's upstream call, made by the leader with the flight's cancellation and read to its
+ * end into the flight, whoever still reads it; stored once complete. Stops when no one reads.
+ */
+async function fly<C>(
   plan: CachePlan,
-  flight: Flight | undefined,
-  upstream: AsyncIterable<C>,
-): AsyncGenerator<C> {
-  const captured: unknown[] = [];
+  flight: Flight,
+  call: (cancel: Cancel) => Promise<AsyncIterable<C>>,
+): Promise<void> {
   let completed = false;
   try {
+    const upstream = await call(flight.cancel);
     for await (const c of upstream) {
-      // Later stages may edit the chunk they get (e.g. hide usage); keep our own copy.
-      const copy = structuredClone(c);
-      captured.push(copy);
-      flight?.push(copy);
-      yield c;
+      if (flight.cancel.aborted) break;
+      flight.push(c);
     }
-    completed = true;
+    completed = !flight.cancel.aborted;
   } catch (err) {
-    flight?.fail(err);
-    throw err;
+    flight.fail(err);
+  }
+  try {
+    if (completed && plan.store)
+      plan.cache.store(plan.tenant, plan.key, {
+        kind: 'stream',
+        chunks: flight.chunks,
+        storedAt: Date.now(),
+      });
   } finally {
-    if (completed) {
-      if (plan.store)
-        plan.cache.store(plan.tenant, plan.key, { kind: 'stream', chunks: captured, storedAt: Date.now() });
-      flight?.finish();
-    } else if (flight && !flight.failed) {
-      flight.fail(abandoned());
-    }
-    if (flight) plan.cache.flights.end(plan.key, flight);
+    if (completed) flight.finish();
+    else if (!flight.failed) flight.fail(flight.cancel.reason);
+    plan.cache.flights.end(plan.key, flight);
   }
 }
 
 export async function serveStream<C>(
   plan: CachePlan | undefined,
   ctx: RequestContext,
-  call: () => Promise<AsyncIterable<C>>,
+  call: (cancel: Cancel) => Promise<AsyncIterable<C>>,
 ): Promise<AsyncIterable<C>> {
-  if (!plan) return call();
+  if (!plan) return call(ctx.controller);
   const { cache, key } = plan;
   if (plan.lookup) {
     const hit = await withStage(ctx, 'cache.lookup', () => cache.lookup(plan.tenant, key), {
@@ -248,31 +268,27 @@ export async function serveStream<C>(
     }
     const flight = cache.flights.get(key);
     if (flight) {
-      markHit(ctx, 'coalesced');
-      ctx.cacheCoalesced = true;
-      cache.countCoalesced(plan.tenant);
-      return follow(plan, ctx, flight, call);
+      throwIfCancelled(ctx);
+      const reader = flight.join(ctx.controller);
+      // As for the leader, whose dispatch waits for the first chunk: a failure before it is an
+      // error response with its own status, not an error event after a 200.
+      await waitFor(flight, ctx, reader, () => flight.chunks.length > 0);
+      if (flight.chunks.length === 0 && flight.failed) {
+        reader.leave();
+        throw flight.error;
+      }
+      markCoalesced(plan, ctx);
+      return read<C>(flight, ctx, reader);
     }
   }
-  return leadCall(plan, call);
-}
-
-/** Make the call as the leader: the flight is in the table before the first await. */
-async function leadCall<C>(
-  plan: CachePlan,
-  call: () => Promise<AsyncIterable<C>>,
-): Promise<AsyncIterable<C>> {
-  const { cache, key } = plan;
-  const flight = plan.lookup ? cache.flights.start(key) : undefined;
-  let upstream: AsyncIterable<C>;
-  try {
-    upstream = await call();
-  } catch (err) {
-    if (flight) {
-      flight.fail(err);
-      cache.flights.end(key, flight);
-    }
-    throw err;
+  throwIfCancelled(ctx);
+  const flight = startFlight(plan);
+  const reader = flight.join(ctx.controller);
+  void fly(plan, flight, call);
+  await waitFor(flight, ctx, reader, () => flight.chunks.length > 0);
+  if (flight.chunks.length === 0 && flight.failed) {
+    reader.leave();
+    throw flight.error;
   }
-  return lead(plan, flight, upstream);
+  return read<C>(flight, ctx, reader);
 }

@@ -60,8 +60,8 @@ class CallContext implements ProviderCallContext {
   readonly headers: Record<string, string>;
   readonly timeoutMs: number | undefined;
 
-  constructor(ctx: RequestContext, backend: Backend, span: AttemptSpan | undefined) {
-    this.cancel = ctx.controller;
+  constructor(ctx: RequestContext, backend: Backend, span: AttemptSpan | undefined, cancel: Cancel) {
+    this.cancel = cancel;
     this.requestId = ctx.requestId;
     this.correlationId = ctx.correlationId;
     this.headers = span ? { ...upstreamHeaders(ctx), ...span.headers } : upstreamHeaders(ctx);
@@ -73,8 +73,13 @@ class CallContext implements ProviderCallContext {
   }
 }
 
-function callContext(ctx: RequestContext, backend: Backend, span?: AttemptSpan): ProviderCallContext {
-  return new CallContext(ctx, backend, span);
+function callContext(
+  ctx: RequestContext,
+  backend: Backend,
+  span: AttemptSpan | undefined,
+  cancel: Cancel,
+): ProviderCallContext {
+  return new CallContext(ctx, backend, span, cancel);
 }
 
 const DEFAULT_RETRY = RetrySchema.parse({});
@@ -153,17 +158,18 @@ function withRetries<R>(
   deps: DispatchDeps,
   ctx: RequestContext,
   pool: Pool,
+  cancel: Cancel,
   run: (backend: Backend, pool: Pool) => Promise<R>,
 ): Promise<Attempted<R>> {
   const retry = ctx.snapshot.config.models[pool.alias]?.retry ?? DEFAULT_RETRY;
   const first = retry.attempts >= 1 ? pool.pick(undefined, { affinityKey: ctx.affinityKey }) : undefined;
-  if (!first) return retryLoop(deps, ctx, pool, run, retry, undefined);
+  if (!first) return retryLoop(deps, ctx, pool, cancel, run, retry, undefined);
   ctx.backend = first.id;
   return run(first, pool).then(
     (result) => ({ result, backend: first }),
     (err: unknown) => {
-      if (ctx.controller.aborted || !isRetryable(err)) throw err;
-      return retryLoop(deps, ctx, pool, run, retry, { backend: first, err });
+      if (cancel.aborted || !isRetryable(err)) throw err;
+      return retryLoop(deps, ctx, pool, cancel, run, retry, { backend: first, err });
     },
   );
 }
@@ -174,7 +180,7 @@ function withRetries<R>(
  */
 async function backOff(
   deps: DispatchDeps,
-  ctx: RequestContext,
+  cancel: Cancel,
   pool: Pool,
   retry: typeof DEFAULT_RETRY,
   failed: { backend: Backend; err: unknown },
@@ -186,7 +192,7 @@ async function backOff(
   const hinted = isPorticoError(err) ? err.upstream?.retryAfterMs : undefined;
   if (hinted !== undefined && hinted > retry.max_retry_after_ms) throw err;
   const cap = Math.min(retry.max_backoff_ms, retry.backoff_ms * 2 ** (attempts - 1));
-  await sleep(Math.max(hinted ?? 0, Math.random() * cap), ctx.controller.signal);
+  await sleep(Math.max(hinted ?? 0, Math.random() * cap), cancel.signal);
   return true;
 }
 
@@ -195,6 +201,7 @@ async function retryLoop<R>(
   deps: DispatchDeps,
   ctx: RequestContext,
   pool: Pool,
+  cancel: Cancel,
   run: (backend: Backend, pool: Pool) => Promise<R>,
   retry: typeof DEFAULT_RETRY,
   failed: { backend: Backend; err: unknown } | undefined,
@@ -214,7 +221,7 @@ async function retryLoop<R>(
     attempts = 1;
     lastErr = failed.err;
     previous = failed.backend;
-    if (!(await backOff(deps, ctx, pool, retry, failed, attempts))) throw lastErr;
+    if (!(await backOff(deps, cancel, pool, retry, failed, attempts))) throw lastErr;
   }
   for (const p of chain) {
     // The backends of this pool that failed (the first attempt's, when it was made on this pool).
@@ -233,10 +240,10 @@ async function retryLoop<R>(
         return { result: await run(backend, p), backend };
       } catch (err) {
         lastErr = err;
-        if (ctx.controller.aborted || !isRetryable(err)) throw err;
+        if (cancel.aborted || !isRetryable(err)) throw err;
         (tried ??= new Set()).add(backend.id);
         previous = backend;
-        if (!(await backOff(deps, ctx, pool, retry, { backend, err }, attempts))) break;
+        if (!(await backOff(deps, cancel, pool, retry, { backend, err }, attempts))) break;
       }
     }
     if (attempts >= retry.attempts) break;
@@ -261,18 +268,23 @@ function settle(deps: DispatchDeps, backend: Backend, model: string, err: unknow
   if (backend.circuit.state !== before) publishBackendState(deps.metrics, backend, model);
 }
 
+/**
+ * `cancel` stops the call: the request's own by default; a single-flight call (pipeline/cache.ts)
+ * passes its flight's, which outlives the request that started it while others still wait for it.
+ */
 export async function dispatchUnary<T>(
   deps: DispatchDeps,
   ctx: RequestContext,
   pool: Pool,
   call: (backend: Backend, pctx: ProviderCallContext) => Promise<T>,
+  cancel: Cancel = ctx.controller,
 ): Promise<T> {
-  const { result } = await withRetries(deps, ctx, pool, async (backend, p) => {
+  const { result } = await withRetries(deps, ctx, pool, cancel, async (backend, p) => {
     const started = performance.now();
     backend.inFlight++;
     const span = attemptSpan(ctx, backend, p.alias);
     try {
-      const r = await call(backend, callContext(ctx, backend, span));
+      const r = await call(backend, callContext(ctx, backend, span, cancel));
       span?.ok(resultInfo(r));
       settle(deps, backend, p.alias, undefined, (performance.now() - started) / 1000);
       return r;
@@ -287,11 +299,13 @@ export async function dispatchUnary<T>(
   return result;
 }
 
+/** `cancel`: as for dispatchUnary. */
 export async function dispatchStream<T>(
   deps: DispatchDeps,
   ctx: RequestContext,
   pool: Pool,
   call: (backend: Backend, pctx: ProviderCallContext) => Promise<ProviderStream<T>>,
+  cancel: Cancel = ctx.controller,
 ): Promise<AsyncIterable<T>> {
   interface Opened {
     first: IteratorResult<T>;
@@ -301,12 +315,12 @@ export async function dispatchStream<T>(
     alias: string;
     reportedUsage: ProviderStream<T>['reportedUsage'];
   }
-  const { result, backend } = await withRetries<Opened>(deps, ctx, pool, async (backend, p) => {
+  const { result, backend } = await withRetries<Opened>(deps, ctx, pool, cancel, async (backend, p) => {
     const started = performance.now();
     backend.inFlight++;
     const span = attemptSpan(ctx, backend, p.alias);
     try {
-      const upstream = await call(backend, callContext(ctx, backend, span));
+      const upstream = await call(backend, callContext(ctx, backend, span, cancel));
       const it = upstream[Symbol.asyncIterator]();
       // Wait for the first chunk: a failure before it can still be retried elsewhere.
       const first = await it.next();
@@ -420,13 +434,13 @@ export async function dispatchRawStream(
   pool: Pool,
   call: (backend: Backend, pctx: ProviderCallContext) => Promise<RawSseStream>,
 ): Promise<RawDispatched> {
-  const { result, backend } = await withRetries(deps, ctx, pool, async (backend, p) => {
+  const { result, backend } = await withRetries(deps, ctx, pool, ctx.controller, async (backend, p) => {
     const started = performance.now();
     backend.inFlight++;
     const span = attemptSpan(ctx, backend, p.alias);
     let raw: RawSseStream | undefined;
     try {
-      raw = await call(backend, callContext(ctx, backend, span));
+      raw = await call(backend, callContext(ctx, backend, span, ctx.controller));
       let first: Buffer | null;
       try {
         first = await firstChunk(raw.body);

@@ -421,14 +421,19 @@ export async function runChat(
     // rejects stream_options: only a cache fill asks it then.
     const usageReq = withStreamUsage(shaped);
     const upstreamReq = plan ? usageReq : shaped;
-    const chunks = await serveStream(plan, ctx, () =>
-      dispatchStream(deps, ctx, pool, async (b, pctx) =>
-        aliasStream(
-          ctx,
-          b,
-          req.model,
-          await b.provider.chatStream(b.provider.chatStreamRaw ? upstreamReq : usageReq, pctx),
-        ),
+    const chunks = await serveStream(plan, ctx, (cancel) =>
+      dispatchStream(
+        deps,
+        ctx,
+        pool,
+        async (b, pctx) =>
+          aliasStream(
+            ctx,
+            b,
+            req.model,
+            await b.provider.chatStream(b.provider.chatStreamRaw ? upstreamReq : usageReq, pctx),
+          ),
+        cancel,
       ),
     );
     return {
@@ -442,9 +447,13 @@ export async function runChat(
     );
     return unaryBytes(ctx, req.model, buf, () => countMessages(shaped.messages), chatText);
   }
-  const res = await serveUnary(plan, ctx, () =>
-    dispatchUnary(deps, ctx, pool, async (b, pctx) =>
-      aliasUnary(ctx, b, req.model, await b.provider.chat(shaped, pctx)),
+  const res = await serveUnary(plan, ctx, (cancel) =>
+    dispatchUnary(
+      deps,
+      ctx,
+      pool,
+      async (b, pctx) => aliasUnary(ctx, b, req.model, await b.provider.chat(shaped, pctx)),
+      cancel,
     ),
   );
   if (res.usage) ctx.usage = res.usage;
@@ -492,14 +501,19 @@ export async function runCompletion(
     }
     const usageReq = withStreamUsage(req);
     const upstreamReq = plan ? usageReq : req;
-    const chunks = await serveStream(plan, ctx, () =>
-      dispatchStream(deps, ctx, pool, async (b, pctx) =>
-        aliasStream(
-          ctx,
-          b,
-          alias,
-          await b.provider.completionStream(b.provider.completionStreamRaw ? upstreamReq : usageReq, pctx),
-        ),
+    const chunks = await serveStream(plan, ctx, (cancel) =>
+      dispatchStream(
+        deps,
+        ctx,
+        pool,
+        async (b, pctx) =>
+          aliasStream(
+            ctx,
+            b,
+            alias,
+            await b.provider.completionStream(b.provider.completionStreamRaw ? upstreamReq : usageReq, pctx),
+          ),
+        cancel,
       ),
     );
     return { kind: 'stream', chunks: trackUsage(ctx, chunks, wantsUsage, () => countPrompt(req.prompt)) };
@@ -511,9 +525,13 @@ export async function runCompletion(
     );
     return unaryBytes(ctx, req.model, buf, () => countPrompt(r.prompt), completionText);
   }
-  const res = await serveUnary(plan, ctx, () =>
-    dispatchUnary(deps, ctx, pool, async (b, pctx) =>
-      aliasUnary(ctx, b, req.model, await b.provider.completion(req, pctx)),
+  const res = await serveUnary(plan, ctx, (cancel) =>
+    dispatchUnary(
+      deps,
+      ctx,
+      pool,
+      async (b, pctx) => aliasUnary(ctx, b, req.model, await b.provider.completion(req, pctx)),
+      cancel,
     ),
   );
   if (res.usage) ctx.usage = res.usage;

@@ -415,8 +415,9 @@ describe('response cache: variants, usage, abandoned leaders', () => {
     assert.match(second.text, /"usage":\{"prompt_tokens":\d+/, 'before: no usage chunk in the replay');
   });
 
-  it("a follower makes its own call when the leader's client leaves during a retry's back-off", async () => {
+  it("a follower keeps the call going when the leader's client leaves during a retry's back-off", async () => {
     const body = chatBody('leave during back-off', { model: 'flaky' });
+    const calls = upstreamCalls(sim);
     const ac = new AbortController();
     const leader = abortable(gw, body, ac.signal);
     await new Promise((r) => setTimeout(r, 300));
@@ -426,20 +427,22 @@ describe('response cache: variants, usage, abandoned leaders', () => {
     await leader;
     const f = await follower;
     // Before: 500 internal_error (the leader's AbortError was not seen as abandonment). Now the
-    // follower calls upstream itself and gets the backend's own answer (a 503 after its retry).
+    // call (the flight's, not the leader's) makes its retry for the follower, which gets the
+    // backend's own answer (a 503 after the retry).
     assert.notEqual(f.status, 500, f.text);
     assert.equal(f.status, 503, f.text);
     assert.doesNotMatch(f.text, /internal_error/);
+    assert.equal(upstreamCalls(sim) - calls, 2, "the leader's two attempts, none of the follower's own");
   });
 });
 
 /**
  * Found in review (2026-12-07): when a leader's client left, every waiting follower called upstream
- * itself — N followers, N upstream calls at once. Now the first to wake takes over and the others
- * join its call: two upstream calls in all (the abandoned one and the takeover), for answers and
- * for streams.
+ * itself — N followers, N upstream calls at once; then the first to wake took over with a second
+ * call. Now the call belongs to the flight and goes on for the followers: one upstream call in all,
+ * for answers and for streams.
  */
-describe('response cache: followers of an abandoned leader share one new call', () => {
+describe('response cache: followers of an abandoned leader keep its call', () => {
   let gw: TestGateway;
   let sim: TestSim;
   before(async () => {
@@ -459,7 +462,7 @@ describe('response cache: followers of an abandoned leader share one new call', 
   });
 
   for (const stream of [false, true]) {
-    it(`${stream ? 'streams' : 'answers'}: one takeover call for four followers`, async () => {
+    it(`${stream ? 'streams' : 'answers'}: one upstream call for a leader that left and four followers`, async () => {
       const before = upstreamCalls(sim);
       const body = chatBody(`abandoned leader ${String(stream)}`, { model: 'slow', stream });
       const ac = new AbortController();
@@ -471,17 +474,10 @@ describe('response cache: followers of an abandoned leader share one new call', 
       await leader;
       const answers = await Promise.all(followers);
       for (const a of answers) assert.equal(a.status, 200, a.text);
-      // Before: 5 (the leader's and one per follower).
-      assert.equal(upstreamCalls(sim) - before, 2, 'the abandoned call and one takeover');
-      const tiers = answers.map((a) => `${a.cache}/${a.tier ?? ''}`).sort();
-      // A stream's head went out when its follower joined (coalesced); the one that took over is
-      // billed as a miss all the same (its context's cache hit is cleared).
-      assert.deepEqual(
-        tiers,
-        stream
-          ? ['hit/coalesced', 'hit/coalesced', 'hit/coalesced', 'hit/coalesced']
-          : ['hit/coalesced', 'hit/coalesced', 'hit/coalesced', 'miss/'],
-      );
+      // Before: 5 (the leader's and one per follower), then 2 (the abandoned call and a takeover).
+      assert.equal(upstreamCalls(sim) - before, 1, "the leader's call, kept for the followers");
+      const tiers = answers.map((a) => `${a.cache}/${a.tier ?? ''}`);
+      assert.deepEqual(tiers, ['hit/coalesced', 'hit/coalesced', 'hit/coalesced', 'hit/coalesced']);
       const content = (text: string): string =>
         stream
           ? text
