@@ -22,6 +22,7 @@ import {
   type TestGateway,
   type TestSim,
 } from '../support/gateway.js';
+import { abortable, metric, post, upstreamCalls } from '../support/cache-requests.js';
 
 function chatBody(content: string, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({
@@ -31,33 +32,6 @@ function chatBody(content: string, extra: Record<string, unknown> = {}): string 
     temperature: 0,
     ...extra,
   });
-}
-
-interface Answer {
-  status: number;
-  cache: string | null;
-  tier: string | null;
-  text: string;
-}
-
-async function post(gw: TestGateway, body: string, signal?: AbortSignal): Promise<Answer> {
-  const res = await fetch(`${gw.baseURL}/chat/completions`, {
-    method: 'POST',
-    ...(signal ? { signal } : {}),
-    headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
-    body,
-  });
-  return {
-    status: res.status,
-    cache: res.headers.get('x-portico-cache'),
-    tier: res.headers.get('x-portico-cache-tier'),
-    text: await res.text(),
-  };
-}
-
-/** A request whose client the test cancels: settles either way. */
-function abortable(gw: TestGateway, body: string, signal: AbortSignal): Promise<Answer | undefined> {
-  return post(gw, body, signal).catch(() => undefined);
 }
 
 /** Stream `body`, and leave (cancel the request) once `events` content events arrived. */
@@ -83,24 +57,12 @@ async function leaveAfter(gw: TestGateway, body: string, events: number): Promis
   return text;
 }
 
-async function metric(gw: TestGateway, name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`${gw.url}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const [series, value] = line.split(' ');
-    if (!series || (series !== name && !series.startsWith(`${name}{`))) continue;
-    if (labels && !series.includes(labels)) continue;
-    total += Number(value);
-  }
-  return total;
-}
-
-const inFlight = (gw: TestGateway): Promise<number> =>
-  metric(gw, 'portico_requests_in_flight', 'tenant="acme-corp"');
+const inFlight = async (gw: TestGateway): Promise<number> =>
+  (await metric(gw, 'portico_requests_in_flight', 'tenant="acme-corp"')) || 0;
 
 /** Upstream attempts of the stalled backend that ended (any outcome: a cancelled one is `aborted`). */
-const upstreamEnded = (gw: TestGateway): Promise<number> =>
-  metric(gw, 'portico_upstream_requests_total', 'backend="sim-stalled"');
+const upstreamEnded = async (gw: TestGateway): Promise<number> =>
+  (await metric(gw, 'portico_upstream_requests_total', 'backend="sim-stalled"')) || 0;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -129,10 +91,6 @@ function content(text: string): string {
           ?.content ?? '',
     )
     .join('');
-}
-
-function upstreamCalls(sim: TestSim): number {
-  return sim.received.filter((r) => r.path.startsWith('/v1/chat/completions')).length;
 }
 
 /** Record the ledger lines and the flights the gateway starts. */

@@ -18,6 +18,7 @@ import {
   type TestGateway,
   type TestSim,
 } from '../support/gateway.js';
+import { abortable, metric, post, upstreamCalls } from '../support/cache-requests.js';
 
 function chatBody(content: string, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({
@@ -27,54 +28,6 @@ function chatBody(content: string, extra: Record<string, unknown> = {}): string 
     temperature: 0,
     ...extra,
   });
-}
-
-async function post(
-  gw: TestGateway,
-  body: string,
-  key = ACME_KEY,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; cache: string | null; tier: string | null; text: string }> {
-  const res = await fetch(`${gw.baseURL}/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
-    body,
-  });
-  return {
-    status: res.status,
-    cache: res.headers.get('x-portico-cache'),
-    tier: res.headers.get('x-portico-cache-tier'),
-    text: await res.text(),
-  };
-}
-
-/** A request a test cancels (a leader whose client leaves): settles either way. */
-function abortable(gw: TestGateway, body: string, signal: AbortSignal): Promise<unknown> {
-  return fetch(`${gw.baseURL}/chat/completions`, {
-    method: 'POST',
-    signal,
-    headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
-    body,
-  }).catch(() => undefined);
-}
-
-function upstreamCalls(sim: TestSim): number {
-  return sim.received.filter((r) => r.path.startsWith('/v1/chat/completions')).length;
-}
-
-async function metric(gw: TestGateway, name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`${gw.url}/metrics`)).text();
-  let total = 0;
-  let seen = false;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const [series, value] = line.split(' ');
-    if (!series || (series !== name && !series.startsWith(`${name}{`))) continue;
-    if (labels && !series.includes(labels)) continue;
-    total += Number(value);
-    seen = true;
-  }
-  return seen ? total : Number.NaN;
 }
 
 function simModel(sim: TestSim): Record<string, unknown> {
