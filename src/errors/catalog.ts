@@ -171,7 +171,7 @@ export const ERROR_CATALOG = {
     status: 504,
     type: 'api_error',
     retryable: true,
-    doc: "The backend did not answer within the route's timeout.",
+    doc: "The request did not finish within its time limit: a backend attempt's, the model's or the team route's `timeout_ms` (the earliest applies), or `server.request_timeout_ms`. The message names the limit that fired.",
   },
 } as const satisfies Record<string, CatalogEntry>;
 

@@ -109,6 +109,8 @@ export class RequestContext {
   error?: { code: string; message: string } = undefined;
   /** Total-time limit of this request (model or team route timeout); cleared when it finishes. */
   deadlineTimer?: NodeJS.Timeout = undefined;
+  /** When deadlineTimer fires (performance.now() ms): the earliest of the limits met so far. */
+  deadlineAt?: number = undefined;
   /** The cache answered (set by the cache stage): from a tier, or by joining an identical request in flight. */
   cacheHit?: 'l1' | 'l2' | 'coalesced' | undefined = undefined;
   /** This request was answered by joining an identical one in flight (single-flight). */

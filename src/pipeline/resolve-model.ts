@@ -29,9 +29,16 @@ export function chooseVariant(
   return (variants[variants.length - 1] as { model: string }).model;
 }
 
-/** Stop the request with upstream_timeout after `ms` (a model's or team route's total time). */
+/**
+ * Stop the request with upstream_timeout after `ms` (a model's or team route's total time). A
+ * request can meet several limits (a team route's, then its model's): the earliest deadline wins,
+ * so a later, longer limit never extends an earlier one, and the 504 names the limit that fired.
+ */
 export function limitRequestTime(ctx: RequestContext, ms: number, what: string): void {
+  const at = performance.now() + ms;
+  if (ctx.deadlineAt !== undefined && ctx.deadlineAt <= at) return;
   clearTimeout(ctx.deadlineTimer);
+  ctx.deadlineAt = at;
   ctx.deadlineTimer = setTimeout(() => {
     if (ctx.finished || ctx.controller.aborted) return;
     ctx.controller.abort(

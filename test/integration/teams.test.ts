@@ -99,4 +99,43 @@ describe('team route time limit', () => {
       await gw.close();
     }
   });
+
+  // Review: the model's timeout_ms replaced the route's (route 300 ms + model 4000 ms answered a
+  // 504 after 4045 ms naming the model's limit). The earliest deadline wins, and the 504 names it.
+  it('the earlier of the route and model limits stops the request, and the 504 names it', async () => {
+    const gw = await startTestGateway(
+      demoConfig({
+        tenants: [{ id: 'acme-corp', allowed_models: ['*'], api_keys: [{ value: ACME_KEY }] }],
+        routes: {
+          short: { model: 'slow-model', timeout_ms: 300 },
+          long: { model: 'quick-model', timeout_ms: 4_000 },
+        },
+        models: {
+          'slow-model': {
+            timeout_ms: 4_000,
+            backends: [{ provider: 'sim', sim: { faults: { hang_rate: 1 } } }],
+          },
+          'quick-model': {
+            timeout_ms: 300,
+            backends: [{ provider: 'sim', sim: { faults: { hang_rate: 1 } } }],
+          },
+        },
+      }),
+    );
+    try {
+      for (const [team, named] of [
+        ['short', /team route short .*300 ms/],
+        ['long', /model quick-model .*300 ms/],
+      ] as const) {
+        const t0 = Date.now();
+        const r = await post(gw.url, `/api/${team}/predict`, { prompt: 'x' }, ACME_KEY);
+        const ms = Date.now() - t0;
+        assert.equal(r.status, 504, JSON.stringify(r.body));
+        assert.ok(ms < 2_000, `${team}: took ${ms} ms, the 300 ms limit did not apply`);
+        assert.match((r.body.error as { message: string }).message, named);
+      }
+    } finally {
+      await gw.close();
+    }
+  });
 });
