@@ -423,16 +423,17 @@ export function scanEvents(buf: Buffer, end: number, o: ScanOptions, st: ScanSta
   return assemble(region, modelJson);
 }
 
-/** The text a stream delivered (choice 0's content or text), decoded from the forwarded bytes. */
 /**
- * What a streamed choice carries that the model generated and a usage-less stream is billed for:
- * text, reasoning, and tool-call arguments (a stream of tool calls alone is output too).
+ * What a choice carries that the model generated and a usage-less answer is billed for: text,
+ * reasoning, and tool-call arguments (an answer of tool calls alone is output too). A streamed
+ * choice's `delta` and a whole answer's `message` have the same fields, so streamed and
+ * non-streamed answers are counted alike.
  */
 export function choiceText(choice: unknown): string {
   if (choice === null || typeof choice !== 'object') return '';
-  const c = choice as { delta?: unknown; text?: unknown };
+  const c = choice as { delta?: unknown; message?: unknown; text?: unknown };
   if (typeof c.text === 'string') return c.text;
-  const d = c.delta as
+  const d = (c.delta ?? c.message) as
     | {
         content?: unknown;
         reasoning_content?: unknown;
@@ -455,6 +456,7 @@ export function choiceText(choice: unknown): string {
   return out;
 }
 
+/** The text a stream delivered (see choiceText), decoded from the forwarded bytes. */
 export function textOfSse(parts: readonly Buffer[]): string {
   const buf = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
   let text = '';

@@ -24,7 +24,7 @@ import {
 import type { JsonValue, ResponseStore } from '../state/index.js';
 import { countMessages, countText } from '../tenancy/tokens.js';
 import type { RequestContext } from './context.js';
-import { runChat, type PipelineDeps } from './run.js';
+import { billedUsage, runChat, type PipelineDeps } from './run.js';
 import { runNativeResponses, speaksResponses } from './responses-native.js';
 import type { TenantRuntime } from './snapshot.js';
 
@@ -169,14 +169,17 @@ export async function save(
   }
 }
 
-/** Usage for the response object: the upstream's, else Portico's count (as accounting does). */
+/**
+ * Usage for the response object: the upstream's, else the count accounting bills (tool-call
+ * arguments and reasoning included, which `text` lacks).
+ */
 function usageFor(
   ctx: RequestContext,
   messages: ChatMessage[],
   upstream: Usage | undefined,
   text: string,
 ): Usage {
-  const u = upstream ?? ctx.usage;
+  const u = upstream ?? ctx.usage ?? billedUsage(ctx);
   if (u) return u;
   const prompt = ctx.promptTokensEstimate ?? countMessages(messages);
   const completion = countText(text);

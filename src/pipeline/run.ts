@@ -323,9 +323,10 @@ function unaryBytes(
   return { kind: 'bytes', body };
 }
 
+/** What a usage-less chat answer is billed for: its text, reasoning and tool-call arguments. */
 function chatText(parsed: unknown): string {
   const choices = (parsed as ChatCompletionResponse).choices;
-  return Array.isArray(choices) ? choices.map((c) => c.message?.content ?? '').join('') : '';
+  return Array.isArray(choices) ? choices.map(choiceText).join('') : '';
 }
 
 function completionText(parsed: unknown): string {
@@ -459,7 +460,7 @@ export async function runChat(
   if (res.usage) ctx.usage = res.usage;
   else {
     ctx.promptTokensEstimate ??= countMessages(shaped.messages);
-    ctx.outputChars = res.choices.map((c) => c.message.content ?? '').join('');
+    ctx.outputChars = chatText(res);
   }
   if (ctx.captureOutput) ctx.outputText = res.choices.map((c) => c.message.content ?? '').join('');
   return { kind: 'json', body: res };
@@ -661,6 +662,19 @@ function accountedUsage(
     completion: countText(ctx.outputChars ?? ''),
     estimated: true,
   };
+}
+
+/**
+ * The usage a finished answer is billed (accountedUsage), in the canonical shape: what the
+ * Responses bridge and /v1/messages tell the client when the upstream reported none, so the
+ * client sees the counts the ledger records (the prompt estimate and the count of the delivered
+ * text, reasoning and tool-call arguments).
+ */
+export function billedUsage(ctx: RequestContext): Usage | undefined {
+  const u = accountedUsage(ctx, 200);
+  return (
+    u && { prompt_tokens: u.prompt, completion_tokens: u.completion, total_tokens: u.prompt + u.completion }
+  );
 }
 
 /**

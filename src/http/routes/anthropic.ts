@@ -17,7 +17,7 @@ import {
   openAIResponseToAnthropic,
 } from '../../providers/anthropic/index.js';
 import type { AnthropicSseEvent } from '../../providers/anthropic/types.js';
-import { runChat } from '../../pipeline/run.js';
+import { billedUsage, runChat } from '../../pipeline/run.js';
 import { sendSse, type SseFormat } from '../sse.js';
 import { tenantRoute } from './openai.js';
 
@@ -57,12 +57,18 @@ export function registerAnthropicRoutes(app: FastifyInstance, gw: Gateway): void
     tenantRoute(gw, 'messages', ANTHROPIC_PATH, async (ctx, tenant, request, reply) => {
       const oreq = canonical(request, request.body);
       const out = await runChat(gw.deps, ctx, tenant, oreq);
-      if (out.kind === 'json') return openAIResponseToAnthropic(out.body, { model: oreq.model });
+      // A backend that reports no usage: the client is told the counts the ledger bills, not 0/0.
+      if (out.kind === 'json')
+        return openAIResponseToAnthropic(out.body, {
+          model: oreq.model,
+          ...(out.body.usage ? {} : { usage: billedUsage(ctx) }),
+        });
       if (out.kind === 'raw' || out.kind === 'bytes')
         throw new PorticoError('internal_error', 'unexpected byte stream for /v1/messages');
       const events = openAIChunksToAnthropicEvents(out.chunks, {
         model: oreq.model,
         ...(ctx.promptTokensEstimate !== undefined ? { inputTokensHint: ctx.promptTokensEstimate } : {}),
+        usage: () => billedUsage(ctx),
       });
       await sendSse(gw.deps, reply, ctx, events, ANTHROPIC_SSE);
       return reply;

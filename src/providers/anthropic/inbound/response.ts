@@ -69,6 +69,11 @@ export function messageId(id: string | undefined): string {
 export interface ToAnthropicOptions {
   /** Model name to report (the one the client asked for); defaults to the response's. */
   model?: string;
+  /**
+   * The usage to report when the answer carries none (a backend that reports no usage): the
+   * gateway's count, the one it bills, rather than 0/0.
+   */
+  usage?: Usage;
 }
 
 /**
@@ -118,6 +123,6 @@ export function openAIResponseToAnthropic(
     content,
     stop_reason: finishReasonToStopReason(choice?.finish_reason),
     stop_sequence: null,
-    usage: usageToAnthropic(resp.usage),
+    usage: usageToAnthropic(resp.usage ?? opts.usage),
   };
 }

@@ -19,6 +19,11 @@ export interface ToAnthropicStreamOptions {
    * message_delta always carries the real input_tokens when the backend reported usage.
    */
   inputTokensHint?: number;
+  /**
+   * The usage to report when the stream ended without any (a backend that reports no usage):
+   * the gateway's count, the one it bills, asked for once the last chunk has been read.
+   */
+  usage?: () => Usage | undefined;
 }
 
 function ev<T extends AnthropicStreamEvent>(data: T): AnthropicSseEvent {
@@ -173,6 +178,7 @@ export async function* openAIChunksToAnthropicEvents(
   }
   if (!started) yield start(undefined);
   yield* close();
+  usage ??= opts.usage?.();
   const u = usageToAnthropic(usage);
   const deltaUsage: {
     output_tokens: number;
