@@ -5,7 +5,7 @@
  * bounded `endpoint` metric label). Other paths (admin, console, probes) are left alone.
  */
 const API_PATH =
-  /^(?:\/v1)?\/(chat\/completions|completions|embeddings|rerank|models(?:\/[^/?]+)?|responses(?:\/[^/?]+)?|messages(?:\/count_tokens)?)\/?(\?.*)?$/;
+  /^(?:\/v1)?\/(chat\/completions|completions|embeddings|rerank|models(?:\/[^/?]+)?|responses(?:\/[^/?]+(?:\/input_items)?)?|messages(?:\/count_tokens)?)\/?(\?.*)?$/;
 
 export function canonicalApiUrl(url: string): string {
   const m = API_PATH.exec(url);

@@ -483,6 +483,17 @@ describe('Responses API with the openai SDK', () => {
     const { id } = (await res.json()) as { id: string };
     assert.equal((await fetch(`${gw.url}/responses/${id}`, { headers })).status, 200);
     assert.equal((await fetch(`${gw.url}/v1/responses/${id}/`, { headers })).status, 200);
+    // input_items too (review: it was a 404 without /v1).
+    for (const path of [
+      `/v1/responses/${id}/input_items`,
+      `/responses/${id}/input_items`,
+      `/responses/${id}/input_items/`,
+      `/responses/${id}/input_items?order=asc`,
+    ]) {
+      const items = await fetch(`${gw.url}${path}`, { headers });
+      assert.equal(items.status, 200, path);
+      assert.equal(((await items.json()) as { object: string }).object, 'list', path);
+    }
   });
 
   it('the routes are in the OpenAPI document at /docs/json', async () => {
