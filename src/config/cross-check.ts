@@ -5,6 +5,7 @@
  * The schema's superRefine runs them on every valid config.
  */
 import { sha256Hex } from '../lib/hash.js';
+import { builtinRouteAt } from './builtin-routes.js';
 import { configKeyId } from './key-ids.js';
 
 export interface CrossProblem {
@@ -28,7 +29,9 @@ export function crossCheck(raw: unknown): CrossProblem[] {
   const known = (m: string): boolean => m in models;
   const defined = aliases.join(', ') || 'none';
 
-  if (isRecord(raw.routes))
+  if (isRecord(raw.routes)) {
+    /** Dedicated path -> the route that has it. */
+    const routePaths = new Map<string, string>();
     for (const [team, r] of Object.entries(raw.routes)) {
       const m = isRecord(r) ? str(r.model) : undefined;
       if (m !== undefined && !known(m))
@@ -36,7 +39,25 @@ export function crossCheck(raw: unknown): CrossProblem[] {
           path: ['routes', team, 'model'],
           message: `unknown model alias "${m}" (defined: ${defined})`,
         });
+      // A path served twice would crash the start (or shadow a route): refuse it here instead.
+      const p = isRecord(r) ? str(r.path) : undefined;
+      if (p === undefined) continue;
+      const instead = /^[a-z0-9_-]+$/.test(team) ? ` (e.g. /teams/${team})` : '';
+      const builtin = builtinRouteAt(p);
+      const other = routePaths.get(p);
+      if (builtin)
+        out.push({
+          path: ['routes', team, 'path'],
+          message: `${p} is ${builtin}, which Portico serves itself: give this route another path${instead}`,
+        });
+      else if (other !== undefined)
+        out.push({
+          path: ['routes', team, 'path'],
+          message: `${p} is already the path of route ${other}: give each route its own path${instead}`,
+        });
+      else routePaths.set(p, team);
     }
+  }
 
   const seen = new Set<string>();
   /** Key digest -> where it was first declared (a key authenticates as exactly one tenant). */

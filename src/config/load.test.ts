@@ -80,6 +80,58 @@ describe('config loading', () => {
     );
   });
 
+  it('a team route path that a built-in route (or its alias) or another route has is an error', async () => {
+    // Review: such a path passed the check and then crashed the start ("Method 'POST' already
+    // declared"), or was skipped without a word (/v1/chat/completions and the like).
+    const taken = {
+      a: '/v1/responses',
+      b: '/responses',
+      c: '/ask',
+      d: '/v1/messages/count_tokens',
+      e: '/messages/count_tokens/',
+      f: '/v1/chat/completions',
+      g: '/chat/completions',
+      h: '/api/other/predict',
+      i: '/v1/models/gpt',
+      j: '/admin/tenants/acme/keys',
+      k: '/console/anything',
+    };
+    const routes: Record<string, unknown> = {
+      sql: { model: 'm', path: '/v1/text2sql' },
+      sql2: { model: 'm', path: '/v1/text2sql' },
+      free: { model: 'm', path: '/v1/ask' },
+    };
+    for (const [team, path] of Object.entries(taken)) routes[team] = { model: 'm', path };
+    await assert.rejects(
+      buildConfig({ models: { m: { backends: [{ provider: 'sim' }] } }, routes }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        const text = e.message;
+        for (const [team, path] of Object.entries(taken))
+          assert.match(
+            text,
+            new RegExp(
+              `routes\\.${team}\\.path: ${path} is .*built-in route .*: give this route another path \\(e\\.g\\. /teams/${team}\\)`,
+            ),
+            team,
+          );
+        assert.match(
+          text,
+          /routes\.b\.path: \/responses is an alias of the built-in route POST \/v1\/responses/,
+        );
+        assert.match(text, /routes\.h\.path: .* the built-in route POST \/api\/:team\/predict/);
+        assert.match(text, /routes\.sql2\.path: \/v1\/text2sql is already the path of route sql/);
+        assert.doesNotMatch(text, /routes\.(sql|free)\.path/);
+        return true;
+      },
+    );
+    // One route per free path is fine.
+    await buildConfig({
+      models: { m: { backends: [{ provider: 'sim' }] } },
+      routes: { sql: { model: 'm', path: '/v1/text2sql' }, free: { model: 'm', path: '/v1/ask' } },
+    });
+  });
+
   it('an admin token that is also a tenant key is an error (review, 2026-12-07)', async () => {
     await assert.rejects(
       buildConfig({

@@ -132,7 +132,9 @@ export const TeamRouteSchema = z.strictObject({
     .string()
     .regex(/^\/[a-z0-9/_-]+$/, 'an absolute path like /v1/text2sql')
     .optional()
-    .describe('also serve this route at a dedicated path'),
+    .describe(
+      'also serve this route at a dedicated path: one no other route has, and not one Portico serves itself (a built-in route, or its form without /v1 or with a trailing slash)',
+    ),
   description: z.string().optional(),
 });
 

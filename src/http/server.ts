@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import type { ServerOptions } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import compress from '@fastify/compress';
-import { canonicalApiUrl } from './route-aliases.js';
+import { canonicalApiUrl } from '../lib/route-aliases.js';
 import type { Gateway } from '../app.js';
 import { PorticoError } from '../errors/portico-error.js';
 import { acceptCorrelationId, newRequestId } from '../lib/ids.js';

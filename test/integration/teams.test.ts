@@ -10,6 +10,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGateway, type RunningGateway } from '../../src/cli/start.js';
+import { BUILTIN_ROUTES } from '../../src/config/builtin-routes.js';
+import { buildConfig, ConfigError } from '../../src/config/load.js';
 import { ACME_KEY, demoConfig, startTestGateway } from '../support/gateway.js';
 
 async function post(
@@ -134,6 +136,45 @@ describe('team route time limit', () => {
         assert.ok(ms < 2_000, `${team}: took ${ms} ms, the 300 ms limit did not apply`);
         assert.match((r.body.error as { message: string }).message, named);
       }
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('team route paths', () => {
+  it('a path a built-in route has is refused by the config check, not by a crash at start', async () => {
+    // Review: this config passed `portico config check`, then the start failed with
+    // "Method 'POST' already declared for route '/v1/responses'".
+    const raw = demoConfig({ routes: { sql: { model: 'default', path: '/v1/responses' } } });
+    await assert.rejects(buildConfig(raw, { env: {} }), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.match(
+        e.message,
+        /routes\.sql\.path: \/v1\/responses is the built-in route POST \/v1\/responses/,
+      );
+      return true;
+    });
+    await assert.rejects(startTestGateway(raw), ConfigError);
+  });
+
+  it('the built-in route list the check uses is the list of routes the gateway serves', async () => {
+    const gw = await startTestGateway(demoConfig());
+    try {
+      // The router's tree (find-my-way's printRoutes): a route is the labels from the root to a
+      // node that has methods; each level is indented by 4 characters.
+      const served: string[] = [];
+      const stack: string[] = [];
+      for (const line of gw.app.printRoutes().split('\n')) {
+        const m = /^([│├└─\s]*)(\S+)(?: \(([^)]+)\))?$/.exec(line);
+        if (!m) continue;
+        stack.length = (m[1] ?? '').length / 4;
+        stack.push(m[2] ?? '');
+        for (const method of (m[3] ?? '').split(', '))
+          if (method !== '' && method !== 'HEAD') served.push(`${method} ${stack.join('')}`);
+      }
+      assert.ok(served.includes('GET /v1/responses/:id/input_items'), served.join('\n')); // the parse works
+      assert.deepEqual([...BUILTIN_ROUTES].sort(), served.sort());
     } finally {
       await gw.close();
     }

@@ -92,15 +92,9 @@ export function registerTeamRoutes(app: FastifyInstance, gw: Gateway): void {
       predict(gw, ctx, tenant, (request.params as { team: string }).team, request.body),
     ),
   );
-  const reserved = new Set([
-    '/v1/chat/completions',
-    '/v1/completions',
-    '/v1/embeddings',
-    '/v1/rerank',
-    '/v1/messages',
-  ]);
+  // The config check refuses a path a built-in route or another route has (config/builtin-routes.ts).
   for (const [team, route] of Object.entries(gw.snapshot.config.routes)) {
-    if (!route.path || reserved.has(route.path)) continue;
+    if (!route.path) continue;
     app.post(
       route.path,
       tenantRoute(gw, 'predict', route.path, (ctx, tenant, request) =>
