@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { startGateway, type RunningGateway } from '../../src/cli/start.js';
 import { BUILTIN_ROUTES } from '../../src/config/builtin-routes.js';
 import { buildConfig, ConfigError } from '../../src/config/load.js';
-import { ACME_KEY, demoConfig, startTestGateway } from '../support/gateway.js';
+import { ACME_KEY, CLOSED_KEY, demoConfig, startTestGateway } from '../support/gateway.js';
 
 async function post(
   url: string,
@@ -175,6 +175,52 @@ describe('team route paths', () => {
       }
       assert.ok(served.includes('GET /v1/responses/:id/input_items'), served.join('\n')); // the parse works
       assert.deepEqual([...BUILTIN_ROUTES].sort(), served.sort());
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('team routes a tenant may not use', () => {
+  // Review: the 404 for an unknown team listed every route to any key, where GET /v1/models lists
+  // only the key's models so a key cannot probe the config. A route is the tenant's when it may
+  // use the route's model; another tenant's route answers like an unknown one.
+  it("the 404 lists only the routes of the caller's tenant, and names no other route or model", async () => {
+    const sim = { backends: [{ provider: 'sim', sim: { mode: 'echo' } }] };
+    const gw = await startTestGateway(
+      demoConfig({
+        tenants: [
+          { id: 'acme-corp', allowed_models: ['default'], api_keys: [{ value: ACME_KEY }] },
+          { id: 'closed-ai', allowed_models: ['secret-model'], api_keys: [{ value: CLOSED_KEY }] },
+        ],
+        models: { default: sim, 'secret-model': sim },
+        routes: {
+          mine: { model: 'default' },
+          'closed-plans': { model: 'secret-model', path: '/v1/closed-plans' },
+        },
+      }),
+    );
+    try {
+      for (const path of ['/api/nope/predict', '/api/closed-plans/predict', '/v1/closed-plans']) {
+        const r = await post(gw.url, path, { prompt: 'x' }, ACME_KEY);
+        assert.equal(r.status, 404, path);
+        const error = r.body.error as { code: string; message: string };
+        assert.equal(error.code, 'not_found', path);
+        assert.match(error.message, /Your team routes: mine\./, path);
+        assert.doesNotMatch(error.message.replace(/"[^"]*"/, ''), /closed-plans|secret-model/, path);
+      }
+      // The other tenant's route is served to its own keys.
+      assert.equal(
+        (await post(gw.url, '/api/closed-plans/predict', { prompt: 'x' }, CLOSED_KEY)).status,
+        200,
+      );
+      // A name that is no route but a property of every object is unknown too.
+      for (const team of ['constructor', 'toString', '__proto__'])
+        assert.equal(
+          (await post(gw.url, `/api/${team}/predict`, { prompt: 'x' }, ACME_KEY)).status,
+          404,
+          team,
+        );
     } finally {
       await gw.close();
     }

@@ -7,6 +7,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../app.js';
+import type { TeamRoute } from '../../config/schema.js';
 import { PorticoError } from '../../errors/portico-error.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { limitRequestTime } from '../../pipeline/resolve-model.js';
@@ -53,13 +54,29 @@ function validatePredict(body: unknown): PredictBody {
   return out;
 }
 
+/** The tenant may use a route when it may use the route's model (a split alias is enough). */
+function mayUse(tenant: TenantRuntime, route: TeamRoute): boolean {
+  return !tenant.allowedModels || tenant.allowedModels.has(route.model);
+}
+
 async function predict(gw: Gateway, ctx: RequestContext, tenant: TenantRuntime, team: string, body: unknown) {
-  const route = ctx.snapshot.config.routes[team];
-  if (!route)
+  const routes = ctx.snapshot.config.routes;
+  const route = Object.hasOwn(routes, team) ? routes[team] : undefined;
+  // Unknown and another tenant's route look the same, and the list names only the caller's
+  // routes (as GET /v1/models lists only its models): a key cannot probe the config.
+  if (!route || !mayUse(tenant, route)) {
+    const mine = Object.entries(routes)
+      .filter(([, r]) => mayUse(tenant, r))
+      .map(([name]) => name);
     throw new PorticoError(
       'not_found',
-      `No team route "${team.slice(0, 64)}". Routes: ${Object.keys(ctx.snapshot.config.routes).join(', ') || 'none'}.`,
+      `No team route "${team.slice(0, 64)}" for your key. ${
+        mine.length > 0
+          ? `Your team routes: ${mine.join(', ')}.`
+          : 'Your tenant may use no team route; ask your operator for access to one.'
+      }`,
     );
+  }
   const p = validatePredict(body);
   limitRequestTime(ctx, route.timeout_ms, `team route ${team}`);
   const out = await runChat(gw.deps, ctx, tenant, {
