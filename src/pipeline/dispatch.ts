@@ -2,7 +2,7 @@
  * Stage: dispatch. Picks a backend from the pool and makes the provider call, with the resilience
  * wrappers composed around each attempt:
  * - per-attempt timeout (backend `timeout_ms`) and total timeout (model `timeout_ms`, team route);
- * - retries (model `retry`, default 3 attempts) on connect errors, timeouts, 429/502/503/504 and
+ * - retries (model `retry`, default 3 attempts) on connect errors, timeouts, 429/502/503/504/529 and
  *   streams that fail before their first chunk — never after a byte reached the client; the next
  *   attempt goes to another backend when there is one (a fallback), with exponential backoff and
  *   full jitter, honouring the upstream's retry-after (up to `max_retry_after_ms`);
@@ -83,7 +83,8 @@ function callContext(
 }
 
 const DEFAULT_RETRY = RetrySchema.parse({});
-const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+// 529: Anthropic's "overloaded", a 503 by another number.
+const RETRY_STATUSES = new Set([429, 502, 503, 504, 529]);
 
 function noBackend(alias: string): PorticoError {
   return new PorticoError(
@@ -106,7 +107,7 @@ export function isRetryable(err: unknown): boolean {
 }
 
 /** Does this failure say the backend is unwell (circuit breaker)? 429 and client errors do not. */
-function countsAgainstBackend(err: unknown): boolean {
+export function countsAgainstBackend(err: unknown): boolean {
   if (!isPorticoError(err) || !err.upstream) return false;
   const up = err.upstream;
   return up.class !== 'status' || (up.status !== undefined && up.status >= 500);

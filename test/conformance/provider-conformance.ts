@@ -39,6 +39,8 @@ export const CONFORMANCE_CASES = [
   'error-rate-limit',
   'error-server',
   'error-overloaded',
+  'error-connect-refused',
+  'error-timeout',
 ] as const;
 export type ConformanceCase = (typeof CONFORMANCE_CASES)[number];
 
@@ -63,6 +65,9 @@ export const CASE_FIXTURES: Record<ConformanceCase, string> = {
   'error-rate-limit': 'error-rate-limit',
   'error-server': 'error-server',
   'error-overloaded': 'error-overloaded',
+  // These two never reach the fake upstream (nothing listens / a server that never answers).
+  'error-connect-refused': 'text',
+  'error-timeout': 'text',
 };
 
 export interface ProviderConformanceDef {
@@ -130,21 +135,37 @@ export const CANONICAL = {
   streamPrefix: 'Hello',
 } as const;
 
+/**
+ * Each upstream error: what the client sees, and what dispatch makes of it (docs/routing.md) —
+ * `retry`: another attempt may be made (isRetryable); `against`: it counts against the backend's
+ * circuit breaker (countsAgainstBackend). Both are read from the error's `upstream` facts, which
+ * every adapter must fill in (an Anthropic backend once filled in none: no retry, no circuit).
+ */
 export const ERROR_CASES: ReadonlyArray<{
   testCase: ConformanceCase;
   code: ErrorCode;
   status: number;
   retryAfter?: string;
+  retry: boolean;
+  against: boolean;
 }> = [
-  { testCase: 'error-invalid-request', code: 'invalid_request', status: 400 },
+  { testCase: 'error-invalid-request', code: 'invalid_request', status: 400, retry: false, against: false },
   // A bad upstream key is the operator's problem, not the client's: 502.
-  { testCase: 'error-auth', code: 'upstream_error', status: 502 },
-  { testCase: 'error-permission', code: 'upstream_error', status: 502 },
-  { testCase: 'error-not-found', code: 'model_not_found', status: 404 },
-  { testCase: 'error-too-large', code: 'payload_too_large', status: 413 },
-  { testCase: 'error-rate-limit', code: 'rate_limit_exceeded', status: 429, retryAfter: '7' },
-  { testCase: 'error-server', code: 'upstream_error', status: 502 },
-  { testCase: 'error-overloaded', code: 'upstream_unavailable', status: 503 },
+  { testCase: 'error-auth', code: 'upstream_error', status: 502, retry: false, against: false },
+  { testCase: 'error-permission', code: 'upstream_error', status: 502, retry: false, against: false },
+  { testCase: 'error-not-found', code: 'model_not_found', status: 404, retry: false, against: false },
+  { testCase: 'error-too-large', code: 'payload_too_large', status: 413, retry: false, against: false },
+  {
+    testCase: 'error-rate-limit',
+    code: 'rate_limit_exceeded',
+    status: 429,
+    retryAfter: '7',
+    retry: true,
+    against: false,
+  },
+  // A 500 is not retried (docs/routing.md lists 429/502/503/504/529) but says the backend is unwell.
+  { testCase: 'error-server', code: 'upstream_error', status: 502, retry: false, against: true },
+  { testCase: 'error-overloaded', code: 'upstream_unavailable', status: 503, retry: true, against: true },
 ];
 
 export function canonicalRequest(testCase: ConformanceCase): ChatCompletionRequest {

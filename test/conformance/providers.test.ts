@@ -6,11 +6,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { isPorticoError, type PorticoError } from '../../src/errors/portico-error.js';
 import type { ChatCompletionChunk } from '../../src/providers/openai-types.js';
 import type { Provider, ProviderCallContext } from '../../src/providers/spec.js';
+import { countsAgainstBackend, isRetryable } from '../../src/pipeline/dispatch.js';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
 import {
   CANONICAL,
@@ -55,6 +58,42 @@ function expectPortico(e: unknown, code: string): PorticoError {
   assert.ok(isPorticoError(e), `expected a PorticoError(${code}), got ${String(e)}`);
   assert.equal(e.code, code, `expected code ${code}, got ${e.code}: ${e.message}`);
   return e;
+}
+
+/**
+ * What dispatch makes of an adapter's error: whether another attempt is made, whether it counts
+ * against the backend's circuit breaker, and that the error names the backend that failed.
+ */
+function expectVerdict(
+  e: PorticoError,
+  provider: Provider,
+  want: { retry: boolean; against: boolean; class?: string },
+): void {
+  assert.ok(e.upstream, `${e.code} says which backend failed how (upstream): ${e.message}`);
+  assert.equal(e.upstream.backend, provider.id);
+  if (want.class !== undefined) assert.equal(e.upstream.class, want.class);
+  assert.equal(isRetryable(e), want.retry, `retryable: ${JSON.stringify(e.upstream)}`);
+  assert.equal(
+    countsAgainstBackend(e),
+    want.against,
+    `counts against the backend: ${JSON.stringify(e.upstream)}`,
+  );
+}
+
+/** A loopback port nobody listens on (a server opened and closed). */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** A base URL for `def.create` on the same origin shape as the fake's (its baseUrl's path kept). */
+function baseUrlOn(fakeBaseUrl: string, port: number): string {
+  const u = new URL(fakeBaseUrl);
+  u.port = String(port);
+  return u.toString().replace(/\/$/, '');
 }
 
 function defineSuite(def: ProviderConformanceDef): void {
@@ -182,7 +221,7 @@ function defineSuite(def: ProviderConformanceDef): void {
         await assert.rejects(
           provider.chatStream(canonicalRequest('stream-error-status'), ctxFor('stream-error-status')),
           (e) => {
-            expectPortico(e, 'rate_limit_exceeded');
+            expectVerdict(expectPortico(e, 'rate_limit_exceeded'), provider, { retry: true, against: false });
             return true;
           },
         );
@@ -199,7 +238,12 @@ function defineSuite(def: ProviderConformanceDef): void {
             for await (const c of stream) text += c.choices[0]?.delta.content ?? '';
           })(),
           (e) => {
-            expectPortico(e, 'upstream_unavailable');
+            // Mid-stream "overloaded": not retried once bytes went out, but it counts against the backend.
+            expectVerdict(expectPortico(e, 'upstream_unavailable'), provider, {
+              retry: true,
+              against: true,
+              class: 'status',
+            });
             return true;
           },
         );
@@ -251,6 +295,49 @@ function defineSuite(def: ProviderConformanceDef): void {
       'error-rate-limit': () => errorCase('error-rate-limit'),
       'error-server': () => errorCase('error-server'),
       'error-overloaded': () => errorCase('error-overloaded'),
+      'error-connect-refused': async () => {
+        const down = def.create(baseUrlOn(fake.baseUrl, await closedPort()));
+        try {
+          for (const call of [
+            () => down.chat(canonicalRequest('text'), ctxFor('error-connect-refused')),
+            () => down.chatStream(canonicalRequest('stream-text'), ctxFor('error-connect-refused')),
+          ]) {
+            await assert.rejects(call(), (e) => {
+              const pe = expectPortico(e, 'upstream_unavailable');
+              expectVerdict(pe, down, { retry: true, against: true, class: 'connect' });
+              return true;
+            });
+          }
+        } finally {
+          await down.close();
+        }
+      },
+      'error-timeout': async () => {
+        // Accepts the request and never answers: the per-attempt timeout (ctx.timeoutMs) ends it.
+        const silent: Server = createServer((req) => req.resume());
+        await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+        const slow = def.create(baseUrlOn(fake.baseUrl, (silent.address() as AddressInfo).port));
+        try {
+          for (const call of [
+            () => slow.chat(canonicalRequest('text'), { ...ctxFor('error-timeout'), timeoutMs: 100 }),
+            () =>
+              slow.chatStream(canonicalRequest('stream-text'), {
+                ...ctxFor('error-timeout'),
+                timeoutMs: 100,
+              }),
+          ]) {
+            await assert.rejects(call(), (e) => {
+              const pe = expectPortico(e, 'upstream_timeout');
+              expectVerdict(pe, slow, { retry: true, against: true, class: 'timeout' });
+              return true;
+            });
+          }
+        } finally {
+          await slow.close();
+          silent.closeAllConnections();
+          await new Promise((r) => silent.close(r));
+        }
+      },
     };
 
     async function errorCase(testCase: ConformanceCase): Promise<void> {
@@ -260,7 +347,12 @@ function defineSuite(def: ProviderConformanceDef): void {
         const pe = expectPortico(e, spec.code);
         assert.equal(pe.status, spec.status);
         assert.ok(pe.message.length > 0);
-        if (spec.retryAfter !== undefined) assert.equal(pe.headers['retry-after'], spec.retryAfter);
+        if (spec.retryAfter !== undefined) {
+          assert.equal(pe.headers['retry-after'], spec.retryAfter);
+          // Dispatch waits this long before retrying (or returns the error when it is too long).
+          assert.equal(pe.upstream?.retryAfterMs, Number(spec.retryAfter) * 1000);
+        }
+        expectVerdict(pe, provider, { retry: spec.retry, against: spec.against, class: 'status' });
         return true;
       });
       // The fixture's own 4xx/5xx is expected; only protocol validation failures count here.

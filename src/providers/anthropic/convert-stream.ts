@@ -141,7 +141,9 @@ export async function* anthropicEventsToChunks(
       }
       case 'message_stop': {
         if (!started)
-          throw new PorticoError('upstream_error', 'Anthropic stream ended before message_start.');
+          throw new PorticoError('upstream_error', 'Anthropic stream ended before message_start.', {
+            upstream: { backend: opts.backendId ?? 'anthropic', class: 'protocol' },
+          });
         yield chunk({}, finish ?? 'stop');
         if (opts.includeUsage) {
           yield {
@@ -160,7 +162,9 @@ export async function* anthropicEventsToChunks(
         break;
     }
   }
-  throw new PorticoError('upstream_error', 'Anthropic stream ended without message_stop.');
+  throw new PorticoError('upstream_error', 'Anthropic stream ended without message_stop.', {
+    upstream: { backend: opts.backendId ?? 'anthropic', class: 'stream_cut' },
+  });
 }
 
 /**

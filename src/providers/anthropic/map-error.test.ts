@@ -38,6 +38,24 @@ describe('mapAnthropicError', () => {
     assert.deepEqual(e.headers, { 'retry-after': '7', 'retry-after-ms': '7000' });
   });
 
+  it('tells dispatch which backend failed with which status and retry-after (upstream)', () => {
+    assert.deepEqual(mapAnthropicError(529, body('overloaded_error'), {}, 'b1').upstream, {
+      backend: 'b1',
+      class: 'status',
+      status: 529,
+    });
+    assert.deepEqual(
+      mapAnthropicError(429, body('rate_limit_error'), { 'retry-after': '7' }, 'b1').upstream,
+      {
+        backend: 'b1',
+        class: 'status',
+        status: 429,
+        retryAfterMs: 7000,
+      },
+    );
+    assert.equal(mapAnthropicStreamError(body('overloaded_error'), 'b1').upstream?.status, 529);
+  });
+
   it('falls back on the status for non-JSON bodies', () => {
     assert.equal(mapAnthropicError(503, '<html>bad gateway</html>').code, 'upstream_unavailable');
     assert.equal(mapAnthropicError(404, '').code, 'model_not_found');

@@ -4,6 +4,7 @@
  */
 import type { ErrorCode } from '../../errors/catalog.js';
 import { PorticoError } from '../../errors/portico-error.js';
+import { parseRetryAfterMs } from '../openai-compatible/map-error.js';
 
 /** Reads `{type:'error', error:{type, message}}`; tolerant of anything else. */
 export function readAnthropicError(body: unknown): { type: string | undefined; message: string | undefined } {
@@ -53,7 +54,8 @@ function codeFor(status: number, type: string | undefined): ErrorCode {
 /**
  * Maps an upstream error. 401/403 from the upstream mean the operator's key or account is wrong,
  * not the client's: they become 502 upstream_error with a message saying so (the client's own
- * key was fine). 429 keeps retry-after; 529 overloaded becomes 503.
+ * key was fine). 429 keeps retry-after; 529 overloaded becomes 503. `upstream` carries the real
+ * status and retry-after hint: dispatch decides retries and the circuit breaker from it.
  */
 export function mapAnthropicError(
   status: number,
@@ -83,10 +85,24 @@ export function mapAnthropicError(
     const secs = Number(retryAfter);
     if (Number.isFinite(secs)) outHeaders['retry-after-ms'] = String(Math.round(secs * 1000));
   }
-  return new PorticoError(code, text, { headers: outHeaders, cause: { status, body } });
+  const retryAfterMs =
+    parseRetryAfterMs(headers['retry-after-ms']) ?? parseRetryAfterMs(headers['retry-after']);
+  return new PorticoError(code, text, {
+    headers: outHeaders,
+    cause: { status, body },
+    upstream: {
+      backend: backendId,
+      class: 'status',
+      status,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    },
+  });
 }
 
-/** An `event: error` inside a stream (status already 200). */
+/**
+ * An `event: error` inside a stream (status already 200): the status its type stands for, so that
+ * dispatch treats it as that answer (retry before the first chunk, circuit breaker).
+ */
 export function mapAnthropicStreamError(data: unknown, backendId = 'anthropic'): PorticoError {
   const { type } = readAnthropicError(data);
   const status =

@@ -29,6 +29,7 @@ import { responseToolFor } from './structured-output.js';
 import { fromAnthropicResponse, mapUsage } from './convert-response.js';
 import { anthropicEventsToChunks } from './convert-stream.js';
 import { mapAnthropicError } from './map-error.js';
+import { mapTransportError } from '../openai-compatible/map-error.js';
 import { decodeAnthropicEvents, readSseMessages } from './read-sse.js';
 import { ANTHROPIC_VERSION, type AnthropicMessage, type AnthropicUsage } from './types.js';
 
@@ -144,6 +145,8 @@ export class AnthropicProvider implements Provider {
   /**
    * Sends one request. The per-attempt timeout (ctx.timeoutMs) covers the whole call for plain
    * requests and the wait for response headers for streams (a long generation is not a timeout).
+   * Every failure says which backend failed how (`upstream`): dispatch retries and opens the
+   * circuit from that.
    */
   async #send(
     method: 'GET' | 'POST',
@@ -164,6 +167,7 @@ export class AnthropicProvider implements Provider {
           new PorticoError(
             'upstream_timeout',
             `Backend '${this.id}' did not answer within ${ctx.timeoutMs} ms.`,
+            { upstream: { backend: this.id, class: 'timeout' } },
           ),
         );
       }, ctx.timeoutMs);
@@ -194,28 +198,26 @@ export class AnthropicProvider implements Provider {
       };
     } catch (e) {
       done();
-      throw this.#networkError(e, ac.signal);
+      throw this.#networkError(e, ac.signal, 'request');
     }
   }
 
-  #networkError(e: unknown, signal: AbortSignal): unknown {
+  /**
+   * A failure of the call: the abort's reason (the per-attempt timeout's upstream_timeout, or the
+   * caller's own cancellation), an error already mapped, or a transport error classified as the
+   * OpenAI-compatible adapter does (connect, timeout, stream_cut).
+   */
+  #networkError(e: unknown, signal: AbortSignal, phase: 'request' | 'stream'): unknown {
     if (signal.aborted) return signal.reason;
     if (isPorticoError(e)) return e;
-    const code = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
-    const msg = e instanceof Error ? e.message : String(e);
-    if (
-      code === 'ECONNREFUSED' ||
-      code === 'ENOTFOUND' ||
-      code === 'EAI_AGAIN' ||
-      code === 'UND_ERR_CONNECT_TIMEOUT'
-    ) {
-      return new PorticoError(
-        'upstream_unavailable',
-        `Backend '${this.id}' is unreachable (${String(code)}).`,
-        { cause: e },
-      );
-    }
-    return new PorticoError('upstream_error', `Backend '${this.id}' connection failed: ${msg}`, { cause: e });
+    return mapTransportError(this.id, e, signal, phase);
+  }
+
+  /** The upstream answered 2xx with something that is not what the API returns. */
+  #protocolError(what: string): PorticoError {
+    return new PorticoError('upstream_error', `Backend '${this.id}' answered ${what}.`, {
+      upstream: { backend: this.id, class: 'protocol' },
+    });
   }
 
   /** A successful answer's body as text (an error status is mapped to the catalog). */
@@ -224,7 +226,7 @@ export class AnthropicProvider implements Provider {
     try {
       return await up.body.text();
     } catch (e) {
-      throw this.#networkError(e, up.signal);
+      throw this.#networkError(e, up.signal, 'stream');
     } finally {
       up.done();
     }
@@ -256,13 +258,9 @@ export class AnthropicProvider implements Provider {
     try {
       msg = JSON.parse(text);
     } catch {
-      throw new PorticoError('upstream_error', `Backend '${this.id}' answered with a body that is not JSON.`);
+      throw this.#protocolError('with a body that is not JSON');
     }
-    if (!isMessage(msg))
-      throw new PorticoError(
-        'upstream_error',
-        `Backend '${this.id}' answered with an unexpected body (not a message).`,
-      );
+    if (!isMessage(msg)) throw this.#protocolError('with an unexpected body (not a message)');
     return fromAnthropicResponse(msg, { model: req.model, responseTool: responseToolFor(req) });
   }
 
@@ -275,7 +273,7 @@ export class AnthropicProvider implements Provider {
     const up = await this.#send('POST', this.#paths.messagesPath, body, ctx, true, req[ANTHROPIC_HEADERS]);
     if (up.status < 200 || up.status >= 300) throw await this.#readError(up);
     const includeUsage = req.stream_options?.include_usage === true;
-    const networkError = (e: unknown): unknown => this.#networkError(e, up.signal);
+    const networkError = (e: unknown): unknown => this.#networkError(e, up.signal, 'stream');
     const backendId = this.id;
     /** Anthropic's counts so far (message_start's input, the last message_delta's output). */
     let reported: Usage | undefined;
@@ -285,13 +283,16 @@ export class AnthropicProvider implements Provider {
     async function* iterate(): AsyncGenerator<ChatCompletionChunk> {
       let finished = false;
       try {
-        yield* anthropicEventsToChunks(decodeAnthropicEvents(readSseMessages(up.body)), {
-          model: req.model,
-          includeUsage,
-          backendId,
-          responseTool,
-          onUsage,
-        });
+        yield* anthropicEventsToChunks(
+          decodeAnthropicEvents(readSseMessages(up.body, backendId), backendId),
+          {
+            model: req.model,
+            includeUsage,
+            backendId,
+            responseTool,
+            onUsage,
+          },
+        );
         finished = true;
       } catch (e) {
         throw networkError(e);
@@ -387,10 +388,7 @@ export class AnthropicProvider implements Provider {
       n = undefined;
     }
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 0)
-      throw new PorticoError(
-        'upstream_error',
-        `Backend '${this.id}' answered count_tokens without input_tokens.`,
-      );
+      throw this.#protocolError('count_tokens without input_tokens');
     return n;
   }
 

@@ -9,8 +9,10 @@ import type { AnthropicStreamEvent } from './types.js';
 /** Upper bound on a single buffered event; a broken upstream must not grow memory without end. */
 const MAX_EVENT_CHARS = 8 * 1024 * 1024;
 
+/** `backendId` names the backend in a malformed stream's error (a protocol failure, for dispatch). */
 export async function* readSseMessages(
   body: AsyncIterable<Uint8Array | string>,
+  backendId = 'anthropic',
 ): AsyncGenerator<EventSourceMessage> {
   const queue: EventSourceMessage[] = [];
   let parseError: Error | undefined;
@@ -27,7 +29,9 @@ export async function* readSseMessages(
   for await (const chunk of body) {
     parser.feed(typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true }));
     if (parseError)
-      throw new PorticoError('upstream_error', `Malformed event stream from backend: ${parseError.message}`);
+      throw new PorticoError('upstream_error', `Malformed event stream from backend: ${parseError.message}`, {
+        upstream: { backend: backendId, class: 'protocol' },
+      });
     while (queue.length > 0) yield queue.shift() as EventSourceMessage;
   }
   parser.feed(decoder.decode());
@@ -38,6 +42,7 @@ export async function* readSseMessages(
 /** Parses each message's JSON; the `type` inside the data is authoritative (the event name mirrors it). */
 export async function* decodeAnthropicEvents(
   messages: AsyncIterable<EventSourceMessage>,
+  backendId = 'anthropic',
 ): AsyncGenerator<AnthropicStreamEvent> {
   for await (const m of messages) {
     if (m.data === '' || m.data === '[DONE]') continue;
@@ -48,6 +53,7 @@ export async function* decodeAnthropicEvents(
       throw new PorticoError(
         'upstream_error',
         `Backend sent an event that is not JSON (event: ${m.event ?? 'message'}).`,
+        { upstream: { backend: backendId, class: 'protocol' } },
       );
     }
     if (typeof v !== 'object' || v === null || typeof (v as { type?: unknown }).type !== 'string') {
