@@ -252,20 +252,46 @@ async function retryLoop<R>(
   throw lastErr ?? noBackend(pool.alias);
 }
 
-function settle(deps: DispatchDeps, backend: Backend, model: string, err: unknown, seconds: number): void {
+/**
+ * The end of an attempt: metrics, and its verdict for the circuit breaker and the latency EWMA.
+ * `streamed`: a stream that delivered its first chunk, whose success verdict and latency sample
+ * (time to first chunk) settleFirstChunk gave then; its end adds only a failure of its own.
+ */
+function settle(
+  deps: DispatchDeps,
+  backend: Backend,
+  model: string,
+  err: unknown,
+  seconds: number,
+  streamed = false,
+): void {
   const before = backend.circuit.state;
   if (err === undefined) {
-    backend.circuit.onSuccess();
-    observeLatency(backend, seconds * 1000);
+    if (!streamed) {
+      backend.circuit.onSuccess();
+      observeLatency(backend, seconds * 1000);
+    }
     deps.metrics.child.upstreamRequests(backend.id, model, '200').inc();
     deps.metrics.child.upstreamDuration(backend.id, model).observe(seconds);
   } else {
     if (countsAgainstBackend(err)) backend.circuit.onFailure(Date.now());
-    else backend.circuit.release();
+    else if (!streamed) backend.circuit.release();
     recordFailure(deps, backend, model, err, seconds);
   }
   // Gauges only change with the circuit (health changes publish from the checker): keep the
   // success path free of label lookups.
+  if (backend.circuit.state !== before) publishBackendState(deps.metrics, backend, model);
+}
+
+/**
+ * A stream's first chunk arrived: the backend answered. A half-open probe closes the circuit now
+ * rather than at the stream's end (until then every other request would be refused); the latency
+ * sample is the time to first chunk (a long generation says nothing about the backend's speed).
+ */
+function settleFirstChunk(deps: DispatchDeps, backend: Backend, model: string, ms: number): void {
+  const before = backend.circuit.state;
+  backend.circuit.onSuccess();
+  observeLatency(backend, ms);
   if (backend.circuit.state !== before) publishBackendState(deps.metrics, backend, model);
 }
 
@@ -325,7 +351,7 @@ export async function dispatchStream<T>(
       const it = upstream[Symbol.asyncIterator]();
       // Wait for the first chunk: a failure before it can still be retried elsewhere.
       const first = await it.next();
-      observeLatency(backend, performance.now() - started);
+      settleFirstChunk(deps, backend, p.alias, performance.now() - started);
       return { first, it, started, span, alias: p.alias, reportedUsage: upstream.reportedUsage };
     } catch (err) {
       backend.inFlight--;
@@ -361,14 +387,13 @@ export async function dispatchStream<T>(
       const seconds = (performance.now() - started) / 1000;
       if (failed !== undefined) {
         span?.fail(failed);
-        settle(deps, backend, alias, failed, seconds);
+        settle(deps, backend, alias, failed, seconds, true);
       } else if (completed) {
         span?.ok({ usage: ctx.usage ?? null });
-        settle(deps, backend, alias, undefined, seconds);
+        settle(deps, backend, alias, undefined, seconds, true);
       } else {
         // The client went away: not the backend's fault.
         span?.ok({ usage: ctx.usage ?? null });
-        backend.circuit.release();
         deps.metrics.child.upstreamRequests(backend.id, alias, 'aborted').inc();
         deps.metrics.child.upstreamDuration(backend.id, alias).observe(seconds);
       }
@@ -451,7 +476,7 @@ export async function dispatchRawStream(
       if (first === null) throw raw.cut();
       const errData = firstEventError(first);
       if (errData !== undefined) throw raw.eventError(errData);
-      observeLatency(backend, performance.now() - started);
+      settleFirstChunk(deps, backend, p.alias, performance.now() - started);
       return { raw, first, started, span, alias: p.alias };
     } catch (err) {
       raw?.body.destroy();
@@ -473,15 +498,14 @@ export async function dispatchRawStream(
       const seconds = (performance.now() - started) / 1000;
       if (outcome === 'ok') {
         span?.ok({ usage: ctx.usage ?? null });
-        settle(deps, backend, alias, undefined, seconds);
+        settle(deps, backend, alias, undefined, seconds, true);
       } else if (outcome === 'aborted') {
         span?.ok({ usage: ctx.usage ?? null });
-        backend.circuit.release();
         deps.metrics.child.upstreamRequests(backend.id, alias, 'aborted').inc();
         deps.metrics.child.upstreamDuration(backend.id, alias).observe(seconds);
       } else {
         span?.fail(outcome.error);
-        settle(deps, backend, alias, outcome.error, seconds);
+        settle(deps, backend, alias, outcome.error, seconds, true);
       }
     },
   };

@@ -1,6 +1,7 @@
 /**
  * Circuit breaker per backend: `failures` consecutive failures open it for `open_ms`; then one
- * probe request is let through (half-open): success closes it, failure opens it again.
+ * probe request is let through (half-open): success closes it, failure opens it again. A streamed
+ * probe succeeds at its first chunk (pipeline/dispatch.ts), not at the end of the stream.
  */
 export type CircuitState = 'closed' | 'open' | 'half_open';
 
