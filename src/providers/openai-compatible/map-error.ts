@@ -2,6 +2,7 @@
 import { PorticoError } from '../../errors/portico-error.js';
 import type { ErrorCode } from '../../errors/catalog.js';
 
+/** `retry-after` (RFC 9110: seconds or an HTTP date) in ms. */
 export function parseRetryAfterMs(
   value: string | string[] | undefined,
   now = Date.now(),
@@ -12,6 +13,14 @@ export function parseRetryAfterMs(
   if (Number.isFinite(secs)) return Math.max(0, Math.round(secs * 1000));
   const date = Date.parse(v);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** `retry-after-ms` (OpenAI's, also sent by some proxies): milliseconds, not seconds. */
+function parseRetryAfterMsHeader(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined || v.trim() === '') return undefined;
+  const ms = Number(v);
+  return Number.isFinite(ms) ? Math.max(0, Math.round(ms)) : undefined;
 }
 
 /**
@@ -64,7 +73,7 @@ export function mapUpstreamStatus(
 ): PorticoError {
   const msg = upstreamMessage(bodyText);
   const retryAfterMs =
-    parseRetryAfterMs(headers['retry-after-ms'] ?? undefined) ?? parseRetryAfterMs(headers['retry-after']);
+    parseRetryAfterMsHeader(headers['retry-after-ms']) ?? parseRetryAfterMs(headers['retry-after']);
   const upstream = {
     backend,
     class: 'status' as const,
