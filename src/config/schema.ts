@@ -283,7 +283,12 @@ const backendCommon = {
   id: idString.optional().describe('defaults to <model alias>-<index>'),
   weight: z.number().min(0).default(1),
   model: z.string().optional().describe('upstream model name; defaults to the alias'),
-  timeout_ms: z.number().int().min(1).optional().describe('per-attempt timeout'),
+  timeout_ms: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe("per-attempt timeout: the whole answer, or a stream's first chunk"),
 };
 
 export const SimOptionsSchema = z.strictObject({

@@ -1,7 +1,8 @@
 /**
  * Stage: dispatch. Picks a backend from the pool and makes the provider call, with the resilience
  * wrappers composed around each attempt:
- * - per-attempt timeout (backend `timeout_ms`) and total timeout (model `timeout_ms`, team route);
+ * - per-attempt timeout (backend `timeout_ms`: the whole answer, or a stream's first chunk — see
+ *   StreamAttempt) and total timeout (model `timeout_ms`, team route);
  * - retries (model `retry`, default 3 attempts) on connect errors, timeouts, 429/502/503/504/529 and
  *   streams that fail before their first chunk — never after a byte reached the client; the next
  *   attempt goes to another backend when there is one (a fallback), with exponential backoff and
@@ -13,7 +14,7 @@
 import { PorticoError, isPorticoError } from '../errors/portico-error.js';
 import { observeLatency, type Backend, type Pool } from '../routing/pool.js';
 import { publishBackendState } from '../routing/health.js';
-import { sleep, type Cancel } from '../lib/abort.js';
+import { Cancel, sleep } from '../lib/abort.js';
 import { RetrySchema } from '../config/schema.js';
 import type { ProviderCallContext, ProviderStream, RawSseStream } from '../providers/spec.js';
 import { firstEventError } from '../lib/sse-bytes.js';
@@ -80,6 +81,60 @@ function callContext(
   cancel: Cancel,
 ): ProviderCallContext {
   return new CallContext(ctx, backend, span, cancel);
+}
+
+/**
+ * One streaming attempt: its own cancellation, following the request's (or the flight's), and the
+ * backend's `timeout_ms` as a limit on the time from the attempt's start to its first chunk. The
+ * providers' headers timeouts alone do not cover it: vLLM, llama.cpp and OpenAI send their 200
+ * headers at once and the first token when it is generated, so a queued or stalled backend would
+ * wait for the stream idle timeout (minutes) with no failover. When the limit passes, the attempt
+ * alone is cancelled with upstream_timeout (class timeout: retried elsewhere, counted against the
+ * backend) — nothing has reached the client yet. One timer per stream, cleared at the first chunk:
+ * nothing per chunk.
+ */
+class StreamAttempt {
+  readonly cancel = new Cancel();
+  /** Set when the limit passed: the error the attempt failed with. */
+  timedOut: PorticoError | undefined = undefined;
+  #timer: NodeJS.Timeout | undefined = undefined;
+  readonly #unlink: () => void;
+
+  constructor(parent: Cancel, backend: Backend) {
+    const cancel = this.cancel;
+    if (parent.aborted) cancel.abort(parent.reason);
+    this.#unlink = parent.onAbort(() => cancel.abort(parent.reason));
+    const ms = backend.config.timeout_ms;
+    if (ms) {
+      this.#timer = setTimeout(() => {
+        this.timedOut = new PorticoError(
+          'upstream_timeout',
+          `backend ${backend.id} sent no first chunk within its timeout_ms of ${ms} ms`,
+          { upstream: { backend: backend.id, class: 'timeout' } },
+        );
+        cancel.abort(this.timedOut);
+      }, ms);
+      this.#timer.unref();
+    }
+  }
+
+  /** The first chunk arrived: the limit no longer applies (throws if it passed meanwhile). */
+  started(): void {
+    clearTimeout(this.#timer);
+    if (this.timedOut) throw this.timedOut;
+  }
+
+  /** The attempt is over: stop following the request's cancellation. */
+  end(): void {
+    clearTimeout(this.#timer);
+    this.#unlink();
+  }
+
+  /** The attempt failed before its first chunk: the error to report (the timeout, if it passed). */
+  fail(err: unknown): unknown {
+    this.end();
+    return this.timedOut ?? err;
+  }
 }
 
 const DEFAULT_RETRY = RetrySchema.parse({});
@@ -341,26 +396,30 @@ export async function dispatchStream<T>(
     span: AttemptSpan | undefined;
     alias: string;
     reportedUsage: ProviderStream<T>['reportedUsage'];
+    attempt: StreamAttempt;
   }
   const { result, backend } = await withRetries<Opened>(deps, ctx, pool, cancel, async (backend, p) => {
     const started = performance.now();
     backend.inFlight++;
     const span = attemptSpan(ctx, backend, p.alias);
+    const attempt = new StreamAttempt(cancel, backend);
     try {
-      const upstream = await call(backend, callContext(ctx, backend, span, cancel));
+      const upstream = await call(backend, callContext(ctx, backend, span, attempt.cancel));
       const it = upstream[Symbol.asyncIterator]();
       // Wait for the first chunk: a failure before it can still be retried elsewhere.
       const first = await it.next();
+      attempt.started();
       settleFirstChunk(deps, backend, p.alias, performance.now() - started);
-      return { first, it, started, span, alias: p.alias, reportedUsage: upstream.reportedUsage };
-    } catch (err) {
+      return { first, it, started, span, alias: p.alias, reportedUsage: upstream.reportedUsage, attempt };
+    } catch (e) {
+      const err = attempt.fail(e);
       backend.inFlight--;
       span?.fail(err);
       settle(deps, backend, p.alias, err, (performance.now() - started) / 1000);
       throw err;
     }
   });
-  const { first, it, started, span, alias, reportedUsage } = result;
+  const { first, it, started, span, alias, reportedUsage, attempt } = result;
   async function* tracked(): AsyncGenerator<T> {
     let failed: unknown;
     let completed = false;
@@ -379,6 +438,7 @@ export async function dispatchStream<T>(
       throw err;
     } finally {
       if (!completed) await it.return?.();
+      attempt.end();
       // The answering attempt's counts so far, for a stream cut before its usage chunk (run.ts
       // accountedUsage); this runs before the consumers' own cleanup (trackUsage's finally).
       const reported = reportedUsage?.();
@@ -464,21 +524,24 @@ export async function dispatchRawStream(
     const started = performance.now();
     backend.inFlight++;
     const span = attemptSpan(ctx, backend, p.alias);
+    const attempt = new StreamAttempt(ctx.controller, backend);
     let raw: RawSseStream | undefined;
     try {
-      raw = await call(backend, callContext(ctx, backend, span, ctx.controller));
+      raw = await call(backend, callContext(ctx, backend, span, attempt.cancel));
       let first: Buffer | null;
       try {
         first = await firstChunk(raw.body);
       } catch (err) {
         throw raw.mapError(err);
       }
+      attempt.started();
       if (first === null) throw raw.cut();
       const errData = firstEventError(first);
       if (errData !== undefined) throw raw.eventError(errData);
       settleFirstChunk(deps, backend, p.alias, performance.now() - started);
-      return { raw, first, started, span, alias: p.alias };
-    } catch (err) {
+      return { raw, first, started, span, alias: p.alias, attempt };
+    } catch (e) {
+      const err = attempt.fail(e);
       raw?.body.destroy();
       backend.inFlight--;
       span?.fail(err);
@@ -486,7 +549,7 @@ export async function dispatchRawStream(
       throw err;
     }
   });
-  const { raw, first, started, span, alias } = result;
+  const { raw, first, started, span, alias, attempt } = result;
   let settled = false;
   return {
     raw,
@@ -494,6 +557,7 @@ export async function dispatchRawStream(
     done(outcome) {
       if (settled) return;
       settled = true;
+      attempt.end();
       backend.inFlight--;
       const seconds = (performance.now() - started) / 1000;
       if (outcome === 'ok') {

@@ -36,7 +36,10 @@ export interface ProviderCallContext {
   correlationId: string;
   /** Extra headers to send upstream (e.g. x-correlation-id, traceparent). */
   headers?: Record<string, string>;
-  /** Per-attempt timeout in ms (the router sets it); adapters may ignore it if `signal` covers it. */
+  /**
+   * Per-attempt timeout in ms (the router sets it); adapters may ignore it if `signal` covers it.
+   * For streams the router also times the wait for the first chunk itself, through `signal`.
+   */
   timeoutMs?: number;
 }
 

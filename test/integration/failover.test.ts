@@ -1,0 +1,202 @@
+/**
+ * Failover between backends when one is slow (review of routing, 2026-12): the per-attempt
+ * `timeout_ms` covers a stream's wait for its first chunk. The upstreams are raw
+ * node:http servers: the simulator (Fastify) would hide the bug, since Node sends the
+ * status line only with the first write, while vLLM, llama.cpp and OpenAI flush their 200 headers
+ * at once and the first token when it is generated.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ACME_KEY, demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
+
+const chunk = (content: string, finish: string | null = null): string =>
+  `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`;
+
+/** A fake upstream on 127.0.0.1:0: `handle` answers each request (its hit count, from 1). */
+interface Fake {
+  server: Server;
+  hits: number;
+  /** Responses whose connection closed before the fake ended them (the gateway gave up). */
+  abandoned: number;
+  baseUrl: string;
+}
+
+async function fake(handle: (res: ServerResponse, hit: number) => void): Promise<Fake> {
+  const f: Fake = { server: createServer(), hits: 0, abandoned: 0, baseUrl: '' };
+  f.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
+    req.on('end', () => {
+      f.hits++;
+      res.on('close', () => {
+        if (!res.writableEnded) f.abandoned++;
+      });
+      handle(res, f.hits);
+    });
+  });
+  await new Promise<void>((r) => f.server.listen(0, '127.0.0.1', r));
+  f.baseUrl = `http://127.0.0.1:${(f.server.address() as AddressInfo).port}/v1`;
+  return f;
+}
+
+/** Headers at once, the first token after `ms` (a queued or stalled inference server). */
+function stalled(ms: number) {
+  return (res: ServerResponse): void => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.flushHeaders();
+    const t = setTimeout(() => res.end(chunk('late') + chunk('', 'stop') + 'data: [DONE]\n\n'), ms);
+    res.on('close', () => clearTimeout(t));
+  };
+}
+
+/** The first token at once, the rest after `ms`: a stream may take longer than `timeout_ms`. */
+function prompt(ms: number) {
+  return (res: ServerResponse): void => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(chunk('fast '));
+    const t = setTimeout(() => res.end(chunk('answer') + chunk('', 'stop') + 'data: [DONE]\n\n'), ms);
+    res.on('close', () => clearTimeout(t));
+  };
+}
+
+async function chat(
+  gw: TestGateway,
+  model: string,
+  stream = false,
+): Promise<{ status: number; text: string; ms: number; headers: Headers }> {
+  const t0 = performance.now();
+  const r = await fetch(`${gw.baseURL}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model, stream, max_tokens: 3, messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  const text = await r.text();
+  return { status: r.status, text, ms: performance.now() - t0, headers: r.headers };
+}
+
+async function metric(gw: TestGateway, line: RegExp): Promise<number> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  const m = text.split('\n').find((l) => line.test(l));
+  return m === undefined ? 0 : Number(m.slice(m.lastIndexOf(' ') + 1));
+}
+
+const hc = { enabled: false };
+
+describe('per-attempt timeout_ms on streams covers the wait for the first chunk', () => {
+  const fakes: Record<string, Fake> = {};
+  let gw: TestGateway;
+
+  before(async () => {
+    for (const name of ['slowPass', 'slowParsed', 'slowAlone', 'hang'])
+      fakes[name] = await fake(stalled(5_000));
+    // Its stream lasts 450 ms, longer than its timeout_ms: only the first chunk is timed.
+    fakes.fast = await fake(prompt(450));
+    const backend = (id: string, f: Fake) => ({
+      id,
+      provider: 'vllm',
+      base_url: f.baseUrl,
+      model: 'm',
+      timeout_ms: 300,
+    });
+    const models: Record<string, unknown> = {
+      // OpenAI-compatible backends only: the pass-through path (dispatchRawStream).
+      pass: {
+        backends: [backend('slow-pass', fakes.slowPass as Fake), backend('fast', fakes.fast as Fake)],
+        retry: { attempts: 2, backoff_ms: 1 },
+        health_check: hc,
+      },
+      // With a simulator in the pool: the parsed-chunk path (dispatchStream).
+      parsed: {
+        backends: [
+          backend('slow-parsed', fakes.slowParsed as Fake),
+          { id: 'sim-fast', provider: 'sim', sim: { output_tokens: 3 } },
+        ],
+        retry: { attempts: 2, backoff_ms: 1 },
+        health_check: hc,
+      },
+      // A generous timeout_ms: the client gives up first.
+      hang: {
+        backends: [{ ...backend('hang', fakes.hang as Fake), timeout_ms: 10_000 }],
+        retry: { attempts: 1 },
+        health_check: hc,
+      },
+      alone: {
+        backends: [backend('slow-alone', fakes.slowAlone as Fake)],
+        retry: { attempts: 1 },
+        health_check: hc,
+      },
+    };
+    gw = await startTestGateway(
+      demoConfig({
+        tenants: [{ id: 'acme-corp', allowed_models: Object.keys(models), api_keys: [{ value: ACME_KEY }] }],
+        models,
+      }),
+    );
+  });
+
+  after(async () => {
+    await gw.close();
+    for (const f of Object.values(fakes)) f.server.close();
+  });
+
+  it('pass-through: the stalled backend is cancelled after its 300 ms and the other answers the stream', async () => {
+    // Round robin: the first request goes to the first backend (the stalled one).
+    const r = await chat(gw, 'pass', true);
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.text.includes('"fast "') && r.text.includes('"answer"'), r.text);
+    assert.ok(r.text.endsWith('data: [DONE]\n\n'), r.text);
+    assert.equal(fakes.slowPass?.hits, 1);
+    assert.equal(fakes.fast?.hits, 1);
+    // 300 ms, then the other backend's 450 ms stream (and the ledger's journal before [DONE]):
+    // well under the stalled backend's 5 s.
+    assert.ok(r.ms < 2_500, `took ${Math.round(r.ms)} ms`);
+    assert.equal(fakes.slowPass?.abandoned, 1, 'the timed-out attempt was cancelled upstream');
+    assert.equal(
+      await metric(gw, /^portico_upstream_errors_total\{.*backend="slow-pass".*class="timeout"/),
+      1,
+    );
+  });
+
+  it('parsed chunks: the same failover, before any byte reached the client', async () => {
+    const r = await chat(gw, 'parsed', true);
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.text.endsWith('data: [DONE]\n\n'), r.text);
+    assert.ok(!r.text.includes('late'), 'nothing from the stalled backend');
+    assert.equal(fakes.slowParsed?.hits, 1);
+    // 300 ms, timed to the millisecond (undici's own timers tick at ~1 s).
+    assert.ok(r.ms < 1_000, `took ${Math.round(r.ms)} ms`);
+    assert.equal(fakes.slowParsed?.abandoned, 1, 'the timed-out attempt was cancelled upstream');
+    assert.equal(
+      await metric(gw, /^portico_upstream_errors_total\{.*backend="slow-parsed".*class="timeout"/),
+      1,
+    );
+  });
+
+  it('no other backend: a 504 upstream_timeout naming the backend and its limit', async () => {
+    const r = await chat(gw, 'alone', true);
+    assert.equal(r.status, 504, r.text);
+    const body = JSON.parse(r.text) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'upstream_timeout');
+    assert.match(body.error.message, /slow-alone .*300 ms/);
+    // 300 ms, timed to the millisecond (undici's own timers tick at ~1 s).
+    assert.ok(r.ms < 1_000, `took ${Math.round(r.ms)} ms`);
+  });
+
+  it('a client that leaves before the first chunk still cancels the attempt upstream at once', async () => {
+    const ac = new AbortController();
+    const req = fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'hang', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+      signal: ac.signal,
+    });
+    const hang = fakes.hang as Fake;
+    while (hang.hits === 0) await new Promise((r) => setTimeout(r, 10));
+    ac.abort();
+    await assert.rejects(req);
+    const deadline = Date.now() + 1_000;
+    while (hang.abandoned === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(hang.abandoned, 1, 'the upstream request was not cancelled');
+  });
+});
