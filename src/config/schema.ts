@@ -436,7 +436,9 @@ export const RetrySchema = z.strictObject({
     .int()
     .min(0)
     .default(5000)
-    .describe('an upstream retry-after longer than this is not waited for (the error goes to the client)'),
+    .describe(
+      'the longest upstream retry-after waited for when no other backend can take the retry (a longer one goes to the client)',
+    ),
 });
 
 export const CircuitSchema = z.strictObject({

@@ -6,7 +6,10 @@
  * - retries (model `retry`, default 3 attempts) on connect errors, timeouts, 429/502/503/504/529 and
  *   streams that fail before their first chunk — never after a byte reached the client; the next
  *   attempt goes to another backend when there is one (a fallback), with exponential backoff and
- *   full jitter, honouring the upstream's retry-after (up to `max_retry_after_ms`);
+ *   full jitter. An upstream's retry-after belongs to the backend that sent it: that backend cools
+ *   down (the pool passes it over while another may take the request) and the hint is waited for
+ *   (up to `max_retry_after_ms`, else the error goes to the client) only when the next attempt has
+ *   no other backend to go to;
  * - a circuit breaker per backend (passive ejection), and the model's `fallbacks` chain when every
  *   backend of the pool failed or is unavailable.
  * Upstream metrics, in-flight counts, latency EWMA and trace spans are recorded per attempt.
@@ -176,6 +179,15 @@ function failureStatus(err: unknown): string {
   return err.code === 'client_closed_request' ? 'aborted' : String(err.status);
 }
 
+/**
+ * A backend that answered with a retry-after (429, 503) cools down until the hint expires: the
+ * pool picks it only when no other backend may take the request (routing/pool.ts).
+ */
+function coolDown(backend: Backend, err: unknown): void {
+  const ms = isPorticoError(err) ? err.upstream?.retryAfterMs : undefined;
+  if (ms !== undefined && ms > 0) backend.coolingUntil = Math.max(backend.coolingUntil, Date.now() + ms);
+}
+
 function recordFailure(
   deps: DispatchDeps,
   backend: Backend,
@@ -224,6 +236,7 @@ function withRetries<R>(
   return run(first, pool).then(
     (result) => ({ result, backend: first }),
     (err: unknown) => {
+      coolDown(first, err);
       if (cancel.aborted || !isRetryable(err)) throw err;
       return retryLoop(deps, ctx, pool, cancel, run, retry, { backend: first, err });
     },
@@ -232,7 +245,8 @@ function withRetries<R>(
 
 /**
  * After a failed attempt that may be retried: false when no attempt is left; otherwise counts
- * the retry and waits the back-off (or throws when the backend asks for a longer wait).
+ * the retry and waits the back-off. An upstream's retry-after is not waited for here: it belongs
+ * to the backend that sent it (coolDown), and is waited for only if the next attempt goes there.
  */
 async function backOff(
   deps: DispatchDeps,
@@ -244,11 +258,8 @@ async function backOff(
 ): Promise<boolean> {
   if (attempts >= retry.attempts) return false;
   deps.metrics.retries.labels(pool.alias, failed.backend.id).inc();
-  const err = failed.err;
-  const hinted = isPorticoError(err) ? err.upstream?.retryAfterMs : undefined;
-  if (hinted !== undefined && hinted > retry.max_retry_after_ms) throw err;
   const cap = Math.min(retry.max_backoff_ms, retry.backoff_ms * 2 ** (attempts - 1));
-  await sleep(Math.max(hinted ?? 0, Math.random() * cap), cancel.signal);
+  await sleep(Math.random() * cap, cancel.signal);
   return true;
 }
 
@@ -285,8 +296,27 @@ async function retryLoop<R>(
     while (attempts < retry.attempts) {
       let backend = p.pick(tried, pick);
       // Every backend of this pool was tried: the same one may be retried (single-backend pools).
-      if (!backend && tried !== undefined && tried.size > 0 && p === last) backend = p.pick(undefined, pick);
+      const again = !backend && tried !== undefined && tried.size > 0 && p === last;
+      if (again) backend = p.pick(undefined, pick);
       if (!backend) break;
+      // Cooling down after a retry-after: picked only because no other backend of this pool may
+      // take the request. Wait out a short hint; pass over a longer one (the next pool may answer;
+      // if none does, the client gets the upstream's error and its retry-after).
+      const cooling = backend.coolingUntil - Date.now();
+      if (cooling > 0) {
+        if (cooling > retry.max_retry_after_ms) {
+          backend.circuit.release();
+          if (again) break;
+          (tried ??= new Set()).add(backend.id);
+          continue;
+        }
+        try {
+          await sleep(cooling, cancel.signal);
+        } catch (err) {
+          backend.circuit.release();
+          throw err;
+        }
+      }
       if (previous && previous.id !== backend.id)
         deps.metrics.fallbacks.labels(pool.alias, previous.id, backend.id).inc();
       attempts++;
@@ -296,6 +326,7 @@ async function retryLoop<R>(
         return { result: await run(backend, p), backend };
       } catch (err) {
         lastErr = err;
+        coolDown(backend, err);
         if (cancel.aborted || !isRetryable(err)) throw err;
         (tried ??= new Set()).add(backend.id);
         previous = backend;

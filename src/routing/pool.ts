@@ -1,7 +1,7 @@
 /**
  * A model alias maps to a pool of backends. The pool picks one per request with its balancing
- * strategy, skipping backends whose circuit is open and, while others remain, backends that the
- * health checker ejected:
+ * strategy, skipping backends whose circuit is open and, while others remain, backends cooling down
+ * after a retry-after and backends that the health checker ejected:
  * - round_robin: smooth weighted round-robin (nginx's algorithm): deterministic, evenly interleaved;
  * - weighted_random: random in proportion to weight;
  * - least_in_flight: fewest requests in flight per unit of weight;
@@ -29,6 +29,11 @@ export interface Backend {
   lastError?: string;
   lastErrorAt?: number;
   circuit: CircuitBreaker;
+  /**
+   * Until when (epoch ms) it cools down: it answered with a retry-after (429, 503), so it is
+   * picked only when no other backend may take the request (0: not cooling).
+   */
+  coolingUntil: number;
   /** EWMA of attempt latency (ms). */
   ewmaMs?: number;
 }
@@ -66,9 +71,16 @@ export class Pool {
     }
   }
 
-  /** Backends a request may go to now: circuit not open, not excluded; healthy ones first. */
+  /**
+   * Backends a request may go to now: circuit not open, not excluded; those not cooling down
+   * first, then healthy ones first.
+   */
   candidates(exclude?: ReadonlySet<string>, now = Date.now()): Backend[] {
-    const usable = this.backends.filter((b) => b.weight > 0 && !exclude?.has(b.id) && b.circuit.allows(now));
+    let usable = this.backends.filter((b) => b.weight > 0 && !exclude?.has(b.id) && b.circuit.allows(now));
+    if (usable.some((b) => b.coolingUntil > now)) {
+      const ready = usable.filter((b) => b.coolingUntil <= now);
+      if (ready.length > 0) usable = ready;
+    }
     const healthy = usable.filter((b) => b.healthy);
     return healthy.length > 0 ? healthy : usable;
   }
@@ -81,7 +93,7 @@ export class Pool {
     const now = Date.now();
     if (this.backends.length === 1) {
       // One backend (the common pool): what candidates() would return, without its two arrays.
-      // Health does not matter here: an unhealthy sole backend is still the one candidate.
+      // Health and cooling down do not matter here: the sole backend is still the one candidate.
       const only = this.backends[0] as Backend;
       if (only.weight <= 0 || exclude?.has(only.id) || !only.circuit.allows(now)) return undefined;
       only.circuit.acquire(now);

@@ -173,6 +173,7 @@ export class ProviderRegistry {
                 upstreamModel: b.model ?? alias,
                 inFlight: 0,
                 healthy: true,
+                coolingUntil: 0,
                 circuit: new CircuitBreaker(model.circuit.failures, model.circuit.open_ms),
               };
         backend.circuit.threshold = model.circuit.failures;

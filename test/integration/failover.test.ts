@@ -1,7 +1,8 @@
 /**
- * Failover between backends when one is slow (review of routing, 2026-12): the per-attempt
- * `timeout_ms` covers a stream's wait for its first chunk. The upstreams are raw
- * node:http servers: the simulator (Fastify) would hide the bug, since Node sends the
+ * Failover between backends when one is slow or asks to be left alone (review of routing,
+ * 2026-12): the per-attempt `timeout_ms` covers a stream's wait for its first chunk, and an
+ * upstream's retry-after holds back only the backend that sent it. The upstreams are raw
+ * node:http servers: the simulator (Fastify) would hide the first case, since Node sends the
  * status line only with the first write, while vLLM, llama.cpp and OpenAI flush their 200 headers
  * at once and the first token when it is generated.
  */
@@ -13,6 +14,15 @@ import { ACME_KEY, demoConfig, startTestGateway, type TestGateway } from '../sup
 
 const chunk = (content: string, finish: string | null = null): string =>
   `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`;
+
+const ANSWER = JSON.stringify({
+  id: 'c',
+  object: 'chat.completion',
+  created: 1,
+  model: 'm',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+});
 
 /** A fake upstream on 127.0.0.1:0: `handle` answers each request (its hit count, from 1). */
 interface Fake {
@@ -58,6 +68,18 @@ function prompt(ms: number) {
     const t = setTimeout(() => res.end(chunk('answer') + chunk('', 'stop') + 'data: [DONE]\n\n'), ms);
     res.on('close', () => clearTimeout(t));
   };
+}
+
+function limited(headers: Record<string, string>) {
+  return (res: ServerResponse): void => {
+    res.writeHead(429, { 'content-type': 'application/json', ...headers });
+    res.end('{"error":{"message":"rate limited for this key","type":"rate_limit_error"}}');
+  };
+}
+
+function ok(res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(ANSWER);
 }
 
 async function chat(
@@ -198,5 +220,118 @@ describe('per-attempt timeout_ms on streams covers the wait for the first chunk'
     const deadline = Date.now() + 1_000;
     while (hang.abandoned === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.equal(hang.abandoned, 1, 'the upstream request was not cancelled');
+  });
+});
+
+describe("an upstream's retry-after holds back the backend that sent it, not the request", () => {
+  const fakes: Record<string, Fake> = {};
+  let gw: TestGateway;
+
+  before(async () => {
+    fakes.long = await fake(limited({ 'retry-after': '20' }));
+    fakes.short = await fake(limited({ 'retry-after': '3' }));
+    fakes.lone = await fake(limited({ 'retry-after': '20' }));
+    fakes.primary = await fake(limited({ 'retry-after': '20' }));
+    // Rate limited once for 800 ms, then answers.
+    fakes.once = await fake((res, hit) => (hit === 1 ? limited({ 'retry-after-ms': '800' })(res) : ok(res)));
+    // Rate limited once for 300 ms.
+    fakes.blip = await fake((res, hit) => (hit === 1 ? limited({ 'retry-after-ms': '300' })(res) : ok(res)));
+    for (const name of ['goodA', 'goodB', 'goodC', 'goodD']) fakes[name] = await fake(ok);
+    const backend = (id: string, f: Fake) => ({ id, provider: 'openai', base_url: f.baseUrl, model: 'm' });
+    const retry = { attempts: 3, backoff_ms: 1 };
+    const models: Record<string, unknown> = {
+      // Two upstream keys for one model; the first is rate limited for 20 s (over max_retry_after_ms).
+      long: {
+        backends: [backend('long-429', fakes.long as Fake), backend('long-ok', fakes.goodA as Fake)],
+        retry,
+        health_check: hc,
+      },
+      // ... for 3 s (under max_retry_after_ms): nobody waits for it while the other key is free.
+      short: {
+        backends: [backend('short-429', fakes.short as Fake), backend('short-ok', fakes.goodB as Fake)],
+        retry,
+        health_check: hc,
+      },
+      // One backend, nothing else to try: its hint goes to the client.
+      lone: { backends: [backend('lone-429', fakes.lone as Fake)], retry, health_check: hc },
+      // One backend with a fallback: the fallback answers at once.
+      primary: {
+        backends: [backend('primary-429', fakes.primary as Fake)],
+        fallbacks: ['backup'],
+        retry,
+        health_check: hc,
+      },
+      backup: { backends: [backend('backup-ok', fakes.goodC as Fake)], health_check: hc },
+      // One backend, a short hint: waited for, then the same backend answers.
+      once: { backends: [backend('once-429', fakes.once as Fake)], retry, health_check: hc },
+      // A short hint in a pool of two: the backend takes requests again once it expired.
+      blip: {
+        backends: [backend('blip-429', fakes.blip as Fake), backend('blip-ok', fakes.goodD as Fake)],
+        retry,
+        health_check: hc,
+      },
+    };
+    gw = await startTestGateway(
+      demoConfig({
+        tenants: [{ id: 'acme-corp', allowed_models: Object.keys(models), api_keys: [{ value: ACME_KEY }] }],
+        models,
+      }),
+    );
+  });
+
+  after(async () => {
+    await gw.close();
+    for (const f of Object.values(fakes)) f.server.close();
+  });
+
+  it('a hint over max_retry_after_ms: the other backend answers, and the limited one cools down', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await chat(gw, 'long')).status);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200]);
+    // Asked once; passed over by the pool (round robin would send it every other request) until its hint expires.
+    assert.equal(fakes.long?.hits, 1);
+    assert.equal(fakes.goodA?.hits, 6);
+  });
+
+  it('a hint under max_retry_after_ms: the other backend answers without waiting for it', async () => {
+    for (let i = 0; i < 4; i++) {
+      const r = await chat(gw, 'short');
+      assert.equal(r.status, 200, r.text);
+      assert.ok(r.ms < 1_000, `request ${i} took ${Math.round(r.ms)} ms (the 3 s hint was waited for)`);
+    }
+    assert.equal(fakes.short?.hits, 1);
+  });
+
+  it('a pool of one with a fallback: the fallback answers at once', async () => {
+    const r = await chat(gw, 'primary');
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.ms < 1_000, `took ${Math.round(r.ms)} ms`);
+    assert.equal(fakes.primary?.hits, 1);
+  });
+
+  it('nothing else to try: a hint over max_retry_after_ms goes to the client with its retry-after', async () => {
+    const r = await chat(gw, 'lone');
+    assert.equal(r.status, 429, r.text);
+    assert.equal(r.headers.get('retry-after'), '20');
+    assert.equal((JSON.parse(r.text) as { error: { code: string } }).error.code, 'rate_limit_exceeded');
+    assert.equal(fakes.lone?.hits, 1);
+    assert.ok(r.ms < 1_000, `took ${Math.round(r.ms)} ms`);
+  });
+
+  it('nothing else to try: a short hint is waited for, then the same backend is asked again', async () => {
+    const r = await chat(gw, 'once');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(fakes.once?.hits, 2);
+    assert.ok(r.ms >= 750, `took ${Math.round(r.ms)} ms: the 800 ms hint was not waited for`);
+  });
+
+  it('a cooling backend takes requests again once its hint expired', async () => {
+    assert.equal((await chat(gw, 'blip')).status, 200);
+    assert.equal((await chat(gw, 'blip')).status, 200);
+    assert.equal(fakes.blip?.hits, 1, 'passed over while cooling down');
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal((await chat(gw, 'blip')).status, 200);
+    assert.equal((await chat(gw, 'blip')).status, 200);
+    assert.equal(fakes.blip?.hits, 2, 'round robin sends it one of the two requests after its hint');
   });
 });
