@@ -20,6 +20,16 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
+/** A split alias's variants, for a message. */
+function variantsOf(model: Record<string, unknown>): string {
+  return (
+    arr(model.split)
+      .map((v) => (isRecord(v) ? str(v.model) : undefined))
+      .filter((m): m is string => m !== undefined)
+      .join(', ') || 'none'
+  );
+}
+
 /** Every cross-field problem of a (possibly invalid) config object. */
 export function crossCheck(raw: unknown): CrossProblem[] {
   const out: CrossProblem[] = [];
@@ -137,6 +147,12 @@ export function crossCheck(raw: unknown): CrossProblem[] {
     const split = Array.isArray(model.split) ? model.split : undefined;
     if (split && backends.length > 0)
       out.push({ path: ['models', alias, 'split'], message: 'a split alias has no backends of its own' });
+    if (split && arr(model.fallbacks).length > 0)
+      out.push({
+        path: ['models', alias, 'fallbacks'],
+        message:
+          "a split alias has no fallbacks of its own (requests go to its variant's pool): set fallbacks on its variants",
+      });
     if (!split && backends.length === 0)
       out.push({ path: ['models', alias, 'backends'], message: 'give at least one backend (or a split)' });
     split?.forEach((v, i) => {
@@ -159,6 +175,13 @@ export function crossCheck(raw: unknown): CrossProblem[] {
         out.push({
           path: ['models', alias, 'fallbacks', i],
           message: `unknown model alias "${f}" (defined: ${defined})`,
+        });
+      else if (isRecord(models[f]) && Array.isArray(models[f].split))
+        // A split picks its variant per caller when a request names it; a fallback is tried with
+        // the pool of the alias it names, and a split alias has none.
+        out.push({
+          path: ['models', alias, 'fallbacks', i],
+          message: `"${f}" is a split alias: a fallback must be a model alias with backends; name one of its variants (${variantsOf(models[f])}) instead`,
         });
       else {
         const back = models[f];

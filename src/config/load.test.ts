@@ -132,6 +132,34 @@ describe('config loading', () => {
     });
   });
 
+  it('a split alias is no fallback, and has no fallbacks of its own (dispatch would skip them)', async () => {
+    await assert.rejects(
+      buildConfig({
+        models: {
+          primary: { backends: [{ provider: 'sim' }], fallbacks: ['ab'] },
+          ab: {
+            split: [
+              { model: 'v1', weight: 1 },
+              { model: 'v2', weight: 1 },
+            ],
+            fallbacks: ['v1'],
+          },
+          v1: { backends: [{ provider: 'sim' }] },
+          v2: { backends: [{ provider: 'sim' }] },
+        },
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.match(
+          e.message,
+          /models\.primary\.fallbacks\[0\]: "ab" is a split alias: a fallback must be a model alias with backends; name one of its variants \(v1, v2\) instead/,
+        );
+        assert.match(e.message, /models\.ab\.fallbacks: a split alias has no fallbacks of its own/);
+        return true;
+      },
+    );
+  });
+
   it('an admin token that is also a tenant key is an error (review, 2026-12-07)', async () => {
     await assert.rejects(
       buildConfig({

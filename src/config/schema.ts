@@ -477,7 +477,10 @@ export const ModelSchema = z.strictObject({
   retry: RetrySchema.default(RetrySchema.parse({})),
   circuit: CircuitSchema.default(CircuitSchema.parse({})),
   health_check: HealthCheckSchema.default(HealthCheckSchema.parse({})),
-  fallbacks: z.array(idString).default([]).describe('model aliases tried in order when every backend failed'),
+  fallbacks: z
+    .array(idString)
+    .default([])
+    .describe('model aliases (with backends, not split aliases) tried in order when every backend failed'),
   max_output_tokens: z
     .number()
     .int()
