@@ -79,6 +79,23 @@ export const CORS_EXPOSED_HEADERS = [
   'x-portico-upstream-model',
 ];
 
+/** Routes that still answer during the drain: the probes (/ready says `draining`) and /metrics. */
+const DRAIN_ANSWERED = new Set(['/health', '/ready', '/startup', '/metrics']);
+
+const idleClosePending = new WeakSet<FastifyInstance>();
+/**
+ * Close the server's idle keep-alive connections on the next turn (once Node has detached the
+ * finished response from its socket), once however many responses finish in this turn.
+ */
+function closeIdleSoon(app: FastifyInstance): void {
+  if (idleClosePending.has(app)) return;
+  idleClosePending.add(app);
+  setImmediate(() => {
+    idleClosePending.delete(app);
+    app.server.closeIdleConnections();
+  });
+}
+
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
@@ -92,8 +109,11 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     schemaController: { compilersFactory: LAZY_COMPILERS },
     bodyLimit: cfg.body_limit_bytes,
     trustProxy: cfg.trust_proxy,
-    return503OnClosing: true,
-    // On close (drain): idle keep-alive sockets are closed at once; requests and streams in flight finish.
+    // During the drain, requests get the catalog's 503 `draining` from the onRequest hook below,
+    // not Fastify's own body.
+    return503OnClosing: false,
+    // On close (drain): idle keep-alive sockets are closed at once; requests and streams in flight
+    // finish, and their connections are closed as they end (onResponse below).
     forceCloseConnections: 'idle',
     keepAliveTimeout: 72_000,
     // Our own ids; Fastify's are not used.
@@ -154,7 +174,22 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     reply.headers(securityHeaders);
     reply.header('x-request-id', id);
     reply.header('x-correlation-id', correlation);
-    if (gw.draining) reply.header('connection', 'close');
+    if (gw.draining) {
+      reply.header('connection', 'close');
+      // A request that reaches a draining replica (on a keep-alive connection opened before the
+      // drain): refused, so the client retries elsewhere. The probes and /metrics still answer
+      // (/ready: not ready, `draining`).
+      if (!DRAIN_ANSWERED.has(request.routeOptions.url ?? '')) {
+        done(
+          new PorticoError(
+            'draining',
+            'This gateway replica is shutting down and takes no new requests. Retry; another replica will answer.',
+            { headers: { 'retry-after': '1' } },
+          ),
+        );
+        return;
+      }
+    }
     // A NUL byte in the path or query (%00) is never a valid id, name or time: refused here so no
     // state store ever sees one (Postgres rejects it with an internal error).
     if (request.url.includes('%00')) {
@@ -174,6 +209,9 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   // answers finished in this event-loop turn (one write() for all), and the response goes out
   // after that write.
   app.addHook('onSend', (request, reply, payload, done) => {
+    // An answer that goes out during the drain tells its client not to reuse the connection (Node
+    // then closes it once the answer is written).
+    if (gw.draining) reply.header('connection', 'close');
     const ctx = request.porticoCtx;
     if (!ctx) {
       done(null, payload);
@@ -197,6 +235,11 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   });
 
   app.addHook('onResponse', (request, reply, done) => {
+    // A keep-alive connection busy when the drain began is idle now that its response (a stream
+    // whose headers went out before the drain, say) has ended: close it, or the server's close
+    // waits for it until the drain deadline. Node's closeIdleConnections skips connections with a
+    // response still being written or a request being received.
+    if (gw.draining) closeIdleSoon(app);
     const ctx = request.porticoCtx;
     if (ctx) finishRequest(gw.deps, ctx, reply.statusCode);
     else {
