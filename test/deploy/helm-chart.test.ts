@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
+import { ServerSchema } from '../../src/config/schema.js';
 import { findHelm } from '../helpers/helm.js';
 import { parseManifests, validateManifests, type Manifest } from '../helpers/k8s-validate.js';
 
@@ -91,6 +92,33 @@ test('each gateway pod gets its own ledger journal volume, and a state config wi
   const own = render(helm, CHART, ['--set', 'gateway.config.state.kind=distributed', '--set', 'gateway.config.state.journal_dir=/data/j']);
   const cm2 = own.find((d) => d.kind === 'ConfigMap' && d.metadata.name.endsWith('-config')) as unknown as { data: Record<string, string> };
   assert.equal((parse(cm2.data['portico.yaml'] ?? '') as { state: { journal_dir: string } }).state.journal_dir, '/data/j');
+});
+
+test('the gateway pod outlives its drain: terminationGracePeriodSeconds follows server.drain_timeout_ms', (t) => {
+  const helm = helmOrSkip(t);
+  if (!helm) return;
+  const grace = (args: string[]): number | undefined => {
+    const dep = render(helm, CHART, args).find((d) => d.kind === 'Deployment') as unknown as {
+      spec: { template: { spec: { terminationGracePeriodSeconds?: number } } };
+    };
+    return dep.spec.template.spec.terminationGracePeriodSeconds;
+  };
+  // Kubernetes' default is 30 s, the gateway's default drain alone: SIGKILL came while the gateway
+  // was still draining or closing its ledger writer and journal.
+  const defaultDrainS = ServerSchema.parse({}).drain_timeout_ms / 1000;
+  assert.equal(grace([]), defaultDrainS + 15, "the gateway's default drain + closeGraceSeconds");
+  const dir = mkdtempSync(join(tmpdir(), 'portico-helm-'));
+  try {
+    // From a values file, as operators set it (YAML numbers reach the template as floats).
+    const extra = join(dir, 'drain.yaml');
+    writeFileSync(extra, 'gateway:\n  config:\n    server:\n      drain_timeout_ms: 120000\n');
+    assert.equal(grace(['-f', extra]), 120 + 15);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.equal(grace(['--set', 'gateway.config.server.drain_timeout_ms=60500']), 61 + 15, 'rounded up to seconds');
+  assert.equal(grace(['--set', 'gateway.config.server.drain_timeout_ms=0', '--set', 'gateway.shutdown.closeGraceSeconds=20']), 20);
+  assert.throws(() => render(helm, CHART, ['--set', 'gateway.shutdown.closeGraceSeconds=2']), /minimum/);
 });
 
 test('per-tenant objects for acme-corp and closed-ai: complete, isolated, schema-valid', async (t) => {

@@ -48,3 +48,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "portico.tenantNamespace" -}}
 {{- printf "%s%s" .prefix .id | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{/*
+The gateway pod's terminationGracePeriodSeconds: its drain (gateway.config.server.drain_timeout_ms,
+the gateway's default 30000 when unset, rounded up to seconds) plus the time it takes to close its
+backends, ledger writer, journal, audit log and trace exporter (gateway.shutdown.closeGraceSeconds).
+*/}}
+{{- define "portico.terminationGracePeriodSeconds" -}}
+{{- $server := default dict .Values.gateway.config.server -}}
+{{- $drainMs := 30000 -}}
+{{- if hasKey $server "drain_timeout_ms" -}}
+{{- $drainMs = int64 $server.drain_timeout_ms -}}
+{{- end -}}
+{{- add (div (add $drainMs 999) 1000) (int64 .Values.gateway.shutdown.closeGraceSeconds) -}}
+{{- end -}}
