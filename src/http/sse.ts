@@ -18,6 +18,7 @@ import {
   afterJournal,
   finishRequest,
   recordUsage,
+  takeUsage,
   type PipelineDeps,
   type RawOutcome,
 } from '../pipeline/run.js';
@@ -25,7 +26,7 @@ import { ANONYMOUS_TENANT, UNKNOWN_MODEL } from '../telemetry/metrics.js';
 import { toPorticoError } from './errors.js';
 import { startRespond } from '../telemetry/tracing.js';
 import type { PorticoError } from '../errors/portico-error.js';
-import type { Usage } from '../providers/openai-types.js';
+import { countText } from '../tenancy/tokens.js';
 import {
   completeEventsEnd,
   scanEvents,
@@ -246,7 +247,8 @@ export function sendPassThrough(
       res.off('close', onClose);
     };
     const account = (completed: boolean): void => {
-      if (st.usage && typeof st.usage === 'object') ctx.usage = st.usage as Usage;
+      if (st.usage !== undefined)
+        takeUsage(ctx, st.usage, { prompt: out.countPrompt, completion: () => countText(deliveredText()) });
       // As on the object path (trackUsage): a stream cut short (cancelled, failed) is partial and,
       // without upstream usage, billed for the text that reached the client, counted at the end.
       if (!completed) ctx.partial = true;

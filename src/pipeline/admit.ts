@@ -5,6 +5,7 @@
  * replicas enforce one limit.
  */
 import { PorticoError } from '../errors/portico-error.js';
+import { tokenCount } from '../providers/usage.js';
 import { ENGINE_DEFAULT_MAX_TOKENS } from '../engine/provider.js';
 import type { AdmissionConfig, PorticoConfig, Quota, RateLimits } from '../config/schema.js';
 import type {
@@ -707,6 +708,17 @@ async function renewSlots(
  * Give back in-flight slots at once (they gate other requests); settle tokens and quota with the
  * real usage. Resolves false only when the quota commit was given up (quota-commits.ts).
  */
+let nonFiniteLogged = false;
+
+function warnNonFinite(logger: Logger, ctx: RequestContext, tokens: number): void {
+  if (nonFiniteLogged) return;
+  nonFiniteLogged = true;
+  logger.warn(
+    { requestId: ctx.requestId, route: ctx.route, backend: ctx.backend, tokens: String(tokens) },
+    'settling tokens that are not a finite number >= 0; the estimate held was settled instead (logged once)',
+  );
+}
+
 export function releaseHolds(deps: AdmitDeps, ctx: RequestContext, actualTokens?: number): Promise<boolean> {
   const holds = ctx.admission;
   const tenancy = deps.tenancy;
@@ -715,6 +727,12 @@ export function releaseHolds(deps: AdmitDeps, ctx: RequestContext, actualTokens?
   holds.released = true;
   if (holds.renew) clearInterval(holds.renew);
   const counters = tenancy.state.counters;
+  // The backstop: a count that is no number (NaN) must not reach a window or a quota (run.ts
+  // finiteUsage is the first line): the estimate held for the request is settled instead.
+  if (actualTokens !== undefined && tokenCount(actualTokens) === undefined) {
+    warnNonFinite(deps.logger, ctx, actualTokens);
+    actualTokens = holds.estimate;
+  }
   const jobs: Array<Promise<unknown>> = [];
   if (holds.leases.length > 0) {
     jobs.push(Promise.all(holds.leases.map((l) => counters.release(l))).then(() => tenancy.queue.notify()));

@@ -11,7 +11,7 @@
  * always bridged).
  */
 import { PorticoError } from '../errors/portico-error.js';
-import type { Usage } from '../providers/openai-types.js';
+import type { UsageEstimates } from '../providers/usage.js';
 import {
   itemsToMessages,
   newResponseId,
@@ -23,7 +23,7 @@ import {
   type ResponseObject,
   type ResponseStreamEvent,
 } from '../providers/openai-responses/index.js';
-import { countMessages } from '../tenancy/tokens.js';
+import { countMessages, countText } from '../tenancy/tokens.js';
 import { stageSync } from '../telemetry/tracing.js';
 import { capOutput, modelMaxOutput } from './admit.js';
 import type { RequestContext } from './context.js';
@@ -37,7 +37,7 @@ import {
   type ResponsesOutcome,
   type StoredResponseDoc,
 } from './responses.js';
-import { admitTokens, type PipelineDeps } from './run.js';
+import { admitTokens, takeUsage, type PipelineDeps } from './run.js';
 import { shapeMessages } from './shape-prompt.js';
 import type { TenantRuntime } from './snapshot.js';
 
@@ -101,16 +101,23 @@ class IdMap {
   }
 }
 
-function usageOf(u: unknown): Usage | undefined {
-  if (!isRecord(u) || typeof u.input_tokens !== 'number' || typeof u.output_tokens !== 'number')
-    return undefined;
+/**
+ * A Responses API usage (input_tokens, output_tokens) taken into the request in the chat shape,
+ * normalised as every route's is (run.ts takeUsage); false when it gave no count.
+ */
+function takeResponsesUsage(ctx: RequestContext, u: unknown, est: UsageEstimates): boolean {
+  if (!isRecord(u)) return false;
   const cached = isRecord(u.input_tokens_details) ? u.input_tokens_details.cached_tokens : undefined;
-  return {
-    prompt_tokens: u.input_tokens,
-    completion_tokens: u.output_tokens,
-    total_tokens: typeof u.total_tokens === 'number' ? u.total_tokens : u.input_tokens + u.output_tokens,
-    ...(typeof cached === 'number' ? { prompt_tokens_details: { cached_tokens: cached } } : {}),
-  };
+  return takeUsage(
+    ctx,
+    {
+      prompt_tokens: u.input_tokens,
+      completion_tokens: u.output_tokens,
+      total_tokens: u.total_tokens,
+      ...(typeof cached === 'number' ? { prompt_tokens_details: { cached_tokens: cached } } : {}),
+    },
+    est,
+  );
 }
 
 /** The client's raw input items for the backend: item references and Portico ids mapped to the backend's. */
@@ -230,6 +237,7 @@ export async function runNativeResponses(
     );
   };
 
+  const countPrompt = (): number => countMessages(shapeMessages(tenant, messages));
   if (!req.stream) {
     const res = await dispatchUnary(deps, ctx, pool, (b, pctx) => {
       const native = b.provider.responses;
@@ -238,8 +246,11 @@ export async function runNativeResponses(
       return native.create(up, pctx);
     });
     ids.response(res);
-    const usage = usageOf(res.usage);
-    if (usage) ctx.usage = usage;
+    const text = (): string => textOf(res.output);
+    if (!takeResponsesUsage(ctx, res.usage, { prompt: countPrompt, completion: () => countText(text()) })) {
+      ctx.promptTokensEstimate ??= countPrompt();
+      ctx.outputChars = text();
+    }
     if (ctx.captureOutput) ctx.outputText = textOf(res.output);
     await store(res);
     return { kind: 'json', body: res as unknown as ResponseObject };
@@ -256,7 +267,6 @@ export async function runNativeResponses(
   // billed as the chat paths bill one: the prompt estimated and what reached the client counted
   // (text, reasoning and function-call arguments), marked partial (review, 2026-12-07: such a
   // stream was billed nothing).
-  const countPrompt = (): number => countMessages(shapeMessages(tenant, messages));
   async function* relay(): AsyncGenerator<ResponseStreamEvent> {
     let delivered = '';
     let terminal = false;
@@ -267,14 +277,14 @@ export async function runNativeResponses(
         const r = e.response;
         if (isRecord(r) && (e.type === 'response.completed' || e.type === 'response.incomplete')) {
           terminal = true;
-          const usage = usageOf(r.usage);
-          if (usage) ctx.usage = usage;
+          const done = delivered;
+          takeResponsesUsage(ctx, r.usage, { prompt: countPrompt, completion: () => countText(done) });
           if (ctx.captureOutput) ctx.outputText = textOf(r.output);
           await store(r);
         } else if (isRecord(r) && e.type === 'response.failed') {
           terminal = true;
-          const usage = usageOf(r.usage);
-          if (usage) ctx.usage = usage;
+          const done = delivered;
+          takeResponsesUsage(ctx, r.usage, { prompt: countPrompt, completion: () => countText(done) });
         }
         const piece =
           typeof e.type === 'string' && GENERATED_DELTAS.has(e.type) && typeof e.delta === 'string'

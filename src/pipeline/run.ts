@@ -44,6 +44,7 @@ import {
 } from './dispatch.js';
 import type { Backend } from '../routing/pool.js';
 import type { ProviderStream } from '../providers/spec.js';
+import { normalizeUsage, tokenCount, type UsageEstimates } from '../providers/usage.js';
 import { choiceText, modelOf, replaceModel, usageOf } from '../lib/sse-bytes.js';
 import { planCache, serveStream, serveUnary } from './cache.js';
 import type { ResponseCache } from '../cache/response-cache.js';
@@ -183,6 +184,19 @@ function aliasStream<C extends { model: string }>(
   return b.provider.kind === 'openai' ? aliasChunks(ctx, alias, s) : s;
 }
 
+/**
+ * Take an upstream's usage into the request, in the one normal form (providers/usage.ts): finite
+ * counts, the ones it left out estimated (and the record marked so). False when it reported no
+ * count at all: the caller bills its estimate instead.
+ */
+export function takeUsage(ctx: RequestContext, raw: unknown, est: UsageEstimates): boolean {
+  const n = normalizeUsage(raw, est);
+  if (!n) return false;
+  ctx.usage = n.usage;
+  ctx.usageEstimated = n.estimated ? true : undefined;
+  return true;
+}
+
 /** Routes whose requests are accounted in the usage ledger. */
 const ACCOUNTED = new Set([
   'chat',
@@ -271,7 +285,7 @@ async function* trackUsage<
   let ended = false;
   try {
     for await (const c of chunks) {
-      if (c.usage) ctx.usage = c.usage;
+      if (c.usage) takeUsage(ctx, c.usage, { prompt: countPrompt, completion: () => countText(chars) });
       if (!clientWantsUsage && c.choices.length === 0 && c.usage) continue;
       if (!clientWantsUsage && c.usage === null) delete c.usage;
       // Text, reasoning and tool-call arguments, of every choice (n > 1): what a usage-less stream bills.
@@ -308,15 +322,16 @@ function unaryBytes(
   estimate: () => number,
   textOf: (parsed: unknown) => string,
 ): BytesOutcome {
-  const usage = usageOf(buf);
-  if (usage && typeof usage === 'object') ctx.usage = usage as Usage;
-  else {
-    ctx.promptTokensEstimate ??= estimate();
+  const text = (): string => {
     try {
-      ctx.outputChars = textOf(JSON.parse(buf.toString('utf8')));
+      return textOf(JSON.parse(buf.toString('utf8')));
     } catch {
-      ctx.outputChars = '';
+      return '';
     }
+  };
+  if (!takeUsage(ctx, usageOf(buf), { prompt: estimate, completion: () => countText(text()) })) {
+    ctx.promptTokensEstimate ??= estimate();
+    ctx.outputChars = text();
   }
   const { body, upstream } = replaceModel(buf, modelJsonOf(alias));
   if (upstream !== undefined) setUpstreamModel(ctx, upstream);
@@ -457,10 +472,11 @@ export async function runChat(
       cancel,
     ),
   );
-  if (res.usage) ctx.usage = res.usage;
-  else {
-    ctx.promptTokensEstimate ??= countMessages(shaped.messages);
-    ctx.outputChars = chatText(res);
+  const text = (): string => chatText(res);
+  const countShaped = (): number => countMessages(shaped.messages);
+  if (!takeUsage(ctx, res.usage, { prompt: countShaped, completion: () => countText(text()) })) {
+    ctx.promptTokensEstimate ??= countShaped();
+    ctx.outputChars = text();
   }
   if (ctx.captureOutput) ctx.outputText = res.choices.map((c) => c.message.content ?? '').join('');
   return { kind: 'json', body: res };
@@ -535,13 +551,26 @@ export async function runCompletion(
       cancel,
     ),
   );
-  if (res.usage) ctx.usage = res.usage;
-  else {
-    ctx.promptTokensEstimate ??= countPrompt(req.prompt);
-    ctx.outputChars = res.choices.map((c) => c.text).join('');
+  const text = (): string => res.choices.map((c) => c.text).join('');
+  const prompt = req.prompt;
+  if (
+    !takeUsage(ctx, res.usage, { prompt: () => countPrompt(prompt), completion: () => countText(text()) })
+  ) {
+    ctx.promptTokensEstimate ??= countPrompt(prompt);
+    ctx.outputChars = text();
   }
-  if (ctx.captureOutput) ctx.outputText = res.choices.map((c) => c.text).join('');
+  if (ctx.captureOutput) ctx.outputText = text();
   return { kind: 'json', body: res };
+}
+
+/**
+ * Usage of a route without output (embeddings, rerank): the upstream's, else the input as Portico
+ * counts it (the record marked estimated).
+ */
+function takeInputUsage(ctx: RequestContext, raw: unknown, count: () => number): void {
+  if (takeUsage(ctx, raw, { prompt: count })) return;
+  ctx.promptTokensEstimate ??= count();
+  ctx.outputChars = '';
 }
 
 export async function runEmbeddings(
@@ -553,53 +582,69 @@ export async function runEmbeddings(
   const req: EmbeddingRequest = validateEmbeddingRequest(body);
   const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model, req.user));
   await admitTokens(deps, ctx, tenant, () => countEmbeddingInput(req.input), 0);
-  const res = await embedInBatches(req, pool.alias, ctx, (part) =>
-    dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.embeddings(part, pctx)),
-  );
-  ctx.usage = {
-    prompt_tokens: res.usage.prompt_tokens,
-    completion_tokens: 0,
-    total_tokens: res.usage.total_tokens,
-  };
-  return res;
+  const call = (part: EmbeddingRequest): Promise<EmbeddingResponse> =>
+    dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.embeddings(part, pctx));
+  const size = ctx.snapshot.config.models[pool.alias]?.embeddings_batch_size ?? 256;
+  const parts = batchesOf(req.input, size);
+  if (!parts) {
+    const res = await call(req);
+    takeInputUsage(ctx, res.usage, () => countEmbeddingInput(req.input));
+    return res;
+  }
+  return embedInBatches(ctx, req, parts, size, call);
 }
 
 /** Upstream batches in flight at once for one large embeddings request. */
 const EMBED_PARALLEL = 4;
 
+type EmbeddingBatch = string[] | number[][];
+
+/** The input in batches of `size`; undefined when it goes upstream in one call. */
+function batchesOf(input: EmbeddingRequest['input'], size: number): EmbeddingBatch[] | undefined {
+  const many = Array.isArray(input) && (typeof input[0] === 'string' || Array.isArray(input[0]));
+  if (!many || input.length <= size) return undefined;
+  const parts: EmbeddingBatch[] = [];
+  for (let i = 0; i < input.length; i += size) parts.push(input.slice(i, i + size) as EmbeddingBatch);
+  return parts;
+}
+
 /**
  * Embeddings inputs above the model's `embeddings_batch_size` go upstream in batches (up to
- * EMBED_PARALLEL at once); the answer is reassembled in input order with summed usage.
+ * EMBED_PARALLEL at once); the answer is reassembled in input order with summed usage (each
+ * batch's normalised: a batch without usage counts as the gateway's count of its input).
  */
 async function embedInBatches(
-  req: EmbeddingRequest,
-  alias: string,
   ctx: RequestContext,
+  req: EmbeddingRequest,
+  parts: EmbeddingBatch[],
+  size: number,
   call: (part: EmbeddingRequest) => Promise<EmbeddingResponse>,
 ): Promise<EmbeddingResponse> {
-  const size = ctx.snapshot.config.models[alias]?.embeddings_batch_size ?? 256;
-  const input = req.input;
-  const many = Array.isArray(input) && (typeof input[0] === 'string' || Array.isArray(input[0]));
-  if (!many || input.length <= size) return call(req);
-  const parts: Array<string[] | number[][]> = [];
-  for (let i = 0; i < input.length; i += size) parts.push(input.slice(i, i + size) as string[] | number[][]);
-  const results: EmbeddingResponse[] = new Array<EmbeddingResponse>(parts.length);
+  const results = new Array<EmbeddingResponse>(parts.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < parts.length) {
       const i = next++;
-      results[i] = await call({ ...req, input: parts[i] as string[] | number[][] });
+      results[i] = await call({ ...req, input: parts[i] as EmbeddingBatch });
     }
   };
   await Promise.all(Array.from({ length: Math.min(EMBED_PARALLEL, parts.length) }, worker));
   const data: EmbeddingResponse['data'] = [];
   let prompt = 0;
   let total = 0;
+  let estimated = false;
   results.forEach((r, i) => {
-    for (const d of r.data) data.push({ ...d, index: i * size + d.index });
-    prompt += r.usage.prompt_tokens;
-    total += r.usage.total_tokens;
+    if (Array.isArray(r.data)) for (const d of r.data) data.push({ ...d, index: i * size + d.index });
+    const part = parts[i];
+    const count = (): number => countEmbeddingInput(part);
+    const n = normalizeUsage(r.usage, { prompt: count });
+    const inTokens = n ? n.usage.prompt_tokens : count();
+    prompt += inTokens;
+    total += n ? n.usage.total_tokens : inTokens;
+    if (!n || n.estimated) estimated = true;
   });
+  ctx.usage = { prompt_tokens: prompt, completion_tokens: 0, total_tokens: total };
+  ctx.usageEstimated = estimated ? true : undefined;
   data.sort((a, b) => a.index - b.index);
   return {
     object: 'list',
@@ -617,19 +662,10 @@ export async function runRerank(
 ): Promise<RerankResponse> {
   const req: RerankRequest = validateRerankRequest(body);
   const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model));
-  await admitTokens(
-    deps,
-    ctx,
-    tenant,
-    () => countText(req.query) + req.documents.reduce((n, d) => n + countText(d), 0),
-    0,
-  );
+  const countInput = (): number => countText(req.query) + req.documents.reduce((n, d) => n + countText(d), 0);
+  await admitTokens(deps, ctx, tenant, countInput, 0);
   const res = await dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.rerank(req, pctx));
-  ctx.usage = {
-    prompt_tokens: res.usage.prompt_tokens,
-    completion_tokens: 0,
-    total_tokens: res.usage.total_tokens,
-  };
+  takeInputUsage(ctx, res.usage, countInput);
   return res;
 }
 
@@ -647,7 +683,11 @@ function accountedUsage(
   status: number,
 ): { prompt: number; completion: number; estimated: boolean } | undefined {
   if (ctx.usage)
-    return { prompt: ctx.usage.prompt_tokens, completion: ctx.usage.completion_tokens, estimated: false };
+    return {
+      prompt: ctx.usage.prompt_tokens,
+      completion: ctx.usage.completion_tokens,
+      estimated: ctx.usageEstimated === true,
+    };
   if (status >= 400 && ctx.outputChars === undefined) return undefined;
   const reported = ctx.reportedUsage;
   if (reported) {
@@ -660,6 +700,46 @@ function accountedUsage(
   return {
     prompt: ctx.promptTokensEstimate ?? 0,
     completion: countText(ctx.outputChars ?? ''),
+    estimated: true,
+  };
+}
+
+/** Where a count that was no number was met (route and backend), each logged once. */
+const nonFiniteSeen = new Set<string>();
+
+/**
+ * The backstop: accounting never takes a count that is not a finite number >= 0 — NaN in a quota
+ * stops it from enforcing, in a tokens/min window it refuses every later request. Every intake
+ * normalises the upstream's usage (takeUsage); a count that still is not one (a path that does
+ * not) is replaced by the estimate, and where it came from is logged once.
+ */
+function finiteUsage(
+  deps: PipelineDeps,
+  ctx: RequestContext,
+  u: { prompt: number; completion: number; estimated: boolean } | undefined,
+): { prompt: number; completion: number; estimated: boolean } | undefined {
+  if (!u) return u;
+  const prompt = tokenCount(u.prompt);
+  const completion = tokenCount(u.completion);
+  if (prompt !== undefined && completion !== undefined)
+    return prompt === u.prompt && completion === u.completion ? u : { ...u, prompt, completion };
+  const where = `${ctx.route} ${ctx.backend ?? '-'}`;
+  if (!nonFiniteSeen.has(where) && nonFiniteSeen.size < 1000) {
+    nonFiniteSeen.add(where);
+    deps.logger.warn(
+      {
+        requestId: ctx.requestId,
+        route: ctx.route,
+        backend: ctx.backend,
+        prompt: String(u.prompt),
+        completion: String(u.completion),
+      },
+      'usage count is not a finite number >= 0; billed the estimate instead (logged once per route and backend)',
+    );
+  }
+  return {
+    prompt: prompt ?? tokenCount(ctx.promptTokensEstimate) ?? 0,
+    completion: completion ?? countText(ctx.outputChars ?? ''),
     estimated: true,
   };
 }
@@ -693,7 +773,7 @@ export function recordUsage(
 ): void {
   if (ctx.accounting || ctx.finished) return;
   const latencyMs = performance.now() - ctx.startedAt;
-  const usage = ctx.model ? accountedUsage(ctx, status) : undefined;
+  const usage = ctx.model ? finiteUsage(deps, ctx, accountedUsage(ctx, status)) : undefined;
   const countsAgainstQuota = !ctx.cacheHit || ctx.snapshot.config.admission.count_cache_hits_against_quota;
   const quotaActual = usage && countsAgainstQuota ? usage.prompt + usage.completion : usage ? 0 : undefined;
   const accounting: NonNullable<RequestContext['accounting']> = { usage, quotaActual, quotaJournaled: false };

@@ -15,3 +15,76 @@ export function cacheTokensOf(usage: Usage): CacheTokens {
     write: num(d?.['cache_creation_tokens'] ?? usage['cache_creation_input_tokens']),
   };
 }
+
+/**
+ * A token count as an upstream reported it: a finite number >= 0 (rounded, at most 2^53 - 1).
+ * Anything else — absent, null, a string, NaN, negative — is no count.
+ */
+export function tokenCount(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0
+    ? Math.min(Math.round(v), Number.MAX_SAFE_INTEGER)
+    : undefined;
+}
+
+/** Portico's own counts, for what an upstream's usage leaves out (called only when needed). */
+export interface UsageEstimates {
+  /** The prompt, as the gateway counts it (tenancy/tokens.ts). */
+  prompt: () => number;
+  /** The output; absent for routes without output (embeddings, rerank), whose completion is 0. */
+  completion?: () => number;
+}
+
+export interface NormalizedUsage {
+  usage: Usage;
+  /** Some count is Portico's estimate, not the upstream's (the ledger record is marked `estimated`). */
+  estimated: boolean;
+}
+
+/**
+ * The one reading of an upstream's usage, for every route: whatever its shape, accounting gets
+ * finite non-negative integers. Upstreams differ: vLLM's and Jina's rerank report
+ * `{total_tokens}` only, some embedding servers no usage at all, Cohere a `meta` instead; an
+ * unchecked `usage.prompt_tokens + usage.completion_tokens` made NaN, and a NaN quota or
+ * tokens/min window stops enforcing (or refuses every later request).
+ *
+ * - completion = completion_tokens, else total - prompt when both are given, else the estimate
+ *   (0 for routes without output);
+ * - prompt = prompt_tokens, else total - completion, else the estimate;
+ * - total = total_tokens, else prompt + completion.
+ *
+ * Undefined when `raw` carries no count at all (no usage, `{}`, `meta` only): the caller bills its
+ * estimate, as for any answer without usage. Other fields (the cache details) are kept.
+ */
+export function normalizeUsage(raw: unknown, est: UsageEstimates): NormalizedUsage | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const u = raw as Record<string, unknown>;
+  const p = tokenCount(u.prompt_tokens);
+  const c = tokenCount(u.completion_tokens);
+  const t = tokenCount(u.total_tokens);
+  if (p === undefined && c === undefined && t === undefined) return undefined;
+  let estimated = false;
+  let completion: number;
+  if (!est.completion) completion = 0;
+  else if (c !== undefined) completion = c;
+  else if (p !== undefined && t !== undefined && t >= p) completion = t - p;
+  else {
+    completion = est.completion();
+    estimated = true;
+  }
+  let prompt: number;
+  if (p !== undefined) prompt = p;
+  else if (t !== undefined) prompt = Math.max(0, t - completion);
+  else {
+    prompt = est.prompt();
+    estimated = true;
+  }
+  return {
+    usage: {
+      ...u,
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      total_tokens: t ?? prompt + completion,
+    },
+    estimated,
+  };
+}
