@@ -43,6 +43,7 @@ import {
   type RawDispatched,
 } from './dispatch.js';
 import type { Backend } from '../routing/pool.js';
+import { Cancel } from '../lib/abort.js';
 import type { ProviderStream } from '../providers/spec.js';
 import { normalizeUsage, tokenCount, type UsageEstimates } from '../providers/usage.js';
 import { choiceText, modelOf, replaceModel, usageOf } from '../lib/sse-bytes.js';
@@ -582,8 +583,8 @@ export async function runEmbeddings(
   const req: EmbeddingRequest = validateEmbeddingRequest(body);
   const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model, req.user));
   await admitTokens(deps, ctx, tenant, () => countEmbeddingInput(req.input), 0);
-  const call = (part: EmbeddingRequest): Promise<EmbeddingResponse> =>
-    dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.embeddings(part, pctx));
+  const call = (part: EmbeddingRequest, cancel?: Cancel): Promise<EmbeddingResponse> =>
+    dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.embeddings(part, pctx), cancel);
   const size = ctx.snapshot.config.models[pool.alias]?.embeddings_batch_size ?? 256;
   const parts = batchesOf(req.input, size);
   if (!parts) {
@@ -610,30 +611,54 @@ function batchesOf(input: EmbeddingRequest['input'], size: number): EmbeddingBat
 
 /**
  * Embeddings inputs above the model's `embeddings_batch_size` go upstream in batches (up to
- * EMBED_PARALLEL at once); the answer is reassembled in input order with summed usage (each
- * batch's normalised: a batch without usage counts as the gateway's count of its input).
+ * EMBED_PARALLEL at once); the answer is reassembled in input order with summed usage.
+ *
+ * When a batch fails, no further batch starts and the ones in flight are cancelled (their
+ * upstream calls aborted, not counted against the backend); the error waits for them, so no
+ * upstream call outlives the client's answer. The batches that completed were done upstream:
+ * they are billed (their usage summed, the record marked partial) with the error as the answer.
  */
 async function embedInBatches(
   ctx: RequestContext,
   req: EmbeddingRequest,
   parts: EmbeddingBatch[],
   size: number,
-  call: (part: EmbeddingRequest) => Promise<EmbeddingResponse>,
+  call: (part: EmbeddingRequest, cancel: Cancel) => Promise<EmbeddingResponse>,
 ): Promise<EmbeddingResponse> {
-  const results = new Array<EmbeddingResponse>(parts.length);
+  const results = new Array<EmbeddingResponse | undefined>(parts.length);
+  const cancel = new Cancel();
+  const unlink = ctx.controller.onAbort(() => cancel.abort(ctx.controller.reason));
+  if (ctx.controller.aborted) cancel.abort(ctx.controller.reason);
+  let failed: { err: unknown } | undefined;
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < parts.length) {
+    while (next < parts.length && !failed) {
       const i = next++;
-      results[i] = await call({ ...req, input: parts[i] as EmbeddingBatch });
+      try {
+        results[i] = await call({ ...req, input: parts[i] as EmbeddingBatch }, cancel);
+      } catch (err) {
+        // The first failure is the answer; the others are the cancellation it caused.
+        if (!failed) {
+          failed = { err };
+          cancel.abort();
+        }
+        return;
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(EMBED_PARALLEL, parts.length) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.min(EMBED_PARALLEL, parts.length) }, worker));
+  } finally {
+    unlink();
+  }
   const data: EmbeddingResponse['data'] = [];
   let prompt = 0;
   let total = 0;
   let estimated = false;
+  let done = 0;
   results.forEach((r, i) => {
+    if (!r) return;
+    done++;
     if (Array.isArray(r.data)) for (const d of r.data) data.push({ ...d, index: i * size + d.index });
     const part = parts[i];
     const count = (): number => countEmbeddingInput(part);
@@ -643,8 +668,14 @@ async function embedInBatches(
     total += n ? n.usage.total_tokens : inTokens;
     if (!n || n.estimated) estimated = true;
   });
-  ctx.usage = { prompt_tokens: prompt, completion_tokens: 0, total_tokens: total };
-  ctx.usageEstimated = estimated ? true : undefined;
+  if (done > 0) {
+    ctx.usage = { prompt_tokens: prompt, completion_tokens: 0, total_tokens: total };
+    ctx.usageEstimated = estimated ? true : undefined;
+  }
+  if (failed) {
+    if (done > 0) ctx.partial = true;
+    throw failed.err;
+  }
   data.sort((a, b) => a.index - b.index);
   return {
     object: 'list',
