@@ -584,7 +584,13 @@ export async function runEmbeddings(
   const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model, req.user));
   await admitTokens(deps, ctx, tenant, () => countEmbeddingInput(req.input), 0);
   const call = (part: EmbeddingRequest, cancel?: Cancel): Promise<EmbeddingResponse> =>
-    dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.embeddings(part, pctx), cancel);
+    dispatchUnary(
+      deps,
+      ctx,
+      pool,
+      async (b, pctx) => aliasUnary(ctx, b, req.model, await b.provider.embeddings(part, pctx)),
+      cancel,
+    );
   const size = ctx.snapshot.config.models[pool.alias]?.embeddings_batch_size ?? 256;
   const parts = batchesOf(req.input, size);
   if (!parts) {
@@ -680,6 +686,7 @@ async function embedInBatches(
   return {
     object: 'list',
     data,
+    // Each batch's answer carries the alias already (aliasUnary).
     model: results[0]?.model ?? req.model,
     usage: { prompt_tokens: prompt, total_tokens: total },
   };
@@ -695,7 +702,9 @@ export async function runRerank(
   const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model));
   const countInput = (): number => countText(req.query) + req.documents.reduce((n, d) => n + countText(d), 0);
   await admitTokens(deps, ctx, tenant, countInput, 0);
-  const res = await dispatchUnary(deps, ctx, pool, (b, pctx) => b.provider.rerank(req, pctx));
+  const res = await dispatchUnary(deps, ctx, pool, async (b, pctx) =>
+    aliasUnary(ctx, b, req.model, await b.provider.rerank(req, pctx)),
+  );
   takeInputUsage(ctx, res.usage, countInput);
   return res;
 }

@@ -8,6 +8,9 @@
  * character) goes in the header percent-encoded: Node refuses such a header when the response is
  * written, and with the ledger journal deferring the response (embedded state) and compression off
  * that left responses unsent and threw out of the journal's flush (found in review, 2026-12-07).
+ *
+ * Embeddings (one call or batches reassembled) and rerank answer with the alias too (review,
+ * 2026-12-08: they carried the backend's name), checked against the simulator over HTTP.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +18,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { ACME_KEY, demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
+import {
+  ACME_KEY,
+  demoConfig,
+  startTestGateway,
+  startTestSim,
+  type TestGateway,
+  type TestSim,
+} from '../support/gateway.js';
 import { startFakeOpenAI, type FakeServer } from '../helpers/fake-openai.js';
 
 describe('model alias on openai-kind backends', () => {
@@ -140,5 +150,50 @@ describe('a backend model name that is not printable ASCII', () => {
       answers,
       Array.from({ length: 30 }, (_, i) => `ANSWER: q${i}`),
     );
+  });
+});
+
+// Review (2026-12-08): embeddings and rerank answered with the backend's model name and no
+// x-portico-upstream-model header, though every answer is to carry the alias (docs/providers.md).
+describe('embeddings and rerank answer with the alias too', () => {
+  let sim: TestSim;
+  let gw: TestGateway;
+  let client: OpenAI;
+  before(async () => {
+    sim = await startTestSim({ sim: { embedding_dimensions: 4 } });
+    const backends = [{ id: 'up', provider: 'vllm', base_url: sim.baseURL, model: 'bge-upstream' }];
+    gw = await startTestGateway(
+      demoConfig({
+        tenants: [{ id: 'acme-corp', api_keys: [{ value: ACME_KEY }] }],
+        models: {
+          vectors: { backends, embeddings_batch_size: 2, health_check: { enabled: false } },
+        },
+      }),
+    );
+    client = new OpenAI({ baseURL: gw.baseURL, apiKey: ACME_KEY, maxRetries: 0 });
+  });
+  after(async () => {
+    await gw.close();
+    await sim.close();
+  });
+
+  it('embeddings, one call and reassembled batches: the alias, the upstream name in a header', async () => {
+    for (const input of ['one input', ['a', 'b', 'c', 'd', 'e']]) {
+      const { data, response } = await client.embeddings.create({ model: 'vectors', input }).withResponse();
+      assert.equal(data.model, 'vectors', JSON.stringify(input));
+      assert.equal(response.headers.get('x-portico-upstream-model'), 'bge-upstream');
+      assert.equal(data.data.length, Array.isArray(input) ? 5 : 1);
+    }
+  });
+
+  it('rerank: the alias, the upstream name in a header', async () => {
+    const res = await fetch(`${gw.baseURL}/rerank`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'vectors', query: 'q', documents: ['a', 'b'] }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { model: string }).model, 'vectors');
+    assert.equal(res.headers.get('x-portico-upstream-model'), 'bge-upstream');
   });
 });
