@@ -7,6 +7,7 @@
  */
 import { newCompletionId } from '../lib/ids.js';
 import { PorticoError } from '../errors/portico-error.js';
+import { isTokenPrompt, promptList, tokenPromptRefused } from '../providers/prompt.js';
 import { floatsToBase64, messageText } from '../sim/generate.js';
 import {
   PROVIDER_SPEC_VERSION,
@@ -113,6 +114,12 @@ async function chatOptions(
 
 const usage = (p: number, c: number) => ({ prompt_tokens: p, completion_tokens: c, total_tokens: p + c });
 
+/**
+ * Token ids are refused: the engine tokenizes text itself, and ids from another tokenizer (or out
+ * of its vocabulary) would be read as other tokens, or fail inside llama.cpp.
+ */
+const ENGINE_TEXT_ONLY = 'The built-in engine';
+
 /** OpenAI-shaped operations over an Engine; shared by the in-process provider and `portico engine`. */
 export class EngineApi {
   constructor(readonly engine: () => Promise<Engine>) {}
@@ -172,8 +179,9 @@ export class EngineApi {
   }
 
   async completion(req: CompletionRequest, signal?: AbortSignal): Promise<CompletionResponse> {
+    if (isTokenPrompt(req.prompt)) throw tokenPromptRefused(ENGINE_TEXT_ONLY);
     const e = await this.engine();
-    const prompts = Array.isArray(req.prompt) ? req.prompt : [req.prompt];
+    const prompts = promptList(req.prompt);
     const results = await Promise.all(
       prompts.map((p) => e.complete(e.textTokens(String(p)), generateOptions(req, signal, 16))),
     );
@@ -194,8 +202,9 @@ export class EngineApi {
     req: CompletionRequest,
     signal?: AbortSignal,
   ): Promise<AsyncGenerator<CompletionChunk>> {
+    if (isTokenPrompt(req.prompt)) throw tokenPromptRefused(ENGINE_TEXT_ONLY);
     const e = await this.engine();
-    const prompt = Array.isArray(req.prompt) ? String(req.prompt[0] ?? '') : req.prompt;
+    const prompt = String(promptList(req.prompt)[0] ?? '');
     const id = newCompletionId('cmpl');
     const created = Math.floor(Date.now() / 1000);
     const includeUsage = req.stream_options?.include_usage === true;

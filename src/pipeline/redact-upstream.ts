@@ -4,7 +4,7 @@
  * prompts. The tenant's own system prompt is redacted too; images and tool definitions are not
  * touched.
  */
-import type { ChatMessage, CompletionRequest, ContentPart } from '../providers/openai-types.js';
+import type { ChatMessage, ContentPart } from '../providers/openai-types.js';
 import type { Redactor } from '../telemetry/redact.js';
 
 function redactPart(r: Redactor, p: ContentPart): ContentPart {
@@ -19,6 +19,7 @@ export function redactMessages(r: Redactor, messages: ChatMessage[]): ChatMessag
   });
 }
 
-export function redactPrompt(r: Redactor, prompt: CompletionRequest['prompt']): CompletionRequest['prompt'] {
+/** Text prompts only: token ids cannot be redacted (runCompletion refuses them for such tenants). */
+export function redactPrompt(r: Redactor, prompt: string | string[]): string | string[] {
   return typeof prompt === 'string' ? r.redact(prompt) : prompt.map((p) => r.redact(p));
 }

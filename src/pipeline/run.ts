@@ -9,6 +9,7 @@ import type {
   ChatCompletionRequest,
   ChatCompletionResponse,
   CompletionChunk,
+  CompletionRequest,
   CompletionResponse,
   EmbeddingRequest,
   EmbeddingResponse,
@@ -46,6 +47,8 @@ import type { Backend } from '../routing/pool.js';
 import { Cancel } from '../lib/abort.js';
 import type { ProviderStream } from '../providers/spec.js';
 import { normalizeUsage, tokenCount, type UsageEstimates } from '../providers/usage.js';
+import { isTokenPrompt, promptList } from '../providers/prompt.js';
+import { PorticoError } from '../errors/portico-error.js';
 import { choiceText, modelOf, replaceModel, usageOf } from '../lib/sse-bytes.js';
 import { planCache, serveStream, serveUnary } from './cache.js';
 import type { ResponseCache } from '../cache/response-cache.js';
@@ -264,6 +267,12 @@ function affinityKeyOf(messages: ChatCompletionRequest['messages']): string {
         ? c.map((p) => (p.type === 'text' ? String(p.text) : '')).join('')
         : '';
   return `${first.role}:${text.slice(0, 512)}`;
+}
+
+/** The prefix prefix-affinity hashes for a completions prompt: its first text, or its first ids. */
+function promptAffinityKey(prompt: CompletionRequest['prompt']): string {
+  const first = promptList(prompt)[0] ?? '';
+  return typeof first === 'string' ? first.slice(0, 512) : `ids:${first.slice(0, 128).join(',')}`;
 }
 
 /**
@@ -494,10 +503,17 @@ export async function runCompletion(
   const pool = stageSync(ctx, 'route', () =>
     resolveModel(ctx, tenant, req.model, typeof req.user === 'string' ? req.user : undefined),
   );
-  if (pool.strategy === 'prefix_affinity')
-    ctx.affinityKey = (Array.isArray(req.prompt) ? (req.prompt[0] ?? '') : req.prompt).slice(0, 512);
-  if (tenant.redactPiiUpstream && deps.redactor)
-    req = { ...req, prompt: redactPrompt(deps.redactor, req.prompt) };
+  const tokenIds = isTokenPrompt(req.prompt);
+  if (pool.strategy === 'prefix_affinity') ctx.affinityKey = promptAffinityKey(req.prompt);
+  if (tenant.redactPiiUpstream && deps.redactor) {
+    if (tokenIds)
+      throw new PorticoError(
+        'invalid_request',
+        'Your prompts are PII-redacted before they leave the gateway, and a prompt of token ids cannot be redacted. Send the prompt as text.',
+        { param: 'prompt' },
+      );
+    req = { ...req, prompt: redactPrompt(deps.redactor, req.prompt as string | string[]) };
+  }
   applyTokenPolicy(tenant, req);
   capOutput(req, await admitTokens(deps, ctx, tenant, () => countPrompt(req.prompt), req.max_tokens ?? 16));
   const plan = planCache(deps.cache, ctx, tenant, 'completions', req);

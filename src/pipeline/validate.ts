@@ -240,14 +240,39 @@ export function validateChatRequest(body: unknown): ChatCompletionRequest {
   return b as unknown as ChatCompletionRequest;
 }
 
-export function validateCompletionRequest(body: unknown): CompletionRequest {
+/** The largest token id taken (int32: every tokenizer's vocabulary fits). */
+const MAX_TOKEN_ID = 2 ** 31 - 1;
+
+function isTokenId(x: unknown): boolean {
+  return typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= MAX_TOKEN_ID;
+}
+
+/**
+ * A completions prompt given as a list: texts, token ids (lm-evaluation-harness sends ids by
+ * default), or lists of token ids — one kind, non-empty; as many prompts as embeddings inputs.
+ */
+function isPromptList(p: unknown, maxPrompts: number): boolean {
+  if (!Array.isArray(p) || p.length === 0) return false;
+  const first: unknown = p[0];
+  if (typeof first === 'string') return p.length <= maxPrompts && p.every((x) => typeof x === 'string');
+  if (typeof first === 'number') return p.every(isTokenId);
+  return (
+    p.length <= maxPrompts && p.every((x: unknown) => Array.isArray(x) && x.length > 0 && x.every(isTokenId))
+  );
+}
+
+export function validateCompletionRequest(body: unknown, maxPrompts = 2048): CompletionRequest {
   const b = requireObject(body);
   dropNullFields(b, ['model', 'prompt']);
   requireModel(b);
   const p = b.prompt;
-  if (p === undefined) throw bad('prompt', 'prompt is required (a string or an array of strings)');
-  if (typeof p !== 'string' && !(Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'string'))) {
-    throw bad('prompt', 'prompt must be a string or a non-empty array of strings');
+  if (p === undefined)
+    throw bad('prompt', 'prompt is required (a string, an array of strings, or token ids)');
+  if (typeof p !== 'string' && !isPromptList(p, maxPrompts)) {
+    throw bad(
+      'prompt',
+      `prompt must be a string, an array of 1-${maxPrompts} strings, an array of token ids (integers 0-${MAX_TOKEN_ID}), or an array of 1-${maxPrompts} non-empty arrays of token ids`,
+    );
   }
   checkStreamOptions(b);
   optInt(b, 'max_tokens', 1);

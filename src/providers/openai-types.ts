@@ -141,9 +141,15 @@ export interface ChatCompletionChunk {
   [k: string]: unknown;
 }
 
+/**
+ * A legacy completions prompt: text, several texts (one choice each), or the same as token ids —
+ * one list, or a list of lists (lm-evaluation-harness sends ids by default). See providers/prompt.ts.
+ */
+export type CompletionPrompt = string | string[] | number[] | number[][];
+
 export interface CompletionRequest {
   model: string;
-  prompt: string | string[];
+  prompt: CompletionPrompt;
   stream?: boolean;
   stream_options?: { include_usage?: boolean } | null;
   max_tokens?: number | null;

@@ -50,6 +50,15 @@ import {
   wordSource,
 } from './generate.js';
 import { fnv1a32 } from '../lib/hash.js';
+import { promptList } from '../providers/prompt.js';
+
+/**
+ * The simulator has no vocabulary: a prompt of token ids (which it takes, as vLLM does) is planned
+ * as a text of one word per id, so it counts one prompt token per id (plus the message framing).
+ */
+function promptText(p: string | number[]): string {
+  return typeof p === 'string' ? p : p.join(' ');
+}
 
 interface Plan {
   text: string;
@@ -340,7 +349,7 @@ export class Simulator implements Provider {
 
   async completion(req: CompletionRequest, ctx: ProviderCallContext): Promise<CompletionResponse> {
     await this.#enter(ctx, false);
-    const prompts = Array.isArray(req.prompt) ? req.prompt : [req.prompt];
+    const prompts = promptList(req.prompt).map(promptText);
     const choices: CompletionResponse['choices'] = [];
     let prompt = 0;
     let completion = 0;
@@ -374,7 +383,7 @@ export class Simulator implements Provider {
   ): Promise<ProviderStream<CompletionChunk>> {
     const faults = await this.#enter(ctx, true);
     const backendId = this.id;
-    const prompt = Array.isArray(req.prompt) ? (req.prompt[0] ?? '') : req.prompt;
+    const prompt = promptText(promptList(req.prompt)[0] ?? '');
     const plan = this.#plan([{ role: 'user', content: prompt }], {
       max_tokens: req.max_tokens ?? 16,
       seed: req.seed ?? null,

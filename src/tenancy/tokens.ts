@@ -9,7 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import { LRUCache } from 'lru-cache';
-import type { ChatMessage, ContentPart } from '../providers/openai-types.js';
+import type { ChatMessage, CompletionPrompt, ContentPart } from '../providers/openai-types.js';
 
 type CountTokens = (text: string) => number;
 let countTokens: CountTokens | undefined;
@@ -95,8 +95,12 @@ export function countMessages(messages: ChatMessage[]): number {
   return n;
 }
 
-export function countPrompt(prompt: string | string[]): number {
-  return Array.isArray(prompt) ? prompt.reduce((n, p) => n + countText(p), 0) : countText(prompt);
+/** A completions prompt's tokens: texts counted, token ids (one list or lists) are their number. */
+export function countPrompt(prompt: CompletionPrompt): number {
+  if (typeof prompt === 'string') return countText(prompt);
+  let n = 0;
+  for (const p of prompt) n += typeof p === 'string' ? countText(p) : Array.isArray(p) ? p.length : 1;
+  return n;
 }
 
 export function countEmbeddingInput(input: unknown): number {

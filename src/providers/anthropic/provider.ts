@@ -24,6 +24,7 @@ import {
   type ProviderCallContext,
   type ProviderStream,
 } from '../spec.js';
+import { isTokenPrompt, tokenPromptRefused } from '../prompt.js';
 import { toAnthropicRequest } from './convert-request.js';
 import { responseToolFor } from './structured-output.js';
 import { fromAnthropicResponse, mapUsage } from './convert-response.js';
@@ -455,9 +456,13 @@ function isMessage(v: unknown): v is AnthropicMessage {
   );
 }
 
-/** Legacy completions become one user turn; only a single prompt string is supported. */
+/**
+ * Legacy completions become one user turn; only a single prompt string is supported (the Messages
+ * API takes text, never token ids).
+ */
 export function completionToChat(req: CompletionRequest): ChatCompletionRequest {
   let prompt: string;
+  if (isTokenPrompt(req.prompt)) throw tokenPromptRefused('Anthropic (the Messages API)');
   if (typeof req.prompt === 'string') prompt = req.prompt;
   else if (Array.isArray(req.prompt) && req.prompt.length === 1 && typeof req.prompt[0] === 'string')
     prompt = req.prompt[0];
