@@ -46,7 +46,7 @@ import {
 import type { Backend } from '../routing/pool.js';
 import { Cancel } from '../lib/abort.js';
 import type { ProviderStream } from '../providers/spec.js';
-import { normalizeUsage, tokenCount, type UsageEstimates } from '../providers/usage.js';
+import { normalizeUsage, tokenCount, wholeUsage, type UsageEstimates } from '../providers/usage.js';
 import { isTokenPrompt, promptList } from '../providers/prompt.js';
 import { PorticoError } from '../errors/portico-error.js';
 import { choiceText, modelOf, replaceModel, usageOf } from '../lib/sse-bytes.js';
@@ -339,7 +339,11 @@ function unaryBytes(
       return '';
     }
   };
-  if (!takeUsage(ctx, usageOf(buf), { prompt: estimate, completion: () => countText(text()) })) {
+  const raw = usageOf(buf);
+  // The common case first: whole counts, taken as they are (no estimate closures per request).
+  const usage = wholeUsage(raw);
+  if (usage) ctx.usage = usage;
+  else if (!takeUsage(ctx, raw, { prompt: estimate, completion: () => countText(text()) })) {
     ctx.promptTokensEstimate ??= estimate();
     ctx.outputChars = text();
   }

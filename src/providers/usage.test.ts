@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { normalizeUsage, tokenCount } from './usage.js';
+import { normalizeUsage, tokenCount, wholeUsage } from './usage.js';
 
 const chat = { prompt: () => 7, completion: () => 3 };
 const input = { prompt: () => 11 };
@@ -82,5 +82,39 @@ describe('normalizeUsage', () => {
     assert.equal(tokenCount(0), 0);
     assert.equal(tokenCount(1e300), Number.MAX_SAFE_INTEGER);
     for (const v of [-1, NaN, Infinity, '4', null, undefined]) assert.equal(tokenCount(v), undefined);
+  });
+});
+
+describe("wholeUsage (the hot paths' shortcut)", () => {
+  it('takes whole counts as they are, and agrees with normalizeUsage wherever it takes one', () => {
+    const shapes: unknown[] = [
+      {
+        prompt_tokens: 10,
+        completion_tokens: 5,
+        total_tokens: 15,
+        prompt_tokens_details: { cached_tokens: 4 },
+      },
+      { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+      { prompt_tokens: 10, completion_tokens: 5, total_tokens: 99 },
+      { prompt_tokens: 10.5, completion_tokens: 5, total_tokens: 15 },
+      { prompt_tokens: 10, completion_tokens: -1, total_tokens: 9 },
+      { prompt_tokens: 10, completion_tokens: 5 },
+      { total_tokens: 42 },
+      { prompt_tokens: '10', completion_tokens: 5, total_tokens: 15 },
+      { prompt_tokens: Number.NaN, completion_tokens: 5, total_tokens: 15 },
+      { prompt_tokens: 2 ** 60, completion_tokens: 5, total_tokens: 15 },
+      {},
+      null,
+      'usage',
+    ];
+    let taken = 0;
+    for (const raw of shapes) {
+      const u = wholeUsage(raw);
+      if (u === undefined) continue;
+      taken++;
+      assert.equal(u, raw, 'the same object: nothing copied');
+      assert.deepEqual(normalizeUsage(raw, chat), { usage: raw, estimated: false }, JSON.stringify(raw));
+    }
+    assert.equal(taken, 3);
   });
 });

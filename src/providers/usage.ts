@@ -26,6 +26,23 @@ export function tokenCount(v: unknown): number | undefined {
     : undefined;
 }
 
+/** A count as it stands when it is already what tokenCount would make of it. */
+function whole(v: unknown): boolean {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/**
+ * The usage itself when it needs nothing derived, replaced or counted — prompt, completion and
+ * total tokens all whole numbers >= 0, the answer of every OpenAI-compatible server — so the hot
+ * paths take it as it is: no copy, and no estimate closures made (normalizeUsage gives the same
+ * counts for it). Undefined otherwise: normalizeUsage then reads it.
+ */
+export function wholeUsage(raw: unknown): Usage | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const u = raw as Usage;
+  return whole(u.prompt_tokens) && whole(u.completion_tokens) && whole(u.total_tokens) ? u : undefined;
+}
+
 /** Portico's own counts, for what an upstream's usage leaves out (called only when needed). */
 export interface UsageEstimates {
   /** The prompt, as the gateway counts it (tenancy/tokens.ts). */
