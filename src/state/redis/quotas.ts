@@ -17,7 +17,7 @@ import type {
 } from '../ports.js';
 import { DEFAULT_RESERVATION_TTL_MS, newId, QUOTA_WINDOWS, windowId, windowResetAt } from '../util.js';
 import { StateUnavailableError } from '../errors.js';
-import { asArray, guarded, num, runScript, tenantTag, type RedisContext } from './client.js';
+import { asArray, guarded, num, runScript, tenantTag, type LuaScript, type RedisContext } from './client.js';
 import {
   QUOTA_COMMIT,
   QUOTA_MOVE,
@@ -179,7 +179,26 @@ export class RedisQuotaStore implements QuotaStore {
     reservations: readonly QuotaReservation[],
     ttlMs = DEFAULT_RESERVATION_TTL_MS,
   ): Promise<number> {
-    // One script per tenant: all of a tenant's keys share its hash tag (one cluster slot).
+    return guarded(
+      this.#ctx,
+      'quotas',
+      'renew',
+      async () =>
+        (await this.#perTenant(QUOTA_RENEW, reservations, ttlMs)).reduce((a: number, v) => a + num(v), 0),
+      () => 0,
+    );
+  }
+
+  /**
+   * Run a lease script (renew, rehold) once per tenant over its held reservations: all of a
+   * tenant's keys share its hash tag (one cluster slot). Degraded reservations are skipped. Resolves
+   * the scripts' answers, one per tenant.
+   */
+  async #perTenant(
+    script: LuaScript,
+    reservations: readonly QuotaReservation[],
+    ttlMs: number,
+  ): Promise<unknown[]> {
     const byTenant = new Map<string, QuotaReservation[]>();
     for (const r of reservations) {
       if (r.degraded) continue;
@@ -187,28 +206,17 @@ export class RedisQuotaStore implements QuotaStore {
       if (list) list.push(r);
       else byTenant.set(r.tenant, [r]);
     }
-    if (byTenant.size === 0) return 0;
+    if (byTenant.size === 0) return [];
     const expiresAt = this.#clock() + ttlMs;
-    return guarded(
-      this.#ctx,
-      'quotas',
-      'renew',
-      async () => {
-        const counts = await Promise.all(
-          [...byTenant].map(async ([tenant, list]) =>
-            num(
-              await runScript(
-                this.#ctx.redis,
-                QUOTA_RENEW,
-                [this.#hold(tenant), ...list.map((r) => this.#resPrefix(tenant) + r.id)],
-                [expiresAt, ttlMs + SETTLED_RETENTION_MS, ...list.map((r) => r.id)],
-              ),
-            ),
-          ),
-        );
-        return counts.reduce((a, b) => a + b, 0);
-      },
-      () => 0,
+    return Promise.all(
+      [...byTenant].map(([tenant, list]) =>
+        runScript(
+          this.#ctx.redis,
+          script,
+          [this.#hold(tenant), ...list.map((r) => this.#resPrefix(tenant) + r.id)],
+          [expiresAt, ttlMs + SETTLED_RETENTION_MS, ...list.map((r) => r.id)],
+        ),
+      ),
     );
   }
 
@@ -247,35 +255,12 @@ export class RedisQuotaStore implements QuotaStore {
     reservations: readonly QuotaReservation[],
     ttlMs = DEFAULT_RESERVATION_TTL_MS,
   ): Promise<string[]> {
-    // One script per tenant, as renew.
-    const byTenant = new Map<string, QuotaReservation[]>();
-    for (const r of reservations) {
-      if (r.degraded) continue;
-      const list = byTenant.get(r.tenant);
-      if (list) list.push(r);
-      else byTenant.set(r.tenant, [r]);
-    }
-    if (byTenant.size === 0) return [];
-    const expiresAt = this.#clock() + ttlMs;
     return guarded(
       this.#ctx,
       'quotas',
       'rehold',
-      async () => {
-        const ids = await Promise.all(
-          [...byTenant].map(async ([tenant, list]) =>
-            asArray(
-              await runScript(
-                this.#ctx.redis,
-                QUOTA_REHOLD,
-                [this.#hold(tenant), ...list.map((r) => this.#resPrefix(tenant) + r.id)],
-                [expiresAt, ttlMs + SETTLED_RETENTION_MS, ...list.map((r) => r.id)],
-              ),
-            ).map(String),
-          ),
-        );
-        return ids.flat();
-      },
+      async () =>
+        (await this.#perTenant(QUOTA_REHOLD, reservations, ttlMs)).flatMap((v) => asArray(v).map(String)),
       () => [],
     );
   }
