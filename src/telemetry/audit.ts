@@ -107,12 +107,21 @@ export class AuditLog {
     return join(this.#cfg.dir, `audit-${this.#day}.${this.#seq}.jsonl`);
   }
 
-  /** Finish hook: capture bodies (redacted) when configured, queue the record. Never throws. */
+  /**
+   * Finish hook: capture bodies (redacted) when configured, redact the error message (an upstream
+   * error can quote the prompt), queue the record. Never throws. The first finish hook: the
+   * console's request log shows the same redacted record.
+   */
   record(ctx: RequestContext, status: number): void {
+    if (ctx.error !== undefined) {
+      const message = this.#redactor.redact(ctx.error.message);
+      if (message !== ctx.error.message) ctx.error = { ...ctx.error, message };
+    }
     if (this.#cfg.bodies) {
       const bodies: { request?: string; response?: string } = {};
+      // String by string, not the JSON text: there a newline is `\n` and hides a number after it.
       if (ctx.auditRequest !== undefined)
-        bodies.request = this.#redactor.redact(JSON.stringify(ctx.auditRequest)).slice(0, MAX_BODY_CHARS);
+        bodies.request = this.#redactor.redactJson(ctx.auditRequest).slice(0, MAX_BODY_CHARS);
       if (ctx.outputText !== undefined)
         bodies.response = this.#redactor.redact(ctx.outputText).slice(0, MAX_BODY_CHARS);
       ctx.auditBodies = bodies;

@@ -29,3 +29,41 @@ test('configured patterns', () => {
   const r = new Redactor([{ name: 'EMPLOYEE_ID', regex: 'EMP-\\d{6}' }]);
   assert.equal(r.redact('ask EMP-123456 today'), 'ask [REDACTED_EMPLOYEE_ID] today');
 });
+
+test('a number or address on its own line is redacted, also in JSON text held in a string', () => {
+  const r = new Redactor();
+  const lines = 'Details:\n123-45-6789\n+1 415 555 0134\t4111 1111 1111 1111\r\njane@example.com';
+  const out = r.redact(lines);
+  for (const tag of ['SSN', 'PHONE', 'CARD', 'EMAIL']) assert.match(out, new RegExp(`\\[REDACTED_${tag}\\]`));
+  // Tool-call arguments are JSON text: their newlines are the two characters `\n`.
+  const args = r.redact(JSON.stringify({ note: lines }));
+  assert.doesNotMatch(args, /123-45-6789|555 0134|4111 1111|jane@/);
+  assert.deepEqual(JSON.parse(args), { note: out }, 'the escapes are kept: still valid JSON');
+});
+
+test('redactJson: every string and key of a parsed body, each as the text it is', () => {
+  const r = new Redactor();
+  const body = {
+    model: 'default',
+    messages: [{ role: 'user', content: 'card:\n4111 1111 1111 1111\nssn:\t123-45-6789' }],
+    metadata: { 'jane@example.com': 'owner' },
+    n: 2,
+    stop: null,
+  };
+  const out = r.redactJson(body);
+  assert.doesNotMatch(out, /4111|123-45-6789|jane@/);
+  assert.deepEqual(JSON.parse(out), {
+    model: 'default',
+    messages: [{ role: 'user', content: 'card:\n[REDACTED_CARD]\nssn:\t[REDACTED_SSN]' }],
+    metadata: { '[REDACTED_EMAIL]': 'owner' },
+    n: 2,
+    stop: null,
+  });
+  assert.equal(r.redactJson({ a: 'no digits here' }), '{"a":"no digits here"}');
+  const custom = new Redactor([{ name: 'CODENAME', regex: '^Project [A-Z]+$' }]);
+  assert.equal(
+    custom.redactJson({ a: 'Project X' }),
+    '{"a":"[REDACTED_CODENAME]"}',
+    'anchors see the string',
+  );
+});

@@ -4,10 +4,15 @@
  * with all four redacted (also in the console's request log); with bodies off, no prompt text
  * appears in any log (audit file and every pino line at trace level); rotation by size and
  * retention in days; a tenant with redact_pii_upstream sends the redacted prompt upstream.
+ * PII on its own line (after a newline, a tab or CRLF) is redacted in every body field (chat
+ * messages, tool-call arguments, Responses input, Messages API, embeddings input), and an upstream
+ * error that quotes the prompt is stored redacted.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -19,6 +24,10 @@ import { ACME_KEY, CLOSED_KEY, demoConfig } from '../support/gateway.js';
 
 const PII = 'Contact jane.roe@example.com or +1 (415) 555-0134, SSN 123-45-6789, card 4111 1111 1111 1111.';
 const MARKER = 'zebra-quartz-marker';
+/** Each kind on its own line: in the body's JSON text a newline is `\n`, a letter before the number. */
+const LINES = (sep: string): string =>
+  `My details:${sep}123-45-6789${sep}+1 415 555 0134${sep}4111 1111 1111 1111${sep}jane.roe@example.com`;
+const LEAK = /123-45-6789|555 0134|4111 1111|jane\.roe/;
 
 async function start(raw: Record<string, unknown>): Promise<{
   url: string;
@@ -185,5 +194,124 @@ describe('audit log and PII redaction', () => {
     } finally {
       await g.close();
     }
+  });
+
+  it('PII after a newline, a tab or CRLF is redacted in every body field and in the error', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portico-audit-'));
+    dirs.push(dir);
+    // A backend that refuses the prompt and quotes it back, as real APIs do.
+    const upstream = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        // Health probes come without a body.
+        const msg = body
+          ? (JSON.parse(body) as { messages?: Array<{ content: string }> }).messages?.at(-1)?.content
+          : '';
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({ error: { message: `Invalid content: ${msg}`, type: 'invalid_request_error' } }),
+        );
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`;
+    const cfg = demoConfig({
+      telemetry: { audit: { enabled: true, dir, bodies: true } },
+      models: {
+        default: { backends: [{ id: 'sim-echo', provider: 'sim', sim: { mode: 'echo' } }] },
+        refuses: { backends: [{ id: 'quoting', provider: 'openai', base_url: base, model: 'm' }] },
+      },
+    });
+    (cfg.tenants as Array<Record<string, unknown>>)[0]!.allowed_models = ['default', 'refuses'];
+    const g = await start(cfg);
+    const post = async (path: string, body: unknown): Promise<number> => {
+      const res = await fetch(`${g.url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      await res.text();
+      return res.status;
+    };
+    try {
+      for (const sep of ['\n', '\t', '\r\n'])
+        assert.equal(
+          await post('/v1/chat/completions', {
+            model: 'default',
+            max_tokens: 5,
+            messages: [{ role: 'user', content: LINES(sep) }],
+          }),
+          200,
+        );
+      assert.equal(
+        await post('/v1/chat/completions', {
+          model: 'default',
+          max_tokens: 5,
+          messages: [
+            { role: 'user', content: 'save my details' },
+            {
+              role: 'assistant',
+              content: null,
+              tool_calls: [
+                {
+                  id: 'call_1',
+                  type: 'function',
+                  // JSON text in a string: its newlines are `\n` even after the body is parsed.
+                  function: { name: 'save', arguments: JSON.stringify({ note: LINES('\n') }) },
+                },
+              ],
+            },
+            { role: 'tool', tool_call_id: 'call_1', content: LINES('\r\n') },
+          ],
+        }),
+        200,
+      );
+      assert.equal(
+        await post('/v1/responses', { model: 'default', max_output_tokens: 5, input: LINES('\n') }),
+        200,
+      );
+      assert.equal(
+        await post('/v1/messages', {
+          model: 'default',
+          max_tokens: 5,
+          messages: [{ role: 'user', content: LINES('\t') }],
+        }),
+        200,
+      );
+      assert.equal(
+        await post('/v1/embeddings', { model: 'default', input: [LINES('\n'), LINES('\t')] }),
+        200,
+      );
+      assert.equal(
+        await post('/v1/chat/completions', {
+          model: 'refuses',
+          messages: [{ role: 'user', content: LINES('\n') }],
+        }),
+        400,
+      );
+    } finally {
+      await g.close();
+      upstream.closeAllConnections();
+      upstream.close();
+    }
+    const records = await readAudit(dir);
+    assert.equal(records.length, 8, 'one record per request');
+    for (const rec of records) {
+      assert.match(
+        String(rec.request_body),
+        /REDACTED_SSN/,
+        `${String(rec.endpoint)}: ${String(rec.request_body)}`,
+      );
+      assert.doesNotMatch(
+        String(rec.request_body),
+        LEAK,
+        `${String(rec.endpoint)}: ${String(rec.request_body)}`,
+      );
+    }
+    const refused = records.find((r) => r.status === 400);
+    const error = (refused?.error ?? {}) as { message?: string };
+    assert.match(error.message ?? '', /REDACTED_SSN/, 'the upstream error quoting the prompt is stored');
+    assert.doesNotMatch(error.message ?? '', LEAK);
   });
 });
