@@ -116,6 +116,18 @@ export class Gateway {
    */
   static async create(loaded: LoadedConfig, opts: GatewayOptions = {}): Promise<Gateway> {
     const gw = new Gateway(loaded, opts);
+    // An operator asked for an audit log: a directory that cannot be made is a start-up error.
+    try {
+      await gw.audit?.opened();
+    } catch (err) {
+      await gw.close();
+      throw new ConfigError(loaded.source ?? '(config)', [
+        {
+          path: 'telemetry.audit.dir',
+          message: `the audit directory ${loaded.config.telemetry.audit.dir} cannot be created or read (${err instanceof Error ? err.message : String(err)}); point it at a directory this process can write, or set telemetry.audit.enabled: false`,
+        },
+      ]);
+    }
     // The OpenTelemetry SDK is loaded only when tracing is on.
     const tracing = loaded.config.telemetry.tracing;
     if (tracing.enabled) gw.#tracing = await createTracing(tracing, VERSION);

@@ -666,7 +666,9 @@ export const TelemetrySchema = z.strictObject({
       dir: z
         .string()
         .default('audit')
-        .describe('JSONL files audit-YYYY-MM-DD.N.jsonl; relative to the working directory'),
+        .describe(
+          'JSONL files audit-YYYY-MM-DD.N.jsonl; relative to the working directory; created at start (a directory that cannot be created fails the start) and again if removed',
+        ),
       bodies: z
         .boolean()
         .default(false)

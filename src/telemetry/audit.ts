@@ -52,14 +52,28 @@ export class AuditLog {
   #day = '';
   #seq = 0;
   #bytes = 0;
+  /** Settles (never rejects) once the directory was made and today's file picked, or that failed. */
   #ready: Promise<void>;
+  /** Why the directory could not be set up; the next write tries again. */
+  #initError: unknown = undefined;
   dropped = 0;
 
   constructor(cfg: AuditConfig, deps: { logger: Logger; redactor: Redactor }) {
     this.#cfg = cfg;
     this.#logger = deps.logger;
     this.#redactor = deps.redactor;
-    this.#ready = this.#init();
+    this.#ready = this.#init().catch((err: unknown) => {
+      this.#initError = err;
+    });
+  }
+
+  /**
+   * Start-up: resolves once the audit directory exists and today's file is picked; rejects with
+   * the reason when it cannot be created or read (a path under a file, no permission, read-only).
+   */
+  async opened(): Promise<void> {
+    await this.#ready;
+    if (this.#initError !== undefined) throw this.#initError;
   }
 
   get bodies(): boolean {
@@ -151,6 +165,10 @@ export class AuditLog {
     if (lines.length === 0) return;
     try {
       await this.#ready;
+      if (this.#initError !== undefined) {
+        await this.#init();
+        this.#initError = undefined;
+      }
       const now = Date.now();
       if (utcDay(now) !== this.#day) {
         await this.#openFor(now);
@@ -161,7 +179,16 @@ export class AuditLog {
         await this.#applyRetention();
       }
       const text = lines.join('\n') + '\n';
-      await appendFile(this.currentFile, text);
+      try {
+        await appendFile(this.currentFile, text);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        // The directory was removed while serving (a clean-up job, a remount): make it again.
+        this.#logger.warn({ dir: this.#cfg.dir }, 'audit directory was missing; created it again');
+        await mkdir(this.#cfg.dir, { recursive: true });
+        await this.#openFor(now);
+        await appendFile(this.currentFile, text);
+      }
       this.#bytes += Buffer.byteLength(text);
     } catch (err) {
       this.dropped += lines.length;

@@ -6,7 +6,9 @@
  * retention in days; a tenant with redact_pii_upstream sends the redacted prompt upstream.
  * PII on its own line (after a newline, a tab or CRLF) is redacted in every body field (chat
  * messages, tool-call arguments, Responses input, Messages API, embeddings input), and an upstream
- * error that quotes the prompt is stored redacted.
+ * error that quotes the prompt is stored redacted. An audit directory that cannot be created fails
+ * the start with an error naming telemetry.audit.dir (and never crashes the process); one removed
+ * while serving is created again on the next write.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +20,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Gateway } from '../../src/app.js';
-import { buildConfig } from '../../src/config/load.js';
+import { buildConfig, ConfigError } from '../../src/config/load.js';
+import { RequestContext } from '../../src/pipeline/context.js';
 import { buildHttpServer } from '../../src/http/server.js';
 import { ACME_KEY, CLOSED_KEY, demoConfig } from '../support/gateway.js';
 
@@ -313,5 +316,87 @@ describe('audit log and PII redaction', () => {
     const error = (refused?.error ?? {}) as { message?: string };
     assert.match(error.message ?? '', /REDACTED_SSN/, 'the upstream error quoting the prompt is stored');
     assert.doesNotMatch(error.message ?? '', LEAK);
+  });
+
+  it('an audit dir that cannot be created fails the start, naming telemetry.audit.dir', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'portico-audit-'));
+    dirs.push(base);
+    await writeFile(join(base, 'file'), 'x');
+    const dir = join(base, 'file', 'audit');
+    const loaded = await buildConfig(demoConfig({ telemetry: { audit: { enabled: true, dir } } }), {
+      env: {},
+    });
+    await assert.rejects(Gateway.create(loaded, { defaultMetrics: false }), (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /telemetry\.audit\.dir: the audit directory .*file\/audit cannot be created/);
+      assert.match(err.message, /ENOTDIR/);
+      assert.match(err.message, /telemetry\.audit\.enabled: false/);
+      return true;
+    });
+  });
+
+  it('a bare audit log on an unusable dir drops and counts records, and writes once the dir can be made', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'portico-audit-'));
+    dirs.push(base);
+    await writeFile(join(base, 'blocked'), 'x');
+    const dir = join(base, 'blocked', 'audit');
+    // The constructor alone (no create): its failed mkdir must not be an unhandled rejection.
+    const gw = new Gateway(
+      await buildConfig(demoConfig({ telemetry: { audit: { enabled: true, dir } } }), { env: {} }),
+      { defaultMetrics: false },
+    );
+    const audit = gw.audit;
+    assert.ok(audit);
+    const ctx = (n: number): RequestContext =>
+      new RequestContext({
+        requestId: `req_${n}`,
+        correlationId: `req_${n}`,
+        route: 'chat',
+        method: 'POST',
+        endpoint: '/v1/chat/completions',
+        clientIp: '127.0.0.1',
+        snapshot: gw.snapshot,
+      });
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      await assert.rejects(audit.opened(), /ENOTDIR/);
+      audit.record(ctx(1), 200);
+      await audit.flush();
+      assert.equal(audit.dropped, 1, 'the record that could not be written is counted');
+      await rm(join(base, 'blocked'));
+      audit.record(ctx(2), 200);
+      await audit.flush();
+      assert.equal(audit.dropped, 1);
+      assert.deepEqual(
+        (await readAudit(dir)).map((r) => r.request_id),
+        ['req_2'],
+      );
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('an audit dir removed while serving is created again on the next write', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'portico-audit-'));
+    dirs.push(base);
+    const dir = join(base, 'audit');
+    const g = await start(demoConfig({ telemetry: { audit: { enabled: true, dir } } }));
+    try {
+      assert.equal((await chat(g.url, ACME_KEY, 'first')).status, 200);
+      await g.gw.audit?.flush();
+      assert.equal((await readAudit(dir)).length, 1);
+      await rm(dir, { recursive: true });
+      const second = await chat(g.url, ACME_KEY, 'second');
+      assert.equal(second.status, 200);
+      await g.gw.audit?.flush();
+      assert.deepEqual(
+        (await readAudit(dir)).map((r) => r.request_id),
+        [second.id],
+      );
+      assert.equal(g.gw.audit?.dropped, 0);
+      assert.match(g.logs.join(''), /audit directory was missing; created it again/);
+    } finally {
+      await g.close();
+    }
   });
 });
