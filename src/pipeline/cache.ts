@@ -133,6 +133,15 @@ async function waitFor(
 }
 
 /**
+ * Whether the leader's answer may be stored under the plan's key: not when a fallback model gave it
+ * (the key is the primary's; its degraded answer would be served as a hit after the primary
+ * recovers). The flight's readers still get it.
+ */
+function storable(plan: CachePlan, leader: RequestContext): boolean {
+  return plan.store && leader.fallbackModel === undefined;
+}
+
+/**
  * The flight's upstream call (unary), made by the leader with the flight's cancellation: it goes on
  * while anyone still waits for it (the leader's client may leave) and is cancelled when no one does.
  */
@@ -140,6 +149,7 @@ async function flyUnary<T>(
   plan: CachePlan,
   flight: Flight,
   call: (cancel: Cancel) => Promise<T>,
+  leader: RequestContext,
 ): Promise<void> {
   let res: T;
   try {
@@ -150,7 +160,7 @@ async function flyUnary<T>(
     return;
   }
   try {
-    if (plan.store)
+    if (storable(plan, leader))
       plan.cache.store(plan.tenant, plan.key, { kind: 'json', body: res, storedAt: Date.now() });
   } finally {
     flight.finish(res);
@@ -187,7 +197,7 @@ export async function serveUnary<T>(
   throwIfCancelled(ctx);
   const flight = startFlight(plan);
   const reader = flight.join(ctx.controller);
-  void flyUnary(plan, flight, call);
+  void flyUnary(plan, flight, call, ctx);
   await waitFor(flight, ctx, reader, () => false);
   reader.leave();
   if (flight.failed) throw flight.error;
@@ -225,6 +235,7 @@ async function fly<C>(
   plan: CachePlan,
   flight: Flight,
   call: (cancel: Cancel) => Promise<AsyncIterable<C>>,
+  leader: RequestContext,
 ): Promise<void> {
   let completed = false;
   try {
@@ -238,7 +249,7 @@ async function fly<C>(
     flight.fail(err);
   }
   try {
-    if (completed && plan.store)
+    if (completed && storable(plan, leader))
       plan.cache.store(plan.tenant, plan.key, {
         kind: 'stream',
         chunks: flight.chunks,
@@ -284,7 +295,7 @@ export async function serveStream<C>(
   throwIfCancelled(ctx);
   const flight = startFlight(plan);
   const reader = flight.join(ctx.controller);
-  void fly(plan, flight, call);
+  void fly(plan, flight, call, ctx);
   await waitFor(flight, ctx, reader, () => flight.chunks.length > 0);
   if (flight.chunks.length === 0 && flight.failed) {
     reader.leave();

@@ -3,10 +3,13 @@
  * TTL expiry, LRU eviction, stream replay (byte-equal SSE; the openai SDK sees the same content and
  * usage), single-flight (50 identical concurrent requests -> one upstream call, streams too),
  * tenant isolation for byte-identical upstream requests, ledger records for hits, and Redis down
- * -> L1 only with the metric saying so.
+ * -> L1 only with the metric saying so. An answer a fallback model gave is not stored under the
+ * primary's key (unary and streams).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import type { LedgerRecord } from '../../src/state/ports.js';
 import {
@@ -447,4 +450,95 @@ describe('response cache: followers of an abandoned leader keep its call', () =>
       assert.equal(new Set(answers.map((a) => content(a.text))).size, 1, 'the same answer for all four');
     });
   }
+});
+
+describe('response cache: an answer from a fallback model is not stored', () => {
+  // One OpenAI-compatible upstream serving both models; the primary answers 503 while `down`.
+  let down = true;
+  let upstream: Server;
+  let gw: TestGateway;
+  before(async () => {
+    upstream = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c: Buffer) => (raw += c.toString()));
+      req.on('end', () => {
+        const body = (raw ? JSON.parse(raw) : {}) as { model?: string; stream?: boolean };
+        const model = String(body.model);
+        if (model === 'primary-m' && down) {
+          res.writeHead(503, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: { message: 'overloaded', type: 'server_error' } }));
+          return;
+        }
+        const content = `answer from ${model}`;
+        const usage = { prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 };
+        const base = { id: 'x', created: 1, model };
+        if (body.stream) {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          const chunk = (c: unknown): string => `data: ${JSON.stringify(c)}\n\n`;
+          res.write(
+            chunk({
+              ...base,
+              object: 'chat.completion.chunk',
+              choices: [{ index: 0, delta: { role: 'assistant', content }, finish_reason: null }],
+            }),
+          );
+          res.write(
+            chunk({
+              ...base,
+              object: 'chat.completion.chunk',
+              choices: [{ index: 0, delta: {}, finish_reason: 'stop' }],
+              usage,
+            }),
+          );
+          res.end('data: [DONE]\n\n');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            ...base,
+            object: 'chat.completion',
+            choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+            usage,
+          }),
+        );
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`;
+    gw = await startTestGateway(
+      demoConfig({
+        models: {
+          default: {
+            retry: { attempts: 2, backoff_ms: 1, max_backoff_ms: 2 },
+            backends: [{ id: 'primary', provider: 'openai', base_url: url, model: 'primary-m' }],
+            fallbacks: ['backup'],
+          },
+          backup: { backends: [{ id: 'backup', provider: 'openai', base_url: url, model: 'backup-m' }] },
+        },
+      }),
+    );
+  });
+  after(async () => {
+    await gw.close();
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+
+  for (const stream of [false, true])
+    it(`${stream ? 'streams' : 'answers'}: the primary's answer, not the fallback's, once it recovers`, async () => {
+      down = true;
+      const body = chatBody(`fallback ${stream ? 'stream' : 'unary'}`, stream ? { stream: true } : {});
+      const degraded = await post(gw, body);
+      assert.equal(degraded.status, 200);
+      assert.equal(degraded.cache, 'miss');
+      assert.match(degraded.text, /answer from backup-m/);
+      down = false;
+      const recovered = await post(gw, body);
+      assert.equal(recovered.cache, 'miss', 'the fallback answer was not stored');
+      assert.match(recovered.text, /answer from primary-m/);
+      const again = await post(gw, body);
+      assert.equal(again.cache, 'hit', "the primary's answer is stored");
+      assert.match(again.text, /answer from primary-m/);
+    });
 });
