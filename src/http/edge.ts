@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import { PorticoError } from '../errors/portico-error.js';
 import type { ErrorCode } from '../errors/catalog.js';
 import type { Counter, Gauge } from 'prom-client';
+import { newRequestId } from '../lib/ids.js';
 
 export interface ConnectionLimits {
   maxConnections: number;
@@ -34,17 +35,41 @@ interface EdgeSocket extends Socket {
   [CURRENT]?: IncomingMessage;
 }
 
-/** The raw HTTP/1.1 bytes of an error answered before (or instead of) a request, connection closed. */
-export function rawErrorResponse(pe: PorticoError): string {
+/** The security headers every answer carries (with TLS, HSTS too): Fastify's and the raw ones below. */
+const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+};
+const WITH_HSTS: Readonly<Record<string, string>> = {
+  ...SECURITY_HEADERS,
+  'strict-transport-security': 'max-age=31536000; includeSubDomains',
+};
+
+export function securityHeadersFor(tls: boolean): Readonly<Record<string, string>> {
+  return tls ? WITH_HSTS : SECURITY_HEADERS;
+}
+
+/**
+ * The raw HTTP/1.1 bytes of an error answered before (or instead of) a request, connection closed:
+ * with the security headers and an `x-request-id` (also the correlation id) like every answer.
+ */
+export function rawErrorResponse(pe: PorticoError, tls = false): string {
   const body = JSON.stringify(pe.toBody());
-  const extra = Object.entries(pe.headers)
+  const id = newRequestId();
+  const headers: Record<string, string> = {
+    ...securityHeadersFor(tls),
+    'x-request-id': id,
+    'x-correlation-id': id,
+    ...pe.headers,
+  };
+  const extra = Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
   return (
     `HTTP/1.1 ${pe.status} ${STATUS_CODES[pe.status] ?? 'Error'}\r\n` +
     'content-type: application/json; charset=utf-8\r\n' +
     `content-length: ${Buffer.byteLength(body)}\r\n` +
-    'x-content-type-options: nosniff\r\n' +
     `${extra}connection: close\r\n\r\n${body}`
   );
 }
@@ -136,7 +161,7 @@ interface ClientErrorLike {
  */
 export function edgeClientErrorHandler(
   metrics: EdgeMetrics,
-  limits: { headersTimeoutMs: number; bodyTimeoutMs: number },
+  limits: { headersTimeoutMs: number; bodyTimeoutMs: number; tls?: boolean },
 ): (err: Error, socket: Socket) => void {
   return (err, socket) => {
     const code = (err as ClientErrorLike).code;
@@ -168,7 +193,7 @@ export function edgeClientErrorHandler(
     }
     metrics.connectionsRefused.labels(reason).inc();
     if (socket.writable && !(socket as EdgeSocket)[REFUSED])
-      socket.write(rawErrorResponse(new PorticoError(catalog, message)));
+      socket.write(rawErrorResponse(new PorticoError(catalog, message), limits.tls === true));
     socket.destroy();
   };
 }

@@ -29,7 +29,13 @@ import { registerTenantRoutes } from './routes/tenant.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerLazyDocs } from './docs.js';
-import { edgeClientErrorHandler, guardConnections, isRefused, trackRequest } from './edge.js';
+import {
+  edgeClientErrorHandler,
+  guardConnections,
+  isRefused,
+  securityHeadersFor,
+  trackRequest,
+} from './edge.js';
 
 type Compilers = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>;
 type BuildValidator = NonNullable<Compilers['buildValidator']>;
@@ -96,12 +102,6 @@ function closeIdleSoon(app: FastifyInstance): void {
   });
 }
 
-const SECURITY_HEADERS = {
-  'x-content-type-options': 'nosniff',
-  'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
-};
-
 export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
   const cfg = gw.snapshot.config.server;
   const opts: FastifyServerOptions & { https?: Record<string, unknown>; http?: ServerOptions } = {
@@ -132,6 +132,7 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     clientErrorHandler: edgeClientErrorHandler(gw.metrics, {
       headersTimeoutMs: cfg.headers_timeout_ms,
       bodyTimeoutMs: cfg.body_timeout_ms,
+      tls: cfg.tls !== undefined,
     }),
   };
   if (cfg.tls) {
@@ -143,9 +144,7 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     };
   }
   const app = Fastify(opts) as unknown as FastifyInstance;
-  const securityHeaders: Record<string, string> = cfg.tls
-    ? { ...SECURITY_HEADERS, 'strict-transport-security': 'max-age=31536000; includeSubDomains' }
-    : SECURITY_HEADERS;
+  const securityHeaders = securityHeadersFor(cfg.tls !== undefined);
 
   app.decorateRequest('porticoId', '');
   app.decorateRequest('correlationId', '');
