@@ -878,7 +878,8 @@ const backends: DashboardSpec = {
       panels: [
         {
           title: 'Upstream attempts by status',
-          description: 'Upstream attempts per second by outcome (HTTP status, timeout, connect_error).',
+          description:
+            'Upstream attempts per second by outcome (HTTP status, timeout, connect, stream_cut, aborted).',
           type: 'timeseries',
           unit: 'reqps',
           stack: true,

@@ -465,7 +465,10 @@ export async function dispatchStream<T>(
       }
       completed = true;
     } catch (err) {
-      failed = err;
+      // A stream the request's own cancellation cut (the client left, its deadline passed, the
+      // last reader of a flight went away) did not fail on the backend: counted as aborted below,
+      // as when the consumer stops reading.
+      if (!attempt.cancel.aborted) failed = err;
       throw err;
     } finally {
       if (!completed) await it.return?.();
