@@ -106,19 +106,45 @@ test('the gateway pod outlives its drain: terminationGracePeriodSeconds follows 
   // Kubernetes' default is 30 s, the gateway's default drain alone: SIGKILL came while the gateway
   // was still draining or closing its ledger writer and journal.
   const defaultDrainS = ServerSchema.parse({}).drain_timeout_ms / 1000;
-  assert.equal(grace([]), defaultDrainS + 15, "the gateway's default drain + closeGraceSeconds");
+  assert.equal(grace([]), 5 + defaultDrainS + 15, "preStop sleep + the gateway's default drain + closeGraceSeconds");
   const dir = mkdtempSync(join(tmpdir(), 'portico-helm-'));
   try {
     // From a values file, as operators set it (YAML numbers reach the template as floats).
     const extra = join(dir, 'drain.yaml');
     writeFileSync(extra, 'gateway:\n  config:\n    server:\n      drain_timeout_ms: 120000\n');
-    assert.equal(grace(['-f', extra]), 120 + 15);
+    assert.equal(grace(['-f', extra]), 5 + 120 + 15);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  assert.equal(grace(['--set', 'gateway.config.server.drain_timeout_ms=60500']), 61 + 15, 'rounded up to seconds');
-  assert.equal(grace(['--set', 'gateway.config.server.drain_timeout_ms=0', '--set', 'gateway.shutdown.closeGraceSeconds=20']), 20);
+  assert.equal(grace(['--set', 'gateway.config.server.drain_timeout_ms=60500']), 5 + 61 + 15, 'rounded up to seconds');
+  assert.equal(
+    grace([
+      '--set', 'gateway.config.server.drain_timeout_ms=0',
+      '--set', 'gateway.shutdown.closeGraceSeconds=20',
+      '--set', 'gateway.shutdown.preStopSleepSeconds=0',
+    ]),
+    20,
+  );
   assert.throws(() => render(helm, CHART, ['--set', 'gateway.shutdown.closeGraceSeconds=2']), /minimum/);
+});
+
+test('the gateway keeps serving while it leaves the endpoints: a preStop sleep before the SIGTERM', (t) => {
+  const helm = helmOrSkip(t);
+  if (!helm) return;
+  type Container = { name: string; lifecycle?: { preStop?: { exec?: { command?: string[] } } } };
+  const gateway = (args: string[]): Container | undefined =>
+    (
+      render(helm, CHART, args).find(
+        (d) => d.kind === 'Deployment' && (d.metadata.name as string).endsWith('-gateway'),
+      ) as unknown as { spec: { template: { spec: { containers: Container[] } } } } | undefined
+    )?.spec.template.spec.containers.find((c) => c.name === 'gateway');
+  assert.deepEqual(gateway([])?.lifecycle?.preStop?.exec?.command, ['sleep', '5']);
+  assert.deepEqual(gateway(['--set', 'gateway.shutdown.preStopSleepSeconds=12'])?.lifecycle?.preStop?.exec?.command, [
+    'sleep',
+    '12',
+  ]);
+  assert.equal(gateway(['--set', 'gateway.shutdown.preStopSleepSeconds=0'])?.lifecycle, undefined, '0: no hook');
+  assert.throws(() => render(helm, CHART, ['--set', 'gateway.shutdown.preStopSleepSeconds=-1']), /minimum/);
 });
 
 test('per-tenant objects for acme-corp and closed-ai: complete, isolated, schema-valid', async (t) => {

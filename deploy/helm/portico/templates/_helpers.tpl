@@ -52,7 +52,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/*
 The gateway pod's terminationGracePeriodSeconds: its drain (gateway.config.server.drain_timeout_ms,
 the gateway's default 30000 when unset, rounded up to seconds) plus the time it takes to close its
-backends, ledger writer, journal, audit log and trace exporter (gateway.shutdown.closeGraceSeconds).
+backends, ledger writer, journal, audit log and trace exporter (gateway.shutdown.closeGraceSeconds),
+plus the preStop hook's sleep before the SIGTERM (gateway.shutdown.preStopSleepSeconds).
 */}}
 {{- define "portico.terminationGracePeriodSeconds" -}}
 {{- $server := default dict .Values.gateway.config.server -}}
@@ -60,5 +61,5 @@ backends, ledger writer, journal, audit log and trace exporter (gateway.shutdown
 {{- if hasKey $server "drain_timeout_ms" -}}
 {{- $drainMs = int64 $server.drain_timeout_ms -}}
 {{- end -}}
-{{- add (div (add $drainMs 999) 1000) (int64 .Values.gateway.shutdown.closeGraceSeconds) -}}
+{{- add (div (add $drainMs 999) 1000) (int64 .Values.gateway.shutdown.closeGraceSeconds) (int64 (default 0 .Values.gateway.shutdown.preStopSleepSeconds)) -}}
 {{- end -}}
