@@ -2,7 +2,7 @@
  * Stage: dispatch. Picks a backend from the pool and makes the provider call, with the resilience
  * wrappers composed around each attempt:
  * - per-attempt timeout (backend `timeout_ms`: the whole answer, or a stream's first chunk — see
- *   StreamAttempt) and total timeout (model `timeout_ms`, team route);
+ *   Attempt) and total timeout (model `timeout_ms`, team route);
  * - retries (model `retry`, default 3 attempts) on connect errors, timeouts, 429/502/503/504/529 and
  *   streams that fail before their first chunk — never after a byte reached the client; the next
  *   attempt goes to another backend when there is one (a fallback), with exponential backoff and
@@ -87,23 +87,26 @@ function callContext(
 }
 
 /**
- * One streaming attempt: its own cancellation, following the request's (or the flight's), and the
- * backend's `timeout_ms` as a limit on the time from the attempt's start to its first chunk. The
- * providers' headers timeouts alone do not cover it: vLLM, llama.cpp and OpenAI send their 200
- * headers at once and the first token when it is generated, so a queued or stalled backend would
- * wait for the stream idle timeout (minutes) with no failover. When the limit passes, the attempt
+ * One attempt with a limit of its own: its own cancellation, following the request's (or the
+ * flight's), and the backend's `timeout_ms` — for a stream, the time from the attempt's start to its
+ * first chunk; for a non-streaming call, to the whole answer. The HTTP providers' headers timeouts
+ * alone do not cover a stream: vLLM, llama.cpp and OpenAI send their 200 headers at once and the
+ * first token when it is generated, so a queued or stalled backend would wait for the stream idle
+ * timeout (minutes) with no failover; for non-streaming calls undici's timers tick at about 1 s,
+ * and the in-process providers (engine, simulator) have none. When the limit passes, the attempt
  * alone is cancelled with upstream_timeout (class timeout: retried elsewhere, counted against the
- * backend) — nothing has reached the client yet. One timer per stream, cleared at the first chunk:
- * nothing per chunk.
+ * backend) — nothing has reached the client yet. One timer per attempt, cleared at the first chunk
+ * or the answer: nothing per chunk. Non-streaming calls make one only when the backend has a
+ * `timeout_ms` (dispatchUnary).
  */
-class StreamAttempt {
+class Attempt {
   readonly cancel = new Cancel();
   /** Set when the limit passed: the error the attempt failed with. */
   timedOut: PorticoError | undefined = undefined;
   #timer: NodeJS.Timeout | undefined = undefined;
   readonly #unlink: () => void;
 
-  constructor(parent: Cancel, backend: Backend) {
+  constructor(parent: Cancel, backend: Backend, streaming = true) {
     const cancel = this.cancel;
     if (parent.aborted) cancel.abort(parent.reason);
     this.#unlink = parent.onAbort(() => cancel.abort(parent.reason));
@@ -112,7 +115,9 @@ class StreamAttempt {
       this.#timer = setTimeout(() => {
         this.timedOut = new PorticoError(
           'upstream_timeout',
-          `backend ${backend.id} sent no first chunk within its timeout_ms of ${ms} ms`,
+          streaming
+            ? `backend ${backend.id} sent no first chunk within its timeout_ms of ${ms} ms`
+            : `backend ${backend.id} did not answer within its timeout_ms of ${ms} ms`,
           { upstream: { backend: backend.id, class: 'timeout' } },
         );
         cancel.abort(this.timedOut);
@@ -396,12 +401,17 @@ export async function dispatchUnary<T>(
     const started = performance.now();
     backend.inFlight++;
     const span = attemptSpan(ctx, backend, p.alias);
+    // A limit of the attempt's own only when the backend has one (no timer, no cancel otherwise).
+    const attempt = backend.config.timeout_ms ? new Attempt(cancel, backend, false) : undefined;
     try {
-      const r = await call(backend, callContext(ctx, backend, span, cancel));
+      const r = await call(backend, callContext(ctx, backend, span, attempt?.cancel ?? cancel));
+      attempt?.started();
+      attempt?.end();
       span?.ok(resultInfo(r));
       settle(deps, backend, p.alias, undefined, (performance.now() - started) / 1000);
       return r;
-    } catch (err) {
+    } catch (e) {
+      const err = attempt ? attempt.fail(e) : e;
       span?.fail(err);
       settle(deps, backend, p.alias, err, (performance.now() - started) / 1000);
       throw err;
@@ -427,13 +437,13 @@ export async function dispatchStream<T>(
     span: AttemptSpan | undefined;
     alias: string;
     reportedUsage: ProviderStream<T>['reportedUsage'];
-    attempt: StreamAttempt;
+    attempt: Attempt;
   }
   const { result, backend } = await withRetries<Opened>(deps, ctx, pool, cancel, async (backend, p) => {
     const started = performance.now();
     backend.inFlight++;
     const span = attemptSpan(ctx, backend, p.alias);
-    const attempt = new StreamAttempt(cancel, backend);
+    const attempt = new Attempt(cancel, backend);
     try {
       const upstream = await call(backend, callContext(ctx, backend, span, attempt.cancel));
       const it = upstream[Symbol.asyncIterator]();
@@ -558,7 +568,7 @@ export async function dispatchRawStream(
     const started = performance.now();
     backend.inFlight++;
     const span = attemptSpan(ctx, backend, p.alias);
-    const attempt = new StreamAttempt(ctx.controller, backend);
+    const attempt = new Attempt(ctx.controller, backend);
     let raw: RawSseStream | undefined;
     try {
       raw = await call(backend, callContext(ctx, backend, span, attempt.cancel));

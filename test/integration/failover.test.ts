@@ -223,6 +223,84 @@ describe('per-attempt timeout_ms on streams covers the wait for the first chunk'
   });
 });
 
+describe('per-attempt timeout_ms on non-streaming calls, to the millisecond, for every provider', () => {
+  let slow: Fake;
+  let gw: TestGateway;
+
+  before(async () => {
+    // Answers after 5 s: undici's own timers (the only limit before) tick at ~1 s.
+    slow = await fake((res) => {
+      const t = setTimeout(() => ok(res), 5_000);
+      res.on('close', () => clearTimeout(t));
+    });
+    // The simulator runs in-process: before, it ignored timeout_ms altogether.
+    const simSlow = {
+      id: 'sim-slow',
+      provider: 'sim',
+      timeout_ms: 300,
+      sim: { ttft_ms: 5_000, output_tokens: 3 },
+    };
+    const models: Record<string, unknown> = {
+      http: {
+        backends: [
+          { id: 'http-slow', provider: 'vllm', base_url: slow.baseUrl, model: 'm', timeout_ms: 300 },
+        ],
+        retry: { attempts: 1 },
+        health_check: hc,
+      },
+      sim: { backends: [simSlow], retry: { attempts: 1 }, health_check: hc },
+      'sim-pair': {
+        backends: [
+          { ...simSlow, id: 'sim-slow-2' },
+          { id: 'sim-fast', provider: 'sim', sim: { output_tokens: 3 } },
+        ],
+        retry: { attempts: 2, backoff_ms: 1 },
+        health_check: hc,
+      },
+    };
+    gw = await startTestGateway(
+      demoConfig({
+        tenants: [{ id: 'acme-corp', allowed_models: Object.keys(models), api_keys: [{ value: ACME_KEY }] }],
+        models,
+      }),
+    );
+  });
+
+  after(async () => {
+    slow.server.close();
+    slow.server.closeAllConnections();
+    await gw?.close();
+  });
+
+  for (const [model, backend] of [
+    ['http', 'http-slow'],
+    ['sim', 'sim-slow'],
+  ] as const) {
+    it(`${model}: a 504 upstream_timeout after the backend's 300 ms, naming it`, async () => {
+      const r = await chat(gw, model);
+      assert.equal(r.status, 504, r.text);
+      const body = JSON.parse(r.text) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'upstream_timeout');
+      assert.match(
+        body.error.message,
+        new RegExp(`${backend} did not answer within its timeout_ms of 300 ms`),
+      );
+      assert.ok(r.ms < 800, `took ${Math.round(r.ms)} ms`);
+    });
+  }
+
+  it('the timed-out attempt is retried on the other backend', async () => {
+    for (let i = 0; i < 2; i++) {
+      const r = await chat(gw, 'sim-pair');
+      assert.equal(r.status, 200, r.text);
+      assert.ok(r.ms < 1_500, `took ${Math.round(r.ms)} ms`);
+    }
+    assert.ok(
+      (await metric(gw, /^portico_upstream_errors_total\{.*backend="sim-slow".*class="timeout"/)) >= 1,
+    );
+  });
+});
+
 describe("an upstream's retry-after holds back the backend that sent it, not the request", () => {
   const fakes: Record<string, Fake> = {};
   let gw: TestGateway;
