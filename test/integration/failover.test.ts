@@ -105,6 +105,16 @@ async function metric(gw: TestGateway, line: RegExp): Promise<number> {
 
 const hc = { enabled: false };
 
+/** A gateway whose one tenant may use every model of `models`. */
+function gatewayWith(models: Record<string, unknown>): Promise<TestGateway> {
+  return startTestGateway(
+    demoConfig({
+      tenants: [{ id: 'acme-corp', allowed_models: Object.keys(models), api_keys: [{ value: ACME_KEY }] }],
+      models,
+    }),
+  );
+}
+
 describe('per-attempt timeout_ms on streams covers the wait for the first chunk', () => {
   const fakes: Record<string, Fake> = {};
   let gw: TestGateway;
@@ -149,12 +159,7 @@ describe('per-attempt timeout_ms on streams covers the wait for the first chunk'
         health_check: hc,
       },
     };
-    gw = await startTestGateway(
-      demoConfig({
-        tenants: [{ id: 'acme-corp', allowed_models: Object.keys(models), api_keys: [{ value: ACME_KEY }] }],
-        models,
-      }),
-    );
+    gw = await gatewayWith(models);
   });
 
   after(async () => {
@@ -258,12 +263,7 @@ describe('per-attempt timeout_ms on non-streaming calls, to the millisecond, for
         health_check: hc,
       },
     };
-    gw = await startTestGateway(
-      demoConfig({
-        tenants: [{ id: 'acme-corp', allowed_models: Object.keys(models), api_keys: [{ value: ACME_KEY }] }],
-        models,
-      }),
-    );
+    gw = await gatewayWith(models);
   });
 
   after(async () => {
@@ -349,12 +349,7 @@ describe("an upstream's retry-after holds back the backend that sent it, not the
         health_check: hc,
       },
     };
-    gw = await startTestGateway(
-      demoConfig({
-        tenants: [{ id: 'acme-corp', allowed_models: Object.keys(models), api_keys: [{ value: ACME_KEY }] }],
-        models,
-      }),
-    );
+    gw = await gatewayWith(models);
   });
 
   after(async () => {
