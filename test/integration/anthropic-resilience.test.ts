@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ACME_KEY, demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { anthropicEvent as sse } from '../support/upstream-bodies.js';
 
 const MESSAGE = JSON.stringify({
   id: 'msg_1',
@@ -23,9 +24,6 @@ const MESSAGE = JSON.stringify({
   stop_sequence: null,
   usage: { input_tokens: 3, output_tokens: 1 },
 });
-
-const sse = (type: string, data: Record<string, unknown>): string =>
-  `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
 
 const STREAM =
   sse('message_start', {

@@ -17,6 +17,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ACME_KEY, demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { OPENAI_ANSWER as OPENAI_OK, anthropicEvent as ev, openaiChunk } from '../support/upstream-bodies.js';
 
 /** What the upstream does with the next requests. */
 type Mode =
@@ -28,20 +29,8 @@ type Mode =
   /** Streams: the first chunk at once, the rest after `ms`. */
   | { kind: 'slow'; ms: number };
 
-const openaiChunk = (content: string, finish: string | null = null): string =>
-  `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`;
-const OPENAI_OK = JSON.stringify({
-  id: 'c',
-  object: 'chat.completion',
-  created: 1,
-  model: 'm',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
-  usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
-});
 const OPENAI_STREAM = { first: openaiChunk('tok '), rest: openaiChunk('', 'stop') + 'data: [DONE]\n\n' };
 
-const ev = (type: string, data: Record<string, unknown>): string =>
-  `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
 const ANTHROPIC_OK = JSON.stringify({
   id: 'msg_1',
   type: 'message',

@@ -11,18 +11,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ACME_KEY, demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
-
-const chunk = (content: string, finish: string | null = null): string =>
-  `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`;
-
-const ANSWER = JSON.stringify({
-  id: 'c',
-  object: 'chat.completion',
-  created: 1,
-  model: 'm',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
-  usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
-});
+import { OPENAI_ANSWER as ANSWER, openaiChunk as chunk } from '../support/upstream-bodies.js';
 
 /** A fake upstream on 127.0.0.1:0: `handle` answers each request (its hit count, from 1). */
 interface Fake {
