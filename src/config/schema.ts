@@ -521,6 +521,15 @@ export const StateSchema = z.discriminatedUnion('kind', [
       .string()
       .default('.portico-data')
       .describe('SQLite file lives here; relative to the working directory'),
+    sqlite_cache_mb: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(2)
+      .describe(
+        "SQLite's page cache, in MiB (SQLite's own default; the driver's build would take 16): the ledger is append-mostly, so a large cache buys little and stays resident once filled",
+      ),
     journal_dir: z
       .string()
       .optional()
@@ -720,7 +729,7 @@ export const ConfigSchema = z
     server: ServerSchema.default(ServerSchema.parse({})),
     admin: AdminSchema.default({ token: '', console: true, request_log_size: 1000 }),
     logging: LoggingSchema.default({ level: 'info', format: 'auto' }),
-    state: StateSchema.default({ kind: 'embedded', data_dir: '.portico-data' }),
+    state: StateSchema.default({ kind: 'embedded', data_dir: '.portico-data', sqlite_cache_mb: 2 }),
     admission: AdmissionSchema.default(AdmissionSchema.parse({})),
     cache: CacheSchema.default(CacheSchema.parse({})),
     responses: ResponsesSchema.default(ResponsesSchema.parse({})).describe(

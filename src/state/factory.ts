@@ -46,6 +46,8 @@ export type StateConfig =
   | {
       kind: 'embedded';
       data_dir: string;
+      /** SQLite's page cache, MiB (default DEFAULT_SQLITE_CACHE_MB). */
+      sqlite_cache_mb?: number;
       /** Ledger crash journal directory. Default <data_dir>/journal; '' turns it off. */
       journal_dir?: string;
     }
@@ -268,7 +270,7 @@ export function createMemoryBackends(opts: StateOptions = {}): StateBackends {
 export async function createStateBackends(cfg: StateConfig, opts: StateOptions = {}): Promise<StateBackends> {
   const c = opts.clock ? { clock: opts.clock } : {};
   if (cfg.kind === 'embedded') {
-    const db = openSqlite(cfg.data_dir);
+    const db = openSqlite(cfg.data_dir, cfg.sqlite_cache_mb);
     let unlock: (() => void) | undefined;
     if (opts.exclusive && cfg.data_dir !== ':memory:') {
       try {

@@ -114,8 +114,16 @@ export const MIGRATIONS: readonly string[] = [
   `,
 ];
 
+/**
+ * SQLite's page cache, MiB: SQLite's own default. better-sqlite3 builds SQLite with 16 MiB, which
+ * the ledger's inserts fill within minutes under load and which then stays resident (the C heap
+ * does not shrink): ~16 MB of RSS for little, as the ledger is append-mostly and its hot pages are
+ * the indexes' right edges (bench/pipeline-report.md, Session 15).
+ */
+export const DEFAULT_SQLITE_CACHE_MB = 2;
+
 /** `dataDir` ':memory:' opens a throwaway in-memory database (tests). */
-export function openSqlite(dataDir: string): SqliteDb {
+export function openSqlite(dataDir: string, cacheMb = DEFAULT_SQLITE_CACHE_MB): SqliteDb {
   let db: SqliteDb;
   if (dataDir === ':memory:') db = new Database(':memory:');
   else {
@@ -126,6 +134,8 @@ export function openSqlite(dataDir: string): SqliteDb {
     db.pragma('synchronous = NORMAL');
   }
   db.pragma('busy_timeout = 5000');
+  // Negative: a size in KiB rather than a page count.
+  db.pragma(`cache_size = ${-Math.round(cacheMb * 1024)}`);
   migrate(db);
   return db;
 }
