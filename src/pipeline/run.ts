@@ -818,6 +818,15 @@ export function billedUsage(ctx: RequestContext): Usage | undefined {
 }
 
 /**
+ * The usage a Portico-shaped answer (`/ask`, team routes) reports: the upstream's as accounting
+ * read it (normalised: a count it left out is the one billed), else the count billed for an
+ * answer without usage — never `null` for an answer the ledger billed.
+ */
+export function answerUsage(ctx: RequestContext): Usage | null {
+  return ctx.usage ?? billedUsage(ctx) ?? null;
+}
+
+/**
  * Accounting, once per request, at the end of its response but before its last byte is handed to
  * the socket (unary: the onSend hook; streams: before the closing event): counts the usage, prices
  * it and writes the ledger record, which the ledger journal makes durable at once (or, with

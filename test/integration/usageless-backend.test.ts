@@ -84,6 +84,7 @@ describe('a backend that reports no usage', () => {
     gw = await startTestGateway(
       demoConfig({
         tenants: [{ id: 'acme-corp', api_keys: [{ value: ACME_KEY }] }],
+        routes: { quant: { model: 'default' } },
         models: {
           default: {
             backends: [
@@ -136,6 +137,31 @@ describe('a backend that reports no usage', () => {
     assert.ok(b.input > 0 && b.output > 0, JSON.stringify(b));
     assert.equal(usage?.input_tokens, b.input);
     assert.equal(usage?.output_tokens, b.output);
+  });
+
+  it('/ask and a team route report the usage the ledger bills (before: null)', async () => {
+    const post = async (path: string, body: unknown): Promise<{ usage: unknown }> => {
+      const res = await fetch(`${gw.url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      assert.equal(res.status, 200);
+      return (await res.json()) as { usage: unknown };
+    };
+    for (const [path, body] of [
+      ['/ask', { question: 'hi', max_tokens: 100 }],
+      ['/api/quant/predict', { prompt: 'hi', max_tokens: 100 }],
+    ] as const) {
+      let usage: unknown;
+      const b = await billedFor(async () => (usage = (await post(path, body)).usage));
+      assert.ok(b.input > 0 && b.output > 0, JSON.stringify(b));
+      assert.deepEqual(
+        usage,
+        { prompt_tokens: b.input, completion_tokens: b.output, total_tokens: b.input + b.output },
+        path,
+      );
+    }
   });
 
   it('tool calls alone are billed their arguments, whole or streamed, alike', async () => {

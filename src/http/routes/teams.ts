@@ -11,7 +11,7 @@ import type { TeamRoute } from '../../config/schema.js';
 import { PorticoError } from '../../errors/portico-error.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { limitRequestTime } from '../../pipeline/resolve-model.js';
-import { runChat } from '../../pipeline/run.js';
+import { answerUsage, runChat } from '../../pipeline/run.js';
 import type { TenantRuntime } from '../../pipeline/snapshot.js';
 import { tenantRoute } from './openai.js';
 
@@ -95,7 +95,7 @@ async function predict(gw: Gateway, ctx: RequestContext, tenant: TenantRuntime, 
     model: route.model,
     variant: ctx.variant ?? null,
     backend: ctx.backend ?? null,
-    usage: out.body.usage ?? null,
+    usage: answerUsage(ctx),
     latency_ms: Math.round((performance.now() - ctx.startedAt) * 100) / 100,
     request_id: ctx.requestId,
     correlation_id: ctx.correlationId,

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../app.js';
 import { PorticoError } from '../../errors/portico-error.js';
-import { runChat } from '../../pipeline/run.js';
+import { answerUsage, runChat } from '../../pipeline/run.js';
 import { validateAskRequest } from '../../pipeline/validate.js';
 import { tenantModels } from '../../pipeline/resolve-model.js';
 import { tenantRoute } from './openai.js';
@@ -46,7 +46,7 @@ export function registerTenantRoutes(app: FastifyInstance, gw: Gateway): void {
         company: tenant.company,
         model,
         backend: ctx.backend ?? null,
-        usage: out.body.usage ?? null,
+        usage: answerUsage(ctx),
         request_id: ctx.requestId,
         correlation_id: ctx.correlationId,
         latency_ms: Math.round((performance.now() - ctx.startedAt) * 100) / 100,
