@@ -46,7 +46,13 @@ import {
 import type { Backend } from '../routing/pool.js';
 import { Cancel } from '../lib/abort.js';
 import type { ProviderStream } from '../providers/spec.js';
-import { normalizeUsage, tokenCount, wholeUsage, type UsageEstimates } from '../providers/usage.js';
+import {
+  inputUsageOf,
+  normalizeUsage,
+  tokenCount,
+  wholeUsage,
+  type UsageEstimates,
+} from '../providers/usage.js';
 import { isTokenPrompt, promptList } from '../providers/prompt.js';
 import { PorticoError } from '../errors/portico-error.js';
 import { choiceText, modelOf, replaceModel, usageOf } from '../lib/sse-bytes.js';
@@ -585,11 +591,11 @@ export async function runCompletion(
 }
 
 /**
- * Usage of a route without output (embeddings, rerank): the upstream's, else the input as Portico
- * counts it (the record marked estimated).
+ * Usage of a route without output (embeddings, rerank): the upstream's (`usage`, or Cohere's
+ * `meta`: inputUsageOf), else the input as Portico counts it (the record marked estimated).
  */
-function takeInputUsage(ctx: RequestContext, raw: unknown, count: () => number): void {
-  if (takeUsage(ctx, raw, { prompt: count })) return;
+function takeInputUsage(ctx: RequestContext, answer: unknown, count: () => number): void {
+  if (takeUsage(ctx, inputUsageOf(answer), { prompt: count })) return;
   ctx.promptTokensEstimate ??= count();
   ctx.outputChars = '';
 }
@@ -615,7 +621,7 @@ export async function runEmbeddings(
   const parts = batchesOf(req.input, size);
   if (!parts) {
     const res = await call(req);
-    takeInputUsage(ctx, res.usage, () => countEmbeddingInput(req.input));
+    takeInputUsage(ctx, res, () => countEmbeddingInput(req.input));
     return res;
   }
   return embedInBatches(ctx, req, parts, size, call);
@@ -688,7 +694,7 @@ async function embedInBatches(
     if (Array.isArray(r.data)) for (const d of r.data) data.push({ ...d, index: i * size + d.index });
     const part = parts[i];
     const count = (): number => countEmbeddingInput(part);
-    const n = normalizeUsage(r.usage, { prompt: count });
+    const n = normalizeUsage(inputUsageOf(r), { prompt: count });
     const inTokens = n ? n.usage.prompt_tokens : count();
     prompt += inTokens;
     total += n ? n.usage.total_tokens : inTokens;
@@ -725,7 +731,7 @@ export async function runRerank(
   const res = await dispatchUnary(deps, ctx, pool, async (b, pctx) =>
     aliasUnary(ctx, b, req.model, await b.provider.rerank(req, pctx)),
   );
-  takeInputUsage(ctx, res.usage, countInput);
+  takeInputUsage(ctx, res, countInput);
   return res;
 }
 

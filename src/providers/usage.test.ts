@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { normalizeUsage, tokenCount, wholeUsage } from './usage.js';
+import { inputUsageOf, normalizeUsage, tokenCount, wholeUsage } from './usage.js';
 
 const chat = { prompt: () => 7, completion: () => 3 };
 const input = { prompt: () => 11 };
@@ -116,5 +116,43 @@ describe("wholeUsage (the hot paths' shortcut)", () => {
       assert.deepEqual(normalizeUsage(raw, chat), { usage: raw, estimated: false }, JSON.stringify(raw));
     }
     assert.equal(taken, 3);
+  });
+});
+
+describe('inputUsageOf (embeddings and rerank answers)', () => {
+  it("reads Cohere's meta input tokens: billed_units first, else tokens", () => {
+    const billed = { results: [], meta: { billed_units: { input_tokens: 37, search_units: 1 } } };
+    assert.deepEqual(normalizeUsage(inputUsageOf(billed), input), {
+      usage: { prompt_tokens: 37, completion_tokens: 0, total_tokens: 37 },
+      estimated: false,
+    });
+    const both = { meta: { billed_units: { input_tokens: 30 }, tokens: { input_tokens: 31 } } };
+    assert.deepEqual(inputUsageOf(both), { prompt_tokens: 30, total_tokens: 30 });
+    assert.deepEqual(inputUsageOf({ meta: { tokens: { input_tokens: 12, output_tokens: 0 } } }), {
+      prompt_tokens: 12,
+      total_tokens: 12,
+    });
+  });
+
+  it('a usage with a count wins over meta; one without a count does not', () => {
+    const u = { total_tokens: 42 };
+    assert.equal(inputUsageOf({ usage: u, meta: { billed_units: { input_tokens: 7 } } }), u);
+    assert.deepEqual(inputUsageOf({ usage: {}, meta: { billed_units: { input_tokens: 7 } } }), {
+      prompt_tokens: 7,
+      total_tokens: 7,
+    });
+  });
+
+  it('search units alone, or counts that are no numbers, are no count: the caller estimates', () => {
+    for (const answer of [
+      { meta: { billed_units: { search_units: 1 } } },
+      { meta: { billed_units: { input_tokens: 'x' } } },
+      { meta: { billed_units: { input_tokens: -1 }, tokens: null } },
+      { meta: [] },
+      {},
+      null,
+      'answer',
+    ])
+      assert.equal(normalizeUsage(inputUsageOf(answer), input), undefined, JSON.stringify(answer));
   });
 });

@@ -58,9 +58,44 @@ export interface NormalizedUsage {
 }
 
 /**
+ * The usage of an answer without output (embeddings, rerank): its `usage` when that carries a
+ * count, else the input tokens Cohere reports under `meta` — `meta.billed_units.input_tokens` (what
+ * the upstream bills), else `meta.tokens.input_tokens` — as `{prompt_tokens, total_tokens}`, for
+ * normalizeUsage like any other. Else the `usage` as it is (none, or no count: the caller
+ * estimates). Cohere's rerank bills `search_units` alone, which are no tokens: still estimated.
+ */
+export function inputUsageOf(answer: unknown): unknown {
+  if (typeof answer !== 'object' || answer === null) return undefined;
+  const a = answer as { usage?: unknown; meta?: unknown };
+  if (hasCount(a.usage)) return a.usage;
+  const n = inputTokensOf(field(a.meta, 'billed_units')) ?? inputTokensOf(field(a.meta, 'tokens'));
+  return n === undefined ? a.usage : { prompt_tokens: n, total_tokens: n };
+}
+
+function field(o: unknown, name: string): unknown {
+  return typeof o === 'object' && o !== null && !Array.isArray(o)
+    ? (o as Record<string, unknown>)[name]
+    : undefined;
+}
+
+function inputTokensOf(units: unknown): number | undefined {
+  return tokenCount(field(units, 'input_tokens'));
+}
+
+/** The usage carries a count normalizeUsage takes. */
+function hasCount(raw: unknown): boolean {
+  return (
+    tokenCount(field(raw, 'prompt_tokens')) !== undefined ||
+    tokenCount(field(raw, 'completion_tokens')) !== undefined ||
+    tokenCount(field(raw, 'total_tokens')) !== undefined
+  );
+}
+
+/**
  * The one reading of an upstream's usage, for every route: whatever its shape, accounting gets
  * finite non-negative integers. Upstreams differ: vLLM's and Jina's rerank report
- * `{total_tokens}` only, some embedding servers no usage at all, Cohere a `meta` instead; an
+ * `{total_tokens}` only, some embedding servers no usage at all, Cohere a `meta` instead
+ * (inputUsageOf reads it); an
  * unchecked `usage.prompt_tokens + usage.completion_tokens` made NaN, and a NaN quota or
  * tokens/min window stops enforcing (or refuses every later request).
  *

@@ -26,6 +26,9 @@ const ANSWER = 'the answer has a few words in it';
 const USAGE: Record<string, unknown> = {
   'rr-total': { total_tokens: 42 },
   'rr-meta': undefined,
+  'rr-meta-tokens': undefined,
+  'emb-meta': undefined,
+  'emb-meta-tokens': undefined,
   'emb-none': undefined,
   'chat-prompt-only': { prompt_tokens: 9 },
   'chat-garbage': { prompt_tokens: 'nine', completion_tokens: -3, total_tokens: null },
@@ -41,17 +44,29 @@ function reply(path: string, body: Record<string, unknown>): unknown {
       id: 'rr-1',
       model,
       results: docs.map((_, index) => ({ index, relevance_score: 1 - index / 10 })),
-      // Cohere's shape: billed units under `meta`, no usage.
-      ...(model === 'rr-meta' ? { meta: { billed_units: { search_units: 1 } } } : withUsage),
+      // Cohere's shape: billed units under `meta`, no usage (search units only, or input tokens too).
+      ...(model === 'rr-meta'
+        ? { meta: { billed_units: { search_units: 1 } } }
+        : model === 'rr-meta-tokens'
+          ? { meta: { billed_units: { input_tokens: 37, search_units: 1 } } }
+          : withUsage),
     };
   }
   if (path.endsWith('/embeddings')) {
     const input = Array.isArray(body.input) ? body.input : [body.input];
+    // Cohere's embed: the input tokens under `meta.billed_units` (or `meta.tokens`), 23 per input.
+    const meta =
+      model === 'emb-meta'
+        ? { meta: { billed_units: { input_tokens: 23 * input.length } } }
+        : model === 'emb-meta-tokens'
+          ? { meta: { tokens: { input_tokens: 23 * input.length } } }
+          : {};
     return {
       object: 'list',
       model,
       data: input.map((_, index) => ({ object: 'embedding', index, embedding: [0.1, 0.2] })),
       ...withUsage,
+      ...meta,
     };
   }
   return {
@@ -122,6 +137,9 @@ describe('upstream usage shapes: accounting takes finite counts from every route
           default: { backends: [{ id: 'sim', provider: 'sim', sim: { mode: 'echo' } }] },
           'rr-total': backend('rr-total', 'vllm'),
           'rr-meta': backend('rr-meta', 'vllm'),
+          'rr-meta-tokens': backend('rr-meta-tokens', 'vllm'),
+          'emb-meta': { ...backend('emb-meta'), embeddings_batch_size: 2 },
+          'emb-meta-tokens': backend('emb-meta-tokens'),
           'emb-none': backend('emb-none'),
           'chat-prompt-only': backend('chat-prompt-only'),
           'chat-garbage': backend('chat-garbage'),
@@ -205,6 +223,33 @@ describe('upstream usage shapes: accounting takes finite counts from every route
     const rec = await recordOf(res);
     const expected = countText('which one') + countText('first document') + countText('second one');
     assert.deepEqual([rec.tokens_in, rec.tokens_out, rec.tokens_estimated], [expected, 0, true]);
+  });
+
+  it("rerank with Cohere's `meta.billed_units.input_tokens`: billed that count, not an estimate", async () => {
+    const res = await rerank(FREE_KEY, 'rr-meta-tokens');
+    assert.equal(res.status, 200, await res.clone().text());
+    const rec = await recordOf(res);
+    assert.deepEqual([rec.tokens_in, rec.tokens_out, rec.tokens_estimated], [37, 0, false]);
+  });
+
+  it("embeddings with Cohere's `meta` input tokens: billed that count, batched or not", async () => {
+    // emb-meta: `meta.billed_units`, batches of 2 (3 inputs: two upstream calls, summed).
+    // emb-meta-tokens: `meta.tokens`, one call.
+    for (const [model, input] of [
+      ['emb-meta', ['a', 'b', 'c']],
+      ['emb-meta', 'one input'],
+      ['emb-meta-tokens', ['a', 'b']],
+    ] as const) {
+      const res = await post(FREE_KEY, '/embeddings', { model, input, encoding_format: 'float' });
+      assert.equal(res.status, 200, await res.clone().text());
+      const rec = await recordOf(res);
+      const n = Array.isArray(input) ? input.length : 1;
+      assert.deepEqual(
+        [rec.tokens_in, rec.tokens_out, rec.tokens_estimated],
+        [23 * n, 0, false],
+        `${model} ${JSON.stringify(input)}`,
+      );
+    }
   });
 
   it("embeddings without usage: answered, billed the gateway's count, marked estimated", async () => {
