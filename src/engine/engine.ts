@@ -78,6 +78,9 @@ export interface GenerateResult {
   finish: 'stop' | 'length';
 }
 
+/** A generation whose events ended before its `done` (a broken generation, not a short answer). */
+export const GENERATION_ENDED = 'generation ended without a result';
+
 export type GenerateEvent = { type: 'text'; text: string } | { type: 'done'; result: GenerateResult };
 
 interface Waiter {
@@ -400,7 +403,7 @@ export class Engine {
   /** Collect a whole generation. */
   async complete(prompt: Token[], opts: GenerateOptions): Promise<GenerateResult> {
     for await (const ev of this.generate(prompt, opts)) if (ev.type === 'done') return ev.result;
-    throw new Error('generation ended without a result');
+    throw new Error(GENERATION_ENDED);
   }
 
   async embed(text: string): Promise<{ vector: number[]; tokens: number }> {

@@ -6,7 +6,7 @@
  * backend instead.
  */
 import { newCompletionId } from '../lib/ids.js';
-import { PorticoError } from '../errors/portico-error.js';
+import { PorticoError, isPorticoError } from '../errors/portico-error.js';
 import { isTokenPrompt, promptList, tokenPromptRefused } from '../providers/prompt.js';
 import { floatsToBase64, messageText } from '../sim/generate.js';
 import {
@@ -29,9 +29,11 @@ import type {
 } from '../providers/openai-types.js';
 import {
   Engine,
+  GENERATION_ENDED,
   type ChatMessageIn,
   type EngineOptions,
   type GenerateOptions,
+  type GenerateResult,
   type OutputFormat,
 } from './engine.js';
 import { resolveModel, type ResolveOptions } from './resolve.js';
@@ -120,24 +122,61 @@ const usage = (p: number, c: number) => ({ prompt_tokens: p, completion_tokens: 
  */
 const ENGINE_TEXT_ONLY = 'The built-in engine';
 
+/**
+ * A failure inside the engine — llama.cpp failing to evaluate, a generation that ended without its
+ * result — is the backend's, not a bug in the gateway: a 502 `upstream_error` of class `protocol`,
+ * which the pool retries on another backend of the model and the backend's circuit breaker
+ * counts, as a broken answer from an HTTP backend. (Before, it was a 500 `internal_error`: not
+ * retried, not counted.) The engine's own catalog errors (max_tokens over its context, a schema
+ * it cannot enforce, upstream_unavailable while loading or closing) and an abort pass as they are.
+ */
+export function engineFailure(backend: string, err: unknown, signal?: AbortSignal): unknown {
+  if (isPorticoError(err) || signal?.aborted) return err;
+  const why = err instanceof Error ? err.message : String(err);
+  return new PorticoError(
+    'upstream_error',
+    `engine ${backend} failed: ${why}. Retry; if it persists, check the engine's model and logs.`,
+    { upstream: { backend, class: 'protocol' }, cause: err },
+  );
+}
+
 /** OpenAI-shaped operations over an Engine; shared by the in-process provider and `portico engine`. */
 export class EngineApi {
-  constructor(readonly engine: () => Promise<Engine>) {}
+  /** `backend`: the name engine failures carry (the backend id in the gateway). */
+  constructor(
+    readonly engine: () => Promise<Engine>,
+    readonly backend = 'engine',
+  ) {}
 
   async chat(req: ChatCompletionRequest, signal?: AbortSignal): Promise<ChatCompletionResponse> {
-    const e = await this.engine();
-    const r = await e.complete(e.chatTokens(chatMessages(req)), await chatOptions(e, req, signal));
-    return {
-      id: newCompletionId(),
-      object: 'chat.completion',
-      created: Math.floor(Date.now() / 1000),
-      model: req.model,
-      choices: [{ index: 0, message: { role: 'assistant', content: r.text }, finish_reason: r.finish }],
-      usage: usage(r.promptTokens, r.completionTokens),
-    };
+    try {
+      const e = await this.engine();
+      const r = await e.complete(e.chatTokens(chatMessages(req)), await chatOptions(e, req, signal));
+      return {
+        id: newCompletionId(),
+        object: 'chat.completion',
+        created: Math.floor(Date.now() / 1000),
+        model: req.model,
+        choices: [{ index: 0, message: { role: 'assistant', content: r.text }, finish_reason: r.finish }],
+        usage: usage(r.promptTokens, r.completionTokens),
+      };
+    } catch (err) {
+      throw engineFailure(this.backend, err, signal);
+    }
   }
 
   async chatStream(
+    req: ChatCompletionRequest,
+    signal?: AbortSignal,
+  ): Promise<AsyncGenerator<ChatCompletionChunk>> {
+    try {
+      return await this.#chatStream(req, signal);
+    } catch (err) {
+      throw engineFailure(this.backend, err, signal);
+    }
+  }
+
+  async #chatStream(
     req: ChatCompletionRequest,
     signal?: AbortSignal,
   ): Promise<AsyncGenerator<ChatCompletionChunk>> {
@@ -158,33 +197,47 @@ export class EngineApi {
         choices: [{ index: 0, delta, finish_reason: finish }],
       }) as ChatCompletionChunk;
     const gen = e.generate(tokens, await chatOptions(e, req, signal));
+    const backend = this.backend;
     return (async function* () {
       yield chunk({ role: 'assistant', content: '' });
-      for await (const ev of gen) {
-        if (ev.type === 'text') yield chunk({ content: ev.text });
-        else {
-          yield chunk({}, ev.result.finish);
-          if (includeUsage)
-            yield {
-              id,
-              object: 'chat.completion.chunk',
-              created,
-              model: req.model,
-              choices: [],
-              usage: usage(ev.result.promptTokens, ev.result.completionTokens),
-            } as ChatCompletionChunk;
+      let done = false;
+      try {
+        for await (const ev of gen) {
+          if (ev.type === 'text') yield chunk({ content: ev.text });
+          else {
+            done = true;
+            yield chunk({}, ev.result.finish);
+            if (includeUsage)
+              yield {
+                id,
+                object: 'chat.completion.chunk',
+                created,
+                model: req.model,
+                choices: [],
+                usage: usage(ev.result.promptTokens, ev.result.completionTokens),
+              } as ChatCompletionChunk;
+          }
         }
+        // Not a complete answer: without this, the stream ended as if it were (no finish_reason).
+        if (!done) throw new Error(GENERATION_ENDED);
+      } catch (err) {
+        throw engineFailure(backend, err, signal);
       }
     })();
   }
 
   async completion(req: CompletionRequest, signal?: AbortSignal): Promise<CompletionResponse> {
     if (isTokenPrompt(req.prompt)) throw tokenPromptRefused(ENGINE_TEXT_ONLY);
-    const e = await this.engine();
     const prompts = promptList(req.prompt);
-    const results = await Promise.all(
-      prompts.map((p) => e.complete(e.textTokens(String(p)), generateOptions(req, signal, 16))),
-    );
+    let results: GenerateResult[];
+    try {
+      const e = await this.engine();
+      results = await Promise.all(
+        prompts.map((p) => e.complete(e.textTokens(String(p)), generateOptions(req, signal, 16))),
+      );
+    } catch (err) {
+      throw engineFailure(this.backend, err, signal);
+    }
     return {
       id: newCompletionId('cmpl'),
       object: 'text_completion',
@@ -203,6 +256,17 @@ export class EngineApi {
     signal?: AbortSignal,
   ): Promise<AsyncGenerator<CompletionChunk>> {
     if (isTokenPrompt(req.prompt)) throw tokenPromptRefused(ENGINE_TEXT_ONLY);
+    try {
+      return await this.#completionStream(req, signal);
+    } catch (err) {
+      throw engineFailure(this.backend, err, signal);
+    }
+  }
+
+  async #completionStream(
+    req: CompletionRequest,
+    signal?: AbortSignal,
+  ): Promise<AsyncGenerator<CompletionChunk>> {
     const e = await this.engine();
     const prompt = String(promptList(req.prompt)[0] ?? '');
     const id = newCompletionId('cmpl');
@@ -210,34 +274,42 @@ export class EngineApi {
     const includeUsage = req.stream_options?.include_usage === true;
     const gen = e.generate(e.textTokens(prompt), generateOptions(req, signal, 16));
     const model = req.model;
+    const backend = this.backend;
     return (async function* () {
-      for await (const ev of gen) {
-        if (ev.type === 'text')
-          yield {
-            id,
-            object: 'text_completion',
-            created,
-            model,
-            choices: [{ index: 0, text: ev.text, finish_reason: null }],
-          } as CompletionChunk;
-        else {
-          yield {
-            id,
-            object: 'text_completion',
-            created,
-            model,
-            choices: [{ index: 0, text: '', finish_reason: ev.result.finish }],
-          } as CompletionChunk;
-          if (includeUsage)
+      let done = false;
+      try {
+        for await (const ev of gen) {
+          if (ev.type === 'text')
             yield {
               id,
               object: 'text_completion',
               created,
               model,
-              choices: [],
-              usage: usage(ev.result.promptTokens, ev.result.completionTokens),
+              choices: [{ index: 0, text: ev.text, finish_reason: null }],
             } as CompletionChunk;
+          else {
+            done = true;
+            yield {
+              id,
+              object: 'text_completion',
+              created,
+              model,
+              choices: [{ index: 0, text: '', finish_reason: ev.result.finish }],
+            } as CompletionChunk;
+            if (includeUsage)
+              yield {
+                id,
+                object: 'text_completion',
+                created,
+                model,
+                choices: [],
+                usage: usage(ev.result.promptTokens, ev.result.completionTokens),
+              } as CompletionChunk;
+          }
         }
+        if (!done) throw new Error(GENERATION_ENDED);
+      } catch (err) {
+        throw engineFailure(backend, err, signal);
       }
     })();
   }
@@ -250,7 +322,9 @@ export class EngineApi {
     for (const [index, input] of inputs.entries()) {
       if (typeof input !== 'string')
         throw new PorticoError('invalid_request', 'the engine embeds text inputs only', { param: 'input' });
-      const r = await e.embed(input);
+      const r = await e.embed(input).catch((err: unknown) => {
+        throw engineFailure(this.backend, err);
+      });
       tokens += r.tokens;
       const v = req.dimensions ? r.vector.slice(0, req.dimensions) : r.vector;
       data.push({
@@ -309,17 +383,19 @@ export class EngineProvider implements Provider {
     );
     // In the gateway a request never waits for a model that is still loading (a download can take
     // minutes): it fails over at once, like any unavailable backend.
-    this.api = new EngineApi(() =>
-      this.#engine
-        ? Promise.resolve(this.#engine)
-        : Promise.reject(
-            new PorticoError(
-              'upstream_unavailable',
-              this.#error
-                ? `engine ${this.id} is unavailable: ${this.#error.message}`
-                : `engine ${this.id} is still loading its model`,
+    this.api = new EngineApi(
+      () =>
+        this.#engine
+          ? Promise.resolve(this.#engine)
+          : Promise.reject(
+              new PorticoError(
+                'upstream_unavailable',
+                this.#error
+                  ? `engine ${this.id} is unavailable: ${this.#error.message}`
+                  : `engine ${this.id} is still loading its model`,
+              ),
             ),
-          ),
+      id,
     );
   }
 

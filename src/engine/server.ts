@@ -15,7 +15,7 @@ import {
   validateEmbeddingRequest,
 } from '../pipeline/validate.js';
 import type { Engine } from './engine.js';
-import { EngineApi } from './provider.js';
+import { EngineApi, engineFailure } from './provider.js';
 
 const InferSchema = z.object({
   prompt: z.string().min(1),
@@ -42,8 +42,8 @@ async function writeStream(reply: FastifyReply, chunks: AsyncIterable<unknown>):
 
 export function buildEngineServer(engine: Engine, opts: { modelId?: string } = {}): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, keepAliveTimeout: 72_000 });
-  const api = new EngineApi(() => Promise.resolve(engine));
   const modelId = opts.modelId ?? engine.modelName;
+  const api = new EngineApi(() => Promise.resolve(engine), modelId);
   const signalFor = (reply: FastifyReply): AbortSignal => {
     const controller = new AbortController();
     reply.raw.once('close', () => {
@@ -102,12 +102,17 @@ export function buildEngineServer(engine: Engine, opts: { modelId?: string } = {
       ...(b.system_prompt ? [{ role: 'system' as const, content: b.system_prompt }] : []),
       { role: 'user' as const, content: b.prompt },
     ];
-    const r = await engine.complete(engine.chatTokens(messages), {
-      maxTokens: b.max_tokens,
-      ...(b.temperature !== undefined ? { temperature: b.temperature } : {}),
-      ...(b.seed !== undefined ? { seed: b.seed } : {}),
-      signal: signalFor(reply),
-    });
+    const signal = signalFor(reply);
+    const r = await engine
+      .complete(engine.chatTokens(messages), {
+        maxTokens: b.max_tokens,
+        ...(b.temperature !== undefined ? { temperature: b.temperature } : {}),
+        ...(b.seed !== undefined ? { seed: b.seed } : {}),
+        signal,
+      })
+      .catch((err: unknown) => {
+        throw engineFailure(modelId, err, signal);
+      });
     return {
       response: r.text,
       model: modelId,

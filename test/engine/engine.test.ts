@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import type { FastifyInstance } from 'fastify';
 import { writeTinyModel, tinyExpectedText } from '../../src/engine/gguf/tiny-model.js';
-import { Engine } from '../../src/engine/engine.js';
+import { Engine, type GenerateEvent } from '../../src/engine/engine.js';
 import { buildEngineServer } from '../../src/engine/server.js';
 import { GgufError, validateGguf } from '../../src/engine/gguf/validate.js';
 import { resolveModel } from '../../src/engine/resolve.js';
@@ -236,6 +236,39 @@ describe('engine server', () => {
       body: '{}',
     });
     assert.equal(bad.status, 400);
+  });
+
+  it('a generation that ends without a result is a 502 upstream_error, not a 500 (a gateway in front retries it)', async (t) => {
+    t.mock.method(engine, 'generate', async function* (): AsyncGenerator<GenerateEvent> {});
+    const post = (path: string, body: unknown): Promise<Response> =>
+      fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    for (const [path, body] of [
+      ['/v1/chat/completions', { model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 }],
+      ['/v1/completions', { model: 'tiny', prompt: 'hi', max_tokens: 4 }],
+      ['/infer', { prompt: 'hi', max_tokens: 4 }],
+    ] as const) {
+      const res = await post(path, body);
+      const text = await res.text();
+      assert.equal(res.status, 502, `${path}: ${text}`);
+      assert.deepEqual(JSON.parse(text), {
+        error: {
+          message:
+            "engine tiny failed: generation ended without a result. Retry; if it persists, check the engine's model and logs.",
+          type: 'api_error',
+          param: null,
+          code: 'upstream_error',
+        },
+      });
+    }
+    const streamed = await (
+      await post('/v1/completions', { model: 'tiny', prompt: 'hi', max_tokens: 4, stream: true })
+    ).text();
+    assert.match(streamed, /"code":"upstream_error"/, streamed);
+    assert.doesNotMatch(streamed, /\[DONE\]/);
   });
 
   it('/metrics uses vLLM-like names', async () => {

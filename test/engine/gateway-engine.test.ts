@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyModel, tinyExpectedText } from '../../src/engine/gguf/tiny-model.js';
 import { EngineProvider } from '../../src/engine/provider.js';
+import type { Engine, GenerateEvent } from '../../src/engine/engine.js';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import OpenAI from 'openai';
@@ -40,8 +41,13 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'portico-gw-engine-'));
   await writeTinyModel(join(dir, 'tiny.gguf'));
   await writeFile(join(dir, 'broken.gguf'), 'GGUF not really');
+  // ACME may use `pair` too (the failover test).
+  const tenants = (demoConfig().tenants as Array<{ id: string; allowed_models: string[] }>).map((t) =>
+    t.id === 'acme-corp' ? { ...t, allowed_models: [...t.allowed_models, 'pair'] } : t,
+  );
   gw = await startTestGateway(
     demoConfig({
+      tenants,
       models: {
         default: {
           backends: [
@@ -55,6 +61,24 @@ before(async () => {
               gpu: 'off',
             },
           ],
+          // The failing-generation test's failures (retried on this one backend) leave it closed.
+          circuit: { failures: 20 },
+        },
+        // An engine (whose generation the test breaks) and a simulator: the pool fails over.
+        pair: {
+          backends: [
+            {
+              id: 'engine-pair',
+              provider: 'engine',
+              model_file: join(dir, 'tiny.gguf'),
+              threads: 1,
+              sequences: 1,
+              context_size: 256,
+              gpu: 'off',
+            },
+            { id: 'sim-pair', provider: 'sim', sim: { mode: 'echo' } },
+          ],
+          health_check: { enabled: false },
         },
         mixed: {
           backends: [
@@ -109,6 +133,53 @@ describe('gateway with the in-process engine', () => {
     assert.equal(text, tinyExpectedText(6));
     assert.equal(final.output_text, text);
     assert.equal((await client.responses.retrieve(final.id)).output_text, text);
+  });
+
+  it('a generation that ends without a result is a 502 upstream_error the pool fails over from (before: a 500 internal_error)', async (t) => {
+    const pool = gw.gateway.snapshot.pools;
+    const engines: Engine[] = [];
+    for (const alias of ['default', 'pair']) {
+      const provider = pool.get(alias)?.backends[0]?.provider;
+      assert.ok(provider instanceof EngineProvider);
+      const engine = await provider.ready();
+      // The generator ends without its final `done` event: a broken generation.
+      t.mock.method(engine, 'generate', async function* (): AsyncGenerator<GenerateEvent> {});
+      engines.push(engine);
+    }
+    const post = (path: string, body: unknown): Promise<Response> =>
+      fetch(`${gw.baseURL}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    // The engine alone: the client sees the backend's failure, OpenAI-shaped, as a 502.
+    const messages = [{ role: 'user', content: 'hi' }];
+    for (const [path, body] of [
+      ['/chat/completions', { model: 'default', messages, max_tokens: 4 }],
+      ['/completions', { model: 'default', prompt: 'hi', max_tokens: 4 }],
+    ] as const) {
+      const res = await post(path, body);
+      const text = await res.text();
+      assert.equal(res.status, 502, `${path}: ${text}`);
+      const err = (JSON.parse(text) as { error: { type: string; code: string; message: string } }).error;
+      assert.equal(err.type, 'api_error');
+      assert.equal(err.code, 'upstream_error');
+      assert.match(err.message, /engine engine-local failed: generation ended without a result/);
+    }
+    // Streamed, the failure comes after the first chunk: an upstream_error event (before: the
+    // stream ended without a finish_reason, as if complete).
+    const streamed = await (
+      await post('/chat/completions', { model: 'default', messages, stream: true })
+    ).text();
+    assert.match(streamed, /"code":"upstream_error"/, streamed);
+    // With another backend in the pool, every request is answered: the engine's failures are retried there.
+    const pairBackend = pool.get('pair')?.backends[0];
+    for (let i = 0; i < 4; i++) {
+      const res = await post('/chat/completions', { model: 'pair', messages, max_tokens: 4 });
+      assert.equal(res.status, 200, await res.text());
+    }
+    // ... and they count against the engine's backend (its circuit breaker, its last error).
+    assert.match(pairBackend?.lastError ?? '', /generation ended without a result/);
   });
 
   it('an engine whose model cannot load is marked unavailable and the pool picks the other backend', async () => {
