@@ -199,10 +199,17 @@ export class EngineApi {
     const gen = e.generate(tokens, await chatOptions(e, req, signal));
     const backend = this.backend;
     return (async function* () {
-      yield chunk({ role: 'assistant', content: '' });
       let done = false;
+      let started = false;
       try {
         for await (const ev of gen) {
+          // The role chunk goes out with the generation's first event, not before it: a generation
+          // that fails before its first token fails the stream's first chunk, which dispatch still
+          // retries on another backend (and the client's time to first token is the token's).
+          if (!started) {
+            started = true;
+            yield chunk({ role: 'assistant', content: '' });
+          }
           if (ev.type === 'text') yield chunk({ content: ev.text });
           else {
             done = true;

@@ -166,17 +166,25 @@ describe('gateway with the in-process engine', () => {
       assert.equal(err.code, 'upstream_error');
       assert.match(err.message, /engine engine-local failed: generation ended without a result/);
     }
-    // Streamed, the failure comes after the first chunk: an upstream_error event (before: the
-    // stream ended without a finish_reason, as if complete).
-    const streamed = await (
-      await post('/chat/completions', { model: 'default', messages, stream: true })
-    ).text();
-    assert.match(streamed, /"code":"upstream_error"/, streamed);
-    // With another backend in the pool, every request is answered: the engine's failures are retried there.
+    // Streamed, the role chunk waits for the generation's first event: a generation that fails
+    // before it is the same 502, before any byte of the stream (before: the stream ended without a
+    // finish_reason, as if complete; then an upstream_error event after the role chunk).
+    const streamed = await post('/chat/completions', { model: 'default', messages, stream: true });
+    const streamedText = await streamed.text();
+    assert.equal(streamed.status, 502, streamedText);
+    assert.match(streamedText, /"code":"upstream_error"/, streamedText);
+    // With another backend in the pool, every request is answered, streamed or not: the engine's
+    // failures are retried there.
     const pairBackend = pool.get('pair')?.backends[0];
     for (let i = 0; i < 4; i++) {
       const res = await post('/chat/completions', { model: 'pair', messages, max_tokens: 4 });
       assert.equal(res.status, 200, await res.text());
+      const s = await post('/chat/completions', { model: 'pair', messages, max_tokens: 4, stream: true });
+      const text = await s.text();
+      assert.equal(s.status, 200, text);
+      assert.doesNotMatch(text, /upstream_error/, text);
+      assert.match(text, /"finish_reason":"(stop|length)"/, text);
+      assert.match(text, /data: \[DONE\]/, text);
     }
     // ... and they count against the engine's backend (its circuit breaker, its last error).
     assert.match(pairBackend?.lastError ?? '', /generation ended without a result/);
