@@ -71,9 +71,10 @@ export class Flight {
   #readerLeft(reason: unknown): void {
     this.#readers--;
     if (this.#readers > 0 || this.settled || this.cancel.aborted) return;
-    // No one reads any more: stop the upstream call (with the last reader's reason, so the attempt
-    // is recorded as it was before flights owned it: aborted, or timed out) and take the flight out
-    // of the table, so that no later request joins a call that is being cancelled.
+    // No one reads any more: stop the upstream call (with the last reader's reason: its client
+    // left, or its deadline passed; the attempt is counted `aborted` upstream, not against the
+    // backend) and take the flight out of the table, so that no later request joins a call that is
+    // being cancelled.
     this.cancel.abort(reason);
     this.#onAbandoned?.();
   }

@@ -343,8 +343,20 @@ async function retryLoop<R>(
   throw lastErr ?? noBackend(pool.alias);
 }
 
+/** settle()'s outcome for an attempt that its request's own cancellation ended. */
+const ABORTED: unique symbol = Symbol('aborted');
+
+/**
+ * How an attempt that failed ended: ABORTED when its request (or flight) was cancelled and the
+ * attempt's own limit did not fire first, else the error.
+ */
+function outcomeOf(cancel: Cancel, attempt: Attempt | undefined, err: unknown): unknown {
+  return cancel.aborted && attempt?.timedOut === undefined ? ABORTED : err;
+}
+
 /**
  * The end of an attempt: metrics, and its verdict for the circuit breaker and the latency EWMA.
+ * `err`: undefined for a success, ABORTED for the request's own cancellation, else the failure.
  * `streamed`: a stream that delivered its first chunk, whose success verdict and latency sample
  * (time to first chunk) settleFirstChunk gave then; its end adds only a failure of its own.
  */
@@ -356,6 +368,15 @@ function settle(
   seconds: number,
   streamed = false,
 ): void {
+  if (err === ABORTED) {
+    // The request's own cancellation ended the attempt (the client left, its deadline passed, the
+    // last reader of a flight went away): no verdict on the backend, counted `aborted` — whatever
+    // the provider threw for it (an AbortError from the in-process ones, the deadline's 504).
+    if (!streamed) backend.circuit.release();
+    deps.metrics.child.upstreamRequests(backend.id, model, 'aborted').inc();
+    deps.metrics.child.upstreamDuration(backend.id, model).observe(seconds);
+    return;
+  }
   const before = backend.circuit.state;
   if (err === undefined) {
     if (!streamed) {
@@ -413,7 +434,7 @@ export async function dispatchUnary<T>(
     } catch (e) {
       const err = attempt ? attempt.fail(e) : e;
       span?.fail(err);
-      settle(deps, backend, p.alias, err, (performance.now() - started) / 1000);
+      settle(deps, backend, p.alias, outcomeOf(cancel, attempt, err), (performance.now() - started) / 1000);
       throw err;
     } finally {
       backend.inFlight--;
@@ -456,7 +477,7 @@ export async function dispatchStream<T>(
       const err = attempt.fail(e);
       backend.inFlight--;
       span?.fail(err);
-      settle(deps, backend, p.alias, err, (performance.now() - started) / 1000);
+      settle(deps, backend, p.alias, outcomeOf(cancel, attempt, err), (performance.now() - started) / 1000);
       throw err;
     }
   });
@@ -498,8 +519,7 @@ export async function dispatchStream<T>(
       } else {
         // The client went away: not the backend's fault.
         span?.ok({ usage: ctx.usage ?? null });
-        deps.metrics.child.upstreamRequests(backend.id, alias, 'aborted').inc();
-        deps.metrics.child.upstreamDuration(backend.id, alias).observe(seconds);
+        settle(deps, backend, alias, ABORTED, seconds, true);
       }
     }
   }
@@ -589,7 +609,13 @@ export async function dispatchRawStream(
       raw?.body.destroy();
       backend.inFlight--;
       span?.fail(err);
-      settle(deps, backend, p.alias, err, (performance.now() - started) / 1000);
+      settle(
+        deps,
+        backend,
+        p.alias,
+        outcomeOf(ctx.controller, attempt, err),
+        (performance.now() - started) / 1000,
+      );
       throw err;
     }
   });
@@ -609,11 +635,12 @@ export async function dispatchRawStream(
         settle(deps, backend, alias, undefined, seconds, true);
       } else if (outcome === 'aborted') {
         span?.ok({ usage: ctx.usage ?? null });
-        deps.metrics.child.upstreamRequests(backend.id, alias, 'aborted').inc();
-        deps.metrics.child.upstreamDuration(backend.id, alias).observe(seconds);
+        settle(deps, backend, alias, ABORTED, seconds, true);
       } else {
         span?.fail(outcome.error);
-        settle(deps, backend, alias, outcome.error, seconds, true);
+        // A stream the request's own cancellation cut (its deadline passed) is aborted, as on the
+        // object path: the attempt's limit no longer applies after the first chunk.
+        settle(deps, backend, alias, attempt.cancel.aborted ? ABORTED : outcome.error, seconds, true);
       }
     },
   };
