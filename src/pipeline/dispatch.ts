@@ -21,7 +21,7 @@ import { Cancel, sleep } from '../lib/abort.js';
 import { RetrySchema } from '../config/schema.js';
 import type { ProviderCallContext, ProviderStream, RawSseStream } from '../providers/spec.js';
 import { firstEventError } from '../lib/sse-bytes.js';
-import type { GatewayMetrics } from '../telemetry/metrics.js';
+import { NO_BACKEND, type GatewayMetrics } from '../telemetry/metrics.js';
 import { upstreamHeaders, type RequestContext } from './context.js';
 import type { Usage } from '../providers/openai-types.js';
 import { startAttempt, type AttemptSpan, type GenAiOperation } from '../telemetry/tracing.js';
@@ -249,20 +249,13 @@ function withRetries<R>(
 }
 
 /**
- * After a failed attempt that may be retried: false when no attempt is left; otherwise counts
- * the retry and waits the back-off. An upstream's retry-after is not waited for here: it belongs
- * to the backend that sent it (coolDown), and is waited for only if the next attempt goes there.
+ * After a failed attempt that may be retried: false when no attempt is left; otherwise waits the
+ * back-off. The retry is counted when it goes out (retryLoop): one may find no backend left to go
+ * to. An upstream's retry-after is not waited for here: it belongs to the backend that sent it
+ * (coolDown), and is waited for only if the next attempt goes there.
  */
-async function backOff(
-  deps: DispatchDeps,
-  cancel: Cancel,
-  pool: Pool,
-  retry: typeof DEFAULT_RETRY,
-  failed: { backend: Backend; err: unknown },
-  attempts: number,
-): Promise<boolean> {
+async function backOff(cancel: Cancel, retry: typeof DEFAULT_RETRY, attempts: number): Promise<boolean> {
   if (attempts >= retry.attempts) return false;
-  deps.metrics.retries.labels(pool.alias, failed.backend.id).inc();
   const cap = Math.min(retry.max_backoff_ms, retry.backoff_ms * 2 ** (attempts - 1));
   await sleep(Math.random() * cap, cancel.signal);
   return true;
@@ -293,7 +286,7 @@ async function retryLoop<R>(
     attempts = 1;
     lastErr = failed.err;
     previous = failed.backend;
-    if (!(await backOff(deps, cancel, pool, retry, failed, attempts))) throw lastErr;
+    if (!(await backOff(cancel, retry, attempts))) throw lastErr;
   }
   for (const p of chain) {
     // The backends of this pool that failed (the first attempt's, when it was made on this pool).
@@ -322,8 +315,14 @@ async function retryLoop<R>(
           throw err;
         }
       }
-      if (previous && previous.id !== backend.id)
-        deps.metrics.fallbacks.labels(pool.alias, previous.id, backend.id).inc();
+      // Counted as the attempt goes out: a retry of the attempt that failed (labelled with its
+      // backend), moved to another backend; or the fallback chain taken with no attempt on the
+      // primary, none of whose backends may take requests (circuits open).
+      if (previous) {
+        deps.metrics.retries.labels(pool.alias, previous.id).inc();
+        if (previous.id !== backend.id)
+          deps.metrics.fallbacks.labels(pool.alias, previous.id, backend.id).inc();
+      } else if (p !== pool) deps.metrics.fallbacks.labels(pool.alias, NO_BACKEND, backend.id).inc();
       attempts++;
       ctx.backend = backend.id;
       if (p !== pool) ctx.fallbackModel = p.alias;
@@ -335,7 +334,7 @@ async function retryLoop<R>(
         if (cancel.aborted || !isRetryable(err)) throw err;
         (tried ??= new Set()).add(backend.id);
         previous = backend;
-        if (!(await backOff(deps, cancel, pool, retry, { backend, err }, attempts))) break;
+        if (!(await backOff(cancel, retry, attempts))) break;
       }
     }
     if (attempts >= retry.attempts) break;

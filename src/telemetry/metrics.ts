@@ -13,6 +13,8 @@ export const ITL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1,
 
 export const UNKNOWN_MODEL = '_unknown';
 export const ANONYMOUS_TENANT = '_anonymous';
+/** portico_fallbacks_total from_backend when the primary had no backend to try (circuits open). */
+export const NO_BACKEND = '_none';
 /** http_* endpoint label for requests that matched no route (bounded: never the raw path). */
 export const UNMATCHED_ENDPOINT = '_unmatched';
 
@@ -316,7 +318,7 @@ export class GatewayMetrics {
     });
     this.fallbacks = new Counter({
       name: 'portico_fallbacks_total',
-      help: 'Requests moved to another backend (or fallback model) after a failure',
+      help: 'Attempts moved to another backend (or fallback model); from_backend _none: the primary had none to try',
       labelNames: ['model', 'from_backend', 'to_backend'],
       registers: [r],
     });

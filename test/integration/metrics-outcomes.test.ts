@@ -129,3 +129,181 @@ describe('an attempt its own request cancelled is counted aborted, on every path
     assert.deepEqual(await series(gw, 'portico_requests_in_flight'), { 'tenant="acme-corp"': 0 });
   });
 });
+
+/** 503 on every request: an in-process backend that always fails (retryable, counts against it). */
+const failing = (id: string) => ({
+  id,
+  provider: 'sim',
+  sim: { mode: 'echo', faults: { error_rate: 1, error_status: 503 } },
+});
+const working = (id: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  provider: 'sim',
+  sim: { mode: 'echo', ...extra },
+});
+const quick = { attempts: 3, backoff_ms: 1, max_backoff_ms: 1 };
+
+interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
+/** The usage of a JSON answer, or of a stream's usage chunk. */
+function usageOf(text: string): Usage {
+  if (!text.startsWith('data:')) return (JSON.parse(text) as { usage: Usage }).usage;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('data: {')) continue;
+    const c = JSON.parse(line.slice(6)) as { usage?: Usage | null };
+    if (c.usage) return c.usage;
+  }
+  throw new Error(`no usage in ${text}`);
+}
+
+describe('retries and fallbacks: each attempt against its backend, the request and its tokens once', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await gatewayWith({
+      // Round robin: the first request tries bad-p first, then good-p.
+      pair: { retry: quick, backends: [failing('bad-p'), working('good-p')] },
+      'pair-stream': { retry: quick, backends: [failing('bad-ps'), working('good-ps')] },
+      // The primary's one backend fails (and its circuit opens at once): `small` answers.
+      primary: {
+        retry: quick,
+        circuit: { failures: 1, open_ms: 600_000 },
+        fallbacks: ['small'],
+        pricing: { input_per_million: 1_000_000, output_per_million: 1_000_000 },
+        backends: [failing('bad-a')],
+      },
+      small: {
+        pricing: { input_per_million: 100_000, output_per_million: 200_000 },
+        backends: [working('good-s')],
+      },
+      // Three attempts allowed; the fallback's circuit opens at its first failure, so the third
+      // attempt finds no backend to go to.
+      doomed: { retry: quick, fallbacks: ['broken'], backends: [failing('bad-x')] },
+      broken: { circuit: { failures: 1, open_ms: 600_000 }, backends: [failing('bad-y')] },
+      // An A/B split priced on its variants only.
+      ab: {
+        split: [
+          { model: 'ab-one', weight: 1 },
+          { model: 'ab-two', weight: 1 },
+        ],
+      },
+      'ab-one': {
+        pricing: { input_per_million: 1_000_000, output_per_million: 0 },
+        backends: [working('ab-1')],
+      },
+      'ab-two': {
+        pricing: { input_per_million: 1_000_000, output_per_million: 0 },
+        backends: [working('ab-2')],
+      },
+    });
+  });
+  after(async () => {
+    await gw.close();
+  });
+
+  for (const [model, bad, good, stream] of [
+    ['pair', 'bad-p', 'good-p', false],
+    ['pair-stream', 'bad-ps', 'good-ps', true],
+  ] as const) {
+    it(`a retry on another backend of the pool (${stream ? 'stream' : 'unary'})`, async () => {
+      const r = await chat(gw, {
+        model,
+        stream,
+        stream_options: stream ? { include_usage: true } : undefined,
+      });
+      assert.equal(r.status, 200, r.text);
+      const usage = usageOf(r.text);
+      const only = `model="${model}"`;
+      assert.deepEqual(await series(gw, 'portico_upstream_requests_total', only), {
+        [`backend="${bad}",${only},status="503"`]: 1,
+        [`backend="${good}",${only},status="200"`]: 1,
+      });
+      assert.deepEqual(await series(gw, 'portico_upstream_duration_seconds_count', only), {
+        [`backend="${bad}",${only}`]: 1,
+        [`backend="${good}",${only}`]: 1,
+      });
+      assert.deepEqual(await series(gw, 'portico_upstream_errors_total', only), {
+        [`backend="${bad}",${only},class="status_5xx"`]: 1,
+      });
+      assert.deepEqual(await series(gw, 'portico_retries_total', only), { [`${only},backend="${bad}"`]: 1 });
+      assert.deepEqual(await series(gw, 'portico_fallbacks_total', only), {
+        [`${only},from_backend="${bad}",to_backend="${good}"`]: 1,
+      });
+      assert.deepEqual(await series(gw, 'portico_requests_total', only), {
+        [`tenant="acme-corp",${only},route="chat",status="200"`]: 1,
+      });
+      assert.deepEqual(await series(gw, 'portico_tokens_total', only), {
+        [`tenant="acme-corp",${only},direction="input"`]: usage.prompt_tokens,
+        [`tenant="acme-corp",${only},direction="output"`]: usage.completion_tokens,
+      });
+    });
+  }
+
+  it('a fallback model: counted as a fallback whether the primary failed or its circuit is open', async () => {
+    // 1: bad-a answers 503 (its circuit opens), the retry goes to the fallback model.
+    const first = await chat(gw, { model: 'primary' });
+    assert.equal(first.status, 200, first.text);
+    // 2: bad-a's circuit is open: no attempt on the primary, straight to the fallback.
+    const second = await chat(gw, { model: 'primary' });
+    assert.equal(second.status, 200, second.text);
+    const u1 = usageOf(first.text);
+    const u2 = usageOf(second.text);
+    assert.deepEqual(
+      {
+        ...(await series(gw, 'portico_upstream_requests_total', 'backend="bad-a"')),
+        ...(await series(gw, 'portico_upstream_requests_total', 'backend="good-s"')),
+      },
+      {
+        'backend="bad-a",model="primary",status="503"': 1,
+        'backend="good-s",model="small",status="200"': 2,
+      },
+    );
+    assert.deepEqual(await series(gw, 'portico_retries_total', 'model="primary"'), {
+      'model="primary",backend="bad-a"': 1,
+    });
+    assert.deepEqual(await series(gw, 'portico_fallbacks_total', 'model="primary"'), {
+      'model="primary",from_backend="bad-a",to_backend="good-s"': 1,
+      'model="primary",from_backend="_none",to_backend="good-s"': 1,
+    });
+    // The request-level series keep the alias the client asked for, once per request.
+    assert.deepEqual(await series(gw, 'portico_requests_total', 'model="primary"'), {
+      'tenant="acme-corp",model="primary",route="chat",status="200"': 2,
+    });
+    assert.deepEqual(await series(gw, 'portico_tokens_total', 'model="primary"'), {
+      'tenant="acme-corp",model="primary",direction="input"': u1.prompt_tokens + u2.prompt_tokens,
+      'tenant="acme-corp",model="primary",direction="output"': u1.completion_tokens + u2.completion_tokens,
+    });
+    assert.deepEqual(await series(gw, 'portico_tokens_total', 'model="small"'), {});
+  });
+
+  it('a retry is counted only when it goes out (none left to go to: not counted)', async () => {
+    const r = await chat(gw, { model: 'doomed' });
+    assert.equal(r.status, 503, r.text);
+    // Two attempts were made (bad-x, then bad-y); the third found bad-y's circuit open.
+    assert.deepEqual(
+      {
+        ...(await series(gw, 'portico_upstream_requests_total', 'backend="bad-x"')),
+        ...(await series(gw, 'portico_upstream_requests_total', 'backend="bad-y"')),
+      },
+      {
+        'backend="bad-x",model="doomed",status="503"': 1,
+        'backend="bad-y",model="broken",status="503"': 1,
+      },
+    );
+    assert.deepEqual(await series(gw, 'portico_retries_total', 'model="doomed"'), {
+      'model="doomed",backend="bad-x"': 1,
+    });
+    assert.deepEqual(await series(gw, 'portico_fallbacks_total', 'model="doomed"'), {
+      'model="doomed",from_backend="bad-x",to_backend="bad-y"': 1,
+    });
+    assert.deepEqual(await series(gw, 'portico_requests_total', 'model="doomed"'), {
+      'tenant="acme-corp",model="doomed",route="chat",status="503"': 1,
+    });
+  });
+
+  it('every request finished: nothing left in flight', async () => {
+    assert.deepEqual(await series(gw, 'portico_requests_in_flight'), { 'tenant="acme-corp"': 0 });
+  });
+});
