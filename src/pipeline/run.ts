@@ -857,7 +857,13 @@ export function recordUsage(
   const model = ctx.model ?? UNKNOWN_MODEL;
   if (usage) {
     ctx.accountedTokens = { input: usage.prompt, output: usage.completion, estimated: usage.estimated };
-    const pricing = ctx.snapshot.config.models[model]?.pricing;
+    // Priced as the model that answered: a fallback model at its own prices, an A/B variant at
+    // its own (else the split alias's); the series and the record keep the alias asked for.
+    const models = ctx.snapshot.config.models;
+    const pricing =
+      ctx.fallbackModel !== undefined
+        ? models[ctx.fallbackModel]?.pricing
+        : ((ctx.variant !== undefined ? models[ctx.variant]?.pricing : undefined) ?? models[model]?.pricing);
     // The cache part of the prompt: the upstream's usage, or its counts before a cut.
     const upstream = ctx.usage ?? ctx.reportedUsage;
     ctx.costUsd = ctx.cacheHit

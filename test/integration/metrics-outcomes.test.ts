@@ -241,6 +241,9 @@ describe('retries and fallbacks: each attempt against its backend, the request a
     });
   }
 
+  /** The usage of the two requests answered by the fallback model (test below). */
+  const answered: Usage[] = [];
+
   it('a fallback model: counted as a fallback whether the primary failed or its circuit is open', async () => {
     // 1: bad-a answers 503 (its circuit opens), the retry goes to the fallback model.
     const first = await chat(gw, { model: 'primary' });
@@ -250,6 +253,7 @@ describe('retries and fallbacks: each attempt against its backend, the request a
     assert.equal(second.status, 200, second.text);
     const u1 = usageOf(first.text);
     const u2 = usageOf(second.text);
+    answered.push(u1, u2);
     assert.deepEqual(
       {
         ...(await series(gw, 'portico_upstream_requests_total', 'backend="bad-a"')),
@@ -278,6 +282,19 @@ describe('retries and fallbacks: each attempt against its backend, the request a
     assert.deepEqual(await series(gw, 'portico_tokens_total', 'model="small"'), {});
   });
 
+  it("a fallback model's answers are priced at its prices, not the primary's", async () => {
+    const [u1, u2] = answered as [Usage, Usage];
+    // small's prices (0.1 and 0.2 USD per token), not the primary's (1 USD per token).
+    const cost = await series(gw, 'portico_cost_usd_total', 'model="primary"');
+    const want =
+      (u1.prompt_tokens + u2.prompt_tokens) * 0.1 + (u1.completion_tokens + u2.completion_tokens) * 0.2;
+    assert.ok(
+      Math.abs((cost['tenant="acme-corp",model="primary"'] ?? 0) - want) < 1e-9,
+      JSON.stringify(cost),
+    );
+    assert.deepEqual(await series(gw, 'portico_cost_usd_total', 'model="small"'), {});
+  });
+
   it('a retry is counted only when it goes out (none left to go to: not counted)', async () => {
     const r = await chat(gw, { model: 'doomed' });
     assert.equal(r.status, 503, r.text);
@@ -303,7 +320,13 @@ describe('retries and fallbacks: each attempt against its backend, the request a
     });
   });
 
-  it('every request finished: nothing left in flight', async () => {
+  it("an A/B split's answer is priced at its variant's prices", async () => {
+    const r = await chat(gw, { model: 'ab' });
+    assert.equal(r.status, 200, r.text);
+    const u = usageOf(r.text);
+    assert.deepEqual(await series(gw, 'portico_cost_usd_total', 'model="ab"'), {
+      'tenant="acme-corp",model="ab"': u.prompt_tokens,
+    });
     assert.deepEqual(await series(gw, 'portico_requests_in_flight'), { 'tenant="acme-corp"': 0 });
   });
 });
