@@ -227,11 +227,21 @@ export async function beginTenantRequest(
 ): Promise<TenantRuntime> {
   await admitIp(deps, ctx, ctx.snapshot.config.admission);
   const tenant = await withStage(ctx, 'authenticate', () => authenticate(ctx, presentedKey, deps.lookupKey));
+  enterTenant(deps, ctx, tenant);
+  await withStage(ctx, 'admission', () => admitRequestRate(deps, ctx, tenant, ctx.key));
+  return tenant;
+}
+
+/**
+ * The request is the tenant's from here: in portico_requests_in_flight and in the requests
+ * shutdown waits for, until finishRequest (which runs for every request with a tenant: the caller
+ * must make sure it does, on a client that leaves too — see handlerSettled).
+ */
+export function enterTenant(deps: PipelineDeps, ctx: RequestContext, tenant: TenantRuntime): void {
+  ctx.tenant = tenant;
   deps.metrics.child.inFlight(tenant.id).inc();
   deps.openRequests?.add();
   if (ctx.trace) ctx.trace.root.setAttribute('portico.tenant', tenant.id);
-  await withStage(ctx, 'admission', () => admitRequestRate(deps, ctx, tenant, ctx.key));
-  return tenant;
 }
 
 /**

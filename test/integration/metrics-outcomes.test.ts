@@ -330,3 +330,143 @@ describe('retries and fallbacks: each attempt against its backend, the request a
     assert.deepEqual(await series(gw, 'portico_requests_in_flight'), { 'tenant="acme-corp"': 0 });
   });
 });
+
+describe('every gauge that goes up comes down, on every path', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway(
+      demoConfig({
+        admission: { queue_timeout_ms: 10_000 },
+        tenants: [
+          // One request at a time: a second one waits in the admission queue.
+          {
+            id: 'acme-corp',
+            allowed_models: ['slow', 'cut'],
+            api_keys: [{ value: ACME_KEY }],
+            limits: { max_in_flight: 1 },
+          },
+          // One request per 1,000 s: the second is refused with 429.
+          {
+            id: 'tight',
+            allowed_models: ['slow'],
+            api_keys: [{ value: 'sk-test-tight' }],
+            limits: { requests_per_second: 0.001, burst: 1 },
+          },
+        ],
+        models: {
+          slow: { backends: [working('sim-slow', { ttft_ms: 300, itl_ms: 50, output_tokens: 8 })] },
+          cut: {
+            backends: [
+              working('sim-cut', {
+                itl_ms: 10,
+                output_tokens: 8,
+                faults: { disconnect_rate: 1, disconnect_after_chunks: 2 },
+              }),
+            ],
+          },
+        },
+      }),
+    );
+  });
+  after(async () => {
+    await gw.close();
+  });
+
+  it('refused (401, 429), invalid (400), queued and left, cancelled, cut: back to 0', async () => {
+    const as = (key: string, body: Record<string, unknown>) =>
+      fetch(`${gw.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    assert.equal((await as('sk-wrong', { model: 'slow', messages: MESSAGES })).status, 401);
+    assert.equal((await as('sk-test-tight', { model: 'slow', messages: MESSAGES })).status, 200);
+    assert.equal((await as('sk-test-tight', { model: 'slow', messages: MESSAGES })).status, 429);
+    assert.equal((await as(ACME_KEY, { model: 'slow' })).status, 400);
+    // A stream the upstream cuts after two chunks: 200, then the error event.
+    const cut = await as(ACME_KEY, { model: 'cut', stream: true, messages: MESSAGES });
+    assert.match(cut.text, /upstream_error/);
+    // The first holds acme-corp's one slot (cancelled during its first token); the second waits in
+    // the queue and its client leaves there.
+    const holding = leaveAfter(gw, { model: 'slow', stream: true }, 250);
+    await new Promise((r) => setTimeout(r, 50));
+    const queued = leaveAfter(gw, { model: 'slow' }, 150);
+    await eventually(async () =>
+      assert.deepEqual(await series(gw, 'portico_queue_depth'), { 'tenant="acme-corp"': 1 }),
+    );
+    // In flight from authentication on: the queued request too.
+    assert.deepEqual(await series(gw, 'portico_requests_in_flight'), {
+      'tenant="acme-corp"': 2,
+      'tenant="tight"': 0,
+    });
+    await queued;
+    await holding;
+    await eventually(async () =>
+      assert.deepEqual(await series(gw, 'portico_requests_in_flight'), {
+        'tenant="acme-corp"': 0,
+        'tenant="tight"': 0,
+      }),
+    );
+    assert.deepEqual(await series(gw, 'portico_queue_depth'), { 'tenant="acme-corp"': 0 });
+    assert.deepEqual(await series(gw, 'portico_requests_total'), {
+      'tenant="_anonymous",model="_unknown",route="chat",status="401"': 1,
+      'tenant="tight",model="slow",route="chat",status="200"': 1,
+      'tenant="tight",model="_unknown",route="chat",status="429"': 1,
+      'tenant="acme-corp",model="_unknown",route="chat",status="400"': 1,
+      'tenant="acme-corp",model="cut",route="chat",status="502"': 1,
+      'tenant="acme-corp",model="slow",route="chat",status="499"': 2,
+    });
+    assert.equal(gw.gateway.deps.openRequests?.size, 0);
+  });
+
+  it('the console playground: a client that leaves before the first chunk is finished (499)', async () => {
+    const u = new URL(gw.url);
+    await new Promise<void>((resolve) => {
+      const r = request(
+        {
+          host: u.hostname,
+          port: u.port,
+          method: 'POST',
+          path: '/admin/playground',
+          agent: false,
+          headers: { authorization: 'Bearer test-admin-token', 'content-type': 'application/json' },
+        },
+        () => undefined,
+      );
+      r.on('error', () => undefined);
+      r.end(JSON.stringify({ tenant: 'acme-corp', model: 'slow', question: 'hi' }));
+      setTimeout(() => {
+        r.destroy();
+        resolve();
+      }, 100);
+    });
+    await eventually(async () =>
+      assert.deepEqual(await series(gw, 'portico_requests_in_flight'), {
+        'tenant="acme-corp"': 0,
+        'tenant="tight"': 0,
+      }),
+    );
+    assert.deepEqual(await series(gw, 'portico_requests_total', 'route="chat",status="499"'), {
+      'tenant="acme-corp",model="slow",route="chat",status="499"': 3,
+    });
+    assert.deepEqual(await series(gw, 'portico_upstream_requests_total', 'status="aborted"'), {
+      'backend="sim-slow",model="slow",status="aborted"': 2,
+    });
+    // One that completes: counted open while it runs and done once (not below 0: shutdown would
+    // stop waiting for a tenant request still running).
+    const done = await fetch(`${gw.url}/admin/playground`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer test-admin-token', 'content-type': 'application/json' },
+      body: JSON.stringify({ tenant: 'acme-corp', model: 'slow', question: 'hi' }),
+    });
+    assert.equal(done.status, 200);
+    assert.match(await done.text(), /\[DONE\]/);
+    await eventually(async () =>
+      assert.deepEqual(await series(gw, 'portico_requests_in_flight'), {
+        'tenant="acme-corp"': 0,
+        'tenant="tight"': 0,
+      }),
+    );
+    assert.equal(gw.gateway.deps.openRequests?.size, 0);
+  });
+});

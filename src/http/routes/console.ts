@@ -20,13 +20,13 @@ import { backendView, chainView } from '../../routing/view.js';
 import { PorticoError } from '../../errors/portico-error.js';
 import { formatPath } from '../../config/load.js';
 import { admitRequestRate } from '../../pipeline/admit.js';
-import { runChat } from '../../pipeline/run.js';
+import { enterTenant, runChat } from '../../pipeline/run.js';
 import type { TenantRuntime } from '../../pipeline/snapshot.js';
 import { ANONYMOUS_TENANT, UNKNOWN_MODEL } from '../../telemetry/metrics.js';
 import { LiveStats } from '../../telemetry/live-stats.js';
 import { RequestLog, recordFromContext } from '../../telemetry/request-log.js';
 import { requireAdmin } from '../admin-auth.js';
-import { contextFor } from '../request-context.js';
+import { contextFor, handlerSettled } from '../request-context.js';
 import { sendSse } from '../sse.js';
 import { packageRoot } from '../../lib/package-root.js';
 
@@ -175,27 +175,31 @@ export async function registerConsoleRoutes(app: FastifyInstance, gw: Gateway): 
     requireAdmin(gw, request);
     const body = parse(PlaygroundBody, request.body);
     const ctx = contextFor(gw, request, reply, 'chat', '/admin/playground');
-    const tenant = await tenantById(gw, body.tenant);
-    // As beginTenantRequest does after authenticating a key: the tenant is the chosen one.
-    ctx.tenant = tenant;
-    gw.deps.metrics.inFlight.labels(tenant.id).inc();
-    await admitRequestRate(gw.deps, ctx, tenant, undefined);
-    const model = body.model ?? tenant.defaultModel;
-    if (!model)
-      throw new PorticoError('model_not_found', `Tenant "${tenant.id}" has no default model; pick one.`, {
-        param: 'model',
+    try {
+      const tenant = await tenantById(gw, body.tenant);
+      // As beginTenantRequest does after authenticating a key: the tenant is the chosen one.
+      enterTenant(gw.deps, ctx, tenant);
+      await admitRequestRate(gw.deps, ctx, tenant, undefined);
+      const model = body.model ?? tenant.defaultModel;
+      if (!model)
+        throw new PorticoError('model_not_found', `Tenant "${tenant.id}" has no default model; pick one.`, {
+          param: 'model',
+        });
+      const out = await runChat(gw.deps, ctx, tenant, {
+        model,
+        messages: [{ role: 'user', content: body.question }],
+        stream: true,
+        stream_options: { include_usage: true },
+        ...(body.max_tokens !== undefined ? { max_tokens: body.max_tokens } : {}),
+        ...(body.user !== undefined ? { user: body.user } : {}),
       });
-    const out = await runChat(gw.deps, ctx, tenant, {
-      model,
-      messages: [{ role: 'user', content: body.question }],
-      stream: true,
-      stream_options: { include_usage: true },
-      ...(body.max_tokens !== undefined ? { max_tokens: body.max_tokens } : {}),
-      ...(body.user !== undefined ? { user: body.user } : {}),
-    });
-    if (out.kind !== 'stream') throw new PorticoError('internal_error', 'expected a stream');
-    await sendSse(gw.deps, reply, ctx, out.chunks);
-    return reply;
+      if (out.kind !== 'stream') throw new PorticoError('internal_error', 'expected a stream');
+      await sendSse(gw.deps, reply, ctx, out.chunks);
+      return reply;
+    } finally {
+      // A client that left before the stream began gets no onResponse: finished here (499).
+      handlerSettled(gw, ctx);
+    }
   });
 
   if (!adminCfg.console) return;
