@@ -470,3 +470,64 @@ describe('every gauge that goes up comes down, on every path', () => {
     assert.equal(gw.gateway.deps.openRequests?.size, 0);
   });
 });
+
+describe('cache hits and single-flight followers: no upstream samples, priced once', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await gatewayWith({
+      cached: {
+        pricing: { input_per_million: 1_000_000, output_per_million: 1_000_000 },
+        backends: [working('sim-cached', { ttft_ms: 200 })],
+      },
+    });
+  });
+  after(async () => {
+    await gw.close();
+  });
+
+  it('an L1 hit (unary and stream) and a coalesced follower', async () => {
+    const body = { model: 'cached', temperature: 0 };
+    // A leader and a follower that joins its flight, then a hit from L1.
+    const [leader, follower] = await Promise.all([
+      chat(gw, body),
+      new Promise((r) => setTimeout(r, 50)).then(() => chat(gw, body)),
+    ]);
+    const hit = await chat(gw, body);
+    const stream = { ...body, stream: true, stream_options: { include_usage: true } };
+    const streamed = await chat(gw, stream);
+    const replayed = await chat(gw, stream);
+    for (const r of [leader, follower, hit, streamed, replayed]) assert.equal(r.status, 200, r.text);
+    const u = usageOf(leader.text);
+    const us = usageOf(streamed.text);
+    // Two upstream calls in all: the leader's and the first stream.
+    assert.deepEqual(await series(gw, 'portico_upstream_requests_total'), {
+      'backend="sim-cached",model="cached",status="200"': 2,
+    });
+    assert.deepEqual(await series(gw, 'portico_upstream_duration_seconds_count'), {
+      'backend="sim-cached",model="cached"': 2,
+    });
+    assert.deepEqual(await series(gw, 'portico_cache_lookups_total'), {
+      'tenant="acme-corp",tier="l1",result="miss"': 3,
+      'tenant="acme-corp",tier="l1",result="hit"': 2,
+    });
+    assert.deepEqual(await series(gw, 'portico_cache_coalesced_total'), { 'tenant="acme-corp"': 1 });
+    assert.deepEqual(await series(gw, 'portico_requests_total'), {
+      'tenant="acme-corp",model="cached",route="chat",status="200"': 5,
+    });
+    // Tokens: accounted for every request that received the answer (as the ledger records them);
+    // cost: only the two upstream calls.
+    assert.deepEqual(await series(gw, 'portico_tokens_total'), {
+      'tenant="acme-corp",model="cached",direction="input"': 3 * u.prompt_tokens + 2 * us.prompt_tokens,
+      'tenant="acme-corp",model="cached",direction="output"':
+        3 * u.completion_tokens + 2 * us.completion_tokens,
+    });
+    const cost = await series(gw, 'portico_cost_usd_total');
+    const want = u.prompt_tokens + u.completion_tokens + us.prompt_tokens + us.completion_tokens;
+    assert.ok(Math.abs((cost['tenant="acme-corp",model="cached"'] ?? 0) - want) < 1e-9, JSON.stringify(cost));
+    // Time to first token is what the client saw: both streams, the replay included.
+    assert.deepEqual(await series(gw, 'portico_time_to_first_token_seconds_count'), {
+      'tenant="acme-corp",model="cached"': 2,
+    });
+    assert.deepEqual(await series(gw, 'portico_requests_in_flight'), { 'tenant="acme-corp"': 0 });
+  });
+});
