@@ -9,7 +9,9 @@
  * to the next: compare totals, and sites summed over such pairs.
  *
  * Usage: npm run bench:alloc -- [--a DIR] [--b DIR] [--governed | --parts LIST] [--stream]
- *        [--requests 8000] [--top 30]            (npm run builds dist/ first; tsx bench/alloc-bench.ts does not)
+ *        [--requests 8000] [--top 30] [--lines]  (npm run builds dist/ first; tsx bench/alloc-bench.ts does not)
+ * --lines names Portico's sites by src/ module and line (through the bundle's source maps) instead
+ * of by function: anonymous closures become `(anonymous) (pipeline/run.ts:475)`.
  * DIR holds a build's main.js (default dist, or an older revision bundled with scripts/build.mjs's
  * bundle(DIR) from a git worktree, DIR inside this checkout so its packages resolve). With --b,
  * both builds run one after the other on the same load and the table gives both and the difference
@@ -18,9 +20,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { SourceMap, type SourceMapPayload } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import ts from 'typescript';
 import { Pool } from 'undici';
@@ -35,6 +39,7 @@ const { values } = parseArgs({
     stream: { type: 'boolean', default: false },
     requests: { type: 'string', default: '8000' },
     top: { type: 'string', default: '30' },
+    lines: { type: 'boolean', default: false },
   },
 });
 const REQUESTS = Number(values.requests);
@@ -44,9 +49,30 @@ const KEY = 'sk-alloc-bench';
 const PHASE_LIMIT_MS = 120_000;
 
 interface ProfileNode {
-  callFrame: { functionName: string; url: string };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   selfSize: number;
   children: ProfileNode[];
+}
+
+const sourceMaps = new Map<string, { map: SourceMap; dir: string } | null>();
+/** `--lines`: a frame in a bundled file as its src/ module and line (`file.ts:LINE`), else undefined. */
+function srcLine(f: ProfileNode['callFrame']): string | undefined {
+  if (!f.url.startsWith('file://') || f.url.includes('/node_modules/')) return undefined;
+  let entry = sourceMaps.get(f.url);
+  if (entry === undefined) {
+    const file = fileURLToPath(f.url);
+    entry = existsSync(`${file}.map`)
+      ? {
+          map: new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8')) as SourceMapPayload),
+          dir: dirname(file),
+        }
+      : null;
+    sourceMaps.set(f.url, entry);
+  }
+  const hit = entry?.map.findEntry(f.lineNumber, f.columnNumber) as
+    { originalSource?: string; originalLine?: number } | undefined;
+  if (!hit?.originalSource) return undefined;
+  return `${hit.originalSource.replace(/^.*\/src\//, '')}:${(hit.originalLine ?? 0) + 1}`;
 }
 
 /** An allocation site as the table names it: the function, and its package or Node module. */
@@ -54,6 +80,10 @@ function siteOf(f: ProfileNode['callFrame']): string {
   const name = f.functionName || '(anonymous)';
   const url = f.url;
   if (url === '') return name;
+  if (values.lines) {
+    const at = srcLine(f);
+    if (at !== undefined) return `${name} (${at})`;
+  }
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg) return `${name} (${pkg[1]})`;
   if (url.startsWith('node:')) return `${name} (${url})`;
