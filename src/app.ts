@@ -12,7 +12,7 @@ import { GatewayMetrics } from './telemetry/metrics.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { sha256Hex } from './lib/hash.js';
 import { VERSION } from './version.js';
-import { Tenancy } from './tenancy/tenancy.js';
+import { Tenancy, dailyBudgetOf } from './tenancy/tenancy.js';
 import { ResponseCache } from './cache/response-cache.js';
 import { createTracing, type Tracing } from './telemetry/tracing.js';
 import { AuditLog } from './telemetry/audit.js';
@@ -90,6 +90,7 @@ export class Gateway {
       defer: (log) => (this.#heldLogs ? this.#heldLogs.push(log) : log()),
     });
     this.metrics.setUpstreamSource(() => this.#upstreamConnections());
+    this.metrics.setBudgetSource(() => this.#budgets());
     const { pools } = this.#registry.build(loaded.config);
     this.#snapshot = compileSnapshot(loaded, pools, ++this.#version);
     this.#prompts = loaded.prompts;
@@ -184,6 +185,33 @@ export class Gateway {
     for (const pool of this.#snapshot.pools.values())
       for (const b of pool.backends)
         if (b.provider.upstream) yield { backend: b.id, open: b.provider.upstream.openConnections };
+  }
+
+  /**
+   * Each tenant's daily budget (portico_tenant_daily_budget_usd, for the cost alerts): the tenant
+   * store's records (config tenants are synced into it; admin-API tenants set theirs there), or the
+   * config's tenants without a store. A store that cannot be read leaves the series out of this
+   * scrape rather than failing it.
+   */
+  async #budgets(): Promise<Array<{ tenant: string; usd: number }>> {
+    const out: Array<{ tenant: string; usd: number }> = [];
+    if (this.#tenancy) {
+      let records;
+      try {
+        records = await this.#tenancy.state.tenants.list();
+      } catch (err) {
+        this.logger.warn({ err }, 'tenant budgets not exported: the tenant store could not be read');
+        return out;
+      }
+      for (const rec of records) {
+        const usd = dailyBudgetOf(rec);
+        if (usd !== undefined) out.push({ tenant: rec.id, usd });
+      }
+    } else {
+      for (const t of this.#snapshot.config.tenants)
+        if (t.budget) out.push({ tenant: t.id, usd: t.budget.daily_usd });
+    }
+    return out;
   }
 
   /** Token limits and quotas estimate prompts up front: load the tokenizer before a request needs it. */

@@ -209,6 +209,18 @@ export const QuotaSchema = z.strictObject({
   monthly_requests: z.number().int().min(1).optional(),
 });
 
+/**
+ * What a tenant plans to spend: the cost alerts compare its spend over a rolling 24 hours with
+ * this (portico_tenant_daily_budget_usd). Alerting only: a quota is what refuses requests.
+ */
+export const BudgetSchema = z.strictObject({
+  daily_usd: z
+    .number()
+    .positive()
+    .max(1e9)
+    .describe('USD per day; PorticoDailyBudgetNearlyExhausted at 80%, PorticoDailyBudgetExceeded above it'),
+});
+
 export const PRIORITY_CLASSES = ['critical', 'high', 'normal', 'low'] as const;
 export const PrioritySchema = z.enum(PRIORITY_CLASSES);
 export const PriorityClassesForDocs = PRIORITY_CLASSES;
@@ -267,6 +279,9 @@ export const TenantSchema = z
     api_keys: z.array(ApiKeySchema).default([]),
     limits: RateLimitsSchema.optional().describe('rate limits for the whole tenant'),
     quota: QuotaSchema.optional().describe('daily/monthly budgets; reset at UTC day/month boundaries'),
+    budget: BudgetSchema.optional().describe(
+      'planned spend, for the cost alerts only (portico_tenant_daily_budget_usd); quotas enforce',
+    ),
     priority: PrioritySchema.default('normal').describe(
       'admission queue class; a request may lower it with x-portico-priority',
     ),

@@ -78,6 +78,7 @@ export class GatewayMetrics {
   readonly connectionsRefused: Counter<'reason'>;
   readonly upstreamConnections: Gauge<'backend'>;
   #upstreamSource: () => Iterable<{ backend: string; open: number }> = () => [];
+  #budgetSource: () => Promise<Iterable<{ tenant: string; usd: number }>> = () => Promise.resolve([]);
   readonly httpRequests: FastCounter<'method' | 'endpoint' | 'tenant' | 'status'>;
   readonly httpDuration: FastHistogram<'method' | 'endpoint' | 'tenant'>;
   readonly configReloads: Counter<'result'>;
@@ -283,11 +284,17 @@ export class GatewayMetrics {
       labelNames: ['store'],
       registers: [r],
     });
+    const budgetSource = (): Promise<Iterable<{ tenant: string; usd: number }>> => this.#budgetSource();
     this.dailyBudget = new Gauge({
       name: 'portico_tenant_daily_budget_usd',
-      help: 'Configured daily budget per tenant',
+      help: "A tenant's daily budget in USD (tenants[].budget.daily_usd), read at scrape time; absent for a tenant without one",
       labelNames: ['tenant'],
       registers: [r],
+      async collect(this: Gauge<'tenant'>) {
+        const budgets = await budgetSource();
+        this.reset();
+        for (const b of budgets) this.set({ tenant: b.tenant }, b.usd);
+      },
     });
     this.ledgerDropped = new Counter({
       name: 'portico_ledger_dropped_total',
@@ -397,6 +404,11 @@ export class GatewayMetrics {
   /** Where portico_upstream_connections reads its values at scrape time (the gateway's pools). */
   setUpstreamSource(source: () => Iterable<{ backend: string; open: number }>): void {
     this.#upstreamSource = source;
+  }
+
+  /** Where portico_tenant_daily_budget_usd reads the tenants' budgets at scrape time. */
+  setBudgetSource(source: () => Promise<Iterable<{ tenant: string; usd: number }>>): void {
+    this.#budgetSource = source;
   }
 
   /** Record one finished request (all per-request series in one call). */

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import {
+  BudgetSchema,
   QuotaSchema,
   PrioritySchema,
   RATE_LIMIT_BOUNDS,
@@ -47,10 +48,17 @@ const StoredRateLimitsSchema = z.strictObject({
 export const TenantPolicySchema = z.strictObject({
   limits: StoredRateLimitsSchema.optional(),
   quota: QuotaSchema.optional(),
+  budget: BudgetSchema.optional(),
   max_tokens_cap: z.number().int().min(1).optional(),
   default_max_tokens: z.number().int().min(1).optional(),
   default_model: z.string().optional(),
 });
+
+/** A stored tenant's daily budget in USD (its policy JSON), if it has one. */
+export function dailyBudgetOf(rec: TenantRecord): number | undefined {
+  const parsed = TenantPolicySchema.safeParse(rec.limits ?? {});
+  return parsed.success ? parsed.data.budget?.daily_usd : undefined;
+}
 export type TenantPolicy = z.infer<typeof TenantPolicySchema>;
 
 export const KeyPolicySchema = z.strictObject({
@@ -142,6 +150,7 @@ export function tenantRecordFromConfig(t: PorticoConfig['tenants'][number], prom
   const policy: TenantPolicy = {};
   if (t.limits) policy.limits = t.limits;
   if (t.quota) policy.quota = t.quota;
+  if (t.budget) policy.budget = t.budget;
   if (t.max_tokens_cap) policy.max_tokens_cap = t.max_tokens_cap;
   if (t.default_max_tokens) policy.default_max_tokens = t.default_max_tokens;
   if (t.default_model) policy.default_model = t.default_model;

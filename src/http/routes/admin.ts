@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Gateway } from '../../app.js';
-import { PriorityClassesForDocs, QuotaSchema, RateLimitsSchema } from '../../config/schema.js';
+import { BudgetSchema, PriorityClassesForDocs, QuotaSchema, RateLimitsSchema } from '../../config/schema.js';
 import { formatPath } from '../../config/load.js';
 import { configKeyDigest, configKeyId } from '../../config/key-ids.js';
 import { PorticoError } from '../../errors/portico-error.js';
@@ -38,6 +38,7 @@ const tenantFields = {
     .optional(),
   limits: RateLimitsSchema.optional(),
   quota: QuotaSchema.optional(),
+  budget: BudgetSchema.optional(),
   max_tokens_cap: z.number().int().min(1).optional(),
   default_model: z.string().optional(),
   priority: z.enum(PriorityClassesForDocs).optional(),
@@ -48,6 +49,7 @@ export const PatchTenantBody = z.strictObject({
   ...tenantFields,
   limits: RateLimitsSchema.nullable().optional(),
   quota: QuotaSchema.nullable().optional(),
+  budget: BudgetSchema.nullable().optional(),
   max_tokens_cap: z.number().int().min(1).nullable().optional(),
   default_model: z.string().nullable().optional(),
 });
@@ -140,6 +142,7 @@ export function tenantView(rec: TenantRecord): Record<string, unknown> {
     allowed_models: rec.allowed_models,
     limits: p.limits ?? null,
     quota: p.quota ?? null,
+    budget: p.budget ?? null,
     max_tokens_cap: p.max_tokens_cap ?? null,
     default_model: p.default_model ?? null,
     priority: rec.priority,
@@ -218,11 +221,17 @@ async function usageOf(tenancy: Tenancy, rec: TenantRecord): Promise<Record<stri
 }
 
 function policyJson(
-  body: { limits?: unknown; quota?: unknown; max_tokens_cap?: number | null; default_model?: string | null },
+  body: {
+    limits?: unknown;
+    quota?: unknown;
+    budget?: unknown;
+    max_tokens_cap?: number | null;
+    default_model?: string | null;
+  },
   base: JsonObject | null,
 ): JsonObject {
   const out: Record<string, unknown> = { ...(base ?? {}) };
-  for (const k of ['limits', 'quota', 'max_tokens_cap', 'default_model'] as const)
+  for (const k of ['limits', 'quota', 'budget', 'max_tokens_cap', 'default_model'] as const)
     if (body[k] !== undefined) out[k] = body[k];
   return out as JsonObject;
 }
