@@ -308,6 +308,25 @@ const backendCommon = {
     .describe("per-attempt timeout: the whole answer, or a stream's first chunk"),
 };
 
+/** Simulator fault injection (drills); every fault off when nothing is set. */
+export const SimFaultsSchema = z.strictObject({
+  error_rate: z.number().min(0).max(1).default(0).describe('share of requests answered with error_status'),
+  error_status: z.number().int().min(400).max(599).default(503),
+  retry_after_s: z.number().int().min(0).optional().describe('retry-after sent with those errors'),
+  spike_rate: z.number().min(0).max(1).default(0).describe('share of requests delayed by spike_ms'),
+  spike_ms: z.number().min(0).default(2000),
+  hang_rate: z.number().min(0).max(1).default(0).describe('share of requests never answered'),
+  slow_headers_ms: z.number().min(0).default(0).describe('delay before any response byte'),
+  disconnect_rate: z.number().min(0).max(1).default(0).describe('share of streams cut mid-way'),
+  disconnect_after_chunks: z.number().int().min(0).default(3),
+  malformed_rate: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0)
+    .describe('share of answers with broken JSON (or a broken SSE event on streams)'),
+});
+
 export const SimOptionsSchema = z.strictObject({
   mode: z.enum(['lorem', 'echo']).default('lorem').describe('echo answers with the messages it received'),
   ttft_ms: z.number().min(0).default(0),
@@ -316,31 +335,9 @@ export const SimOptionsSchema = z.strictObject({
   jitter: z.number().min(0).max(1).default(0).describe('relative random variation of the delays'),
   embedding_dimensions: z.number().int().min(1).max(8192).default(64),
   seed: z.number().int().default(0),
-  faults: z
-    .strictObject({
-      error_rate: z
-        .number()
-        .min(0)
-        .max(1)
-        .default(0)
-        .describe('share of requests answered with error_status'),
-      error_status: z.number().int().min(400).max(599).default(503),
-      retry_after_s: z.number().int().min(0).optional().describe('retry-after sent with those errors'),
-      spike_rate: z.number().min(0).max(1).default(0).describe('share of requests delayed by spike_ms'),
-      spike_ms: z.number().min(0).default(2000),
-      hang_rate: z.number().min(0).max(1).default(0).describe('share of requests never answered'),
-      slow_headers_ms: z.number().min(0).default(0).describe('delay before any response byte'),
-      disconnect_rate: z.number().min(0).max(1).default(0).describe('share of streams cut mid-way'),
-      disconnect_after_chunks: z.number().int().min(0).default(3),
-      malformed_rate: z
-        .number()
-        .min(0)
-        .max(1)
-        .default(0)
-        .describe('share of answers with broken JSON (or a broken SSE event on streams)'),
-    })
-    .optional()
-    .describe('fault injection for drills; changeable at runtime (PATCH /sim/config)'),
+  faults: SimFaultsSchema.optional().describe(
+    'fault injection for drills; changeable at runtime (PATCH /sim/config)',
+  ),
   prefix_cache: z
     .strictObject({
       enabled: z.boolean().default(false),

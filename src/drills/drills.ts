@@ -162,22 +162,69 @@ async function backendStates(t: DrillTarget, model: string): Promise<Record<stri
   return out;
 }
 
-/** Run `fn` with faults set on a simulator, restoring its previous faults afterwards. */
-async function withFaults<T>(url: string, faults: object, fn: () => Promise<T>): Promise<T> {
-  const before = (await simConfig(url)).faults ?? {};
-  await simConfig(url, { faults });
+type Faults = Record<string, unknown>;
+
+const isFaults = (v: unknown): v is Faults => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The same JSON, whatever the key order. */
+function sameFaults(a: Faults, b: Faults): boolean {
+  const norm = (f: Faults): string =>
+    JSON.stringify(Object.fromEntries(Object.entries(f).sort(([x], [y]) => x.localeCompare(y))));
+  return norm(a) === norm(b);
+}
+
+/**
+ * The merge patch (RFC 7396) that turns the simulator's faults `now` into exactly `want`: what
+ * `want` names is set, every other fault is removed (null: back to its default, off).
+ */
+function replacing(now: Faults, want: Faults): Faults {
+  const patch: Faults = { ...want };
+  for (const k of Object.keys(now)) if (!(k in want)) patch[k] = null;
+  return patch;
+}
+
+async function simFaults(name: string, url: string): Promise<Faults> {
+  const faults = (await simConfig(url)).faults;
+  if (!isFaults(faults))
+    throw new Error(
+      `simulator ${name} at ${url} does not show its faults in GET /sim/config (an older \`portico sim\`?): a drill could not put it back; restart it with this version`,
+    );
+  return faults;
+}
+
+/**
+ * Run `fn` with exactly `faults` on a simulator (its other faults off), then put its previous
+ * faults back and check that they are back: a drill leaves the simulator as it found it.
+ */
+async function withFaults<T>(
+  name: string,
+  url: string,
+  faults: Faults,
+  steps: string[],
+  fn: () => Promise<T>,
+): Promise<T> {
+  const before = await simFaults(name, url);
+  await simConfig(url, { faults: replacing(before, faults) });
+  let result: T;
   try {
-    return await fn();
+    result = await fn();
   } finally {
-    await simConfig(url, { faults: before });
+    await simConfig(url, { faults: replacing(await simFaults(name, url), before) });
+    const after = await simFaults(name, url);
+    if (!sameFaults(after, before))
+      throw new Error(
+        `simulator ${name} at ${url} did not go back to its faults before the drill (${JSON.stringify(before)}); it has ${JSON.stringify(after)}. Switch them off with: curl -X PATCH ${url}/sim/config -H 'content-type: application/json' -d '{"faults": null}'`,
+      );
   }
+  steps.push(`simulator ${name} put back as it was`);
+  return result;
 }
 
 const fmt = (a: Answer): string =>
   `${a.status}${a.body.error?.code ? ` ${a.body.error.code}` : ''} in ${Math.round(a.ms)} ms`;
 
 async function slowStartup(t: DrillTarget, steps: string[]): Promise<boolean> {
-  return withFaults(t.simA, { slow_headers_ms: 3000 }, async () => {
+  return withFaults('A', t.simA, { slow_headers_ms: 3000 }, steps, async () => {
     steps.push('simulator A now takes 3 s before its first byte (a model still loading)');
     const answers = await Promise.all(Array.from({ length: 4 }, () => chat(t, t.models.slow)));
     for (const a of answers) steps.push(`request -> ${fmt(a)}`);
@@ -223,7 +270,7 @@ async function quotaRejection(t: DrillTarget, steps: string[]): Promise<boolean>
 }
 
 async function upstreamTimeout(t: DrillTarget, steps: string[]): Promise<boolean> {
-  return withFaults(t.simA, { hang_rate: 1 }, async () => {
+  return withFaults('A', t.simA, { hang_rate: 1 }, steps, async () => {
     steps.push('simulator A now never answers');
     const a = await chat(t, t.models.timeout);
     steps.push(`request -> ${fmt(a)}: ${a.body.error?.message ?? ''}`);
@@ -232,7 +279,7 @@ async function upstreamTimeout(t: DrillTarget, steps: string[]): Promise<boolean
 }
 
 async function backendDown(t: DrillTarget, steps: string[]): Promise<boolean> {
-  const downOk = await withFaults(t.simA, { error_rate: 1, error_status: 503 }, async () => {
+  const downOk = await withFaults('A', t.simA, { error_rate: 1, error_status: 503 }, steps, async () => {
     steps.push('simulator A now answers 503 to everything (backend down)');
     const answers: Answer[] = [];
     for (let i = 0; i < 30; i++) answers.push(await chat(t, t.models.pool));
@@ -241,7 +288,6 @@ async function backendDown(t: DrillTarget, steps: string[]): Promise<boolean> {
     steps.push(`30 requests -> ${30 - errors} ok, ${errors} errors; backends: ${JSON.stringify(states)}`);
     return errors === 0 && Object.values(states).some((s) => s === 'open' || s === 'ejected');
   });
-  steps.push('simulator A recovered');
   const until = Date.now() + 15_000;
   let states: Record<string, string> = {};
   while (Date.now() < until) {

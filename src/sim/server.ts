@@ -13,7 +13,13 @@ import {
   validateRerankRequest,
 } from '../pipeline/validate.js';
 import type { ProviderCallContext } from '../providers/spec.js';
-import { SimOptionsSchema, type SimOptionsInput } from '../config/schema.js';
+import {
+  SimFaultsSchema,
+  SimOptionsSchema,
+  type SimFaults,
+  type SimOptions,
+  type SimOptionsInput,
+} from '../config/schema.js';
 import { formatPath } from '../config/load.js';
 import { Simulator } from './simulator.js';
 import { SimDisconnect, SimMalformed } from './faults.js';
@@ -116,13 +122,17 @@ export function buildSimServer(opts: SimServerOptions = {}): {
   );
   app.post('/v1/rerank', async (req, reply) => sim.rerank(validateRerankRequest(req.body), callCtx(reply)));
 
-  app.get('/sim/config', async () => sim.options);
+  // GET shows the effective settings: `faults` always (every fault off on a simulator without
+  // any), so that what GET returns can be PATCHed back as it was.
+  app.get('/sim/config', async () => shownOptions(sim.options));
   // A JSON merge patch (RFC 7396) onto the current settings: what the patch does not name is kept
-  // (nested objects such as `faults` too); the merged result is validated as a whole.
+  // (nested objects such as `faults` too), null removes a setting (its default again; `"faults":
+  // null` switches every fault off); the merged result is validated as a whole and replaces the
+  // settings.
   app.patch('/sim/config', async (req) => {
     const patch = req.body ?? {};
     if (!isPlainObject(patch)) throw new PorticoError('invalid_request', 'Send a JSON object of settings.');
-    const parsed = SimOptionsSchema.safeParse(mergePatch(sim.options, patch));
+    const parsed = SimOptionsSchema.safeParse(mergePatch(shownOptions(sim.options), patch));
     if (!parsed.success) {
       const first = parsed.error.issues[0];
       throw new PorticoError(
@@ -131,9 +141,16 @@ export function buildSimServer(opts: SimServerOptions = {}): {
         { param: formatPath(first?.path ?? []) },
       );
     }
-    return sim.configure(parsed.data);
+    return shownOptions(sim.replaceOptions(parsed.data));
   });
   return { app, sim, received };
+}
+
+const NO_FAULTS: SimFaults = SimFaultsSchema.parse({});
+
+/** The settings as /sim/config shows them: with `faults` (all off) when none are set. */
+function shownOptions(o: SimOptions): SimOptions {
+  return { ...o, faults: o.faults ?? NO_FAULTS };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

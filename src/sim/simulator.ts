@@ -116,9 +116,14 @@ export class Simulator implements Provider {
   get options(): SimOptions {
     return this.#opts;
   }
-  /** Change the latency model at runtime (drills). */
+  /** Change the latency model at runtime (drills): the settings `patch` names replace the current ones. */
   configure(patch: Partial<SimOptions>): SimOptions {
     this.#opts = SimOptionsSchema.parse({ ...this.#opts, ...patch });
+    return this.#opts;
+  }
+  /** Replace every setting at once: what `opts` leaves out takes its default (no `faults`: none). */
+  replaceOptions(opts: SimOptionsInput): SimOptions {
+    this.#opts = SimOptionsSchema.parse(opts);
     return this.#opts;
   }
   get running(): number {

@@ -50,6 +50,55 @@ describe('portico drill', () => {
   }
 });
 
+describe('portico drill puts the simulator back as it was', () => {
+  // Each fault drill alone, against simulators of their own (as a user runs `portico drill NAME`
+  // against fresh `portico sim` servers): it passes, and simulator A ends with exactly the faults it
+  // had before, answering at once. Before, a fresh simulator kept the drill's fault (GET showed no
+  // `faults`, and the drill's PATCH {"faults": {}} merged into the fault instead of removing it).
+  const cases: Array<{ drill: string; faults?: { spike_ms: number; retry_after_s: number } }> = [
+    { drill: 'slow-startup' },
+    { drill: 'upstream-timeout' },
+    { drill: 'upstream-timeout', faults: { spike_ms: 900, retry_after_s: 2 } },
+    { drill: 'backend-down' },
+  ];
+  for (const { drill, faults } of cases) {
+    it(`${drill} alone${faults ? ' (simulator A with faults of its own)' : ''}`, async () => {
+      const [a, b] = await Promise.all([startTestSim(faults ? { sim: { faults } } : {}), startTestSim()]);
+      const gw = await startGateway({
+        configFile: 'examples/drills/portico.yaml',
+        env: { PORTICO_PORT: '0', PORTICO_ADMIN_TOKEN: 'drill-admin', DRILL_SIM_A: a.url, DRILL_SIM_B: b.url },
+        watch: false,
+        defaultMetrics: false,
+      });
+      try {
+        const config = async (): Promise<unknown> => ((await fetch(`${a.url}/sim/config`)).json());
+        const before = await config();
+        const lines: string[] = [];
+        const io: CliIO = { env: {}, out: (l) => lines.push(l), err: (l) => lines.push(l) };
+        const code = await runDrillCommand(
+          [drill, '--target', gw.url, '--admin-token', 'drill-admin', '--sim-a', a.url, '--sim-b', b.url],
+          io,
+        );
+        assert.equal(code, 0, lines.join('\n'));
+        assert.deepEqual(await config(), before, 'simulator A has its previous settings back');
+        const started = performance.now();
+        const res = await fetch(`${a.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'x' }] }),
+          signal: AbortSignal.timeout(5_000),
+        });
+        assert.equal(res.status, 200);
+        assert.ok(performance.now() - started < 1_000, 'simulator A answers at once again');
+      } finally {
+        await gw.stop(1_000);
+        await a.close();
+        await b.close();
+      }
+    });
+  }
+});
+
 describe('portico drill says what is wrong with the set-up, in one line', () => {
   let sim: TestSim;
   let demo: TestGateway;

@@ -53,3 +53,54 @@ describe('simulator: PATCH /sim/config', () => {
     }
   });
 });
+
+describe('simulator: clearing faults', () => {
+  const NO_FAULTS = {
+    error_rate: 0,
+    error_status: 503,
+    spike_rate: 0,
+    spike_ms: 2000,
+    hang_rate: 0,
+    slow_headers_ms: 0,
+    disconnect_rate: 0,
+    disconnect_after_chunks: 3,
+    malformed_rate: 0,
+  };
+
+  it('GET shows the effective faults even on a fresh simulator; PATCH {"faults": null} switches every fault off', async () => {
+    const { app, sim } = buildSimServer();
+    try {
+      const get = async (): Promise<SimOptions> =>
+        (await app.inject({ method: 'GET', url: '/sim/config' })).json<SimOptions>();
+      // A fresh simulator has no faults configured: GET says so explicitly (all off), so a drill can
+      // save this state and put it back.
+      assert.deepEqual((await get()).faults, NO_FAULTS);
+      const on = await app.inject({
+        method: 'PATCH',
+        url: '/sim/config',
+        payload: { faults: { hang_rate: 1, retry_after_s: 4 }, ttft_ms: 3 },
+      });
+      assert.equal(on.statusCode, 200);
+      assert.equal(on.json<SimOptions>().faults?.hang_rate, 1);
+      // Merging an empty object changes nothing (RFC 7396)...
+      await app.inject({ method: 'PATCH', url: '/sim/config', payload: { faults: {} } });
+      assert.equal((await get()).faults?.hang_rate, 1);
+      // ...null removes them: every fault off, retry_after_s gone, the latency model kept.
+      const off = await app.inject({ method: 'PATCH', url: '/sim/config', payload: { faults: null } });
+      assert.equal(off.statusCode, 200);
+      assert.deepEqual(off.json<SimOptions>().faults, NO_FAULTS);
+      assert.deepEqual((await get()).faults, NO_FAULTS);
+      assert.equal((await get()).ttft_ms, 3);
+      assert.equal(sim.options.faults?.hang_rate ?? 0, 0, 'the simulator itself runs without faults');
+      // And it answers at once again.
+      const r = await app.inject({
+        method: 'POST',
+        url: '/v1/chat/completions',
+        payload: { model: 'sim', messages: [{ role: 'user', content: 'x' }] },
+      });
+      assert.equal(r.statusCode, 200);
+    } finally {
+      await app.close();
+    }
+  });
+});
