@@ -77,7 +77,7 @@ function example(cmd: Command, lines: string[]): Command {
 function adminOptions(cmd: Command): Command {
   return cmd
     .option('--url <url>', 'the running gateway (default: env PORTICO_URL, else http://127.0.0.1:8080)')
-    .option('--admin-token <token>', 'admin token (env PORTICO_ADMIN_TOKEN)');
+    .option('--admin-token <token>', 'admin token, for backend-down and all (env PORTICO_ADMIN_TOKEN)');
 }
 
 /** Full name of a command: "portico bench run". */
@@ -419,7 +419,7 @@ export function buildProgram(io: CliIO, setCode: (code: number) => void): Comman
       .option('--target <url>', 'the gateway', 'http://127.0.0.1:8080')
       .option('--key <key>', 'tenant key of the drill config', 'sk-drill-tenant')
       .option('--quota-key <key>', 'key of the drill tenant with a small daily quota', 'sk-drill-quota')
-      .option('--admin-token <token>', 'admin token (env PORTICO_ADMIN_TOKEN)')
+      .option('--admin-token <token>', 'admin token, for backend-down and all (env PORTICO_ADMIN_TOKEN)')
       .option('--sim-a <url>', 'simulator A', 'http://127.0.0.1:9101')
       .option('--sim-b <url>', 'simulator B', 'http://127.0.0.1:9102')
       .option('--json', 'one JSON line per drill')

@@ -48,6 +48,26 @@ describe('portico drill', () => {
       assert.ok(lines.length >= 2, 'it says what happened');
     });
   }
+
+  it('only backend-down (and so `all`) needs the admin token', async () => {
+    for (const drill of ['quota-rejection', 'upstream-timeout']) {
+      const lines: string[] = [];
+      const io: CliIO = { env: {}, out: (l) => lines.push(l), err: (l) => lines.push(l) };
+      const code = await runDrillCommand([drill, '--target', gw.url, '--sim-a', a.url, '--sim-b', b.url], io);
+      assert.equal(code, 0, lines.join('\n'));
+      assert.match(lines[0] ?? '', new RegExp(`^PASS  ${drill}`));
+    }
+    for (const drill of ['backend-down', 'all']) {
+      await assert.rejects(
+        runDrillCommand([drill, '--target', gw.url, '--sim-a', a.url, '--sim-b', b.url], {
+          env: {},
+          out: () => undefined,
+          err: () => undefined,
+        }),
+        /--admin-token or set PORTICO_ADMIN_TOKEN \(backend-down reads \/admin\/backends\)/,
+      );
+    }
+  });
 });
 
 describe('portico drill puts the simulator back as it was', () => {
@@ -66,12 +86,17 @@ describe('portico drill puts the simulator back as it was', () => {
       const [a, b] = await Promise.all([startTestSim(faults ? { sim: { faults } } : {}), startTestSim()]);
       const gw = await startGateway({
         configFile: 'examples/drills/portico.yaml',
-        env: { PORTICO_PORT: '0', PORTICO_ADMIN_TOKEN: 'drill-admin', DRILL_SIM_A: a.url, DRILL_SIM_B: b.url },
+        env: {
+          PORTICO_PORT: '0',
+          PORTICO_ADMIN_TOKEN: 'drill-admin',
+          DRILL_SIM_A: a.url,
+          DRILL_SIM_B: b.url,
+        },
         watch: false,
         defaultMetrics: false,
       });
       try {
-        const config = async (): Promise<unknown> => ((await fetch(`${a.url}/sim/config`)).json());
+        const config = async (): Promise<unknown> => (await fetch(`${a.url}/sim/config`)).json();
         const before = await config();
         const lines: string[] = [];
         const io: CliIO = { env: {}, out: (l) => lines.push(l), err: (l) => lines.push(l) };
