@@ -134,7 +134,9 @@ export function buildProgram(io: CliIO, setCode: (code: number) => void): Comman
   example(
     program
       .command('sim')
-      .description('run the backend simulator (OpenAI API: chat, completions, embeddings, /sim/config)')
+      .description(
+        'run the backend simulator (OpenAI API: chat, completions, embeddings; /sim/config, vLLM-style /metrics)',
+      )
       .option('-p, --port <n>', 'listen port', portArg, 9000)
       .option('--host <host>', 'listen address', '127.0.0.1')
       .addOption(

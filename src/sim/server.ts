@@ -22,6 +22,7 @@ import {
 } from '../config/schema.js';
 import { formatPath } from '../config/load.js';
 import { Simulator } from './simulator.js';
+import { simMetrics } from './metrics.js';
 import { SimDisconnect, SimMalformed } from './faults.js';
 
 export interface SimServerOptions {
@@ -29,6 +30,8 @@ export interface SimServerOptions {
   models?: string[];
   /** How many received requests to remember (for tests and drills): method, path, headers, body. */
   recordRequests?: number;
+  /** Modelled KV-cache capacity in tokens behind vllm:gpu_cache_usage_perc (default 16,384). */
+  kvCacheTokens?: number;
 }
 
 export interface ReceivedRequest {
@@ -103,6 +106,15 @@ export function buildSimServer(opts: SimServerOptions = {}): {
   });
 
   app.get('/health', async () => ({ status: 'ok', running: sim.running, served: sim.served }));
+  // vLLM-style metrics (vllm:*, labelled with the first model name), for the portico-sim scrape job.
+  const registry = simMetrics(sim, {
+    modelName: models[0] ?? 'sim',
+    ...(opts.kvCacheTokens !== undefined ? { kvCacheTokens: opts.kvCacheTokens } : {}),
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
   app.get('/v1/models', async () => ({
     object: 'list',
     data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'portico-sim' })),

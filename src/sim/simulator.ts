@@ -98,6 +98,21 @@ function jsonTokens(text: string): string[] {
   return out;
 }
 
+/**
+ * What the simulator reports as it serves, for `portico sim`'s vLLM-style /metrics
+ * (src/sim/metrics.ts). The in-process simulator (provider kind `sim`) has none.
+ */
+export interface SimObserver {
+  /** A request started generating with this many prompt tokens (embeddings, rerank: its input). */
+  promptTokens(n: number): void;
+  /** Tokens generated (per token when streaming, all at once otherwise). */
+  generationTokens(n: number): void;
+  /** Arrival (injected delays included) to the first token. */
+  firstToken(seconds: number): void;
+  /** Prefix-cache model: prompt tokens looked up, and how many of them were cached. */
+  prefixCache(queried: number, hit: number): void;
+}
+
 export class Simulator implements Provider {
   readonly specVersion = PROVIDER_SPEC_VERSION;
   readonly kind = 'sim';
@@ -105,7 +120,11 @@ export class Simulator implements Provider {
   #opts: SimOptions;
   #rnd: () => number;
   #running = 0;
+  #waiting = 0;
+  #kvTokens = 0;
   #served = 0;
+  /** Told what the simulator serves (`portico sim` sets it for /metrics). */
+  observer: SimObserver | undefined;
 
   constructor(id: string, opts: SimOptionsInput = {}) {
     this.id = id;
@@ -126,8 +145,36 @@ export class Simulator implements Provider {
     this.#opts = SimOptionsSchema.parse(opts);
     return this.#opts;
   }
+  /** Requests generating (past their injected delays). */
   get running(): number {
     return this.#running;
+  }
+  /** Requests held before their first byte by an injected delay or hang (a model still loading). */
+  get waiting(): number {
+    return this.#waiting;
+  }
+  /** Tokens (prompt and planned answer) of the requests running: the modelled KV cache in use. */
+  get kvTokens(): number {
+    return this.#kvTokens;
+  }
+
+  /** A request starts generating: counted running, its tokens held; the returned function ends it. */
+  #begin(promptTokens: number, answerTokens: number): () => void {
+    const held = promptTokens + answerTokens;
+    this.#running++;
+    this.#kvTokens += held;
+    this.observer?.promptTokens(promptTokens);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.#running--;
+      this.#kvTokens -= held;
+    };
+  }
+
+  #firstToken(arrived: number): void {
+    this.observer?.firstToken((performance.now() - arrived) / 1000);
   }
   get served(): number {
     return this.#served;
@@ -142,15 +189,22 @@ export class Simulator implements Provider {
   async #enter(ctx: ProviderCallContext, streaming: boolean): Promise<FaultPlan> {
     const f = this.#opts.faults;
     const plan = planFaults(f, this.#rnd);
-    if (plan.extraDelayMs > 0) await sleep(plan.extraDelayMs, ctx.signal);
-    if (plan.hang) await sleep(2_147_483_647, ctx.signal);
+    if (plan.extraDelayMs > 0 || plan.hang) {
+      this.#waiting++;
+      try {
+        if (plan.extraDelayMs > 0) await sleep(plan.extraDelayMs, ctx.signal);
+        if (plan.hang) await sleep(2_147_483_647, ctx.signal);
+      } finally {
+        this.#waiting--;
+      }
+    }
     if (plan.status !== undefined) throw injectedStatusError(this.id, plan.status, f?.retry_after_s);
     if (plan.malformed && !streaming) throw new SimMalformed(this.id);
     return plan;
   }
 
   /** Time to first token, with the prefix-cache model when enabled. */
-  #ttft(messages: ChatMessage[]): number {
+  #ttft(messages: ChatMessage[], promptTokens: number): number {
     const pc = this.#opts.prefix_cache;
     const base = this.#delay(this.#opts.ttft_ms);
     if (!pc?.enabled) return base;
@@ -164,9 +218,11 @@ export class Simulator implements Provider {
     this.#prefixSeen.set(prefix, now);
     if (seen !== undefined && now - seen <= pc.ttl_ms) {
       this.prefixHits++;
+      this.observer?.prefixCache(promptTokens, Math.min(promptTokens, countWords(prefix)));
       return this.#delay(pc.hit_ttft_ms);
     }
     this.prefixMisses++;
+    this.observer?.prefixCache(promptTokens, 0);
     return base;
   }
 
@@ -217,23 +273,28 @@ export class Simulator implements Provider {
     return plan;
   }
 
-  async #generationTime(tokens: number, signal: AbortSignal, ttft?: number): Promise<void> {
-    const total =
-      (ttft ?? this.#delay(this.#opts.ttft_ms)) +
-      (tokens > 1 ? this.#delay(this.#opts.itl_ms) * (tokens - 1) : 0);
-    await sleep(total, signal);
+  /** A non-streamed answer takes as long as its stream would: first token, then the rest. */
+  async #generationTime(tokens: number, signal: AbortSignal, arrived: number, ttft?: number): Promise<void> {
+    const first = ttft ?? this.#delay(this.#opts.ttft_ms);
+    const rest = tokens > 1 ? this.#delay(this.#opts.itl_ms) * (tokens - 1) : 0;
+    await sleep(first, signal);
+    this.#firstToken(arrived);
+    await sleep(rest, signal);
   }
 
   async chat(req: ChatCompletionRequest, ctx: ProviderCallContext): Promise<ChatCompletionResponse> {
-    this.#running++;
+    const arrived = performance.now();
+    await this.#enter(ctx, false);
+    const plans = this.#plans(req.messages, req);
+    const first = plans[0] as Plan;
+    const completion = plans.reduce((n, p) => n + p.usage.completion_tokens, 0);
+    const end = this.#begin(first.usage.prompt_tokens, completion);
     try {
-      await this.#enter(ctx, false);
-      const plans = this.#plans(req.messages, req);
       const longest = Math.max(...plans.map((p) => p.tokens.length));
-      await this.#generationTime(longest || 1, ctx.signal, this.#ttft(req.messages));
+      const ttft = this.#ttft(req.messages, first.usage.prompt_tokens);
+      await this.#generationTime(longest || 1, ctx.signal, arrived, ttft);
       this.#served++;
-      const first = plans[0] as Plan;
-      const completion = plans.reduce((n, p) => n + p.usage.completion_tokens, 0);
+      this.observer?.generationTokens(completion);
       return {
         id: newCompletionId(),
         object: 'chat.completion',
@@ -250,7 +311,7 @@ export class Simulator implements Provider {
         usage: usage(first.usage.prompt_tokens, completion),
       };
     } finally {
-      this.#running--;
+      end();
     }
   }
 
@@ -258,10 +319,11 @@ export class Simulator implements Provider {
     req: ChatCompletionRequest,
     ctx: ProviderCallContext,
   ): Promise<ProviderStream<ChatCompletionChunk>> {
+    const arrived = performance.now();
     const faults = await this.#enter(ctx, true);
     const backendId = this.id;
-    const ttft = this.#ttft(req.messages);
     const plans = this.#plans(req.messages, req);
+    const ttft = this.#ttft(req.messages, plans[0]?.usage.prompt_tokens ?? 0);
     const total = usage(
       plans[0]?.usage.prompt_tokens ?? 0,
       plans.reduce((n, p) => n + p.usage.completion_tokens, 0),
@@ -284,16 +346,17 @@ export class Simulator implements Provider {
     });
     const delay = (ms: number): number => this.#delay(ms);
     const opts = (): SimOptions => this.#opts;
-    const track = (d: number): void => {
-      this.#running += d;
-    };
+    const begin = (): (() => void) => this.#begin(total.prompt_tokens, total.completion_tokens);
+    const firstToken = (): void => this.#firstToken(arrived);
+    const generated = (n: number): void => this.observer?.generationTokens(n);
     const served = (): void => {
       this.#served++;
     };
     async function* run(): AsyncGenerator<ChatCompletionChunk> {
-      track(1);
+      const end = begin();
       try {
         await sleep(ttft, ctx.signal);
+        firstToken();
         if (faults.malformed) throw new SimMalformed(backendId);
         // Choices (n > 1) stream one after another, each chunk naming its choice index.
         for (const [c, plan] of plans.entries()) {
@@ -325,6 +388,7 @@ export class Simulator implements Provider {
                 c,
               );
             }
+            generated(plan.usage.completion_tokens);
           } else {
             yield chunk({ role: 'assistant', content: '' }, null, c);
             for (let i = 0; i < plan.tokens.length; i++) {
@@ -332,6 +396,7 @@ export class Simulator implements Provider {
               if (faults.disconnectAfter !== undefined && i >= faults.disconnectAfter)
                 throw new SimDisconnect(backendId);
               const lp = plan.logprobs?.[i];
+              generated(1);
               yield chunk(
                 { content: plan.tokens[i] as string },
                 null,
@@ -346,13 +411,14 @@ export class Simulator implements Provider {
           yield { id, object: 'chat.completion.chunk', created, model, choices: [], usage: total };
         served();
       } finally {
-        track(-1);
+        end();
       }
     }
     return run();
   }
 
   async completion(req: CompletionRequest, ctx: ProviderCallContext): Promise<CompletionResponse> {
+    const arrived = performance.now();
     await this.#enter(ctx, false);
     const prompts = promptList(req.prompt).map(promptText);
     const choices: CompletionResponse['choices'] = [];
@@ -370,8 +436,14 @@ export class Simulator implements Provider {
       completion += plan.usage.completion_tokens;
       longest = Math.max(longest, plan.tokens.length);
     }
-    await this.#generationTime(longest, ctx.signal);
+    const end = this.#begin(prompt, completion);
+    try {
+      await this.#generationTime(longest, ctx.signal, arrived);
+    } finally {
+      end();
+    }
     this.#served++;
+    this.observer?.generationTokens(completion);
     return {
       id: newCompletionId('cmpl'),
       object: 'text_completion',
@@ -386,6 +458,7 @@ export class Simulator implements Provider {
     req: CompletionRequest,
     ctx: ProviderCallContext,
   ): Promise<ProviderStream<CompletionChunk>> {
+    const arrived = performance.now();
     const faults = await this.#enter(ctx, true);
     const backendId = this.id;
     const prompt = promptText(promptList(req.prompt)[0] ?? '');
@@ -399,21 +472,23 @@ export class Simulator implements Provider {
     const includeUsage = req.stream_options?.include_usage === true;
     const delay = (ms: number): number => this.#delay(ms);
     const opts = (): SimOptions => this.#opts;
-    const track = (d: number): void => {
-      this.#running += d;
-    };
+    const begin = (): (() => void) => this.#begin(plan.usage.prompt_tokens, plan.usage.completion_tokens);
+    const firstToken = (): void => this.#firstToken(arrived);
+    const generated = (n: number): void => this.observer?.generationTokens(n);
     const served = (): void => {
       this.#served++;
     };
     async function* run(): AsyncGenerator<CompletionChunk> {
-      track(1);
+      const end = begin();
       try {
         await sleep(delay(opts().ttft_ms), ctx.signal);
+        firstToken();
         if (faults.malformed) throw new SimMalformed(backendId);
         for (let i = 0; i < plan.tokens.length; i++) {
           if (i > 0) await sleep(delay(opts().itl_ms), ctx.signal);
           if (faults.disconnectAfter !== undefined && i >= faults.disconnectAfter)
             throw new SimDisconnect(backendId);
+          generated(1);
           yield {
             id,
             object: 'text_completion',
@@ -433,7 +508,7 @@ export class Simulator implements Provider {
           yield { id, object: 'text_completion', created, model: req.model, choices: [], usage: plan.usage };
         served();
       } finally {
-        track(-1);
+        end();
       }
     }
     return run();
@@ -453,7 +528,12 @@ export class Simulator implements Provider {
         embedding: req.encoding_format === 'base64' ? floatsToBase64(v) : v,
       };
     });
-    await sleep(this.#delay(this.#opts.ttft_ms), ctx.signal);
+    const end = this.#begin(tokens, 0);
+    try {
+      await sleep(this.#delay(this.#opts.ttft_ms), ctx.signal);
+    } finally {
+      end();
+    }
     this.#served++;
     return { object: 'list', data, model: req.model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
   }
@@ -466,7 +546,12 @@ export class Simulator implements Provider {
     }));
     scored.sort((a, b) => b.relevance_score - a.relevance_score || a.index - b.index);
     const tokens = countWords(req.query) + req.documents.reduce((n, d) => n + countWords(d), 0);
-    await sleep(this.#delay(this.#opts.ttft_ms), ctx.signal);
+    const end = this.#begin(tokens, 0);
+    try {
+      await sleep(this.#delay(this.#opts.ttft_ms), ctx.signal);
+    } finally {
+      end();
+    }
     this.#served++;
     return {
       id: newCompletionId('rerank'),

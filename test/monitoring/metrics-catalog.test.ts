@@ -18,6 +18,8 @@ import {
 import { DASHBOARDS } from '../../scripts/monitoring/dashboards.js';
 import { GatewayMetrics } from '../../src/telemetry/metrics.js';
 import { EngineStats } from '../../src/engine/stats.js';
+import { Simulator } from '../../src/sim/simulator.js';
+import { simMetrics } from '../../src/sim/metrics.js';
 
 const catalog = loadCatalog();
 
@@ -47,6 +49,21 @@ test('the code emits exactly the gateway and engine metrics of the catalogue (na
   const catalogued = new Map(
     catalog.metrics
       .filter((m) => m.source === 'gateway' || m.source === 'engine')
+      .map((m) => [m.name, `${m.type} [${[...m.labels].sort().join(', ')}]`]),
+  );
+  assert.deepEqual(Object.fromEntries([...emitted].sort()), Object.fromEntries([...catalogued].sort()));
+});
+
+test('`portico sim` emits exactly the simulator metrics of the catalogue (names, types, labels)', async () => {
+  const registry = simMetrics(new Simulator('sim'), { modelName: 'sim' });
+  const emitted = new Map<string, string>();
+  for (const m of await registry.getMetricsAsJSON()) {
+    const labelNames = (registry.getSingleMetric(m.name) as unknown as { labelNames: string[] }).labelNames;
+    emitted.set(m.name, `${String(m.type)} [${[...labelNames].sort().join(', ')}]`);
+  }
+  const catalogued = new Map(
+    catalog.metrics
+      .filter((m) => m.source === 'sim')
       .map((m) => [m.name, `${m.type} [${[...m.labels].sort().join(', ')}]`]),
   );
   assert.deepEqual(Object.fromEntries([...emitted].sort()), Object.fromEntries([...catalogued].sort()));

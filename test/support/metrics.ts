@@ -7,7 +7,11 @@ import type { TestGateway } from './gateway.js';
  * test can deepEqual the whole set: a series that should not exist shows up as a difference.
  * `only` keeps the series whose labels contain it.
  */
-export async function series(gw: TestGateway, name: string, only = ''): Promise<Record<string, number>> {
+export async function series(
+  gw: Pick<TestGateway, 'url'>,
+  name: string,
+  only = '',
+): Promise<Record<string, number>> {
   const text = await (await fetch(`${gw.url}/metrics`)).text();
   const out: Record<string, number> = {};
   for (const line of text.split('\n')) {
