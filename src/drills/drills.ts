@@ -192,9 +192,20 @@ async function simFaults(name: string, url: string): Promise<Faults> {
   return faults;
 }
 
+/** Patch a simulator's faults back to `before` and check, with a fresh GET, that they are back. */
+async function restoreFaults(name: string, url: string, before: Faults): Promise<void> {
+  await simConfig(url, { faults: replacing(await simFaults(name, url), before) });
+  const after = await simFaults(name, url);
+  if (!sameFaults(after, before))
+    throw new Error(
+      `simulator ${name} at ${url} did not go back to its faults before the drill (${JSON.stringify(before)}); it has ${JSON.stringify(after)}. Switch them off with: curl -X PATCH ${url}/sim/config -H 'content-type: application/json' -d '{"faults": null}'`,
+    );
+}
+
 /**
  * Run `fn` with exactly `faults` on a simulator (its other faults off), then put its previous
- * faults back and check that they are back: a drill leaves the simulator as it found it.
+ * faults back and check that they are back — also when `fn` fails: a drill leaves the simulator
+ * as it found it.
  */
 async function withFaults<T>(
   name: string,
@@ -208,14 +219,18 @@ async function withFaults<T>(
   let result: T;
   try {
     result = await fn();
-  } finally {
-    await simConfig(url, { faults: replacing(await simFaults(name, url), before) });
-    const after = await simFaults(name, url);
-    if (!sameFaults(after, before))
+  } catch (err) {
+    try {
+      await restoreFaults(name, url, before);
+    } catch (restoreErr) {
       throw new Error(
-        `simulator ${name} at ${url} did not go back to its faults before the drill (${JSON.stringify(before)}); it has ${JSON.stringify(after)}. Switch them off with: curl -X PATCH ${url}/sim/config -H 'content-type: application/json' -d '{"faults": null}'`,
+        `${String(err instanceof Error ? err.message : err)}; and ${String(restoreErr instanceof Error ? restoreErr.message : restoreErr)}`,
+        { cause: err },
       );
+    }
+    throw err;
   }
+  await restoreFaults(name, url, before);
   steps.push(`simulator ${name} put back as it was`);
   return result;
 }
