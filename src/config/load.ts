@@ -1,6 +1,7 @@
 /**
  * Load a YAML config: parse, interpolate ${ENV} references in string values, validate against the
- * schema, read system_prompt_file contents. Every problem is reported with its path.
+ * schema, read system_prompt_file contents, check that the server.tls files can be read. Every
+ * problem is reported with its path.
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -138,6 +139,23 @@ export async function buildConfig(
       }
     }),
   );
+  // The TLS files are read when the server starts (paths as given: relative to the working
+  // directory); one that cannot be read is a config problem, reported here with its field.
+  const tls = config.server.tls;
+  if (tls) {
+    await Promise.all(
+      (['cert_file', 'key_file'] as const).map(async (field) => {
+        try {
+          await readFile(tls[field]);
+        } catch (e) {
+          problems.push({
+            path: `server.tls.${field}`,
+            message: `cannot read ${tls[field]}: ${(e as Error).message}`,
+          });
+        }
+      }),
+    );
+  }
   if (problems.length > 0) throw new ConfigError(source, problems);
   return { config, prompts, files, ...(opts.source ? { source: opts.source } : {}) };
 }

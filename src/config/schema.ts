@@ -13,8 +13,8 @@ const idString = z
   .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'use 1-63 lower-case letters, digits, ".", "_" or "-"');
 
 export const TlsSchema = z.strictObject({
-  cert_file: nonEmpty.describe('PEM certificate chain'),
-  key_file: nonEmpty.describe('PEM private key'),
+  cert_file: nonEmpty.describe('PEM certificate chain (path; relative to the working directory)'),
+  key_file: nonEmpty.describe('PEM private key (path; relative to the working directory)'),
   min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
 });
 

@@ -82,6 +82,29 @@ describe('portico config check', () => {
     assert.match(noModels.text, /models: no models: define at least one/);
   });
 
+  it('server.tls files that cannot be read are errors naming the field (start would fail on them)', async () => {
+    const missing = join(dir, 'no-such.crt');
+    const r = await check(
+      `server: { tls: { cert_file: ${missing}, key_file: ${join(dir, 'no-such.key')} } }\nmodels:\n  m: { backends: [{ provider: sim }] }\n`,
+    );
+    assert.equal(r.code, 1, r.text);
+    assert.match(r.text, /2 error\(s\)/);
+    assert.match(r.text, new RegExp(`server\\.tls\\.cert_file: cannot read ${missing}: ENOENT`));
+    assert.match(r.text, /server\.tls\.key_file: cannot read .*no-such\.key/);
+    // `portico start` refuses the same config with the same message, before it listens.
+    const file = join(dir, 'tls-missing.yaml');
+    await writeFile(
+      file,
+      `server: { port: 0, tls: { cert_file: ${missing}, key_file: ${missing} } }\nmodels:\n  m: { backends: [{ provider: sim }] }\n`,
+    );
+    const err = await runCli(['start', '--config', file], capture()).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof Error);
+    assert.match(err.message, /server\.tls\.cert_file: cannot read .*no-such\.crt/);
+  });
+
   it('warnings do not fail the check: a tenant without keys, a fallback loop', async () => {
     const r = await check(
       'tenants:\n  - id: lonely\nmodels:\n  a: { fallbacks: [b], backends: [{ provider: sim }] }\n  b: { fallbacks: [a], backends: [{ provider: sim }] }\n',
