@@ -104,6 +104,16 @@ describe('admin CLI', () => {
     const acmeId = `acme-corp-cfg-${createHash('sha256').update(ACME_KEY).digest('hex').slice(0, 12)}`;
     assert.match(table.stdout, new RegExp(`${acmeId}\\s+acme-corp\\s+config`));
     assert.match(table.stdout, /source=config: declared in the config file; not revocable from the API/);
+    // Revoking it says where it is declared and how to remove it (not "No key").
+    const revoke = await cli('keys', 'revoke', acmeId);
+    assert.equal(revoke.code, 3, revoke.stderr);
+    assert.doesNotMatch(revoke.stderr, /No key/);
+    assert.match(
+      revoke.stderr,
+      new RegExp(
+        `HTTP 403: Key "${acmeId}" \\(tenant acme-corp\\) is declared in the config file, at tenants\\[0\\]\\.api_keys\\[0\\]: remove it there`,
+      ),
+    );
   });
 
   it('explains a missing token and an unreachable gateway', async () => {

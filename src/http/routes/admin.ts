@@ -391,11 +391,23 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
 
   app.post<{ Params: { id: string } }>('/admin/keys/:id/revoke', async (request) => {
     const t = admin(request);
+    // A key declared in the config file is listed by GET /admin/keys but lives in the file.
+    const tenants = gw.snapshot.config.tenants;
+    for (const [i, tenant] of tenants.entries()) {
+      const j = tenant.api_keys.findIndex(
+        (k) => configKeyId(tenant.id, k.id, configKeyDigest(k)) === request.params.id,
+      );
+      if (j >= 0)
+        throw new PorticoError(
+          'permission_denied',
+          `Key "${request.params.id}" (tenant ${tenant.id}) is declared in the config file, at tenants[${i}].api_keys[${j}]: remove it there (the file is reloaded automatically); only keys created through the admin API can be revoked here.`,
+        );
+    }
     const key = await t.state.keys.revoke(request.params.id);
     if (!key)
       throw new PorticoError(
         'not_found',
-        `No key "${request.params.id.slice(0, 80)}" (config-declared keys are removed by editing the config file).`,
+        `No key "${request.params.id.slice(0, 80)}" (see GET /admin/keys for the key ids).`,
       );
     return keyView(key);
   });
