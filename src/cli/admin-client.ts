@@ -1,5 +1,5 @@
 /** The CLI's admin commands talk to a running gateway's admin API (so every replica sees the change). */
-import { UsageError, type CliIO } from './common.js';
+import { gatewayUrl, UsageError, type CliIO } from './common.js';
 
 export interface AdminTarget {
   url: string;
@@ -17,8 +17,11 @@ const DEFAULT_URL = 'http://127.0.0.1:8080';
 export function adminTarget(values: AdminOptions, io: CliIO): AdminTarget {
   const token = values.adminToken || io.env.PORTICO_ADMIN_TOKEN;
   if (!token) throw new UsageError('the admin token is needed: --admin-token TOKEN or PORTICO_ADMIN_TOKEN');
-  const url = values.url ?? io.env.PORTICO_URL ?? DEFAULT_URL;
-  return { url: url.replace(/\/+$/, ''), token };
+  const url =
+    values.url !== undefined
+      ? gatewayUrl('--url', values.url)
+      : gatewayUrl('PORTICO_URL', io.env.PORTICO_URL || DEFAULT_URL);
+  return { url, token };
 }
 
 export class AdminApiError extends Error {

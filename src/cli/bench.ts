@@ -18,7 +18,7 @@ import {
   type BenchReport,
   type Target,
 } from '../harness/index.js';
-import { stdio, UsageError, type CliIO } from './common.js';
+import { gatewayUrl, stdio, UsageError, type CliIO } from './common.js';
 
 export interface BenchRunOptions {
   promptset: string;
@@ -83,11 +83,7 @@ export async function benchRun(o: BenchRunOptions, io: CliIO): Promise<number> {
     throw new UsageError('--stream applies to --model (chat completions) only');
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(o.runId))
     throw new UsageError('--run-id may use letters, digits, ".", "_" and "-" only');
-  try {
-    new URL(o.target);
-  } catch {
-    throw new UsageError(`--target is not a URL: ${o.target}`);
-  }
+  const baseUrl = gatewayUrl('--target', o.target);
   if (o.concurrency > 4096) throw new UsageError('--concurrency must be an integer in 1..4096');
   const key = o.key ?? io.env.PORTICO_API_KEY;
   const text = await readFile(o.promptset, 'utf8');
@@ -101,7 +97,7 @@ export async function benchRun(o: BenchRunOptions, io: CliIO): Promise<number> {
   try {
     run = await runBench({
       records,
-      baseUrl: o.target,
+      baseUrl,
       ...(key ? { key } : {}),
       target,
       concurrency: o.concurrency,
@@ -119,7 +115,7 @@ export async function benchRun(o: BenchRunOptions, io: CliIO): Promise<number> {
   }
   const report = buildReport(run, {
     runId: o.runId,
-    baseUrl: o.target,
+    baseUrl,
     target,
     stream: o.stream === true,
     promptsetPath: basename(o.promptset),

@@ -4,7 +4,7 @@
  * Exit code 0 when every drill passed, 1 otherwise. Options are declared in program.ts.
  */
 import { DRILLS, preflight, runDrill, type DrillName, type DrillTarget } from '../drills/drills.js';
-import { UsageError, type CliIO } from './common.js';
+import { gatewayUrl, UsageError, type CliIO } from './common.js';
 
 export interface DrillOptions {
   target: string;
@@ -25,12 +25,12 @@ export async function drill(which: string, o: DrillOptions, io: CliIO): Promise<
       'pass --admin-token or set PORTICO_ADMIN_TOKEN (backend-down reads /admin/backends)',
     );
   const target: DrillTarget = {
-    gateway: o.target.replace(/\/+$/, ''),
+    gateway: gatewayUrl('--target', o.target),
     key: o.key,
     quotaKey: o.quotaKey,
     adminToken,
-    simA: o.simA.replace(/\/+$/, ''),
-    simB: o.simB.replace(/\/+$/, ''),
+    simA: gatewayUrl('--sim-a', o.simA),
+    simB: gatewayUrl('--sim-b', o.simB),
     models: { slow: 'drill-slow', timeout: 'drill-timeout', pool: 'drill-pool', quota: 'drill-quota' },
   };
   // One line instead of a screen of failures when the drill set-up is not there.

@@ -76,8 +76,11 @@ function example(cmd: Command, lines: string[]): Command {
 
 function adminOptions(cmd: Command): Command {
   return cmd
-    .option('--url <url>', 'the running gateway (default: env PORTICO_URL, else http://127.0.0.1:8080)')
-    .option('--admin-token <token>', 'admin token, for backend-down and all (env PORTICO_ADMIN_TOKEN)');
+    .option(
+      '--url <url>',
+      'the running gateway; host:port means http:// (default: env PORTICO_URL, else http://127.0.0.1:8080)',
+    )
+    .option('--admin-token <token>', 'admin token (env PORTICO_ADMIN_TOKEN)');
 }
 
 /** Full name of a command: "portico bench run". */
@@ -272,10 +275,16 @@ export function buildProgram(io: CliIO, setCode: (code: number) => void): Comman
         .description('create an API key; it is printed once')
         .requiredOption('--tenant <id>', 'the tenant (required)')
         .option('--label <label>', 'a label (e.g. the machine or the person)')
-        .option('--expires <iso>', 'expiry, ISO 8601 (e.g. 2027-01-01T00:00:00Z)')
+        .option(
+          '--expires <when>',
+          'when the key stops working: a date YYYY-MM-DD (00:00 UTC that day) or an ISO 8601 time with Z or an offset (e.g. 2027-01-01T12:00:00Z)',
+        )
         .option('--json', 'print JSON'),
     ).action(act(async (c) => (await import('./tenants.js')).keysCreate(c.opts(), io))),
-    ['portico keys create --tenant initech --label laptop'],
+    [
+      'portico keys create --tenant initech --label laptop',
+      'portico keys create --tenant initech --label ci --expires 2027-01-01',
+    ],
   );
   example(
     adminOptions(

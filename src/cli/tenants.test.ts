@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkDate, exactSum } from './tenants.js';
-import { UsageError } from './common.js';
+import { checkDate, exactSum, expiresAt } from './tenants.js';
+import { adminTarget } from './admin-client.js';
+import { gatewayUrl, UsageError } from './common.js';
 
 describe('usage report helpers', () => {
   it('totals are exact: no float noise, no rounding', () => {
@@ -32,5 +33,41 @@ describe('usage report helpers', () => {
     assert.doesNotThrow(() => checkDate('--from', '2028-02-29'));
     assert.doesNotThrow(() => checkDate('--to', '2026-12'));
     assert.doesNotThrow(() => checkDate('--month', '2026-01', true));
+  });
+});
+
+describe('admin command arguments', () => {
+  it('a gateway URL without a scheme is taken as http://; another scheme is a usage error', () => {
+    assert.equal(gatewayUrl('--url', '127.0.0.1:18080'), 'http://127.0.0.1:18080');
+    assert.equal(gatewayUrl('--url', 'localhost:8080/'), 'http://localhost:8080');
+    assert.equal(gatewayUrl('--url', 'https://gw.example.com/'), 'https://gw.example.com');
+    assert.equal(gatewayUrl('--url', 'HTTP://127.0.0.1:8080'), 'HTTP://127.0.0.1:8080');
+    assert.throws(
+      () => gatewayUrl('--url', 'ftp://127.0.0.1:8080'),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        e.message ===
+          '--url ftp://127.0.0.1:8080: use an http:// or https:// URL, e.g. http://127.0.0.1:8080',
+    );
+    assert.throws(() => gatewayUrl('--target', 'not a url'), /--target not a url: use an http/);
+    const env = { PORTICO_ADMIN_TOKEN: 't', PORTICO_URL: 'gw.internal:8080' };
+    const io = { env, out: () => undefined, err: () => undefined };
+    assert.equal(adminTarget({}, io).url, 'http://gw.internal:8080');
+    assert.equal(adminTarget({ url: '127.0.0.1:18080' }, io).url, 'http://127.0.0.1:18080');
+  });
+
+  it('--expires takes a date (the key stops working at 00:00 UTC that day) or an ISO time with an offset', () => {
+    assert.equal(expiresAt('2027-01-01'), '2027-01-01T00:00:00Z');
+    assert.equal(expiresAt('2027-01-01T12:30:00Z'), '2027-01-01T12:30:00Z');
+    assert.equal(expiresAt('2027-01-01T12:30:00+02:00'), '2027-01-01T12:30:00+02:00');
+    assert.throws(() => expiresAt('2027-02-30'), /--expires 2027-02-30: 2027-02 has no day 30/);
+    for (const bad of ['2027-01-01T12:30:00', 'next year', '2027-01'])
+      assert.throws(
+        () => expiresAt(bad),
+        (e: unknown) =>
+          e instanceof UsageError &&
+          e.message ===
+            `--expires ${bad}: use a date YYYY-MM-DD (the key stops working at 00:00 UTC that day) or an ISO 8601 time with Z or an offset, e.g. 2027-01-01T00:00:00Z`,
+      );
   });
 });

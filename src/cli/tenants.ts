@@ -90,12 +90,13 @@ export async function keysCreate(
   o: AdminOptions & { tenant: string; label?: string; expires?: string; json?: boolean },
   io: CliIO,
 ): Promise<number> {
+  const expires = o.expires === undefined ? undefined : expiresAt(o.expires);
   const target = adminTarget(o, io);
   const r = await adminRequest<Record<string, unknown>>(
     target,
     'POST',
     `/admin/tenants/${encodeURIComponent(o.tenant)}/keys`,
-    defined({ label: o.label, expires_at: o.expires }),
+    defined({ label: o.label, expires_at: expires }),
   );
   if (o.json) io.out(JSON.stringify(r, null, 2));
   else {
@@ -139,6 +140,21 @@ export async function keysRevoke(
   );
   io.out(o.json ? JSON.stringify(r, null, 2) : `revoked ${String(r.id)} at ${String(r.revoked_at)}`);
   return 0;
+}
+
+/**
+ * `keys create --expires`: a date YYYY-MM-DD means 00:00 UTC that day (the key works through the
+ * day before); an ISO 8601 time needs Z or an offset (the API's expires_at).
+ */
+export function expiresAt(v: string): string {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
+    checkDate('--expires', v);
+    return `${v}T00:00:00Z`;
+  }
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(v)) return v;
+  throw new UsageError(
+    `--expires ${v}: use a date YYYY-MM-DD (the key stops working at 00:00 UTC that day) or an ISO 8601 time with Z or an offset, e.g. 2027-01-01T00:00:00Z`,
+  );
 }
 
 /** Validate a YYYY-MM or YYYY-MM-DD the way a person wrote it. */

@@ -227,6 +227,13 @@ describe('key expiry', () => {
         'expires_at',
         /expires_at: must fall in the years 0001-9999 once its offset is applied/,
       );
+    // A date alone (or a time without an offset) says which format is needed.
+    for (const expires_at of ['2027-01-01', '2027-01-01T00:00:00'])
+      assertInvalid(
+        await admin(gw, 'POST', '/admin/tenants/globex/keys', { expires_at }),
+        'expires_at',
+        /^expires_at: use an ISO 8601 time with seconds and Z or an offset, e\.g\. 2027-01-01T00:00:00Z$/,
+      );
     for (const [expires_at, stored] of [
       ['0001-01-01T00:00:00Z', '0001-01-01T00:00:00.000Z'],
       ['9999-12-31T23:59:59Z', '9999-12-31T23:59:59.000Z'],

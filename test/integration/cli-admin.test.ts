@@ -116,6 +116,29 @@ describe('admin CLI', () => {
     );
   });
 
+  it('--url host:port without a scheme reaches the gateway; --expires takes a date', async () => {
+    const r = await run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/main.ts',
+        'keys',
+        'create',
+        '--tenant',
+        'acme-corp',
+        '--expires',
+        '2027-01-01',
+        '--json',
+        '--url',
+        gw.url.replace(/^http:\/\//, ''),
+      ],
+      { env: { ...process.env, PORTICO_ADMIN_TOKEN: 'test-admin-token' } },
+    ).catch((e: { code: number; stdout: string; stderr: string }) => e);
+    assert.equal((r as { code?: number }).code, undefined, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { expires_at: string }).expires_at, '2027-01-01T00:00:00.000Z');
+  });
+
   it('explains a missing token and an unreachable gateway', async () => {
     const noToken = await run(process.execPath, ['--import', 'tsx', 'src/main.ts', 'tenants', 'list'], {
       env: { ...process.env, PORTICO_ADMIN_TOKEN: '' },

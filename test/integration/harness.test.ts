@@ -326,8 +326,18 @@ test('bench CLI rejects bad arguments with messages a person can act on', async 
     /exactly one of --model M or --team T/,
   );
   await assert.rejects(
-    runBenchCommand(['run', '--promptset', 'x.jsonl', '--target', 'nope', '--run-id', 'r', '--model', 'm']),
-    /not a URL/,
+    runBenchCommand([
+      'run',
+      '--promptset',
+      'x.jsonl',
+      '--target',
+      'ftp://h',
+      '--run-id',
+      'r',
+      '--model',
+      'm',
+    ]),
+    /--target ftp:\/\/h: use an http:\/\/ or https:\/\/ URL/,
   );
   await assert.rejects(
     runBenchCommand([

@@ -56,7 +56,10 @@ export const PatchTenantBody = z.strictObject({
 export const NewKeyBody = z.strictObject({
   label: z.string().max(200).optional(),
   expires_at: z.iso
-    .datetime({ offset: true })
+    .datetime({
+      offset: true,
+      error: 'use an ISO 8601 time with seconds and Z or an offset, e.g. 2027-01-01T00:00:00Z',
+    })
     .refine(
       isStorableExpiry,
       'must fall in the years 0001-9999 once its offset is applied (UTC): give an ISO time up to 9999-12-31T23:59:59Z',
