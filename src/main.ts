@@ -10,6 +10,13 @@ import { UsageError, stdio } from './cli/common.js';
 import { AdminApiError } from './cli/admin-client.js';
 import { KEEP_RUNNING, runCli } from './cli/program.js';
 
+// The reader of our output has gone (`portico --help | head -1`): stop quietly, as a Unix tool
+// stopped by SIGPIPE does, instead of a stack trace for the unhandled EPIPE.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 runCli(process.argv.slice(2), stdio(process.env)).then(
   (code) => {
     if (code !== KEEP_RUNNING) process.exitCode = code;

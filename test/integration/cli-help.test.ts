@@ -117,6 +117,19 @@ describe('portico CLI help', () => {
     }
   });
 
+  it('spawned: output piped into a reader that has gone (| head) ends quietly, with no stack trace', async () => {
+    // `true` exits before portico writes, so every write meets a closed pipe (EPIPE).
+    for (const args of ['--help', 'completion bash']) {
+      const r = await run(
+        'bash',
+        ['-c', `${process.execPath} --import tsx src/main.ts ${args} | true; echo "rc=\${PIPESTATUS[0]}"`],
+        { timeout: 30_000 },
+      );
+      assert.equal(r.stdout, 'rc=0\n', args);
+      assert.equal(r.stderr, '', args);
+    }
+  });
+
   it('spawned: exit codes, and --help that neither opens a file, asks for a token nor starts a server', async () => {
     const tenants = await spawnCli(['tenants', '--help']);
     assert.equal(tenants.code, 0, tenants.stderr);
