@@ -22,7 +22,7 @@ export const EXIT_CODES: ReadonlyArray<readonly [number, string]> = [
   ],
   [
     2,
-    'usage error: unknown command or option, missing or invalid argument (the message and the usage are printed)',
+    'usage error: unknown command or option, missing or invalid argument (the message and the usage are printed); a command without its subcommand, `portico` alone included (its help is printed)',
   ],
   [3, 'the gateway could not be reached, or its admin API refused the request'],
 ];
@@ -92,12 +92,25 @@ export function commandPath(cmd: Command): string {
 
 type Runner = (cmd: Command) => Promise<number>;
 
+/** A usage error's message: what is wrong, then the command's usage and where to read more. */
+function withUsage(message: string, cmd: Command): string {
+  return `${message}\nusage: ${commandPath(cmd)} ${cmd.usage()}\n(see: ${commandPath(cmd)} --help)`;
+}
+
 /** Build the whole tree. `run` wraps every action so the caller learns the exit code. */
 export function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
   const act =
     (fn: Runner) =>
     async (...args: unknown[]): Promise<void> => {
-      setCode(await fn(args[args.length - 1] as Command));
+      const cmd = args[args.length - 1] as Command;
+      try {
+        setCode(await fn(cmd));
+      } catch (err) {
+        // A usage error the command found itself reads like commander's: the line, then the usage.
+        if (err instanceof UsageError && !err.message.includes('\nusage: '))
+          throw new UsageError(withUsage(err.message, cmd));
+        throw err;
+      }
     };
 
   const program = new Command('portico')
@@ -515,15 +528,11 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
       .exitOverride((err: CommanderError) => {
         if (err.exitCode === 0) throw err; // --help, --version
         if (err.code === 'commander.help') throw err; // a group without its subcommand: help shown
-        const msg = err.message.replace(/^error: /, '');
-        throw new UsageError(
-          `${msg}\nusage: ${commandPath(cmd)} ${cmd.usage()}\n(see: ${commandPath(cmd)} --help)`,
-        );
+        throw new UsageError(withUsage(err.message.replace(/^error: /, ''), cmd));
       });
   }
   // `portico help bench run` = `portico bench run --help`.
   if (argv[0] === 'help' && argv.length > 1) argv = [...argv.slice(1), '--help'];
-  if (argv.length === 0) argv = ['--help'];
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { generatePromptset, parseSourcePrompts, writePromptset } from '../promptset/index.js';
-import { stdio, type CliIO } from './common.js';
+import { stdio, UsageError, type CliIO } from './common.js';
 
 export interface PromptsetOptions {
   out: string;
@@ -19,14 +19,22 @@ export interface PromptsetOptions {
 
 export async function promptsetGenerate(o: PromptsetOptions, io: CliIO): Promise<void> {
   const from = o.from === undefined ? undefined : parseSourcePrompts(await readFile(o.from, 'utf8'), o.from);
-  const ps = generatePromptset({
-    seed: o.seed,
-    scenario: o.scenario,
-    dataset: o.dataset,
-    ...(o.count === undefined ? {} : { count: o.count }),
-    ...(from === undefined ? {} : { from }),
-    ...(o.categories === undefined ? {} : { categories: o.categories.split(',').map((s) => s.trim()) }),
-  });
+  let ps;
+  try {
+    ps = generatePromptset({
+      seed: o.seed,
+      scenario: o.scenario,
+      dataset: o.dataset,
+      ...(o.count === undefined ? {} : { count: o.count }),
+      ...(from === undefined ? {} : { from }),
+      ...(o.categories === undefined ? {} : { categories: o.categories.split(',').map((s) => s.trim()) }),
+    });
+  } catch (err) {
+    // The generator's RangeErrors are about the arguments (--categories, --count): usage errors.
+    if (err instanceof RangeError)
+      throw new UsageError(`${/categor/.test(err.message) ? '--categories' : '--count'}: ${err.message}`);
+    throw err;
+  }
   const paths = await writePromptset(o.out, ps);
   const m = ps.manifest;
   const cats = Object.entries(m.categories)

@@ -90,6 +90,14 @@ describe('portico CLI help', () => {
     assert.deepEqual(v.lines, [VERSION]);
   });
 
+  it('a command group without its subcommand, `portico` alone included, prints its help and exits 2', async () => {
+    for (const argv of [[], ['config'], ['keys']]) {
+      const io = capture();
+      assert.equal(await runCli(argv, io), 2, argv.join(' '));
+      assert.match(io.errors.join('\n'), /^Usage: portico.* \[command\]/, argv.join(' '));
+    }
+  });
+
   it('unknown options, missing arguments and bad values are usage errors: one line plus the usage', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['bench', 'compare', 'a.json'], /^missing required argument 'run-b'\nusage: portico bench compare /],
@@ -104,7 +112,16 @@ describe('portico CLI help', () => {
       [['frobnicate'], /^unknown command 'frobnicate'/],
       [
         ['usage', 'report', '--month', '2026-13', '--admin-token', 'x'],
-        /--month 2026-13: there is no month 13/,
+        /^--month 2026-13: there is no month 13.*\nusage: portico usage report \[options\]\n\(see: portico usage report --help\)$/,
+      ],
+      // Usage errors found by the command itself say the usage too, and are usage errors (2).
+      [
+        ['bench', 'run', '--promptset', 'p.jsonl', '--target', 'http://127.0.0.1:1', '--run-id', 'r'],
+        /^give exactly one of --model M or --team T\nusage: portico bench run \[options\]\n/,
+      ],
+      [
+        ['promptset', 'generate', '--categories', 'sql', '--out', 'never-written'],
+        /^--categories: unknown category "sql" \(built-in: definition, .*text-to-sql\)\nusage: portico promptset generate /,
       ],
     ];
     for (const [argv, re] of cases) {
