@@ -143,7 +143,7 @@ export async function benchRun(o: BenchRunOptions, io: CliIO): Promise<number> {
       `latency p50/p95/p99 ${s.latency_ms.p50 ?? '–'}/${s.latency_ms.p95 ?? '–'}/${s.latency_ms.p99 ?? '–'} ms, ` +
       `${s.throughput.requests_per_s} req/s, ${s.throughput.completion_tokens_per_s} tok/s` +
       `${errs ? `; errors (no answer): ${errs}` : ''}` +
-      `${checkFailed ? `; answers that failed their content checks: ${checkFailed}` : ''}\n` +
+      `${checkFailed ? `; check_failed=${checkFailed} (answers that failed their content checks)` : ''}\n` +
       `wrote ${jsonPath} and ${mdPath}`,
   );
   const verdict = benchVerdict(report, o.maxErrorRate, o.minPassRate);

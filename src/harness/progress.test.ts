@@ -3,7 +3,16 @@ import assert from 'node:assert/strict';
 import { Progress } from './progress.js';
 import { parseJudgeScore, extractText } from './client.js';
 
-const snap = { done: 5, passed: 4, errors: 1, inFlight: 2, elapsedMs: 1000, total: 10, durationMs: 0 };
+const snap = {
+  done: 5,
+  passed: 3,
+  checkFailed: 1,
+  errors: 1,
+  inFlight: 2,
+  elapsedMs: 1000,
+  total: 10,
+  durationMs: 0,
+};
 
 test('progress: a bar redrawn in place on a TTY, throttled; plain lines otherwise', () => {
   const out: string[] = [];
@@ -13,7 +22,7 @@ test('progress: a bar redrawn in place on a TTY, throttled; plain lines otherwis
   assert.equal(out.length, 1, 'redraws at most every 100 ms');
   const line = out[0] ?? '';
   assert.ok(line.startsWith('\r\u001b[2K['), 'returns to column 0 and clears the line');
-  assert.match(line, /\[#+-+\] +50% 5\/10 pass=4 err=1 in-flight=2 5\.0 req\/s 1\.0s$/);
+  assert.match(line, /\[#+-+\] +50% 5\/10 passed=3 check_failed=1 errors=1 in-flight=2 5\.0 req\/s 1\.0s$/);
   p.finish({ ...snap, done: 10, elapsedMs: 2000 });
   assert.equal(out.at(-1), '\n');
   const plain: string[] = [];

@@ -5,6 +5,9 @@
 export interface ProgressSnapshot {
   done: number;
   passed: number;
+  /** Answers that arrived but failed their content check (`check_failed`): not errors. */
+  checkFailed: number;
+  /** Requests that got no answer (HTTP, timeout, connection, invalid response). */
   errors: number;
   inFlight: number;
   elapsedMs: number;
@@ -39,7 +42,8 @@ export class Progress {
   #text(s: ProgressSnapshot): string {
     const rate = s.elapsedMs > 0 ? (s.done / s.elapsedMs) * 1000 : 0;
     const count = s.total === null ? `${s.done}` : `${s.done}/${s.total}`;
-    return `${count} pass=${s.passed} err=${s.errors} in-flight=${s.inFlight} ${rate.toFixed(1)} req/s ${(s.elapsedMs / 1000).toFixed(1)}s`;
+    // The names of the run's summary line: passed, check_failed, errors (no answer).
+    return `${count} passed=${s.passed} check_failed=${s.checkFailed} errors=${s.errors} in-flight=${s.inFlight} ${rate.toFixed(1)} req/s ${(s.elapsedMs / 1000).toFixed(1)}s`;
   }
 
   update(s: ProgressSnapshot, force = false): void {

@@ -64,10 +64,12 @@ export async function runBench(opts: RunOptions): Promise<RunResult> {
   let issued = 0;
   let inFlight = 0;
   let passed = 0;
+  let checkFailed = 0;
   let errors = 0;
   const snapshot = () => ({
     done: outcomes.length,
     passed,
+    checkFailed,
     errors,
     inFlight,
     elapsedMs: performance.now() - t0,
@@ -114,6 +116,7 @@ export async function runBench(opts: RunOptions): Promise<RunResult> {
       inFlight--;
       const ok = error_class === null;
       if (ok) passed++;
+      else if (error_class === 'check_failed') checkFailed++;
       else errors++;
       outcomes.push({
         seq,

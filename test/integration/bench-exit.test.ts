@@ -81,4 +81,38 @@ describe('portico bench run exit status', () => {
     assert.equal(tolerated.code, 0, tolerated.stderr);
     assert.match(tolerated.stdout, /errors \(no answer\): http_4xx=6/);
   });
+
+  it('the progress line and the summary count the same things under the same names', async () => {
+    // Without --quiet: stderr is not a terminal, so the last progress line is a plain `bench: …`.
+    const r = await cli([
+      'bench',
+      'run',
+      '--promptset',
+      promptset,
+      '--target',
+      gw.url,
+      '--key',
+      ACME_KEY,
+      '--model',
+      'default',
+      '--count',
+      '6',
+      '--run-id',
+      'progress',
+      '--out',
+      join(dir, 'out'),
+    ]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const progress = r.stderr.trim().split('\n').at(-1) ?? '';
+    const p = /^bench: 6\/6 passed=(\d+) check_failed=(\d+) errors=(\d+) in-flight=0 /.exec(progress);
+    assert.ok(p, progress);
+    assert.equal(p[3], '0', 'answers that failed their content checks are not errors');
+    assert.match(r.stdout, new RegExp(`^run progress: 6 requests, ${p[1]} passed \\(`));
+    if (p[2] !== '0')
+      assert.match(
+        r.stdout,
+        new RegExp(`; check_failed=${p[2]} \\(answers that failed their content checks\\)`),
+      );
+    assert.doesNotMatch(r.stdout, /errors \(no answer\)/);
+  });
 });
