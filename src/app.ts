@@ -10,7 +10,7 @@ import { ProviderRegistry } from './routing/registry.js';
 import { loadTokenizer, tokenizerLoaded } from './tenancy/tokens.js';
 import { GatewayMetrics } from './telemetry/metrics.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
-import { sha256Hex } from './lib/hash.js';
+import { digestsEqual, sha256Hex } from './lib/hash.js';
 import { VERSION } from './version.js';
 import { Tenancy, dailyBudgetOf } from './tenancy/tenancy.js';
 import { ResponseCache } from './cache/response-cache.js';
@@ -73,6 +73,7 @@ export class Gateway {
       // A bare gateway (no state store) keeps stored responses in memory.
       responses: new MemoryResponseStore(),
       openRequests: new OpenRequests(),
+      isAdminToken: (sha256) => digestsEqual(sha256, this.#adminTokenHash),
     };
     const tel = cfg.telemetry;
     this.redactor = new Redactor(tel.audit.redact_patterns);

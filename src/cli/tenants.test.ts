@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkDate, exactSum, expiresAt } from './tenants.js';
+import { checkDate, exactSum, expiresAt, tenantsAdd } from './tenants.js';
 import { adminTarget } from './admin-client.js';
 import { gatewayUrl, UsageError } from './common.js';
 
@@ -69,5 +69,23 @@ describe('admin command arguments', () => {
           e.message ===
             `--expires ${bad}: use a date YYYY-MM-DD (the key stops working at 00:00 UTC that day) or an ISO 8601 time with Z or an offset, e.g. 2027-01-01T00:00:00Z`,
       );
+  });
+});
+
+describe('tenants add', () => {
+  it('--prompt-file that cannot be read names the flag and the file (a usage error)', async () => {
+    const io = { env: {}, out: () => undefined, err: () => undefined };
+    await assert.rejects(
+      tenantsAdd(
+        'initech',
+        { promptFile: '/nonexistent/prompt.txt', adminToken: 't', url: 'http://127.0.0.1:1' },
+        io,
+      ),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        /^--prompt-file \/nonexistent\/prompt\.txt: cannot read it \(ENOENT: no such file or directory/.test(
+          e.message,
+        ),
+    );
   });
 });

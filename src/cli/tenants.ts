@@ -36,7 +36,14 @@ export async function tenantsAdd(id: string, o: TenantAddOptions, io: CliIO): Pr
   if (o.prompt !== undefined && o.promptFile !== undefined)
     throw new UsageError('give --prompt or --prompt-file, not both');
   const target = adminTarget(o, io);
-  const prompt = o.promptFile ? await readFile(o.promptFile, 'utf8') : o.prompt;
+  let prompt = o.prompt;
+  if (o.promptFile !== undefined) {
+    try {
+      prompt = await readFile(o.promptFile, 'utf8');
+    } catch (err) {
+      throw new UsageError(`--prompt-file ${o.promptFile}: cannot read it (${(err as Error).message})`);
+    }
+  }
   const limits = defined({
     requests_per_second: o.rps,
     burst: o.burst,

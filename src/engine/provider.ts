@@ -467,8 +467,14 @@ export class EngineProvider implements Provider {
   embeddings(req: EmbeddingRequest): Promise<EmbeddingResponse> {
     return this.api.embeddings(req);
   }
+  readonly canRerank = false;
   rerank(): Promise<RerankResponse> {
-    return Promise.reject(new PorticoError('unsupported_operation', 'the engine does not rerank'));
+    return Promise.reject(
+      new PorticoError(
+        'unsupported_operation',
+        `Backend ${this.id} (the built-in engine) does not serve rerank.`,
+      ),
+    );
   }
   async health(): Promise<HealthResult> {
     return this.#engine

@@ -21,7 +21,7 @@ export const ERROR_CATALOG = {
     status: 400,
     type: 'invalid_request_error',
     retryable: false,
-    doc: 'A field is missing or has the wrong type or range; `param` names it.',
+    doc: 'A field is missing, unknown (admin API bodies: `param` is the unknown field) or has the wrong type or range; `param` names it.',
   },
   max_tokens_exceeded: {
     status: 400,
@@ -33,7 +33,7 @@ export const ERROR_CATALOG = {
     status: 401,
     type: 'invalid_request_error',
     retryable: false,
-    doc: 'No API key, an unknown key, an expired or a revoked key. Send `Authorization: Bearer <key>`.',
+    doc: 'No API key, an unknown key, an expired or a revoked key, or the admin token (it opens /admin/*, not the tenant endpoints; the message says so). Send `Authorization: Bearer <tenant key>`.',
   },
   admin_unauthorized: {
     status: 401,
@@ -123,7 +123,7 @@ export const ERROR_CATALOG = {
     status: 501,
     type: 'invalid_request_error',
     retryable: false,
-    doc: "The model's backend cannot do this operation (e.g. rerank on a chat-only provider).",
+    doc: "The model's backend cannot do this operation (e.g. rerank on a chat-only provider). For rerank the message names the caller's models that can, or the model's fallbacks that can (fallbacks are not tried for an operation a backend lacks).",
   },
   upstream_error: {
     status: 502,

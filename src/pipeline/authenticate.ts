@@ -32,6 +32,8 @@ export async function authenticate(
   ctx: RequestContext,
   presented: string | undefined,
   lookup?: KeyLookup,
+  /** Whether a key's sha256 is the admin token's (to say so instead of "Invalid API key"). */
+  isAdminToken?: (sha256: string) => boolean,
 ): Promise<TenantRuntime> {
   if (presented === undefined) {
     throw new PorticoError(
@@ -63,6 +65,11 @@ export async function authenticate(
   const found = lookup ? await lookup(presented, ctx) : undefined;
   if (found && 'rejected' in found) throw new PorticoError('invalid_api_key', found.rejected);
   if (!found) {
+    if (isAdminToken?.(hash))
+      throw new PorticoError(
+        'invalid_api_key',
+        "This is the admin token: it opens the admin API (/admin/*) and the console, not the tenant endpoints. Send a tenant API key here (a key from the config's tenants[].api_keys, or one made with: portico keys create --tenant ID).",
+      );
     throw new PorticoError(
       'invalid_api_key',
       `Invalid API key (${redactKey(presented)}). Check the key, or ask your Portico operator for a new one.`,

@@ -54,11 +54,11 @@ import {
   type UsageEstimates,
 } from '../providers/usage.js';
 import { isTokenPrompt, promptList } from '../providers/prompt.js';
-import { PorticoError } from '../errors/portico-error.js';
+import { isPorticoError, PorticoError } from '../errors/portico-error.js';
 import { choiceText, modelOf, replaceModel, usageOf } from '../lib/sse-bytes.js';
 import { planCache, serveStream, serveUnary } from './cache.js';
 import type { ResponseCache } from '../cache/response-cache.js';
-import { applyTokenPolicy, resolveModel } from './resolve-model.js';
+import { applyTokenPolicy, resolveModel, tenantModels } from './resolve-model.js';
 import { shapeMessages } from './shape-prompt.js';
 import { redactMessages, redactPrompt } from './redact-upstream.js';
 import type { Redactor } from '../telemetry/redact.js';
@@ -79,6 +79,8 @@ export interface PipelineDeps {
   logger: Logger;
   /** Keys beyond the config snapshot (the key store). */
   lookupKey?: KeyLookup;
+  /** Whether a presented key's sha256 is the admin token's (its 401 says so). */
+  isAdminToken?: (sha256: string) => boolean;
   /** Limits, quotas, queue and ledger; absent = no admission control (tests of the bare core). */
   tenancy?: Tenancy;
   /** PII redaction (tenants with redact_pii_upstream). */
@@ -226,7 +228,9 @@ export async function beginTenantRequest(
   presentedKey: string | undefined,
 ): Promise<TenantRuntime> {
   await admitIp(deps, ctx, ctx.snapshot.config.admission);
-  const tenant = await withStage(ctx, 'authenticate', () => authenticate(ctx, presentedKey, deps.lookupKey));
+  const tenant = await withStage(ctx, 'authenticate', () =>
+    authenticate(ctx, presentedKey, deps.lookupKey, deps.isAdminToken),
+  );
   enterTenant(deps, ctx, tenant);
   await withStage(ctx, 'admission', () => admitRequestRate(deps, ctx, tenant, ctx.key));
   return tenant;
@@ -738,11 +742,43 @@ export async function runRerank(
   const pool = stageSync(ctx, 'route', () => resolveModel(ctx, tenant, req.model));
   const countInput = (): number => countText(req.query) + req.documents.reduce((n, d) => n + countText(d), 0);
   await admitTokens(deps, ctx, tenant, countInput, 0);
-  const res = await dispatchUnary(deps, ctx, pool, async (b, pctx) =>
-    aliasUnary(ctx, b, req.model, await b.provider.rerank(req, pctx)),
-  );
+  let res: RerankResponse;
+  try {
+    res = await dispatchUnary(deps, ctx, pool, async (b, pctx) =>
+      aliasUnary(ctx, b, req.model, await b.provider.rerank(req, pctx)),
+    );
+  } catch (err) {
+    if (isPorticoError(err) && err.code === 'unsupported_operation')
+      throw cannotRerank(ctx, tenant, req.model, err);
+    throw err;
+  }
   takeInputUsage(ctx, res, countInput);
   return res;
+}
+
+/**
+ * The 501 of a rerank on a model whose backend cannot: what the caller can do instead. Names only
+ * models the tenant may use, and this model's fallbacks (which /info shows it).
+ */
+function cannotRerank(
+  ctx: RequestContext,
+  tenant: TenantRuntime,
+  alias: string,
+  err: PorticoError,
+): PorticoError {
+  const can = (m: string): boolean =>
+    ctx.snapshot.pools.get(m)?.backends.some((b) => b.provider.canRerank !== false) === true;
+  const mine = tenantModels(ctx, tenant).filter((m) => m !== alias && can(m));
+  const fallbacks = (ctx.snapshot.config.models[alias]?.fallbacks ?? []).filter(can);
+  const quoted = (ms: string[]): string => ms.map((m) => `"${m}"`).join(', ');
+  let hint: string;
+  if (mine.length > 0) hint = `Send it to a model of yours that can: ${mine.join(', ')}.`;
+  else if (fallbacks.length > 0)
+    hint = `Its fallback ${quoted(fallbacks)} can, but fallbacks are not tried for an operation a backend lacks: ask your Portico operator to allow ${quoted(fallbacks)} for your tenant, or to give "${alias}" a backend that reranks.`;
+  else
+    hint =
+      'None of your models can: ask your Portico operator for one whose backend reranks (an OpenAI-compatible server with a /rerank endpoint, such as vLLM, llama.cpp --reranking or Together; or the simulator).';
+  return new PorticoError('unsupported_operation', `${err.message} Model "${alias}" cannot rerank. ${hint}`);
 }
 
 /**

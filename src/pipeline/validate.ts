@@ -340,6 +340,11 @@ export interface AskRequest {
 
 export function validateAskRequest(body: unknown): AskRequest {
   const b = requireObject(body);
+  const q = b.question;
+  if (q !== undefined && typeof q !== 'string') {
+    const got = typeof q === 'object' ? typeName(q) : `${typeName(q)} ${preview(q)}`;
+    throw bad('question', `question must be a string, got ${got}: {"question": "...", "max_tokens": 512}`);
+  }
   if (typeof b.question !== 'string' || b.question.trim() === '')
     throw bad('question', 'question is required: {"question": "...", "max_tokens": 512}');
   optInt(b, 'max_tokens', 1);

@@ -137,6 +137,11 @@ export interface Provider {
   /** Optional: providers that cannot rerank throw PorticoError('unsupported_operation'). */
   rerank(req: RerankRequest, ctx: ProviderCallContext): Promise<RerankResponse>;
   /**
+   * Optional: false when rerank() always throws unsupported_operation (so the 501 can name the
+   * models that can rerank); absent means it may.
+   */
+  readonly canRerank?: boolean;
+  /**
    * Optional: the backend's own prompt-token count for a chat request (Anthropic's
    * /v1/messages/count_tokens). Without it, Portico counts with its tokenizer.
    */

@@ -294,4 +294,22 @@ describe('admin API input checks (embedded state)', () => {
       /tenant: give this parameter once/,
     );
   });
+
+  it('an unknown field in a body is named in param and in the message, with the known fields', async () => {
+    assertInvalid(
+      await admin(gw, 'POST', '/admin/tenants', { id: 'initech', nmae: 'Initech' }),
+      'nmae',
+      /^nmae: unknown field \(known fields: id, display_name, .*\)$/,
+    );
+    assertInvalid(
+      await admin(gw, 'POST', '/admin/tenants', { id: 'initech', limits: { rps: 3 } }),
+      'limits.rps',
+      /^limits\.rps: unknown field \(known fields: requests_per_second, burst, tokens_per_minute, max_in_flight\)$/,
+    );
+    assertInvalid(
+      await admin(gw, 'POST', '/admin/tenants/globex/keys', { lable: 'x' }),
+      'lable',
+      /^lable: unknown field \(known fields: label, expires_at, limits, quota\)$/,
+    );
+  });
 });

@@ -41,6 +41,7 @@ describe('errors at the edge', () => {
     status: number;
     code: string;
     param?: string;
+    message?: RegExp;
   }> = [
     {
       name: 'malformed JSON',
@@ -181,6 +182,24 @@ describe('errors at the edge', () => {
       param: 'question',
     },
     {
+      name: 'ask with a question that is not a string',
+      path: '/ask',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"question":5}',
+      status: 400,
+      code: 'invalid_request',
+      param: 'question',
+      message: /^question must be a string, got number 5: /,
+    },
+    {
+      name: 'the admin token on a tenant endpoint',
+      headers: { authorization: 'Bearer test-admin-token', 'content-type': 'application/json' },
+      body: '{"model":"default","messages":[{"role":"user","content":"x"}]}',
+      status: 401,
+      code: 'invalid_api_key',
+      message: /^This is the admin token: it opens the admin API .* Send a tenant API key here/,
+    },
+    {
       name: 'embeddings bad input',
       path: '/v1/embeddings',
       headers: { ...auth, 'content-type': 'application/json' },
@@ -211,6 +230,7 @@ describe('errors at the edge', () => {
       assertErrorShape(body);
       assert.equal(body.error.code, c.code);
       if (c.param !== undefined) assert.equal(body.error.param, c.param);
+      if (c.message !== undefined) assert.match(body.error.message, c.message);
       assert.match(String(res.headers['x-request-id']), /^req_/);
     });
   }

@@ -131,6 +131,22 @@ describe('provider presets, embeddings batching and rerank through the gateway',
     });
   });
 
+  it('rerank on a model whose backends cannot: the 501 names the models of the tenant that can', async () => {
+    const res = await fetch(`${gw.baseURL}/rerank`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'routed', query: 'q', documents: ['a', 'b'] }),
+    });
+    assert.equal(res.status, 501);
+    const e = ((await res.json()) as { error: { code: string; message: string } }).error;
+    assert.equal(e.code, 'unsupported_operation');
+    assert.match(e.message, /does not serve rerank/);
+    assert.match(
+      e.message,
+      /Model "routed" cannot rerank\. Send it to a model of yours that can: embed, rank\.$/,
+    );
+  });
+
   it('config: presets that need a key say so; unknown providers list the valid ones', async () => {
     await assert.rejects(
       buildConfig({ models: { m: { backends: [{ provider: 'together', model: 'x' }] } } }, { env: {} }),
@@ -139,6 +155,41 @@ describe('provider presets, embeddings batching and rerank through the gateway',
     await assert.rejects(
       buildConfig({ models: { m: { backends: [{ provider: 'tgi', model: 'x' }] } } }, { env: {} }),
       /provider/,
+    );
+  });
+});
+
+describe('rerank on a model whose fallback can (the demo: the engine, with the simulator as fallback)', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway(
+      demoConfig({
+        tenants: [{ id: 't', allowed_models: ['default'], api_keys: [{ value: KEY }] }],
+        models: {
+          default: {
+            backends: [
+              { provider: 'openrouter', base_url: 'http://127.0.0.1:1/v1', model: 'x', api_key: 'k' },
+            ],
+            fallbacks: ['sim'],
+          },
+          sim: { backends: [{ provider: 'sim' }] },
+        },
+      }),
+    );
+  });
+  after(() => gw.close());
+
+  it('the 501 says the fallback can rerank and what the operator can do', async () => {
+    const res = await fetch(`${gw.baseURL}/rerank`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'default', query: 'q', documents: ['a', 'b'] }),
+    });
+    assert.equal(res.status, 501);
+    const e = ((await res.json()) as { error: { message: string } }).error;
+    assert.match(
+      e.message,
+      /Model "default" cannot rerank\. Its fallback "sim" can, but fallbacks are not tried for an operation a backend lacks: ask your Portico operator to allow "sim" for your tenant, or to give "default" a backend that reranks\.$/,
     );
   });
 });

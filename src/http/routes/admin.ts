@@ -89,10 +89,30 @@ export const UsageQuery = z.strictObject({
   group_by: z.enum(['day', 'month', 'model', 'key']).default('day'),
 });
 
+/** The fields of an object schema (through optional/nullable/default), else undefined. */
+function objectShape(t: unknown): Record<string, unknown> | undefined {
+  while (t instanceof z.ZodOptional || t instanceof z.ZodNullable || t instanceof z.ZodDefault)
+    t = t.unwrap();
+  return t instanceof z.ZodObject ? (t.shape as Record<string, unknown>) : undefined;
+}
+
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   const r = schema.safeParse(body ?? {});
   if (!r.success) {
     const first = r.error.issues[0];
+    if (first?.code === 'unrecognized_keys') {
+      // Name the unknown field (`param`) and the fields this object takes.
+      const at = first.path;
+      const names = first.keys.map((k) => formatPath([...at, k]));
+      let shape = objectShape(schema);
+      for (const seg of at) shape = objectShape(shape?.[String(seg)]);
+      const known = shape ? ` (known fields: ${Object.keys(shape).join(', ')})` : '';
+      throw new PorticoError(
+        'invalid_request',
+        `${names.join(', ')}: unknown field${names.length > 1 ? 's' : ''}${known}`,
+        { param: names[0] ?? null },
+      );
+    }
     const path = formatPath(first?.path ?? []);
     throw new PorticoError('invalid_request', `${path ? path + ': ' : ''}${first?.message ?? 'invalid'}`, {
       param: path || null,

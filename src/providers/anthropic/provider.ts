@@ -400,6 +400,7 @@ export class AnthropicProvider implements Provider {
     );
   }
 
+  readonly canRerank = false;
   async rerank(): Promise<RerankResponse> {
     throw new PorticoError(
       'unsupported_operation',

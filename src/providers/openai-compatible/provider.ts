@@ -407,6 +407,9 @@ export class OpenAICompatibleProvider implements Provider {
       return Promise.reject(this.#unsupported('embeddings'));
     return this.#json('/embeddings', this.#withModel(req), ctx);
   }
+  get canRerank(): boolean {
+    return !this.#opts.quirks || this.#opts.quirks.supportsRerank;
+  }
   rerank(req: RerankRequest, ctx: ProviderCallContext): Promise<RerankResponse> {
     if (this.#opts.quirks && !this.#opts.quirks.supportsRerank)
       return Promise.reject(this.#unsupported('rerank'));

@@ -200,6 +200,20 @@ describe('anthropicRequestToOpenAI', () => {
       'tools[0].input_schema',
     ],
   ];
+  it('a missing field says "Field required", as the Messages API does; max_tokens says what it is', () => {
+    for (const [body, message] of [
+      [
+        { model: 'm', messages: [{ role: 'user', content: 'x' }] },
+        'max_tokens: Field required: the Messages API needs max_tokens, the most tokens to generate (e.g. "max_tokens": 1024)',
+      ],
+      [{ max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }, 'model: Field required'],
+    ] as const)
+      assert.throws(
+        () => anthropicRequestToOpenAI(body),
+        (e) => isPorticoError(e) && e.message === message,
+      );
+  });
+
   for (const [name, body, param] of bad) {
     it(`rejects ${name} with invalid_request${param ? ` (param ${param})` : ''}`, () => {
       assert.throws(

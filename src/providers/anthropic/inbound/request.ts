@@ -163,11 +163,14 @@ export function parseAnthropicRequest(body: unknown): AnthropicInboundRequest {
     const first = r.error.issues[0];
     const issue = first ? deepest(first) : undefined;
     const param = issue && issue.path.length > 0 ? formatParam(issue.path) : null;
-    throw new PorticoError(
-      'invalid_request',
-      `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid request'}`,
-      { param },
-    );
+    // A missing field in Anthropic's words ("Field required"); max_tokens is the one people miss.
+    let message = issue?.message ?? 'invalid request';
+    if (/^Invalid input: expected \w+, received undefined$/.test(message))
+      message =
+        param === 'max_tokens'
+          ? 'Field required: the Messages API needs max_tokens, the most tokens to generate (e.g. "max_tokens": 1024)'
+          : 'Field required';
+    throw new PorticoError('invalid_request', `${param ? `${param}: ` : ''}${message}`, { param });
   }
   return r.data;
 }
