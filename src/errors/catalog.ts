@@ -51,7 +51,7 @@ export const ERROR_CATALOG = {
     status: 404,
     type: 'invalid_request_error',
     retryable: false,
-    doc: 'No such endpoint or resource. See the API reference for the paths Portico serves. A team route the key may not use is unknown too: the message lists the routes it may use.',
+    doc: 'No such endpoint or resource. For a path under /admin the message points to GET /docs (the admin API reference); otherwise to GET /info, which lists every endpoint a tenant key may call (team routes included). A team route the key may not use is unknown too: the message lists the routes it may use.',
   },
   model_not_found: {
     status: 404,

@@ -342,7 +342,11 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
         )
       : new PorticoError(
           'not_found',
-          `No endpoint ${request.method} ${path.slice(0, 200)}. See GET /info for the endpoints available to your key.`,
+          `No endpoint ${request.method} ${path.slice(0, 200)}. ${
+            path === '/admin' || path.startsWith('/admin/')
+              ? "The admin API's endpoints: GET /docs (its reference) and docs/admin-api.md."
+              : 'See GET /info for the endpoints available to your key.'
+          }`,
         );
     reply.code(pe.status).headers(pe.headers).send(pe.toBody());
   });

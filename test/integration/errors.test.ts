@@ -165,6 +165,23 @@ describe('errors at the edge', () => {
     },
     { name: 'unknown path', path: '/v2/everything', status: 404, code: 'not_found' },
     {
+      name: 'unknown admin path',
+      path: '/admin/nope',
+      headers: { authorization: 'Bearer test-admin-token' },
+      status: 404,
+      code: 'not_found',
+      message:
+        /^No endpoint GET \/admin\/nope\. The admin API's endpoints: GET \/docs \(its reference\) and docs\/admin-api\.md\.$/,
+    },
+    {
+      name: 'unknown tenant path',
+      path: '/v1/chat/completion',
+      headers: auth,
+      status: 404,
+      code: 'not_found',
+      message: /See GET \/info for the endpoints available to your key/,
+    },
+    {
       name: 'wrong method',
       path: '/v1/chat/completions',
       method: 'GET',

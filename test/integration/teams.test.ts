@@ -209,6 +209,20 @@ describe('team routes a tenant may not use', () => {
         assert.match(error.message, /Your team routes: mine\./, path);
         assert.doesNotMatch(error.message.replace(/"[^"]*"/, ''), /closed-plans|secret-model/, path);
       }
+      // /info lists the team routes of the caller's tenant, with their dedicated paths.
+      const endpoints = async (key: string): Promise<string[]> =>
+        (
+          (await (await fetch(`${gw.url}/info`, { headers: { authorization: `Bearer ${key}` } })).json()) as {
+            endpoints: string[];
+          }
+        ).endpoints;
+      const acme = await endpoints(ACME_KEY);
+      assert.ok(acme.includes('POST /api/mine/predict'), acme.join(', '));
+      assert.ok(!acme.some((e) => /closed-plans|\{team\}/.test(e)), acme.join(', '));
+      const closed = await endpoints(CLOSED_KEY);
+      for (const e of ['POST /api/closed-plans/predict', 'POST /v1/closed-plans'])
+        assert.ok(closed.includes(e), closed.join(', '));
+      assert.ok(!closed.includes('POST /api/mine/predict'));
       // The other tenant's route is served to its own keys.
       assert.equal(
         (await post(gw.url, '/api/closed-plans/predict', { prompt: 'x' }, CLOSED_KEY)).status,

@@ -116,7 +116,24 @@ describe('tenant endpoints', () => {
       ['default'],
     );
     assert.equal(info.models[0]?.backends[0]?.id, 'sim-echo');
-    assert.ok(info.endpoints.includes('POST /ask'));
+    // Every tenant endpoint the gateway serves (no team routes in this config), none of the admin API.
+    assert.deepEqual([...info.endpoints].sort(), [
+      'DELETE /v1/responses/{id}',
+      'GET /health',
+      'GET /info',
+      'GET /v1/models',
+      'GET /v1/models/{id}',
+      'GET /v1/responses/{id}',
+      'GET /v1/responses/{id}/input_items',
+      'POST /ask',
+      'POST /v1/chat/completions',
+      'POST /v1/completions',
+      'POST /v1/embeddings',
+      'POST /v1/messages',
+      'POST /v1/messages/count_tokens',
+      'POST /v1/rerank',
+      'POST /v1/responses',
+    ]);
   });
 
   it('/info needs a key', async () => {

@@ -55,7 +55,7 @@ function validatePredict(body: unknown): PredictBody {
 }
 
 /** The tenant may use a route when it may use the route's model (a split alias is enough). */
-function mayUse(tenant: TenantRuntime, route: TeamRoute): boolean {
+export function mayUseRoute(tenant: TenantRuntime, route: TeamRoute): boolean {
   return !tenant.allowedModels || tenant.allowedModels.has(route.model);
 }
 
@@ -64,9 +64,9 @@ async function predict(gw: Gateway, ctx: RequestContext, tenant: TenantRuntime, 
   const route = Object.hasOwn(routes, team) ? routes[team] : undefined;
   // Unknown and another tenant's route look the same, and the list names only the caller's
   // routes (as GET /v1/models lists only its models): a key cannot probe the config.
-  if (!route || !mayUse(tenant, route)) {
+  if (!route || !mayUseRoute(tenant, route)) {
     const mine = Object.entries(routes)
-      .filter(([, r]) => mayUse(tenant, r))
+      .filter(([, r]) => mayUseRoute(tenant, r))
       .map(([name]) => name);
     throw new PorticoError(
       'not_found',

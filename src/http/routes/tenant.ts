@@ -7,17 +7,20 @@ import { validateAskRequest } from '../../pipeline/validate.js';
 import { tenantModels } from '../../pipeline/resolve-model.js';
 import { tenantRoute } from './openai.js';
 import { backendView, chainView } from '../../routing/view.js';
+import { BUILTIN_ROUTES } from '../../config/builtin-routes.js';
+import { mayUseRoute } from './teams.js';
 
-export const TENANT_ENDPOINTS = [
-  'POST /ask',
-  'GET /info',
-  'POST /v1/chat/completions',
-  'POST /v1/completions',
-  'POST /v1/embeddings',
-  'POST /v1/rerank',
-  'GET /v1/models',
-  'GET /health',
-];
+/** Built-in routes that are not for tenant keys: probes, metrics, docs, the admin API, the console. */
+const NOT_TENANT = /^\S+ \/(admin|console|docs|metrics|ready|startup)(\/|$)/;
+const TEAM_ROUTE = 'POST /api/:team/predict';
+
+/**
+ * The endpoints a tenant key may call, from the list of built-in routes (so a new route is listed
+ * here too), `:param` written `{param}`; team routes are listed per route by /info.
+ */
+export const TENANT_ENDPOINTS: readonly string[] = BUILTIN_ROUTES.filter(
+  (r) => !NOT_TENANT.test(r) && r !== TEAM_ROUTE,
+).map((r) => r.replace(/:(\w+)/g, '{$1}'));
 
 export function registerTenantRoutes(app: FastifyInstance, gw: Gateway): void {
   app.post(
@@ -82,7 +85,13 @@ export function registerTenantRoutes(app: FastifyInstance, gw: Gateway): void {
         prompt_policy: tenant.promptPolicy,
         default_model: tenant.defaultModel ?? null,
         models,
-        endpoints: TENANT_ENDPOINTS,
+        // The team routes this tenant may use, at /api/{team}/predict and their own paths.
+        endpoints: [
+          ...TENANT_ENDPOINTS,
+          ...Object.entries(config.routes)
+            .filter(([, r]) => mayUseRoute(tenant, r))
+            .flatMap(([team, r]) => [`POST /api/${team}/predict`, ...(r.path ? [`POST ${r.path}`] : [])]),
+        ],
         config_version: ctx.snapshot.version,
       };
     }),
