@@ -205,6 +205,8 @@ export interface ModelInfo {
   serving?: Serving | null;
   /** Aliases that fall back to this one. */
   fallback_for?: string[];
+  /** A split alias: each variant's weight, chain and who answers it (null for other aliases). */
+  variants?: Array<{ model: string; weight: number; chain: string[]; serving: Serving | null }> | null;
   backends: Array<{
     id: string;
     provider: string;

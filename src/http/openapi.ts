@@ -201,6 +201,13 @@ const Model = obj({
   },
   pricing: obj({ input_per_million: num, output_per_million: num }, { nullable: true }),
   ...chainProps,
+  variants: {
+    type: 'array',
+    nullable: true,
+    description:
+      "a split alias's variants, each with its own chain and serving member (the split's serving merges them: null only when no variant can take a request); null for an alias with backends",
+    items: obj({ model: str, weight: num, ...chainProps }),
+  },
   fallback_for: { type: 'array', items: str, description: 'aliases that fall back to this one' },
   backends: {
     type: 'array',

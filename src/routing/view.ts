@@ -1,6 +1,7 @@
 /**
  * What /ready, /info, GET /admin/backends and GET /admin/models say about a backend (its state and
- * why) and about a model alias (its fallback chain and which of its members answers now).
+ * why) and about a model alias (its fallback chain and which of its members answers now; for a
+ * split alias, the same for each variant).
  */
 import type { Backend, Pool } from './pool.js';
 
@@ -106,4 +107,54 @@ export function chainView(
       degraded = { model, backends: usable.map((b) => b.id), fallback, degraded: true };
   }
   return { chain, fallbacks: [...fallbacks], serving: serving ?? degraded };
+}
+
+/** A variant of a split alias: its weight, and its own chain and serving member. */
+export interface VariantView extends ChainView {
+  model: string;
+  weight: number;
+}
+
+/** A model alias as /info and GET /admin/models show it. */
+export interface ModelView extends ChainView {
+  /** A split alias's variants (null for an alias with backends). */
+  variants: VariantView[] | null;
+}
+
+interface ModelRoutes {
+  fallbacks: readonly string[];
+  split?: ReadonlyArray<{ model: string; weight: number }> | undefined;
+}
+
+/**
+ * chainView for any alias. A split alias has no pool or chain of its own: a request goes to one
+ * variant (sticky per caller), then down that variant's chain. So its `serving` merges the
+ * variants' — null only when no variant can take a request; the backends answering the variants;
+ * `fallback`/`degraded` when any variant's is — and `variants` says who answers each (a variant
+ * with `serving: null` fails its callers with 503 while the others answer).
+ */
+export function modelView(
+  pools: ReadonlyMap<string, Pool>,
+  models: Readonly<Record<string, ModelRoutes>>,
+  alias: string,
+  now = Date.now(),
+): ModelView {
+  const split = models[alias]?.split;
+  if (!split) return { ...chainView(pools, alias, models[alias]?.fallbacks ?? [], now), variants: null };
+  const variants = split.map((v) => ({
+    model: v.model,
+    weight: v.weight,
+    ...chainView(pools, v.model, models[v.model]?.fallbacks ?? [], now),
+  }));
+  const live = variants.flatMap((v) => (v.serving ? [v.serving] : []));
+  const serving: ServingView | null =
+    live.length === 0
+      ? null
+      : {
+          model: alias,
+          backends: [...new Set(live.flatMap((s) => s.backends))],
+          fallback: live.some((s) => s.fallback),
+          degraded: live.some((s) => s.degraded),
+        };
+  return { chain: [], fallbacks: [...(models[alias]?.fallbacks ?? [])], serving, variants };
 }

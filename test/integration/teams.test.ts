@@ -64,6 +64,52 @@ describe('team routes', () => {
       assert.equal((await post(gw.url, `/api/${team}/predict`, { prompt: 'x' })).status, 200);
   });
 
+  it('a split alias reports what it serves: its variants, their weights and who answers each', async () => {
+    const admin = { authorization: `Bearer ${gw.gateway.generatedAdminToken ?? ''}` };
+    const models = (await (await fetch(`${gw.url}/admin/models`, { headers: admin })).json()) as {
+      data: Array<Record<string, unknown>>;
+    };
+    const finetune = models.data.find((m) => m.id === 'finetune');
+    assert.ok(finetune);
+    const expected = {
+      model: 'finetune',
+      backends: ['lora-v1-sim', 'lora-v2-sim'],
+      fallback: false,
+      degraded: false,
+    };
+    assert.deepEqual(finetune.serving, expected);
+    assert.deepEqual(finetune.variants, [
+      {
+        model: 'lora-v1',
+        weight: 80,
+        chain: ['lora-v1'],
+        fallbacks: [],
+        serving: { model: 'lora-v1', backends: ['lora-v1-sim'], fallback: false, degraded: false },
+      },
+      {
+        model: 'lora-v2',
+        weight: 20,
+        chain: ['lora-v2'],
+        fallbacks: [],
+        serving: { model: 'lora-v2', backends: ['lora-v2-sim'], fallback: false, degraded: false },
+      },
+    ]);
+    const info = (await (
+      await fetch(`${gw.url}/info`, { headers: { authorization: 'Bearer sk-demo-acme-corp' } })
+    ).json()) as { models: Array<Record<string, unknown>> };
+    const mine = info.models.find((m) => m.alias === 'finetune');
+    assert.deepEqual(mine?.serving, expected);
+    assert.deepEqual(
+      (mine?.variants as Array<{ model: string; weight: number }>).map((v) => [v.model, v.weight]),
+      [
+        ['lora-v1', 80],
+        ['lora-v2', 20],
+      ],
+    );
+    // An alias with backends has no variants.
+    assert.equal(info.models.find((m) => m.alias === 'eval')?.variants, null);
+  });
+
   it('a dedicated path serves its route; unknown teams and bad bodies are 4xx', async () => {
     const sql = await post(
       gw.url,

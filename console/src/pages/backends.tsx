@@ -122,12 +122,20 @@ export function Backends() {
               {m.id} <span class="muted">(A/B split)</span>
             </h2>
             <p>
-              {m.split.map((v, i) => (
-                <span key={v.model}>
-                  {i > 0 ? ' · ' : ''}
-                  {v.model}: weight {v.weight}
-                </span>
-              ))}
+              {m.split.map((v, i) => {
+                const serving = m.variants?.find((x) => x.model === v.model)?.serving;
+                return (
+                  <span key={v.model}>
+                    {i > 0 ? ' · ' : ''}
+                    {v.model}: weight {v.weight}
+                    {serving === null
+                      ? ' (no backend can take a request: its callers get 503)'
+                      : serving
+                        ? ` (answering: ${serving.fallback ? `fallback ${serving.model}, ` : ''}${serving.backends.join(', ')})`
+                        : ''}
+                  </span>
+                );
+              })}
             </p>
           </section>
         ) : (

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Gateway } from '../../app.js';
-import { backendView, chainView } from '../../routing/view.js';
+import { backendView, modelView } from '../../routing/view.js';
 import { PorticoError } from '../../errors/portico-error.js';
 import { formatPath } from '../../config/load.js';
 import { admitRequestRate } from '../../pipeline/admit.js';
@@ -149,7 +149,7 @@ export async function registerConsoleRoutes(app: FastifyInstance, gw: Gateway): 
       object: 'list',
       data: Object.entries(snap.config.models).map(([alias, m]) => {
         const pool = snap.pools.get(alias);
-        const { chain, fallbacks, serving } = chainView(snap.pools, alias, m.fallbacks);
+        const { chain, fallbacks, serving, variants } = modelView(snap.pools, snap.config.models, alias);
         return {
           id: alias,
           strategy: pool?.strategy ?? null,
@@ -157,7 +157,8 @@ export async function registerConsoleRoutes(app: FastifyInstance, gw: Gateway): 
           split: m.split ?? null,
           fallbacks,
           chain,
-          serving: pool ? serving : null,
+          serving: pool || variants ? serving : null,
+          variants,
           fallback_for: Object.entries(snap.config.models)
             .filter(([, other]) => other.fallbacks.includes(alias))
             .map(([a]) => a),

@@ -6,7 +6,7 @@ import { answerUsage, runChat } from '../../pipeline/run.js';
 import { validateAskRequest } from '../../pipeline/validate.js';
 import { tenantModels } from '../../pipeline/resolve-model.js';
 import { tenantRoute } from './openai.js';
-import { backendView, chainView } from '../../routing/view.js';
+import { backendView, modelView } from '../../routing/view.js';
 import { BUILTIN_ROUTES } from '../../config/builtin-routes.js';
 import { mayUseRoute } from './teams.js';
 
@@ -61,7 +61,7 @@ export function registerTenantRoutes(app: FastifyInstance, gw: Gateway): void {
     tenantRoute(gw, 'info', '/info', async (ctx, tenant) => {
       const { pools, config } = ctx.snapshot;
       const models = tenantModels(ctx, tenant).map((alias) => {
-        const { fallbacks, serving } = chainView(pools, alias, config.models[alias]?.fallbacks ?? []);
+        const { fallbacks, serving, variants } = modelView(pools, config.models, alias);
         return {
           alias,
           backends: (pools.get(alias)?.backends ?? []).map((b) => ({
@@ -74,6 +74,8 @@ export function registerTenantRoutes(app: FastifyInstance, gw: Gateway): void {
           // The chain tried when these backends fail, and who answers now (null: nobody can).
           fallbacks,
           serving,
+          // A split alias: each variant's weight, chain and who answers it.
+          variants,
         };
       });
       return {
