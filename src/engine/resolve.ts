@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve as resolvePath } from 'node:path';
+import { basename, join, resolve as resolvePath } from 'node:path';
 import { loadNodeLlamaCpp } from './engine.js';
 
 export interface ResolveOptions {
@@ -55,20 +55,40 @@ async function readIndex(dir: string): Promise<Record<string, string>> {
   }
 }
 
-/** A cached file for the reference: from the cache index, else by name (repo and quant in the file name). */
+/** What a cached file of a reference is called: a file reference's own name; for a quant, repo and quant. */
+function cacheName(hf: HfRef): { repo: string; sel: string; file: string | undefined } {
+  const file = hf.selector.toLowerCase().endsWith('.gguf') ? basename(hf.selector) : undefined;
+  return { repo: hf.repo.toLowerCase().replace(/-gguf$/, ''), sel: hf.selector.toLowerCase(), file };
+}
+
+/**
+ * A cached file for the reference: from the cache index, else by name (a file reference's own
+ * name, or repo and quant in the file name).
+ */
 export async function findCached(ref: string, cacheDir: string): Promise<string | undefined> {
   const hf = parseHfRef(ref);
   if (!hf) return undefined;
   const indexed = (await readIndex(cacheDir))[ref];
   if (indexed && existsSync(join(cacheDir, indexed))) return join(cacheDir, indexed);
   const files = await readdir(cacheDir).catch(() => [] as string[]);
-  const repo = hf.repo.toLowerCase().replace(/-gguf$/, '');
-  const sel = hf.selector.toLowerCase();
+  const { repo, sel, file } = cacheName(hf);
   const hit = files.find((f) => {
     const l = f.toLowerCase();
+    if (file !== undefined && l === file.toLowerCase()) return true;
     return l.endsWith('.gguf') && l.includes(repo) && (!sel || l.includes(sel));
   });
   return hit ? join(cacheDir, hit) : undefined;
+}
+
+/** Where to get the file of an hf: reference by hand, and the name to give it in the cache. */
+function manualDownload(hf: HfRef, endpoint: string, cacheDir: string): string {
+  const { repo, sel, file } = cacheName(hf);
+  const repoUrl = `${endpoint}/${hf.owner}/${hf.repo}`;
+  if (file !== undefined)
+    return `Download ${repoUrl}/resolve/main/${hf.selector} elsewhere and put it in ${cacheDir} as ${file}`;
+  const name = sel ? `${repo}-${sel}.gguf` : `${repo}.gguf`;
+  const contains = sel ? `"${repo}" and "${sel}"` : `"${repo}"`;
+  return `Download the ${hf.selector ? `${hf.selector} ` : ''}GGUF file from ${repoUrl} elsewhere and put it in ${cacheDir} as ${name} (a .gguf file whose name contains ${contains})`;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
@@ -98,7 +118,7 @@ export async function resolveModel(ref: string, opts: ResolveOptions = {}): Prom
   const started = Date.now();
   const unreachable = (why: string) =>
     new ModelResolveError(
-      `cannot download ${ref}: ${endpoint} ${why} (offline?). Download the GGUF file elsewhere and put it in ${cacheDir}, or use a local GGUF path.`,
+      `cannot download ${ref}: ${endpoint} ${why} (offline?). ${manualDownload(hf, endpoint, cacheDir)}, or use a local GGUF path.`,
     );
   try {
     const res = await fetch(`${endpoint}/api/models/${hf.owner}/${hf.repo}`, {
