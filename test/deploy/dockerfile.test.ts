@@ -6,12 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { DockerfileParser } from 'dockerfile-ast';
 import { validate } from 'dockerfile-utils';
 import { freePort } from '../support/processes.js';
+import { assertConfigAccepted, parseCli, ROOT, unreadEnv, dockerfileEnvReaders } from './support.js';
 
 const text = readFileSync(join(process.cwd(), 'deploy/Dockerfile'), 'utf8');
 
@@ -45,6 +46,69 @@ test('multi-stage, non-root, HEALTHCHECK on /health, starts node dist/main.js st
   assert.match(entry, /"node",\s*"dist\/main\.js"/);
   assert.match(cmd, /^\["start"/);
   for (const f of froms) assert.ok(!/:latest\b/.test(f.getTextContent()) , 'base images are pinned');
+});
+
+/** The runtime stage: its ENV, EXPOSE, CMD, and the files it copies from the build context (not --from). */
+function runtimeStage() {
+  const df = DockerfileParser.parse(text);
+  const froms = df.getFROMs();
+  const instructions = df.getInstructions();
+  const final = instructions.slice(instructions.lastIndexOf(froms[froms.length - 1] as (typeof instructions)[number]));
+  const env: Record<string, string> = {};
+  for (const e of df.getENVs().filter((i) => final.includes(i)))
+    for (const p of e.getProperties()) env[p.getName()] = p.getValue() ?? '';
+  const json = (kw: string): string[] =>
+    JSON.parse(final.filter((i) => i.getKeyword() === kw).pop()?.getArgumentsContent() ?? '[]') as string[];
+  const contextCopies = final
+    .filter((i) => i.getKeyword() === 'COPY' && !/--from=/.test(i.getTextContent() ?? ''))
+    .map((i) => i.getArguments().map((a) => a.getValue()).filter((a) => !a.startsWith('--')));
+  const runs = final.filter((i) => i.getKeyword() === 'RUN').map((i) => i.getArgumentsContent() ?? '');
+  const expose = Number(final.find((i) => i.getKeyword() === 'EXPOSE')?.getArgumentsContent());
+  return { env, entrypoint: json('ENTRYPOINT'), cmd: json('CMD'), contextCopies, runs, expose };
+}
+
+/**
+ * `docker run -p 8080:8080 IMAGE` with no mount and no arguments: the default command is parsed by
+ * Portico's own CLI, the config it names must be in the image (with the prompt files it reads),
+ * pass `portico config check` with the image's environment, listen on all interfaces at the EXPOSEd
+ * port (127.0.0.1 inside a container cannot be reached through a published port), and keep its
+ * state in a directory the unprivileged user can write (WORKDIR /app is root's).
+ */
+test("the image's default command runs: its config is in the image, accepted, on 0.0.0.0, state writable", async (t) => {
+  const stage = runtimeStage();
+  assert.deepEqual(stage.entrypoint, ['node', 'dist/main.js']);
+  const { command, opts } = await parseCli(stage.cmd);
+  assert.equal(command, 'start');
+  const configPath = opts['config'];
+  assert.ok(typeof configPath === 'string' && configPath.startsWith('/'), `CMD names an absolute --config: ${stage.cmd.join(' ')}`);
+  // The image's filesystem, as far as the build context's files go.
+  const root = mkdtempSync(join(tmpdir(), 'portico-image-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  for (const args of stage.contextCopies) {
+    const dest = args[args.length - 1] as string;
+    for (const src of args.slice(0, -1)) {
+      const to = dest.endsWith('/') && !statSync(join(ROOT, src)).isDirectory() ? join(root, dest, basename(src)) : join(root, dest);
+      cpSync(join(ROOT, src), to, { recursive: true });
+    }
+  }
+  const file = join(root, configPath);
+  assert.ok(existsSync(file), `the default command's config ${configPath} is not in the image (COPY it, or change CMD)`);
+  const r = await assertConfigAccepted(file, stage.env);
+  assert.ok((r.summary?.models ?? 0) > 0);
+  const { loadConfigFile } = await import('../../src/config/load.js');
+  const { config } = await loadConfigFile(file, stage.env);
+  const host = (opts['host'] as string | undefined) ?? config.server.host;
+  assert.ok(['0.0.0.0', '::'].includes(host), `the gateway listens on ${host} in the container: a published port cannot reach it`);
+  assert.equal((opts['port'] as number | undefined) ?? config.server.port, stage.expose, 'listens on the EXPOSEd port');
+  if (config.state.kind === 'embedded') {
+    const dir = config.state.data_dir;
+    assert.ok(dir.startsWith('/') && !dir.startsWith('/app'), `state.data_dir ${dir}: relative to WORKDIR /app, which user node cannot write`);
+    assert.ok(
+      stage.runs.some((run) => /chown\b.*\bnode\b/.test(run) && [...run.matchAll(/\s(\/[\w/.-]+)/g)].some((m) => dir.startsWith(m[1] as string))),
+      `the runtime stage creates ${dir} (or a parent) for user node`,
+    );
+  }
+  assert.deepEqual(unreadEnv(Object.keys(stage.env), readFileSync(file, 'utf8'), [...dockerfileEnvReaders(), 'NODE_ENV', 'MALLOC_TRIM_THRESHOLD_']), [], 'every ENV has a reader');
 });
 
 test('.dockerignore keeps secrets and local state out of the build context', () => {
@@ -100,7 +164,9 @@ test('the Dockerfile build stage runs as written in a clean copy (npm ci, build,
   // What the runtime stage copies exists, without dev dependencies.
   for (const c of runtime.filter((i) => i.getKeyword() === 'COPY')) {
     const src = c.getArguments().map((a) => a.getValue()).filter((a) => !a.startsWith('--'))[0] as string;
-    assert.ok(existsSync(join(app, src.replace(/^\/app\/?/, ''))), `runtime COPY source ${src} was built`);
+    if (/--from=build/.test(c.getTextContent() ?? ''))
+      assert.ok(existsSync(join(app, src.replace(/^\/app\/?/, ''))), `runtime COPY source ${src} was built`);
+    else assert.ok(existsSync(join(process.cwd(), src)), `runtime COPY source ${src} is in the build context`);
   }
   assert.ok(existsSync(join(app, 'dist/main.js')));
   assert.ok(existsSync(join(app, 'dist/console/index.html')), 'the console was built');
