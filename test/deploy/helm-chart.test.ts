@@ -2,12 +2,15 @@
  * The Helm chart, validated offline: values.schema.json (ajv) against values.yaml and bad values;
  * `helm lint` + `helm template` with a real helm (see test/helpers/helm.ts); every rendered object
  * against the Kubernetes schemas (kubernetes-models); the per-tenant objects for acme-corp and
- * closed-ai; the PrometheusRule built from the same rule files promtool tests.
+ * closed-ai; the PrometheusRule built from the same rule files promtool tests; and what the pods
+ * would run: the gateway's rendered portico.yaml through `portico config check` with the pod's
+ * environment, the gateway's and engine's args through Portico's own CLI parser, and a reader for
+ * every environment variable the chart sets.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
@@ -15,6 +18,9 @@ import { parse } from 'yaml';
 import { ServerSchema } from '../../src/config/schema.js';
 import { findHelm } from '../helpers/helm.js';
 import { parseManifests, validateManifests, type Manifest } from '../helpers/k8s-validate.js';
+import { loadConfigFile } from '../../src/config/load.js';
+import type { PorticoConfig } from '../../src/config/schema.js';
+import { assertConfigAccepted, dockerfileEnvReaders, parseCli, unreadEnv } from './support.js';
 
 const CHART = join(process.cwd(), 'deploy/helm/portico');
 const MONITORING_RULES = join(process.cwd(), 'deploy/monitoring/prometheus/rules');
@@ -57,7 +63,11 @@ test('helm lint and helm template: every object passes the Kubernetes schemas', 
   const helm = helmOrSkip(t);
   if (!helm) return;
   execFileSync(helm, ['lint', CHART, '--strict', '--namespace', 'portico'], { stdio: 'pipe', timeout: 60_000 });
-  const docs = render(helm, CHART, ['--set', 'secrets.PORTICO_ADMIN_TOKEN=test', '--set', 'redis.url=redis://redis:6379']);
+  const docs = render(helm, CHART, [
+    '--set', 'secrets.PORTICO_ADMIN_TOKEN=test',
+    '--set', 'redis.url=redis://redis:6379',
+    '--set', 'postgres.url=postgres://portico@postgres:5432/portico',
+  ]);
   assert.deepEqual(await validateManifests(docs), []);
   const kinds = new Set(docs.map((d) => d.kind));
   for (const k of ['Deployment', 'Service', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'ServiceMonitor', 'StatefulSet', 'Secret', 'ConfigMap', 'ServiceAccount']) {
@@ -245,4 +255,203 @@ test('the Kubernetes schema check does reject a broken object', async () => {
   const problems = await validateManifests(broken);
   assert.equal(problems.length, 2, problems.join('\n'));
   assert.match(problems[0] ?? '', /containerPort/);
+});
+
+interface Container {
+  name: string;
+  args?: string[];
+  env?: Array<{ name: string; value?: string }>;
+  envFrom?: Array<{ secretRef?: { name: string } }>;
+  ports?: Array<{ name?: string; containerPort: number }>;
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+}
+interface PodSpec {
+  containers: Container[];
+  volumes?: Array<{ name: string; configMap?: { name: string }; emptyDir?: object }>;
+}
+type Workload = Manifest & { spec: { replicas?: number; template: { spec: PodSpec } } };
+
+function workload(docs: Manifest[], kind: string, suffix: string): Workload {
+  const w = docs.find((d) => d.kind === kind && d.metadata.name.endsWith(suffix));
+  assert.ok(w, `renders the ${kind} *${suffix}`);
+  return w as Workload;
+}
+
+function container(w: Workload, name: string): Container {
+  const c = w.spec.template.spec.containers.find((x) => x.name === name);
+  assert.ok(c, `container ${name}`);
+  return c;
+}
+
+/**
+ * What the gateway pod would run, checked as the pod would see it: its args parsed by Portico's
+ * CLI, the ConfigMap's files at the config mount, its environment (plain values and the Secrets it
+ * takes; `existingSecretEnv` stands for an existing Secret the chart does not render), then
+ * `portico config check`, host, port, writable state paths and a reader for every variable.
+ */
+async function checkGateway(
+  docs: Manifest[],
+  existingSecretEnv: Record<string, string> = {},
+): Promise<{ config: PorticoConfig; env: Record<string, string>; dep: Workload }> {
+  const dep = workload(docs, 'Deployment', '-gateway');
+  const c = container(dep, 'gateway');
+  const { command, opts } = await parseCli(c.args ?? []);
+  assert.equal(command, 'start');
+  const configPath = opts['config'] as string;
+  const mount = (c.volumeMounts ?? []).find((m) => configPath.startsWith(m.mountPath + '/'));
+  assert.ok(mount, `${configPath} is on a mounted volume`);
+  const cmName = dep.spec.template.spec.volumes?.find((v) => v.name === mount.name)?.configMap?.name;
+  const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === cmName) as
+    | (Manifest & { data: Record<string, string> })
+    | undefined;
+  assert.ok(cm, `the ConfigMap ${String(cmName)} mounted at ${mount.mountPath}`);
+  const root = mkdtempSync(join(tmpdir(), 'portico-helm-pod-'));
+  try {
+    const dir = join(root, mount.mountPath);
+    mkdirSync(dir, { recursive: true });
+    for (const [name, text] of Object.entries(cm.data)) writeFileSync(join(dir, name), text);
+    const env: Record<string, string> = {};
+    for (const e of c.env ?? []) env[e.name] = e.value ?? '';
+    for (const from of c.envFrom ?? []) {
+      const name = from.secretRef?.name;
+      const secret = docs.find((d) => d.kind === 'Secret' && d.metadata.name === name) as
+        | (Manifest & { stringData?: Record<string, string> })
+        | undefined;
+      Object.assign(env, secret ? secret.stringData : existingSecretEnv);
+    }
+    const file = join(root, configPath);
+    await assertConfigAccepted(file, env);
+    const { config } = await loadConfigFile(file, env);
+    const host = (opts['host'] as string | undefined) ?? config.server.host;
+    assert.ok(['0.0.0.0', '::'].includes(host), `the gateway listens on ${host}: probes and the Service cannot reach it`);
+    assert.equal(config.server.port, c.ports?.[0]?.containerPort, 'listens on its containerPort');
+    const writable = (c.volumeMounts ?? []).filter((m) => !m.readOnly).map((m) => m.mountPath);
+    const onWritable = (p: string): boolean => writable.some((w) => p === w || p.startsWith(w + '/'));
+    if (config.state.kind !== 'memory') {
+      const journal = config.state.journal_dir;
+      assert.ok(journal && onWritable(journal), `state.journal_dir ${String(journal)} is on a writable volume (root is read-only)`);
+    }
+    if (config.state.kind === 'embedded')
+      assert.ok(onWritable(config.state.data_dir), `state.data_dir ${config.state.data_dir} is on a writable volume`);
+    const text = readFileSync(file, 'utf8');
+    assert.deepEqual(unreadEnv(Object.keys(env), text, dockerfileEnvReaders()), [], 'every gateway variable has a reader');
+    return { config, env, dep };
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** The engine StatefulSet's args parse (--model is required), on all interfaces, where the gateway looks. */
+async function checkEngine(docs: Manifest[], gatewayEnv: Record<string, string>): Promise<void> {
+  const sts = workload(docs, 'StatefulSet', '-engine');
+  const c = container(sts, 'engine');
+  const { command, opts } = await parseCli(c.args ?? []);
+  assert.equal(command, 'engine');
+  assert.ok(typeof opts['model'] === 'string' && opts['model'] !== '', '--model');
+  assert.ok(['0.0.0.0', '::'].includes(opts['host'] as string), `--host ${String(opts['host'])}: unreachable from the gateway`);
+  assert.equal(opts['port'], c.ports?.[0]?.containerPort, 'listens on its containerPort');
+  const svc = docs.find((d) => d.kind === 'Service' && d.metadata.name === sts.metadata.name) as
+    | (Manifest & { spec: { ports: Array<{ port: number }> } })
+    | undefined;
+  assert.ok(svc, 'the engine Service');
+  assert.equal(gatewayEnv['PORTICO_ENGINE_URL'], `http://${svc.metadata.name}:${svc.spec.ports[0]?.port}`);
+  const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? '']));
+  assert.deepEqual(unreadEnv(Object.keys(env), ''), [], 'every engine variable has a reader in src/');
+  const modelsDir = (opts['modelsDir'] as string | undefined) ?? env['PORTICO_MODELS_DIR'];
+  const cache = (c.volumeMounts ?? []).find((m) => m.name === 'model-cache');
+  assert.ok(modelsDir && cache?.mountPath === modelsDir, `models go to the model-cache volume (${String(modelsDir)})`);
+}
+
+test("the chart's defaults run: the gateway accepts its config (embedded, one replica), the engine gets --model", async (t) => {
+  const helm = helmOrSkip(t);
+  if (!helm) return;
+  // `helm install portico deploy/helm/portico` with nothing set rendered portico.yaml: {}, which the
+  // gateway refuses ("no models"), and an engine without --model (exit 2).
+  const docs = render(helm, CHART);
+  const { config, env, dep } = await checkGateway(docs);
+  assert.equal(config.state.kind, 'embedded', 'no redis.url / postgres.url: the embedded store');
+  assert.equal(dep.spec.replicas, 1, 'the embedded store is one replica');
+  assert.ok(!docs.some((d) => d.kind === 'HorizontalPodAutoscaler' || d.kind === 'PodDisruptionBudget'), 'no HPA/PDB for one replica');
+  // One gateway tenant per chart tenant, with the prompt the chart mounts for it.
+  const tenants = values['tenants'] as Array<{ id: string; systemPrompt: string }>;
+  assert.deepEqual(config.tenants.map((x) => x.id), tenants.map((x) => x.id));
+  assert.ok(config.tenants.every((x) => x.system_prompt_file === `${x.id}.system_prompt.txt`));
+  // `default` is the engine, with the in-process simulator as fallback while it loads.
+  const engine = config.models['default'];
+  assert.deepEqual(engine?.backends.map((b) => ('base_url' in b ? b.base_url : b.provider)), [`${env['PORTICO_ENGINE_URL']}/v1`]);
+  assert.deepEqual(engine?.fallbacks, ['sim']);
+  await checkEngine(docs, env);
+});
+
+test('the documented helm install (Redis, PostgreSQL, admin token) runs distributed; existingSecret keeps the URLs', async (t) => {
+  const helm = helmOrSkip(t);
+  if (!helm) return;
+  const urls = [
+    '--set', 'redis.url=redis://redis.portico:6379/0',
+    '--set', 'postgres.url=postgres://portico:pw@postgres.portico:5432/portico',
+  ];
+  const docs = render(helm, CHART, [
+    '--set', 'image.repository=registry.example.com/portico', '--set', 'image.tag=0.1.0',
+    ...urls,
+    '--set', 'secrets.PORTICO_ADMIN_TOKEN=admin-token',
+  ]);
+  const { config, env } = await checkGateway(docs);
+  assert.equal(config.state.kind, 'distributed');
+  if (config.state.kind === 'distributed') {
+    assert.equal(config.state.redis.url, 'redis://redis.portico:6379/0');
+    assert.equal(config.state.postgres.url, 'postgres://portico:pw@postgres.portico:5432/portico');
+  }
+  assert.equal(env['PORTICO_ADMIN_TOKEN'], 'admin-token');
+  assert.ok(docs.some((d) => d.kind === 'HorizontalPodAutoscaler'), 'distributed: the HPA scales it');
+  await checkEngine(docs, env);
+  // The "or --set existingSecret=…" variant: the URLs set in values still reach the gateway (they
+  // were dropped: the chart rendered no Secret once existingSecret was set).
+  const withExisting = render(helm, CHART, [...urls, '--set', 'existingSecret=portico-secrets']);
+  const r = await checkGateway(withExisting, { PORTICO_ADMIN_TOKEN: 'from-existing-secret' });
+  assert.equal(r.config.state.kind, 'distributed');
+  assert.equal(r.env['PORTICO_REDIS_URL'], 'redis://redis.portico:6379/0');
+  const refs = container(r.dep, 'gateway').envFrom?.map((f) => f.secretRef?.name);
+  assert.ok(refs?.includes('portico-secrets'), 'the existing Secret is used too');
+});
+
+test('gateway.config: each section left out gets the default; host, port, journal are filled in', async (t) => {
+  const helm = helmOrSkip(t);
+  if (!helm) return;
+  // Only a drain timeout set: the rest of the defaults still make a config the gateway accepts.
+  let { config } = await checkGateway(render(helm, CHART, ['--set', 'gateway.config.server.drain_timeout_ms=120000']));
+  assert.equal(config.server.drain_timeout_ms, 120000);
+  // No engine: `default` is the simulator, and the gateway is not given an engine URL.
+  const noEngine = render(helm, CHART, ['--set', 'engine.enabled=false']);
+  const r = await checkGateway(noEngine);
+  assert.deepEqual(Object.keys(r.config.models), ['default']);
+  assert.equal(r.config.models['default']?.backends[0]?.provider, 'sim');
+  assert.equal(r.env['PORTICO_ENGINE_URL'], undefined);
+  assert.ok(!noEngine.some((d) => d.kind === 'StatefulSet'));
+  // A config of one's own is used as it is; tracing goes to otel.endpoint.
+  const dir = mkdtempSync(join(tmpdir(), 'portico-helm-'));
+  try {
+    const own = join(dir, 'own.yaml');
+    writeFileSync(
+      own,
+      JSON.stringify({
+        engine: { enabled: false },
+        otel: { endpoint: 'http://tempo.observability:4318' },
+        gateway: {
+          port: 9000,
+          config: {
+            tenants: [{ id: 'globex', system_prompt: 'Be brief.' }],
+            models: { chat: { backends: [{ provider: 'vllm', base_url: 'http://vllm.ml:8000/v1' }] } },
+          },
+        },
+      }),
+    );
+    ({ config } = await checkGateway(render(helm, CHART, ['-f', own])));
+    assert.deepEqual(Object.keys(config.models), ['chat']);
+    assert.deepEqual(config.tenants.map((x) => x.id), ['globex']);
+    assert.equal(config.server.port, 9000);
+    assert.equal(config.telemetry.tracing.enabled, true);
+    assert.equal(config.telemetry.tracing.endpoint, 'http://tempo.observability:4318/v1/traces');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
