@@ -190,7 +190,10 @@ export function buildProgram(io: CliIO, setCode: (code: number) => void): Comman
       .addOption(
         new Option('--gpu <mode>', 'use an installed GPU build').choices(['auto', 'off']).default('auto'),
       )
-      .option('--models-dir <dir>', 'where downloaded models are kept (default ~/.cache/portico/models)')
+      .option(
+        '--models-dir <dir>',
+        'where downloaded models are kept (default $PORTICO_MODELS_DIR, else ~/.cache/portico/models)',
+      )
       .action(
         act(async (c) => {
           await (await import('./engine.js')).runEngine(c.opts(), io);
