@@ -25,6 +25,7 @@ interface Service {
   expose?: string[];
   read_only?: boolean;
   tmpfs?: string[];
+  networks?: Record<string, { aliases?: string[] } | null> | string[];
   build?: unknown;
   volumes?: Array<string | { type: string; source?: string }>;
   depends_on?: Record<string, { condition: string }> | string[];
@@ -236,4 +237,25 @@ test('.env.example sets what compose.yaml requires, and nothing compose.yaml doe
   const required = new Set([...text.matchAll(/\$\{([A-Z_][A-Z0-9_]*)(?::\?[^}]*)?\}/g)].filter((m) => !m[0].includes(':-')).map((m) => m[1] as string));
   for (const name of required) assert.ok(DOT_ENV[name], `.env.example sets ${name}`);
   for (const name of Object.keys(DOT_ENV)) assert.ok(used.has(name), `.env.example's ${name} is used by compose.yaml`);
+});
+
+test("Prometheus's gateway and engine targets are names of the stack's services", () => {
+  // prometheus.yml scraped portico:8080 and portico-engine:8000, names no service had: the
+  // PorticoDown alert fired and the dashboards stayed empty.
+  const prom = parse(readFileSync(resolve(DIR, '../monitoring/prometheus/prometheus.yml'), 'utf8')) as {
+    scrape_configs: Array<{ job_name: string; static_configs?: Array<{ targets: string[] }> }>;
+  };
+  const names = new Map<string, string>();
+  for (const [name, svc] of Object.entries(doc.services)) {
+    names.set(name, name);
+    const nets = Array.isArray(svc.networks) ? {} : (svc.networks ?? {});
+    for (const net of Object.values(nets)) for (const a of net?.aliases ?? []) names.set(a, name);
+  }
+  const target = (job: string): [string | undefined, string] => {
+    const t = prom.scrape_configs.find((c) => c.job_name === job)?.static_configs?.[0]?.targets[0] ?? '';
+    const [host, port] = t.split(':');
+    return [names.get(host ?? ''), port ?? ''];
+  };
+  assert.deepEqual(target('portico'), ['gateway', '8080']);
+  assert.deepEqual(target('portico-engine'), ['engine', doc.services['engine']?.expose?.[0] ?? '']);
 });
