@@ -41,8 +41,19 @@ export async function startGateway(opts: {
     defaultMetrics: opts.defaultMetrics ?? true,
     holdStartupLogs: opts.holdStartupLogs ?? false,
   });
-  const app = await buildHttpServer(gateway);
-  const address = await app.listen({ host: loaded.config.server.host, port: loaded.config.server.port });
+  let app: FastifyInstance | undefined;
+  let address: string;
+  try {
+    app = await buildHttpServer(gateway);
+    address = await app.listen({ host: loaded.config.server.host, port: loaded.config.server.port });
+  } catch (err) {
+    // Not listening (EADDRINUSE, EACCES, ...): release what the gateway opened (Redis and Postgres
+    // connections, timers), else they keep the process alive and a container never exits to be
+    // restarted.
+    await app?.close().catch(() => undefined);
+    await gateway.close().catch(() => undefined);
+    throw err;
+  }
   gateway.markReady();
   const watcher =
     opts.watch === false
