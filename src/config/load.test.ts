@@ -231,6 +231,39 @@ describe('config loading', () => {
     });
   });
 
+  it('a key id the state stores cannot hold (NUL, unpaired surrogate, empty) is an error with its path', async () => {
+    // A NUL in a key id made every Postgres ledger batch holding that key's records fail, and the
+    // writer retried the batch for ever: no tenant's usage was recorded after it (review, 2026-12-14).
+    await assert.rejects(
+      buildConfig({
+        tenants: [
+          {
+            id: 'a',
+            api_keys: [
+              { value: 'sk-a1', id: 'ci\u0000key' },
+              { value: 'sk-a2', id: 'x\ud800' },
+              { sha256: sha256Hex('sk-a3'), id: '' },
+            ],
+          },
+        ],
+        models: { m: { backends: [{ provider: 'sim' }] } },
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        const byPath = new Map(e.problems.map((p) => [p.path, p.message]));
+        assert.match(byPath.get('tenants[0].api_keys[0].id') ?? '', /NUL character or an unpaired surrogate/);
+        assert.match(byPath.get('tenants[0].api_keys[1].id') ?? '', /NUL character or an unpaired surrogate/);
+        assert.match(byPath.get('tenants[0].api_keys[2].id') ?? '', /leave id out/);
+        return true;
+      },
+    );
+    // Any other text is still a valid id (upper case, spaces, non-ASCII).
+    await buildConfig({
+      tenants: [{ id: 'a', api_keys: [{ value: 'sk-a1', id: 'CI key é 🚀' }] }],
+      models: { m: { backends: [{ provider: 'sim' }] } },
+    });
+  });
+
   it('rate limits outside their bounds are errors (config tenants, keys, per-IP)', async () => {
     await assert.rejects(
       buildConfig({

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { crossCheck } from './cross-check.js';
+import { isStorableText } from '../lib/storable-text.js';
 
 const port = z.number().int().min(0).max(65535);
 const nonEmpty = z.string().min(1);
@@ -228,6 +229,11 @@ export const PriorityClassesForDocs = PRIORITY_CLASSES;
 /** A config key's id (config/key-ids.ts): what usage records, quota scopes and the admin API name it by. */
 const configKeyIdField = z
   .string()
+  .min(1, 'give the key a non-empty id, or leave id out for the derived one')
+  .refine(
+    isStorableText,
+    'must be text without a NUL character or an unpaired surrogate: the usage ledger and the quota store could not hold it',
+  )
   .optional()
   .describe(
     'names the key in usage records, per-key limits and quotas, the audit log and the admin API; default {tenant}-cfg- + the first 12 hex characters of the key sha256 (stable when keys are added, removed or reordered)',

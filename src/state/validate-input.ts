@@ -5,6 +5,7 @@
  * these at the edge first; this is the stores' own guard, so a caller that skips the edge still gets
  * one typed error (StateInvalidInputError) from every implementation.
  */
+import { isStorableText } from '../lib/storable-text.js';
 import { StateInvalidInputError } from './errors.js';
 import type { JsonValue, LedgerFilter, NewApiKey, NewTenant, TenantPatch } from './ports.js';
 
@@ -19,12 +20,8 @@ export function isStorableExpiry(v: string): boolean {
   return ms >= MIN_EXPIRY_MS && ms <= MAX_TIME_MS;
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/** Text every store keeps as given: no NUL character, no unpaired UTF-16 surrogate (Postgres JSONB refuses "\ud800", TEXT would store U+FFFD). */
-export function isStorableText(s: string): boolean {
-  return !s.includes('\u0000') && !LONE_SURROGATE.test(s);
-}
+/** Text every store keeps as given (lib/storable-text.ts). */
+export { isStorableText };
 
 function checkText(field: string, v: string | null | undefined): void {
   if (typeof v === 'string' && !isStorableText(v))
