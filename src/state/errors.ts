@@ -32,3 +32,18 @@ export class StateInvalidInputError extends Error {
     this.field = field;
   }
 }
+
+/**
+ * The store refused the data it was given, not the request as such: retrying the same records can
+ * never succeed, while the same call with other records can. StateInvalidInputError (the stores'
+ * own check), a Postgres data exception or integrity violation (SQLSTATE classes 22 and 23: a NUL
+ * in text, a number out of range, a NOT NULL column left empty), and SQLite's constraint, datatype
+ * mismatch and too-big errors. Anything else — a connection refused or reset, a shutdown, a locked
+ * or full file, a timeout — is the store failing, and the same records may go in later.
+ */
+export function isRefusedData(err: unknown): boolean {
+  if (err instanceof StateInvalidInputError) return true;
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  if (typeof code !== 'string') return false;
+  return /^2[23][0-9A-Z]{3}$/.test(code) || /^SQLITE_(?:CONSTRAINT|MISMATCH|TOOBIG)(?:_|$)/.test(code);
+}

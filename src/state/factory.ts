@@ -14,6 +14,7 @@ import {
   TenantResolver,
   type BusCacheOptions,
 } from './key-cache.js';
+import { isRefusedData } from './errors.js';
 import { LedgerWriter, type LedgerWriterOptions } from './ledger-writer.js';
 import { LedgerJournal, type JournalOptions } from './ledger-journal.js';
 import { MemoryCounterStore } from './memory/counters.js';
@@ -87,8 +88,10 @@ export interface JournalReplay {
   dir?: string;
   /** Records found in segments an earlier process left. */
   records: number;
-  /** Of those, new to the ledger (the rest were already written). */
+  /** Of those, new to the ledger (the rest were already written, or refused). */
   inserted: number;
+  /** Records the store refused for their data (logged with their id, not written, not kept). */
+  refused: number;
   /** Quota commits re-applied (their confirmation was not journaled). */
   quotaCommits: number;
   /** Lines cut by the crash (skipped). */
@@ -144,27 +147,51 @@ export interface StoreParts {
 /**
  * Replay what an earlier process left in the journal: ledger appends (idempotent by request id),
  * then the quota commits not marked confirmed (idempotent per reservation in every QuotaStore).
- * On success the old segments are deleted; on failure they stay for the next start.
+ * On success the old segments are deleted; on failure they stay for the next start. A record the
+ * store refuses for its data is left out (logged, counted in `refused` and by onLedgerLost).
  */
 export async function replayJournal(
   journal: LedgerJournal,
   ledger: LedgerStore,
   quotas: QuotaStore,
   logger?: StateLogger,
+  hooks?: StateHooks,
 ): Promise<JournalReplay> {
   const left = journal.leftovers();
   const out: JournalReplay = {
     dir: journal.dir,
     records: left.entries.length,
     inserted: 0,
+    refused: 0,
     quotaCommits: 0,
     badLines: left.badLines,
     files: left.files.length,
   };
   if (left.files.length === 0) return out;
   try {
-    for (let i = 0; i < left.entries.length; i += 500)
-      out.inserted += await ledger.append(left.entries.slice(i, i + 500).map((e) => e.r));
+    for (let i = 0; i < left.entries.length; i += 500) {
+      const batch = left.entries.slice(i, i + 500).map((e) => e.r);
+      try {
+        out.inserted += await ledger.append(batch);
+      } catch (err) {
+        if (!isRefusedData(err)) throw err;
+        // One record the store can never take must not keep the files, and every record in them,
+        // from being replayed: append one by one and leave out what is refused (as LedgerWriter).
+        for (const r of batch) {
+          try {
+            out.inserted += await ledger.append([r]);
+          } catch (e) {
+            if (!isRefusedData(e)) throw e;
+            out.refused++;
+            hooks?.onLedgerLost?.(1);
+            logger?.error(
+              { err: e, id: r.id, tenant: r.tenant, key_id: r.key_id, model: r.model, dir: journal.dir },
+              'ledger store refused a usage record of the journal replay; dropped (the other records are written)',
+            );
+          }
+        }
+      }
+    }
     // Issued 500 at a time and awaited together: a store that writes behind (embedded SQLite) puts
     // them in one write instead of one write each.
     const commits = left.entries.flatMap((e) => (e.q && !left.settled.has(e.r.id) ? [e.q] : []));
@@ -225,7 +252,14 @@ function assemble(p: StoreParts, opts: StateOptions): StateBackends {
     keyResolver,
     tenantResolver,
     ledgerWriter,
-    journalReplay: p.journalReplay ?? { records: 0, inserted: 0, quotaCommits: 0, badLines: 0, files: 0 },
+    journalReplay: p.journalReplay ?? {
+      records: 0,
+      inserted: 0,
+      refused: 0,
+      quotaCommits: 0,
+      badLines: 0,
+      files: 0,
+    },
     async ping() {
       const r = await p.ping();
       for (const [store, up] of Object.entries(r) as [BackendName, boolean][])
@@ -383,7 +417,7 @@ async function openJournal(
       { cause: err },
     );
   }
-  const journalReplay = await replayJournal(journal, ledger, quotas, opts.logger);
+  const journalReplay = await replayJournal(journal, ledger, quotas, opts.logger, opts.hooks);
   return { journal, journalReplay };
 }
 

@@ -551,4 +551,36 @@ describe('journal replay', () => {
     await w.close();
     assert.equal(segments(d).length, 0);
   });
+
+  it('a record the store refuses is confirmed in the journal (its segment can go) and skipped by a replay (review, 2026-12-14)', async () => {
+    const { d, ledger, journal, w } = await writerWithJournal();
+    w.write(rec('a'));
+    w.write({ ...rec('bad'), key_id: 'ci\u0000key' });
+    w.write(rec('b'));
+    await w.flush();
+    assert.equal(await ledger.count({}), 2);
+    assert.equal(journal.pending(), 0, 'the refused record owes the journal nothing');
+    journal.tick();
+    assert.deepEqual(segments(d), []);
+    await w.close();
+
+    // A journal an earlier process left with such a record (it crashed first): the replay writes
+    // the others and deletes the files, where it used to fail at every start and keep them.
+    const d2 = dir();
+    const left = LedgerJournal.open(d2);
+    left.append({ r: rec('x') });
+    left.append({ r: { ...rec('poison'), model: '\ud800' } });
+    left.append({ r: rec('y') });
+    const { logger, messages } = logged();
+    const ledger2 = new MemoryLedgerStore();
+    const out = await replayJournal(LedgerJournal.open(d2), ledger2, new MemoryQuotaStore(), logger);
+    assert.equal(out.error, undefined);
+    assert.deepEqual([out.records, out.inserted, out.refused], [3, 2, 1]);
+    assert.equal(await ledger2.count({}), 2);
+    assert.deepEqual(segments(d2), []);
+    assert.ok(
+      messages.some((m) => m.includes('refused')),
+      messages.join('; '),
+    );
+  });
 });

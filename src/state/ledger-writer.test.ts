@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LedgerWriter } from './ledger-writer.js';
+import { isRefusedData, StateInvalidInputError, StateUnavailableError } from './errors.js';
 import { MemoryLedgerStore } from './memory/catalog.js';
 import type {
   LedgerFilter,
@@ -9,6 +10,7 @@ import type {
   LedgerRow,
   LedgerStore,
   StateErrorEvent,
+  StateLogger,
 } from './ports.js';
 
 function rec(id: string): LedgerRecord {
@@ -57,6 +59,39 @@ class FlakyStore implements LedgerStore {
   count(f: LedgerFilter): Promise<number> {
     return this.inner.count(f);
   }
+}
+
+/**
+ * Refuses, as Postgres does (SQLSTATE 22021, the whole batch), a batch with a NUL character in a
+ * record; after `downAfter` appends it is down (a connection error) until `down` is cleared.
+ */
+class PickyStore implements LedgerStore {
+  readonly inner = new MemoryLedgerStore();
+  batchSizes: number[] = [];
+  downAfter = Infinity;
+  down = false;
+  async append(records: LedgerRecord[]): Promise<number> {
+    this.batchSizes.push(records.length);
+    if (this.down || this.batchSizes.length > this.downAfter) {
+      this.down = true;
+      throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    }
+    if (records.some((r) => JSON.stringify(r).includes('\\u0000')))
+      throw Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code: '22021' });
+    return this.inner.append(records);
+  }
+  query(f: LedgerFilter, g: LedgerGroupBy): Promise<LedgerRow[]> {
+    return this.inner.query(f, g);
+  }
+  count(f: LedgerFilter): Promise<number> {
+    return this.inner.count(f);
+  }
+}
+
+/** A logger that keeps each error message with its fields. */
+function keepErrors(): { logger: StateLogger; errors: Array<{ o: object; m: string }> } {
+  const errors: Array<{ o: object; m: string }> = [];
+  return { logger: { warn: () => undefined, error: (o, m) => void errors.push({ o, m }) }, errors };
 }
 
 describe('LedgerWriter', () => {
@@ -136,5 +171,107 @@ describe('LedgerWriter', () => {
     w.write(rec('good'));
     const stats = await w.close();
     assert.deepEqual([stats.written, stats.dropped], [1, 1]);
+  });
+
+  it('a record the store refuses for its data is dropped alone: the rest of its batch and every batch behind it are written (review, 2026-12-14)', async () => {
+    // Before: the batch holding a key id with a NUL failed on Postgres and was retried for ever,
+    // and no record behind it, of any tenant, was ever written.
+    const store = new PickyStore();
+    const { logger, errors } = keepErrors();
+    let lost = 0;
+    const w = new LedgerWriter(store, {
+      flushIntervalMs: 60_000,
+      maxBatch: 3,
+      logger,
+      store: 'postgres',
+      hooks: { onLedgerLost: (n) => (lost += n) },
+    });
+    for (let i = 0; i < 7; i++) w.write(i === 1 ? { ...rec('r1'), key_id: 'ci\u0000key' } : rec(`r${i}`));
+    await w.flush();
+    assert.equal(await store.count({}), 6);
+    assert.deepEqual(
+      (await store.inner.query({}, 'key')).map((r) => r.requests),
+      [6],
+    );
+    const stats = w.stats();
+    assert.deepEqual([stats.buffered, stats.written, stats.dropped, stats.refused], [0, 6, 1, 1]);
+    assert.equal(lost, 1, 'counted in portico_ledger_dropped_total');
+    const refused = errors.filter((e) => e.m.includes('refused'));
+    assert.equal(refused.length, 1, 'logged once');
+    assert.equal((refused[0]?.o as { id?: string }).id, 'r1');
+    // Only the refused batch went one record at a time: [3 refused] + 3 singles, then 3 and 1.
+    assert.deepEqual(store.batchSizes, [3, 1, 1, 1, 3, 1]);
+    await w.flush();
+    assert.equal(store.batchSizes.length, 6, 'nothing left to retry');
+    await w.close();
+  });
+
+  it('a store that goes down while a refused batch is split keeps the rest buffered and retries it whole', async () => {
+    const store = new PickyStore();
+    store.downAfter = 2; // the batch (refused), the first single, then down
+    const w = new LedgerWriter(store, {
+      flushIntervalMs: 60_000,
+      maxBatch: 4,
+      retryBaseMs: 1,
+      retryMaxMs: 1,
+    });
+    w.write(rec('a'));
+    w.write({ ...rec('b'), tenant: 'x\u0000' });
+    w.write(rec('c'));
+    await assert.rejects(w.flush(), /ECONNREFUSED/);
+    assert.deepEqual([w.stats().buffered, w.stats().written, w.stats().refused], [2, 1, 0]);
+    store.down = false;
+    store.downAfter = Infinity;
+    await new Promise((r) => setTimeout(r, 5));
+    await w.flush();
+    assert.equal(await store.count({}), 2);
+    assert.deepEqual([w.stats().buffered, w.stats().refused], [0, 1]);
+    await w.close();
+  });
+
+  it('every store refuses a record it cannot hold with StateInvalidInputError; the writer drops it alone', async () => {
+    const store = new MemoryLedgerStore();
+    await assert.rejects(
+      store.append([rec('ok'), { ...rec('big'), tokens_in: 3e9 }]),
+      StateInvalidInputError,
+    );
+    assert.equal(await store.count({}), 0, 'refused before anything is stored');
+    const w = new LedgerWriter(store, { flushIntervalMs: 60_000 });
+    w.write(rec('a'));
+    w.write({ ...rec('big'), tokens_in: 3e9 });
+    w.write({ ...rec('surrogate'), model: '\ud800' });
+    w.write(rec('b'));
+    await w.flush();
+    assert.equal(await store.count({}), 2);
+    assert.equal(w.stats().refused, 2);
+    await w.close();
+  });
+
+  it('tells a refusal for the data from a store failure', () => {
+    const coded = (code: string): Error => Object.assign(new Error(code), { code });
+    for (const e of [
+      new StateInvalidInputError('key_id', 'key_id must be valid Unicode text'),
+      coded('22021'), // Postgres: invalid byte sequence (a NUL)
+      coded('22003'), // Postgres: numeric value out of range
+      coded('23502'), // Postgres: not-null violation
+      coded('SQLITE_CONSTRAINT_NOTNULL'),
+      coded('SQLITE_MISMATCH'),
+      coded('SQLITE_TOOBIG'),
+    ])
+      assert.equal(isRefusedData(e), true, String(e));
+    for (const e of [
+      new Error('db down'),
+      new StateUnavailableError('postgres', 'down'),
+      coded('ECONNREFUSED'),
+      coded('57P01'), // Postgres: admin shutdown
+      coded('53300'), // Postgres: too many connections
+      coded('40001'), // Postgres: serialization failure
+      coded('SQLITE_BUSY'),
+      coded('SQLITE_FULL'),
+      coded('SQLITE_IOERR_WRITE'),
+      new TypeError('x is not a function'),
+      undefined,
+    ])
+      assert.equal(isRefusedData(e), false, String(e));
   });
 });

@@ -13,7 +13,15 @@
  * records back from their segments, oldest first, and appends them (with the segment's records
  * that were written already: appends are idempotent), so the ledger is whole again without a
  * restart and the segments can go. Without a journal a dropped record is lost (onLedgerLost).
+ *
+ * A batch the store refuses for its data (isRefusedData: a NUL in a key id on Postgres, a count out
+ * of range) is appended again one record at a time: the records the store takes are written, the
+ * ones it refuses are dropped — counted (refused, dropped, onLedgerLost), logged once each with
+ * their id, and confirmed in the journal so that neither this process nor a replay tries them
+ * again. One bad record used to fail its whole batch for ever, and with it every record behind it.
+ * A store failure during that pass (not about the data) stops it; the rest stays buffered.
  */
+import { isRefusedData } from './errors.js';
 import type { JournalQuota, JournalSegment, LedgerJournal } from './ledger-journal.js';
 import type { BackendName, LedgerRecord, LedgerStore, StateHooks, StateLogger } from './ports.js';
 
@@ -43,8 +51,10 @@ export interface LedgerWriterStats {
   written: number;
   /** Records the store already had (retried appends). */
   duplicates: number;
-  /** Records dropped from the buffer because it was full or the writer closed. */
+  /** Records dropped: the buffer was full or the writer closed, or the store refused them (refused). */
   dropped: number;
+  /** Records the store refused for their data (in `dropped` too): never written, never retried. */
+  refused: number;
   /** Dropped records read back from the journal and appended once the store recovered. */
   recovered: number;
   flushes: number;
@@ -97,6 +107,7 @@ export class LedgerWriter {
     written: 0,
     duplicates: 0,
     dropped: 0,
+    refused: 0,
     recovered: 0,
     flushes: 0,
     failedFlushes: 0,
@@ -199,45 +210,123 @@ export class LedgerWriter {
     return { ...this.#stats, buffered: this.#buf.length };
   }
 
-  /** Write out what is buffered now (one attempt per batch; failures stay buffered). */
-  flush(): Promise<void> {
+  /**
+   * Write out what is buffered now (one attempt per batch; failures stay buffered). Inside the
+   * backoff after a failure it does nothing, unless `now` (a reader that needs the store complete).
+   */
+  flush(now = false): Promise<void> {
     if (this.#flushing) return this.#flushing;
-    const p = this.#drain().finally(() => {
+    const p = this.#drain(now).finally(() => {
       this.#flushing = undefined;
     });
     this.#flushing = p;
     return p;
   }
 
-  async #drain(): Promise<void> {
-    if (Date.now() < this.#retryAt) return;
+  /**
+   * Records not in the store yet: buffered, or dropped from a full buffer and waiting in the
+   * journal to be read back (#recoverDropped).
+   */
+  unwritten(): number {
+    let n = this.#buf.length;
+    for (const dropped of this.#droppedIn.values()) n += dropped;
+    return n;
+  }
+
+  /** Milliseconds until the next retry after a failed flush (0: none pending). */
+  retryInMs(): number {
+    return Math.max(0, this.#retryAt - Date.now());
+  }
+
+  async #drain(now: boolean): Promise<void> {
+    if (!now && Date.now() < this.#retryAt) return;
     while (this.#buf.length > 0 || this.#recoverDropped()) {
       const batch = this.#buf.slice(0, this.#o.maxBatch);
+      let n: number;
       try {
-        const n = await this.#store.append(batch);
-        this.#buf.splice(0, batch.length);
-        const journal = this.#opts.journal;
-        if (journal) for (const seg of this.#segs.splice(0, batch.length)) if (seg) journal.confirm(seg);
-        this.#stats.flushes++;
-        this.#stats.written += n;
-        this.#stats.duplicates += batch.length - n;
-        this.#backoffMs = 0;
+        n = await this.#store.append(batch);
       } catch (error) {
-        this.#stats.failedFlushes++;
-        this.#backoffMs = Math.min(
-          this.#o.retryMaxMs,
-          this.#backoffMs ? this.#backoffMs * 2 : this.#o.retryBaseMs,
-        );
-        this.#retryAt = Date.now() + this.#backoffMs;
-        const store = this.#opts.store ?? 'sqlite';
-        this.#opts.hooks?.onError?.({ store, port: 'ledger', op: 'append', mode: 'retry', error });
-        this.#opts.logger?.error(
-          { err: error, store, buffered: this.#buf.length, retryInMs: this.#backoffMs },
-          'ledger append failed; will retry',
-        );
-        throw error;
+        if (!isRefusedData(error)) throw this.#failed(error);
+        await this.#appendOneByOne(batch.length, error);
+        continue;
       }
+      this.#written(batch.length, n);
     }
+  }
+
+  /** The first `count` buffered records are in the store (`n` of them new). */
+  #written(count: number, n: number): void {
+    this.#buf.splice(0, count);
+    const journal = this.#opts.journal;
+    if (journal) for (const seg of this.#segs.splice(0, count)) if (seg) journal.confirm(seg);
+    this.#stats.flushes++;
+    this.#stats.written += n;
+    this.#stats.duplicates += count - n;
+    this.#backoffMs = 0;
+  }
+
+  /** A failed append (the store, not the data): back off, report, and return the error to throw. */
+  #failed(error: unknown): unknown {
+    this.#stats.failedFlushes++;
+    this.#backoffMs = Math.min(
+      this.#o.retryMaxMs,
+      this.#backoffMs ? this.#backoffMs * 2 : this.#o.retryBaseMs,
+    );
+    this.#retryAt = Date.now() + this.#backoffMs;
+    const store = this.#opts.store ?? 'sqlite';
+    this.#opts.hooks?.onError?.({ store, port: 'ledger', op: 'append', mode: 'retry', error });
+    this.#opts.logger?.error(
+      { err: error, store, buffered: this.#buf.length, retryInMs: this.#backoffMs },
+      'ledger append failed; will retry',
+    );
+    return error;
+  }
+
+  /**
+   * The store refused a batch of the first `count` buffered records for its data: append them one
+   * at a time, dropping those it refuses. A store failure stops the pass (thrown, the rest stays
+   * buffered for the next flush, which starts with a whole batch again).
+   */
+  async #appendOneByOne(count: number, batchError: unknown): Promise<void> {
+    const store = this.#opts.store ?? 'sqlite';
+    this.#opts.logger?.warn(
+      { err: batchError, store, records: count },
+      'ledger store refused a batch for its data; appending its records one by one',
+    );
+    for (let i = 0; i < count; i++) {
+      const r = this.#buf[0] as LedgerRecord;
+      let n: number;
+      try {
+        n = await this.#store.append([r]);
+      } catch (error) {
+        if (!isRefusedData(error)) throw this.#failed(error);
+        this.#refused(r, error);
+        continue;
+      }
+      this.#written(1, n);
+    }
+  }
+
+  /** The first buffered record (`r`) is one the store refuses: drop it, for good. */
+  #refused(r: LedgerRecord, error: unknown): void {
+    this.#buf.shift();
+    const seg = this.#segs.shift();
+    // Confirmed: the store will never take it, so neither this process nor a replay retries it.
+    if (seg) this.#opts.journal?.confirm(seg);
+    this.#stats.dropped++;
+    this.#stats.refused++;
+    this.#opts.hooks?.onLedgerLost?.(1);
+    this.#opts.logger?.error(
+      {
+        err: error,
+        store: this.#opts.store ?? 'sqlite',
+        id: r.id,
+        tenant: r.tenant,
+        key_id: r.key_id,
+        model: r.model,
+      },
+      'ledger store refused a usage record; dropped (the other records are written)',
+    );
   }
 
   /**

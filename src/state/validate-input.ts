@@ -7,7 +7,7 @@
  */
 import { isStorableText } from '../lib/storable-text.js';
 import { StateInvalidInputError } from './errors.js';
-import type { JsonValue, LedgerFilter, NewApiKey, NewTenant, TenantPatch } from './ports.js';
+import type { JsonValue, LedgerFilter, LedgerRecord, NewApiKey, NewTenant, TenantPatch } from './ports.js';
 
 /** The largest ms epoch every store represents (9999-12-31T23:59:59.999Z; Postgres timestamptz goes further, JS Date to 8.64e15). */
 export const MAX_TIME_MS = 253_402_300_799_999;
@@ -88,6 +88,60 @@ export function checkLedgerFilter(f: LedgerFilter): void {
   checkText('key_id', f.key_id);
   checkTime('from', f.from);
   checkTime('to', f.to);
+}
+
+/** The largest value of the ledger's integer columns (Postgres `integer`). */
+export const MAX_LEDGER_INT = 2_147_483_647;
+
+function checkLedgerText(field: string, v: unknown, nullable: boolean): void {
+  if (nullable && v === null) return;
+  if (typeof v !== 'string')
+    throw new StateInvalidInputError(field, `${field} must be a string${nullable ? ' or null' : ''}`);
+  checkText(field, v);
+}
+
+function checkLedgerInt(field: string, v: unknown): void {
+  // Stored rounded (sql-rows.ts ledgerParams).
+  const n = typeof v === 'number' ? Math.round(v) : Number.NaN;
+  if (!(n >= 0 && n <= MAX_LEDGER_INT))
+    throw new StateInvalidInputError(
+      field,
+      `${field} must be a number from 0 to ${MAX_LEDGER_INT}, got ${String(v).slice(0, 40)}`,
+    );
+}
+
+/**
+ * One ledger record as every store can keep it: text fields without a NUL or an unpaired
+ * surrogate, counts within the integer columns, a time in 1970-9999, a finite cost. A batch with
+ * one such record is refused whole, before anything is written; the LedgerWriter then appends the
+ * batch's records one by one and drops only the refused ones.
+ */
+export function checkLedgerRecord(r: LedgerRecord): void {
+  checkLedgerText('id', r.id, false);
+  checkLedgerText('tenant', r.tenant, false);
+  checkLedgerText('key_id', r.key_id, true);
+  checkLedgerText('model', r.model, false);
+  checkLedgerText('backend', r.backend, true);
+  checkLedgerText('request_id', r.request_id, false);
+  checkTime('time', typeof r.time === 'number' ? Math.round(r.time) : Number.NaN);
+  checkLedgerInt('tokens_in', r.tokens_in);
+  checkLedgerInt('tokens_out', r.tokens_out);
+  checkLedgerInt('latency_ms', r.latency_ms);
+  checkLedgerInt('status', r.status);
+  if (typeof r.cost_usd !== 'number' || !Number.isFinite(r.cost_usd))
+    throw new StateInvalidInputError(
+      'cost_usd',
+      `cost_usd must be a finite number, got ${String(r.cost_usd)}`,
+    );
+  if (typeof r.estimated !== 'boolean' || typeof r.cache_hit !== 'boolean')
+    throw new StateInvalidInputError(
+      typeof r.estimated !== 'boolean' ? 'estimated' : 'cache_hit',
+      'estimated and cache_hit must be booleans',
+    );
+}
+
+export function checkLedgerRecords(records: readonly LedgerRecord[]): void {
+  for (const r of records) checkLedgerRecord(r);
 }
 
 export function checkResponseKey(tenant: string, id: string): void {

@@ -298,7 +298,7 @@ export class GatewayMetrics {
     });
     this.ledgerDropped = new Counter({
       name: 'portico_ledger_dropped_total',
-      help: 'Usage records lost for good: dropped from the ledger buffer (full, or closed) with no copy in the crash journal',
+      help: 'Usage records lost for good: dropped from the ledger buffer (full, or closed) with no copy in the crash journal, or refused by the ledger store for their data (logged with their id)',
       registers: [r],
     });
     this.quotaCommitsOwed = new Gauge({

@@ -62,6 +62,7 @@ import { PgResponseStore } from '../../src/state/postgres/responses.js';
 import { QuotaCommits } from '../../src/tenancy/quota-commits.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
+import { isRefusedData } from '../../src/state/errors.js';
 
 const CI = process.env.CI === 'true';
 const REDIS_URL = process.env.PORTICO_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -1373,6 +1374,15 @@ for (const fam of catalogFamilies) {
         await bad(ledger.query({ from: Number.NaN }, 'day'), /^from$/);
         await bad(ledger.query({ tenant: nul }, 'day'), /^tenant$/);
         await bad(ledger.count({ key_id: nul }), /^key_id$/);
+        // A ledger record: a batch holding one the store cannot keep is refused whole, before it
+        // writes anything (the LedgerWriter then appends the batch's records one by one).
+        const day = Date.UTC(2026, 10, 22);
+        await bad(ledger.append([rec('h1', 'ok', day), rec('h2', 'ok', day, { key_id: nul })]), /^key_id$/);
+        await bad(ledger.append([rec('h3', 'ok', day, { model: '\ud800' })]), /^model$/);
+        await bad(ledger.append([rec('h4', 'ok', day, { tokens_in: 3e9 })]), /^tokens_in$/);
+        await bad(ledger.append([rec('h5', 'ok', 1e17)]), /^time$/);
+        await bad(ledger.append([rec('h6', nul, day)]), /^tenant$/);
+        assert.equal(await ledger.count({}), 0);
         // Nothing was stored by the refused calls.
         assert.deepEqual(
           (await tenants.list()).map((t) => t.id),
@@ -1439,6 +1449,32 @@ describe('distributed family (redis + postgres)', () => {
       await dropSchema(ctx);
       await ctx.pool.end();
     }
+  });
+
+  it('a Postgres data exception is a refusal for the data; a connection failure is not (the ledger writer retries only those)', async (t) => {
+    if (!pgUrl) return unavailable(t, pgReason);
+    const client = new pg.Client({ connectionString: pgUrl });
+    await client.connect();
+    try {
+      const refusal = async (sql: string, params: unknown[]): Promise<unknown> =>
+        client.query(sql, params).then(
+          () => assert.fail(`${sql} should fail`),
+          (e: unknown) => e,
+        );
+      for (const e of [
+        await refusal('SELECT $1::text', ['ci\u0000key']), // 22021, what a NUL key id got
+        await refusal('SELECT $1::integer', [3e9]), // 22003
+      ])
+        assert.equal(isRefusedData(e), true, String(e));
+    } finally {
+      await client.end();
+    }
+    const down = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:1/test' });
+    const e = await down.connect().then(
+      () => assert.fail('nothing listens on port 1'),
+      (err: unknown) => err,
+    );
+    assert.equal(isRefusedData(e), false, String(e));
   });
 
   it('a tokens/min charge let through while Redis was down settles without erasing other usage', async (t) => {

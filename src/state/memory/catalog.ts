@@ -1,6 +1,12 @@
 /** In-process tenants, keys and ledger (tests; the embedded family persists these in SQLite). */
 import { StateConflictError, StateNotFoundError } from '../errors.js';
-import { checkId, checkKeyInput, checkLedgerFilter, checkTenantInput } from '../validate-input.js';
+import {
+  checkId,
+  checkKeyInput,
+  checkLedgerFilter,
+  checkLedgerRecords,
+  checkTenantInput,
+} from '../validate-input.js';
 import type {
   ApiKeyInfo,
   ApiKeyRecord,
@@ -204,6 +210,7 @@ export class MemoryLedgerStore implements LedgerStore {
   readonly #records = new Map<string, LedgerRecord>();
 
   async append(records: LedgerRecord[]): Promise<number> {
+    checkLedgerRecords(records);
     let n = 0;
     for (const r of records) {
       if (this.#records.has(r.id)) continue;

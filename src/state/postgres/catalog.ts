@@ -1,6 +1,12 @@
 /** Postgres tenants, keys and ledger (distributed family). Multi-statement changes run in transactions. */
 import { StateConflictError, StateNotFoundError } from '../errors.js';
-import { checkId, checkKeyInput, checkLedgerFilter, checkTenantInput } from '../validate-input.js';
+import {
+  checkId,
+  checkKeyInput,
+  checkLedgerFilter,
+  checkLedgerRecords,
+  checkTenantInput,
+} from '../validate-input.js';
 import { roundCost, toKeyInfo } from '../memory/catalog.js';
 import type {
   ApiKeyInfo,
@@ -265,6 +271,7 @@ export class PgLedgerStore implements LedgerStore {
   }
 
   async append(records: LedgerRecord[]): Promise<number> {
+    checkLedgerRecords(records);
     if (records.length === 0) return 0;
     return withTx(this.#ctx, async (c) => {
       let n = 0;

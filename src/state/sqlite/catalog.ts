@@ -1,6 +1,12 @@
 /** SQLite tenants, keys and ledger (embedded family). better-sqlite3 is synchronous: each method is one transaction. */
 import { StateConflictError, StateNotFoundError } from '../errors.js';
-import { checkId, checkKeyInput, checkLedgerFilter, checkTenantInput } from '../validate-input.js';
+import {
+  checkId,
+  checkKeyInput,
+  checkLedgerFilter,
+  checkLedgerRecords,
+  checkTenantInput,
+} from '../validate-input.js';
 import { roundCost, toKeyInfo } from '../memory/catalog.js';
 import type {
   ApiKeyInfo,
@@ -284,6 +290,7 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async append(records: LedgerRecord[]): Promise<number> {
+    checkLedgerRecords(records);
     return this.#append(records);
   }
 
