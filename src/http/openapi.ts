@@ -311,9 +311,12 @@ export const ADMIN_DOCS: Record<string, Doc> = {
   'GET /admin/usage': {
     tags: ['usage'],
     summary: 'Usage and cost from the ledger, grouped by day, month, model or key',
+    description:
+      'Every usage record buffered for the ledger is written first. A 503 `state_unavailable` (with retry-after) when the ledger store cannot be read, or when records could not be written to it yet: totals without them would be low.',
     querystring: fromZod(UsageQuery),
     response: {
       200: { ...list(UsageRow), properties: { ...(list(UsageRow).properties as Json), group_by: str } },
+      503: ErrorBody,
       ...errors,
     },
   },

@@ -206,6 +206,11 @@ export class LedgerWriter {
     else if (journal.owe(owed.q)) journal.confirm(owed.seg);
   }
 
+  /** The backend behind the store (for messages and error events). */
+  get store(): BackendName {
+    return this.#opts.store ?? 'sqlite';
+  }
+
   stats(): LedgerWriterStats {
     return { ...this.#stats, buffered: this.#buf.length };
   }

@@ -12,16 +12,18 @@ import { configKeyDigest, configKeyId } from '../../config/key-ids.js';
 import { PorticoError } from '../../errors/portico-error.js';
 import {
   StateConflictError,
+  StateInvalidInputError,
   StateNotFoundError,
   type ApiKeyInfo,
   type JsonObject,
   type LedgerGroupBy,
+  type LedgerRow,
   type QuotaUsage,
   type TenantRecord,
 } from '../../state/index.js';
 import { TenantPolicySchema, type Tenancy } from '../../tenancy/tenancy.js';
 import { requireAdmin } from '../admin-auth.js';
-import { MAX_TIME_MS, isStorableExpiry } from '../../state/validate-input.js';
+import { MAX_TIME_MS, checkLedgerFilter, isStorableExpiry } from '../../state/validate-input.js';
 
 const idString = z
   .string()
@@ -446,17 +448,54 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
       const d = new Date(end.ms);
       to = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
     } else if (end?.unit === 'day') to = end.ms + 86_400_000;
-    await t.state.ledgerWriter.flush();
-    const rows = await t.state.ledger.query(
-      {
-        ...(q.tenant ? { tenant: q.tenant } : {}),
-        ...(from !== undefined ? { from } : {}),
-        ...(to !== undefined ? { to } : {}),
-        ...(q.model ? { model: q.model } : {}),
-        ...(q.key ? { key_id: q.key } : {}),
-      },
-      q.group_by as LedgerGroupBy,
-    );
+    const filter = {
+      ...(q.tenant ? { tenant: q.tenant } : {}),
+      ...(from !== undefined ? { from } : {}),
+      ...(to !== undefined ? { to } : {}),
+      ...(q.model ? { model: q.model } : {}),
+      ...(q.key ? { key_id: q.key } : {}),
+    };
+    // Refuse a bad filter (400) before flushing: a 503 for the store must not hide it.
+    checkLedgerFilter(filter);
+    await flushForTotals(t);
+    let rows: LedgerRow[];
+    try {
+      rows = await t.state.ledger.query(filter, q.group_by as LedgerGroupBy);
+    } catch (err) {
+      if (err instanceof StateInvalidInputError) throw err;
+      const store = t.state.ledgerWriter.store;
+      gw.metrics.stateErrors.labels(store, 'fail_closed').inc();
+      throw new PorticoError(
+        'state_unavailable',
+        `The usage ledger store (${store}) could not be read: ${errorText(err)}. Retry shortly; operators: see docs/runbooks/postgres-down.md.`,
+        { headers: { 'retry-after': '1' }, cause: err },
+      );
+    }
     return { object: 'list', group_by: q.group_by, data: rows };
   });
+}
+
+function errorText(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).slice(0, 200);
+}
+
+/**
+ * Write every buffered usage record before totals are read, trying the store now even inside the
+ * writer's retry backoff. Records it cannot write yet (the ledger store fails) would be missing
+ * from the totals: a billing client must never get silently low totals, so that is a 503
+ * `state_unavailable` saying how many records wait, with the writer's next retry as retry-after.
+ */
+async function flushForTotals(t: Tenancy): Promise<void> {
+  const writer = t.state.ledgerWriter;
+  try {
+    await writer.flush(true);
+  } catch (err) {
+    const n = writer.unwritten();
+    if (n === 0) return;
+    throw new PorticoError(
+      'state_unavailable',
+      `${n} usage record${n === 1 ? ' is' : 's are'} not written to the ledger store (${writer.store}) yet: appending fails (${errorText(err)}). Totals read now would leave ${n === 1 ? 'it' : 'them'} out; retry after retry-after (the gateway keeps retrying the write). Operators: see docs/runbooks/postgres-down.md.`,
+      { headers: { 'retry-after': String(Math.max(1, Math.ceil(writer.retryInMs() / 1000))) }, cause: err },
+    );
+  }
 }
