@@ -1,6 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BusCache } from './key-cache.js';
+import { BusCache, TenantResolver } from './key-cache.js';
+import { StateInvalidInputError, StateUnavailableError } from './errors.js';
+import { MemoryTenantStore } from './memory/catalog.js';
+import type { StateErrorEvent } from './ports.js';
 import type { InvalidationBus, InvalidationEvent } from './ports.js';
 
 /** A bus whose messages can be lost and whose version poll can fail. */
@@ -111,6 +114,39 @@ describe('BusCache', () => {
       assert.equal(await slow, 'v1');
       assert.equal(await c.get('k', async () => `v${++n}`), 'v2');
     } finally {
+      c.close();
+    }
+  });
+
+  it('an input the store refuses stays invalid input (a 400), not the store unavailable (review, 2026-12-14)', async () => {
+    // Before: POST /admin/playground with tenant "a\u0000b" answered 503 state_unavailable,
+    // logged "lookup failed" and counted a state error.
+    const bus = new FakeBus();
+    const events: StateErrorEvent[] = [];
+    const logged: string[] = [];
+    const opts = {
+      pollMs: 10_000,
+      hooks: { onError: (e: StateErrorEvent) => void events.push(e) },
+      logger: { warn: () => undefined, error: (_o: object, m: string) => void logged.push(m) },
+    };
+    const tenants = new TenantResolver(new MemoryTenantStore(), bus, opts);
+    const c = new BusCache<string>(bus, opts);
+    try {
+      for (const id of ['a\u0000b', '\ud800'])
+        await assert.rejects(tenants.get(id), (e: unknown) => {
+          assert.ok(e instanceof StateInvalidInputError, String(e));
+          assert.equal(e.field, 'id');
+          return true;
+        });
+      // A store failure is still "unavailable", reported and logged.
+      await assert.rejects(
+        c.get('k', () => Promise.reject(new Error('connection refused'))),
+        StateUnavailableError,
+      );
+      assert.equal(events.length, 1);
+      assert.deepEqual(logged, ['key/tenant lookup failed']);
+    } finally {
+      tenants.close();
       c.close();
     }
   });

@@ -26,7 +26,7 @@ import type {
   TenantStore,
 } from './ports.js';
 import { hashApiKey } from './util.js';
-import { StateUnavailableError } from './errors.js';
+import { StateInvalidInputError, StateUnavailableError } from './errors.js';
 import { toKeyInfo } from './memory/catalog.js';
 
 export interface BusCacheOptions {
@@ -123,6 +123,9 @@ export class BusCache<V> {
     try {
       v = await load();
     } catch (error) {
+      // An input the store refuses (a NUL in a tenant id) is the caller's to fix: a 400, not the
+      // store unavailable; nothing to report.
+      if (error instanceof StateInvalidInputError) throw error;
       // Authentication cannot fail open: report and refuse (the gateway answers 503).
       const store = this.#opts.catalogStore ?? 'postgres';
       this.#opts.hooks?.onError?.({

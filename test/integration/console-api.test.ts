@@ -223,6 +223,30 @@ describe('console admin endpoints', () => {
     assert.equal(invalid.status, 400);
   });
 
+  it('a playground tenant id no store can hold is a 400 naming `tenant`, not a 503 (review, 2026-12-14)', async () => {
+    // Before: the tenant cache wrapped the store's invalid-input error as "store unavailable":
+    // 503 state_unavailable with a retry-after, a state error counted and "lookup failed" logged.
+    const errorsBefore = await stateErrors();
+    for (const tenant of ['a\u0000b', '\ud800']) {
+      const res = await playground({ tenant, question: 'hi' });
+      const body = (await res.json()) as { error: { code: string; param: string; message: string } };
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(body.error.code, 'invalid_request');
+      assert.equal(body.error.param, 'tenant');
+      assert.match(body.error.message, /NUL character or an unpaired surrogate/);
+      assert.equal(res.headers.get('retry-after'), null);
+    }
+    assert.equal(await stateErrors(), errorsBefore, 'no state error counted');
+  });
+
+  async function stateErrors(): Promise<number> {
+    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    return text
+      .split('\n')
+      .filter((l) => l.startsWith('portico_state_errors_total{'))
+      .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  }
+
   it('lists models with their backends', async () => {
     const models = await get<{
       data: Array<{ id: string; backends: Array<{ id: string; healthy: boolean }> }>;

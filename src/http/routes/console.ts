@@ -18,6 +18,7 @@ import { z } from 'zod';
 import type { Gateway } from '../../app.js';
 import { backendView, modelView } from '../../routing/view.js';
 import { PorticoError } from '../../errors/portico-error.js';
+import { StateInvalidInputError } from '../../state/errors.js';
 import { formatPath } from '../../config/load.js';
 import { admitRequestRate } from '../../pipeline/admit.js';
 import { enterTenant, runChat } from '../../pipeline/run.js';
@@ -110,7 +111,17 @@ export function attachCollectors(gw: Gateway, requestLogSize = 1000): ConsoleCol
 
 async function tenantById(gw: Gateway, id: string): Promise<TenantRuntime> {
   const snapshot = gw.snapshot;
-  const t = gw.tenancy ? await gw.tenancy.tenant(id, snapshot) : snapshot.tenants.get(id);
+  let t: TenantRuntime | undefined;
+  try {
+    t = gw.tenancy ? await gw.tenancy.tenant(id, snapshot) : snapshot.tenants.get(id);
+  } catch (err) {
+    // The store's own field is `id`; the request's is `tenant`.
+    if (err instanceof StateInvalidInputError)
+      throw new PorticoError('invalid_request', `tenant: ${err.message.replace(/^id /, '')}.`, {
+        param: 'tenant',
+      });
+    throw err;
+  }
   if (!t) throw new PorticoError('not_found', `No tenant "${id.slice(0, 80)}".`, { param: 'tenant' });
   return t;
 }
