@@ -179,6 +179,32 @@ describe('config loading', () => {
     );
   });
 
+  it('an admin token no Authorization header can carry (whitespace, control or non-ASCII characters) is an error (review, 2026-12-14)', async () => {
+    // Before: admin.token "secret-token\n" (a secret file's newline through ${PORTICO_ADMIN_TOKEN})
+    // passed, and no request could ever match it: the admin API and the console were locked out.
+    const models = { m: { backends: [{ provider: 'sim' }] } };
+    const cases: Array<[string, RegExp]> = [
+      ['secret-token\n', /ends with a newline: .*strip it/],
+      ['\tsecret-token', /starts with a tab/],
+      ['secret token', /contains a space/],
+      ['secret\u0000token', /contains a control character \(U\+0000\)/],
+      ['sécret-token', /contains a non-ASCII character/],
+    ];
+    for (const [token, message] of cases)
+      await assert.rejects(buildConfig({ admin: { token }, models }), (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        const p = e.problems.find((x) => x.path === 'admin.token');
+        assert.ok(p, e.message);
+        assert.match(p.message, message);
+        assert.match(p.message, /Authorization: Bearer/);
+        assert.ok(!e.message.includes(token.trim()), 'the token is never shown');
+        return true;
+      });
+    // Printable ASCII is fine, and empty still means "generate one".
+    await buildConfig({ admin: { token: 'A-Za-z0-9._~+/=!#$%&*' }, models });
+    await buildConfig({ admin: { token: '' }, models });
+  });
+
   it('an API key declared twice (under two tenants or in one) and a duplicate key id are errors', async () => {
     const models = { m: { backends: [{ provider: 'sim' }] } };
     const digest = sha256Hex('sk-shared');

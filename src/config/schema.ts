@@ -141,12 +141,53 @@ export const TeamRouteSchema = z.strictObject({
   description: z.string().optional(),
 });
 
+const WHITESPACE_NAMES: Record<string, string> = {
+  '\n': 'a newline',
+  '\r': 'a carriage return',
+  '\t': 'a tab',
+  ' ': 'a space',
+};
+
+/**
+ * Why no `Authorization: Bearer <token>` header can carry this admin token (undefined: one can):
+ * the gateway reads the token as one run of non-space characters, and a header carries ASCII.
+ * The token itself is never shown.
+ */
+export function adminTokenProblem(token: string): string | undefined {
+  const cant =
+    'no "Authorization: Bearer <token>" header can carry it, so the admin API and the console would refuse every request';
+  const edge = /^\s|\s$/.exec(token);
+  if (edge) {
+    const at = edge.index === 0 ? 'starts' : 'ends';
+    const ch = edge[0];
+    const what =
+      WHITESPACE_NAMES[ch] ??
+      `whitespace (U+${ch.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')})`;
+    return `the admin token ${at} with ${what}: ${cant}. A secret file read through \${PORTICO_ADMIN_TOKEN} often ends with a newline: strip it (write the file with printf '%s', or set the variable from "$(tr -d '\\n' < file)")`;
+  }
+  // eslint-disable-next-line no-control-regex
+  const bad = /[\s\u0000-\u001f\u007f]|[^\u0000-\u007f]/.exec(token);
+  if (!bad) return undefined;
+  const ch = bad[0];
+  const code = `U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+  const what = /\s/.test(ch)
+    ? `contains ${WHITESPACE_NAMES[ch] ?? `whitespace (${code})`}`
+    : ch < ' ' || ch === '\u007f'
+      ? `contains a control character (${code})`
+      : `contains a non-ASCII character (${code})`;
+  return `the admin token ${what}: ${cant}. Use printable ASCII without spaces (e.g. openssl rand -hex 32)`;
+}
+
 export const AdminSchema = z.strictObject({
   token: z
     .string()
     .default('')
+    .superRefine((token, ctx) => {
+      const problem = adminTokenProblem(token);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
     .describe(
-      'admin bearer token; empty = generate one at start-up and print it. A reload applies a new token at once, but cannot remove it (restart for that)',
+      'admin bearer token: printable ASCII without spaces (leading/trailing whitespace, e.g. the newline a secret file ends with, is refused, not trimmed); empty = generate one at start-up and print it. A reload applies a new token at once, but cannot remove it (restart for that)',
     ),
   console: z
     .boolean()
