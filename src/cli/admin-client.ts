@@ -58,12 +58,39 @@ export async function adminRequest<T>(
     );
   }
   const text = await res.text();
-  const json = text ? (JSON.parse(text) as unknown) : undefined;
+  const where = `${method} ${t.url}${path}`;
+  let json: unknown;
+  try {
+    json = text ? (JSON.parse(text) as unknown) : undefined;
+  } catch {
+    // Not the admin API's answer: a proxy's error page (an HTML 502), a login page, another server.
+    throw new AdminApiError(
+      `${where}: HTTP ${statusLine(res)}, not the admin API's JSON (content-type ${res.headers.get('content-type') ?? 'none'}): ${bodyStart(text)}. Is something in front of the gateway (a proxy, a load balancer) failing, or does --url point elsewhere?`,
+      res.status,
+    );
+  }
   if (!res.ok) {
-    const msg = (json as { error?: { message?: string } } | undefined)?.error?.message ?? text;
-    throw new AdminApiError(`${method} ${t.url}${path}: HTTP ${res.status}: ${msg}`, res.status);
+    const msg = (json as { error?: { message?: string } } | undefined)?.error?.message;
+    if (msg !== undefined) throw new AdminApiError(`${where}: HTTP ${res.status}: ${msg}`, res.status);
+    throw new AdminApiError(
+      `${where}: HTTP ${statusLine(res)}, ${text ? `not an admin API error: ${bodyStart(text)}` : 'with an empty body'}`,
+      res.status,
+    );
   }
   return json as T;
+}
+
+/** `502 Bad Gateway` (the status text when there is one). */
+function statusLine(res: Response): string {
+  return res.statusText ? `${res.status} ${res.statusText}` : String(res.status);
+}
+
+/** The start of a body, on one line, quoted; cut at 200 characters with its full size. */
+function bodyStart(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length <= 200
+    ? JSON.stringify(flat)
+    : `${JSON.stringify(flat.slice(0, 200))}… (${Buffer.byteLength(text)} bytes)`;
 }
 
 /** Render rows as an aligned text table. */

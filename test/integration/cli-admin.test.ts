@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { ACME_KEY, demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
 
@@ -158,5 +160,38 @@ describe('admin CLI', () => {
     ]).catch((e: { code: number; stderr: string }) => e);
     assert.equal((down as { code: number }).code, 3);
     assert.match((down as { stderr: string }).stderr, /cannot reach the gateway/);
+    // A proxy's HTML 502 in front of the gateway: the status, the URL and the page's start, where
+    // it printed "portico: Unexpected token '<'…" (review, 2026-12-14).
+    const proxy = createServer((_req, res) => {
+      res.writeHead(502, { 'content-type': 'text/html' });
+      res.end('<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>');
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const bad = await run(process.execPath, [
+        '--import',
+        'tsx',
+        'src/main.ts',
+        'tenants',
+        'list',
+        '--url',
+        url,
+        '--admin-token',
+        'x',
+      ]).catch((e: { code: number; stderr: string }) => e);
+      assert.equal((bad as { code: number }).code, 3);
+      const stderr = (bad as { stderr: string }).stderr;
+      assert.ok(
+        stderr.startsWith(
+          `portico: GET ${url}/admin/tenants: HTTP 502 Bad Gateway, not the admin API's JSON`,
+        ),
+        stderr,
+      );
+      assert.match(stderr, /"<html><head><title>502 Bad Gateway<\/title>/);
+      assert.doesNotMatch(stderr, /Unexpected token/);
+    } finally {
+      await new Promise<void>((r) => proxy.close(() => r()));
+    }
   });
 });
