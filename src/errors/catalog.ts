@@ -15,7 +15,7 @@ export const ERROR_CATALOG = {
     status: 400,
     type: 'invalid_request_error',
     retryable: false,
-    doc: 'The body is not valid JSON. Send a JSON object with Content-Type: application/json.',
+    doc: 'The body is not valid JSON. Send a JSON object with Content-Type: application/json. The message says what is wrong and where (`expected "," or "}" after a property value at line 1, column 58`), never quoting the body.',
   },
   invalid_request: {
     status: 400,

@@ -29,6 +29,7 @@ import { registerTenantRoutes } from './routes/tenant.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerLazyDocs } from './docs.js';
+import { describeJsonFault } from '../lib/json-error.js';
 import {
   edgeClientErrorHandler,
   guardConnections,
@@ -263,11 +264,13 @@ export async function buildHttpServer(gw: Gateway): Promise<FastifyInstance> {
     }
     try {
       done(null, JSON.parse(text));
-    } catch (e) {
+    } catch {
+      // Where, not what: JSON.parse's own message quotes the body (prompt text), and this message
+      // is kept in the request log and the audit file (src/lib/json-error.ts).
       done(
         new PorticoError(
           'invalid_json',
-          `The body is not valid JSON: ${(e as Error).message}. Send a JSON object.`,
+          `The body is not valid JSON: ${describeJsonFault(text)}. Send a JSON object.`,
         ),
         undefined,
       );

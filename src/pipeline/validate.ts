@@ -12,6 +12,7 @@ import type {
   RerankRequest,
 } from '../providers/openai-types.js';
 import { adoptLegacyFunctions } from './legacy-functions.js';
+import { quoteValue } from '../lib/quote-value.js';
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
@@ -45,9 +46,13 @@ export function dropNullFields(b: Record<string, unknown>, required: readonly st
 
 const MESSAGE_KEEP_NULL = ['role', 'content'] as const;
 
-/** A short, safe rendering of a bad value for an error message (never the whole of a huge or deeply nested one). */
+/**
+ * A short, safe rendering of a bad value for an error message: a name-like string is quoted,
+ * other text is not (the message is kept in the request log: no prompt text there), nor is a huge
+ * or deeply nested value.
+ */
 function preview(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'string') return quoteValue(v);
   if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
   return typeName(v);
 }

@@ -160,6 +160,87 @@ describe('audit log and PII redaction', () => {
     assert.doesNotMatch(g.logs.join(''), new RegExp(MARKER));
   });
 
+  it('bodies off: a malformed or misplaced prompt is not quoted by any error message (request log, audit file)', async () => {
+    // Review, 2026-12: the invalid_json message carried V8's JSON.parse message, which quotes the
+    // body around the fault (`..."content": my SSN is "...`), into GET /admin/requests and the file.
+    const dir = await mkdtemp(join(tmpdir(), 'portico-audit-'));
+    dirs.push(dir);
+    const g = await start(
+      demoConfig({
+        logging: { level: 'trace' },
+        telemetry: { audit: { enabled: true, dir, bodies: false } },
+      }),
+    );
+    const SECRET = 'Patient Jane Doe SSN 078-05-1120 diagnosed HIV';
+    const LEAKS = /Patient|Jane|078-05|HIV|diagnosed/;
+    const post = async (path: string, body: string): Promise<{ status: number; message: string }> => {
+      const res = await fetch(`${g.url}${path}`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${ACME_KEY}`,
+          'x-api-key': ACME_KEY,
+          'anthropic-version': '2023-06-01',
+          'content-type': 'application/json',
+        },
+        body,
+      });
+      const b = (await res.json()) as { error?: { message?: string } };
+      return { status: res.status, message: b.error?.message ?? '' };
+    };
+    const chatMsg = (m: Record<string, unknown>): string =>
+      JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'hi', ...m }] });
+    const malformed = [
+      `{"model":"default","messages":[{"role":"user","content": ${SECRET}}]}`,
+      `{'model': 'default', 'messages': [{'role': 'user', 'content': '${SECRET}'}]}`,
+      `{"model":"default","messages":[{"role":"user","content":"x"}]} ${SECRET}`,
+      `{"model":"default","messages":[{"role":"user","content":"${SECRET}\t${SECRET}"}]}`,
+      `{"model":"default","messages":[{"role":"user","content":"${SECRET}\\q"}]}`,
+      `{"model":"default",\n"messages":[{"role":"user",\n"content":"${SECRET}", ${SECRET}}]}`,
+    ];
+    try {
+      for (const body of malformed) {
+        for (const path of ['/v1/chat/completions', '/v1/messages', '/v1/responses']) {
+          const r = await post(path, body);
+          assert.equal(r.status, 400, `${path}: ${body}`);
+          assert.match(r.message, /not valid JSON: .* at line \d+, column \d+/, r.message);
+          assert.doesNotMatch(r.message, LEAKS, r.message);
+        }
+      }
+      // Prompt text in the wrong field: refused without being quoted.
+      const misplaced: Array<[string, string]> = [
+        ['/v1/chat/completions', chatMsg({ role: SECRET })],
+        ['/v1/chat/completions', JSON.stringify({ model: 'default', max_tokens: SECRET, messages: [] })],
+        ['/v1/responses', JSON.stringify({ model: 'default', input: [{ role: SECRET, content: 'hi' }] })],
+        ['/v1/responses', JSON.stringify({ model: 'default', input: [{ type: SECRET }] })],
+        [
+          '/v1/responses',
+          JSON.stringify({ model: 'default', input: 'hi', include: [SECRET], service_tier: SECRET }),
+        ],
+        [
+          '/v1/messages',
+          JSON.stringify({ model: 'default', max_tokens: 10, messages: [{ role: SECRET, content: 'hi' }] }),
+        ],
+      ];
+      for (const [path, body] of misplaced) {
+        const r = await post(path, body);
+        assert.equal(r.status, 400, `${path}: ${body} -> ${r.message}`);
+        assert.doesNotMatch(r.message, LEAKS, r.message);
+      }
+      const log = await fetch(`${g.url}/admin/requests?limit=100`, {
+        headers: { authorization: 'Bearer test-admin-token' },
+      });
+      const view = JSON.stringify(await log.json());
+      assert.match(view, /invalid_json/, 'the refusals are in the request log');
+      assert.doesNotMatch(view, LEAKS);
+    } finally {
+      await g.close();
+    }
+    const text = JSON.stringify(await readAudit(dir));
+    assert.match(text, /invalid_json/, 'records were written');
+    assert.doesNotMatch(text, LEAKS);
+    assert.doesNotMatch(g.logs.join(''), LEAKS);
+  });
+
   it('rotates by size and deletes files past retention', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'portico-audit-'));
     dirs.push(dir);

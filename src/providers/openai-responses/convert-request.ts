@@ -6,6 +6,7 @@
 import { PorticoError } from '../../errors/portico-error.js';
 import type { ChatCompletionRequest, ChatMessage, ContentPart, ToolDefinition } from '../openai-types.js';
 import type { FunctionTool, InputItem, ResponseToolChoice, TextFormat } from './types.js';
+import { quoteValue } from '../../lib/quote-value.js';
 
 /** A reference to an item of a stored response (`{"type":"item_reference","id":"msg_..."}`). */
 export interface ItemReference {
@@ -151,12 +152,9 @@ function inputContent(
         };
       case 'input_file':
       case 'input_audio':
-        throw unsupported(`${at}.type`, `content part type ${String(p.type)}`);
+        throw unsupported(`${at}.type`, `content part type ${quoteValue(p.type)}`);
       default:
-        throw bad(
-          `${at}.type`,
-          `${at}.type ${JSON.stringify(p.type)} is not a Responses API content part type`,
-        );
+        throw bad(`${at}.type`, `${at}.type ${quoteValue(p.type)} is not a Responses API content part type`);
     }
   });
 }
@@ -172,7 +170,7 @@ function parseItem(item: unknown, i: number): InputItem | ItemReference {
       if (role !== 'user' && role !== 'system' && role !== 'developer' && role !== 'assistant')
         throw bad(
           `${param}.role`,
-          `${param}.role must be user, system, developer or assistant, got ${JSON.stringify(role)}`,
+          `${param}.role must be user, system, developer or assistant, got ${quoteValue(role)}`,
         );
       return { type: 'message', role, content: inputContent(role, item.content, `${param}.content`), ...id };
     }
@@ -205,7 +203,7 @@ function parseItem(item: unknown, i: number): InputItem | ItemReference {
     case 'reasoning':
       throw unsupported(`${param}.type`, 'a reasoning input item (Portico produces none)');
     default:
-      throw unsupported(`${param}.type`, `input item type ${JSON.stringify(type)}`);
+      throw unsupported(`${param}.type`, `input item type ${quoteValue(type)}`);
   }
 }
 
@@ -221,7 +219,7 @@ function parseTools(v: unknown, lenient: boolean): FunctionTool[] {
     if (t.type !== 'function')
       throw unsupported(
         `${param}.type`,
-        `the hosted tool ${JSON.stringify(t.type)} (only function tools are: Portico runs no web_search, file_search, code_interpreter, computer_use or MCP tools)`,
+        `the hosted tool ${quoteValue(t.type)} (only function tools are: Portico runs no web_search, file_search, code_interpreter, computer_use or MCP tools)`,
       );
     if (typeof t.name !== 'string' || t.name === '')
       throw bad(`${param}.name`, `${param}.name must be a non-empty string`);
@@ -246,11 +244,11 @@ function parseToolChoice(v: unknown, tools: FunctionTool[], lenient: boolean): R
   if (isObject(v) && v.type === 'function') {
     if (typeof v.name !== 'string') throw bad('tool_choice.name', 'tool_choice.name must be a string');
     if (!tools.some((t) => t.name === v.name))
-      throw bad('tool_choice.name', `tool_choice names ${JSON.stringify(v.name)}, which is not in tools`);
+      throw bad('tool_choice.name', `tool_choice names ${quoteValue(v.name)}, which is not in tools`);
     return { type: 'function', name: v.name };
   }
   if (isObject(v) && lenient) return 'auto';
-  if (isObject(v)) throw unsupported('tool_choice', `tool_choice of type ${JSON.stringify(v.type)}`);
+  if (isObject(v)) throw unsupported('tool_choice', `tool_choice of type ${quoteValue(v.type)}`);
   throw bad(
     'tool_choice',
     'tool_choice must be "none", "auto", "required" or {"type":"function","name":"..."}',
@@ -320,12 +318,12 @@ function checkBridgeable(body: Record<string, unknown>): void {
     body.service_tier !== null &&
     !['auto', 'default'].includes(String(body.service_tier))
   )
-    throw unsupported('service_tier', `service_tier ${JSON.stringify(body.service_tier)}`);
+    throw unsupported('service_tier', `service_tier ${quoteValue(body.service_tier)}`);
   if (body.include !== undefined && body.include !== null) {
     if (!Array.isArray(body.include)) throw bad('include', 'include must be an array');
     body.include.forEach((x, i) => {
       if (typeof x !== 'string' || !INCLUDE_OK.has(x))
-        throw unsupported(`include[${i}]`, `include ${JSON.stringify(x)}`);
+        throw unsupported(`include[${i}]`, `include ${quoteValue(x)}`);
     });
   }
 }
