@@ -331,7 +331,10 @@ export function buildProgram(io: CliIO, setCode: (code: number) => void): Comman
       usage
         .command('report')
         .description('requests, tokens and cost per day, month, model or key (exact totals)')
-        .option('--tenant <id>', 'only this tenant (an unknown tenant is an error)')
+        .option(
+          '--tenant <id>',
+          'only this tenant (an unknown tenant is an error; a deleted one whose usage the ledger keeps is reported)',
+        )
         .option('--month <yyyy-mm>', 'a calendar month, e.g. 2026-11')
         .option('--from <date>', 'first day, YYYY-MM-DD (or a month YYYY-MM)')
         .option('--to <date>', 'last day, YYYY-MM-DD (or a month YYYY-MM)')

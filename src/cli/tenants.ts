@@ -180,6 +180,23 @@ export function checkDate(flag: string, v: string, monthOnly = false): void {
   }
 }
 
+/** The first ms of a YYYY-MM or YYYY-MM-DD (checked by checkDate), and the first ms after it. */
+function dateSpan(v: string): { start: number; end: number } {
+  const [y, m, d] = v.split('-').map(Number);
+  const start = Date.UTC(y ?? 1970, (m ?? 1) - 1, d ?? 1);
+  const end = d === undefined ? Date.UTC(y ?? 1970, m ?? 1, 1) : start + 86_400_000;
+  return { start, end };
+}
+
+/** --from after --to: a usage error in the user's words (the API refuses it too, with a 400). */
+export function checkRange(from: string | undefined, to: string | undefined): void {
+  if (from === undefined || to === undefined) return;
+  if (dateSpan(from).start >= dateSpan(to).end)
+    throw new UsageError(
+      `--from ${from} is after --to ${to}: give a --from on or before the --to (--to includes all of its day or month)`,
+    );
+}
+
 /** Sum without binary floating-point noise (0.0001 + 0.00005915 prints 0.00015915). */
 export function exactSum(values: number[]): number {
   return Number(values.reduce((a, b) => a + b, 0).toPrecision(12));
@@ -200,18 +217,8 @@ export async function usageReport(o: UsageReportOptions, io: CliIO): Promise<num
     throw new UsageError('give --month, or --from/--to, not both');
   if (o.from !== undefined) checkDate('--from', o.from);
   if (o.to !== undefined) checkDate('--to', o.to);
+  checkRange(o.from, o.to);
   const target = adminTarget(o, io);
-  if (o.tenant !== undefined) {
-    try {
-      await adminRequest(target, 'GET', `/admin/tenants/${encodeURIComponent(o.tenant)}`);
-    } catch (err) {
-      if (err instanceof AdminApiError && err.status === 404) {
-        io.err(`portico: no tenant "${o.tenant}" at ${target.url} (see: portico tenants list)`);
-        return 1;
-      }
-      throw err;
-    }
-  }
   const q = new URLSearchParams();
   if (o.tenant) q.set('tenant', o.tenant);
   if (o.month) {
@@ -221,11 +228,21 @@ export async function usageReport(o: UsageReportOptions, io: CliIO): Promise<num
   if (o.from) q.set('from', o.from);
   if (o.to) q.set('to', o.to);
   q.set('group_by', o.groupBy);
-  const r = await adminRequest<{ data: Array<Record<string, unknown>> }>(
-    target,
-    'GET',
-    `/admin/usage?${q.toString()}`,
-  );
+  let r: { data: Array<Record<string, unknown>> };
+  try {
+    // An unknown tenant is a 404; a deleted one whose usage the ledger keeps is reported.
+    r = await adminRequest<{ data: Array<Record<string, unknown>> }>(
+      target,
+      'GET',
+      `/admin/usage?${q.toString()}`,
+    );
+  } catch (err) {
+    if (o.tenant !== undefined && err instanceof AdminApiError && err.status === 404) {
+      io.err(`portico: no tenant "${o.tenant}" at ${target.url} (see: portico tenants list)`);
+      return 1;
+    }
+    throw err;
+  }
   const cols = ['tenant', 'group', 'requests', 'tokens_in', 'tokens_out', 'cost_usd', 'estimated', 'partial'];
   if (o.format === 'json') io.out(JSON.stringify(r.data, null, 2));
   else if (o.format === 'csv') io.out(csv(r.data, cols));

@@ -92,6 +92,48 @@ describe('admin CLI', () => {
     assert.doesNotMatch(month.stderr, /from must be/);
   });
 
+  it('usage report: --from after --to is a usage error (exit 2), a deleted tenant keeps its report', async () => {
+    const backwards = await cli('usage', 'report', '--from', '2026-12', '--to', '2026-01');
+    assert.equal(backwards.code, 2, backwards.stdout + backwards.stderr);
+    assert.match(backwards.stderr, /--from 2026-12 is after --to 2026-01/);
+    const sameDay = await cli(
+      'usage',
+      'report',
+      '--from',
+      '2026-11-22',
+      '--to',
+      '2026-11-22',
+      '--format',
+      'json',
+    );
+    assert.equal(sameDay.code, 0, sameDay.stderr);
+    // A tenant deleted after it made requests: its history stays reportable (the ledger keeps it).
+    const h = { authorization: 'Bearer test-admin-token', 'content-type': 'application/json' };
+    await fetch(`${gw.url}/admin/tenants`, {
+      method: 'POST',
+      headers: h,
+      body: JSON.stringify({ id: 'gone-co' }),
+    });
+    const created = (await (
+      await fetch(`${gw.url}/admin/tenants/gone-co/keys`, { method: 'POST', headers: h, body: '{}' })
+    ).json()) as { key: string };
+    const chat = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${created.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.equal(chat.status, 200);
+    await chat.text();
+    const del = await fetch(`${gw.url}/admin/tenants/gone-co`, {
+      method: 'DELETE',
+      headers: { authorization: h.authorization },
+    });
+    assert.equal(del.status, 204);
+    const report = await cli('usage', 'report', '--tenant', 'gone-co', '--format', 'csv');
+    assert.equal(report.code, 0, report.stderr);
+    assert.match(report.stdout, /^gone-co,\d{4}-\d{2}-\d{2},1,/m);
+  });
+
   it('keys list shows the keys declared in the config file, marked as such', async () => {
     const all = await cli('keys', 'list', '--json');
     assert.equal(all.code, 0, all.stderr);

@@ -37,6 +37,19 @@ const tenantFields = {
   allowed_models: z
     .array(z.string().min(1))
     .min(1, 'give at least one model alias, or ["*"] for every model (an empty list is not "all")')
+    .superRefine((list, ctx) => {
+      const first = new Map<string, number>();
+      list.forEach((m, i) => {
+        const at = first.get(m);
+        if (at === undefined) first.set(m, i);
+        else
+          ctx.addIssue({
+            code: 'custom',
+            path: [i],
+            message: `${JSON.stringify(m.slice(0, 100))} is listed twice (also at allowed_models[${at}]); give each model alias once`,
+          });
+      });
+    })
     .optional(),
   limits: RateLimitsSchema.optional(),
   quota: QuotaSchema.optional(),
@@ -65,6 +78,11 @@ export const NewKeyBody = z.strictObject({
     .refine(
       isStorableExpiry,
       'must fall in the years 0001-9999 once its offset is applied (UTC): give an ISO time up to 9999-12-31T23:59:59Z',
+    )
+    // A key that could never be used is a mistake (a wrong year, a local time read as UTC).
+    .refine(
+      (v) => Date.parse(v) > Date.now(),
+      'is not in the future: give a later time, or leave expires_at out for a key that does not expire',
     )
     .nullable()
     .optional(),
@@ -185,7 +203,30 @@ function keyView(k: ApiKeyInfo): Record<string, unknown> {
 const MONTH_RE = /^(\d{4})-(\d{2})$/;
 const DAY_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
 /** An ISO time with its offset (Z or ±hh:mm): without one it would be read in the server's zone. */
-const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+const ISO_RE =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
+
+/** Does this UTC calendar day exist (no 2026-02-30, no month 13)? */
+function dayExists(y: number, mo: number, day: number): boolean {
+  const back = new Date(Date.UTC(y, mo - 1, day));
+  return back.getUTCFullYear() === y && back.getUTCMonth() === mo - 1 && back.getUTCDate() === day;
+}
+
+/**
+ * An ISO time's fields are all in range: Date.parse rolls 2026-02-30T00:00:00Z over to March 2
+ * (review, 2026-12) and takes T24:00 as the next day.
+ */
+function isoFieldsExist(m: RegExpExecArray): boolean {
+  const [y, mo, d, h, mi, sec, oh, om] = m.slice(1).map((x) => (x === undefined ? 0 : Number(x)));
+  return (
+    dayExists(y ?? 0, mo ?? 0, d ?? 0) &&
+    (h ?? 0) <= 23 &&
+    (mi ?? 0) <= 59 &&
+    (sec ?? 0) <= 59 &&
+    (oh ?? 0) <= 23 &&
+    (om ?? 0) <= 59
+  );
+}
 
 /**
  * A usage query bound as epoch ms, and whether it named a whole month or day (a `to` of that form
@@ -208,6 +249,7 @@ export function parseTime(
   let unit: 'month' | 'day' | undefined;
   const m = MONTH_RE.exec(v);
   const d = DAY_RE.exec(v);
+  const iso = ISO_RE.exec(v);
   if (/^\d+$/.test(v)) ms = Number(v);
   else if (m) {
     const month = Number(m[2]);
@@ -216,15 +258,42 @@ export function parseTime(
     unit = 'month';
   } else if (d) {
     const [y, mo, day] = [Number(d[1]), Number(d[2]), Number(d[3])];
+    if (!dayExists(y, mo, day)) throw bad();
     ms = Date.UTC(y, mo - 1, day);
-    const back = new Date(ms);
-    if (back.getUTCFullYear() !== y || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== day)
-      throw bad();
     unit = 'day';
-  } else if (ISO_RE.test(v)) ms = Date.parse(v);
-  else throw bad();
+  } else if (iso) {
+    if (!isoFieldsExist(iso)) throw bad();
+    ms = Date.parse(v);
+  } else throw bad();
   if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_TIME_MS) throw bad();
   return unit ? { ms, unit } : { ms };
+}
+
+/**
+ * The ledger range of a usage query: `from` inclusive, `to` exclusive (a `to` month or day runs
+ * through its end; one that ends past 9999 leaves the range open at the top, as 9999-12-31 means
+ * "through the end of 9999"). A range that ends where it begins, or before, is refused naming both
+ * parameters (review, 2026-12: from=2026-12&to=2026-01 answered an empty list).
+ */
+export function usageRange(
+  fromValue: string | undefined,
+  toValue: string | undefined,
+): { from?: number; to?: number } {
+  const from = parseTime(fromValue, 'from')?.ms;
+  const end = parseTime(toValue, 'to');
+  let to = end?.ms;
+  if (end?.unit === 'month') {
+    const d = new Date(end.ms);
+    to = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+  } else if (end?.unit === 'day') to = end.ms + 86_400_000;
+  if (to !== undefined && to > MAX_TIME_MS) to = undefined;
+  if (from !== undefined && to !== undefined && from >= to)
+    throw new PorticoError(
+      'invalid_request',
+      `from=${JSON.stringify(fromValue?.slice(0, 40))} is not before to=${JSON.stringify(toValue?.slice(0, 40))}: the range would hold nothing. Give a from earlier than the to (a to day or month includes all of it: from=2026-11&to=2026-11 is all of November).`,
+      { param: 'from' },
+    );
+  return { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) };
 }
 
 async function usageOf(tenancy: Tenancy, rec: TenantRecord): Promise<Record<string, unknown>> {
@@ -408,6 +477,11 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/admin/keys', async (request) => {
     const t = admin(request);
     const tenant = parse(KeysQuery, request.query).tenant || undefined;
+    // As GET /admin/tenants/{id}/keys: an unknown tenant is a 404, not an empty list.
+    if (tenant !== undefined && !(await t.state.tenants.get(tenant)))
+      throw new PorticoError('not_found', `No tenant "${tenant}". GET /admin/tenants lists the tenants.`, {
+        param: 'tenant',
+      });
     return {
       object: 'list',
       data: [...configKeyViews(tenant), ...(await t.state.keys.list(tenant)).map(keyView)],
@@ -440,18 +514,11 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/admin/usage', async (request) => {
     const t = admin(request);
     const q = parse(UsageQuery, request.query);
-    const from = parseTime(q.from, 'from')?.ms;
-    const end = parseTime(q.to, 'to');
     // A month or a day in `to` means "through the end of it" (epoch ms and ISO times are exact).
-    let to = end?.ms;
-    if (end?.unit === 'month') {
-      const d = new Date(end.ms);
-      to = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
-    } else if (end?.unit === 'day') to = end.ms + 86_400_000;
+    const range = usageRange(q.from, q.to);
     const filter = {
       ...(q.tenant ? { tenant: q.tenant } : {}),
-      ...(from !== undefined ? { from } : {}),
-      ...(to !== undefined ? { to } : {}),
+      ...range,
       ...(q.model ? { model: q.model } : {}),
       ...(q.key ? { key_id: q.key } : {}),
     };
@@ -460,9 +527,21 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
     await flushForTotals(t);
     let rows: LedgerRow[];
     try {
+      // An unknown tenant is a 404, as GET /admin/tenants/{id} is, unless the ledger has its rows: a
+      // deleted tenant's usage stays queryable (docs/admin-api.md).
+      if (
+        q.tenant &&
+        !(await t.state.tenants.get(q.tenant)) &&
+        (await t.state.ledger.count({ tenant: q.tenant })) === 0
+      )
+        throw new PorticoError(
+          'not_found',
+          `No tenant "${q.tenant.slice(0, 80)}", and no usage recorded for that id. GET /admin/tenants lists the tenants.`,
+          { param: 'tenant' },
+        );
       rows = await t.state.ledger.query(filter, q.group_by as LedgerGroupBy);
     } catch (err) {
-      if (err instanceof StateInvalidInputError) throw err;
+      if (err instanceof StateInvalidInputError || err instanceof PorticoError) throw err;
       const store = t.state.ledgerWriter.store;
       gw.metrics.stateErrors.labels(store, 'fail_closed').inc();
       throw new PorticoError(

@@ -34,6 +34,44 @@ import { packageRoot } from '../../lib/package-root.js';
 /** Where `npm run build` puts the console (dist/console); the same path from src/ and from dist/. */
 export const CONSOLE_DIR = join(packageRoot(), 'dist/console/');
 
+/** A path under /console/ that names no file of the console (or climbs out of it). */
+function consoleMiss(url: string): PorticoError {
+  const path = url.split('?')[0] ?? '';
+  return new PorticoError('not_found', `No console file ${path.slice(0, 200)}. The console is at /console/.`);
+}
+
+/**
+ * The console's static files under /console/ from `root`. A path that would climb out of it
+ * (`..`, also spelt `%2e%2e` or behind a `%5c` backslash) is refused by @fastify/send with a bare
+ * 403 "Forbidden"; it is answered like any other miss there: 404 not_found (review, 2026-12).
+ */
+export async function registerConsoleFiles(app: FastifyInstance, root: string): Promise<void> {
+  app.get('/console', (_request, reply) => reply.redirect('/console/', 301));
+  // Imported only when the console is on (a fresh gateway without it does not load it).
+  const { default: fastifyStatic } = await import('@fastify/static');
+  await app.register(async (scope) => {
+    // What this handler throws goes to the server's error handler (the OpenAI error shape).
+    scope.setErrorHandler((err, request) => {
+      const status = (err as { statusCode?: unknown }).statusCode;
+      throw status === 403 || status === 404 ? consoleMiss(request.url) : err;
+    });
+    await scope.register(fastifyStatic, {
+      root,
+      prefix: '/console/',
+      decorateReply: false,
+      cacheControl: false,
+      setHeaders: (reply, path) => {
+        reply.header('content-security-policy', CONSOLE_CSP);
+        // Hashed assets can be cached for ever; index.html must be revalidated.
+        reply.header(
+          'cache-control',
+          path.endsWith('.html') ? 'no-cache' : 'public, max-age=31536000, immutable',
+        );
+      },
+    });
+  });
+}
+
 /** The console loads only its own files and talks only to this origin. */
 const CONSOLE_CSP = [
   "default-src 'self'",
@@ -216,23 +254,7 @@ export async function registerConsoleRoutes(app: FastifyInstance, gw: Gateway): 
 
   if (!adminCfg.console) return;
   if (existsSync(`${CONSOLE_DIR}index.html`)) {
-    app.get('/console', (_request, reply) => reply.redirect('/console/', 301));
-    // Imported only when the console is on (a fresh gateway without it does not load it).
-    const { default: fastifyStatic } = await import('@fastify/static');
-    await app.register(fastifyStatic, {
-      root: CONSOLE_DIR,
-      prefix: '/console/',
-      decorateReply: false,
-      cacheControl: false,
-      setHeaders: (reply, path) => {
-        reply.header('content-security-policy', CONSOLE_CSP);
-        // Hashed assets can be cached for ever; index.html must be revalidated.
-        reply.header(
-          'cache-control',
-          path.endsWith('.html') ? 'no-cache' : 'public, max-age=31536000, immutable',
-        );
-      },
-    });
+    await registerConsoleFiles(app, CONSOLE_DIR);
   } else {
     const missing = (): never => {
       throw new PorticoError(
