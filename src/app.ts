@@ -138,6 +138,12 @@ export class Gateway {
     gw.deps.tenancy = tenancy;
     gw.deps.responses = tenancy.state.responses;
     gw.deps.lookupKey = (plaintext, ctx) => tenancy.lookupKey(plaintext, ctx.snapshot);
+    // A config tenant that is an API tenant's id: the start is refused (as a reload would be).
+    const conflicts = await tenancy.configConflicts(loaded.config);
+    if (conflicts.length > 0) {
+      await gw.close();
+      throw new ConfigError(loaded.source ?? '(config)', conflicts);
+    }
     await tenancy.syncConfig(gw.#snapshot, gw.#prompts);
     gw.#warmTokenizer();
     return gw;
@@ -230,6 +236,16 @@ export class Gateway {
         return;
       }
     }
+  }
+
+  /**
+   * A reload: refuse a config whose tenants collide with API tenants (a ConfigError with their
+   * paths; nothing changes), else applyConfig.
+   */
+  async reloadConfig(loaded: LoadedConfig): Promise<Snapshot> {
+    const conflicts = this.#tenancy ? await this.#tenancy.configConflicts(loaded.config) : [];
+    if (conflicts.length > 0) throw new ConfigError(loaded.source ?? '(config)', conflicts);
+    return this.applyConfig(loaded);
   }
 
   /** Swap in a new validated config. Unchanged backends keep their providers (and connections). */

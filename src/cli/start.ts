@@ -62,13 +62,13 @@ export async function startGateway(opts: {
           file: opts.configFile,
           env: opts.env,
           initialFiles: loaded.files,
-          apply: (next) => {
+          apply: async (next) => {
             overrideServer(
               next,
               opts.host ?? loaded.config.server.host,
               opts.port ?? loaded.config.server.port,
             );
-            const snap = gateway.applyConfig(next);
+            const snap = await gateway.reloadConfig(next);
             gateway.metrics.configReloads.labels('ok').inc();
             gateway.logger.info(
               { version: snap.version, tenants: snap.tenants.size, models: snap.pools.size },

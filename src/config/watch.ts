@@ -12,7 +12,8 @@ export interface WatchOptions {
   file: string;
   env: Record<string, string | undefined>;
   initialFiles: string[];
-  apply: (loaded: LoadedConfig) => void;
+  /** May be async: the reload counts as applied once it resolves, as rejected if it throws. */
+  apply: (loaded: LoadedConfig) => void | Promise<void>;
   onError: (problems: string, err: unknown) => void;
   debounceMs?: number;
 }
@@ -68,7 +69,7 @@ export class ConfigWatcher {
   async reload(): Promise<boolean> {
     try {
       const loaded = await loadConfigFile(this.#opts.file, this.#opts.env);
-      this.#opts.apply(loaded);
+      await this.#opts.apply(loaded);
       this.#watchFiles(loaded.files);
       return true;
     } catch (err) {

@@ -8,6 +8,13 @@ export class StateConflictError extends Error {
   override readonly name = 'StateConflictError';
 }
 
+/** syncFromConfig: config ids that are API tenants' (TenantStore.syncFromConfig). */
+export function apiTenantsTaken(ids: readonly string[]): StateConflictError {
+  return new StateConflictError(
+    `config tenants ${ids.join(', ')} exist as tenants created through the admin API; a config entry cannot take one over`,
+  );
+}
+
 export class StateNotFoundError extends Error {
   override readonly name = 'StateNotFoundError';
 }

@@ -382,8 +382,10 @@ export interface TenantStore {
   delete(id: string): Promise<boolean>;
   /**
    * Make the config-declared tenants the `source:'config'` set: upsert these, delete config-sourced
-   * tenants no longer declared (API tenants untouched). A config id colliding with an API tenant
-   * takes it over (config wins). One transaction.
+   * tenants no longer declared (API tenants untouched). One transaction. A config id that is an API
+   * tenant's is refused with a StateConflictError naming the ids, and nothing changes: a takeover
+   * would drop the tenant's policy, and a later config without the id would delete it with its keys
+   * (review, 2026-12). Tenancy checks this first to refuse such a config with its paths.
    */
   syncFromConfig(tenants: NewTenant[]): Promise<void>;
 }

@@ -309,6 +309,26 @@ export class Tenancy {
     return t;
   }
 
+  /**
+   * The config's tenants whose id is a tenant created through the admin API, as config problems
+   * (path `tenants[i].id`). Such a config is refused, at start and on reload: taking the tenant
+   * over would drop its policy and prompt, and a later config without the entry would delete it
+   * with its keys (review, 2026-12: both happened silently).
+   */
+  async configConflicts(config: PorticoConfig): Promise<Array<{ path: string; message: string }>> {
+    if (config.tenants.length === 0) return [];
+    const api = new Set((await this.state.tenants.list()).filter((r) => r.source === 'api').map((r) => r.id));
+    const out: Array<{ path: string; message: string }> = [];
+    config.tenants.forEach((t, i) => {
+      if (!api.has(t.id)) return;
+      out.push({
+        path: `tenants[${i}].id`,
+        message: `tenant "${t.id}" already exists as a tenant created through the admin API (its keys, policy and prompt are in the tenant store), and a config entry cannot take it over. Give this entry another id, or delete the API tenant first (DELETE /admin/tenants/${t.id} or the console; its API keys go with it) and declare it here`,
+      });
+    });
+    return out;
+  }
+
   /** Make the store's config-sourced tenants match the config (called at start and on reload). */
   async syncConfig(snapshot: Snapshot, prompts: ReadonlyMap<string, string>): Promise<void> {
     this.reservations.configure(snapshot.config.admission.reservation_lease_ms);

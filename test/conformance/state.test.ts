@@ -1128,6 +1128,21 @@ for (const fam of catalogFamilies) {
           ],
         );
         assert.equal(all[2]?.display_name, 'Cfg One');
+        // A config id that is an API tenant's is refused, and nothing changes (review, 2026-12: it
+        // was taken over, then deleted with its keys when the config dropped it).
+        await assert.rejects(
+          tenants.syncFromConfig([
+            { id: 'cfg-1', ...baseTenant, display_name: 'Cfg Again' },
+            { id: 'beta', ...baseTenant },
+          ]),
+          (e: unknown) => e instanceof StateConflictError && /beta/.test(e.message),
+        );
+        assert.equal((await tenants.get('beta'))?.source, 'api');
+        assert.equal(
+          (await tenants.get('cfg-1'))?.display_name,
+          'Cfg One',
+          'nothing of the refused sync landed',
+        );
         assert.equal(await tenants.delete('beta'), true);
         assert.equal(await tenants.delete('beta'), false);
         assert.equal(await tenants.get('beta'), null);

@@ -350,6 +350,13 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
     const t = admin(request);
     const body = parse(NewTenantBody, request.body);
     checkModelAliases(gw, body);
+    // Declared in the config file (the store may not have it yet, just after a reload).
+    if (gw.snapshot.tenants.has(body.id))
+      throw new PorticoError(
+        'conflict',
+        `Tenant "${body.id}" is declared in the config file (tenants); pick another id, or edit the file.`,
+        { param: 'id' },
+      );
     try {
       const rec = await t.state.tenants.create({
         id: body.id,

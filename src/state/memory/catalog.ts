@@ -1,5 +1,5 @@
 /** In-process tenants, keys and ledger (tests; the embedded family persists these in SQLite). */
-import { StateConflictError, StateNotFoundError } from '../errors.js';
+import { StateConflictError, StateNotFoundError, apiTenantsTaken } from '../errors.js';
 import {
   checkId,
   checkKeyInput,
@@ -98,6 +98,8 @@ export class MemoryTenantStore implements TenantStore {
 
   async syncFromConfig(tenants: NewTenant[]): Promise<void> {
     tenants.forEach((t) => checkTenantInput(t));
+    const taken = tenants.filter((t) => this.#tenants.get(t.id)?.source === 'api').map((t) => t.id);
+    if (taken.length > 0) throw apiTenantsTaken(taken);
     const ids = new Set(tenants.map((t) => t.id));
     for (const t of [...this.#tenants.values()]) {
       if (t.source === 'config' && !ids.has(t.id)) await this.delete(t.id);

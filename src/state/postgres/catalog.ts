@@ -1,5 +1,5 @@
 /** Postgres tenants, keys and ledger (distributed family). Multi-statement changes run in transactions. */
-import { StateConflictError, StateNotFoundError } from '../errors.js';
+import { StateConflictError, StateNotFoundError, apiTenantsTaken } from '../errors.js';
 import {
   checkId,
   checkKeyInput,
@@ -128,6 +128,12 @@ export class PgTenantStore implements TenantStore {
     tenants.forEach((t) => checkTenantInput(t));
     const now = isoNow(this.#clock());
     await withTx(this.#ctx, async (c) => {
+      // FOR UPDATE: an API tenant created with one of these ids while this runs waits, then is seen.
+      const taken = await c.query<{ id: string }>(
+        `SELECT id FROM ${this.#ctx.s}.tenants WHERE source = 'api' AND id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
+        [tenants.map((t) => t.id)],
+      );
+      if (taken.rows.length > 0) throw apiTenantsTaken(taken.rows.map((r) => r.id));
       await c.query(
         `DELETE FROM ${this.#ctx.s}.tenants WHERE source = 'config' AND NOT (id = ANY($1::text[]))`,
         [tenants.map((t) => t.id)],

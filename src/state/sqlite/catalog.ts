@@ -1,5 +1,5 @@
 /** SQLite tenants, keys and ledger (embedded family). better-sqlite3 is synchronous: each method is one transaction. */
-import { StateConflictError, StateNotFoundError } from '../errors.js';
+import { StateConflictError, StateNotFoundError, apiTenantsTaken } from '../errors.js';
 import {
   checkId,
   checkKeyInput,
@@ -111,6 +111,9 @@ export class SqliteTenantStore implements TenantStore {
     this.#db
       .transaction(() => {
         const ids = new Set(tenants.map((t) => t.id));
+        const api = this.#db.prepare("SELECT id FROM tenants WHERE source = 'api'").all() as { id: string }[];
+        const taken = api.map((r) => r.id).filter((id) => ids.has(id));
+        if (taken.length > 0) throw apiTenantsTaken(taken);
         const stale = this.#db.prepare("SELECT id FROM tenants WHERE source = 'config'").all() as {
           id: string;
         }[];
