@@ -12,7 +12,8 @@ import { GatewayMetrics } from './telemetry/metrics.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { digestsEqual, sha256Hex } from './lib/hash.js';
 import { VERSION } from './version.js';
-import { Tenancy, dailyBudgetOf } from './tenancy/tenancy.js';
+import { Tenancy, dailyBudgetOf, gainedQuotaScopes } from './tenancy/tenancy.js';
+import type { SeedScope } from './tenancy/quota-seed.js';
 import { ResponseCache } from './cache/response-cache.js';
 import { createTracing, type Tracing } from './telemetry/tracing.js';
 import { AuditLog } from './telemetry/audit.js';
@@ -145,6 +146,7 @@ export class Gateway {
       throw new ConfigError(loaded.source ?? '(config)', conflicts);
     }
     await tenancy.syncConfig(gw.#snapshot, gw.#prompts);
+    await gw.#seedQuotas(() => tenancy.startupQuotaScopes(gw.#snapshot));
     gw.#warmTokenizer();
     return gw;
   }
@@ -245,7 +247,31 @@ export class Gateway {
   async reloadConfig(loaded: LoadedConfig): Promise<Snapshot> {
     const conflicts = this.#tenancy ? await this.#tenancy.configConflicts(loaded.config) : [];
     if (conflicts.length > 0) throw new ConfigError(loaded.source ?? '(config)', conflicts);
-    return this.applyConfig(loaded);
+    const prev = this.#snapshot;
+    const next = this.applyConfig(loaded);
+    // Tenants and keys whose quota the file just added count the day's usage so far.
+    await this.#seedQuotas(async () => gainedQuotaScopes(prev, next));
+    return next;
+  }
+
+  /**
+   * Seed the quota counters of scopes that gained a quota from the ledger (quota-seed.ts). Best
+   * effort: a store that cannot be read or written is logged, and the quota counts from now.
+   */
+  async #seedQuotas(scopes: () => Promise<SeedScope[]>): Promise<void> {
+    const tenancy = this.#tenancy;
+    if (!tenancy) return;
+    try {
+      await tenancy.seedQuotaUsage(
+        await scopes(),
+        this.#snapshot.config.admission.count_cache_hits_against_quota,
+      );
+    } catch (err) {
+      this.logger.warn(
+        { err },
+        "a new quota could not count the day's usage from the ledger; it counts from now",
+      );
+    }
   }
 
   /** Swap in a new validated config. Unchanged backends keep their providers (and connections). */

@@ -151,6 +151,8 @@ export interface QuotaUse {
   resetAt: number;
   limitTokens: number | null;
   limitRequests: number | null;
+  /** quota: the quota's counters; ledger: no quota, the usage ledger's figures. */
+  source: 'quota' | 'ledger';
 }
 export interface Tenant {
   id: string;

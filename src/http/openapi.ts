@@ -69,6 +69,12 @@ const QuotaUse = obj({
   resetAt: { type: 'integer', description: 'epoch ms' },
   limitTokens: { type: 'integer', nullable: true },
   limitRequests: { type: 'integer', nullable: true },
+  source: {
+    type: 'string',
+    enum: ['quota', 'ledger'],
+    description:
+      "quota: the quota's counters (reserved: holds of requests in flight); ledger: the tenant has no quota, the figures are the usage ledger's for the window (reserved: 0)",
+  },
 });
 const Key = obj({
   id: str,

@@ -322,6 +322,18 @@ export interface QuotaStore {
    * config key ids (tenancy/config-key-ids.ts).
    */
   moveUsage(tenant: string, from: string, to: string, now?: number): Promise<QuotaMoved[]>;
+  /**
+   * Raise a scope's settled usage in the current day and month windows to at least `atLeast`
+   * (never lower it), atomically per window. Used when a tenant or key gains a quota: its usage so
+   * far in the windows, from the ledger, is counted (a quota set at noon does not start the day
+   * from zero). Returns what was added (windows with nothing added are left out).
+   */
+  raiseUsage(
+    tenant: string,
+    scope: string,
+    atLeast: Record<QuotaWindow, { tokens: number; requests: number }>,
+    now?: number,
+  ): Promise<QuotaMoved[]>;
 }
 
 // ---------------------------------------------------------------- tenants and keys
@@ -492,6 +504,13 @@ export interface LedgerFilter {
   to?: number;
   model?: string;
   key_id?: string;
+  /** Only cache hits (true) or only the others (false). */
+  cache_hit?: boolean;
+  /**
+   * Only the rows a quota counts: answered below 400, or with tokens (a failed request that
+   * produced none is released, not counted). Used to seed quota usage from the ledger.
+   */
+  quota_counted?: boolean;
 }
 
 export interface LedgerRow {

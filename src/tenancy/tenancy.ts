@@ -30,6 +30,7 @@ import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { migrateConfigKeyIds } from './config-key-ids.js';
 import { AdmissionQueue } from './priority-queue.js';
 import { QuotaCommits } from './quota-commits.js';
+import { seedFromLedger, type SeedScope } from './quota-seed.js';
 import { ReservationLeases } from './reservation-leases.js';
 
 /**
@@ -166,6 +167,21 @@ export function tenantRecordFromConfig(t: PorticoConfig['tenants'][number], prom
     priority: t.priority,
     source: 'config',
   };
+}
+
+/**
+ * The quota scopes of a config snapshot that have a quota now and had none in `prev` (all of them
+ * when there is no `prev`): config tenants, and config keys by their tenant and id.
+ */
+export function gainedQuotaScopes(prev: Snapshot | undefined, next: Snapshot): SeedScope[] {
+  const out: SeedScope[] = [];
+  for (const [id, t] of next.tenants) if (t.quota && !prev?.tenants.get(id)?.quota) out.push({ tenant: id });
+  const before = new Set<string>();
+  if (prev) for (const k of prev.keys.values()) if (k.quota) before.add(`${k.tenantId}\u0000${k.keyId}`);
+  for (const k of next.keys.values())
+    if (k.quota && !before.has(`${k.tenantId}\u0000${k.keyId}`))
+      out.push({ tenant: k.tenantId, keyId: k.keyId });
+  return out;
 }
 
 export class Tenancy {
@@ -327,6 +343,45 @@ export class Tenancy {
       });
     });
     return out;
+  }
+
+  /**
+   * Count the ledger's usage of the current day and month in the quota counters of these scopes,
+   * which have just gained a quota (quota-seed.ts: never lowers a counter). Logs what it raised.
+   */
+  async seedQuotaUsage(scopes: readonly SeedScope[], countCacheHitTokens: boolean): Promise<void> {
+    const raised = await seedFromLedger(
+      {
+        ledger: this.state.ledger,
+        quotas: this.state.quotas,
+        flushLedger: () => this.state.ledgerWriter.flush(),
+      },
+      scopes,
+      countCacheHitTokens,
+    );
+    for (const r of raised)
+      this.#logger.info(
+        {
+          tenant: r.scope.tenant,
+          ...(r.scope.keyId !== undefined ? { key: r.scope.keyId } : {}),
+          added: r.added,
+        },
+        'a new quota counts the usage the ledger holds for the current day and month',
+      );
+  }
+
+  /**
+   * At start: every quota scope of the config, and every API tenant with a quota (one that an
+   * earlier version set mid-day, or that was set while the counters could not be seeded).
+   */
+  async startupQuotaScopes(snapshot: Snapshot): Promise<SeedScope[]> {
+    const scopes = gainedQuotaScopes(undefined, snapshot);
+    for (const rec of await this.state.tenants.list()) {
+      if (rec.source !== 'api') continue;
+      const policy = TenantPolicySchema.safeParse(rec.limits ?? {});
+      if (policy.success && policy.data.quota) scopes.push({ tenant: rec.id });
+    }
+    return scopes;
   }
 
   /** Make the store's config-sourced tenants match the config (called at start and on reload). */

@@ -1000,6 +1000,51 @@ for (const fam of quotaFamilies) {
     );
 
     it(
+      'raiseUsage: settled usage is raised to at least a target per window, never lowered',
+      withFamily(fam, async (s) => {
+        const tenant = tenantId('raise');
+        const scopes = [{ name: 'tenant', limits: { day: { tokens: 1000, requests: 5 } } }];
+        const r = await s.reserve({ tenant, scopes, tokens: 200 });
+        assert.ok(r.ok);
+        await s.commit(r.reservation, { tokens: 120 });
+        const added = await s.raiseUsage(tenant, 'tenant', {
+          day: { tokens: 100, requests: 3 },
+          month: { tokens: 500, requests: 4 },
+        });
+        assert.deepEqual(added, [
+          { window: 'day', windowId: BASE_DAY_ID, tokens: 0, requests: 2 },
+          { window: 'month', windowId: BASE_MONTH_ID, tokens: 380, requests: 3 },
+        ]);
+        const day = await s.usage(tenant, 'tenant', 'day');
+        assert.deepEqual([day.usedTokens, day.usedRequests], [120, 3]);
+        const month = await s.usage(tenant, 'tenant', 'month');
+        assert.deepEqual([month.usedTokens, month.usedRequests], [500, 4]);
+        // Again: nothing to add. A scope with no usage yet gets it all.
+        assert.deepEqual(
+          await s.raiseUsage(tenant, 'tenant', {
+            day: { tokens: 100, requests: 3 },
+            month: { tokens: 1, requests: 1 },
+          }),
+          [],
+        );
+        assert.equal(
+          (
+            await s.raiseUsage(tenant, 'key:k1', {
+              day: { tokens: 7, requests: 1 },
+              month: { tokens: 9, requests: 2 },
+            })
+          ).length,
+          2,
+        );
+        assert.equal((await s.usage(tenant, 'key:k1', 'month')).usedTokens, 9);
+        // The limits count what was raised: 3 requests made, 2 more fit, not 3.
+        const more = [];
+        for (let i = 0; i < 3; i++) more.push((await s.reserve({ tenant, scopes, tokens: 1 })).ok);
+        assert.deepEqual(more, [true, true, false]);
+      }),
+    );
+
+    it(
       'unsettled reservations expire; a late commit still records usage once',
       withFamily(fam, async (s, c) => {
         const tenant = tenantId('exp');
@@ -1281,7 +1326,6 @@ for (const fam of catalogFamilies) {
         assert.equal(await ledger.count({}), 4);
         assert.equal(await ledger.count({ tenant: 'acme' }), 3);
         assert.equal(await ledger.count({ tenant: 'acme', from: d2, to: d3 }), 1);
-
         const byDay = await ledger.query({ tenant: 'acme' }, 'day');
         assert.deepEqual(byDay, [
           {
@@ -1350,6 +1394,31 @@ for (const fam of catalogFamilies) {
           [1],
         );
         assert.deepEqual(await ledger.query({ tenant: 'nobody' }, 'day'), []);
+        // The seed of a new quota: cache hits apart, and only the rows a quota counts (a failed
+        // request without tokens is not counted; one with tokens is).
+        assert.equal(
+          await ledger.append([
+            rec('f1', 'flt', d1),
+            rec('f2', 'flt', d2, { cache_hit: true }),
+            rec('f3', 'flt', d3, { status: 502, tokens_in: 0, tokens_out: 0 }),
+            rec('f4', 'flt', d3, { status: 429, tokens_in: 7, tokens_out: 0 }),
+          ]),
+          4,
+        );
+        assert.equal(await ledger.count({ tenant: 'flt', cache_hit: true }), 1);
+        assert.equal(await ledger.count({ tenant: 'flt', cache_hit: false }), 3);
+        assert.equal(await ledger.count({ tenant: 'flt', quota_counted: true }), 3);
+        assert.deepEqual(
+          (await ledger.query({ tenant: 'flt', quota_counted: true, cache_hit: false }, 'month')).map((r) => [
+            r.group,
+            r.requests,
+            r.tokens_in,
+          ]),
+          [
+            ['2026-10', 1, 10],
+            ['2026-11', 1, 7],
+          ],
+        );
       }),
     );
 

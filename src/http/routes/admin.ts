@@ -19,8 +19,12 @@ import {
   type LedgerGroupBy,
   type LedgerRow,
   type QuotaUsage,
+  type QuotaWindow,
   type TenantRecord,
+  windowId,
+  windowResetAt,
 } from '../../state/index.js';
+import { ledgerQuotaUsage, usageFor } from '../../tenancy/quota-seed.js';
 import { TenantPolicySchema, type Tenancy } from '../../tenancy/tenancy.js';
 import { requireAdmin } from '../admin-auth.js';
 import { MAX_TIME_MS, checkLedgerFilter, isStorableExpiry } from '../../state/validate-input.js';
@@ -296,22 +300,72 @@ export function usageRange(
   return { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) };
 }
 
-async function usageOf(tenancy: Tenancy, rec: TenantRecord): Promise<Record<string, unknown>> {
+/**
+ * A tenant's usage of the current day and month. With a quota: its counters (`source: "quota"`,
+ * holds of requests in flight as `reserved*`). Without one nothing counts on the request path, so
+ * the figures come from the ledger, as a quota would count them (`source: "ledger"`; review,
+ * 2026-12: they read 0 for a tenant that had made requests).
+ */
+async function usageOf(gw: Gateway, tenancy: Tenancy, rec: TenantRecord): Promise<Record<string, unknown>> {
   const policy = TenantPolicySchema.safeParse(rec.limits ?? {});
   const quota = policy.success ? policy.data.quota : undefined;
+  const withLimits = (u: QuotaUsage, source: 'quota' | 'ledger', tokens?: number, requests?: number) => ({
+    ...u,
+    limitTokens: tokens ?? null,
+    limitRequests: requests ?? null,
+    source,
+  });
+  if (!quota) {
+    const now = Date.now();
+    await tenancy.state.ledgerWriter.flush();
+    const scope = { tenant: rec.id };
+    const u = usageFor(
+      await ledgerQuotaUsage(
+        tenancy.state.ledger,
+        [scope],
+        gw.snapshot.config.admission.count_cache_hits_against_quota,
+        now,
+      ),
+      scope,
+    );
+    const view = (window: QuotaWindow): QuotaUsage => ({
+      window,
+      windowId: windowId(window, now),
+      usedTokens: u[window].tokens,
+      usedRequests: u[window].requests,
+      reservedTokens: 0,
+      reservedRequests: 0,
+      resetAt: windowResetAt(window, now),
+    });
+    return { day: withLimits(view('day'), 'ledger'), month: withLimits(view('month'), 'ledger') };
+  }
   const [day, month] = await Promise.all([
     tenancy.state.quotas.usage(rec.id, 'tenant', 'day'),
     tenancy.state.quotas.usage(rec.id, 'tenant', 'month'),
   ]);
-  const withLimits = (u: QuotaUsage, tokens?: number, requests?: number) => ({
-    ...u,
-    limitTokens: tokens ?? null,
-    limitRequests: requests ?? null,
-  });
   return {
-    day: withLimits(day, quota?.daily_tokens, quota?.daily_requests),
-    month: withLimits(month, quota?.monthly_tokens, quota?.monthly_requests),
+    day: withLimits(day, 'quota', quota.daily_tokens, quota.daily_requests),
+    month: withLimits(month, 'quota', quota.monthly_tokens, quota.monthly_requests),
   };
+}
+
+/**
+ * A tenant whose stored policy now has a quota counts the day's and month's usage so far (the
+ * ledger's; never lowered): a quota PATCHed at noon does not start the day from zero, and a tenant
+ * re-created with the id of a deleted one does not dodge its quota (docs/tenancy.md). Best effort:
+ * a store that cannot be read leaves the quota counting from now, logged.
+ */
+async function seedTenantQuota(gw: Gateway, t: Tenancy, rec: TenantRecord): Promise<void> {
+  const policy = TenantPolicySchema.safeParse(rec.limits ?? {});
+  if (!policy.success || !policy.data.quota) return;
+  try {
+    await t.seedQuotaUsage([{ tenant: rec.id }], gw.snapshot.config.admission.count_cache_hits_against_quota);
+  } catch (err) {
+    gw.logger.warn(
+      { err, tenant: rec.id },
+      "a new quota could not count the day's usage from the ledger; it counts from now",
+    );
+  }
 }
 
 function policyJson(
@@ -369,6 +423,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
         limits: policyJson(body, null),
         priority: body.priority ?? 'normal',
       });
+      await seedTenantQuota(gw, t, rec);
       reply.code(201);
       return tenantView(rec);
     } catch (err) {
@@ -381,7 +436,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get<{ Params: { id: string } }>('/admin/tenants/:id', async (request) => {
     const t = admin(request);
     const rec = await getTenant(t, request.params.id);
-    return { ...tenantView(rec), usage: await usageOf(t, rec) };
+    return { ...tenantView(rec), usage: await usageOf(gw, t, rec) };
   });
 
   app.patch<{ Params: { id: string } }>('/admin/tenants/:id', async (request) => {
@@ -408,6 +463,8 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
       limits_merge: policyJson(body, null),
     });
     if (!updated) throw new PorticoError('not_found', `No tenant "${rec.id}".`);
+    // A quota set (or changed): the counters hold at least the ledger's usage so far.
+    if (body.quota) await seedTenantQuota(gw, t, updated);
     return tenantView(updated);
   });
 

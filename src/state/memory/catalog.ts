@@ -187,7 +187,9 @@ export function matchesLedgerFilter(r: LedgerRecord, f: LedgerFilter): boolean {
     (f.from === undefined || r.time >= f.from) &&
     (f.to === undefined || r.time < f.to) &&
     (f.model === undefined || r.model === f.model) &&
-    (f.key_id === undefined || r.key_id === f.key_id)
+    (f.key_id === undefined || r.key_id === f.key_id) &&
+    (f.cache_hit === undefined || r.cache_hit === f.cache_hit) &&
+    (!f.quota_counted || r.status < 400 || r.tokens_in + r.tokens_out > 0)
   );
 }
 

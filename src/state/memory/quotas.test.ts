@@ -43,6 +43,13 @@ function memoryFile(): QuotaPersistence & { sums: Map<string, { tokens: number; 
         return { ...moved };
       });
     },
+    add(tenant, scope, wid, tokens, requests) {
+      const cur = sums.get(`${tenant}/${scope}/${wid}`) ?? { tokens: 0, requests: 0 };
+      sums.set(`${tenant}/${scope}/${wid}`, {
+        tokens: cur.tokens + tokens,
+        requests: cur.requests + requests,
+      });
+    },
   };
 }
 

@@ -52,6 +52,8 @@ export interface QuotaPersistence {
     to: string,
     windowIds: readonly string[],
   ): Array<{ tokens: number; requests: number }>;
+  /** Add settled usage to one (tenant, scope, window), in the file at once (QuotaStore.raiseUsage). */
+  add(tenant: string, scope: string, windowId: string, tokens: number, requests: number): void;
 }
 
 /** A tally, and where it counts. */
@@ -339,6 +341,30 @@ export class MemoryQuotaStore implements QuotaStore {
       }
       out.push({ window, windowId: wid, ...moved });
     });
+    return out;
+  }
+
+  async raiseUsage(
+    tenant: string,
+    scope: string,
+    atLeast: Record<QuotaWindow, { tokens: number; requests: number }>,
+    now?: number,
+  ): Promise<QuotaMoved[]> {
+    const t = now ?? this.#clock();
+    const out: QuotaMoved[] = [];
+    for (const window of QUOTA_WINDOWS) {
+      const wid = windowId(window, t);
+      const tally = this.#tally(tenant, scope, wid);
+      const want = atLeast[window];
+      const tokens = Math.max(0, Math.round(want.tokens) - tally.usedTokens);
+      const requests = Math.max(0, Math.round(want.requests) - tally.usedRequests);
+      if (tokens === 0 && requests === 0) continue;
+      // The file first: if it cannot be written, memory is left as it was.
+      this.#persist?.add(tenant, scope, wid, tokens, requests);
+      tally.usedTokens += tokens;
+      tally.usedRequests += requests;
+      out.push({ window, windowId: wid, tokens, requests });
+    }
     return out;
   }
 

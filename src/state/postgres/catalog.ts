@@ -255,6 +255,8 @@ function whereOf(f: LedgerFilter): { sql: string; params: (string | number)[] } 
   if (f.to !== undefined) add('time < to_timestamp(?::bigint / 1000.0)', f.to);
   if (f.model !== undefined) add('model = ?', f.model);
   if (f.key_id !== undefined) add('key_id = ?', f.key_id);
+  if (f.cache_hit !== undefined) parts.push(f.cache_hit ? 'cache_hit' : 'NOT cache_hit');
+  if (f.quota_counted) parts.push('(status < 400 OR tokens_in + tokens_out > 0)');
   return { sql: parts.length ? 'WHERE ' + parts.join(' AND ') : '', params };
 }
 

@@ -21,6 +21,7 @@ import { asArray, guarded, num, runScript, tenantTag, type LuaScript, type Redis
 import {
   QUOTA_COMMIT,
   QUOTA_MOVE,
+  QUOTA_RAISE,
   QUOTA_REHOLD,
   QUOTA_RELEASE,
   QUOTA_RENEW,
@@ -241,6 +242,42 @@ export class RedisQuotaStore implements QuotaStore {
     } catch (error) {
       this.#ctx.hooks?.onError?.({ store: 'redis', port: 'quotas', op: 'moveUsage', mode: 'retry', error });
       throw new StateUnavailableError('redis', 'redis unavailable for quotas.moveUsage', error);
+    }
+    const out: QuotaMoved[] = [];
+    QUOTA_WINDOWS.forEach((window, i) => {
+      const tokens = v[2 * i] ?? 0;
+      const requests = v[2 * i + 1] ?? 0;
+      if (tokens !== 0 || requests !== 0) out.push({ window, windowId: wids[i] ?? '', tokens, requests });
+    });
+    return out;
+  }
+
+  /** One script for both windows (the tenant's hash tag: one cluster slot). Throws when Redis is down. */
+  async raiseUsage(
+    tenant: string,
+    scope: string,
+    atLeast: Record<QuotaWindow, { tokens: number; requests: number }>,
+    now?: number,
+  ): Promise<QuotaMoved[]> {
+    const t = now ?? this.#clock();
+    const wids = QUOTA_WINDOWS.map((w) => windowId(w, t));
+    let v: number[];
+    try {
+      v = asArray(
+        await runScript(
+          this.#ctx.redis,
+          QUOTA_RAISE,
+          wids.map((wid) => this.#tally(tenant, scope, wid)),
+          QUOTA_WINDOWS.flatMap((w, i) => [
+            Math.max(0, Math.round(atLeast[w].tokens)),
+            Math.max(0, Math.round(atLeast[w].requests)),
+            tallyExpireAt(wids[i] ?? ''),
+          ]),
+        ),
+      ).map(num);
+    } catch (error) {
+      this.#ctx.hooks?.onError?.({ store: 'redis', port: 'quotas', op: 'raiseUsage', mode: 'retry', error });
+      throw new StateUnavailableError('redis', 'redis unavailable for quotas.raiseUsage', error);
     }
     const out: QuotaMoved[] = [];
     QUOTA_WINDOWS.forEach((window, i) => {

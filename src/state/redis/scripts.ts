@@ -405,6 +405,28 @@ end
 return out
 `);
 
+/**
+ * Raise settled usage to at least a target. KEYS: tallies (one per window). ARGV: per tally, the
+ * target tokens, the target requests and the tally's expireAt. The used fields (ut, ur) below
+ * their target are raised to it; none is lowered. -> {tokens, requests} added per tally
+ */
+export const QUOTA_RAISE = lua(`
+local out = {}
+for i = 1, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'ut', 'ur')
+  local ut = tonumber(v[1] or '0')
+  local ur = tonumber(v[2] or '0')
+  local addt = math.max(0, tonumber(ARGV[3 * i - 2]) - ut)
+  local addr = math.max(0, tonumber(ARGV[3 * i - 1]) - ur)
+  if addt > 0 then redis.call('HINCRBY', KEYS[i], 'ut', addt) end
+  if addr > 0 then redis.call('HINCRBY', KEYS[i], 'ur', addr) end
+  if (addt > 0 or addr > 0) and redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIREAT', KEYS[i], ARGV[3 * i]) end
+  out[#out + 1] = addt
+  out[#out + 1] = addr
+end
+return out
+`);
+
 /** KEYS[1]=version counter. ARGV: channel, payload. Bump then publish, in one step. */
 export const INVALIDATE = lua(`
 local v = redis.call('INCR', KEYS[1])

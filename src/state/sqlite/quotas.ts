@@ -222,6 +222,10 @@ class SqliteQuotaFile implements QuotaPersistence {
     return moved;
   }
 
+  add(tenant: string, scope: string, windowId: string, tokens: number, requests: number): void {
+    this.#addUsed.run(tenant, scope, windowId, tokens, requests);
+  }
+
   whenWritten(): Promise<void> {
     if (this.#ids.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
