@@ -283,6 +283,8 @@ export const ADMIN_DOCS: Record<string, Doc> = {
   'DELETE /admin/tenants/:id': {
     tags: T,
     summary: 'Delete a tenant and its keys (403 for config tenants)',
+    description:
+      'Its usage ledger rows and its quota usage of the current day and month stay under its id: usage stays queryable, and a tenant created again with the same id starts where this one left off (delete and re-create is no way around a quota). docs/admin-api.md',
     params: idParam('tenant id'),
     response: { 204: { type: 'null', description: 'deleted' }, 403: ErrorBody, ...errors },
   },
