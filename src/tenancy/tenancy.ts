@@ -30,7 +30,7 @@ import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { migrateConfigKeyIds } from './config-key-ids.js';
 import { AdmissionQueue } from './priority-queue.js';
 import { QuotaCommits } from './quota-commits.js';
-import { seedFromLedger, type SeedScope } from './quota-seed.js';
+import { scopeName, seedFromLedger, type SeedScope } from './quota-seed.js';
 import { ReservationLeases } from './reservation-leases.js';
 
 /**
@@ -381,7 +381,16 @@ export class Tenancy {
       const policy = TenantPolicySchema.safeParse(rec.limits ?? {});
       if (policy.success && policy.data.quota) scopes.push({ tenant: rec.id });
     }
-    return scopes;
+    // Only the scopes whose counters have nothing this month: the others have been counting (a
+    // restart keeps them), and reading the month's ledger for them would make every start scan it —
+    // millions of rows on a busy gateway. A scope that gained its quota while the gateway was down
+    // has no counter yet, and is seeded with a query of its own tenant's rows.
+    const uncounted: SeedScope[] = [];
+    for (const s of scopes) {
+      const u = await this.state.quotas.usage(s.tenant, scopeName(s), 'month');
+      if (u.usedTokens === 0 && u.usedRequests === 0) uncounted.push(s);
+    }
+    return uncounted;
   }
 
   /** Make the store's config-sourced tenants match the config (called at start and on reload). */
