@@ -183,7 +183,8 @@ describe('tenant endpoints', () => {
     assert.equal(res.headers.get('x-correlation-id'), 'corr-test-001');
     const requestId = res.headers.get('x-request-id');
     assert.match(requestId ?? '', /^req_/);
-    const seen = sim.received.at(-1);
+    // The chat request, not a health probe that may have reached the simulator after it.
+    const seen = sim.received.filter((r) => r.method === 'POST').at(-1);
     assert.equal(seen?.headers['x-correlation-id'], 'corr-test-001');
     assert.equal(seen?.headers['x-request-id'], requestId);
     const err = await fetch(`${gw.url}/nope`);
