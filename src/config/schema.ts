@@ -605,11 +605,31 @@ export const StateSchema = z.discriminatedUnion('kind', [
     postgres: z.strictObject({
       url: nonEmpty.describe('postgres://user@host:5432/db'),
       schema: z.string().optional(),
+      query_timeout_ms: z
+        .number()
+        .int()
+        .min(100)
+        .max(600_000)
+        .default(5000)
+        .describe(
+          'a query Postgres does not answer within this fails: a key not cached yet gets 503 state_unavailable, an admin call 503, a ledger flush is retried; usage reports get at least 60 s. A partitioned server (connections open, nothing answering) holds a request this long instead of for the TCP timeouts (measured: 5.0 s with the default, docs/state.md)',
+        ),
+      connect_timeout_ms: z
+        .number()
+        .int()
+        .min(100)
+        .max(600_000)
+        .default(5000)
+        .describe(
+          'bound on opening a Postgres connection, and on waiting for a free one in the pool (10 per replica)',
+        ),
     }),
     redis_failure_mode: z
       .enum(['fail_open', 'fail_closed'])
       .default('fail_closed')
-      .describe('what limits do while Redis is unreachable'),
+      .describe(
+        'what limits do while Redis is unreachable (Redis only: key lookups and admin calls that need Postgres always fail closed)',
+      ),
     journal_dir: z
       .string()
       .optional()

@@ -153,7 +153,7 @@ export const ERROR_CATALOG = {
     status: 503,
     type: 'api_error',
     retryable: true,
-    doc: 'The key and tenant store (Postgres; SQLite when embedded) is unreachable, so a key not cached yet cannot be checked, or an admin change cannot be saved; or `GET /admin/usage` cannot give whole totals: the usage ledger store cannot be read, or holds off records the gateway could not write to it yet (the message says how many). Retry after `retry-after`; operators: see docs/runbooks/postgres-down.md.',
+    doc: 'The key, tenant and usage store (Postgres; SQLite when embedded) is unreachable or did not answer within `state.postgres.query_timeout_ms`, so a key not cached yet cannot be checked, or an admin call (a change, a listing, a usage report) cannot be served; or `GET /admin/usage` cannot give whole totals: it holds off records the gateway could not write to the ledger store yet (the message says how many). Retry after `retry-after`; operators: see docs/runbooks/postgres-down.md.',
   },
   too_many_connections: {
     status: 503,

@@ -33,7 +33,7 @@ export function toPorticoError(err: unknown, signal?: AbortSignal): PorticoError
         )
       : new PorticoError(
           'state_unavailable',
-          `Portico's key and tenant store (${err.store}) is unreachable. Retry shortly.`,
+          `Portico's key, tenant and usage store (${err.store}) is unreachable or not answering. Retry shortly.`,
           { headers: { 'retry-after': '1' }, cause: err },
         );
   // Only input nested deeper than the JS stack allows gets here (the body parsed, but walking or

@@ -5,13 +5,17 @@
  */
 import type { Redis } from 'ioredis';
 import type { StateConfig, StateOptions, StoreParts } from './factory.js';
-import { openPostgres } from './postgres/db.js';
+import { BackendHealth } from './health.js';
+import { closePostgres, openPostgres } from './postgres/db.js';
 import { PgKeyStore, PgLedgerStore, PgTenantStore } from './postgres/catalog.js';
 import { PgResponseStore } from './postgres/responses.js';
 import { connectRedis, waitReady, type RedisContext } from './redis/client.js';
 import { RedisCounterStore } from './redis/counters.js';
 import { RedisInvalidationBus } from './redis/invalidation.js';
 import { RedisQuotaStore } from './redis/quotas.js';
+
+/** Period of the Redis probe (PING on both connections; each fails within the 1 s command timeout). */
+const REDIS_PING_INTERVAL_MS = 5000;
 
 export async function openDistributedParts(
   cfg: Extract<StateConfig, { kind: 'distributed' }>,
@@ -20,12 +24,40 @@ export async function openDistributedParts(
   const c = opts.clock ? { clock: opts.clock } : {};
   const pg = await openPostgres(cfg.postgres.url, {
     ...(cfg.postgres.schema ? { schema: cfg.postgres.schema } : {}),
+    ...(cfg.postgres.query_timeout_ms !== undefined ? { queryTimeoutMs: cfg.postgres.query_timeout_ms } : {}),
+    ...(cfg.postgres.connect_timeout_ms !== undefined
+      ? { connectTimeoutMs: cfg.postgres.connect_timeout_ms }
+      : {}),
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.hooks ? { hooks: opts.hooks } : {}),
   });
+  const pgHealth = pg.health;
+  // Redis is up while both its connections are: commands (counters, quotas) and pub/sub
+  // (invalidation). Their events and a periodic PING of each feed one gauge.
+  const conns: { redis?: Redis; sub?: Redis } = {};
+  const pingOk = (r: Redis | undefined): Promise<boolean> =>
+    r && r.status === 'ready'
+      ? r.ping().then(
+          () => true,
+          () => false,
+        )
+      : Promise.resolve(false);
+  // No logger: connectRedis logs each connection's failures already.
+  const redisHealth = new BackendHealth('redis', {
+    hooks: opts.hooks,
+    sources: ['commands', 'pubsub'],
+    initiallyUp: false,
+    intervalMs: REDIS_PING_INTERVAL_MS,
+    probe: async () => {
+      const [a, b] = await Promise.all([pingOk(conns.redis), pingOk(conns.sub)]);
+      return { commands: a, pubsub: b };
+    },
+  });
   const redisOpts = { logger: opts.logger, hooks: opts.hooks };
-  const redis: Redis = connectRedis(cfg.redis.url, redisOpts);
-  const sub: Redis = connectRedis(cfg.redis.url, redisOpts);
+  const redis = connectRedis(cfg.redis.url, { ...redisOpts, onUp: (up) => redisHealth.set('commands', up) });
+  const sub = connectRedis(cfg.redis.url, { ...redisOpts, onUp: (up) => redisHealth.set('pubsub', up) });
+  conns.redis = redis;
+  conns.sub = sub;
   const ready = await waitReady(redis);
   await waitReady(sub);
   if (!ready) {
@@ -52,23 +84,18 @@ export async function openDistributedParts(
     bus: new RedisInvalidationBus(ctx, sub),
     busStore: 'redis',
     ledgerStore: 'postgres',
+    // Probes now (each bounded: Redis by its command timeout, Postgres by PG_PING_TIMEOUT_MS).
     ping: async () => {
-      const [r, p] = await Promise.all([
-        redis.ping().then(
-          () => true,
-          () => false,
-        ),
-        pg.pool.query('SELECT 1').then(
-          () => true,
-          () => false,
-        ),
-      ]);
+      const [r, p] = await Promise.all([redisHealth.check(), pgHealth ? pgHealth.check() : true]);
       return { redis: r, postgres: p };
     },
+    // What the probes and the real operations last showed; no I/O (for /ready).
+    health: () => ({ redis: redisHealth.up, postgres: pgHealth ? pgHealth.up : true }),
     closeConnections: async () => {
+      redisHealth.close();
       redis.disconnect();
       sub.disconnect();
-      await pg.pool.end();
+      await closePostgres(pg);
     },
   };
 }

@@ -62,7 +62,15 @@ export type StateConfig =
        */
       journal_dir_defaulted?: boolean;
       redis: { url: string; /** Default "portico:". */ key_prefix?: string };
-      postgres: { url: string; /** Default "portico". */ schema?: string };
+      postgres: {
+        url: string;
+        /** Default "portico". */
+        schema?: string;
+        /** Client-side bound on one query (usage reports: at least 60 s). Default 5000. */
+        query_timeout_ms?: number;
+        /** Bound on opening a connection or waiting for a pooled one. Default 5000. */
+        connect_timeout_ms?: number;
+      };
       redis_failure_mode: FailureMode;
     };
 
@@ -120,8 +128,13 @@ export interface StateBackends {
   ledgerWriter: LedgerWriter;
   /** What start-up replay of the ledger journal did. */
   journalReplay: JournalReplay;
-  /** Liveness of each backing service (for /readyz). */
+  /** Probe each backing service now (bounded) and report the result to hooks.onBackendUp. */
   ping(): Promise<Partial<Record<BackendName, boolean>>>;
+  /**
+   * Reachability of each backing service as last seen (real operations, connection events, the
+   * periodic probes of the distributed family); no I/O. For /ready.
+   */
+  health(): Partial<Record<BackendName, boolean>>;
   /** Flush the ledger, stop timers, close connections. */
   close(): Promise<void>;
 }
@@ -139,6 +152,8 @@ export interface StoreParts {
   busStore: BackendName;
   ledgerStore: BackendName;
   ping: () => Promise<Partial<Record<BackendName, boolean>>>;
+  /** Default: every store up. */
+  health?: () => Partial<Record<BackendName, boolean>>;
   closeConnections: () => Promise<void>;
   journal?: LedgerJournal;
   journalReplay?: JournalReplay;
@@ -262,9 +277,14 @@ function assemble(p: StoreParts, opts: StateOptions): StateBackends {
     },
     async ping() {
       const r = await p.ping();
-      for (const [store, up] of Object.entries(r) as [BackendName, boolean][])
-        opts.hooks?.onBackendUp?.(store, up);
+      // The distributed family's health trackers report their own changes.
+      if (!p.health)
+        for (const [store, up] of Object.entries(r) as [BackendName, boolean][])
+          opts.hooks?.onBackendUp?.(store, up);
       return r;
+    },
+    health() {
+      return p.health ? p.health() : { [p.ledgerStore]: true };
     },
     async close() {
       if (closed) return;

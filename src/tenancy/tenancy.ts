@@ -274,6 +274,8 @@ export class Tenancy {
                   postgres: {
                     url: s.postgres.url,
                     ...(s.postgres.schema !== undefined ? { schema: s.postgres.schema } : {}),
+                    query_timeout_ms: s.postgres.query_timeout_ms,
+                    connect_timeout_ms: s.postgres.connect_timeout_ms,
                   },
                   redis_failure_mode: s.redis_failure_mode,
                 },

@@ -1,6 +1,6 @@
 /**
- * Probes: /health (liveness), /ready (config loaded, a backend healthy, not draining; details only
- * with the admin token), /startup; and /metrics.
+ * Probes: /health (liveness), /ready (config loaded, a backend healthy, the key and tenant store
+ * reachable, not draining; details only with the admin token), /startup; and /metrics.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../app.js';
@@ -37,6 +37,11 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
     const reasons: string[] = [];
     if (!gw.ready) reasons.push(gw.draining ? 'draining' : 'starting');
     if (usable === 0) reasons.push('no_healthy_backend');
+    // The key and tenant store as last seen (real queries and a probe every 5 s; no query here):
+    // without it a key not cached yet, and every admin call, is refused with 503 state_unavailable.
+    // Redis is reported, not judged: what its outage does depends on redis_failure_mode.
+    const state = gw.tenancy?.state.health();
+    if (state?.postgres === false) reasons.push('state_unavailable');
     const ready = reasons.length === 0;
     if (!ready) reply.code(503);
     const reason = reasons[0] ?? 'ok';
@@ -47,6 +52,7 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
       reasons,
       config_version: snap.version,
       config_loaded_at: snap.loadedAt.toISOString(),
+      ...(state ? { state } : {}),
       models,
       serving,
     };

@@ -37,7 +37,7 @@ import {
   type TenantRow,
 } from '../sql-rows.js';
 import { keyMaterial, normalizeTime, isoNow, newKeyId } from '../util.js';
-import { withTx, type PgContext } from './db.js';
+import { PG_REPORT_TIMEOUT_MS, pgRun, timed, withTx, type PgContext } from './db.js';
 
 const ISO = (col: string): string => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
@@ -66,9 +66,11 @@ export class PgTenantStore implements TenantStore {
   async create(t: NewTenant): Promise<TenantRecord> {
     checkTenantInput(t);
     try {
-      const r = await this.#ctx.pool.query<TenantRow>(
-        `INSERT INTO ${this.#ctx.s}.tenants (${TENANT_COLUMNS.join(',')}) VALUES (${TENANT_PLACEHOLDERS}) RETURNING ${TENANT_SELECT}`,
-        tenantParams(t, t.source ?? 'api', isoNow(this.#clock())),
+      const r = await pgRun(this.#ctx, 'tenants', 'create', () =>
+        this.#ctx.pool.query<TenantRow>(
+          `INSERT INTO ${this.#ctx.s}.tenants (${TENANT_COLUMNS.join(',')}) VALUES (${TENANT_PLACEHOLDERS}) RETURNING ${TENANT_SELECT}`,
+          tenantParams(t, t.source ?? 'api', isoNow(this.#clock())),
+        ),
       );
       const row = r.rows[0];
       if (!row) throw new Error('insert returned no row');
@@ -81,23 +83,36 @@ export class PgTenantStore implements TenantStore {
 
   async get(id: string): Promise<TenantRecord | null> {
     checkId('id', id);
-    const r = await this.#ctx.pool.query<TenantRow>(
-      `SELECT ${TENANT_SELECT} FROM ${this.#ctx.s}.tenants WHERE id = $1`,
-      [id],
+    // Not counted here: the tenant cache counts its failed lookups (admin reads go uncounted).
+    const r = await pgRun(
+      this.#ctx,
+      'tenants',
+      'get',
+      () =>
+        this.#ctx.pool.query<TenantRow>(`SELECT ${TENANT_SELECT} FROM ${this.#ctx.s}.tenants WHERE id = $1`, [
+          id,
+        ]),
+      false,
     );
     const row = r.rows[0];
     return row ? tenantFromRow(row) : null;
   }
 
   async list(): Promise<TenantRecord[]> {
-    const r = await this.#ctx.pool.query<TenantRow>(
-      `SELECT ${TENANT_SELECT} FROM ${this.#ctx.s}.tenants ORDER BY id COLLATE "C"`,
+    const r = await pgRun(this.#ctx, 'tenants', 'list', () =>
+      this.#ctx.pool.query<TenantRow>(
+        `SELECT ${TENANT_SELECT} FROM ${this.#ctx.s}.tenants ORDER BY id COLLATE "C"`,
+      ),
     );
     return r.rows.map(tenantFromRow);
   }
 
   async update(id: string, patch: TenantPatch): Promise<TenantRecord | null> {
     checkTenantInput(patch, id);
+    return pgRun(this.#ctx, 'tenants', 'update', () => this.#update(id, patch));
+  }
+
+  #update(id: string, patch: TenantPatch): Promise<TenantRecord | null> {
     return withTx(this.#ctx, async (c) => {
       const r = await c.query<TenantRow>(
         `SELECT ${TENANT_SELECT} FROM ${this.#ctx.s}.tenants WHERE id = $1 FOR UPDATE`,
@@ -120,14 +135,20 @@ export class PgTenantStore implements TenantStore {
   async delete(id: string): Promise<boolean> {
     checkId('id', id);
     // api_keys cascade.
-    const r = await this.#ctx.pool.query(`DELETE FROM ${this.#ctx.s}.tenants WHERE id = $1`, [id]);
+    const r = await pgRun(this.#ctx, 'tenants', 'delete', () =>
+      this.#ctx.pool.query(`DELETE FROM ${this.#ctx.s}.tenants WHERE id = $1`, [id]),
+    );
     return (r.rowCount ?? 0) > 0;
   }
 
   async syncFromConfig(tenants: NewTenant[]): Promise<void> {
     tenants.forEach((t) => checkTenantInput(t));
     const now = isoNow(this.#clock());
-    await withTx(this.#ctx, async (c) => {
+    await pgRun(this.#ctx, 'tenants', 'syncFromConfig', () => this.#sync(tenants, now));
+  }
+
+  #sync(tenants: NewTenant[], now: string): Promise<void> {
+    return withTx(this.#ctx, async (c) => {
       // FOR UPDATE: an API tenant created with one of these ids while this runs waits, then is seen.
       const taken = await c.query<{ id: string }>(
         `SELECT id FROM ${this.#ctx.s}.tenants WHERE source = 'api' AND id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
@@ -164,19 +185,22 @@ export class PgKeyStore implements KeyStore {
     checkKeyInput(k);
     const g = keyMaterial(k.plaintext);
     try {
-      const r = await this.#ctx.pool.query<KeyRow>(
-        `INSERT INTO ${this.#ctx.s}.api_keys (id, tenant_id, label, hash, prefix, expires_at, revoked_at, limits, created_at)
-         VALUES ($1,$2,$3,$4,$5,$6,NULL,$7::jsonb,$8) RETURNING ${KEY_SELECT}`,
-        [
-          k.id ?? newKeyId(),
-          k.tenant_id,
-          k.label ?? '',
-          g.hash,
-          g.prefix,
-          normalizeTime(k.expires_at),
-          k.limits ? JSON.stringify(k.limits) : null,
-          isoNow(this.#clock()),
-        ],
+      const params = [
+        k.id ?? newKeyId(),
+        k.tenant_id,
+        k.label ?? '',
+        g.hash,
+        g.prefix,
+        normalizeTime(k.expires_at),
+        k.limits ? JSON.stringify(k.limits) : null,
+        isoNow(this.#clock()),
+      ];
+      const r = await pgRun(this.#ctx, 'keys', 'create', () =>
+        this.#ctx.pool.query<KeyRow>(
+          `INSERT INTO ${this.#ctx.s}.api_keys (id, tenant_id, label, hash, prefix, expires_at, revoked_at, limits, created_at)
+           VALUES ($1,$2,$3,$4,$5,$6,NULL,$7::jsonb,$8) RETURNING ${KEY_SELECT}`,
+          params,
+        ),
       );
       const row = r.rows[0];
       if (!row) throw new Error('insert returned no row');
@@ -190,9 +214,8 @@ export class PgKeyStore implements KeyStore {
 
   async get(id: string): Promise<ApiKeyInfo | null> {
     checkId('id', id);
-    const r = await this.#ctx.pool.query<KeyRow>(
-      `SELECT ${KEY_SELECT} FROM ${this.#ctx.s}.api_keys WHERE id = $1`,
-      [id],
+    const r = await pgRun(this.#ctx, 'keys', 'get', () =>
+      this.#ctx.pool.query<KeyRow>(`SELECT ${KEY_SELECT} FROM ${this.#ctx.s}.api_keys WHERE id = $1`, [id]),
     );
     const row = r.rows[0];
     return row ? toKeyInfo(keyFromRow(row)) : null;
@@ -200,33 +223,43 @@ export class PgKeyStore implements KeyStore {
 
   async list(tenantId?: string): Promise<ApiKeyInfo[]> {
     if (tenantId !== undefined) checkId('tenant_id', tenantId);
-    const r =
+    const r = await pgRun(this.#ctx, 'keys', 'list', () =>
       tenantId === undefined
-        ? await this.#ctx.pool.query<KeyRow>(
+        ? this.#ctx.pool.query<KeyRow>(
             `SELECT ${KEY_SELECT} FROM ${this.#ctx.s}.api_keys ORDER BY created_at, id COLLATE "C"`,
           )
-        : await this.#ctx.pool.query<KeyRow>(
+        : this.#ctx.pool.query<KeyRow>(
             `SELECT ${KEY_SELECT} FROM ${this.#ctx.s}.api_keys WHERE tenant_id = $1 ORDER BY created_at, id COLLATE "C"`,
             [tenantId],
-          );
+          ),
+    );
     return r.rows.map((row) => toKeyInfo(keyFromRow(row)));
   }
 
   async revoke(id: string): Promise<ApiKeyInfo | null> {
     checkId('id', id);
     // COALESCE keeps the first revocation time; one statement, so concurrent revokes agree.
-    const r = await this.#ctx.pool.query<KeyRow>(
-      `UPDATE ${this.#ctx.s}.api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ${KEY_SELECT}`,
-      [id, isoNow(this.#clock())],
+    const r = await pgRun(this.#ctx, 'keys', 'revoke', () =>
+      this.#ctx.pool.query<KeyRow>(
+        `UPDATE ${this.#ctx.s}.api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ${KEY_SELECT}`,
+        [id, isoNow(this.#clock())],
+      ),
     );
     const row = r.rows[0];
     return row ? toKeyInfo(keyFromRow(row)) : null;
   }
 
   async lookupByHash(hash: string): Promise<ApiKeyRecord | null> {
-    const r = await this.#ctx.pool.query<KeyRow>(
-      `SELECT ${KEY_SELECT} FROM ${this.#ctx.s}.api_keys WHERE hash = $1`,
-      [hash],
+    // Not counted here: the key cache counts its failed lookups.
+    const r = await pgRun(
+      this.#ctx,
+      'keys',
+      'lookup',
+      () =>
+        this.#ctx.pool.query<KeyRow>(`SELECT ${KEY_SELECT} FROM ${this.#ctx.s}.api_keys WHERE hash = $1`, [
+          hash,
+        ]),
+      false,
     );
     const row = r.rows[0];
     return row ? keyFromRow(row) : null;
@@ -278,9 +311,19 @@ export class PgLedgerStore implements LedgerStore {
     this.#ctx = ctx;
   }
 
+  /** Usage reports aggregate over the ledger: bounded, but not by the lookup's bound. */
+  #reportTimeoutMs(): number {
+    return Math.max(PG_REPORT_TIMEOUT_MS, this.#ctx.queryTimeoutMs ?? 0);
+  }
+
   async append(records: LedgerRecord[]): Promise<number> {
     checkLedgerRecords(records);
     if (records.length === 0) return 0;
+    // Not counted here: the ledger writer counts its failed appends (mode "retry").
+    return pgRun(this.#ctx, 'ledger', 'append', () => this.#append(records), false);
+  }
+
+  #append(records: LedgerRecord[]): Promise<number> {
     return withTx(this.#ctx, async (c) => {
       let n = 0;
       for (let i = 0; i < records.length; i += INSERT_CHUNK) {
@@ -306,13 +349,18 @@ export class PgLedgerStore implements LedgerStore {
   async query(filter: LedgerFilter, groupBy: LedgerGroupBy): Promise<LedgerRow[]> {
     checkLedgerFilter(filter);
     const w = whereOf(filter);
-    const r = await this.#ctx.pool.query<PgAggRow>(
-      `SELECT tenant, ${PG_GROUP[groupBy]} AS grp, COUNT(*) AS requests, SUM(tokens_in) AS tokens_in,
+    const r = await pgRun(this.#ctx, 'ledger', 'query', () =>
+      this.#ctx.pool.query<PgAggRow>(
+        timed(
+          `SELECT tenant, ${PG_GROUP[groupBy]} AS grp, COUNT(*) AS requests, SUM(tokens_in) AS tokens_in,
               SUM(tokens_out) AS tokens_out, SUM(cost_usd) AS cost_usd, COUNT(*) FILTER (WHERE estimated) AS estimated,
               COUNT(*) FILTER (WHERE partial) AS partial
          FROM ${this.#ctx.s}.ledger ${w.sql}
         GROUP BY 1, 2 ORDER BY tenant COLLATE "C", ${PG_GROUP[groupBy]} COLLATE "C"`,
-      w.params,
+          w.params,
+          this.#reportTimeoutMs(),
+        ),
+      ),
     );
     return r.rows.map((row) => ({
       tenant: row.tenant,
@@ -329,9 +377,10 @@ export class PgLedgerStore implements LedgerStore {
   async count(filter: LedgerFilter): Promise<number> {
     checkLedgerFilter(filter);
     const w = whereOf(filter);
-    const r = await this.#ctx.pool.query<{ n: string }>(
-      `SELECT COUNT(*) AS n FROM ${this.#ctx.s}.ledger ${w.sql}`,
-      w.params,
+    const r = await pgRun(this.#ctx, 'ledger', 'count', () =>
+      this.#ctx.pool.query<{ n: string }>(
+        timed(`SELECT COUNT(*) AS n FROM ${this.#ctx.s}.ledger ${w.sql}`, w.params, this.#reportTimeoutMs()),
+      ),
     );
     return Number(r.rows[0]?.n ?? 0);
   }

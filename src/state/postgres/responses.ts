@@ -5,14 +5,20 @@
  */
 import type { Clock, JsonValue, ResponseStore, StoredResponse } from '../ports.js';
 import { checkResponseKey, checkStoredResponse } from '../validate-input.js';
-import type { PgContext } from './db.js';
+import { pgFailure, type PgContext } from './db.js';
 import { StateUnavailableError } from '../errors.js';
 
-/** A failed query is the store being unavailable (the gateway answers 503), reported to the hooks. */
+/**
+ * A failed query is the store being unavailable (the gateway answers 503), reported to the hooks;
+ * the outcome also feeds the store's reachability (portico_state_backend_up).
+ */
 async function guard<T>(ctx: PgContext, op: string, fn: () => Promise<T>): Promise<T> {
   try {
-    return await fn();
+    const out = await fn();
+    ctx.health?.observe(true);
+    return out;
   } catch (e) {
+    if (pgFailure(e) === 'down') ctx.health?.observe(false);
     ctx.hooks?.onError?.({ store: 'postgres', port: 'responses', op, mode: 'fail_closed', error: e });
     throw new StateUnavailableError('postgres', `response store unavailable (${op})`, e);
   }

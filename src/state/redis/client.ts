@@ -19,7 +19,17 @@ export interface RedisContext {
  */
 export function connectRedis(
   url: string,
-  opts: { logger?: StateLogger | undefined; hooks?: StateHooks | undefined; commandTimeoutMs?: number } = {},
+  opts: {
+    logger?: StateLogger | undefined;
+    hooks?: StateHooks | undefined;
+    commandTimeoutMs?: number;
+    /**
+     * Where this connection's up/down goes. Default: hooks.onBackendUp('redis', …) — right for a
+     * lone connection; a store made of several (commands + pub/sub) combines them instead
+     * (distributed.ts), or whichever connection reported last would decide the gauge.
+     */
+    onUp?: (up: boolean) => void;
+  } = {},
 ): Redis {
   const r = new Redis(url, {
     lazyConnect: true,
@@ -33,7 +43,8 @@ export function connectRedis(
   const set = (v: boolean): void => {
     if (up === v) return;
     up = v;
-    opts.hooks?.onBackendUp?.('redis', v);
+    if (opts.onUp) opts.onUp(v);
+    else opts.hooks?.onBackendUp?.('redis', v);
   };
   r.on('ready', () => set(true));
   r.on('close', () => set(false));
