@@ -24,6 +24,8 @@ import { OpenRequests } from './pipeline/open-requests.js';
 
 /** How long close() waits for requests still open (twice: before and after closing the backends). */
 const CLOSE_WAIT_MS = 2_000;
+/** How old the tenant budgets a scrape reports may be (read again in the background after it). */
+const BUDGETS_TTL_MS = 10_000;
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -51,6 +53,12 @@ export class Gateway {
   #adminTokenConfigured = false;
   #version = 0;
   #tenancy: Tenancy | undefined;
+  #budgetCache: {
+    list: Array<{ tenant: string; usd: number }> | undefined;
+    at: number;
+    reading: boolean;
+    changed: boolean;
+  } = { list: undefined, at: 0, reading: false, changed: false };
   #tracing: Tracing | undefined;
   #prompts: ReadonlyMap<string, string>;
   #ready = false;
@@ -199,28 +207,53 @@ export class Gateway {
   /**
    * Each tenant's daily budget (portico_tenant_daily_budget_usd, for the cost alerts): the tenant
    * store's records (config tenants are synced into it; admin-API tenants set theirs there), or the
-   * config's tenants without a store. A store that cannot be read leaves the series out of this
-   * scrape rather than failing it.
+   * config's tenants without a store. A scrape never waits on the store: it gets the list last read
+   * (read again in the background once BUDGETS_TTL_MS old; at once after this replica changed a
+   * tenant or its config), so an unreachable Postgres cannot hold /metrics up to its query timeout.
+   * The first scrape waits for the first read. A store that cannot be read keeps the last list.
    */
-  async #budgets(): Promise<Array<{ tenant: string; usd: number }>> {
-    const out: Array<{ tenant: string; usd: number }> = [];
-    if (this.#tenancy) {
-      let records;
-      try {
-        records = await this.#tenancy.state.tenants.list();
-      } catch (err) {
-        this.logger.warn({ err }, 'tenant budgets not exported: the tenant store could not be read');
-        return out;
-      }
-      for (const rec of records) {
-        const usd = dailyBudgetOf(rec);
-        if (usd !== undefined) out.push({ tenant: rec.id, usd });
-      }
-    } else {
+  #budgets(): Promise<Array<{ tenant: string; usd: number }>> {
+    const tenancy = this.#tenancy;
+    if (!tenancy) {
+      const out: Array<{ tenant: string; usd: number }> = [];
       for (const t of this.#snapshot.config.tenants)
         if (t.budget) out.push({ tenant: t.id, usd: t.budget.daily_usd });
+      return Promise.resolve(out);
     }
-    return out;
+    const c = this.#budgetCache;
+    if (c.list !== undefined && !c.changed && (c.reading || Date.now() - c.at < BUDGETS_TTL_MS))
+      return Promise.resolve(c.list);
+    // After a change made here (the store has just answered) the scrape waits for the new list.
+    const wait = c.list === undefined || c.changed;
+    const read = this.#readBudgets(tenancy);
+    return wait || c.list === undefined ? read : Promise.resolve(c.list);
+  }
+
+  async #readBudgets(tenancy: Tenancy): Promise<Array<{ tenant: string; usd: number }>> {
+    const c = this.#budgetCache;
+    c.reading = true;
+    c.changed = false;
+    try {
+      const list: Array<{ tenant: string; usd: number }> = [];
+      for (const rec of await tenancy.state.tenants.list()) {
+        const usd = dailyBudgetOf(rec);
+        if (usd !== undefined) list.push({ tenant: rec.id, usd });
+      }
+      c.list = list;
+      c.at = Date.now();
+    } catch (err) {
+      this.logger.warn({ err }, 'tenant budgets not read: the tenant store could not be read');
+      c.at = Date.now();
+      c.list ??= [];
+    } finally {
+      c.reading = false;
+    }
+    return c.list;
+  }
+
+  /** A tenant (or the config) changed on this replica: the next scrape reads the budgets again. */
+  budgetsChanged(): void {
+    this.#budgetCache.changed = true;
   }
 
   /** Token limits and quotas estimate prompts up front: load the tokenizer before a request needs it. */
@@ -293,6 +326,7 @@ export class Gateway {
     if (this.#tenancy) {
       this.#tenancy
         .syncConfig(this.#snapshot, loaded.prompts)
+        .then(() => this.budgetsChanged())
         .catch((err: unknown) =>
           this.logger.error({ err }, 'syncing config tenants into the tenant store failed'),
         );

@@ -57,6 +57,21 @@ describe('tenant daily budget', () => {
     assert.deepEqual(await series(gw, GAUGE, 'spender2'), {});
   });
 
+  it('a scrape does not wait on a tenant store that hangs: it reports the budgets last read', async (t) => {
+    const first = (demoConfig().tenants as Array<{ id: string }>)[0]?.id as string;
+    assert.equal((await series(gw, GAUGE, first))[`tenant="${first}"`], 12.5);
+    const tenants = gw.gateway.tenancy?.state.tenants;
+    assert.ok(tenants);
+    // The store stops answering (Postgres partitioned), and the list read is older than its 10 s.
+    t.mock.method(tenants, 'list', () => new Promise<never>(() => undefined));
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() + 11_000 });
+    const scraped = await Promise.race([
+      series(gw, GAUGE, first),
+      new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 2_000)),
+    ]);
+    assert.deepEqual(scraped, { [`tenant="${first}"`]: 12.5 });
+  });
+
   it('a budget that is not a positive number of USD is refused, naming the field', async () => {
     for (const bad of [0, -1, 'ten', 1e12]) {
       const r = await admin(gw, 'POST', '/admin/tenants', { id: 'bad-budget', budget: { daily_usd: bad } });

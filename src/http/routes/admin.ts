@@ -424,6 +424,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
         priority: body.priority ?? 'normal',
       });
       await seedTenantQuota(gw, t, rec);
+      gw.budgetsChanged();
       reply.code(201);
       return tenantView(rec);
     } catch (err) {
@@ -465,6 +466,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
     if (!updated) throw new PorticoError('not_found', `No tenant "${rec.id}".`);
     // A quota set (or changed): the counters hold at least the ledger's usage so far.
     if (body.quota) await seedTenantQuota(gw, t, updated);
+    gw.budgetsChanged();
     return tenantView(updated);
   });
 
@@ -477,6 +479,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
         `Tenant "${rec.id}" is declared in the config file; remove it there.`,
       );
     await t.state.tenants.delete(rec.id);
+    gw.budgetsChanged();
     reply.code(204);
     return null;
   });
