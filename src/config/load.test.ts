@@ -290,6 +290,61 @@ describe('config loading', () => {
     });
   });
 
+  it("a tenant's text the tenant store cannot hold is a config error with its path, not a failed start", async () => {
+    // Before, `config check` passed and the start failed with a StateInvalidInputError naming no
+    // config path (review, 2026-12-08).
+    const dir = await mkdtemp(join(tmpdir(), 'portico-cfg-nul-'));
+    try {
+      await writeFile(join(dir, 'p.txt'), 'Be brief.\u0000');
+      await assert.rejects(
+        buildConfig(
+          {
+            tenants: [
+              {
+                id: 'a',
+                display_name: 'A\u0000',
+                company: 'x\ud800',
+                industry: 'ok',
+                system_prompt: 'p\u0000',
+              },
+            ],
+            models: { m: { backends: [{ provider: 'sim' }] } },
+          },
+          { baseDir: dir },
+        ),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError);
+          const paths = e.problems.map((p) => p.path).sort();
+          assert.deepEqual(paths, [
+            'tenants[0].company',
+            'tenants[0].display_name',
+            'tenants[0].system_prompt',
+          ]);
+          return true;
+        },
+      );
+      await assert.rejects(
+        buildConfig(
+          {
+            tenants: [{ id: 'b', system_prompt_file: 'p.txt' }],
+            models: { m: { backends: [{ provider: 'sim' }] } },
+          },
+          { baseDir: dir },
+        ),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError);
+          assert.deepEqual(
+            e.problems.map((p) => p.path),
+            ['tenants[0].system_prompt_file'],
+          );
+          return true;
+        },
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('rate limits outside their bounds are errors (config tenants, keys, per-IP)', async () => {
     await assert.rejects(
       buildConfig({

@@ -3,6 +3,7 @@
  * schema, read system_prompt_file contents, check that the server.tls files can be read. Every
  * problem is reported with its path.
  */
+import { isStorableText } from '../lib/storable-text.js';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -127,7 +128,13 @@ export async function buildConfig(
         const file = resolve(baseDir, t.system_prompt_file);
         files.push(file);
         try {
-          prompts.set(t.id, (await readFile(file, 'utf8')).trim());
+          const text = (await readFile(file, 'utf8')).trim();
+          if (isStorableText(text)) prompts.set(t.id, text);
+          else
+            problems.push({
+              path: `tenants[${i}].system_prompt_file`,
+              message: `${t.system_prompt_file} holds a NUL character or an unpaired surrogate (not UTF-8 text?): the tenant store could not hold it`,
+            });
         } catch (e) {
           problems.push({
             path: `tenants[${i}].system_prompt_file`,

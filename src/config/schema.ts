@@ -12,6 +12,10 @@ const nonEmpty = z.string().min(1);
 const idString = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'use 1-63 lower-case letters, digits, ".", "_" or "-"');
+/** Text a tenant record keeps in the state stores (no NUL, no unpaired surrogate: Postgres refuses them). */
+const STORABLE =
+  'must be text without a NUL character or an unpaired surrogate: the tenant store could not hold it';
+const storableText = z.string().refine(isStorableText, STORABLE);
 
 export const TlsSchema = z.strictObject({
   cert_file: nonEmpty.describe('PEM certificate chain (path; relative to the working directory)'),
@@ -308,10 +312,10 @@ export const CachePolicySchema = z.strictObject({
 export const TenantSchema = z
   .strictObject({
     id: idString,
-    display_name: nonEmpty.optional(),
-    company: z.string().optional(),
-    industry: z.string().optional(),
-    system_prompt: z.string().optional(),
+    display_name: storableText.min(1).optional(),
+    company: storableText.optional(),
+    industry: storableText.optional(),
+    system_prompt: storableText.optional(),
     system_prompt_file: nonEmpty.optional().describe('path, relative to the config file'),
     prompt_policy: z
       .enum(['prepend', 'replace', 'none'])
