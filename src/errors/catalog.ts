@@ -33,7 +33,7 @@ export const ERROR_CATALOG = {
     status: 401,
     type: 'invalid_request_error',
     retryable: false,
-    doc: 'No API key, an unknown key, an expired or a revoked key, or the admin token (it opens /admin/*, not the tenant endpoints; the message says so). Send `Authorization: Bearer <tenant key>`.',
+    doc: "No API key, an unknown key, an expired or a revoked key, a key of a tenant this replica's config does not declare (another replica's, during a rolling config change: tenancy.md), or the admin token (it opens /admin/*, not the tenant endpoints; the message says so). Send `Authorization: Bearer <tenant key>`.",
   },
   admin_unauthorized: {
     status: 401,

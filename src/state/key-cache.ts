@@ -14,6 +14,7 @@ import type {
   ApiKeyRecord,
   BackendName,
   Clock,
+  ConfigSyncResult,
   CreatedApiKey,
   InvalidationBus,
   KeyStore,
@@ -282,8 +283,9 @@ export class InvalidatingTenantStore implements TenantStore {
     if (out) await this.#changed(id);
     return out;
   }
-  async syncFromConfig(tenants: NewTenant[]): Promise<void> {
-    await this.#inner.syncFromConfig(tenants);
+  async syncFromConfig(tenants: NewTenant[], opts?: { prune?: boolean }): Promise<ConfigSyncResult> {
+    const out = await this.#inner.syncFromConfig(tenants, opts);
     await this.#changed('*');
+    return out;
   }
 }

@@ -398,8 +398,24 @@ export interface TenantStore {
    * tenant's is refused with a StateConflictError naming the ids, and nothing changes: a takeover
    * would drop the tenant's policy, and a later config without the id would delete it with its keys
    * (review, 2026-12). Tenancy checks this first to refuse such a config with its paths.
+   *
+   * A config-sourced tenant not declared here that has API keys (revoked ones included) is NOT
+   * deleted: it is `retained` as it is. Replicas share the store, and the one not declaring it may
+   * run an older config (a rolling update, a rollback, an old pod restarting): deleting would take
+   * the keys created for the tenant through the admin API with it, for good (review, 2026-12).
+   * A later sync that declares it again makes it config-sourced as before, keys intact. The
+   * keys cannot be created on a deleted tenant meanwhile: the check and the delete are atomic.
+   * `prune: false` only upserts (nothing is deleted or retained).
    */
-  syncFromConfig(tenants: NewTenant[]): Promise<void>;
+  syncFromConfig(tenants: NewTenant[], opts?: { prune?: boolean }): Promise<ConfigSyncResult>;
+}
+
+/** What a TenantStore.syncFromConfig did with the config-sourced tenants it was not given. */
+export interface ConfigSyncResult {
+  /** Deleted (they had no API keys). */
+  removed: string[];
+  /** Kept because they have API keys (see syncFromConfig). */
+  retained: string[];
 }
 
 /** A key as stored (no plaintext ever). */

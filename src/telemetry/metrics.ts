@@ -82,6 +82,7 @@ export class GatewayMetrics {
   readonly httpRequests: FastCounter<'method' | 'endpoint' | 'tenant' | 'status'>;
   readonly httpDuration: FastHistogram<'method' | 'endpoint' | 'tenant'>;
   readonly configReloads: Counter<'result'>;
+  readonly configTenantsRetained: Gauge;
   readonly cost: FastCounter<'tenant' | 'model'>;
   readonly queueDepth: Gauge<'tenant'>;
   readonly queueWait: Histogram<'tenant'>;
@@ -227,6 +228,11 @@ export class GatewayMetrics {
       name: 'portico_config_reloads_total',
       help: 'Config reload attempts by result (ok/rejected)',
       labelNames: ['result'],
+      registers: [r],
+    });
+    this.configTenantsRetained = new Gauge({
+      name: 'portico_config_tenants_retained',
+      help: 'Config tenants this replica does not declare, kept in the tenant store by its last config sync because they have API keys',
       registers: [r],
     });
     this.cost = new FastCounter({

@@ -192,6 +192,10 @@ export class Tenancy {
   /** Quota commits, retried while the store refuses them (quota-commits.ts). */
   readonly quotaCommits: QuotaCommits;
   #apiTenants = new Map<string, { rec: TenantRecord; rt: TenantRuntime }>();
+  /** This replica's config tenants as last synced (restoreConfigTenant puts one back). */
+  #configRecords = new Map<string, NewTenant>();
+  /** Reports how many undeclared config tenants the last sync kept for their API keys. */
+  #onRetained: (n: number) => void = () => undefined;
   /** Per tenant or key with stored limits outside their bounds: what was last warned about. */
   #clampWarned = new Map<string, string>();
   #logger: Logger;
@@ -324,6 +328,7 @@ export class Tenancy {
       deps.logger,
     );
     state.bus.subscribe(() => t.#apiTenants.clear());
+    t.#onRetained = (n) => deps.metrics.configTenantsRetained.set(n);
     return t;
   }
 
@@ -395,20 +400,60 @@ export class Tenancy {
     return uncounted;
   }
 
-  /** Make the store's config-sourced tenants match the config (called at start and on reload). */
+  /**
+   * Make the store's config-sourced tenants match the config (called at start and on reload).
+   * Replicas share the store and may run different configs for a while (a rolling update, a
+   * rollback, an old pod restarting): a config tenant this config does not declare is deleted only
+   * if it has no API keys. One with keys is kept (a warning per sync, and the
+   * portico_config_tenants_retained gauge): the replica that declares it serves it, this one refuses
+   * its keys, and the operator deletes it through the admin API once it is gone for good.
+   */
   async syncConfig(snapshot: Snapshot, prompts: ReadonlyMap<string, string>): Promise<void> {
     this.reservations.configure(snapshot.config.admission.reservation_lease_ms);
     this.queue.configure(snapshot.config.admission.max_queue);
-    await this.state.tenants.syncFromConfig(
-      snapshot.config.tenants.map((t) => tenantRecordFromConfig(t, prompts.get(t.id) ?? '')),
-    );
+    const records = snapshot.config.tenants.map((t) => tenantRecordFromConfig(t, prompts.get(t.id) ?? ''));
+    this.#configRecords = new Map(records.map((r) => [r.id, r]));
+    const out = await this.state.tenants.syncFromConfig(records);
+    this.#onRetained(out.retained.length);
+    if (out.removed.length > 0)
+      this.#logger.info(
+        { tenants: out.removed },
+        `config tenants this config no longer declares were removed from the tenant store (they had no API keys): ${out.removed.join(', ')}`,
+      );
+    for (const id of out.retained)
+      this.#logger.warn(
+        { tenant: id },
+        `config tenant "${id}" is not declared in this replica's config, but it has API keys, which a config sync never deletes: it stays in the tenant store and this replica refuses its keys. ` +
+          `If another replica's config still declares it (a rolling update or rollback), nothing needs doing. If it was removed for good, delete it, and its API keys with it, with DELETE /admin/tenants/${id}`,
+      );
   }
 
+  /**
+   * Put this replica's config tenant `id` back into the store if another replica's sync removed it
+   * (it had no API keys, and that replica's config does not declare it). Only an upsert: nothing
+   * else changes. Undefined when this replica's config does not declare `id`.
+   */
+  async restoreConfigTenant(id: string, snapshot: Snapshot): Promise<TenantRecord | undefined> {
+    const rec = snapshot.tenants.has(id) ? this.#configRecords.get(id) : undefined;
+    if (!rec) return undefined;
+    await this.state.tenants.syncFromConfig([rec], { prune: false });
+    this.#logger.warn(
+      { tenant: id },
+      `config tenant "${id}" was missing from the tenant store (removed by a replica whose config does not declare it); restored from this replica's config`,
+    );
+    return (await this.state.tenants.get(id)) ?? undefined;
+  }
+
+  /**
+   * The tenant `id` as this replica serves it: its config entry, or an API tenant from the store. A
+   * config-sourced record this replica's config does not declare (another replica's, or one kept
+   * for its API keys: syncConfig) is no tenant here.
+   */
   async tenant(id: string, snapshot: Snapshot): Promise<TenantRuntime | undefined> {
     const fromConfig = snapshot.tenants.get(id);
     if (fromConfig) return fromConfig;
     const rec = await this.state.tenantResolver.get(id);
-    if (!rec) return undefined;
+    if (!rec || rec.source === 'config') return undefined;
     const cached = this.#apiTenants.get(id);
     if (cached && cached.rec === rec) return cached.rt;
     const clamped: ClampedLimit[] = [];
@@ -431,7 +476,15 @@ export class Tenancy {
       return undefined;
     }
     const tenant = await this.tenant(r.key.tenant_id, snapshot);
-    if (!tenant) return { rejected: 'This API key belongs to a tenant that no longer exists.' };
+    if (!tenant) {
+      // A config tenant kept for its keys but not declared here (syncConfig): a config matter.
+      if ((await this.state.tenantResolver.get(r.key.tenant_id))?.source === 'config')
+        return {
+          rejected:
+            "This API key belongs to a tenant this gateway's config does not declare (removed from the config file, or this replica still runs an older one). Ask your Portico operator.",
+        };
+      return { rejected: 'This API key belongs to a tenant that no longer exists.' };
+    }
     const policy = KeyPolicySchema.safeParse(r.key.limits ?? {});
     const clamped: ClampedLimit[] = [];
     const limits = policy.success ? enforcedLimits(policy.data.limits, clamped) : undefined;

@@ -1195,6 +1195,94 @@ for (const fam of catalogFamilies) {
     );
 
     it(
+      'config sync never deletes API keys: an undeclared config tenant with keys is retained, and declared again it is config-sourced with its keys',
+      withFamily(fam, async ({ tenants, keys }) => {
+        // Review 2026-12: replica A (new config: newco) created a key for newco; replica B (old
+        // config, without newco) started and its sync deleted newco, the key going with it.
+        const cfg = (id: string, display_name = baseTenant.display_name) => ({
+          id,
+          ...baseTenant,
+          display_name,
+        });
+        assert.deepEqual(await tenants.syncFromConfig([cfg('old'), cfg('newco'), cfg('bare'), cfg('revd')]), {
+          removed: [],
+          retained: [],
+        });
+        const k = await keys.create({ tenant_id: 'newco', label: 'ci' });
+        const r = await keys.create({ tenant_id: 'revd' });
+        await keys.revoke(r.key.id);
+        // The older config: newco and revd keep their keys (a revoked key is kept too); bare had none.
+        assert.deepEqual(await tenants.syncFromConfig([cfg('old')]), {
+          removed: ['bare'],
+          retained: ['newco', 'revd'],
+        });
+        assert.deepEqual(
+          (await tenants.list()).map((x) => [x.id, x.source]),
+          [
+            ['newco', 'config'],
+            ['old', 'config'],
+            ['revd', 'config'],
+          ],
+        );
+        assert.equal((await keys.lookupByHash(hashApiKey(k.plaintext)))?.id, k.key.id);
+        assert.deepEqual(
+          (await keys.list('revd')).map((x) => x.id),
+          [r.key.id],
+        );
+        // Declared again (the newer config's next sync): config-sourced, updated, the key intact.
+        assert.deepEqual(await tenants.syncFromConfig([cfg('old'), cfg('newco', 'New Co')]), {
+          removed: [],
+          retained: ['revd'],
+        });
+        const back = await tenants.get('newco');
+        assert.deepEqual([back?.source, back?.display_name], ['config', 'New Co']);
+        assert.equal((await keys.lookupByHash(hashApiKey(k.plaintext)))?.id, k.key.id);
+        // prune: false only upserts: nothing removed or reported.
+        assert.deepEqual(await tenants.syncFromConfig([cfg('bare')], { prune: false }), {
+          removed: [],
+          retained: [],
+        });
+        assert.deepEqual(
+          (await tenants.list()).map((x) => x.id),
+          ['bare', 'newco', 'old', 'revd'],
+        );
+        // Deleting a retained tenant is an explicit act (the admin API), and takes its keys.
+        assert.equal(await tenants.delete('revd'), true);
+        assert.deepEqual(await keys.list('revd'), []);
+        assert.deepEqual(await tenants.syncFromConfig([cfg('old'), cfg('newco')]), {
+          removed: ['bare'],
+          retained: [],
+        });
+      }),
+    );
+
+    it(
+      'a key created while a config sync drops its tenant: the key is refused (tenant gone), or both stay',
+      withFamily(fam, async ({ tenants, keys }) => {
+        for (let i = 0; i < 20; i++) {
+          const id = `race-${i}`;
+          await tenants.syncFromConfig([{ id, ...baseTenant }], { prune: false });
+          const [created, synced] = await Promise.allSettled([
+            keys.create({ tenant_id: id }),
+            tenants.syncFromConfig([]),
+          ]);
+          assert.equal(synced.status, 'fulfilled');
+          if (created.status === 'rejected') {
+            assert.ok(created.reason instanceof StateNotFoundError, String(created.reason));
+            assert.equal(await tenants.get(id), null);
+          } else {
+            // Created: never deleted by the sync that ran beside it.
+            assert.equal(
+              (await keys.lookupByHash(hashApiKey(created.value.plaintext)))?.id,
+              created.value.key.id,
+            );
+            assert.equal((await tenants.get(id))?.source, 'config');
+          }
+        }
+      }),
+    );
+
+    it(
       'keys: create once, list without secrets, lookup by hash, revoke, expiry, cascade',
       withFamily(fam, async ({ tenants, keys }, c) => {
         await tenants.create({ id: 'acme', ...baseTenant });

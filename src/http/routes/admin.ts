@@ -389,11 +389,21 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
     requireAdmin(gw, request);
     return tenancyOf(gw);
   };
+  /**
+   * The stored tenant `id`. One this replica's config declares is put back into the store if
+   * another replica's config sync removed it (that replica runs another config): a tenant in this
+   * replica's own config is never a 404 here.
+   */
+  const storedTenant = async (t: Tenancy, id: string): Promise<TenantRecord | null> =>
+    (await t.state.tenants.get(id)) ?? (await t.restoreConfigTenant(id, gw.snapshot)) ?? null;
   const getTenant = async (t: Tenancy, id: string): Promise<TenantRecord> => {
-    const rec = await t.state.tenants.get(id);
+    const rec = await storedTenant(t, id);
     if (!rec) throw new PorticoError('not_found', `No tenant "${id.slice(0, 80)}".`, { param: 'id' });
     return rec;
   };
+  /** A config-sourced record this replica's config does not declare (TenantStore.syncFromConfig). */
+  const undeclaredConfigTenant = (rec: TenantRecord): boolean =>
+    rec.source === 'config' && !gw.snapshot.tenants.has(rec.id);
 
   app.get('/admin/tenants', async (request) => {
     const t = admin(request);
@@ -443,6 +453,11 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
   app.patch<{ Params: { id: string } }>('/admin/tenants/:id', async (request) => {
     const t = admin(request);
     const rec = await getTenant(t, request.params.id);
+    if (undeclaredConfigTenant(rec))
+      throw new PorticoError(
+        'permission_denied',
+        `Tenant "${rec.id}" is a config tenant that this replica's config does not declare (another replica's config declares it, or it was kept for its API keys after its removal from the config file); it is read-only here. Edit it in the config file that declares it, or remove it for good with DELETE /admin/tenants/${rec.id}.`,
+      );
     if (rec.source === 'config') {
       throw new PorticoError(
         'permission_denied',
@@ -473,7 +488,9 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
   app.delete<{ Params: { id: string } }>('/admin/tenants/:id', async (request, reply) => {
     const t = admin(request);
     const rec = await getTenant(t, request.params.id);
-    if (rec.source === 'config')
+    // A config tenant this replica does not declare was kept by a config sync for its API keys
+    // (TenantStore.syncFromConfig): deleting it, keys included, is the operator's call, here.
+    if (rec.source === 'config' && !undeclaredConfigTenant(rec))
       throw new PorticoError(
         'permission_denied',
         `Tenant "${rec.id}" is declared in the config file; remove it there.`,
@@ -515,8 +532,8 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
   app.post<{ Params: { id: string } }>('/admin/tenants/:id/keys', async (request, reply) => {
     const t = admin(request);
     const body = parse(NewKeyBody, request.body);
-    try {
-      const created = await t.state.keys.create({
+    const create = (): ReturnType<typeof t.state.keys.create> =>
+      t.state.keys.create({
         tenant_id: request.params.id,
         label: body.label ?? '',
         expires_at: body.expires_at ?? null,
@@ -528,6 +545,16 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
               } as JsonObject)
             : null,
       });
+    try {
+      let created: Awaited<ReturnType<typeof create>>;
+      try {
+        created = await create();
+      } catch (err) {
+        // This replica's config tenant, removed from the store by another replica's sync: put back.
+        if (!(err instanceof StateNotFoundError)) throw err;
+        if (!(await t.restoreConfigTenant(request.params.id, gw.snapshot))) throw err;
+        created = await create();
+      }
       reply.code(201);
       return {
         key: created.plaintext,
@@ -545,7 +572,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
     const t = admin(request);
     const tenant = parse(KeysQuery, request.query).tenant || undefined;
     // As GET /admin/tenants/{id}/keys: an unknown tenant is a 404, not an empty list.
-    if (tenant !== undefined && !(await t.state.tenants.get(tenant)))
+    if (tenant !== undefined && !(await storedTenant(t, tenant)))
       throw new PorticoError('not_found', `No tenant "${tenant}". GET /admin/tenants lists the tenants.`, {
         param: 'tenant',
       });
@@ -598,7 +625,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
       // deleted tenant's usage stays queryable (docs/admin-api.md).
       if (
         q.tenant &&
-        !(await t.state.tenants.get(q.tenant)) &&
+        !(await storedTenant(t, q.tenant)) &&
         (await t.state.ledger.count({ tenant: q.tenant })) === 0
       )
         throw new PorticoError(

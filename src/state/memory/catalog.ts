@@ -11,6 +11,7 @@ import type {
   ApiKeyInfo,
   ApiKeyRecord,
   Clock,
+  ConfigSyncResult,
   CreatedApiKey,
   KeyStore,
   LedgerFilter,
@@ -57,6 +58,8 @@ export class MemoryTenantStore implements TenantStore {
   readonly #tenants = new Map<string, TenantRecord>();
   /** Set by MemoryKeyStore so deleting a tenant deletes its keys. */
   onDelete: ((id: string) => void) | undefined;
+  /** Set by MemoryKeyStore: whether a tenant has API keys (a config sync keeps such a tenant). */
+  hasKeys: ((id: string) => boolean) | undefined;
 
   constructor(opts: { clock?: Clock } = {}) {
     this.#clock = opts.clock ?? Date.now;
@@ -96,13 +99,19 @@ export class MemoryTenantStore implements TenantStore {
     return had;
   }
 
-  async syncFromConfig(tenants: NewTenant[]): Promise<void> {
+  async syncFromConfig(tenants: NewTenant[], opts: { prune?: boolean } = {}): Promise<ConfigSyncResult> {
     tenants.forEach((t) => checkTenantInput(t));
     const taken = tenants.filter((t) => this.#tenants.get(t.id)?.source === 'api').map((t) => t.id);
     if (taken.length > 0) throw apiTenantsTaken(taken);
     const ids = new Set(tenants.map((t) => t.id));
-    for (const t of [...this.#tenants.values()]) {
-      if (t.source === 'config' && !ids.has(t.id)) await this.delete(t.id);
+    const out: ConfigSyncResult = { removed: [], retained: [] };
+    for (const t of [...this.#tenants.values()].sort((a, b) => cmp(a.id, b.id))) {
+      if (opts.prune === false || t.source !== 'config' || ids.has(t.id)) continue;
+      if (this.hasKeys?.(t.id)) out.retained.push(t.id);
+      else {
+        await this.delete(t.id);
+        out.removed.push(t.id);
+      }
     }
     for (const t of tenants) {
       const old = this.#tenants.get(t.id);
@@ -111,6 +120,7 @@ export class MemoryTenantStore implements TenantStore {
         tenantFromNew({ ...t, source: 'config' }, old?.created_at ?? isoNow(this.#clock())),
       );
     }
+    return out;
   }
 
   has(id: string): boolean {
@@ -128,6 +138,10 @@ export class MemoryKeyStore implements KeyStore {
     this.#tenants = tenants;
     tenants.onDelete = (id) => {
       for (const [kid, k] of this.#keys) if (k.tenant_id === id) this.#keys.delete(kid);
+    };
+    tenants.hasKeys = (id) => {
+      for (const k of this.#keys.values()) if (k.tenant_id === id) return true;
+      return false;
     };
   }
 

@@ -12,6 +12,7 @@ import type {
   ApiKeyInfo,
   ApiKeyRecord,
   Clock,
+  ConfigSyncResult,
   CreatedApiKey,
   KeyStore,
   LedgerFilter,
@@ -141,24 +142,41 @@ export class PgTenantStore implements TenantStore {
     return (r.rowCount ?? 0) > 0;
   }
 
-  async syncFromConfig(tenants: NewTenant[]): Promise<void> {
+  async syncFromConfig(tenants: NewTenant[], opts: { prune?: boolean } = {}): Promise<ConfigSyncResult> {
     tenants.forEach((t) => checkTenantInput(t));
     const now = isoNow(this.#clock());
-    await pgRun(this.#ctx, 'tenants', 'syncFromConfig', () => this.#sync(tenants, now));
+    return pgRun(this.#ctx, 'tenants', 'syncFromConfig', () => this.#sync(tenants, now, opts));
   }
 
-  #sync(tenants: NewTenant[], now: string): Promise<void> {
+  #sync(tenants: NewTenant[], now: string, opts: { prune?: boolean }): Promise<ConfigSyncResult> {
+    const ids = tenants.map((t) => t.id);
     return withTx(this.#ctx, async (c) => {
+      const out: ConfigSyncResult = { removed: [], retained: [] };
       // FOR UPDATE: an API tenant created with one of these ids while this runs waits, then is seen.
       const taken = await c.query<{ id: string }>(
         `SELECT id FROM ${this.#ctx.s}.tenants WHERE source = 'api' AND id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
-        [tenants.map((t) => t.id)],
+        [ids],
       );
       if (taken.rows.length > 0) throw apiTenantsTaken(taken.rows.map((r) => r.id));
-      await c.query(
-        `DELETE FROM ${this.#ctx.s}.tenants WHERE source = 'config' AND NOT (id = ANY($1::text[]))`,
-        [tenants.map((t) => t.id)],
-      );
+      if (opts.prune !== false) {
+        // Lock the undeclared config tenants first: a key being created for one (its insert holds a
+        // KEY SHARE lock on the tenant row) commits before this goes on, and none can be created
+        // after. The DELETE below is a new statement, so it sees such a key: a tenant with API keys
+        // is kept, never deleted with them (TenantStore.syncFromConfig).
+        const stale = await c.query<{ id: string }>(
+          `SELECT id FROM ${this.#ctx.s}.tenants WHERE source = 'config' AND NOT (id = ANY($1::text[])) ORDER BY id FOR UPDATE`,
+          [ids],
+        );
+        if (stale.rows.length > 0) {
+          const gone = await c.query<{ id: string }>(
+            `DELETE FROM ${this.#ctx.s}.tenants t WHERE t.id = ANY($1::text[])
+               AND NOT EXISTS (SELECT 1 FROM ${this.#ctx.s}.api_keys k WHERE k.tenant_id = t.id) RETURNING t.id`,
+            [stale.rows.map((r) => r.id)],
+          );
+          const removed = new Set(gone.rows.map((r) => r.id));
+          for (const { id } of stale.rows) (removed.has(id) ? out.removed : out.retained).push(id);
+        }
+      }
       for (const t of tenants) {
         await c.query(
           `INSERT INTO ${this.#ctx.s}.tenants (${TENANT_COLUMNS.join(',')}) VALUES (${TENANT_PLACEHOLDERS})
@@ -168,6 +186,7 @@ export class PgTenantStore implements TenantStore {
           tenantParams(t, 'config', now),
         );
       }
+      return out;
     });
   }
 }

@@ -12,6 +12,7 @@ import type {
   ApiKeyInfo,
   ApiKeyRecord,
   Clock,
+  ConfigSyncResult,
   CreatedApiKey,
   KeyStore,
   LedgerFilter,
@@ -105,22 +106,33 @@ export class SqliteTenantStore implements TenantStore {
       .immediate();
   }
 
-  async syncFromConfig(tenants: NewTenant[]): Promise<void> {
+  async syncFromConfig(tenants: NewTenant[], opts: { prune?: boolean } = {}): Promise<ConfigSyncResult> {
     tenants.forEach((t) => checkTenantInput(t));
     const now = isoNow(this.#clock());
-    this.#db
-      .transaction(() => {
+    return this.#db
+      .transaction((): ConfigSyncResult => {
+        const out: ConfigSyncResult = { removed: [], retained: [] };
         const ids = new Set(tenants.map((t) => t.id));
         const api = this.#db.prepare("SELECT id FROM tenants WHERE source = 'api'").all() as { id: string }[];
         const taken = api.map((r) => r.id).filter((id) => ids.has(id));
         if (taken.length > 0) throw apiTenantsTaken(taken);
-        const stale = this.#db.prepare("SELECT id FROM tenants WHERE source = 'config'").all() as {
-          id: string;
-        }[];
-        for (const { id } of stale) {
+        const stale =
+          opts.prune === false
+            ? []
+            : (this.#db
+                .prepare(
+                  "SELECT id, EXISTS (SELECT 1 FROM api_keys k WHERE k.tenant_id = t.id) AS has_keys FROM tenants t WHERE source = 'config' ORDER BY id",
+                )
+                .all() as { id: string; has_keys: number }[]);
+        for (const { id, has_keys } of stale) {
           if (ids.has(id)) continue;
-          this.#db.prepare('DELETE FROM api_keys WHERE tenant_id = ?').run(id);
+          // API keys are never deleted by a sync: the tenant stays (TenantStore.syncFromConfig).
+          if (has_keys) {
+            out.retained.push(id);
+            continue;
+          }
           this.#db.prepare('DELETE FROM tenants WHERE id = ?').run(id);
+          out.removed.push(id);
         }
         for (const t of tenants) {
           const old = this.#db.prepare('SELECT created_at FROM tenants WHERE id = ?').get(t.id) as
@@ -128,6 +140,7 @@ export class SqliteTenantStore implements TenantStore {
           this.#db.prepare('DELETE FROM tenants WHERE id = ?').run(t.id);
           this.#db.prepare(TENANT_INSERT).run(...tenantParams(t, 'config', old?.created_at ?? now));
         }
+        return out;
       })
       .immediate();
   }
