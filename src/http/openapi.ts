@@ -42,6 +42,14 @@ const QuotaObj = obj(
   { daily_tokens: int, monthly_tokens: int, daily_requests: int, monthly_requests: int },
   { nullable: true },
 );
+/**
+ * `schema` with an optional `warning` (the change was saved, but the other replicas could not be
+ * told yet: routes/admin.ts undeliveredWarning).
+ */
+function withWarning(schema: Json): Json {
+  return { ...schema, properties: { ...(schema.properties as Json), warning: str } };
+}
+
 const Tenant = obj({
   id: str,
   display_name: str,
@@ -278,11 +286,12 @@ export const ADMIN_DOCS: Record<string, Doc> = {
     summary: 'Update a tenant (403 for tenants declared in the config file)',
     params: idParam('tenant id'),
     body: fromZod(PatchTenantBody),
-    response: { 200: Tenant, 403: ErrorBody, ...errors },
+    response: { 200: withWarning(Tenant), 403: ErrorBody, ...errors },
   },
   'DELETE /admin/tenants/:id': {
     tags: T,
-    summary: 'Delete a tenant and its keys (403 for config tenants)',
+    summary:
+      "Delete a tenant and its keys (403 for config tenants this replica's config declares; one it does not declare, kept by a config sync for its API keys, is deleted)",
     description:
       'Its usage ledger rows and its quota usage of the current day and month stay under its id: usage stays queryable, and a tenant created again with the same id starts where this one left off (delete and re-create is no way around a quota). docs/admin-api.md',
     params: idParam('tenant id'),
@@ -313,8 +322,10 @@ export const ADMIN_DOCS: Record<string, Doc> = {
   'POST /admin/keys/:id/revoke': {
     tags: K,
     summary: 'Revoke a key (every replica refuses it within a second)',
+    description:
+      'A `warning` in the answer when the other replicas could not be told yet (neither Redis nor Postgres took the invalidation): they may accept the key for up to 30 s; the gateway retries.',
     params: idParam('key id'),
-    response: { 200: Key, ...errors },
+    response: { 200: withWarning(Key), ...errors },
   },
   'GET /admin/usage': {
     tags: ['usage'],

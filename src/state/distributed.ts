@@ -8,11 +8,13 @@ import type { StateConfig, StateOptions, StoreParts } from './factory.js';
 import { BackendHealth } from './health.js';
 import { closePostgres, openPostgres } from './postgres/db.js';
 import { PgKeyStore, PgLedgerStore, PgTenantStore } from './postgres/catalog.js';
+import { PgInvalidationVersion } from './postgres/invalidation.js';
 import { PgResponseStore } from './postgres/responses.js';
 import { connectRedis, waitReady, type RedisContext } from './redis/client.js';
 import { RedisCounterStore } from './redis/counters.js';
 import { RedisInvalidationBus } from './redis/invalidation.js';
 import { RedisQuotaStore } from './redis/quotas.js';
+import { DualInvalidationBus } from './dual-bus.js';
 
 /** Period of the Redis probe (PING on both connections; each fails within the 1 s command timeout). */
 const REDIS_PING_INTERVAL_MS = 5000;
@@ -81,7 +83,11 @@ export async function openDistributedParts(
     keys: new PgKeyStore(pg, c),
     ledger: new PgLedgerStore(pg),
     responses: new PgResponseStore(pg, c),
-    bus: new RedisInvalidationBus(ctx, sub),
+    // Redis pub/sub, and a version in Postgres for a replica that cannot reach Redis (dual-bus.ts).
+    bus: new DualInvalidationBus(new RedisInvalidationBus(ctx, sub), new PgInvalidationVersion(pg), {
+      logger: opts.logger,
+      hooks: opts.hooks,
+    }),
     busStore: 'redis',
     ledgerStore: 'postgres',
     // Probes now (each bounded: Redis by its command timeout, Postgres by PG_PING_TIMEOUT_MS).

@@ -478,6 +478,11 @@ export interface InvalidationBus {
   subscribe(fn: (e: InvalidationEvent) => void): () => void;
   /** A number that changes on every publish (polled to catch missed messages). */
   version(): Promise<number>;
+  /**
+   * True while a published change has reached no channel the other replicas read (the
+   * distributed bus retries it; dual-bus.ts). Absent: every publish is delivered or throws.
+   */
+  undelivered?(): boolean;
   close(): Promise<void>;
 }
 

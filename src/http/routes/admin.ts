@@ -482,7 +482,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
     // A quota set (or changed): the counters hold at least the ledger's usage so far.
     if (body.quota) await seedTenantQuota(gw, t, updated);
     gw.budgetsChanged();
-    return tenantView(updated);
+    return { ...tenantView(updated), ...undeliveredWarning(t, 'serve the tenant as it was') };
   });
 
   app.delete<{ Params: { id: string } }>('/admin/tenants/:id', async (request, reply) => {
@@ -602,7 +602,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
         'not_found',
         `No key "${request.params.id.slice(0, 80)}" (see GET /admin/keys for the key ids).`,
       );
-    return keyView(key);
+    return { ...keyView(key), ...undeliveredWarning(t, 'accept the key') };
   });
 
   app.get('/admin/usage', async (request) => {
@@ -646,6 +646,17 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
     }
     return { object: 'list', group_by: q.group_by, data: rows };
   });
+}
+
+/**
+ * A `warning` when the change was saved but its invalidation reached neither Redis nor Postgres'
+ * version row (the bus retries it; state/dual-bus.ts): the other replicas do not know yet.
+ */
+function undeliveredWarning(t: Tenancy, what: string): { warning?: string } {
+  if (!t.state.bus.undelivered?.()) return {};
+  return {
+    warning: `Saved, but the other replicas could not be told yet (neither Redis nor Postgres took the invalidation): they may ${what} for up to 30 s (their cache lifetime). This gateway retries every second and logs when it is delivered; operators: see docs/runbooks/postgres-down.md and redis-down.md.`,
+  };
 }
 
 function errorText(err: unknown): string {

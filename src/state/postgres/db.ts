@@ -178,6 +178,12 @@ export const MIGRATIONS: readonly ((S: string) => string)[] = [
   (S) => `
   ALTER TABLE ${S}.ledger ADD COLUMN partial boolean NOT NULL DEFAULT false;
   `,
+  // The invalidation version every replica polls (postgres/invalidation.ts): a revocation or tenant
+  // edit reaches the other replicas through Postgres too, when Redis cannot carry it.
+  (S) => `
+  CREATE TABLE ${S}.invalidation (id boolean PRIMARY KEY DEFAULT true CHECK (id), version bigint NOT NULL);
+  INSERT INTO ${S}.invalidation (id, version) VALUES (true, 0);
+  `,
 ];
 
 export interface PgOptions {

@@ -1,7 +1,8 @@
 /**
  * Redis invalidation bus: a revoke bumps a version counter and publishes on a channel in one
  * script. Replicas drop their key cache on the message, and also poll the version so a message
- * missed during a reconnect is caught within the poll interval.
+ * missed during a reconnect is caught within the poll interval. Wrapped by DualInvalidationBus
+ * (../dual-bus.ts) with a version in Postgres, for a replica that cannot reach Redis.
  */
 import type { Redis } from 'ioredis';
 import type { InvalidationBus, InvalidationEvent } from '../ports.js';
@@ -58,11 +59,14 @@ export class RedisInvalidationBus implements InvalidationBus {
     if (sub.status === 'ready') subscribe();
   }
 
+  /**
+   * Throws when Redis cannot take it (counted first): the caller (DualInvalidationBus) then relies
+   * on the version in Postgres, which it bumps too, and says so.
+   */
   async publish(e: InvalidationEvent): Promise<void> {
     try {
       await runScript(this.#ctx.redis, INVALIDATE, [this.#versionKey], [this.#channel, JSON.stringify(e)]);
     } catch (error) {
-      // The change is already durable in Postgres; replicas whose poll also fails bypass their cache.
       this.#ctx.hooks?.onError?.({
         store: 'redis',
         port: 'invalidation',
@@ -70,7 +74,7 @@ export class RedisInvalidationBus implements InvalidationBus {
         mode: this.#ctx.mode,
         error,
       });
-      this.#ctx.logger?.error({ err: error, store: 'redis', event: e }, 'redis invalidation publish failed');
+      throw error;
     }
   }
 
