@@ -86,6 +86,25 @@ describe('pgRun', () => {
     c.health?.close();
   });
 
+  it('a read on connections the server ended runs again on the next one; a write does not', async () => {
+    const events: StateErrorEvent[] = [];
+    const c = ctx(events);
+    let calls = 0;
+    const endedTwice = (): Promise<number> =>
+      ++calls <= 2 ? Promise.reject(new Error('Connection terminated unexpectedly')) : Promise.resolve(5);
+    // pg_terminate_backend left two ended connections in the pool: the read is answered, the
+    // store is not marked down, and nothing is counted (a single try failed and marked it down).
+    assert.equal(await pgRun(c, 'tenants', 'list', endedTwice), 5);
+    assert.equal(calls, 3);
+    assert.equal(c.health?.up, true);
+    assert.deepEqual(events, []);
+    // A write that may have been applied before its connection ended is not sent twice.
+    calls = 0;
+    await assert.rejects(pgRun(c, 'keys', 'revoke', endedTwice), StateUnavailableError);
+    assert.equal(calls, 1);
+    c.health?.close();
+  });
+
   it('a transient failure is a 503 but the store stays up; a data error passes through unchanged', async () => {
     const events: StateErrorEvent[] = [];
     const c = ctx(events);

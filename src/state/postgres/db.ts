@@ -88,6 +88,17 @@ export function pgFailure(e: unknown): 'down' | 'transient' | 'other' {
  * `report`: count it in portico_state_errors_total (off where the caller already reports it: the
  * key cache's lookups, the ledger writer's appends).
  */
+/** Operations pgRun runs again after an ended connection: reads, and the ledger's idempotent append. */
+const RETRIED = new Set(['get', 'list', 'lookup', 'query', 'count', 'append']);
+/** How many ended connections in a row a read (or the health probe) goes past: the pool's size. */
+const ENDED_RETRIES = 10;
+
+/** The connection was ended under the query (by the server, or its socket): nothing was decided on it. */
+function endedConnection(e: unknown): boolean {
+  if (e instanceof pg.DatabaseError) return e.code === '57P01' || e.code === '57P05';
+  return e instanceof Error && /^Connection terminated/.test(e.message);
+}
+
 export async function pgRun<T>(
   ctx: PgContext,
   port: PortName,
@@ -96,7 +107,18 @@ export async function pgRun<T>(
   report = true,
 ): Promise<T> {
   try {
-    const out = await fn();
+    let out: T;
+    // A pooled connection the server ended while it sat idle (pg_terminate_backend, an idle
+    // timeout, a failover) can be handed out before the pool has seen its end: a read, or an
+    // idempotent ledger append, runs again (on the next connection) instead of failing.
+    for (let tries = 0; ; tries++) {
+      try {
+        out = await fn();
+        break;
+      } catch (err) {
+        if (tries >= ENDED_RETRIES || !RETRIED.has(op) || !endedConnection(err)) throw err;
+      }
+    }
     ctx.health?.observe(true);
     return out;
   } catch (error) {
@@ -240,8 +262,16 @@ export async function openPostgres(url: string, opts: PgOptions = {}): Promise<P
       // Every connection busy and requests queued: the probe would only wait its turn (and time
       // out on a busy but healthy server); the queries under way give the verdict.
       if (pool.waitingCount > 0) return undefined;
-      await pool.query(timed('SELECT 1', undefined, PG_PING_TIMEOUT_MS));
-      return true;
+      // Right after pg_terminate_backend (or a failover) several idle connections may be ended
+      // whose ends the pool has not seen yet: one of them failing says nothing about the server.
+      for (let tries = 0; ; tries++) {
+        try {
+          await pool.query(timed('SELECT 1', undefined, PG_PING_TIMEOUT_MS));
+          return true;
+        } catch (err) {
+          if (tries >= ENDED_RETRIES || !endedConnection(err)) throw err;
+        }
+      }
     },
   });
   return ctx;
