@@ -4,52 +4,17 @@
  * object from a read before the store's transaction, so the later commit erased the other's
  * change — 19 of 20 tenants lost one).
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
-import { dropTestState, reachablePostgres, redisUnreachable } from '../support/processes.js';
-
-const REDIS_URL = process.env.PORTICO_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+import { useDistributedGateway } from '../support/distributed.js';
 const ADMIN = { authorization: 'Bearer test-admin-token', 'content-type': 'application/json' };
 
 describe('distributed: concurrent admin PATCHes of one tenant', () => {
-  let skip: string | undefined;
-  let pgUrl = '';
-  let gw: TestGateway | undefined;
-  const schema = `portico_patch_${randomBytes(4).toString('hex')}`;
-  const prefix = `portico-patch-${randomBytes(4).toString('hex')}:`;
-
-  before(async () => {
-    const pg = await reachablePostgres();
-    if ('reason' in pg) skip = pg.reason;
-    else {
-      pgUrl = pg.url;
-      skip = await redisUnreachable(REDIS_URL);
-    }
-    if (skip) {
-      if (process.env.CI === 'true') throw new Error(`CI=true but ${skip}`);
-      console.warn(`SKIPPED concurrent PATCH test: ${skip}`);
-      return;
-    }
-    gw = await startTestGateway(
-      demoConfig({
-        state: {
-          kind: 'distributed',
-          redis: { url: REDIS_URL, key_prefix: prefix },
-          postgres: { url: pgUrl, schema },
-          redis_failure_mode: 'fail_closed',
-        },
-      }),
-    );
-  });
-  after(async () => {
-    await gw?.close();
-    if (!skip) await dropTestState(pgUrl, [schema]);
-  });
+  const d = useDistributedGateway('patch');
 
   it('both policy changes land, for every tenant', async (t) => {
-    if (skip || !gw) return t.skip(skip);
+    const gw = d.gw;
+    if (d.skip || !gw) return t.skip(d.skip);
     const base = gw.url;
     const ids = Array.from({ length: 20 }, (_, i) => `patched-${i}`);
     for (const id of ids) {

@@ -3,52 +3,17 @@
  * the requests the tenant made before it, and the admin view of a tenant without a quota reads
  * the ledger (review, 2026-12; the embedded case: test/integration/quota-seeding.test.ts).
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { demoConfig, startTestGateway, type TestGateway } from '../support/gateway.js';
-import { dropTestState, reachablePostgres, redisUnreachable } from '../support/processes.js';
-
-const REDIS_URL = process.env.PORTICO_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+import { useDistributedGateway } from '../support/distributed.js';
 const ADMIN = { authorization: 'Bearer test-admin-token', 'content-type': 'application/json' };
 
 describe('distributed: a quota added mid-day counts the day so far', () => {
-  let skip: string | undefined;
-  let pgUrl = '';
-  let gw: TestGateway | undefined;
-  const schema = `portico_seed_${randomBytes(4).toString('hex')}`;
-  const prefix = `portico-seed-${randomBytes(4).toString('hex')}:`;
-
-  before(async () => {
-    const pg = await reachablePostgres();
-    if ('reason' in pg) skip = pg.reason;
-    else {
-      pgUrl = pg.url;
-      skip = await redisUnreachable(REDIS_URL);
-    }
-    if (skip) {
-      if (process.env.CI === 'true') throw new Error(`CI=true but ${skip}`);
-      console.warn(`SKIPPED quota seeding test: ${skip}`);
-      return;
-    }
-    gw = await startTestGateway(
-      demoConfig({
-        state: {
-          kind: 'distributed',
-          redis: { url: REDIS_URL, key_prefix: prefix },
-          postgres: { url: pgUrl, schema },
-          redis_failure_mode: 'fail_closed',
-        },
-      }),
-    );
-  });
-  after(async () => {
-    await gw?.close();
-    if (!skip) await dropTestState(pgUrl, [schema]);
-  });
+  const d = useDistributedGateway('seed');
 
   it('PATCH of a daily quota after three requests refuses the next one', async (t) => {
-    if (skip || !gw) return t.skip(skip);
+    const gw = d.gw;
+    if (d.skip || !gw) return t.skip(d.skip);
     const base = gw.url;
     assert.equal(
       (
