@@ -38,6 +38,17 @@ function tallyExpireAt(wid: string): number {
   return windowResetAt(d === undefined ? 'month' : 'day', start) + TALLY_GRACE_MS;
 }
 
+/** A script's (tokens, requests) per window, as the windows that moved. */
+function movedOf(v: readonly number[], wids: readonly string[]): QuotaMoved[] {
+  const out: QuotaMoved[] = [];
+  QUOTA_WINDOWS.forEach((window, i) => {
+    const tokens = v[2 * i] ?? 0;
+    const requests = v[2 * i + 1] ?? 0;
+    if (tokens !== 0 || requests !== 0) out.push({ window, windowId: wids[i] ?? '', tokens, requests });
+  });
+  return out;
+}
+
 export class RedisQuotaStore implements QuotaStore {
   readonly #ctx: RedisContext;
   readonly #clock: Clock;
@@ -243,13 +254,7 @@ export class RedisQuotaStore implements QuotaStore {
       this.#ctx.hooks?.onError?.({ store: 'redis', port: 'quotas', op: 'moveUsage', mode: 'retry', error });
       throw new StateUnavailableError('redis', 'redis unavailable for quotas.moveUsage', error);
     }
-    const out: QuotaMoved[] = [];
-    QUOTA_WINDOWS.forEach((window, i) => {
-      const tokens = v[2 * i] ?? 0;
-      const requests = v[2 * i + 1] ?? 0;
-      if (tokens !== 0 || requests !== 0) out.push({ window, windowId: wids[i] ?? '', tokens, requests });
-    });
-    return out;
+    return movedOf(v, wids);
   }
 
   /** One script for both windows (the tenant's hash tag: one cluster slot). Throws when Redis is down. */
@@ -279,13 +284,7 @@ export class RedisQuotaStore implements QuotaStore {
       this.#ctx.hooks?.onError?.({ store: 'redis', port: 'quotas', op: 'raiseUsage', mode: 'retry', error });
       throw new StateUnavailableError('redis', 'redis unavailable for quotas.raiseUsage', error);
     }
-    const out: QuotaMoved[] = [];
-    QUOTA_WINDOWS.forEach((window, i) => {
-      const tokens = v[2 * i] ?? 0;
-      const requests = v[2 * i + 1] ?? 0;
-      if (tokens !== 0 || requests !== 0) out.push({ window, windowId: wids[i] ?? '', tokens, requests });
-    });
-    return out;
+    return movedOf(v, wids);
   }
 
   async rehold(
