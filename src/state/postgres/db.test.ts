@@ -102,6 +102,14 @@ describe('pgRun', () => {
     calls = 0;
     await assert.rejects(pgRun(c, 'keys', 'revoke', endedTwice), StateUnavailableError);
     assert.equal(calls, 1);
+    // A connection that could not be made (a partition) is not an ended one: no second wait.
+    calls = 0;
+    const timesOut = (): Promise<number> => {
+      calls++;
+      return Promise.reject(new Error('Connection terminated due to connection timeout'));
+    };
+    await assert.rejects(pgRun(c, 'tenants', 'list', timesOut), StateUnavailableError);
+    assert.equal(calls, 1);
     c.health?.close();
   });
 

@@ -96,7 +96,9 @@ const ENDED_RETRIES = 10;
 /** The connection was ended under the query (by the server, or its socket): nothing was decided on it. */
 function endedConnection(e: unknown): boolean {
   if (e instanceof pg.DatabaseError) return e.code === '57P01' || e.code === '57P05';
-  return e instanceof Error && /^Connection terminated/.test(e.message);
+  // Not "Connection terminated due to connection timeout": a server that does not answer (a
+  // partition) would then make every read wait for connect_timeout_ms once per retry.
+  return e instanceof Error && e.message === 'Connection terminated unexpectedly';
 }
 
 export async function pgRun<T>(
